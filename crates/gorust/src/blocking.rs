@@ -1,0 +1,117 @@
+//! `gorust::blocking` and `spawn_blocking`: run blocking code on the blocking pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+/// Runs `f` on a blocking-pool thread and parks the calling goroutine until it returns.
+///
+/// Use it for anything that blocks a thread: file I/O, a C library call, CPU-heavy work.
+/// A panic in `f` is re-raised in the caller. Outside a runtime, or on a blocking-pool thread
+/// already, `f` simply runs on the current thread.
+pub fn blocking<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let on_worker = crate::sched::worker::current_index().is_some();
+    if !on_worker || crate::context::handle().is_none() {
+        return f();
+    }
+    match crate::block_on(spawn_blocking(f)) {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// Runs `f` on a blocking-pool thread; the returned future resolves to its result (or its
+/// panic's payload, or a cancellation payload if the runtime shut down first).
+///
+/// # Panics
+///
+/// Outside a gorust runtime.
+pub fn spawn_blocking<F, T>(f: F) -> BlockingHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = crate::context::expect_handle("spawn_blocking");
+    let slot = Arc::new(Mutex::new(Slot {
+        result: None,
+        waker: None,
+    }));
+    let tx = Sender {
+        slot: Some(slot.clone()),
+    };
+    let job = Box::new(move || {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        tx.send(res);
+    });
+    if handle.blocking.spawn(job, handle.clone()).is_err() {
+        // The job (and its Sender) was dropped: the receiver sees the cancellation.
+    }
+    BlockingHandle { slot }
+}
+
+struct Slot<T> {
+    result: Option<std::thread::Result<T>>,
+    waker: Option<Waker>,
+}
+
+/// Completes the slot exactly once: with the job's result, or, if dropped unsent (the pool
+/// refused or discarded the job at shutdown), with a cancellation payload.
+struct Sender<T> {
+    slot: Option<Arc<Mutex<Slot<T>>>>,
+}
+
+impl<T> Sender<T> {
+    fn send(mut self, res: std::thread::Result<T>) {
+        self.complete(res);
+    }
+
+    fn complete(&mut self, res: std::thread::Result<T>) {
+        let Some(slot) = self.slot.take() else { return };
+        let waker = {
+            let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+            s.result = Some(res);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.complete(Err(Box::new(crate::sched::task::CANCELLED_MESSAGE)));
+    }
+}
+
+/// The result of [`spawn_blocking`], as a future.
+pub struct BlockingHandle<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> std::fmt::Debug for BlockingHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockingHandle")
+    }
+}
+
+impl<T> Future for BlockingHandle<T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = s.result.take() {
+            return Poll::Ready(r);
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}

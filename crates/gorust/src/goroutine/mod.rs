@@ -1,0 +1,240 @@
+//! Goroutines: stackful coroutines driven as tasks.
+//!
+//! A goroutine is a task whose future ([`Goroutine`]) resumes a `corosensei` coroutine. Inside
+//! the coroutine, code that must wait (`block_on`, and everything built on it: channel receives,
+//! sleeps, joins, network reads) polls a future with the task's waker; if the future is not
+//! ready the coroutine suspends, which makes the task's poll return `Pending`. When the waker
+//! fires, the task is scheduled, polled, and the coroutine resumes inside `block_on`, which polls
+//! again. This is Go's `gopark`/`goready`, and it makes goroutines and futures one kind of task
+//! on one scheduler.
+//!
+//! Lifecycle of a goroutine:
+//! 1. `go(f)`: a pooled stack is taken and a coroutine created on it; the task is queued
+//!    (unbound: any worker may take it, so idle workers can steal new goroutines).
+//! 2. First poll: the worker binds the task to itself (`Header::home`); from now on it is only
+//!    polled on that thread, because compiled code caches thread-local addresses across calls
+//!    and would read another thread's data after a migration (DESIGN.md decision 2).
+//! 3. Parks and resumes any number of times, on the home worker.
+//! 4. `f` returns or panics; the panic is caught on the coroutine's stack and handed to the
+//!    `JoinHandle`. The stack returns to the pool.
+//!
+//! The coroutine's input on each resume is the address of the waker of the poll that resumed
+//! it; it is valid until the coroutine next suspends, and the per-thread `CURRENT` pointer to
+//! the goroutine's context is likewise set only while the goroutine runs.
+//!
+//! Rejected: stackless-only (every blocking-looking API would need `async`); copying or growing
+//! stacks (Rust cannot move a stack: it holds pointers into itself); running goroutines on
+//! any worker after they start (unsound with thread-locals, above).
+
+mod overflow;
+pub(crate) mod stack;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll, Waker};
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::sched::task::{JoinHandle, Kind};
+use crate::sched::Handle;
+use stack::GuardedStack;
+
+type WakerPtr = *const Waker;
+type Co<T> = Coroutine<WakerPtr, (), std::thread::Result<T>, GuardedStack>;
+
+/// What a running goroutine knows about itself; lives on its own stack.
+struct GoCtx {
+    yielder: *const Yielder<WakerPtr, ()>,
+    waker: Cell<WakerPtr>,
+}
+
+thread_local! {
+    /// The goroutine running on this thread, if any.
+    static CURRENT: Cell<*const GoCtx> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The task future of a goroutine.
+pub(crate) struct Goroutine<T> {
+    /// Dropped by hand: only on the home thread (see `Drop`).
+    co: ManuallyDrop<Co<T>>,
+    id: u64,
+    /// The stack's guard region and usable size, for overflow reports.
+    guard: (usize, usize, usize),
+    /// The thread this goroutine first ran on (an address unique among live threads).
+    thread: Option<usize>,
+    handle: Handle,
+}
+
+fn thread_tag() -> usize {
+    thread_local!(static TAG: u8 = const { 0 });
+    TAG.with(|t| t as *const u8 as usize)
+}
+
+impl<T> Future for Goroutine<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let tag = thread_tag();
+        match this.thread {
+            None => this.thread = Some(tag),
+            Some(t) if t != tag => {
+                // The scheduler's routing guarantees this never happens; if it did, resuming
+                // would be unsound, so stop here.
+                eprintln!("runtime: goroutine {} resumed off its home thread", this.id);
+                std::process::abort();
+            }
+            Some(_) => {}
+        }
+        let prev = overflow::enter(this.id, this.guard);
+        let res = this.co.resume(cx.waker() as WakerPtr);
+        overflow::leave(prev);
+        match res {
+            CoroutineResult::Yield(()) => Poll::Pending,
+            CoroutineResult::Return(Ok(v)) => Poll::Ready(v),
+            // Re-raise on the worker's own stack, where the task harness catches it.
+            CoroutineResult::Return(Err(p)) => resume_unwind(p),
+        }
+    }
+}
+
+impl<T> Drop for Goroutine<T> {
+    fn drop(&mut self) {
+        self.handle.goroutines.fetch_sub(1, Relaxed);
+        let suspended = self.co.started() && !self.co.done();
+        if suspended && self.thread != Some(thread_tag()) {
+            // Dropping a suspended coroutine unwinds its stack and runs its destructors on
+            // the current thread; off the home thread that is unsound, so leak it instead
+            // (the stack is never reused). Only reachable when a worker exited without
+            // cancelling its goroutines, which shutdown does not do.
+            eprintln!(
+                "gorust: goroutine {} leaked: still suspended after its worker exited",
+                self.id
+            );
+            return;
+        }
+        // SAFETY: dropped once, here; on the home thread if the coroutine is suspended.
+        // A finished or unstarted coroutine touches no thread state when dropped.
+        let co = unsafe { ManuallyDrop::take(&mut self.co) };
+        // Unwinding a suspended goroutine runs user destructors; contain their panics.
+        let _ = catch_unwind(AssertUnwindSafe(move || {
+            if co.done() {
+                stack::put(co.into_stack());
+            } else {
+                drop(co);
+            }
+        }));
+    }
+}
+
+/// Starts a goroutine on the current runtime.
+pub(crate) fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = crate::context::expect_handle("go");
+    go_on(&handle, f)
+}
+
+/// Starts a goroutine on `handle`'s runtime.
+pub(crate) fn go_on<F, T>(handle: &Handle, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let size = handle.config.stack_size;
+    let stack = match stack::get(size) {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "gorust::go: cannot allocate a {} KiB goroutine stack: {e}",
+            size / 1024
+        ),
+    };
+    let (lo, hi) = stack.guard_range();
+    let guard = (lo, hi, stack.size());
+    let co: Co<T> = Coroutine::with_stack(stack, move |yielder, first: WakerPtr| {
+        let ctx = GoCtx {
+            yielder,
+            waker: Cell::new(first),
+        };
+        CURRENT.with(|c| c.set(&ctx));
+        let out = catch_unwind(AssertUnwindSafe(f));
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        out
+    });
+    handle.goroutines.fetch_add(1, Relaxed);
+    let id = crate::sched::next_task_id();
+    let g = Goroutine {
+        co: ManuallyDrop::new(co),
+        id,
+        guard,
+        thread: None,
+        handle: handle.clone(),
+    };
+    handle.spawn_with_id(id, g, Kind::Goroutine)
+}
+
+/// Whether the current thread is running a goroutine.
+pub(crate) fn in_goroutine() -> bool {
+    CURRENT.with(|c| !c.get().is_null())
+}
+
+/// Suspends the running goroutine until its task is polled again.
+///
+/// The caller must have arranged a wake-up (registered the waker somewhere) or accept a
+/// spurious resume; either way it re-checks its condition after `park` returns.
+fn park() {
+    let p = CURRENT.with(|c| c.replace(std::ptr::null()));
+    assert!(!p.is_null(), "runtime: park outside a goroutine");
+    // SAFETY: CURRENT pointed at the GoCtx on this goroutine's stack, which lives until the
+    // coroutine body returns; we are inside that body.
+    let ctx = unsafe { &*p };
+    // SAFETY: the yielder belongs to the coroutine we are running in.
+    let w = unsafe { &*ctx.yielder }.suspend(());
+    ctx.waker.set(w);
+    CURRENT.with(|c| c.set(p));
+}
+
+/// Polls `fut` to completion, parking the goroutine whenever it is pending.
+///
+/// Returns `None` if the current thread is not running a goroutine.
+pub(crate) fn block_on_in_goroutine<F: Future>(fut: F) -> Result<F::Output, F> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return Err(fut);
+    }
+    let mut fut = pin!(fut);
+    loop {
+        let w = CURRENT.with(|c| c.get());
+        // SAFETY: see `park`; the waker pointer was set by the resume that is running us and
+        // stays valid until we suspend.
+        let waker = unsafe { &*(*w).waker.get() };
+        let mut cx = Context::from_waker(waker);
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+        park();
+    }
+}
+
+/// Lets other goroutines and tasks run; the current goroutine goes to the back of its queue.
+pub(crate) fn yield_now() {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        std::thread::yield_now();
+        return;
+    }
+    // SAFETY: see `park`.
+    let waker = unsafe { &*(*p).waker.get() };
+    // Waking our own running task marks it NOTIFIED; when the poll returns Pending the harness
+    // reschedules it as a yield (back of the queue, not the LIFO slot).
+    waker.wake_by_ref();
+    park();
+}
+
+pub(crate) use overflow::install as install_overflow_handler;

@@ -1,0 +1,211 @@
+//! Goroutine stacks: fixed virtual size, guarded, pooled.
+//!
+//! ```text
+//!   one chunk (a single mmap of STACKS_PER_CHUNK slots):
+//!
+//!   low addresses                                                        high addresses
+//!   +--------+----------------------+--------+----------------------+----
+//!   | guard  |  usable stack        | guard  |  usable stack        | ...
+//!   | 16 KiB |  stack_size          |        |                      |
+//!   +--------+----------------------+--------+----------------------+----
+//!   ^ limit()                       ^ base() (stacks grow down toward their guard)
+//! ```
+//!
+//! - Memory is reserved with `MAP_NORESERVE`: a stack costs physical memory only for the pages
+//!   a goroutine touches (typically one or two), so the default 256 KiB is address space.
+//! - Guards are `MADV_GUARD_INSTALL` markers (Linux 6.13+): they do not split the mapping, so a
+//!   million stacks use a few thousand entries of `vm.max_map_count` (65,530 by default), not
+//!   two million. Older kernels fall back to `mprotect(PROT_NONE)`, one mapping per guard.
+//! - A touch of a guard raises `SIGSEGV`; `overflow.rs` reports which goroutine overflowed and
+//!   aborts (the guard is larger than any frame Rust allocates without stack probes).
+//! - Freed stacks go to the freeing thread's cache (up to `LOCAL_CACHE`), then to a global warm
+//!   list (up to `GLOBAL_WARM`); beyond that their pages are returned to the kernel
+//!   (`MADV_DONTNEED`) and the address range is kept on a cold list for reuse. Address space is
+//!   never unmapped: it is bounded by the peak number of live goroutines.
+//!
+//! Who touches what: a `GuardedStack` is owned by one coroutine; the caches are thread-local;
+//! the global lists are behind one mutex, taken once per cache miss.
+
+use std::cell::RefCell;
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+use crate::sys::memory;
+
+/// Guard below each stack. Larger than a page so that a frame of up to 16 KiB that skips
+/// ahead without probing still lands in it.
+pub(crate) const GUARD: usize = 16 * 1024;
+const STACKS_PER_CHUNK: usize = 64;
+const LOCAL_CACHE: usize = 256;
+const GLOBAL_WARM: usize = 4096;
+
+pub(crate) struct GuardedStack {
+    /// Lowest address: the start of the guard.
+    low: NonNull<u8>,
+    /// Usable bytes above the guard.
+    size: usize,
+}
+
+// SAFETY: a stack is plain memory owned by exactly one GuardedStack.
+unsafe impl Send for GuardedStack {}
+
+// SAFETY: `base` and `limit` describe `size` usable bytes above a guard of GUARD bytes that
+// faults on access; both are page-aligned (hence aligned to STACK_ALIGNMENT).
+unsafe impl corosensei::stack::Stack for GuardedStack {
+    fn base(&self) -> corosensei::stack::StackPointer {
+        NonZeroUsize::new(self.low.as_ptr() as usize + GUARD + self.size).expect("non-null")
+    }
+
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        NonZeroUsize::new(self.low.as_ptr() as usize).expect("non-null")
+    }
+}
+
+impl GuardedStack {
+    /// `[low, low + GUARD)`: the guard region, for overflow reports.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        let lo = self.low.as_ptr() as usize;
+        (lo, lo + GUARD)
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+struct Global {
+    warm: Vec<GuardedStack>,
+    cold: Vec<GuardedStack>,
+}
+
+static GLOBAL: Mutex<Global> = Mutex::new(Global {
+    warm: Vec::new(),
+    cold: Vec::new(),
+});
+
+struct LocalCache {
+    stacks: Vec<GuardedStack>,
+}
+
+impl Drop for LocalCache {
+    fn drop(&mut self) {
+        let mut g = lock_global();
+        for s in self.stacks.drain(..) {
+            put_global(&mut g, s);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<LocalCache> = const { RefCell::new(LocalCache { stacks: Vec::new() }) };
+}
+
+fn lock_global() -> std::sync::MutexGuard<'static, Global> {
+    GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn put_global(g: &mut Global, s: GuardedStack) {
+    if g.warm.len() < GLOBAL_WARM {
+        g.warm.push(s);
+    } else {
+        // SAFETY: the usable range of a stack nobody runs on.
+        unsafe {
+            memory::release(
+                NonNull::new_unchecked(s.low.as_ptr().add(GUARD)),
+                s.size,
+            )
+        };
+        g.cold.push(s);
+    }
+}
+
+/// Rounds a requested size up to whole pages (and at least 16 KiB).
+pub(crate) fn round_size(size: usize) -> usize {
+    let page = memory::page_size();
+    size.max(16 * 1024).div_ceil(page) * page
+}
+
+/// Takes a stack of `size` usable bytes (already rounded by `round_size`).
+pub(crate) fn get(size: usize) -> io::Result<GuardedStack> {
+    let local = LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        let pos = l.stacks.iter().rposition(|s| s.size == size)?;
+        Some(l.stacks.swap_remove(pos))
+    });
+    if let Some(s) = local {
+        return Ok(s);
+    }
+    {
+        let mut g = lock_global();
+        if let Some(pos) = g.warm.iter().rposition(|s| s.size == size) {
+            return Ok(g.warm.swap_remove(pos));
+        }
+        if let Some(pos) = g.cold.iter().rposition(|s| s.size == size) {
+            return Ok(g.cold.swap_remove(pos));
+        }
+    }
+    let mut chunk = new_chunk(size)?;
+    let first = chunk.pop().expect("chunk is not empty");
+    LOCAL.with(|l| l.borrow_mut().stacks.extend(chunk));
+    Ok(first)
+}
+
+/// Returns a stack to the pool.
+pub(crate) fn put(stack: GuardedStack) {
+    let overflow = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        if l.stacks.len() < LOCAL_CACHE {
+            l.stacks.push(stack);
+            None
+        } else {
+            Some(stack)
+        }
+    });
+    match overflow {
+        Ok(None) => {}
+        Ok(Some(s)) => put_global(&mut lock_global(), s),
+        Err(_) => {} // thread exiting: the stack's address range is leaked, never reused unsafely
+    }
+}
+
+fn new_chunk(size: usize) -> io::Result<Vec<GuardedStack>> {
+    let slot = GUARD + size;
+    let len = slot * STACKS_PER_CHUNK;
+    let base = memory::reserve(len)?;
+    let mut out = Vec::with_capacity(STACKS_PER_CHUNK);
+    for i in 0..STACKS_PER_CHUNK {
+        // SAFETY: `i * slot < len`, inside the mapping just made.
+        let low = unsafe { NonNull::new_unchecked(base.as_ptr().add(i * slot)) };
+        // SAFETY: the guard range lies in our fresh mapping and holds nothing.
+        unsafe { memory::guard(low, GUARD) }?;
+        out.push(GuardedStack { low, size });
+    }
+    Ok(out)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_are_distinct_and_reused() {
+        let size = round_size(64 * 1024);
+        let a = get(size).unwrap();
+        let b = get(size).unwrap();
+        assert_ne!(a.guard_range(), b.guard_range());
+        let ra = a.guard_range();
+        put(a);
+        let c = get(size).unwrap();
+        assert_eq!(c.guard_range(), ra, "the last freed stack is reused first");
+        put(b);
+        put(c);
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round_size(1), 16 * 1024);
+        assert_eq!(round_size(16 * 1024 + 1) % memory::page_size(), 0);
+    }
+}

@@ -1,0 +1,173 @@
+//! gorust: Go's goroutine scheduler and netpoller, for Rust.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//!
+//! fn main() {
+//!     gorust::run(|| {
+//!         let handles: Vec<_> = (0..10_000)
+//!             .map(|i| gorust::go(move || {
+//!                 gorust::time::sleep(std::time::Duration::from_millis(10)); // parks, not blocks
+//!                 i * 2
+//!             }))
+//!             .collect();
+//!         let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+//!         println!("{sum}");
+//!     });
+//! }
+//! ```
+//!
+//! A *goroutine* ([`go`]) is a function on its own small stack; when it waits (a sleep, a
+//! channel, a join, and later a socket) it parks and its worker thread runs something else. A
+//! *task* ([`spawn`]) is a future on the same scheduler. [`block_on`] lets a goroutine wait for
+//! any future. See `ARCHITECTURE.md` for the design.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+mod blocking;
+mod context;
+pub mod coop;
+mod goroutine;
+pub(crate) mod loom;
+mod runtime;
+pub(crate) mod sched;
+pub(crate) mod sys;
+pub mod time;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+pub use blocking::{blocking, spawn_blocking, BlockingHandle};
+pub use runtime::{Builder, Runtime};
+pub use sched::metrics::{RuntimeMetrics, WorkerStats};
+pub use sched::task::{JoinError, JoinHandle};
+
+/// Starts a runtime with the default settings, runs `f` as its main goroutine, and returns
+/// what `f` returns once it does; the runtime is then shut down.
+///
+/// # Panics
+///
+/// If the runtime cannot start (the error says why; use [`Runtime::builder`] to handle it),
+/// or, after shutdown, with the main goroutine's panic.
+pub fn run<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match Runtime::new() {
+        Ok(rt) => rt.run(f),
+        Err(e) => panic!("gorust::run: cannot start the runtime: {e}"),
+    }
+}
+
+/// Starts a goroutine: `f` runs on a worker thread with its own stack, and may park (on
+/// channels, timers, joins, I/O) without blocking the thread.
+///
+/// A goroutine runs on the worker that first picks it up and stays on that thread for its
+/// whole life, so it may keep `!Send` values (and thread-locals) across parks.
+///
+/// # Panics
+///
+/// Outside a gorust runtime (a worker, a blocking-pool thread or inside `Runtime::block_on`),
+/// or if no stack memory can be reserved.
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    goroutine::go(f)
+}
+
+/// Spawns a future as a task. It may run on any worker, moving between them at every poll.
+///
+/// # Panics
+///
+/// Outside a gorust runtime.
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = context::expect_handle("spawn");
+    handle.spawn_with_id(sched::next_task_id(), fut, sched::task::Kind::Future)
+}
+
+/// Waits for a future.
+///
+/// Inside a goroutine it parks the goroutine (its worker runs other work meanwhile); on a
+/// thread that is not a worker it blocks the thread.
+///
+/// # Panics
+///
+/// If called from a future (not a goroutine) running on a worker thread: blocking there would
+/// stall the worker and everything queued on it. Use `.await` there.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    match goroutine::block_on_in_goroutine(fut) {
+        Ok(v) => v,
+        Err(fut) => {
+            if sched::worker::current_index().is_some() {
+                panic!(
+                    "gorust::block_on called from a future on a worker thread: it would block \
+                     the worker; use .await there, or call block_on from a goroutine"
+                );
+            }
+            block_on_thread(fut)
+        }
+    }
+}
+
+/// Lets other goroutines and tasks run: the calling goroutine goes to the back of its queue.
+/// On a thread that is not running a goroutine, yields the thread.
+pub fn yield_now() {
+    goroutine::yield_now()
+}
+
+/// Live goroutines of the current thread's runtime (0 outside any runtime).
+pub fn num_goroutines() -> usize {
+    context::handle().map_or(0, |h| h.goroutines.load(Ordering::Relaxed))
+}
+
+/// A snapshot of the current thread's runtime's counters, or `None` outside a runtime.
+pub fn metrics() -> Option<RuntimeMetrics> {
+    context::handle().map(|h| h.metrics())
+}
+
+struct ThreadWaker {
+    thread: std::thread::Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+fn block_on_thread<F: Future>(fut: F) -> F::Output {
+    let tw = Arc::new(ThreadWaker {
+        thread: std::thread::current(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(tw.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        while !tw.notified.swap(false, Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
+}

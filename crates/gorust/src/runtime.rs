@@ -1,0 +1,255 @@
+//! `Runtime` and its `Builder`: starting and stopping the workers.
+
+use std::future::Future;
+use std::io;
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
+
+use crate::sched::metrics::RuntimeMetrics;
+use crate::sched::task::{JoinHandle, Kind};
+use crate::sched::{Config, Handle, Shared};
+
+/// Configures a [`Runtime`]. Every tunable of the scheduler is here, with its default.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults listed on each method.
+    pub fn new() -> Builder {
+        Builder {
+            config: Config {
+                workers: thread::available_parallelism().map_or(1, |n| n.get()),
+                stack_size: 256 * 1024,
+                global_queue_interval: 61,
+                lifo_limit: 3,
+                timer_check_interval: 16,
+                max_blocking_threads: 512,
+                blocking_keep_alive: Duration::from_secs(10),
+                thread_name: "gorust-worker".into(),
+                schedtrace: crate::sched::trace::schedtrace_from_env(),
+            },
+        }
+    }
+
+    /// Worker threads (Go's `GOMAXPROCS`). Default: the number of available cores.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+
+    /// Usable bytes of each goroutine's stack, rounded up to whole pages (at least 16 KiB).
+    /// Default: 256 KiB. This is address space: a goroutine costs physical memory only for the
+    /// pages it touches. Overflowing it aborts the process with a message naming the goroutine.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.config.stack_size = bytes;
+        self
+    }
+
+    /// A worker takes a task from the global queue before its own every this many ticks, so
+    /// that a busy worker cannot starve the global queue. Default: 61 (Go's and tokio's value:
+    /// a prime, so it does not fall into step with periodic workloads).
+    pub fn global_queue_interval(mut self, ticks: u32) -> Self {
+        self.config.global_queue_interval = ticks;
+        self
+    }
+
+    /// How many times in a row a worker may run the task in its LIFO slot (the task most
+    /// recently woken on it) before it takes one from its queues. Default: 3 (tokio's value);
+    /// the slot makes message passing run the receiver next, the limit keeps two goroutines
+    /// that wake each other from starving the rest.
+    pub fn lifo_limit(mut self, n: u32) -> Self {
+        self.config.lifo_limit = n;
+        self
+    }
+
+    /// A busy worker fires due timers every this many ticks (an idle one fires them when it
+    /// wakes). Default: 16.
+    pub fn timer_check_interval(mut self, ticks: u32) -> Self {
+        self.config.timer_check_interval = ticks;
+        self
+    }
+
+    /// Most threads the blocking pool may run at once. Default: 512 (tokio's value).
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.config.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits. Default: 10 s.
+    pub fn blocking_keep_alive(mut self, d: Duration) -> Self {
+        self.config.blocking_keep_alive = d;
+        self
+    }
+
+    /// Prefix of worker thread names. Default: `gorust-worker` (threads are `gorust-worker-0`…).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.config.thread_name = name.into();
+        self
+    }
+
+    /// Print a scheduler trace line every `every` on stderr (like Go's
+    /// `GODEBUG=schedtrace=MS`). Default: from `GORUST_DEBUG=schedtrace=MS`, else off.
+    pub fn schedtrace(mut self, every: Option<Duration>) -> Self {
+        self.config.schedtrace = every;
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// Errors: `InvalidInput` for a setting out of range (zero workers, more than 4,096
+    /// workers, a zero interval, a stack over 1 GiB); the OS error if a poller or a thread
+    /// cannot be created (for example `EMFILE` when descriptors run out).
+    pub fn build(&self) -> io::Result<Runtime> {
+        let mut config = self.config.clone();
+        let invalid = |msg: &str| io::Error::new(io::ErrorKind::InvalidInput, msg.to_string());
+        if config.workers == 0 {
+            return Err(invalid("gorust: Builder::workers must be at least 1"));
+        }
+        if config.workers > 4096 {
+            return Err(invalid("gorust: Builder::workers must be at most 4096"));
+        }
+        if config.global_queue_interval == 0
+            || config.lifo_limit == 0
+            || config.timer_check_interval == 0
+        {
+            return Err(invalid("gorust: scheduler intervals must be at least 1"));
+        }
+        if config.stack_size > 1 << 30 {
+            return Err(invalid("gorust: Builder::stack_size must be at most 1 GiB"));
+        }
+        config.stack_size = crate::goroutine::stack::round_size(config.stack_size);
+        crate::goroutine::install_overflow_handler();
+        let (handle, locals) = Shared::new(config)?;
+        let mut threads = Vec::with_capacity(locals.len());
+        for (i, local) in locals.into_iter().enumerate() {
+            let h = handle.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{i}", handle.config.thread_name))
+                .spawn(move || crate::sched::worker::run_worker(h, i, local));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let rt = Runtime {
+                        handle,
+                        threads: Mutex::new(threads),
+                    };
+                    drop(rt);
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(every) = handle.config.schedtrace {
+            crate::sched::trace::start(&handle, every);
+        }
+        Ok(Runtime {
+            handle,
+            threads: Mutex::new(threads),
+        })
+    }
+}
+
+/// A running scheduler: worker threads, their pollers and timers, and a blocking pool.
+///
+/// Dropping it shuts it down: tasks still running are cancelled when they next park (a
+/// goroutine's stack is unwound on its own thread, running its destructors) and the workers are
+/// joined. Goroutines that neither park nor return keep it waiting.
+pub struct Runtime {
+    handle: Handle,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.handle.config.workers)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A [`Builder`] with the defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A runtime with the defaults.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// Runs `f` as the main goroutine, waits for it, shuts the runtime down and returns what
+    /// `f` returned. A panic in `f` is re-raised here after shutdown.
+    pub fn run<F, R>(self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let main = self.go(f);
+        let res = crate::block_on(main);
+        drop(self);
+        match res {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// Starts a goroutine on this runtime.
+    pub fn go<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::goroutine::go_on(&self.handle, f)
+    }
+
+    /// Spawns a future on this runtime.
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle
+            .spawn_with_id(crate::sched::next_task_id(), fut, Kind::Future)
+    }
+
+    /// Runs a future to completion on the current thread, with this runtime entered (so that
+    /// `gorust::go` and `gorust::spawn` inside it use this runtime).
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let _enter = crate::context::enter(self.handle.clone());
+        crate::block_on(fut)
+    }
+
+    /// A snapshot of the scheduler's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.handle.metrics()
+    }
+
+    /// Live goroutines on this runtime.
+    pub fn num_goroutines(&self) -> usize {
+        self.metrics().goroutines
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.handle.begin_shutdown();
+        let me = thread::current().id();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            if t.thread().id() == me {
+                continue; // dropped from inside one of its own workers: cannot join itself
+            }
+            let _ = t.join();
+        }
+        self.handle.finish_shutdown();
+    }
+}

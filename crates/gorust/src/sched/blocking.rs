@@ -1,0 +1,150 @@
+//! The blocking pool: threads for work that would otherwise block a worker.
+//!
+//! `gorust::blocking(f)` queues `f` here and parks the calling goroutine until a pool thread has
+//! run it. Threads are started on demand up to `max_threads`; a thread idle for `keep_alive`
+//! exits. Jobs beyond `max_threads` wait in the queue (FIFO).
+//!
+//! States of a pool thread: *busy* (running a job) → *idle* (waiting on the condition variable,
+//! counted in `idle`) → busy again or, after `keep_alive`, *exited*. A new job wakes an idle
+//! thread if there is one, else starts a thread if under the limit, else waits in the queue.
+//!
+//! Shutdown: queued jobs that have not started are dropped (their callers see a cancelled
+//! result), idle threads exit, busy threads finish their job and exit; nobody waits for them.
+//!
+//! Rejected: handing the worker's P to a new thread when a goroutine blocks (Go's `entersyscall`
+//! hand-off): goroutines here are pinned to their thread, so a blocked thread's goroutines could
+//! not move anyway.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    cond: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+    /// Wake-ups sent to idle threads not yet consumed.
+    notified: usize,
+    shutdown: bool,
+}
+
+/// The job was refused because the runtime is shutting down.
+#[derive(Debug)]
+pub(crate) struct ShutDown;
+
+impl Pool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    threads: 0,
+                    idle: 0,
+                    notified: 0,
+                    shutdown: false,
+                }),
+                cond: Condvar::new(),
+                max_threads: max_threads.max(1),
+                keep_alive,
+            }),
+        }
+    }
+
+    pub(crate) fn num_threads(&self) -> usize {
+        lock(&self.inner.state).threads
+    }
+
+    /// Queues a job. `handle` is entered on the pool thread so that `gorust::go` works there.
+    pub(crate) fn spawn(&self, job: Job, handle: super::Handle) -> Result<(), ShutDown> {
+        let mut st = lock(&self.inner.state);
+        if st.shutdown {
+            return Err(ShutDown);
+        }
+        st.queue.push_back(job);
+        if st.idle > st.notified {
+            st.notified += 1;
+            drop(st);
+            self.inner.cond.notify_one();
+            return Ok(());
+        }
+        if st.threads < self.inner.max_threads {
+            st.threads += 1;
+            drop(st);
+            let inner = self.inner.clone();
+            let spawned = std::thread::Builder::new()
+                .name("gorust-blocking".into())
+                .spawn(move || {
+                    let _enter = crate::context::enter(handle);
+                    inner.thread_main();
+                });
+            if let Err(e) = spawned {
+                let mut st = lock(&self.inner.state);
+                st.threads -= 1;
+                if st.threads == 0 {
+                    // No thread will ever run the queue: fail loudly rather than hang.
+                    drop(st);
+                    eprintln!("gorust: cannot start a blocking-pool thread: {e}");
+                    std::process::abort();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let dropped = {
+            let mut st = lock(&self.inner.state);
+            st.shutdown = true;
+            std::mem::take(&mut st.queue)
+        };
+        self.inner.cond.notify_all();
+        drop(dropped);
+    }
+}
+
+impl Inner {
+    fn thread_main(&self) {
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                job(); // jobs catch their own panics
+                st = lock(&self.state);
+                continue;
+            }
+            if st.shutdown {
+                break;
+            }
+            st.idle += 1;
+            let (guard, res) = self
+                .cond
+                .wait_timeout(st, self.keep_alive)
+                .unwrap_or_else(|e| e.into_inner());
+            st = guard;
+            st.idle -= 1;
+            if st.notified > 0 {
+                st.notified -= 1;
+            } else if res.timed_out() && st.queue.is_empty() {
+                break;
+            }
+        }
+        st.threads -= 1;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

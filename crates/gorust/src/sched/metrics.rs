@@ -1,0 +1,82 @@
+//! Counters that describe what the scheduler is doing.
+//!
+//! Each worker's counters are written only by that worker (`Relaxed` increments on its own
+//! cache line) and read by anyone taking a snapshot, so reading them never slows a worker.
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct WorkerMetrics {
+    polls: AtomicU64,
+    steals: AtomicU64,
+    parks: AtomicU64,
+}
+
+impl WorkerMetrics {
+    pub(crate) fn inc_polls(&self) {
+        self.polls.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn inc_steals(&self) {
+        self.steals.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn inc_parks(&self) {
+        self.parks.fetch_add(1, Relaxed);
+    }
+}
+
+/// A snapshot of one worker's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Task polls (goroutine resumptions included) since start.
+    pub polls: u64,
+    /// Successful steals (each moves up to half a victim's ring).
+    pub steals: u64,
+    /// Times the worker parked in its poller.
+    pub parks: u64,
+    /// Tasks waiting in the worker's stealable ring and inbox.
+    pub queue_depth: usize,
+}
+
+/// A snapshot of the runtime's counters; see [`crate::metrics`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeMetrics {
+    /// One entry per worker, by index.
+    pub workers: Vec<WorkerStats>,
+    /// Tasks waiting in the global inject queue.
+    pub global_queue_depth: usize,
+    /// Live goroutines.
+    pub goroutines: usize,
+    /// Live tasks of any kind (goroutines and futures).
+    pub tasks: usize,
+    /// Threads of the blocking pool (busy or idle).
+    pub blocking_threads: usize,
+    /// Workers parked in their poller.
+    pub idle_workers: usize,
+    /// Workers looking for work to steal.
+    pub searching_workers: usize,
+}
+
+impl super::Shared {
+    pub(crate) fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics {
+            workers: self
+                .remotes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| WorkerStats {
+                    polls: r.metrics.polls.load(Relaxed),
+                    steals: r.metrics.steals.load(Relaxed),
+                    parks: r.metrics.parks.load(Relaxed),
+                    queue_depth: r.steal.len() + self.inbox_len(i),
+                })
+                .collect(),
+            global_queue_depth: self.inject.len(),
+            goroutines: self.goroutines.load(Relaxed),
+            tasks: self.owned.len(),
+            blocking_threads: self.blocking.num_threads(),
+            idle_workers: self.idle.num_idle(),
+            searching_workers: self.idle.num_searching(),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The G-M-P scheduler.
+//!
+//! Go's names map onto this module as follows: a *G* is a task ([`task`]), either a future or a
+//! goroutine (a task that drives a stackful coroutine); an *M* is a worker thread
+//! ([`worker`]); a *P* is the worker's [`Core`](worker::Core), its run queues and timers. Unlike
+//! Go, an M never gives its P away: goroutines are pinned to the thread of their first poll
+//! (DESIGN.md decision 2), so a worker blocked in a system call would strand them; blocking work
+//! goes to the [`blocking`] pool instead.
+//!
+//! Where a woken task goes (`Shared::schedule`):
+//!
+//! | task | woken on its home worker | woken elsewhere |
+//! |---|---|---|
+//! | started goroutine (bound) | LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
+//! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded | global inject queue, then `notify_parked` |
+//!
+//! What a worker runs next (`worker::WorkerCtx::next_local_task`): every
+//! `global_queue_interval` (61) ticks one task from the inject queue first, for fairness; then
+//! the LIFO slot (at most `lifo_limit` times in a row); then its pinned queue and local ring,
+//! alternating which goes first; then a batch from the inject queue; then it steals half of a
+//! random victim's ring (never a victim's pinned queue or LIFO slot); then it parks in its
+//! epoll until woken or until its next timer.
+//!
+//! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
+//! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,
+//! the goroutines bound to it and any unbound task, then closes its inbox and drops what its
+//! queues still hold; (4) `Runtime` joins the workers, closes the inject queue and stops the
+//! blocking pool. A task running when shutdown begins is cancelled when its poll returns; a
+//! goroutine that never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
+
+pub(crate) mod blocking;
+pub(crate) mod idle;
+pub(crate) mod inject;
+pub(crate) mod metrics;
+pub(crate) mod owned;
+pub(crate) mod park;
+pub(crate) mod queue;
+pub(crate) mod task;
+pub(crate) mod trace;
+pub(crate) mod worker;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use crate::loom::sync::Mutex;
+use task::{JoinHandle, Kind, Notified, Schedule, TaskRef, UNBOUND};
+
+/// Settings fixed when the runtime is built (see `Builder` for each default and its reason).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) global_queue_interval: u32,
+    pub(crate) lifo_limit: u32,
+    pub(crate) timer_check_interval: u32,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) blocking_keep_alive: Duration,
+    pub(crate) thread_name: String,
+    pub(crate) schedtrace: Option<Duration>,
+}
+
+pub(crate) type Handle = Arc<Shared>;
+
+/// State shared by all workers of one runtime.
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) inject: inject::Inject,
+    pub(crate) idle: idle::Idle,
+    pub(crate) owned: owned::OwnedTasks,
+    pub(crate) config: Config,
+    pub(crate) shutdown: AtomicBool,
+    /// Goroutines spawned and not yet finished.
+    pub(crate) goroutines: AtomicUsize,
+    pub(crate) blocking: blocking::Pool,
+    pub(crate) started: Instant,
+}
+
+/// The part of a worker that other threads may touch.
+pub(crate) struct Remote {
+    pub(crate) steal: queue::Steal,
+    inbox: Mutex<Inbox>,
+    /// Length of `inbox`, readable without the lock.
+    inbox_len: AtomicUsize,
+    pub(crate) parker: park::Parker,
+    pub(crate) metrics: metrics::WorkerMetrics,
+}
+
+struct Inbox {
+    tasks: VecDeque<Notified>,
+    closed: bool,
+}
+
+/// Task ids are unique across runtimes in one process.
+static NEXT_TASK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub(crate) fn next_task_id() -> u64 {
+    NEXT_TASK_ID.fetch_add(1, Relaxed)
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> std::io::Result<(Handle, Vec<queue::Local>)> {
+        let mut locals = Vec::with_capacity(config.workers);
+        let mut remotes = Vec::with_capacity(config.workers);
+        for _ in 0..config.workers {
+            let (local, steal) = queue::new();
+            locals.push(local);
+            remotes.push(Remote {
+                steal,
+                inbox: Mutex::new(Inbox {
+                    tasks: VecDeque::new(),
+                    closed: false,
+                }),
+                inbox_len: AtomicUsize::new(0),
+                parker: park::Parker::new()?,
+                metrics: metrics::WorkerMetrics::default(),
+            });
+        }
+        let shared = Arc::new(Shared {
+            remotes: remotes.into_boxed_slice(),
+            inject: inject::Inject::new(),
+            idle: idle::Idle::new(config.workers),
+            owned: owned::OwnedTasks::new(),
+            blocking: blocking::Pool::new(config.max_blocking_threads, config.blocking_keep_alive),
+            config,
+            shutdown: AtomicBool::new(false),
+            goroutines: AtomicUsize::new(0),
+            started: Instant::now(),
+        });
+        Ok((shared, locals))
+    }
+
+    /// Allocates and schedules a task.
+    pub(crate) fn spawn_with_id<F>(
+        self: &Arc<Self>,
+        id: u64,
+        future: F,
+        kind: Kind,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (notified, owned_ref, join) = task::new_task(future, self.clone(), kind, id);
+        if !self.owned.insert(owned_ref) {
+            // Closed: cancel at once. The list's reference is ours to give to `shutdown`.
+            // SAFETY: the task never ran, so it can be cancelled on any thread; we pass the
+            // owned reference that was not listed.
+            unsafe { owned_ref.shutdown() };
+            drop(notified);
+            return join;
+        }
+        match kind {
+            // Go puts a new goroutine in the LIFO slot (it runs next, on this worker).
+            Kind::Goroutine => self.schedule(notified, false),
+            // tokio puts a new future at the back of the queue.
+            Kind::Future => self.schedule(notified, true),
+        }
+        join
+    }
+
+    /// Routes a task that must be polled; see the table in the module header.
+    pub(crate) fn schedule(self: &Arc<Self>, task: Notified, is_yield: bool) {
+        let task = worker::with_current(|w| match w {
+            Some(w) if std::ptr::eq(&*w.handle, &**self) => w.schedule_local(task, is_yield),
+            _ => Err(task),
+        });
+        let Err(task) = task else { return };
+        let home = task.header().home.load(Relaxed);
+        if home != UNBOUND {
+            self.push_inbox(home as usize, task);
+        } else if self.inject.push(task) {
+            self.notify_parked();
+        }
+    }
+
+    /// Queues a bound goroutine on its home worker and wakes that worker.
+    fn push_inbox(&self, home: usize, task: Notified) {
+        let remote = &self.remotes[home];
+        let mut inbox = crate::loom::lock(&remote.inbox);
+        if inbox.closed {
+            drop(inbox);
+            drop(task); // the runtime is shutting down; the task was cancelled
+            return;
+        }
+        inbox.tasks.push_back(task);
+        remote.inbox_len.store(inbox.tasks.len(), Release);
+        drop(inbox);
+        remote.parker.unpark();
+    }
+
+    pub(crate) fn inbox_len(&self, index: usize) -> usize {
+        self.remotes[index].inbox_len.load(Acquire)
+    }
+
+    /// Moves a worker's inbox into `out`.
+    pub(crate) fn drain_inbox(&self, index: usize, out: &mut VecDeque<Notified>) {
+        let remote = &self.remotes[index];
+        let mut inbox = crate::loom::lock(&remote.inbox);
+        out.append(&mut inbox.tasks);
+        remote.inbox_len.store(0, Release);
+    }
+
+    /// Closes a worker's inbox and returns what it held (to be dropped by the caller).
+    pub(crate) fn close_inbox(&self, index: usize) -> VecDeque<Notified> {
+        let remote = &self.remotes[index];
+        let mut inbox = crate::loom::lock(&remote.inbox);
+        inbox.closed = true;
+        remote.inbox_len.store(0, Release);
+        std::mem::take(&mut inbox.tasks)
+    }
+
+    /// Wakes a parked worker to look for work, unless one is already searching.
+    pub(crate) fn notify_parked(&self) {
+        if let Some(i) = self.idle.worker_to_notify() {
+            self.remotes[i].parker.unpark();
+        }
+    }
+
+    /// Whether any queue another worker could take from holds work (for the last searcher).
+    pub(crate) fn work_visible(&self) -> bool {
+        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
+    }
+
+    /// Begins shutdown (steps 1–2 of the module header).
+    pub(crate) fn begin_shutdown(&self) {
+        if self.shutdown.swap(true, AcqRel) {
+            return;
+        }
+        self.owned.close();
+        for r in self.remotes.iter() {
+            r.parker.unpark();
+        }
+    }
+
+    /// Cancels every task still listed (those bound to no live worker), after the workers
+    /// exited.
+    pub(crate) fn finish_shutdown(&self) {
+        for t in self.inject.close() {
+            drop(t);
+        }
+        for i in 0..self.remotes.len() {
+            drop(self.close_inbox(i));
+        }
+        for t in self.owned.drain_matching(|_| true) {
+            // SAFETY: we pass the list's reference. A started goroutine whose worker is gone
+            // is not unwound here: `Goroutine::drop` leaks its stack instead (it checks the
+            // thread), which is safe.
+            unsafe { t.shutdown() };
+        }
+        self.blocking.shutdown();
+    }
+}
+
+impl Schedule for Handle {
+    fn schedule(&self, task: Notified, is_yield: bool) {
+        Shared::schedule(self, task, is_yield)
+    }
+
+    fn release(&self, task: TaskRef) -> bool {
+        self.owned.remove(task)
+    }
+}

@@ -1,0 +1,478 @@
+//! The typed half of the task cell: allocation, poll harness, waker vtable.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::join::JoinError;
+use super::state::{State, ToIdle, ToNotified, ToRunning};
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::AtomicU32;
+
+/// `Header::home` of a task that may run on any worker.
+pub(crate) const UNBOUND: u32 = u32::MAX;
+
+/// What a scheduler provides to the tasks it owns.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queues a task that must be polled. `is_yield`: it woke itself while running and goes to
+    /// the back of its queue rather than the LIFO slot.
+    fn schedule(&self, task: Notified, is_yield: bool);
+    /// Removes a completing task from the owned list. Returns `true` if it was listed, in which
+    /// case the caller releases the list's reference.
+    fn release(&self, task: TaskRef) -> bool;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// May be polled on any worker at every poll.
+    Future,
+    /// Bound to the worker of its first poll (`home`) for the rest of its life.
+    Goroutine,
+}
+
+/// Intrusive links of the owned-task list; guarded by that list's shard lock.
+pub(crate) struct Pointers {
+    pub(crate) prev: UnsafeCell<Option<NonNull<Header>>>,
+    pub(crate) next: UnsafeCell<Option<NonNull<Header>>>,
+}
+
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    vtable: &'static Vtable,
+    pub(crate) owned: Pointers,
+    /// Worker index this task is bound to, or `UNBOUND`.
+    pub(crate) home: AtomicU32,
+    pub(crate) kind: Kind,
+    pub(crate) id: u64,
+}
+
+// SAFETY: the header's non-atomic fields are only touched under the protocols described in
+// `task/mod.rs` (owned links under the list lock; the rest immutable or atomic).
+unsafe impl Send for Header {}
+// SAFETY: as above.
+unsafe impl Sync for Header {}
+
+struct Vtable {
+    poll: unsafe fn(NonNull<Header>),
+    schedule: unsafe fn(NonNull<Header>),
+    shutdown: unsafe fn(NonNull<Header>),
+    try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    drop_join_handle: unsafe fn(NonNull<Header>),
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<F: Future, S> {
+    header: Header,
+    scheduler: S,
+    stage: UnsafeCell<Stage<F>>,
+    join_waker: UnsafeCell<Option<Waker>>,
+}
+
+/// An uncounted pointer to a task. Valid while the holder knows some reference is alive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct TaskRef(pub(crate) NonNull<Header>);
+
+// SAFETY: a TaskRef is only a pointer; all access goes through the header's protocols.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: a TaskRef is only used while a counted reference keeps the cell alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Cancels the task for runtime shutdown. The caller gives up one reference (the owned
+    /// list's, which it removed from the list).
+    ///
+    /// # Safety
+    ///
+    /// The caller must own one counted reference, which this consumes, and, for a goroutine that
+    /// has started, be on its home worker.
+    pub(crate) unsafe fn shutdown(self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.header().vtable.shutdown)(self.0) }
+    }
+}
+
+/// One counted reference that means "poll this task". Dropping it releases the reference.
+pub(crate) struct Notified(TaskRef);
+
+// SAFETY: the task's future is `Send` or, for started goroutines, only ever polled on its home
+// worker, which the scheduler enforces by routing on `Header::home`.
+unsafe impl Send for Notified {}
+
+impl Notified {
+    pub(crate) fn task(&self) -> TaskRef {
+        self.0
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.0.header()
+    }
+
+    /// Polls the task (or drops it if cancelled), consuming this reference.
+    pub(crate) fn run(self) {
+        let ptr = ManuallyDrop::new(self).0 .0;
+        // SAFETY: we own the Notified reference, which `poll` consumes.
+        unsafe { (ptr.as_ref().vtable.poll)(ptr) }
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        let h = self.0.header();
+        if h.state.ref_dec(1) {
+            // SAFETY: that was the last reference.
+            unsafe { (h.vtable.dealloc)(self.0 .0) }
+        }
+    }
+}
+
+impl std::fmt::Debug for Notified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Notified(task {})", self.header().id)
+    }
+}
+
+/// Allocates a task. Returns its first `Notified`, the owned-list reference (as a raw
+/// `TaskRef`: the caller must list it or cancel it) and the `JoinHandle`.
+pub(crate) fn new_task<F, S>(
+    future: F,
+    scheduler: S,
+    kind: Kind,
+    id: u64,
+) -> (Notified, TaskRef, super::JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+    S: Schedule,
+{
+    let cell = Box::new(Cell {
+        header: Header {
+            state: State::new(),
+            vtable: vtable::<F, S>(),
+            owned: Pointers {
+                prev: UnsafeCell::new(None),
+                next: UnsafeCell::new(None),
+            },
+            home: AtomicU32::new(UNBOUND),
+            kind,
+            id,
+        },
+        scheduler,
+        stage: UnsafeCell::new(Stage::Running(future)),
+        join_waker: UnsafeCell::new(None),
+    });
+    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+    let task = TaskRef(ptr);
+    (Notified(task), task, super::JoinHandle::from_raw(task))
+}
+
+fn vtable<F: Future + 'static, S: Schedule>() -> &'static Vtable {
+    &Vtable {
+        poll: poll::<F, S>,
+        schedule: schedule::<F, S>,
+        shutdown: shutdown::<F, S>,
+        try_read_output: try_read_output::<F, S>,
+        drop_join_handle: drop_join_handle::<F, S>,
+        dealloc: dealloc::<F, S>,
+    }
+}
+
+impl Header {
+    pub(crate) fn try_read_output<T>(&self, ptr: NonNull<Header>, dst: &mut Poll<Result<T, JoinError>>, waker: &Waker) {
+        // SAFETY: the JoinHandle<T> owning this call was created for a task whose output is T.
+        unsafe { (self.vtable.try_read_output)(ptr, (dst as *mut Poll<Result<T, JoinError>>).cast(), waker) }
+    }
+
+    /// # Safety
+    ///
+    /// Called once, by the JoinHandle, which gives up its reference.
+    pub(crate) unsafe fn drop_join_handle(&self, ptr: NonNull<Header>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.vtable.drop_join_handle)(ptr) }
+    }
+}
+
+struct Harness<F: Future, S> {
+    cell: NonNull<Cell<F, S>>,
+    _p: PhantomData<(F, S)>,
+}
+
+impl<F: Future, S: Schedule> Harness<F, S> {
+    /// # Safety
+    ///
+    /// `ptr` must point at the header of a live `Cell<F, S>`.
+    unsafe fn from_raw(ptr: NonNull<Header>) -> Self {
+        Harness {
+            cell: ptr.cast(),
+            _p: PhantomData,
+        }
+    }
+
+    fn cell(&self) -> &Cell<F, S> {
+        // SAFETY: from_raw's contract: the cell is alive while a harness exists.
+        unsafe { self.cell.as_ref() }
+    }
+
+    fn header(&self) -> &Header {
+        &self.cell().header
+    }
+
+    fn raw(&self) -> TaskRef {
+        TaskRef(self.cell.cast())
+    }
+
+    /// Polls the future. Caller holds RUNNING.
+    fn poll_future(&self, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.cell().stage.with_mut(|stage| {
+            // SAFETY: RUNNING gives this thread exclusive access to the stage, and the future
+            // is never moved out of the cell while it is Running.
+            let stage = unsafe { &mut *stage };
+            match stage {
+                Stage::Running(f) => {
+                    // SAFETY: the cell is heap-allocated and freed only after the future is
+                    // dropped in place, so the future is pinned.
+                    let f = unsafe { Pin::new_unchecked(f) };
+                    f.poll(cx)
+                }
+                _ => unreachable!("runtime: polled a task that has finished"),
+            }
+        })
+    }
+
+    /// Replaces the stage. Caller holds RUNNING (or has observed COMPLETE as the only reader).
+    fn set_stage(&self, new: Stage<F>) {
+        let old = self.cell().stage.with_mut(|stage| {
+            // SAFETY: exclusive access per the caller's contract.
+            unsafe { std::mem::replace(&mut *stage, new) }
+        });
+        // Dropping the future or an unread output may run user code that panics: contain it.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+    }
+
+    fn poll(self) {
+        match self.header().state.transition_to_running() {
+            ToRunning::Success => {}
+            ToRunning::Cancelled => return self.cancel_and_complete(1),
+            ToRunning::Failed => return,
+            ToRunning::Dealloc => return self.dealloc(),
+        }
+        let waker = ManuallyDrop::new(
+            // SAFETY: a waker that borrows the runner's reference; ManuallyDrop keeps it from
+            // releasing a count it never took. Clones count as usual.
+            unsafe { Waker::from_raw(RawWaker::new(self.cell.as_ptr().cast(), &WAKER_VTABLE)) },
+        );
+        let mut cx = Context::from_waker(&waker);
+        let res = catch_unwind(AssertUnwindSafe(|| self.poll_future(&mut cx)));
+        match res {
+            Ok(Poll::Ready(out)) => {
+                self.set_stage(Stage::Finished(Ok(out)));
+                self.complete(1);
+            }
+            Err(payload) => {
+                self.set_stage(Stage::Finished(Err(JoinError::Panic(payload))));
+                self.complete(1);
+            }
+            Ok(Poll::Pending) => match self.header().state.transition_to_idle() {
+                ToIdle::Ok => {}
+                ToIdle::OkNotified => self.cell().scheduler.schedule(Notified(self.raw()), true),
+                ToIdle::Cancelled => self.cancel_and_complete(1),
+            },
+        }
+    }
+
+    fn cancel_and_complete(&self, runner_refs: usize) {
+        self.set_stage(Stage::Consumed);
+        self.set_stage(Stage::Finished(Err(JoinError::Cancelled)));
+        self.complete(runner_refs);
+    }
+
+    /// Publishes the output and releases the runner's references (plus the owned list's).
+    fn complete(&self, runner_refs: usize) {
+        let header = self.header();
+        let prev = header.state.transition_to_complete();
+        if !prev.is_join_interested() {
+            // Nobody will read the output.
+            self.set_stage(Stage::Consumed);
+        } else if prev.is_join_waker_set() {
+            self.cell().join_waker.with(|w| {
+                // SAFETY: COMPLETE with JOIN_WAKER set gives the completer the waker field
+                // until it clears the bit.
+                if let Some(w) = unsafe { &*w } {
+                    w.wake_by_ref();
+                }
+            });
+            let after = header.state.unset_join_waker_after_complete();
+            if !after.is_join_interested() {
+                // The handle went away meanwhile and left the waker to us.
+                self.cell().join_waker.with_mut(|w| {
+                    // SAFETY: we still own the field (we cleared JOIN_WAKER just now).
+                    unsafe { *w = None }
+                });
+            }
+        }
+        let listed = self.cell().scheduler.release(self.raw());
+        if header.state.ref_dec(runner_refs + listed as usize) {
+            self.dealloc();
+        }
+    }
+
+    fn dealloc(&self) {
+        // SAFETY: the last reference is gone; the cell was made by Box::new in new_task.
+        drop(unsafe { Box::from_raw(self.cell.as_ptr()) });
+    }
+}
+
+/// # Safety (for all vtable functions)
+///
+/// `ptr` is the header of a live `Cell<F, S>`, and the caller holds the reference the function
+/// documents.
+unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: see above.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.poll()
+}
+
+unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: see above; the caller's reference becomes the Notified.
+    let h = unsafe { Harness::<F, S>::from_raw(ptr) };
+    h.cell().scheduler.schedule(Notified(TaskRef(ptr)), false);
+}
+
+unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: see above; the caller gives one reference.
+    let h = unsafe { Harness::<F, S>::from_raw(ptr) };
+    if h.header().state.transition_to_shutdown() {
+        h.cancel_and_complete(1);
+    } else if h.header().state.ref_dec(1) {
+        // Running elsewhere (it will see CANCELLED) or already complete.
+        h.dealloc();
+    }
+}
+
+unsafe fn try_read_output<F: Future, S: Schedule>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
+    // SAFETY: see above; the caller is the JoinHandle.
+    let h = unsafe { Harness::<F, S>::from_raw(ptr) };
+    if !can_read_output(&h, waker) {
+        return;
+    }
+    let out = h.cell().stage.with_mut(|stage| {
+        // SAFETY: COMPLETE was observed with Acquire; only the JoinHandle touches the stage now.
+        match std::mem::replace(unsafe { &mut *stage }, Stage::Consumed) {
+            Stage::Finished(out) => out,
+            _ => panic!("JoinHandle polled after it returned the output"),
+        }
+    });
+    // SAFETY: the JoinHandle passed a `Poll<Result<F::Output, JoinError>>`.
+    unsafe { *dst.cast::<Poll<Result<F::Output, JoinError>>>() = Poll::Ready(out) };
+}
+
+fn can_read_output<F: Future, S: Schedule>(h: &Harness<F, S>, waker: &Waker) -> bool {
+    let state = &h.header().state;
+    let snap = state.load();
+    if snap.is_complete() {
+        return true;
+    }
+    let field = &h.cell().join_waker;
+    if snap.is_join_waker_set() {
+        let same = field.with(|w| {
+            // SAFETY: while JOIN_WAKER is set only shared reads happen (ours and the completer's).
+            unsafe { &*w }.as_ref().is_some_and(|w| w.will_wake(waker))
+        });
+        if same {
+            return false;
+        }
+        if state.unset_join_waker().is_err() {
+            return true;
+        }
+    }
+    // JOIN_WAKER is clear: the field is ours.
+    field.with_mut(|w| {
+        // SAFETY: exclusive while JOIN_WAKER is clear and we are the JoinHandle.
+        unsafe { *w = Some(waker.clone()) }
+    });
+    state.set_join_waker().is_err()
+}
+
+unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: see above; the caller gives the JoinHandle's reference.
+    let h = unsafe { Harness::<F, S>::from_raw(ptr) };
+    let prev = h.header().state.unset_join_interested();
+    if prev.is_complete() {
+        // The output is ours to drop.
+        h.set_stage(Stage::Consumed);
+    }
+    if !(prev.is_complete() && prev.is_join_waker_set()) {
+        // The waker field is ours (the completer owns it only while COMPLETE and JOIN_WAKER).
+        let w = h.cell().join_waker.with_mut(|w| {
+            // SAFETY: exclusive per the rule above.
+            unsafe { (*w).take() }
+        });
+        drop(w);
+    }
+    if h.header().state.ref_dec(1) {
+        h.dealloc();
+    }
+}
+
+unsafe fn dealloc<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: see above; the caller released the last reference.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.dealloc()
+}
+
+// --- the waker: one static vtable for every task type -------------------------------------
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn header<'a>(p: *const ()) -> &'a Header {
+    // SAFETY: a waker's data pointer is the header of a task it holds a reference to.
+    unsafe { &*p.cast::<Header>() }
+}
+
+unsafe fn waker_clone(p: *const ()) -> RawWaker {
+    header(p).state.ref_inc();
+    RawWaker::new(p, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(p: *const ()) {
+    let h = header(p);
+    let ptr = NonNull::from(h);
+    match h.state.transition_to_notified_by_val() {
+        // SAFETY: the waker's reference became the Notified reference.
+        ToNotified::Submit => unsafe { (h.vtable.schedule)(ptr) },
+        ToNotified::DoNothing => {}
+        // SAFETY: the waker held the last reference.
+        ToNotified::Dealloc => unsafe { (h.vtable.dealloc)(ptr) },
+    }
+}
+
+unsafe fn waker_wake_by_ref(p: *const ()) {
+    let h = header(p);
+    if h.state.transition_to_notified_by_ref() == ToNotified::Submit {
+        // SAFETY: the transition took a new reference for the Notified.
+        unsafe { (h.vtable.schedule)(NonNull::from(h)) }
+    }
+}
+
+unsafe fn waker_drop(p: *const ()) {
+    let h = header(p);
+    if h.state.ref_dec(1) {
+        // SAFETY: that was the last reference.
+        unsafe { (h.vtable.dealloc)(NonNull::from(h)) }
+    }
+}

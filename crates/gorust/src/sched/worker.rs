@@ -1,0 +1,370 @@
+//! A worker thread: the M with its P. It owns a [`Core`] and runs the scheduling loop.
+//!
+//! Who touches what: `Core` is owned by the worker thread alone (a `RefCell` in the thread's
+//! context, borrowed only between task polls; a waker firing on this thread during a poll takes
+//! the borrow briefly to push into the LIFO slot or a local queue). Other threads reach the
+//! worker only through its [`Remote`](super::Remote): the stealable end of the ring, the inbox
+//! and the parker.
+//!
+//! States of a worker: *running* a task; *searching* (no local work, stealing; counted in
+//! `Idle`, at most half the workers); *parked* in its epoll (listed in `Idle`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::Instant;
+
+use super::park::Scratch;
+use super::queue::{self, CAP};
+use super::task::{Kind, Notified, UNBOUND};
+use super::Handle;
+use crate::loom::sync::atomic::Ordering::*;
+use crate::time::heap::TimerHeap;
+
+/// The worker's private scheduling state (Go's P).
+pub(crate) struct Core {
+    local: queue::Local,
+    runnext: Option<Notified>,
+    /// Started goroutines bound here; never stolen.
+    pinned: VecDeque<Notified>,
+    tick: u32,
+    lifo_streak: u32,
+    rng: u32,
+    is_searching: bool,
+    pub(crate) timers: TimerHeap,
+    scratch: Scratch,
+    fired: Vec<Waker>,
+}
+
+/// The thread-local context of a worker thread.
+pub(crate) struct WorkerCtx {
+    pub(crate) handle: Handle,
+    pub(crate) index: usize,
+    pub(crate) core: RefCell<Core>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const WorkerCtx> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this thread's worker context, if it is a worker.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
+    let p = CURRENT.with(|c| c.get());
+    // SAFETY: CURRENT points at the WorkerCtx on the worker thread's own stack frame
+    // (`run_worker`), set for exactly the duration of that frame.
+    f(unsafe { p.as_ref() })
+}
+
+/// The index of the worker this thread is, if any.
+pub(crate) fn current_index() -> Option<usize> {
+    with_current(|w| w.map(|w| w.index))
+}
+
+pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
+    let _altstack = crate::sys::signal::ensure_altstack();
+    let ctx = WorkerCtx {
+        handle,
+        index,
+        core: RefCell::new(Core {
+            local,
+            runnext: None,
+            pinned: VecDeque::new(),
+            tick: 0,
+            lifo_streak: 0,
+            rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
+            is_searching: false,
+            timers: TimerHeap::new(),
+            scratch: Scratch::new(),
+            fired: Vec::new(),
+        }),
+    };
+    CURRENT.with(|c| c.set(&ctx));
+    ctx.run();
+    ctx.shutdown();
+    CURRENT.with(|c| c.set(std::ptr::null()));
+}
+
+impl Core {
+    fn next_rand(&mut self) -> u32 {
+        // xorshift32
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x
+    }
+
+    /// Pushes to the back of the right queue; returns `true` if it went to the stealable ring.
+    fn push_back(&mut self, task: Notified, overflow: &super::inject::Inject) -> bool {
+        if task.header().home.load(Relaxed) != UNBOUND {
+            self.pinned.push_back(task);
+            false
+        } else {
+            self.local.push_back(task, overflow);
+            true
+        }
+    }
+}
+
+impl WorkerCtx {
+    fn shared(&self) -> &super::Shared {
+        &self.handle
+    }
+
+    /// A waker fired on this worker's thread. Returns the task back if it must take the
+    /// remote path (bound to another worker, or the core is borrowed).
+    pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) -> Result<(), Notified> {
+        let home = task.header().home.load(Relaxed);
+        if home != UNBOUND && home as usize != self.index {
+            return Err(task);
+        }
+        let Ok(mut core) = self.core.try_borrow_mut() else {
+            return Err(task);
+        };
+        let shared = self.shared();
+        let to_ring = if is_yield {
+            core.push_back(task, &shared.inject)
+        } else if let Some(prev) = core.runnext.replace(task) {
+            core.push_back(prev, &shared.inject)
+        } else {
+            false
+        };
+        drop(core);
+        if to_ring {
+            shared.notify_parked();
+        }
+        Ok(())
+    }
+
+    /// Inserts a timer in this worker's heap.
+    pub(crate) fn add_timer(
+        &self,
+        deadline: Instant,
+        entry: std::sync::Arc<crate::time::entry::TimerEntry>,
+    ) -> Result<(), std::sync::Arc<crate::time::entry::TimerEntry>> {
+        match self.core.try_borrow_mut() {
+            Ok(mut core) => {
+                core.timers.insert(deadline, entry);
+                Ok(())
+            }
+            Err(_) => Err(entry),
+        }
+    }
+
+    fn run(&self) {
+        let shared = self.shared();
+        let timer_interval = shared.config.timer_check_interval;
+        loop {
+            if shared.shutdown.load(Acquire) {
+                return;
+            }
+            let tick = {
+                let mut core = self.core.borrow_mut();
+                core.tick = core.tick.wrapping_add(1);
+                core.tick
+            };
+            if tick % timer_interval == 0 {
+                self.fire_timers();
+            }
+            if let Some(t) = self.next_local_task() {
+                self.run_task(t);
+                continue;
+            }
+            if self.fire_timers() > 0 {
+                continue;
+            }
+            if let Some(t) = self.steal() {
+                self.run_task(t);
+                continue;
+            }
+            self.park();
+        }
+    }
+
+    fn run_task(&self, task: Notified) {
+        let shared = self.shared();
+        let was_searching = {
+            let mut core = self.core.borrow_mut();
+            std::mem::replace(&mut core.is_searching, false)
+        };
+        if was_searching && shared.idle.transition_worker_from_searching() {
+            // Rule 3 of `idle`: the last searcher found work; more may be queued.
+            shared.notify_parked();
+        }
+        let h = task.header();
+        if h.kind == Kind::Goroutine && h.home.load(Relaxed) == UNBOUND {
+            // First poll of a goroutine: bind it here for life. Readers of `home` (wakers)
+            // synchronise through the AcqRel state transition that publishes its first park.
+            h.home.store(self.index as u32, Relaxed);
+        }
+        shared.remotes[self.index].metrics.inc_polls();
+        crate::coop::reset();
+        task.run();
+        crate::coop::unconstrain();
+    }
+
+    fn next_local_task(&self) -> Option<Notified> {
+        let shared = self.shared();
+        let mut core = self.core.borrow_mut();
+        if core.tick % shared.config.global_queue_interval == 0 {
+            if let Some(t) = shared.inject.pop() {
+                return Some(t);
+            }
+        }
+        if shared.inbox_len(self.index) > 0 {
+            shared.drain_inbox(self.index, &mut core.pinned);
+        }
+        if core.runnext.is_some() && core.lifo_streak < shared.config.lifo_limit {
+            core.lifo_streak += 1;
+            return core.runnext.take();
+        }
+        core.lifo_streak = 0;
+        let t = if core.tick & 1 == 0 {
+            core.pinned.pop_front().or_else(|| core.local.pop())
+        } else {
+            core.local.pop().or_else(|| core.pinned.pop_front())
+        };
+        if t.is_some() {
+            return t;
+        }
+        if let Some(t) = core.runnext.take() {
+            return Some(t);
+        }
+        let n = (shared.inject.len() / shared.remotes.len() + 1).min(CAP / 2);
+        let mut batch = shared.inject.pop_n(n).into_iter();
+        let first = batch.next()?;
+        for t in batch {
+            core.local.push_back(t, &shared.inject);
+        }
+        Some(first)
+    }
+
+    fn steal(&self) -> Option<Notified> {
+        let shared = self.shared();
+        let n = shared.remotes.len();
+        let mut core = self.core.borrow_mut();
+        if n > 1 {
+            if !core.is_searching {
+                if !shared.idle.transition_worker_to_searching() {
+                    return None;
+                }
+                core.is_searching = true;
+            }
+            let start = core.next_rand() as usize % n;
+            for i in 0..n {
+                let victim = (start + i) % n;
+                if victim == self.index {
+                    continue;
+                }
+                if let Some(t) = shared.remotes[victim].steal.steal_into(&mut core.local) {
+                    shared.remotes[self.index].metrics.inc_steals();
+                    return Some(t);
+                }
+            }
+        }
+        let n = (shared.inject.len() / n + 1).min(CAP / 2);
+        let mut batch = shared.inject.pop_n(n).into_iter();
+        let first = batch.next()?;
+        for t in batch {
+            core.local.push_back(t, &shared.inject);
+        }
+        Some(first)
+    }
+
+    /// Fires due timers and wakes their tasks. Returns how many fired.
+    fn fire_timers(&self) -> usize {
+        let mut fired = {
+            let mut core = self.core.borrow_mut();
+            if core.timers.is_empty() {
+                return 0;
+            }
+            let mut out = std::mem::take(&mut core.fired);
+            core.timers.expire(Instant::now(), &mut out);
+            out
+        };
+        let n = fired.len();
+        // Wake with the core released: wakers push into it.
+        for w in fired.drain(..) {
+            w.wake();
+        }
+        self.core.borrow_mut().fired = fired;
+        n
+    }
+
+    fn park(&self) {
+        let shared = self.shared();
+        let idle = &shared.idle;
+        let mut core = self.core.borrow_mut();
+        let was_searching = std::mem::replace(&mut core.is_searching, false);
+        let last_searcher = idle.transition_worker_to_parked(self.index, was_searching);
+        // Rule 4 of `idle`, and this worker's own wake-up sources, re-checked after it is
+        // counted as parked (the transition ends with a SeqCst fence).
+        if (last_searcher && shared.work_visible())
+            || !shared.inject.is_empty()
+            || shared.inbox_len(self.index) > 0
+            || shared.shutdown.load(Acquire)
+        {
+            idle.unpark_self(self.index);
+            return;
+        }
+        let now = Instant::now();
+        let timeout = core
+            .timers
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(now));
+        shared.remotes[self.index].metrics.inc_parks();
+        let core = &mut *core;
+        shared.remotes[self.index]
+            .parker
+            .park(timeout, &mut core.scratch);
+        if !idle.unpark_self(self.index) {
+            // `notify_parked` took us off the list and counted us as searching.
+            core.is_searching = true;
+        }
+    }
+
+    /// Step 3 of shutdown (module header of `sched`).
+    fn shutdown(&self) {
+        let shared = self.shared();
+        let me = self.index as u32;
+        let tasks = shared.owned.drain_matching(|h| {
+            let home = h.home.load(Relaxed);
+            home == me || home == UNBOUND
+        });
+        for t in tasks {
+            // SAFETY: we pass the list's reference; bound goroutines in this batch are bound
+            // to this thread, the rest have not started or are futures.
+            unsafe { t.shutdown() };
+        }
+        let inbox = shared.close_inbox(self.index);
+        drop(inbox);
+        let (runnext, pinned, timers) = {
+            let mut core = self.core.borrow_mut();
+            let mut local = Vec::new();
+            while let Some(t) = core.local.pop() {
+                local.push(t);
+            }
+            (
+                (core.runnext.take(), local),
+                std::mem::take(&mut core.pinned),
+                std::mem::take(&mut core.timers),
+            )
+        };
+        drop(runnext);
+        drop(pinned);
+        drop(timers);
+        let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
+        if was_searching {
+            shared.idle.transition_worker_from_searching();
+        }
+    }
+
+    /// Depth of this worker's queues, for metrics.
+    pub(crate) fn local_depth(&self) -> usize {
+        self.core
+            .try_borrow()
+            .map(|c| c.local.len() + c.pinned.len() + c.runnext.is_some() as usize)
+            .unwrap_or(0)
+    }
+}

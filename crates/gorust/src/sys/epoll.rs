@@ -1,0 +1,115 @@
+//! epoll(7): a readiness queue per worker.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::syscall;
+
+/// Readiness interest, as epoll flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interest(u32);
+
+impl Interest {
+    /// Read readiness, level-triggered.
+    pub(crate) const READABLE: Interest = Interest(libc::EPOLLIN as u32);
+}
+
+#[derive(Debug)]
+pub(crate) struct Epoll {
+    fd: OwnedFd,
+}
+
+/// A buffer of events returned by [`Epoll::wait`].
+pub(crate) struct Events {
+    buf: Vec<libc::epoll_event>,
+    len: usize,
+}
+
+impl Events {
+    pub(crate) fn with_capacity(n: usize) -> Events {
+        Events {
+            buf: vec![libc::epoll_event { events: 0, u64: 0 }; n],
+            len: 0,
+        }
+    }
+
+    /// The tokens of the events of the last wait.
+    pub(crate) fn tokens(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buf[..self.len].iter().map(|e| e.u64)
+    }
+}
+
+/// Set once `epoll_pwait2` has returned ENOSYS: later waits use `epoll_wait` in milliseconds.
+static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
+impl Epoll {
+    pub(crate) fn new() -> io::Result<Epoll> {
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: `epoll_create1` just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
+    }
+
+    pub(crate) fn add(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest.0,
+            u64: token,
+        };
+        // SAFETY: `ev` is a live epoll_event; the kernel copies it.
+        syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev))?;
+        Ok(())
+    }
+
+    /// Waits for events. `None` blocks until one arrives; `Some(ZERO)` only polls.
+    pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.len = 0;
+        let cap = events.buf.len() as libc::c_int;
+        let ptr = events.buf.as_mut_ptr();
+        let n = if !NO_PWAIT2.load(Ordering::Relaxed) {
+            let ts = timeout.map(|d| libc::timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `ptr` points at `cap` writable epoll_events, `ts_ptr` is null or a live
+            // timespec, and a null sigmask leaves the mask unchanged.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.fd.as_raw_fd(),
+                    ptr,
+                    cap,
+                    ts_ptr,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                NO_PWAIT2.store(true, Ordering::Relaxed);
+                return self.wait(events, timeout);
+            }
+            r as libc::c_int
+        } else {
+            // Round up so that a timer is never fired early.
+            let ms = timeout.map_or(-1, |d| {
+                let ms = d.as_nanos().div_ceil(1_000_000);
+                ms.min(i32::MAX as u128) as libc::c_int
+            });
+            // SAFETY: `ptr` points at `cap` writable epoll_events.
+            unsafe { libc::epoll_wait(self.fd.as_raw_fd(), ptr, cap, ms) }
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(err);
+        }
+        events.len = n as usize;
+        Ok(())
+    }
+}

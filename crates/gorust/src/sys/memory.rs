@@ -1,0 +1,86 @@
+//! Virtual memory for goroutine stacks: reserve, guard, release.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::syscall;
+
+/// `madvise` advice that installs guard markers without splitting the mapping (Linux 6.13).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n <= 0 {
+        4096
+    } else {
+        n as usize
+    }
+}
+
+/// Reserves `len` bytes of zeroed, readable and writable memory. Pages are backed lazily, and
+/// no swap is reserved, so a large reservation costs address space, not memory.
+pub(crate) fn reserve(len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// How guard pages are made on this kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GuardKind {
+    /// `MADV_GUARD_INSTALL`: no extra memory mapping per guard.
+    Marker,
+    /// `mprotect(PROT_NONE)`: each guard splits the mapping and costs a `vm.max_map_count` entry.
+    Protect,
+}
+
+static GUARD_KIND: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 marker, 2 protect
+
+/// Makes `[addr, addr+len)` fault on any access.
+///
+/// # Safety
+///
+/// The range must lie inside a mapping made by [`reserve`] and hold nothing anyone reads.
+pub(crate) unsafe fn guard(addr: NonNull<u8>, len: usize) -> io::Result<GuardKind> {
+    if GUARD_KIND.load(Ordering::Relaxed) != 2 {
+        // SAFETY: the caller guarantees the range is ours and unused.
+        let r = unsafe { libc::madvise(addr.as_ptr().cast(), len, MADV_GUARD_INSTALL) };
+        if r == 0 {
+            GUARD_KIND.store(1, Ordering::Relaxed);
+            return Ok(GuardKind::Marker);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(err);
+        }
+        GUARD_KIND.store(2, Ordering::Relaxed);
+    }
+    syscall!(mprotect(addr.as_ptr().cast(), len, libc::PROT_NONE))?;
+    Ok(GuardKind::Protect)
+}
+
+/// Gives the physical pages of `[addr, addr+len)` back to the kernel; the range stays mapped and
+/// reads as zeroes afterwards. Guard markers survive.
+///
+/// # Safety
+///
+/// The range must lie inside a mapping made by [`reserve`] and hold nothing still in use.
+pub(crate) unsafe fn release(addr: NonNull<u8>, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and dead.
+    let _ = unsafe { libc::madvise(addr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
+}

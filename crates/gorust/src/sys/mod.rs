@@ -1,0 +1,35 @@
+//! The operating-system contract: every system call the runtime makes goes through this module.
+//!
+//! A backend provides:
+//!
+//! | item | what it must do |
+//! |---|---|
+//! | `Epoll::new()` | a close-on-exec readiness queue |
+//! | `Epoll::add(fd, interest, token)` | register `fd`; `token` comes back in each event |
+//! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
+//! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
+//! | `memory::*` | reserve, guard, release and forget stack memory |
+//!
+//! Only Linux is implemented (`epoll.rs`, `eventfd.rs`, `memory.rs`); a kqueue backend would add
+//! one file per type behind the same names. Everything else in the crate calls these safe wrappers;
+//! raw `libc` calls outside `sys` are a review error.
+
+pub(crate) mod epoll;
+pub(crate) mod eventfd;
+pub(crate) mod memory;
+pub(crate) mod signal;
+
+/// Runs a libc call and turns a `-1` return into `io::Error::last_os_error()`.
+macro_rules! syscall {
+    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        // SAFETY: every use passes arguments that satisfy the call's contract; the caller's own
+        // SAFETY comment states why.
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;

@@ -1,0 +1,135 @@
+//! The fault handler used to report goroutine stack overflows.
+//!
+//! `install` puts a `SIGSEGV`/`SIGBUS` handler in front of whatever was there (normally Rust's
+//! own, which reports overflows of thread stacks). The handler runs on the thread's alternate
+//! signal stack, asks a classifier whether the fault address is a goroutine's guard page, and
+//! either prints the classifier's message and aborts or hands the signal to the previous handler.
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::Once;
+
+/// Returns a message to print and abort with, or `None` if the fault is not ours. Called inside a
+/// signal handler: it may only read atomics and `const`-initialised thread-locals.
+pub(crate) type Classifier = fn(fault_addr: usize, out: &mut [u8]) -> Option<usize>;
+
+static CLASSIFIER: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static mut PREV_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
+static mut PREV_BUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
+
+pub(crate) fn install(classifier: Classifier) {
+    static ONCE: Once = Once::new();
+    CLASSIFIER.store(classifier as *mut (), Ordering::Release);
+    ONCE.call_once(|| {
+        // SAFETY: runs once, before any fault can reach `handler`; PREV_* are written here only
+        // and read by the handler after INSTALLED is set.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(
+                libc::SIGSEGV,
+                &action,
+                (&raw mut PREV_SEGV).cast::<libc::sigaction>(),
+            );
+            libc::sigaction(
+                libc::SIGBUS,
+                &action,
+                (&raw mut PREV_BUS).cast::<libc::sigaction>(),
+            );
+        }
+        INSTALLED.store(true, Ordering::Release);
+    });
+}
+
+/// Gives every thread the runtime starts an alternate signal stack, so that the handler can run
+/// when the thread's own stack (or a goroutine's) is exhausted. Rust's `std` does the same for
+/// threads it spawns, but only when its own handler was installed first; this makes it certain.
+/// The returned guard frees the stack when the thread ends.
+pub(crate) fn ensure_altstack() -> Option<AltStack> {
+    // SAFETY: querying the current alternate stack with a null new-stack pointer changes nothing.
+    unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut old);
+        if old.ss_flags & libc::SS_DISABLE == 0 {
+            return None; // one is already installed
+        }
+    }
+    let size = libc::SIGSTKSZ.max(64 * 1024);
+    let mem = super::memory::reserve(size).ok()?;
+    let st = libc::stack_t {
+        ss_sp: mem.as_ptr().cast(),
+        ss_flags: 0,
+        ss_size: size,
+    };
+    // SAFETY: `mem` is a fresh mapping of `size` bytes that lives until AltStack is dropped.
+    unsafe { libc::sigaltstack(&st, std::ptr::null_mut()) };
+    Some(AltStack { mem, size })
+}
+
+pub(crate) struct AltStack {
+    mem: std::ptr::NonNull<u8>,
+    size: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let disable = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: disables this thread's alternate stack, then unmaps the memory we mapped.
+        unsafe {
+            libc::sigaltstack(&disable, std::ptr::null_mut());
+            libc::munmap(self.mem.as_ptr().cast(), self.size);
+        }
+    }
+}
+
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let f = CLASSIFIER.load(Ordering::Acquire);
+    if !f.is_null() {
+        // SAFETY: CLASSIFIER only ever holds a `Classifier` function pointer.
+        let classify: Classifier = unsafe { std::mem::transmute::<*mut (), Classifier>(f) };
+        let mut buf = [0u8; 256];
+        if let Some(n) = classify(addr, &mut buf) {
+            // SAFETY: write(2) and abort(3) are async-signal-safe.
+            unsafe {
+                libc::write(2, buf.as_ptr().cast(), n);
+                libc::abort();
+            }
+        }
+    }
+    // Not a goroutine guard page: hand over to the previous disposition.
+    let prev = if sig == libc::SIGBUS {
+        &raw const PREV_BUS
+    } else {
+        &raw const PREV_SEGV
+    };
+    // SAFETY: PREV_* were filled by `install` before the handler could run.
+    let prev = unsafe { (*prev).assume_init_ref() };
+    let h = prev.sa_sigaction;
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again and the
+        // kernel delivers the signal with its default disposition (a core dump).
+        // SAFETY: resetting a signal's disposition is async-signal-safe.
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(h) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a handler without SA_SIGINFO takes only the signal number.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
+        f(sig);
+    }
+}
