@@ -1,0 +1,3 @@
+module gorust-bench
+
+go 1.19
