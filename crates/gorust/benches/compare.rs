@@ -24,8 +24,13 @@
 //! |-------------|--------------------------------------------------------|-----------|
 //! | spawn_all   | spawn a trivial goroutine; all N spawned, then joined  | 1,000,000 |
 //! | spawn_batch | the same, 1,000 at a time (Go: a WaitGroup per batch)  | 1,000,000 |
+//! | pingpong    | round trip to an echo goroutine, two channels of cap 1 |   100,000 |
 //! | yield       | `yield_now` / `task::yield_now` / `runtime.Gosched`    | 1,000,000 |
 //! | mem         | 1,000,000 goroutines parked at once: KiB of RSS each   |           |
+//!
+//! Ping-pong channels: gorust `sync::mpsc::sync_channel(1)`, tokio `mpsc::channel(1)`, Go
+//! `make(chan int, 1)`. gorust's side needs `gorust::sync::mpsc` (cargo feature `bench-sync`
+//! until that module is on main); without it the scenario is skipped with a note.
 //!
 //! Memory, measured honestly: in the child, `VmRSS` (from /proc/self/status) is read in the
 //! main goroutine after the runtime started, then N goroutines are started that each park on
@@ -56,11 +61,14 @@ use std::time::{Duration, Instant};
 use report::{Memory, Timed, PROGRAMS};
 
 /// Timed scenarios and their operation counts in a default run.
-const TIMED: [(&str, u64); 3] = [
+const TIMED: [(&str, u64); 4] = [
     ("spawn_all", 1_000_000),
     ("spawn_batch", 1_000_000),
+    ("pingpong", 100_000),
     ("yield", 1_000_000),
 ];
+/// Whether gorust's side of `pingpong` is built: it needs `gorust::sync::mpsc`.
+const HAVE_SYNC: bool = cfg!(feature = "bench-sync");
 /// Goroutines parked at once in the memory scenario (default run).
 const MEM_GOROUTINES: u64 = 1_000_000;
 /// Rounds of the memory scenario at most: its figure barely varies, and a gorust round of a
@@ -112,6 +120,10 @@ fn main() {
     let mut timed = Vec::new();
     for (scenario, ops) in TIMED {
         if !wanted(scenario) {
+            continue;
+        }
+        if scenario == "pingpong" && !HAVE_SYNC {
+            eprintln!("pingpong: needs gorust::sync::mpsc (cargo feature bench-sync), skipped");
             continue;
         }
         for workers in WORKERS {

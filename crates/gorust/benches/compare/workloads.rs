@@ -61,6 +61,8 @@ mod gorust_side {
             "spawn_all" => Ok(ns_per_op(rt.run(move || spawn_all(n)), n)),
             "spawn_batch" => Ok(ns_per_op(rt.run(move || spawn_batch(n)), n)),
             "yield" => Ok(ns_per_op(rt.run(move || yield_now(n)), n)),
+            #[cfg(feature = "bench-sync")]
+            "pingpong" => Ok(ns_per_op(rt.run(move || pingpong(n)), n)),
             "mem" => Ok(rt.run(move || mem(n))),
             _ => Err(format!("gorust: unknown scenario {scenario:?}")),
         }
@@ -96,6 +98,31 @@ mod gorust_side {
             gorust::yield_now();
         }
         t.elapsed()
+    }
+
+    /// The main goroutine sends on `ping` and receives on `pong`; an echo goroutine sends
+    /// back what it receives. Both channels hold one message (Go: `make(chan int, 1)`).
+    #[cfg(feature = "bench-sync")]
+    fn pingpong(n: u64) -> Duration {
+        use gorust::sync::mpsc::sync_channel;
+        let (ping_tx, ping_rx) = sync_channel::<u64>(1);
+        let (pong_tx, pong_rx) = sync_channel::<u64>(1);
+        let echo = gorust::go(move || {
+            while let Ok(v) = ping_rx.recv() {
+                if pong_tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let t = Instant::now();
+        for i in 0..n {
+            ping_tx.send(i).expect("echo gone");
+            black_box(pong_rx.recv().expect("echo gone"));
+        }
+        let d = t.elapsed();
+        drop(ping_tx);
+        echo.join().expect("echo panicked");
+        d
     }
 
     /// `n` goroutines, each parked in a receive on one shared gate (a `tokio::sync::watch`
@@ -162,6 +189,9 @@ mod tokio_side {
             "yield" => Ok(on_rt(Box::pin(
                 async move { ns_per_op(yield_now(n).await, n) },
             ))),
+            "pingpong" => Ok(on_rt(Box::pin(
+                async move { ns_per_op(pingpong(n).await, n) },
+            ))),
             "mem" => Ok(on_rt(Box::pin(mem(n)))),
             _ => Err(format!("tokio: unknown scenario {scenario:?}")),
         }
@@ -199,6 +229,28 @@ mod tokio_side {
             tokio::task::yield_now().await;
         }
         t.elapsed()
+    }
+
+    /// As gorust's `pingpong`, with `mpsc::channel(1)` both ways and an echo task.
+    async fn pingpong(n: u64) -> Duration {
+        let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let echo = tokio::spawn(async move {
+            while let Some(v) = ping_rx.recv().await {
+                if pong_tx.send(v).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let t = Instant::now();
+        for i in 0..n {
+            ping_tx.send(i).await.expect("echo gone");
+            black_box(pong_rx.recv().await.expect("echo gone"));
+        }
+        let d = t.elapsed();
+        drop(ping_tx);
+        echo.await.expect("echo panicked");
+        d
     }
 
     /// As gorust's `mem`, with tasks (stackless: a task's state is its future) for reference.
