@@ -29,6 +29,7 @@
 mod blocking;
 mod context;
 pub mod coop;
+pub mod fs;
 mod goroutine;
 pub(crate) mod loom;
 mod runtime;

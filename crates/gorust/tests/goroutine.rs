@@ -104,7 +104,11 @@ fn started_goroutine_never_changes_thread() {
             for h in hs {
                 h.join().unwrap();
             }
-            assert_eq!(moved.load(Ordering::Relaxed), 0, "a goroutine changed thread");
+            assert_eq!(
+                moved.load(Ordering::Relaxed),
+                0,
+                "a goroutine changed thread"
+            );
             assert_eq!(
                 threads.lock().unwrap().len(),
                 2,

@@ -114,7 +114,10 @@ fn metrics_report_workers_and_goroutines() {
         assert_eq!(m.workers.len(), 2);
         assert!(m.goroutines >= 1);
         let polls: u64 = m.workers.iter().map(|w| w.polls).sum();
-        assert!(polls >= 2000, "each goroutine was polled at least twice: {polls}");
+        assert!(
+            polls >= 2000,
+            "each goroutine was polled at least twice: {polls}"
+        );
         assert!(gorust::metrics().is_none(), "no runtime on this thread");
     });
 }
@@ -140,7 +143,14 @@ fn schedtrace_prints_lines_like_go() {
         .lines()
         .find(|l| l.starts_with("SCHED "))
         .unwrap_or_else(|| panic!("no SCHED line in: {err}"));
-    for field in ["workers=2", "idle=", "goroutines=", "global=", "local=[", "steals=["] {
+    for field in [
+        "workers=2",
+        "idle=",
+        "goroutines=",
+        "global=",
+        "local=[",
+        "steals=[",
+    ] {
         assert!(line.contains(field), "{field} missing in {line}");
     }
 }

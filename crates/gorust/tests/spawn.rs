@@ -99,8 +99,15 @@ fn block_on_inside_a_future_on_a_worker_panics_clearly() {
         run_on(1, || {
             let h = gorust::spawn(async { gorust::block_on(async { 1 }) });
             let err = gorust::block_on(h).expect_err("block_on refuses");
-            let msg = err.downcast_ref::<&str>().copied().unwrap_or_default().to_string()
-                + err.downcast_ref::<String>().map(String::as_str).unwrap_or("");
+            let msg = err
+                .downcast_ref::<&str>()
+                .copied()
+                .unwrap_or_default()
+                .to_string()
+                + err
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .unwrap_or("");
             assert!(msg.contains("use .await"), "{msg}");
         })
     });

@@ -17,7 +17,7 @@ on_each_config!(sleep_is_never_early, || {
     }
 });
 
-/// 10,000 goroutines sleeping at once all wake.
+// 10,000 goroutines sleeping at once all wake.
 on_each_config!(ten_thousand_sleepers_all_wake, || {
     let woke = Arc::new(AtomicUsize::new(0));
     let hs: Vec<_> = (0..10_000u64)
@@ -46,11 +46,12 @@ on_each_config!(timeout_elapses_and_completes, || {
     assert!(t.elapsed() < Duration::from_secs(10));
     let fast = gorust::time::timeout(Duration::from_secs(30), async { 9 });
     assert_eq!(gorust::block_on(fast), Ok(9));
-    let e: std::io::Error = gorust::time::Elapsed::from(gorust::block_on(
-        gorust::time::timeout(Duration::ZERO, std::future::pending::<()>()),
-    )
-    .unwrap_err())
-    .into();
+    let elapsed = gorust::block_on(gorust::time::timeout(
+        Duration::ZERO,
+        std::future::pending::<()>(),
+    ))
+    .unwrap_err();
+    let e: std::io::Error = elapsed.into();
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
 });
 

@@ -76,11 +76,6 @@ impl Parker {
             self.driver.notify();
         }
     }
-
-    #[cfg(not(loom))]
-    pub(crate) fn epoll(&self) -> &crate::sys::epoll::Epoll {
-        &self.driver.epoll
-    }
 }
 
 #[cfg(not(loom))]

@@ -58,7 +58,12 @@ impl Epoll {
             u64: token,
         };
         // SAFETY: `ev` is a live epoll_event; the kernel copies it.
-        syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev))?;
+        syscall!(epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            &mut ev
+        ))?;
         Ok(())
     }
 
