@@ -67,6 +67,7 @@ pub(crate) fn current_index() -> Option<usize> {
 
 pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
     let _altstack = crate::sys::signal::ensure_altstack();
+    crate::sys::set_precise_timers();
     let ctx = WorkerCtx {
         handle,
         index,

@@ -33,3 +33,10 @@ macro_rules! syscall {
     }};
 }
 pub(crate) use syscall;
+
+/// Asks the kernel to fire this thread's timers (the `epoll_pwait2` timeout) with 1 ns of slack
+/// instead of the default 50 µs, so sub-millisecond sleeps end close to their deadline.
+pub(crate) fn set_precise_timers() {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer argument and affects only this thread.
+    let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
