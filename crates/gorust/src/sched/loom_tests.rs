@@ -177,7 +177,7 @@ fn loom_state_join_waker_vs_complete() {
 #[test]
 fn loom_parker_no_lost_wakeup() {
     loom::model(|| {
-        let parker = Arc::new(Parker::new().unwrap());
+        let parker = Arc::new(Parker::new());
         let flag = Arc::new(AtomicBool::new(false));
         let (p2, f2) = (parker.clone(), flag.clone());
         let th = thread::spawn(move || {

@@ -161,6 +161,7 @@ impl WorkerCtx {
     fn run(&self) {
         let shared = self.shared();
         let timer_interval = shared.config.timer_check_interval;
+        let event_interval = shared.config.event_interval;
         loop {
             if shared.shutdown.load(Acquire) {
                 return;
@@ -173,11 +174,14 @@ impl WorkerCtx {
             if tick % timer_interval == 0 {
                 self.fire_timers();
             }
+            if tick % event_interval == 0 {
+                self.poll_io_now();
+            }
             if let Some(t) = self.next_local_task() {
                 self.run_task(t);
                 continue;
             }
-            if self.fire_timers() > 0 {
+            if self.fire_timers() > 0 || self.poll_io_now() > 0 {
                 continue;
             }
             if let Some(t) = self.steal() {
@@ -310,6 +314,27 @@ impl WorkerCtx {
         None
     }
 
+    /// Polls this worker's netpoller without blocking and wakes what is ready. Returns the
+    /// number of I/O events.
+    fn poll_io_now(&self) -> usize {
+        let poller = &self.shared().remotes[self.index].poller;
+        if poller.registered() == 0 {
+            return 0;
+        }
+        let (mut scratch, mut wakers) = {
+            let mut core = self.core.borrow_mut();
+            (
+                std::mem::replace(&mut core.scratch, Scratch::empty()),
+                std::mem::take(&mut core.fired),
+            )
+        };
+        let n = poller.poll_now(&mut scratch.events, &mut wakers);
+        let mut core = self.core.borrow_mut();
+        core.scratch = scratch;
+        core.fired = wakers;
+        n
+    }
+
     /// Fires due timers and wakes their tasks. Returns how many fired.
     fn fire_timers(&self) -> usize {
         let mut fired = {
@@ -352,14 +377,20 @@ impl WorkerCtx {
             .next_deadline()
             .map(|d| d.saturating_duration_since(now));
         shared.remotes[self.index].metrics.inc_parks();
-        let core = &mut *core;
-        shared.remotes[self.index]
-            .parker
-            .park(timeout, &mut core.scratch);
+        let remote = &shared.remotes[self.index];
+        remote.parker.park(timeout, &mut core.scratch);
         if !idle.unpark_self(self.index) {
             // `notify_parked` took us off the list and counted us as searching.
             core.is_searching = true;
         }
+        // Readiness found while parked: collect the wakers, wake them with the core released.
+        let mut wakers = std::mem::take(&mut core.fired);
+        remote.poller.dispatch(&core.scratch.events, &mut wakers);
+        drop(core);
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        self.core.borrow_mut().fired = wakers;
     }
 
     /// Step 3 of shutdown (module header of `sched`).

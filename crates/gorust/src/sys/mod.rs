@@ -18,6 +18,7 @@ pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod memory;
 pub(crate) mod signal;
+pub(crate) mod socket;
 
 /// Runs a libc call and turns a `-1` return into `io::Error::last_os_error()`.
 macro_rules! syscall {

@@ -1,0 +1,42 @@
+//! `gorust::net`: std's network types, for goroutines.
+//!
+//! The types have `std::net`'s names, methods and signatures, so a thread-per-connection
+//! server ports by changing `std::net` to `gorust::net` and `std::thread::spawn` to
+//! `gorust::go`. A call that would block parks the calling goroutine on the netpoller instead;
+//! on a plain thread outside the runtime the same call blocks the thread, as std's would.
+//!
+//! Go's behaviours, each with a test in `tests/net_*.rs`:
+//! - a deadline (`set_read_deadline`, or std's `set_read_timeout`) fails a call with
+//!   `ErrorKind::TimedOut`, and keeps failing until it is moved; one set in the past wakes a
+//!   parked call at once;
+//! - `close` (or `shutdown`) from another goroutine wakes a parked call, which fails with
+//!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`);
+//! - a zero-length read returns `Ok(0)` at once; the peer's FIN gives `Ok(0)`;
+//! - `EINTR` is retried; `accept4` makes sockets non-blocking and close-on-exec in one call;
+//!   `ECONNABORTED` from accept is retried silently.
+//!
+//! Host names are resolved on the blocking pool ([`ToSocketAddrs`]).
+
+mod addr;
+mod tcp;
+
+pub use addr::ToSocketAddrs;
+pub use tcp::{Incoming, TcpListener, TcpStream};
+
+/// The error inside an `io::Error` (kind `NotConnected`) returned by an operation on a socket
+/// that another goroutine closed or shut down (Go's `net.ErrClosed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrClosed;
+
+impl std::fmt::Display for ErrClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("use of closed network connection")
+    }
+}
+
+impl std::error::Error for ErrClosed {}
+
+/// `true` if `e` is the error of an operation on a socket closed by another goroutine.
+pub fn is_closed(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<ErrClosed>())
+}
