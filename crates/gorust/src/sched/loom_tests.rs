@@ -216,3 +216,41 @@ fn loom_idle_no_lost_wakeup() {
         );
     });
 }
+
+/// The netpoller's wait slot: readiness published by the poller while a waiter registers is
+/// never lost — the waiter either sees READY or its waker is called.
+#[test]
+fn loom_wait_slot_no_lost_readiness() {
+    use crate::netpoll::slot::WaitSlot;
+    use std::task::{Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    loom::model(|| {
+        let slot = Arc::new(WaitSlot::new());
+        let s2 = slot.clone();
+        let poller = thread::spawn(move || {
+            let mut wake = Vec::new();
+            s2.set_ready(&mut wake);
+            wake.into_iter().for_each(Waker::wake);
+        });
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let ready = slot.poll_ready(&mut cx, || false).is_ready();
+        poller.join().unwrap();
+        assert!(
+            ready || flag.0.load(SeqCst),
+            "readiness arrived but the waiter was neither told nor woken"
+        );
+        if !ready {
+            // The readiness that woke it is still there to consume.
+            assert!(slot.take_ready());
+        }
+    });
+}
