@@ -18,7 +18,10 @@ fn threads_now() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix("Threads:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap()
 }
 
@@ -79,7 +82,10 @@ fn ten_thousand_connections_on_a_few_threads() {
     });
     assert!(status.success(), "client failed:\n{stdout}\n{stderr}");
     assert!(
-        stdout.contains(&format!("echoed {} bytes on {CONNS} connections", CONNS * MSG)),
+        stdout.contains(&format!(
+            "echoed {} bytes on {CONNS} connections",
+            CONNS * MSG
+        )),
         "{stdout}"
     );
     // The runtime's threads: workers, sysmon, blocking threads; plus the caller of `run`.

@@ -13,14 +13,18 @@
 //!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`);
 //! - a zero-length read returns `Ok(0)` at once; the peer's FIN gives `Ok(0)`;
 //! - `EINTR` is retried; `accept4` makes sockets non-blocking and close-on-exec in one call;
-//!   `ECONNABORTED` from accept is retried silently.
+//!   `ECONNABORTED` from accept is retried silently;
+//! - running out of descriptors (`EMFILE`) is returned by `accept` as an error at once, and
+//!   [`serve`] backs off (5 ms doubling to 1 s) and recovers when descriptors free up.
 //!
 //! Host names are resolved on the blocking pool ([`ToSocketAddrs`]).
 
 mod addr;
+mod serve;
 mod tcp;
 
 pub use addr::ToSocketAddrs;
+pub use serve::{is_resource_exhausted, serve};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 
 /// The error inside an `io::Error` (kind `NotConnected`) returned by an operation on a socket
