@@ -22,10 +22,14 @@
 mod addr;
 mod serve;
 mod tcp;
+mod udp;
+mod unix;
 
 pub use addr::ToSocketAddrs;
 pub use serve::{is_resource_exhausted, serve};
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
 /// The error inside an `io::Error` (kind `NotConnected`) returned by an operation on a socket
 /// that another goroutine closed or shut down (Go's `net.ErrClosed`).

@@ -31,7 +31,7 @@ fn to_inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
 }
 
 /// Validates a std-style timeout: `Some(ZERO)` is an error, as in std.
-fn check_timeout(t: Option<Duration>) -> io::Result<()> {
+pub(super) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
     if t == Some(Duration::ZERO) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
