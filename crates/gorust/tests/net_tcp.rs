@@ -310,3 +310,35 @@ fn accessors_and_options() {
         })
     });
 }
+
+#[test]
+fn futures_io_traits() {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::pin::Pin;
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (addr, _server) = echo_server();
+            let mut c = TcpStream::connect(addr).unwrap();
+            let out = gorust::block_on(gorust::spawn(async move {
+                let n = std::future::poll_fn(|cx| Pin::new(&mut c).poll_write(cx, b"trait"))
+                    .await
+                    .unwrap();
+                assert_eq!(n, 5);
+                let mut buf = [0u8; 5];
+                let mut got = 0;
+                while got < 5 {
+                    got +=
+                        std::future::poll_fn(|cx| Pin::new(&mut c).poll_read(cx, &mut buf[got..]))
+                            .await
+                            .unwrap();
+                }
+                std::future::poll_fn(|cx| Pin::new(&mut c).poll_close(cx))
+                    .await
+                    .unwrap();
+                buf
+            }))
+            .unwrap();
+            assert_eq!(&out, b"trait");
+        })
+    });
+}

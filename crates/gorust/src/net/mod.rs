@@ -20,6 +20,7 @@
 //! Host names are resolved on the blocking pool ([`ToSocketAddrs`]).
 
 mod addr;
+mod async_io;
 mod serve;
 mod tcp;
 mod udp;
