@@ -29,8 +29,11 @@
 mod blocking;
 mod context;
 pub mod coop;
+pub mod fs;
 mod goroutine;
 pub(crate) mod loom;
+pub mod net;
+pub(crate) mod netpoll;
 mod runtime;
 pub(crate) mod sched;
 pub(crate) mod sys;

@@ -12,6 +12,7 @@
 //! [loom]: https://docs.rs/loom
 
 #[cfg(loom)]
+#[allow(unused_imports)]
 pub(crate) use loom::{cell, sync, thread};
 
 #[cfg(not(loom))]

@@ -31,6 +31,7 @@ impl Builder {
                 stack_size: 256 * 1024,
                 global_queue_interval: 61,
                 lifo_limit: 3,
+                event_interval: 61,
                 timer_check_interval: 16,
                 max_blocking_threads: 512,
                 blocking_keep_alive: Duration::from_secs(10),
@@ -68,6 +69,14 @@ impl Builder {
     /// that wake each other from starving the rest.
     pub fn lifo_limit(mut self, n: u32) -> Self {
         self.config.lifo_limit = n;
+        self
+    }
+
+    /// A busy worker polls its netpoller (without blocking) every this many ticks, so that
+    /// I/O readiness is seen even when the run queues never empty. Default: 61 (tokio's
+    /// `event_interval`; Go polls from `findrunnable` and `sysmon`).
+    pub fn event_interval(mut self, ticks: u32) -> Self {
+        self.config.event_interval = ticks;
         self
     }
 
@@ -120,6 +129,7 @@ impl Builder {
         if config.global_queue_interval == 0
             || config.lifo_limit == 0
             || config.timer_check_interval == 0
+            || config.event_interval == 0
         {
             return Err(invalid("gorust: scheduler intervals must be at least 1"));
         }
@@ -147,6 +157,7 @@ impl Builder {
                 }
             }
         }
+        crate::sched::sysmon::start(&handle);
         if let Some(every) = handle.config.schedtrace {
             crate::sched::trace::start(&handle, every);
         }

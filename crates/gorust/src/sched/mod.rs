@@ -35,6 +35,7 @@ pub(crate) mod metrics;
 pub(crate) mod owned;
 pub(crate) mod park;
 pub(crate) mod queue;
+pub(crate) mod sysmon;
 pub(crate) mod task;
 pub(crate) mod trace;
 pub(crate) mod worker;
@@ -58,6 +59,7 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     pub(crate) global_queue_interval: u32,
     pub(crate) lifo_limit: u32,
+    pub(crate) event_interval: u32,
     pub(crate) timer_check_interval: u32,
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: Duration,
@@ -88,6 +90,8 @@ pub(crate) struct Remote {
     /// Length of `inbox`, readable without the lock.
     inbox_len: AtomicUsize,
     pub(crate) parker: park::Parker,
+    /// The worker's netpoller (its epoll; parking waits on it too).
+    pub(crate) poller: Arc<crate::netpoll::Poller>,
     pub(crate) metrics: metrics::WorkerMetrics,
 }
 
@@ -103,6 +107,19 @@ pub(crate) fn next_task_id() -> u64 {
     NEXT_TASK_ID.fetch_add(1, Relaxed)
 }
 
+/// The poller new registrations on this thread should use: the current worker's, or, on a
+/// thread that only belongs to a runtime (a blocking-pool thread, `Runtime::block_on`), one of
+/// that runtime's chosen round-robin.
+pub(crate) fn current_poller() -> Option<Arc<crate::netpoll::Poller>> {
+    if let Some(p) = worker::with_current(|w| w.map(|w| w.handle.remotes[w.index].poller.clone())) {
+        return Some(p);
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let h = crate::context::handle()?;
+    let i = NEXT.fetch_add(1, Relaxed) % h.remotes.len();
+    Some(h.remotes[i].poller.clone())
+}
+
 impl Shared {
     pub(crate) fn new(config: Config) -> std::io::Result<(Handle, Vec<queue::Local>)> {
         let mut locals = Vec::with_capacity(config.workers);
@@ -110,6 +127,7 @@ impl Shared {
         for _ in 0..config.workers {
             let (local, steal) = queue::new();
             locals.push(local);
+            let poller = Arc::new(crate::netpoll::Poller::new()?);
             remotes.push(Remote {
                 steal,
                 inbox: Mutex::new(Inbox {
@@ -117,7 +135,11 @@ impl Shared {
                     closed: false,
                 }),
                 inbox_len: AtomicUsize::new(0),
-                parker: park::Parker::new()?,
+                #[cfg(not(loom))]
+                parker: park::Parker::new(poller.clone()),
+                #[cfg(loom)]
+                parker: park::Parker::new(),
+                poller,
                 metrics: metrics::WorkerMetrics::default(),
             });
         }

@@ -140,7 +140,10 @@ unsafe fn unlink(list: &mut List, p: NonNull<Header>) -> bool {
     let next = h.owned.next.with(|x| unsafe { *x });
     match prev {
         // SAFETY: a linked neighbour is alive; under the lock.
-        Some(pr) => unsafe { pr.as_ref() }.owned.next.with_mut(|x| unsafe { *x = next }),
+        Some(pr) => unsafe { pr.as_ref() }
+            .owned
+            .next
+            .with_mut(|x| unsafe { *x = next }),
         None => {
             if list.head != Some(p) {
                 return false; // not linked
@@ -150,7 +153,10 @@ unsafe fn unlink(list: &mut List, p: NonNull<Header>) -> bool {
     }
     if let Some(nx) = next {
         // SAFETY: a linked neighbour is alive; under the lock.
-        unsafe { nx.as_ref() }.owned.prev.with_mut(|x| unsafe { *x = prev });
+        unsafe { nx.as_ref() }
+            .owned
+            .prev
+            .with_mut(|x| unsafe { *x = prev });
     }
     // SAFETY: under the lock.
     h.owned.prev.with_mut(|x| unsafe { *x = None });

@@ -15,8 +15,9 @@
 //! - `unpark` before `park`: the state is NOTIFIED, `park` consumes it and returns at once.
 //! - `unpark` during `park`: the swap sees PARKED and writes the eventfd, ending the wait.
 //! - Many `unpark`s: only the first sees PARKED; the rest see NOTIFIED and do nothing.
-//! - The eventfd is level-triggered and drained whenever its event is seen, so a write that
-//!   lands after the sleeper already woke (by timeout) costs one spurious, harmless wake-up.
+//! - The eventfd is level-triggered and drained whenever its event is seen (by the worker's
+//!   dispatch of the poller's events), so a write that lands after the sleeper already woke (by
+//!   timeout) costs one spurious, harmless wake-up.
 //!
 //! Orderings: `unpark`'s swap is `AcqRel` and `park`'s final swap `AcqRel`, so whatever the
 //! waker published before `unpark` (a queued task) is visible to the worker after `park`.
@@ -32,20 +33,26 @@ const EMPTY: u8 = 0;
 const PARKED: u8 = 1;
 const NOTIFIED: u8 = 2;
 
-/// Epoll token of the eventfd.
-pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
-
 pub(crate) struct Parker {
     state: AtomicU8,
     driver: Driver,
 }
 
 impl Parker {
-    pub(crate) fn new() -> std::io::Result<Parker> {
-        Ok(Parker {
+    #[cfg(not(loom))]
+    pub(crate) fn new(poller: std::sync::Arc<crate::netpoll::Poller>) -> Parker {
+        Parker {
             state: AtomicU8::new(EMPTY),
-            driver: Driver::new()?,
-        })
+            driver: Driver { poller },
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> Parker {
+        Parker {
+            state: AtomicU8::new(EMPTY),
+            driver: Driver::new(),
+        }
     }
 
     /// Sleeps until `unpark` or the timeout (`None`: no timeout). May return spuriously.
@@ -76,70 +83,42 @@ impl Parker {
             self.driver.notify();
         }
     }
-
-    #[cfg(not(loom))]
-    pub(crate) fn epoll(&self) -> &crate::sys::epoll::Epoll {
-        &self.driver.epoll
-    }
 }
 
-#[cfg(not(loom))]
 pub(crate) struct Scratch {
-    events: crate::sys::epoll::Events,
+    pub(crate) events: crate::sys::epoll::Events,
 }
 
-#[cfg(not(loom))]
 impl Scratch {
     pub(crate) fn new() -> Scratch {
         Scratch {
-            events: crate::sys::epoll::Events::with_capacity(64),
+            events: crate::sys::epoll::Events::with_capacity(256),
+        }
+    }
+
+    /// A placeholder while the real one is lent out.
+    pub(crate) fn empty() -> Scratch {
+        Scratch {
+            events: crate::sys::epoll::Events::with_capacity(0),
         }
     }
 }
 
+/// The worker's poller: parking is `epoll_pwait2` on it; the events it returns are left in
+/// `Scratch` for the worker to dispatch.
 #[cfg(not(loom))]
 struct Driver {
-    epoll: crate::sys::epoll::Epoll,
-    wake: crate::sys::eventfd::EventFd,
+    poller: std::sync::Arc<crate::netpoll::Poller>,
 }
 
 #[cfg(not(loom))]
 impl Driver {
-    fn new() -> std::io::Result<Driver> {
-        use std::os::fd::AsRawFd;
-        let epoll = crate::sys::epoll::Epoll::new()?;
-        let wake = crate::sys::eventfd::EventFd::new()?;
-        epoll.add(
-            wake.as_raw_fd(),
-            crate::sys::epoll::Interest::READABLE,
-            WAKE_TOKEN,
-        )?;
-        Ok(Driver { epoll, wake })
-    }
-
     fn wait(&self, timeout: Option<Duration>, scratch: &mut Scratch) {
-        if let Err(e) = self.epoll.wait(&mut scratch.events, timeout) {
-            // epoll_wait fails only on a programming error (EBADF, EFAULT, EINVAL).
-            eprintln!("runtime: epoll_wait failed: {e}");
-            std::process::abort();
-        }
-        if scratch.events.tokens().any(|t| t == WAKE_TOKEN) {
-            self.wake.drain();
-        }
+        self.poller.wait(&mut scratch.events, timeout);
     }
 
     fn notify(&self) {
-        self.wake.notify();
-    }
-}
-
-#[cfg(loom)]
-pub(crate) struct Scratch;
-
-#[cfg(loom)]
-impl Scratch {
-    pub(crate) fn new() -> Scratch {
-        Scratch
+        self.poller.notify();
     }
 }
 
@@ -151,11 +130,11 @@ struct Driver {
 
 #[cfg(loom)]
 impl Driver {
-    fn new() -> std::io::Result<Driver> {
-        Ok(Driver {
+    fn new() -> Driver {
+        Driver {
             flag: crate::loom::sync::Mutex::new(false),
             cond: crate::loom::sync::Condvar::new(),
-        })
+        }
     }
 
     fn wait(&self, timeout: Option<Duration>, _: &mut Scratch) {

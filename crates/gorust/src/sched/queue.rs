@@ -37,7 +37,11 @@ use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use crate::loom::sync::Arc;
 
 /// Capacity of each worker's ring (Go and tokio both use 256).
+#[cfg(not(loom))]
 pub(crate) const CAP: usize = 256;
+/// Small under loom so that models explore overflow and wrap-around in few steps.
+#[cfg(loom)]
+pub(crate) const CAP: usize = 4;
 const MASK: u32 = CAP as u32 - 1;
 
 struct Inner {
@@ -96,14 +100,6 @@ impl Local {
     /// The owner's view of `tail`; only the owner writes it.
     fn tail(&self) -> u32 {
         self.inner.tail.load(Relaxed)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.inner.len() as usize
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Room left before the ring is full (counting slots a thief is still copying).

@@ -30,7 +30,9 @@ fn parse_schedtrace(v: &str) -> Option<Duration> {
             Ok(0) => None,
             Ok(ms) => Some(Duration::from_millis(ms)),
             Err(_) => {
-                eprintln!("gorust: ignoring GORUST_DEBUG schedtrace={val:?}: expected milliseconds");
+                eprintln!(
+                    "gorust: ignoring GORUST_DEBUG schedtrace={val:?}: expected milliseconds"
+                );
                 None
             }
         }
@@ -82,8 +84,14 @@ mod tests {
 
     #[test]
     fn parses_go_style_settings() {
-        assert_eq!(parse_schedtrace("schedtrace=1000"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_schedtrace("foo=1, schedtrace=250"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_schedtrace("schedtrace=1000"),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_schedtrace("foo=1, schedtrace=250"),
+            Some(Duration::from_millis(250))
+        );
         assert_eq!(parse_schedtrace("schedtrace=0"), None);
         assert_eq!(parse_schedtrace("schedtrace=abc"), None);
         assert_eq!(parse_schedtrace("other=5"), None);

@@ -21,6 +21,11 @@ use super::Handle;
 use crate::loom::sync::atomic::Ordering::*;
 use crate::time::heap::TimerHeap;
 
+/// Rounds of looking for work (each after `SPIN_PAUSES` pause instructions, a few hundred
+/// nanoseconds) before a searching worker parks: about 20-50 µs in all.
+const SPIN_ROUNDS: u32 = 64;
+const SPIN_PAUSES: u32 = 32;
+
 /// The worker's private scheduling state (Go's P).
 pub(crate) struct Core {
     local: queue::Local,
@@ -62,6 +67,7 @@ pub(crate) fn current_index() -> Option<usize> {
 
 pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
     let _altstack = crate::sys::signal::ensure_altstack();
+    crate::sys::set_precise_timers();
     let ctx = WorkerCtx {
         handle,
         index,
@@ -155,6 +161,7 @@ impl WorkerCtx {
     fn run(&self) {
         let shared = self.shared();
         let timer_interval = shared.config.timer_check_interval;
+        let event_interval = shared.config.event_interval;
         loop {
             if shared.shutdown.load(Acquire) {
                 return;
@@ -167,14 +174,21 @@ impl WorkerCtx {
             if tick % timer_interval == 0 {
                 self.fire_timers();
             }
+            if tick % event_interval == 0 {
+                self.poll_io_now();
+            }
             if let Some(t) = self.next_local_task() {
                 self.run_task(t);
                 continue;
             }
-            if self.fire_timers() > 0 {
+            if self.fire_timers() > 0 || self.poll_io_now() > 0 {
                 continue;
             }
             if let Some(t) = self.steal() {
+                self.run_task(t);
+                continue;
+            }
+            if let Some(t) = self.spin() {
                 self.run_task(t);
                 continue;
             }
@@ -272,6 +286,55 @@ impl WorkerCtx {
         Some(first)
     }
 
+    /// Keeps searching a little before parking, as Go's spinning Ms do: a worker that parks the
+    /// moment its steal fails is woken again by the next spawn, and each such round trip costs
+    /// two context switches and an eventfd write. Only a searching worker spins (at most half
+    /// of them, by `Idle` rule 1), for at most `SPIN_ROUNDS` rounds.
+    fn spin(&self) -> Option<Notified> {
+        if !self.core.borrow().is_searching {
+            return None;
+        }
+        let shared = self.shared();
+        for _ in 0..SPIN_ROUNDS {
+            for _ in 0..SPIN_PAUSES {
+                std::hint::spin_loop();
+            }
+            if shared.shutdown.load(Acquire) {
+                return None;
+            }
+            if shared.inbox_len(self.index) > 0 || !shared.inject.is_empty() {
+                return self.next_local_task();
+            }
+            if shared.work_visible() {
+                if let Some(t) = self.steal() {
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
+    /// Polls this worker's netpoller without blocking and wakes what is ready. Returns the
+    /// number of I/O events.
+    fn poll_io_now(&self) -> usize {
+        let poller = &self.shared().remotes[self.index].poller;
+        if poller.registered() == 0 {
+            return 0;
+        }
+        let (mut scratch, mut wakers) = {
+            let mut core = self.core.borrow_mut();
+            (
+                std::mem::replace(&mut core.scratch, Scratch::empty()),
+                std::mem::take(&mut core.fired),
+            )
+        };
+        let n = poller.poll_now(&mut scratch.events, &mut wakers);
+        let mut core = self.core.borrow_mut();
+        core.scratch = scratch;
+        core.fired = wakers;
+        n
+    }
+
     /// Fires due timers and wakes their tasks. Returns how many fired.
     fn fire_timers(&self) -> usize {
         let mut fired = {
@@ -314,14 +377,20 @@ impl WorkerCtx {
             .next_deadline()
             .map(|d| d.saturating_duration_since(now));
         shared.remotes[self.index].metrics.inc_parks();
-        let core = &mut *core;
-        shared.remotes[self.index]
-            .parker
-            .park(timeout, &mut core.scratch);
+        let remote = &shared.remotes[self.index];
+        remote.parker.park(timeout, &mut core.scratch);
         if !idle.unpark_self(self.index) {
             // `notify_parked` took us off the list and counted us as searching.
             core.is_searching = true;
         }
+        // Readiness found while parked: collect the wakers, wake them with the core released.
+        let mut wakers = std::mem::take(&mut core.fired);
+        remote.poller.dispatch(&core.scratch.events, &mut wakers);
+        drop(core);
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        self.core.borrow_mut().fired = wakers;
     }
 
     /// Step 3 of shutdown (module header of `sched`).
@@ -358,13 +427,5 @@ impl WorkerCtx {
         if was_searching {
             shared.idle.transition_worker_from_searching();
         }
-    }
-
-    /// Depth of this worker's queues, for metrics.
-    pub(crate) fn local_depth(&self) -> usize {
-        self.core
-            .try_borrow()
-            .map(|c| c.local.len() + c.pinned.len() + c.runnext.is_some() as usize)
-            .unwrap_or(0)
     }
 }

@@ -14,6 +14,26 @@ pub(crate) struct Interest(u32);
 impl Interest {
     /// Read readiness, level-triggered.
     pub(crate) const READABLE: Interest = Interest(libc::EPOLLIN as u32);
+    /// Read, write and peer-half-close readiness, edge-triggered: registered once per
+    /// descriptor for goroutine and future I/O (Go's netpoll registration).
+    pub(crate) const EDGE_ALL: Interest =
+        Interest((libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32);
+}
+
+/// What an event reports, decoded from epoll's flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Readiness(u32);
+
+impl Readiness {
+    /// Wakes readers: data, a peer's FIN, hang-up or an error.
+    pub(crate) fn is_readable(self) -> bool {
+        self.0 & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// Wakes writers: room to write, hang-up or an error.
+    pub(crate) fn is_writable(self) -> bool {
+        self.0 & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
 }
 
 #[derive(Debug)]
@@ -35,9 +55,15 @@ impl Events {
         }
     }
 
-    /// The tokens of the events of the last wait.
-    pub(crate) fn tokens(&self) -> impl Iterator<Item = u64> + '_ {
-        self.buf[..self.len].iter().map(|e| e.u64)
+    /// The events of the last wait, as (token, readiness).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, Readiness)> + '_ {
+        self.buf[..self.len]
+            .iter()
+            .map(|e| (e.u64, Readiness(e.events)))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -58,7 +84,24 @@ impl Epoll {
             u64: token,
         };
         // SAFETY: `ev` is a live epoll_event; the kernel copies it.
-        syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev))?;
+        syscall!(epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            &mut ev
+        ))?;
+        Ok(())
+    }
+
+    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `ev` is a live epoll_event (ignored by DEL, required non-null by old kernels).
+        syscall!(epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            &mut ev
+        ))?;
         Ok(())
     }
 

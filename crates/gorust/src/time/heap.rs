@@ -54,6 +54,7 @@ impl TimerHeap {
         Self::default()
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
@@ -142,6 +143,10 @@ mod tests {
             h.insert(far, e.clone());
             e.cancel();
         }
-        assert!(h.len() < 2 * COMPACT_MIN + 1, "heap kept {} dead timers", h.len());
+        assert!(
+            h.len() < 2 * COMPACT_MIN + 1,
+            "heap kept {} dead timers",
+            h.len()
+        );
     }
 }

@@ -116,10 +116,6 @@ pub(crate) struct Notified(TaskRef);
 unsafe impl Send for Notified {}
 
 impl Notified {
-    pub(crate) fn task(&self) -> TaskRef {
-        self.0
-    }
-
     pub(crate) fn header(&self) -> &Header {
         self.0.header()
     }
@@ -194,9 +190,20 @@ fn vtable<F: Future + 'static, S: Schedule>() -> &'static Vtable {
 }
 
 impl Header {
-    pub(crate) fn try_read_output<T>(&self, ptr: NonNull<Header>, dst: &mut Poll<Result<T, JoinError>>, waker: &Waker) {
+    pub(crate) fn try_read_output<T>(
+        &self,
+        ptr: NonNull<Header>,
+        dst: &mut Poll<Result<T, JoinError>>,
+        waker: &Waker,
+    ) {
         // SAFETY: the JoinHandle<T> owning this call was created for a task whose output is T.
-        unsafe { (self.vtable.try_read_output)(ptr, (dst as *mut Poll<Result<T, JoinError>>).cast(), waker) }
+        unsafe {
+            (self.vtable.try_read_output)(
+                ptr,
+                (dst as *mut Poll<Result<T, JoinError>>).cast(),
+                waker,
+            )
+        }
     }
 
     /// # Safety
@@ -364,7 +371,11 @@ unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     }
 }
 
-unsafe fn try_read_output<F: Future, S: Schedule>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
+unsafe fn try_read_output<F: Future, S: Schedule>(
+    ptr: NonNull<Header>,
+    dst: *mut (),
+    waker: &Waker,
+) {
     // SAFETY: see above; the caller is the JoinHandle.
     let h = unsafe { Harness::<F, S>::from_raw(ptr) };
     if !can_read_output(&h, waker) {

@@ -35,7 +35,7 @@ const REF_SHIFT: usize = 6;
 const REF_ONE: usize = 1 << REF_SHIFT;
 
 /// A new task: referenced by the owned list, its first `Notified` and its `JoinHandle`.
-const INITIAL: usize = 3 * REF_ONE | JOIN_INTEREST | NOTIFIED;
+const INITIAL: usize = (3 * REF_ONE) | JOIN_INTEREST | NOTIFIED;
 
 pub(crate) struct State {
     word: AtomicUsize,
@@ -239,7 +239,10 @@ impl State {
             } else if s.is_running() {
                 (Some(Snapshot(s.0 | NOTIFIED)), ToNotified::DoNothing)
             } else {
-                (Some(Snapshot((s.0 | NOTIFIED) + REF_ONE)), ToNotified::Submit)
+                (
+                    Some(Snapshot((s.0 | NOTIFIED) + REF_ONE)),
+                    ToNotified::Submit,
+                )
             }
         })
         .1

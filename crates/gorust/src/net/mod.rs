@@ -1,0 +1,51 @@
+//! `gorust::net`: std's network types, for goroutines.
+//!
+//! The types have `std::net`'s names, methods and signatures, so a thread-per-connection
+//! server ports by changing `std::net` to `gorust::net` and `std::thread::spawn` to
+//! `gorust::go`. A call that would block parks the calling goroutine on the netpoller instead;
+//! on a plain thread outside the runtime the same call blocks the thread, as std's would.
+//!
+//! Go's behaviours, each with a test in `tests/net_*.rs`:
+//! - a deadline (`set_read_deadline`, or std's `set_read_timeout`) fails a call with
+//!   `ErrorKind::TimedOut`, and keeps failing until it is moved; one set in the past wakes a
+//!   parked call at once;
+//! - `close` (or `shutdown`) from another goroutine wakes a parked call, which fails with
+//!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`);
+//! - a zero-length read returns `Ok(0)` at once; the peer's FIN gives `Ok(0)`;
+//! - `EINTR` is retried; `accept4` makes sockets non-blocking and close-on-exec in one call;
+//!   `ECONNABORTED` from accept is retried silently;
+//! - running out of descriptors (`EMFILE`) is returned by `accept` as an error at once, and
+//!   [`serve`] backs off (5 ms doubling to 1 s) and recovers when descriptors free up.
+//!
+//! Host names are resolved on the blocking pool ([`ToSocketAddrs`]).
+
+mod addr;
+mod async_io;
+mod serve;
+mod tcp;
+mod udp;
+mod unix;
+
+pub use addr::ToSocketAddrs;
+pub use serve::{is_resource_exhausted, serve};
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
+
+/// The error inside an `io::Error` (kind `NotConnected`) returned by an operation on a socket
+/// that another goroutine closed or shut down (Go's `net.ErrClosed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrClosed;
+
+impl std::fmt::Display for ErrClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("use of closed network connection")
+    }
+}
+
+impl std::error::Error for ErrClosed {}
+
+/// `true` if `e` is the error of an operation on a socket closed by another goroutine.
+pub fn is_closed(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<ErrClosed>())
+}

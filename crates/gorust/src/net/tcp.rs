@@ -1,0 +1,582 @@
+//! `TcpListener` and `TcpStream`.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::addr::{each_addr, ToSocketAddrs};
+use crate::netpoll::desc::Direction;
+use crate::netpoll::wait::Registration;
+use crate::sys::socket as sys;
+
+/// Listen backlog (the kernel caps it at `net.core.somaxconn`, as Go's listeners do).
+const BACKLOG: i32 = 4096;
+
+fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )
+}
+
+fn to_inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet address"))
+}
+
+/// Validates a std-style timeout: `Some(ZERO)` is an error, as in std.
+pub(super) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
+    if t == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(())
+}
+
+/// A TCP socket server, listening for connections (`std::net::TcpListener`'s API).
+///
+/// `accept` parks the calling goroutine until a connection arrives.
+pub struct TcpListener {
+    // Field order: the registration is removed from epoll before the descriptor closes.
+    reg: Registration,
+    sock: Socket,
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.sock.as_raw_fd())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    fn from_socket(sock: Socket) -> TcpListener {
+        TcpListener {
+            reg: Registration::new(sock.as_raw_fd()),
+            sock,
+        }
+    }
+
+    /// Binds and listens (with `SO_REUSEADDR`, as Go and std do), trying each address in turn.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let sock = new_socket(a)?;
+            sock.set_reuse_address(true)?;
+            sock.bind(&(*a).into())?;
+            sock.listen(BACKLOG)?;
+            Ok(TcpListener::from_socket(sock))
+        })
+    }
+
+    /// Accepts a connection, parking the goroutine until one arrives.
+    ///
+    /// `ECONNABORTED` (a client that gave up while queued) is retried silently. Running out of
+    /// descriptors (`EMFILE`/`ENFILE`) is returned as an error at once, never retried in a loop.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let fd = self.sock.as_raw_fd();
+        let (sock, addr) = self
+            .reg
+            .io(Direction::Read, None, || accept_retrying_aborted(fd))?;
+        Ok((TcpStream::from_owned(sock), to_inet(addr)?))
+    }
+
+    /// The async face of [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let fd = self.sock.as_raw_fd();
+        self.reg
+            .poll_io(cx, Direction::Read, || accept_retrying_aborted(fd))
+            .map(|r| {
+                let (sock, addr) = r?;
+                Ok((TcpStream::from_owned(sock), to_inet(addr)?))
+            })
+    }
+
+    /// An iterator over accepted connections (never `None`).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        to_inet(self.sock.local_addr()?)
+    }
+
+    /// Go's `SetDeadline` for `accept`: a parked `accept` fails with `TimedOut` once it passes;
+    /// `None` clears it.
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.desc().set_deadline(Direction::Read, deadline);
+        Ok(())
+    }
+
+    /// Stops accepting: a parked or later `accept` fails with [`super::ErrClosed`]. The
+    /// descriptor is released when the listener is dropped.
+    pub fn close(&self) -> io::Result<()> {
+        self.reg.close();
+        // Wakes threads blocked in poll(2) outside the runtime too.
+        let _ = self.sock.shutdown(Shutdown::Both);
+        Ok(())
+    }
+
+    /// Another handle to the same listening socket (its own poll descriptor).
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener::from_socket(self.sock.try_clone()?))
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_ttl_v4(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl_v4()
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+}
+
+fn accept_retrying_aborted(fd: RawFd) -> io::Result<(OwnedFd, socket2::SockAddr)> {
+    loop {
+        match sys::accept(fd) {
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl From<OwnedFd> for TcpListener {
+    /// Takes a listening socket; it is switched to non-blocking mode.
+    fn from(fd: OwnedFd) -> TcpListener {
+        let sock = Socket::from(fd);
+        let _ = sock.set_nonblocking(true);
+        TcpListener::from_socket(sock)
+    }
+}
+
+impl FromRawFd for TcpListener {
+    /// # Safety
+    ///
+    /// `fd` must be an open listening socket that the caller owns and gives up.
+    unsafe fn from_raw_fd(fd: RawFd) -> TcpListener {
+        // SAFETY: forwarded from the caller.
+        TcpListener::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl IntoRawFd for TcpListener {
+    fn into_raw_fd(self) -> RawFd {
+        let TcpListener { reg, sock } = self;
+        drop(reg); // leave epoll before giving the descriptor away
+        sock.into_raw_fd()
+    }
+}
+
+/// A TCP connection (`std::net::TcpStream`'s API).
+///
+/// Reads and writes park the calling goroutine until the socket is ready. A read and a write
+/// may run at the same time from two goroutines (through `&TcpStream`).
+pub struct TcpStream {
+    reg: Registration,
+    sock: Socket,
+    timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .field("fd", &self.sock.as_raw_fd())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    fn from_socket(sock: Socket) -> TcpStream {
+        TcpStream {
+            reg: Registration::new(sock.as_raw_fd()),
+            sock,
+            timeouts: Mutex::new((None, None)),
+        }
+    }
+
+    fn from_owned(fd: OwnedFd) -> TcpStream {
+        TcpStream::from_socket(Socket::from(fd))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    fn read_timeout_value(&self) -> Option<Duration> {
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn write_timeout_value(&self) -> Option<Duration> {
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Connects, trying each address in turn; parks until the handshake completes.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| TcpStream::connect_deadline(a, None))
+    }
+
+    /// Connects with a time limit; fails with `TimedOut` when it passes.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        check_timeout(Some(timeout))?;
+        TcpStream::connect_deadline(addr, Some(timeout))
+    }
+
+    /// A non-blocking connect: start it, wait for writability, then read `SO_ERROR`.
+    fn connect_deadline(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let sock = new_socket(addr)?;
+        let stream = TcpStream::from_socket(sock);
+        match stream.sock.connect(&(*addr).into()) {
+            Ok(()) => return Ok(stream),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let sock = &stream.sock;
+        stream.reg.io(Direction::Write, timeout, || {
+            // Writable means the handshake finished, one way or the other.
+            match sock.take_error()? {
+                Some(e) => Err(e),
+                None => match sock.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                },
+            }
+        })?;
+        Ok(stream)
+    }
+
+    /// Reads without removing the data from the socket's queue.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg.io(Direction::Read, self.read_timeout_value(), || {
+            sys::peek(fd, buf)
+        })
+    }
+
+    /// Shuts down one or both halves. Shutting down reading (or both) also wakes a read
+    /// parked in another goroutine, which then fails with [`super::ErrClosed`]; shutting down
+    /// writing sends FIN and leaves reads working (a half-close).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.shutdown(how)?;
+        match how {
+            Shutdown::Write => {}
+            Shutdown::Read | Shutdown::Both => self.reg.desc().read.wake_all(),
+        }
+        Ok(())
+    }
+
+    /// Closes the connection for every goroutine using it: parked and later reads and writes
+    /// fail with [`super::ErrClosed`], and the peer sees FIN. The descriptor itself is released
+    /// when the stream is dropped.
+    pub fn close(&self) -> io::Result<()> {
+        self.reg.close();
+        match self.sock.shutdown(Shutdown::Both) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets `TCP_NODELAY` (Go sets it by default on every connection; std and this crate leave
+    /// the OS default).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.sock.set_tcp_nodelay(nodelay)
+    }
+
+    /// Reads `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock.tcp_nodelay()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        to_inet(self.sock.local_addr()?)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        to_inet(self.sock.peer_addr()?)
+    }
+
+    /// Another handle to the same connection (its own poll descriptor).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let s = TcpStream::from_socket(self.sock.try_clone()?);
+        *s.timeouts.lock().unwrap_or_else(|e| e.into_inner()) =
+            *self.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(s)
+    }
+
+    /// std's per-call read timeout: each read fails with `TimedOut` after waiting this long.
+    /// `Some(Duration::ZERO)` is an error, as in std.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0 = t;
+        Ok(())
+    }
+
+    /// std's per-call write timeout.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1 = t;
+        Ok(())
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.read_timeout_value())
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.write_timeout_value())
+    }
+
+    /// Go's `SetReadDeadline`: reads fail with `TimedOut` once `deadline` passes, until it is
+    /// moved; a deadline in the past wakes a parked read at once. `None` clears it.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.desc().set_deadline(Direction::Read, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetWriteDeadline`.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.desc().set_deadline(Direction::Write, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetDeadline`: both directions.
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.set_read_deadline(deadline)?;
+        self.set_write_deadline(deadline)
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_ttl_v4(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl_v4()
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg.io(Direction::Read, self.read_timeout_value(), || {
+            sys::read(fd, buf)
+        })
+    }
+
+    fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg.io(Direction::Read, self.read_timeout_value(), || {
+            sys::readv(fd, bufs)
+        })
+    }
+
+    fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg
+            .io(Direction::Write, self.write_timeout_value(), || {
+                sys::write(fd, buf)
+            })
+    }
+
+    fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg
+            .io(Direction::Write, self.write_timeout_value(), || {
+                sys::writev(fd, bufs)
+            })
+    }
+
+    /// The async face of `read`.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let fd = self.fd();
+        self.reg.poll_io(cx, Direction::Read, || sys::read(fd, buf))
+    }
+
+    /// The async face of `write`.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let fd = self.fd();
+        self.reg
+            .poll_io(cx, Direction::Write, || sys::write(fd, buf))
+    }
+
+    /// The async face of `write_vectored`.
+    pub fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let fd = self.fd();
+        self.reg
+            .poll_io(cx, Direction::Write, || sys::writev(fd, bufs))
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_inner(buf)
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_vectored_inner(bufs)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_inner(buf)
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_vectored_inner(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_inner(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored_inner(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_inner(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored_inner(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl From<OwnedFd> for TcpStream {
+    /// Takes a connected socket; it is switched to non-blocking mode.
+    fn from(fd: OwnedFd) -> TcpStream {
+        let sock = Socket::from(fd);
+        let _ = sock.set_nonblocking(true);
+        TcpStream::from_socket(sock)
+    }
+}
+
+impl FromRawFd for TcpStream {
+    /// # Safety
+    ///
+    /// `fd` must be an open connected TCP socket that the caller owns and gives up.
+    unsafe fn from_raw_fd(fd: RawFd) -> TcpStream {
+        // SAFETY: forwarded from the caller.
+        TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl IntoRawFd for TcpStream {
+    fn into_raw_fd(self) -> RawFd {
+        let TcpStream { reg, sock, .. } = self;
+        drop(reg); // leave epoll before giving the descriptor away
+        sock.into_raw_fd()
+    }
+}
+
+impl From<std::net::TcpStream> for TcpStream {
+    /// Adopts a std stream (switched to non-blocking mode).
+    fn from(s: std::net::TcpStream) -> TcpStream {
+        TcpStream::from(OwnedFd::from(s))
+    }
+}
+
+impl From<std::net::TcpListener> for TcpListener {
+    /// Adopts a std listener (switched to non-blocking mode).
+    fn from(l: std::net::TcpListener) -> TcpListener {
+        TcpListener::from(OwnedFd::from(l))
+    }
+}

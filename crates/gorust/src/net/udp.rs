@@ -1,0 +1,264 @@
+//! `UdpSocket`.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::addr::{each_addr, ToSocketAddrs};
+use crate::netpoll::desc::Direction;
+use crate::netpoll::wait::Registration;
+
+/// A UDP socket (`std::net::UdpSocket`'s API). Receives and sends park the goroutine.
+pub struct UdpSocket {
+    reg: Registration,
+    inner: std::net::UdpSocket,
+    timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+}
+
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("addr", &self.inner.local_addr().ok())
+            .finish()
+    }
+}
+
+impl UdpSocket {
+    fn from_std(inner: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        inner.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            reg: Registration::new(inner.as_raw_fd()),
+            inner,
+            timeouts: Mutex::new((None, None)),
+        })
+    }
+
+    fn rt(&self) -> Option<Duration> {
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn wt(&self) -> Option<Duration> {
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Binds to an address, trying each in turn.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
+    }
+
+    /// Receives a datagram and its sender's address.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.reg
+            .io(Direction::Read, self.rt(), || self.inner.recv_from(buf))
+    }
+
+    /// As `recv_from`, leaving the datagram queued.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.reg
+            .io(Direction::Read, self.rt(), || self.inner.peek_from(buf))
+    }
+
+    /// Sends a datagram to `addr` (resolved on the blocking pool if it is a name).
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let addrs = addr.to_socket_addrs()?;
+        let a = addrs.first().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        self.reg
+            .io(Direction::Write, self.wt(), || self.inner.send_to(buf, a))
+    }
+
+    /// Sets the default destination and filters received datagrams to it.
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        each_addr(addr, |a| self.inner.connect(a))
+    }
+
+    /// Sends to the connected address.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg
+            .io(Direction::Write, self.wt(), || self.inner.send(buf))
+    }
+
+    /// Receives from the connected address.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg
+            .io(Direction::Read, self.rt(), || self.inner.recv(buf))
+    }
+
+    /// As `recv`, leaving the datagram queued.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg
+            .io(Direction::Read, self.rt(), || self.inner.peek(buf))
+    }
+
+    /// The async face of `recv_from`.
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        self.reg
+            .poll_io(cx, Direction::Read, || self.inner.recv_from(buf))
+    }
+
+    /// The async face of `send_to`.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        addr: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        self.reg
+            .poll_io(cx, Direction::Write, || self.inner.send_to(buf, addr))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Another handle to the same socket (its own poll descriptor).
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(self.inner.try_clone()?)
+    }
+
+    /// std's per-call receive timeout (`TimedOut` after waiting this long).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        super::tcp::check_timeout(t)?;
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0 = t;
+        Ok(())
+    }
+
+    /// std's per-call send timeout.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        super::tcp::check_timeout(t)?;
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1 = t;
+        Ok(())
+    }
+
+    /// The receive timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.rt())
+    }
+
+    /// The send timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.wt())
+    }
+
+    /// Go's `SetReadDeadline`.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.desc().set_deadline(Direction::Read, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetWriteDeadline`.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.desc().set_deadline(Direction::Write, deadline);
+        Ok(())
+    }
+
+    /// Wakes parked receives and sends, which fail with [`super::ErrClosed`]; the descriptor
+    /// is released on drop.
+    pub fn close(&self) -> io::Result<()> {
+        self.reg.close();
+        Ok(())
+    }
+
+    /// Sets `SO_BROADCAST`.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.set_broadcast(on)
+    }
+
+    /// Reads `SO_BROADCAST`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.inner.broadcast()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Joins an IPv4 multicast group.
+    pub fn join_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.inner.join_multicast_v4(group, interface)
+    }
+
+    /// Leaves an IPv4 multicast group.
+    pub fn leave_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.inner.leave_multicast_v4(group, interface)
+    }
+
+    /// Joins an IPv6 multicast group.
+    pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.inner.join_multicast_v6(group, interface)
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl From<OwnedFd> for UdpSocket {
+    /// Takes a UDP socket; it is switched to non-blocking mode.
+    fn from(fd: OwnedFd) -> UdpSocket {
+        let inner = std::net::UdpSocket::from(fd);
+        let _ = inner.set_nonblocking(true);
+        UdpSocket {
+            reg: Registration::new(inner.as_raw_fd()),
+            inner,
+            timeouts: Mutex::new((None, None)),
+        }
+    }
+}
+
+impl From<std::net::UdpSocket> for UdpSocket {
+    fn from(s: std::net::UdpSocket) -> UdpSocket {
+        UdpSocket::from(OwnedFd::from(s))
+    }
+}
+
+impl FromRawFd for UdpSocket {
+    /// # Safety
+    ///
+    /// `fd` must be an open UDP socket that the caller owns and gives up.
+    unsafe fn from_raw_fd(fd: RawFd) -> UdpSocket {
+        // SAFETY: forwarded from the caller.
+        UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl IntoRawFd for UdpSocket {
+    fn into_raw_fd(self) -> RawFd {
+        let UdpSocket { reg, inner, .. } = self;
+        drop(reg);
+        inner.into_raw_fd()
+    }
+}

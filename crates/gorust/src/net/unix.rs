@@ -1,0 +1,386 @@
+//! `UnixListener`, `UnixStream` and `UnixDatagram` (`std::os::unix::net`'s API).
+//!
+//! Each wraps std's type, switched to non-blocking mode, with a poll descriptor; addresses are
+//! std's `std::os::unix::net::SocketAddr`.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{self as std_unix, SocketAddr};
+use std::path::Path;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::netpoll::desc::Direction;
+use crate::netpoll::wait::Registration;
+
+type Timeouts = Mutex<(Option<Duration>, Option<Duration>)>;
+
+fn rt(t: &Timeouts) -> Option<Duration> {
+    t.lock().unwrap_or_else(|e| e.into_inner()).0
+}
+
+fn wt(t: &Timeouts) -> Option<Duration> {
+    t.lock().unwrap_or_else(|e| e.into_inner()).1
+}
+
+/// Implements the descriptor traits and the deadline/timeout/close methods shared by the
+/// three types.
+macro_rules! unix_common {
+    ($ty:ident, $std:ty) => {
+        impl $ty {
+            fn from_std(inner: $std) -> io::Result<$ty> {
+                inner.set_nonblocking(true)?;
+                Ok($ty {
+                    reg: Registration::new(inner.as_raw_fd()),
+                    inner,
+                    timeouts: Mutex::new((None, None)),
+                })
+            }
+
+            /// std's per-call read timeout (`TimedOut` after waiting this long).
+            pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                super::tcp::check_timeout(t)?;
+                self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0 = t;
+                Ok(())
+            }
+
+            /// std's per-call write timeout.
+            pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                super::tcp::check_timeout(t)?;
+                self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1 = t;
+                Ok(())
+            }
+
+            /// The read timeout.
+            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(rt(&self.timeouts))
+            }
+
+            /// The write timeout.
+            pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(wt(&self.timeouts))
+            }
+
+            /// Go's `SetReadDeadline`.
+            pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+                self.reg.desc().set_deadline(Direction::Read, deadline);
+                Ok(())
+            }
+
+            /// Go's `SetWriteDeadline`.
+            pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+                self.reg.desc().set_deadline(Direction::Write, deadline);
+                Ok(())
+            }
+
+            /// Wakes parked calls, which fail with [`super::ErrClosed`]; the descriptor is
+            /// released on drop.
+            pub fn close(&self) -> io::Result<()> {
+                self.reg.close();
+                Ok(())
+            }
+
+            /// Reads and clears `SO_ERROR`.
+            pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+                self.inner.take_error()
+            }
+
+            /// The local address.
+            pub fn local_addr(&self) -> io::Result<SocketAddr> {
+                self.inner.local_addr()
+            }
+
+            /// Another handle to the same socket (its own poll descriptor).
+            pub fn try_clone(&self) -> io::Result<$ty> {
+                $ty::from_std(self.inner.try_clone()?)
+            }
+        }
+
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.inner.as_fd()
+            }
+        }
+
+        impl From<OwnedFd> for $ty {
+            /// Takes the socket; it is switched to non-blocking mode.
+            fn from(fd: OwnedFd) -> $ty {
+                let inner = <$std>::from(fd);
+                let _ = inner.set_nonblocking(true);
+                $ty {
+                    reg: Registration::new(inner.as_raw_fd()),
+                    inner,
+                    timeouts: Mutex::new((None, None)),
+                }
+            }
+        }
+
+        impl From<$std> for $ty {
+            fn from(s: $std) -> $ty {
+                $ty::from(OwnedFd::from(s))
+            }
+        }
+
+        impl FromRawFd for $ty {
+            /// # Safety
+            ///
+            /// `fd` must be an open socket of this kind that the caller owns and gives up.
+            unsafe fn from_raw_fd(fd: RawFd) -> $ty {
+                // SAFETY: forwarded from the caller.
+                $ty::from(unsafe { OwnedFd::from_raw_fd(fd) })
+            }
+        }
+
+        impl IntoRawFd for $ty {
+            fn into_raw_fd(self) -> RawFd {
+                let $ty { reg, inner, .. } = self;
+                drop(reg); // leave epoll before giving the descriptor away
+                inner.into_raw_fd()
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("fd", &self.inner.as_raw_fd())
+                    .finish()
+            }
+        }
+    };
+}
+
+/// A Unix-domain stream listener.
+pub struct UnixListener {
+    reg: Registration,
+    inner: std_unix::UnixListener,
+    timeouts: Timeouts,
+}
+
+unix_common!(UnixListener, std_unix::UnixListener);
+
+impl UnixListener {
+    /// Binds to a filesystem path and listens.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        UnixListener::from_std(std_unix::UnixListener::bind(path)?)
+    }
+
+    /// Accepts a connection, parking the goroutine until one arrives.
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let fd = self.inner.as_raw_fd();
+        let (sock, _) = self.reg.io(Direction::Read, rt(&self.timeouts), || loop {
+            match crate::sys::socket::accept(fd) {
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                r => return r,
+            }
+        })?;
+        let stream = UnixStream::from(sock);
+        let addr = stream.inner.peer_addr()?;
+        Ok((stream, addr))
+    }
+
+    /// An iterator over accepted connections (never `None`).
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+}
+
+/// The iterator of [`UnixListener::incoming`].
+#[derive(Debug)]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A Unix-domain stream connection.
+pub struct UnixStream {
+    reg: Registration,
+    inner: std_unix::UnixStream,
+    timeouts: Timeouts,
+}
+
+unix_common!(UnixStream, std_unix::UnixStream);
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        // A Unix-domain connect completes or fails at once (no handshake to wait for).
+        UnixStream::from_std(std_unix::UnixStream::connect(path)?)
+    }
+
+    /// A connected pair.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std_unix::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Shuts down one or both halves; see [`super::TcpStream::shutdown`].
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)?;
+        if how != Shutdown::Write {
+            self.reg.desc().read.wake_all();
+        }
+        Ok(())
+    }
+
+    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.reg.io(Direction::Read, rt(&self.timeouts), || {
+            (&self.inner).read(buf)
+        })
+    }
+
+    fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.reg.io(Direction::Write, wt(&self.timeouts), || {
+            (&self.inner).write(buf)
+        })
+    }
+
+    fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.reg.io(Direction::Read, rt(&self.timeouts), || {
+            (&self.inner).read_vectored(bufs)
+        })
+    }
+
+    fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.reg.io(Direction::Write, wt(&self.timeouts), || {
+            (&self.inner).write_vectored(bufs)
+        })
+    }
+
+    /// The async face of `read`.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.reg
+            .poll_io(cx, Direction::Read, || (&self.inner).read(buf))
+    }
+
+    /// The async face of `write`.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.reg
+            .poll_io(cx, Direction::Write, || (&self.inner).write(buf))
+    }
+}
+
+macro_rules! unix_stream_io {
+    ($t:ty) => {
+        impl Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.read_inner(buf)
+            }
+            fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                self.read_vectored_inner(bufs)
+            }
+        }
+        impl Write for $t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.write_inner(buf)
+            }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                self.write_vectored_inner(bufs)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+unix_stream_io!(UnixStream);
+unix_stream_io!(&UnixStream);
+
+/// A Unix-domain datagram socket.
+pub struct UnixDatagram {
+    reg: Registration,
+    inner: std_unix::UnixDatagram,
+    timeouts: Timeouts,
+}
+
+unix_common!(UnixDatagram, std_unix::UnixDatagram);
+
+impl UnixDatagram {
+    /// Binds to a filesystem path.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std_unix::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std_unix::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std_unix::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
+    }
+
+    /// Sets the default destination.
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.inner.connect(path)
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Receives a datagram and its sender's address.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.reg.io(Direction::Read, rt(&self.timeouts), || {
+            self.inner.recv_from(buf)
+        })
+    }
+
+    /// Receives from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg
+            .io(Direction::Read, rt(&self.timeouts), || self.inner.recv(buf))
+    }
+
+    /// Sends to the socket at `path`.
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.reg.io(Direction::Write, wt(&self.timeouts), || {
+            self.inner.send_to(buf, path)
+        })
+    }
+
+    /// Sends to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg.io(Direction::Write, wt(&self.timeouts), || {
+            self.inner.send(buf)
+        })
+    }
+
+    /// Shuts down one or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)?;
+        if how != Shutdown::Write {
+            self.reg.desc().read.wake_all();
+        }
+        Ok(())
+    }
+}

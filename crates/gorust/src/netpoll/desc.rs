@@ -1,0 +1,97 @@
+//! A poll descriptor: the runtime's view of one file descriptor (Go's `pollDesc`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::slot::WaitSlot;
+
+/// Which way an operation waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+pub(crate) struct PollDesc {
+    pub(crate) read: WaitSlot,
+    pub(crate) write: WaitSlot,
+    /// Set once by `close`/`shutdown` from any thread; waiters then fail.
+    closing: AtomicBool,
+    /// Deadlines in nanoseconds since [`base`]; 0 means none.
+    read_deadline: AtomicU64,
+    write_deadline: AtomicU64,
+}
+
+/// The instant deadlines are measured from.
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn encode(deadline: Option<Instant>) -> u64 {
+    match deadline {
+        None => 0,
+        // A deadline at or before the base is "already passed": 1 ns after it.
+        Some(d) => (d.saturating_duration_since(base()).as_nanos() as u64).max(1),
+    }
+}
+
+fn decode(v: u64) -> Option<Instant> {
+    (v != 0).then(|| base() + Duration::from_nanos(v))
+}
+
+impl Default for PollDesc {
+    fn default() -> Self {
+        PollDesc::new()
+    }
+}
+
+impl PollDesc {
+    pub(crate) fn new() -> PollDesc {
+        let _ = base();
+        PollDesc {
+            read: WaitSlot::new(),
+            write: WaitSlot::new(),
+            closing: AtomicBool::new(false),
+            read_deadline: AtomicU64::new(0),
+            write_deadline: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn slot(&self, dir: Direction) -> &WaitSlot {
+        match dir {
+            Direction::Read => &self.read,
+            Direction::Write => &self.write,
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Acquire)
+    }
+
+    /// Marks the descriptor closing and wakes every waiter (they return an error).
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Release);
+        self.read.wake_all();
+        self.write.wake_all();
+    }
+
+    pub(crate) fn deadline(&self, dir: Direction) -> Option<Instant> {
+        decode(match dir {
+            Direction::Read => self.read_deadline.load(Acquire),
+            Direction::Write => self.write_deadline.load(Acquire),
+        })
+    }
+
+    /// Sets a deadline and wakes the waiters of that direction, so that a parked operation
+    /// re-evaluates it (a deadline in the past fails it at once).
+    pub(crate) fn set_deadline(&self, dir: Direction, deadline: Option<Instant>) {
+        let v = encode(deadline);
+        match dir {
+            Direction::Read => self.read_deadline.store(v, Release),
+            Direction::Write => self.write_deadline.store(v, Release),
+        }
+        self.slot(dir).wake_all();
+    }
+}

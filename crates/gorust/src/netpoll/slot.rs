@@ -1,0 +1,164 @@
+//! A wait slot: one direction (read or write) of a poll descriptor.
+//!
+//! Go's `pollDesc.rg`/`wg` protocol, with wakers instead of goroutine pointers:
+//!
+//! ```text
+//!            waiter registers (under the lock)                 poller: swap(READY)
+//!   EMPTY ───────────────────────────────────▶ WAITING ─────────────────────────────▶ READY
+//!     ▲                                                   (and, if the swap saw WAITING,
+//!     │                                                    take and wake every waker)
+//!     └───────────── waiter consumes: CAS READY -> EMPTY ◀────────────────────────────┘
+//! ```
+//!
+//! - Readiness that arrives before anyone waits leaves the slot READY; the next waiter consumes
+//!   it and does not park. It is never lost.
+//! - A waiter registers its waker *before* it moves the slot to WAITING, under the lock; the
+//!   poller takes the lock only after its swap saw WAITING, so it always finds the waker.
+//! - Readiness means "try the system call again", nothing more: a waiter that consumes READY
+//!   and then gets `EAGAIN` waits again. Spurious wake-ups are therefore harmless.
+//! - Several waiters may wait on one direction (two goroutines reading one socket); all are
+//!   woken and retry, one wins and the rest wait again.
+//! - `wake_all` (close, a deadline change) wakes every waiter without touching the state; the
+//!   waiters re-check the descriptor's `closing` flag and deadlines, which the caller publishes
+//!   *before* calling `wake_all`, and which waiters read under the same lock.
+//!
+//! Orderings: the poller's swap is `AcqRel` and the waiter's CAS `AcqRel`, so a waiter that
+//! consumes READY sees what the kernel-facing side published before it (nothing in practice:
+//! the data is in the kernel), and the lock orders waker registration against waking.
+
+use std::task::{Context, Poll, Waker};
+
+use crate::loom::sync::atomic::{AtomicU8, Ordering::*};
+use crate::loom::sync::Mutex;
+
+const EMPTY: u8 = 0;
+const READY: u8 = 1;
+const WAITING: u8 = 2;
+
+pub(crate) struct WaitSlot {
+    state: AtomicU8,
+    /// Wakers of the parked waiters; usually zero or one.
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Default for WaitSlot {
+    fn default() -> Self {
+        WaitSlot::new()
+    }
+}
+
+impl WaitSlot {
+    pub(crate) fn new() -> WaitSlot {
+        WaitSlot {
+            state: AtomicU8::new(EMPTY),
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The poller saw readiness in this direction.
+    pub(crate) fn set_ready(&self, wake: &mut Vec<Waker>) {
+        if self.state.swap(READY, AcqRel) == WAITING {
+            wake.append(&mut crate::loom::lock(&self.waiters));
+        }
+    }
+
+    /// Wakes every waiter without changing the state (close or deadline change: the caller
+    /// published the change first).
+    pub(crate) fn wake_all(&self) {
+        let ws = std::mem::take(&mut *crate::loom::lock(&self.waiters));
+        ws.into_iter().for_each(Waker::wake);
+    }
+
+    /// Consumes readiness if there is some.
+    pub(crate) fn take_ready(&self) -> bool {
+        self.state
+            .compare_exchange(READY, EMPTY, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// Waits for readiness. `stop` is evaluated under the lock (see the module header): if it
+    /// returns `true` the wait ends at once.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, stop: impl Fn() -> bool) -> Poll<()> {
+        if self.take_ready() {
+            return Poll::Ready(());
+        }
+        let mut waiters = crate::loom::lock(&self.waiters);
+        if stop() {
+            return Poll::Ready(());
+        }
+        loop {
+            match self.state.load(Acquire) {
+                READY => {
+                    if self.take_ready() {
+                        waiters.retain(|w| !w.will_wake(cx.waker()));
+                        return Poll::Ready(());
+                    }
+                }
+                EMPTY => {
+                    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        waiters.push(cx.waker().clone());
+                    }
+                    if self
+                        .state
+                        .compare_exchange(EMPTY, WAITING, AcqRel, Acquire)
+                        .is_ok()
+                    {
+                        return Poll::Pending;
+                    }
+                }
+                _ => {
+                    // WAITING: others wait too; add ourselves.
+                    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        waiters.push(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn readiness_before_wait_is_not_lost() {
+        let s = WaitSlot::new();
+        let mut wake = Vec::new();
+        s.set_ready(&mut wake);
+        assert!(wake.is_empty());
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        let w = Waker::from(c.clone());
+        let mut cx = Context::from_waker(&w);
+        assert!(s.poll_ready(&mut cx, || false).is_ready());
+        assert!(s.poll_ready(&mut cx, || false).is_pending());
+        s.set_ready(&mut wake);
+        assert_eq!(wake.len(), 1);
+        wake.drain(..).for_each(Waker::wake);
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        assert!(s.poll_ready(&mut cx, || false).is_ready());
+    }
+
+    #[test]
+    fn stop_condition_ends_the_wait_and_wake_all_wakes() {
+        let s = WaitSlot::new();
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        let w = Waker::from(c.clone());
+        let mut cx = Context::from_waker(&w);
+        assert!(s.poll_ready(&mut cx, || false).is_pending());
+        s.wake_all();
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        assert!(s.poll_ready(&mut cx, || true).is_ready());
+    }
+}

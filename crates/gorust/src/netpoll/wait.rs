@@ -1,0 +1,223 @@
+//! `Registration`: how an I/O object waits on its descriptor.
+//!
+//! Every socket type owns one. It runs a non-blocking system call until the call stops
+//! returning `EAGAIN`, waiting in between:
+//!
+//! - in a goroutine: on the descriptor's wait slot, registered with the poller of the worker it
+//!   runs on (the goroutine's home) the first time it must wait; the goroutine parks;
+//! - on a plain thread outside the runtime: in `poll(2)` on that one descriptor, so that
+//!   `gorust::net` types also work (blocking the thread) where there is no scheduler;
+//! - as a future (`poll_io`): on the wait slot, returning `Pending`.
+//!
+//! Deadlines (`set_read_deadline`, and the std-style timeouts built on them) and `close` from
+//! another goroutine end a wait early: the setter publishes the change, then wakes the slot's
+//! waiters, which re-check it (see `slot.rs`). A deadline gives `ErrorKind::TimedOut` and keeps
+//! failing until it is moved; a closed descriptor gives [`closed_error`].
+
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::desc::{Direction, PollDesc};
+use super::poller::Poller;
+use crate::time::Sleep;
+
+pub(crate) struct Registration {
+    fd: RawFd,
+    desc: Arc<PollDesc>,
+    registered: OnceLock<(Arc<Poller>, u64)>,
+}
+
+/// The error of an operation on a descriptor closed (or shut down) by another goroutine:
+/// `ErrorKind::NotConnected` wrapping [`crate::net::ErrClosed`] (Go's `net.ErrClosed`).
+pub(crate) fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
+}
+
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
+}
+
+impl Registration {
+    pub(crate) fn new(fd: RawFd) -> Registration {
+        Registration {
+            fd,
+            desc: Arc::new(PollDesc::new()),
+            registered: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn desc(&self) -> &PollDesc {
+        &self.desc
+    }
+
+    /// Runs `op` until it does not report `WouldBlock`, waiting for `dir` readiness between
+    /// attempts. `EINTR` is retried. `timeout` (std's per-call `set_read_timeout`) bounds the
+    /// whole call, together with the descriptor's deadline.
+    pub(crate) fn io<T>(
+        &self,
+        dir: Direction,
+        timeout: Option<Duration>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        let call_deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            self.check(dir, call_deadline)?;
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            self.wait(dir, call_deadline)?;
+        }
+    }
+
+    /// The earlier of the descriptor's deadline and the call's.
+    fn effective(&self, dir: Direction, call_deadline: Option<Instant>) -> Option<Instant> {
+        match (self.desc.deadline(dir), call_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fails if the descriptor is closing or a deadline has passed.
+    pub(crate) fn check(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
+        if self.desc.is_closing() {
+            return Err(closed_error());
+        }
+        if let Some(d) = self.effective(dir, call_deadline) {
+            if Instant::now() >= d {
+                return Err(timed_out());
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits once for `dir` readiness (or a close, or a deadline change). May return early.
+    pub(crate) fn wait(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
+        if crate::goroutine::in_goroutine() {
+            self.ensure_registered()?;
+            crate::block_on(Wait {
+                reg: self,
+                dir,
+                seen: self.desc.deadline(dir),
+                deadline: self.effective(dir, call_deadline),
+                sleep: None,
+            });
+            Ok(())
+        } else if crate::sched::worker::current_index().is_some() {
+            Err(io::Error::other(
+                "gorust::net: a blocking call from a future on a worker thread would block the \
+                 worker; use the poll_*/async methods there, or call it from a goroutine",
+            ))
+        } else {
+            self.wait_thread(dir, call_deadline)
+        }
+    }
+
+    /// A plain thread: block in poll(2), in slices so that deadline changes are noticed.
+    fn wait_thread(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
+        const SLICE: Duration = Duration::from_millis(100);
+        let timeout = match self.effective(dir, call_deadline) {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            None => SLICE,
+        };
+        let events = match dir {
+            Direction::Read => libc::POLLIN | libc::POLLRDHUP,
+            Direction::Write => libc::POLLOUT,
+        };
+        crate::sys::socket::poll_one(self.fd, events, timeout)
+    }
+
+    /// Registers with the current worker's poller (or, off a worker, one of the current
+    /// runtime's), once.
+    fn ensure_registered(&self) -> io::Result<()> {
+        if self.registered.get().is_some() {
+            return Ok(());
+        }
+        let poller = crate::sched::current_poller().ok_or_else(|| {
+            io::Error::other("gorust::net: asynchronous I/O needs a gorust runtime on this thread")
+        })?;
+        let tok = poller.register(self.fd, self.desc.clone())?;
+        if let Err((p, t)) = self.registered.set((poller, tok)) {
+            // Lost a race with another thread registering the same object: undo ours.
+            p.deregister(self.fd, t);
+        }
+        Ok(())
+    }
+
+    /// The async face: one attempt of `op`, or `Pending` with the task's waker registered.
+    pub(crate) fn poll_io<T>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            if let Err(e) = self.check(dir, None) {
+                return Poll::Ready(Err(e));
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return Poll::Ready(r),
+            }
+            if let Err(e) = self.ensure_registered() {
+                return Poll::Ready(Err(e));
+            }
+            let desc = &self.desc;
+            match desc.slot(dir).poll_ready(cx, || desc.is_closing()) {
+                Poll::Ready(()) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Marks the descriptor closing and wakes every waiter.
+    pub(crate) fn close(&self) {
+        self.desc.close();
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some((poller, tok)) = self.registered.take() {
+            poller.deregister(self.fd, tok);
+        }
+    }
+}
+
+/// Readiness, a close, a deadline change, or the deadline itself.
+struct Wait<'a> {
+    reg: &'a Registration,
+    dir: Direction,
+    /// The descriptor's deadline when the wait began; a change ends the wait.
+    seen: Option<Instant>,
+    /// When to stop waiting (descriptor's or call's deadline, whichever is first).
+    deadline: Option<Instant>,
+    sleep: Option<Sleep>,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let desc = &self.reg.desc;
+        let (dir, seen) = (self.dir, self.seen);
+        let stop = || desc.is_closing() || desc.deadline(dir) != seen;
+        if desc.slot(dir).poll_ready(cx, stop).is_ready() {
+            return Poll::Ready(());
+        }
+        if let Some(d) = self.deadline {
+            let sleep = self.sleep.get_or_insert_with(|| Sleep::until(d));
+            if Pin::new(sleep).poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }
+}

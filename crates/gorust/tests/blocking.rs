@@ -1,0 +1,99 @@
+//! `gorust::blocking` and `spawn_blocking`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{run_on, within};
+
+#[test]
+fn blocking_parks_the_goroutine_not_the_worker() {
+    within(Duration::from_secs(60), || {
+        // One worker: while a goroutine waits in `blocking`, another goroutine must run.
+        run_on(1, || {
+            let ran = Arc::new(AtomicUsize::new(0));
+            let r2 = ran.clone();
+            let other = gorust::go(move || {
+                r2.fetch_add(1, Ordering::SeqCst);
+            });
+            let seen = gorust::blocking(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                std::thread::current().name().map(str::to_owned)
+            });
+            assert_eq!(seen.as_deref(), Some("gorust-blocking"));
+            other.join().unwrap();
+            assert_eq!(ran.load(Ordering::SeqCst), 1);
+        })
+    });
+}
+
+#[test]
+fn blocking_reraises_panics() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let h = gorust::go(|| gorust::blocking(|| panic!("pool job failed")));
+            let err = h.join().expect_err("panic crosses back");
+            assert_eq!(err.downcast_ref::<&str>(), Some(&"pool job failed"));
+        })
+    });
+}
+
+#[test]
+fn many_blocking_calls_are_bounded_by_the_pool() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder()
+            .workers(2)
+            .max_blocking_threads(4)
+            .build()
+            .unwrap();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let now = Arc::new(AtomicUsize::new(0));
+        let (p, n) = (peak.clone(), now.clone());
+        let max_threads = rt.run(move || {
+            let hs: Vec<_> = (0..64)
+                .map(|_| {
+                    let (p, n) = (p.clone(), n.clone());
+                    gorust::go(move || {
+                        gorust::blocking(move || {
+                            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+                            p.fetch_max(cur, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(2));
+                            n.fetch_sub(1, Ordering::SeqCst);
+                        })
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            gorust::metrics().unwrap().blocking_threads
+        });
+        assert!(peak.load(Ordering::SeqCst) <= 4);
+        assert!(max_threads <= 4);
+    });
+}
+
+#[test]
+fn spawn_blocking_from_a_future_and_go_from_the_pool() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let v = gorust::block_on(gorust::spawn(async {
+                gorust::spawn_blocking(|| {
+                    // The pool thread belongs to the runtime: goroutines can be started here.
+                    gorust::go(|| 40).join().unwrap() + 2
+                })
+                .await
+                .unwrap()
+            }))
+            .unwrap();
+            assert_eq!(v, 42);
+        })
+    });
+}
+
+#[test]
+fn blocking_outside_a_runtime_runs_inline() {
+    assert_eq!(gorust::blocking(|| 5), 5);
+}

@@ -1,0 +1,222 @@
+//! `gorust::go`, `JoinHandle::join`, `yield_now`, `block_on`: goroutine behaviour.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{run_on, within};
+
+on_each_config!(spawn_and_join_many, || {
+    let hs: Vec<_> = (0..10_000u64).map(|i| gorust::go(move || i * 2)).collect();
+    let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 2 * (10_000 * 9_999 / 2));
+});
+
+on_each_config!(nested_goroutines, || {
+    fn tree(depth: u32) -> u64 {
+        if depth == 0 {
+            return 1;
+        }
+        let a = gorust::go(move || tree(depth - 1));
+        let b = gorust::go(move || tree(depth - 1));
+        a.join().unwrap() + b.join().unwrap()
+    }
+    assert_eq!(tree(10), 1024);
+});
+
+on_each_config!(yield_interleaves, || {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..100)
+        .map(|_| {
+            let c = counter.clone();
+            gorust::go(move || {
+                for _ in 0..100 {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    gorust::yield_now();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(counter.load(Ordering::Relaxed), 10_000);
+});
+
+#[test]
+fn panic_is_returned_by_join_and_runtime_survives() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let h = gorust::go(|| -> u32 { panic!("goroutine failed on purpose") });
+            let err = h.join().expect_err("the panic is returned");
+            assert_eq!(
+                err.downcast_ref::<&str>(),
+                Some(&"goroutine failed on purpose")
+            );
+            // The runtime keeps working.
+            let hs: Vec<_> = (0..100).map(|i| gorust::go(move || i)).collect();
+            assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>(), 4950);
+        })
+    });
+}
+
+#[test]
+fn main_goroutine_panic_is_reraised_by_run() {
+    let res = std::panic::catch_unwind(|| run_on(2, || panic!("main failed")));
+    let err = res.expect_err("run re-raises");
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"main failed"));
+}
+
+/// DESIGN.md decision 2: a started goroutine never changes OS thread. Thousands of goroutines
+/// park thousands of times on 2 workers while new goroutines keep arriving (so idle workers
+/// steal); every resume must be on the thread of the first run.
+#[test]
+fn started_goroutine_never_changes_thread() {
+    within(Duration::from_secs(120), || {
+        run_on(2, || {
+            let moved = Arc::new(AtomicUsize::new(0));
+            let threads = Arc::new(Mutex::new(HashSet::new()));
+            let mut hs = Vec::new();
+            for g in 0..2_000 {
+                let moved = moved.clone();
+                let threads = threads.clone();
+                hs.push(gorust::go(move || {
+                    let home = std::thread::current().id();
+                    threads.lock().unwrap().insert(home);
+                    for i in 0..50 {
+                        if (g + i) % 3 == 0 {
+                            gorust::time::sleep(Duration::from_micros(50));
+                        } else {
+                            gorust::yield_now();
+                        }
+                        if std::thread::current().id() != home {
+                            moved.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+                if g % 100 == 0 {
+                    gorust::yield_now();
+                }
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(
+                moved.load(Ordering::Relaxed),
+                0,
+                "a goroutine changed thread"
+            );
+            assert_eq!(
+                threads.lock().unwrap().len(),
+                2,
+                "both workers ran goroutines (stealing happened)"
+            );
+        })
+    });
+}
+
+#[test]
+fn goroutines_may_hold_non_send_values_across_parks() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let h = gorust::go(|| {
+                let local = std::rc::Rc::new(5);
+                gorust::yield_now();
+                gorust::time::sleep(Duration::from_millis(1));
+                *local + 1
+            });
+            assert_eq!(h.join().unwrap(), 6);
+        })
+    });
+}
+
+#[test]
+fn thread_locals_stay_consistent_across_parks() {
+    thread_local!(static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let hs: Vec<_> = (0..200)
+                .map(|_| {
+                    gorust::go(|| {
+                        let addr = SLOT.with(|s| s as *const _ as usize);
+                        for _ in 0..20 {
+                            gorust::yield_now();
+                            assert_eq!(SLOT.with(|s| s as *const _ as usize), addr);
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        })
+    });
+}
+
+#[test]
+fn block_on_in_goroutine_parks_not_blocks() {
+    within(Duration::from_secs(60), || {
+        // One worker: if block_on blocked the thread, the goroutine that completes the future
+        // could never run.
+        run_on(1, || {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let flag = Arc::new(AtomicUsize::new(0));
+            let f2 = flag.clone();
+            let waiter = gorust::go(move || {
+                gorust::block_on(gorust::spawn(async move {
+                    f2.fetch_add(1, Ordering::SeqCst);
+                    7
+                }))
+                .unwrap()
+            });
+            drop(tx);
+            drop(rx);
+            assert_eq!(waiter.join().unwrap(), 7);
+            assert_eq!(flag.load(Ordering::SeqCst), 1);
+        })
+    });
+}
+
+#[test]
+fn join_from_a_plain_thread() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        let h = rt.go(|| {
+            gorust::time::sleep(Duration::from_millis(2));
+            "done"
+        });
+        assert_eq!(h.join().unwrap(), "done");
+    });
+}
+
+#[test]
+fn num_goroutines_counts_live_ones() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let base = gorust::num_goroutines();
+            assert!(base >= 1, "the main goroutine counts");
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            let stop_rx = Arc::new(Mutex::new(stop_rx));
+            let hs: Vec<_> = (0..100)
+                .map(|_| gorust::go(|| gorust::time::sleep(Duration::from_millis(200))))
+                .collect();
+            assert_eq!(gorust::num_goroutines(), base + 100);
+            for h in hs {
+                h.join().unwrap();
+            }
+            drop((stop_tx, stop_rx));
+            assert_eq!(gorust::num_goroutines(), base);
+        })
+    });
+}
+
+#[test]
+fn go_outside_a_runtime_panics_with_advice() {
+    let err = std::panic::catch_unwind(|| gorust::go(|| ())).expect_err("panics");
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("outside a gorust runtime"), "{msg}");
+    assert!(msg.contains("gorust::run"), "{msg}");
+}

@@ -1,0 +1,117 @@
+//! Descriptor exhaustion: `accept` returns EMFILE at once, `serve` backs off without spinning
+//! and recovers when descriptors free up. Runs in a child process with a lowered limit.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn emfile_is_an_error_and_serve_backs_off_then_recovers() {
+    if std::env::var("GORUST_EMFILE_CHILD").is_ok() {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "emfile_child", "--nocapture", "--test-threads=1"])
+        .env("GORUST_EMFILE_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("recovered"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("retrying in 5ms"),
+        "the back-off is logged: {stderr}"
+    );
+}
+
+#[test]
+fn emfile_child() {
+    if std::env::var("GORUST_EMFILE_CHILD").is_err() {
+        return;
+    }
+    let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+    rt.run(|| {
+        let listener = Arc::new(gorust::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let addr = listener.local_addr().unwrap();
+        // Leave room for a few connections only.
+        let limit = (open_fds() + 12) as libc::rlim_t;
+        let rl = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: lowers this (child) process's descriptor limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);
+
+        // 1. A bare accept returns EMFILE at once once descriptors run out.
+        let mut clients = Vec::new();
+        let mut accepted = Vec::new();
+        let err = loop {
+            let Ok(c) = std::net::TcpStream::connect(addr) else {
+                // The client side ran out first; free one and let the server hit the limit.
+                let _ = clients.pop();
+                continue;
+            };
+            clients.push(c);
+            match listener.accept() {
+                Ok((s, _)) => accepted.push(s),
+                Err(e) => break e,
+            }
+        };
+        assert!(gorust::net::is_resource_exhausted(&err), "{err:?}");
+        assert_eq!(err.raw_os_error(), Some(libc::EMFILE));
+
+        // 2. serve() backs off instead of spinning while the limit holds.
+        let served = Arc::new(AtomicUsize::new(0));
+        let s2 = served.clone();
+        let l2 = listener.clone();
+        let server = gorust::go(move || {
+            gorust::net::serve(&l2, move |mut c| {
+                let mut b = [0u8; 4];
+                if c.read_exact(&mut b).is_ok() {
+                    let _ = c.write_all(&b);
+                }
+                s2.fetch_add(1, Ordering::SeqCst);
+            })
+        });
+        let cpu0 = cpu_time();
+        let t0 = Instant::now();
+        gorust::time::sleep(Duration::from_millis(400));
+        let spent = cpu_time() - cpu0;
+        assert!(
+            spent < Duration::from_millis(200),
+            "the accept loop spun: {spent:?} of CPU in {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 0);
+
+        // 3. Free descriptors: the pending connection is accepted and served.
+        accepted.clear();
+        // A std stream would block this goroutine's worker: adopt it into gorust.
+        let mut pending = gorust::net::TcpStream::from(clients.pop().unwrap());
+        clients.clear();
+        pending.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        pending.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping");
+        listener.close().unwrap();
+        let res = server.join().unwrap();
+        assert!(res.is_err_and(|e| gorust::net::is_closed(&e)));
+        println!("recovered");
+    });
+}

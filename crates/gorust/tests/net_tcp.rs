@@ -1,0 +1,344 @@
+//! `gorust::net::{TcpListener, TcpStream}` and Go's net behaviours.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{run_on, within};
+use gorust::net::{TcpListener, TcpStream};
+
+fn echo_server() -> (std::net::SocketAddr, gorust::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = gorust::go(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            gorust::go(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, h)
+}
+
+on_each_config!(echo_many_connections, || {
+    let (addr, _server) = echo_server();
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            gorust::go(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                for round in 0..20 {
+                    let msg = format!("client {i} round {round}");
+                    s.write_all(msg.as_bytes()).unwrap();
+                    let mut back = vec![0u8; msg.len()];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, msg.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+});
+
+on_each_config!(large_transfer_both_ways_at_once, || {
+    let (addr, _server) = echo_server();
+    let s = Arc::new(TcpStream::connect(addr).unwrap());
+    const N: usize = 8 << 20;
+    let w = s.clone();
+    // A read and a write on one stream from two goroutines at the same time.
+    let writer = gorust::go(move || {
+        let data: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+        (&*w).write_all(&data).unwrap();
+    });
+    let mut got = vec![0u8; N];
+    (&*s).read_exact(&mut got).unwrap();
+    writer.join().unwrap();
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+});
+
+#[test]
+fn read_deadline_times_out_and_keeps_failing_until_moved() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let peer = gorust::go(move || l.accept().unwrap().0);
+            let mut c = TcpStream::connect(addr).unwrap();
+            let mut server_side = peer.join().unwrap();
+            let t = Instant::now();
+            c.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))
+                .unwrap();
+            let mut buf = [0u8; 8];
+            let e = c.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            assert!(t.elapsed() >= Duration::from_millis(20));
+            // Still failing, even with data available, until the deadline moves.
+            server_side.write_all(b"hi").unwrap();
+            assert_eq!(
+                c.read(&mut buf).unwrap_err().kind(),
+                std::io::ErrorKind::TimedOut
+            );
+            c.set_read_deadline(None).unwrap();
+            assert_eq!(c.read(&mut buf).unwrap(), 2);
+        })
+    });
+}
+
+#[test]
+fn deadline_in_the_past_wakes_a_parked_read_at_once() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let _peer = gorust::go(move || {
+                let (s, _) = l.accept().unwrap();
+                gorust::time::sleep(Duration::from_secs(5));
+                drop(s);
+            });
+            let c = Arc::new(TcpStream::connect(addr).unwrap());
+            let reader = {
+                let c = c.clone();
+                gorust::go(move || {
+                    let t = Instant::now();
+                    let e = (&*c).read(&mut [0u8; 8]).unwrap_err();
+                    (e.kind(), t.elapsed())
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(30));
+            c.set_read_deadline(Some(Instant::now() - Duration::from_secs(1)))
+                .unwrap();
+            let (kind, waited) = reader.join().unwrap();
+            assert_eq!(kind, std::io::ErrorKind::TimedOut);
+            assert!(
+                waited < Duration::from_secs(4),
+                "woke at once, not at the peer's close"
+            );
+        })
+    });
+}
+
+#[test]
+fn read_timeout_like_std() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let _peer = gorust::go(move || {
+                let s = l.accept().unwrap();
+                gorust::time::sleep(Duration::from_millis(300));
+                drop(s);
+            });
+            let mut c = TcpStream::connect(addr).unwrap();
+            assert!(c.set_read_timeout(Some(Duration::ZERO)).is_err());
+            c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            assert_eq!(c.read_timeout().unwrap(), Some(Duration::from_millis(10)));
+            for _ in 0..3 {
+                let e = c.read(&mut [0u8; 4]).unwrap_err();
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            }
+        })
+    });
+}
+
+#[test]
+fn zero_length_read_returns_at_once() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (addr, _server) = echo_server();
+            let mut c = TcpStream::connect(addr).unwrap();
+            assert_eq!(c.read(&mut []).unwrap(), 0);
+        })
+    });
+}
+
+#[test]
+fn close_from_another_goroutine_wakes_accept_and_read() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = l.local_addr().unwrap();
+            let acceptor = {
+                let l = l.clone();
+                gorust::go(move || l.accept().map(|_| ()))
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            l.close().unwrap();
+            let e = acceptor.join().unwrap().unwrap_err();
+            assert!(gorust::net::is_closed(&e), "{e:?}");
+            assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
+            assert_eq!(e.to_string(), "use of closed network connection");
+
+            let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr2 = l2.local_addr().unwrap();
+            let _keep = gorust::go(move || {
+                let s = l2.accept();
+                gorust::time::sleep(Duration::from_secs(2));
+                drop(s);
+            });
+            let c = Arc::new(TcpStream::connect(addr2).unwrap());
+            let reader = {
+                let c = c.clone();
+                gorust::go(move || (&*c).read(&mut [0u8; 4]))
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            c.close().unwrap();
+            let e = reader.join().unwrap().unwrap_err();
+            assert!(gorust::net::is_closed(&e), "{e:?}");
+            let _ = addr;
+        })
+    });
+}
+
+#[test]
+fn half_close_gives_eof_to_the_reader_while_writes_work() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let server = gorust::go(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap(); // ends at the client's FIN
+                s.write_all(&all).unwrap(); // still writable after the peer's half-close
+                all.len()
+            });
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"request body").unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            c.read_to_end(&mut back).unwrap();
+            assert_eq!(back, b"request body");
+            assert_eq!(server.join().unwrap(), 12);
+        })
+    });
+}
+
+#[test]
+fn connection_refused_is_an_error() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            drop(l);
+            let e = TcpStream::connect(addr).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        })
+    });
+}
+
+#[test]
+fn works_from_plain_threads_outside_the_runtime() {
+    within(Duration::from_secs(60), || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+        });
+        let mut c = TcpStream::connect(("127.0.0.1", addr.port())).unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"hello");
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn futures_use_the_poll_methods() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (addr, _server) = echo_server();
+            let c = TcpStream::connect(addr).unwrap();
+            let out = gorust::block_on(gorust::spawn(async move {
+                let mut sent = 0;
+                while sent < 5 {
+                    sent += std::future::poll_fn(|cx| c.poll_write(cx, &b"async"[sent..]))
+                        .await
+                        .unwrap();
+                }
+                let mut buf = [0u8; 5];
+                let mut got = 0;
+                while got < 5 {
+                    got += std::future::poll_fn(|cx| c.poll_read(cx, &mut buf[got..]))
+                        .await
+                        .unwrap();
+                }
+                buf
+            }))
+            .unwrap();
+            assert_eq!(&out, b"async");
+        })
+    });
+}
+
+#[test]
+fn accessors_and_options() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (addr, _server) = echo_server();
+            let c = TcpStream::connect(addr).unwrap();
+            assert_eq!(c.peer_addr().unwrap(), addr);
+            assert!(c.local_addr().unwrap().ip().is_loopback());
+            c.set_nodelay(true).unwrap();
+            assert!(c.nodelay().unwrap());
+            c.set_ttl(42).unwrap();
+            assert_eq!(c.ttl().unwrap(), 42);
+            assert!(c.take_error().unwrap().is_none());
+            let mut d = c.try_clone().unwrap();
+            d.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            assert_eq!(c.peek(&mut b).unwrap(), 1);
+            assert_eq!((&c).read(&mut b).unwrap(), 1);
+        })
+    });
+}
+
+#[test]
+fn futures_io_traits() {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::pin::Pin;
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (addr, _server) = echo_server();
+            let mut c = TcpStream::connect(addr).unwrap();
+            let out = gorust::block_on(gorust::spawn(async move {
+                let n = std::future::poll_fn(|cx| Pin::new(&mut c).poll_write(cx, b"trait"))
+                    .await
+                    .unwrap();
+                assert_eq!(n, 5);
+                let mut buf = [0u8; 5];
+                let mut got = 0;
+                while got < 5 {
+                    got +=
+                        std::future::poll_fn(|cx| Pin::new(&mut c).poll_read(cx, &mut buf[got..]))
+                            .await
+                            .unwrap();
+                }
+                std::future::poll_fn(|cx| Pin::new(&mut c).poll_close(cx))
+                    .await
+                    .unwrap();
+                buf
+            }))
+            .unwrap();
+            assert_eq!(&out, b"trait");
+        })
+    });
+}

@@ -1,0 +1,55 @@
+//! `gorust::net::UdpSocket`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{run_on, within};
+use gorust::net::UdpSocket;
+
+#[test]
+fn datagrams_between_goroutines() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = server.local_addr().unwrap();
+            let echo = gorust::go(move || {
+                let mut buf = [0u8; 1500];
+                for _ in 0..100 {
+                    let (n, from) = server.recv_from(&mut buf).unwrap();
+                    server.send_to(&buf[..n], from).unwrap();
+                }
+            });
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.connect(addr).unwrap();
+            for i in 0..100u32 {
+                client.send(&i.to_le_bytes()).unwrap();
+                let mut b = [0u8; 4];
+                assert_eq!(client.recv(&mut b).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(b), i);
+            }
+            echo.join().unwrap();
+        })
+    });
+}
+
+#[test]
+fn recv_deadline_and_close() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let s = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            s.set_read_deadline(Some(Instant::now() + Duration::from_millis(10)))
+                .unwrap();
+            let e = s.recv_from(&mut [0u8; 8]).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            s.set_read_deadline(None).unwrap();
+            let r = {
+                let s = s.clone();
+                gorust::go(move || s.recv(&mut [0u8; 8]))
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            s.close().unwrap();
+            assert!(gorust::net::is_closed(&r.join().unwrap().unwrap_err()));
+        })
+    });
+}

@@ -1,0 +1,82 @@
+//! `gorust::net::{UnixListener, UnixStream, UnixDatagram}`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::{run_on, within};
+use gorust::net::{UnixDatagram, UnixListener, UnixStream};
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("gorust-{name}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[test]
+fn stream_echo_over_a_path() {
+    let path = temp_path("stream");
+    within(Duration::from_secs(60), move || {
+        run_on(2, move || {
+            let l = UnixListener::bind(&path).unwrap();
+            let server = gorust::go(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 5];
+                s.read_exact(&mut buf).unwrap();
+                s.write_all(&buf).unwrap();
+            });
+            let mut c = UnixStream::connect(&path).unwrap();
+            c.write_all(b"hello").unwrap();
+            let mut b = [0u8; 5];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"hello");
+            server.join().unwrap();
+            std::fs::remove_file(&path).unwrap();
+        })
+    });
+}
+
+#[test]
+fn pair_half_close_and_close_wakeup() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(b"x").unwrap();
+            a.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut all = Vec::new();
+            b.read_to_end(&mut all).unwrap();
+            assert_eq!(all, b"x");
+            b.write_all(b"y").unwrap();
+            let mut one = [0u8; 1];
+            a.read_exact(&mut one).unwrap();
+
+            let (c, _d) = UnixStream::pair().unwrap();
+            let c = std::sync::Arc::new(c);
+            let r = {
+                let c = c.clone();
+                gorust::go(move || (&*c).read(&mut [0u8; 1]))
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            c.close().unwrap();
+            assert!(gorust::net::is_closed(&r.join().unwrap().unwrap_err()));
+        })
+    });
+}
+
+#[test]
+fn datagrams() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (a, b) = UnixDatagram::pair().unwrap();
+            let rx = gorust::go(move || {
+                let mut buf = [0u8; 16];
+                let n = b.recv(&mut buf).unwrap();
+                buf[..n].to_vec()
+            });
+            gorust::time::sleep(Duration::from_millis(5));
+            a.send(b"dgram").unwrap();
+            assert_eq!(rx.join().unwrap(), b"dgram");
+        })
+    });
+}

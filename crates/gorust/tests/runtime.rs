@@ -1,0 +1,200 @@
+//! `Runtime` and `Builder`: settings, shutdown, metrics, traces, stack overflow reports.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::within;
+
+#[test]
+fn invalid_settings_are_errors_not_panics() {
+    let e = gorust::Runtime::builder().workers(0).build().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("workers"), "{e}");
+    let e = gorust::Runtime::builder()
+        .global_queue_interval(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let e = gorust::Runtime::builder()
+        .stack_size(2 << 30)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("stack_size"), "{e}");
+}
+
+#[test]
+fn worker_threads_are_named_and_counted() {
+    within(Duration::from_secs(30), || {
+        let rt = gorust::Runtime::builder()
+            .workers(3)
+            .thread_name("unit")
+            .build()
+            .unwrap();
+        let names = rt.run(|| {
+            let hs: Vec<_> = (0..64)
+                .map(|_| gorust::go(|| std::thread::current().name().map(str::to_owned)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(names.iter().all(|n| n.starts_with("unit-")), "{names:?}");
+    });
+}
+
+/// Dropping the runtime cancels parked goroutines: their stacks are unwound (destructors run)
+/// on their own worker thread.
+#[test]
+fn shutdown_unwinds_parked_goroutines_on_their_home_thread() {
+    struct OnDrop {
+        home: std::thread::ThreadId,
+        log: Arc<Mutex<Vec<bool>>>,
+    }
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let same = std::thread::current().id() == self.home;
+            self.log.lock().unwrap().push(same);
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        let started = Arc::new(AtomicUsize::new(0));
+        for _ in 0..100 {
+            let log = log.clone();
+            let started = started.clone();
+            drop(rt.go(move || {
+                let _guard = OnDrop {
+                    home: std::thread::current().id(),
+                    log,
+                };
+                started.fetch_add(1, Ordering::SeqCst);
+                gorust::time::sleep(Duration::from_secs(3600));
+            }));
+        }
+        while started.load(Ordering::SeqCst) < 100 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(rt);
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 100, "every parked goroutine was unwound");
+        assert!(log.iter().all(|&same| same), "unwound on its home thread");
+    });
+}
+
+#[test]
+fn join_after_shutdown_reports_cancellation() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let h = rt.go(|| gorust::time::sleep(Duration::from_secs(3600)));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rt);
+        let err = h.join().expect_err("cancelled");
+        assert!(err
+            .downcast_ref::<&str>()
+            .is_some_and(|m| m.contains("cancelled")));
+    });
+}
+
+#[test]
+fn metrics_report_workers_and_goroutines() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        let m = rt.run(|| {
+            let hs: Vec<_> = (0..1000).map(|_| gorust::go(gorust::yield_now)).collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            gorust::metrics().expect("inside a runtime")
+        });
+        assert_eq!(m.workers.len(), 2);
+        assert!(m.goroutines >= 1);
+        let polls: u64 = m.workers.iter().map(|w| w.polls).sum();
+        assert!(
+            polls >= 2000,
+            "each goroutine was polled at least twice: {polls}"
+        );
+        assert!(gorust::metrics().is_none(), "no runtime on this thread");
+    });
+}
+
+/// Re-runs this test binary with one test selected and an environment variable set.
+fn child(test: &str, env: (&str, &str)) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn schedtrace_prints_lines_like_go() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let out = child("schedtrace_child", ("GORUST_DEBUG", "schedtrace=50"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("SCHED "))
+        .unwrap_or_else(|| panic!("no SCHED line in: {err}"));
+    for field in [
+        "workers=2",
+        "idle=",
+        "goroutines=",
+        "global=",
+        "local=[",
+        "steals=[",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+}
+
+#[test]
+fn schedtrace_child() {
+    if std::env::var("GORUST_DEBUG").is_err() {
+        return;
+    }
+    common::run_on(2, || gorust::time::sleep(Duration::from_millis(300)));
+}
+
+#[test]
+fn stack_overflow_names_the_goroutine_and_aborts() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let out = child("overflow_child", ("GORUST_OVERFLOW", "1"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the process must not survive: {err}");
+    assert!(
+        err.contains("overflowed its 64 KiB stack; raise it with Builder::stack_size"),
+        "{err}"
+    );
+    assert!(err.contains("gorust: goroutine "), "{err}");
+}
+
+#[test]
+fn overflow_child() {
+    if std::env::var("GORUST_OVERFLOW").is_err() {
+        return;
+    }
+    #[inline(never)]
+    fn recurse(n: u64) -> u64 {
+        let buf = std::hint::black_box([n as u8; 512]);
+        if n == 0 {
+            return buf[0] as u64;
+        }
+        recurse(n - 1) + std::hint::black_box(buf[1]) as u64
+    }
+    let rt = gorust::Runtime::builder()
+        .workers(1)
+        .stack_size(64 * 1024)
+        .build()
+        .unwrap();
+    rt.run(|| gorust::go(|| recurse(1_000_000)).join().ok());
+}

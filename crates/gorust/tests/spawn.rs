@@ -1,0 +1,127 @@
+//! `gorust::spawn`: futures on the scheduler; `JoinHandle` as a future.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use common::{run_on, within};
+
+/// Pending `n` times (waking itself each time), then ready.
+struct YieldN(u32);
+
+impl Future for YieldN {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            return Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+on_each_config!(futures_run_and_join, || {
+    let hs: Vec<_> = (0..1_000u64)
+        .map(|i| {
+            gorust::spawn(async move {
+                YieldN(3).await;
+                i
+            })
+        })
+        .collect();
+    let sum: u64 = hs.into_iter().map(|h| gorust::block_on(h).unwrap()).sum();
+    assert_eq!(sum, 999 * 1000 / 2);
+});
+
+on_each_config!(join_handle_is_a_future, || {
+    let outer = gorust::spawn(async {
+        let inner = gorust::spawn(async { 20 });
+        inner.await.unwrap() + 1
+    });
+    assert_eq!(gorust::block_on(outer).unwrap(), 21);
+});
+
+on_each_config!(future_panic_is_caught, || {
+    let h = gorust::spawn(async { panic!("future failed") });
+    let err = gorust::block_on(h).expect_err("panic returned");
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"future failed"));
+    assert_eq!(gorust::block_on(gorust::spawn(async { 1 })).unwrap(), 1);
+});
+
+on_each_config!(dropped_handle_detaches, || {
+    let done = Arc::new(AtomicUsize::new(0));
+    for _ in 0..100 {
+        let d = done.clone();
+        drop(gorust::spawn(async move {
+            YieldN(2).await;
+            d.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    while done.load(Ordering::SeqCst) < 100 {
+        gorust::time::sleep(Duration::from_millis(1));
+    }
+});
+
+on_each_config!(futures_sleep, || {
+    let h = gorust::spawn(async {
+        let t = std::time::Instant::now();
+        gorust::time::Sleep::new(Duration::from_millis(5)).await;
+        t.elapsed()
+    });
+    assert!(gorust::block_on(h).unwrap() >= Duration::from_millis(5));
+});
+
+#[test]
+fn runtime_spawn_and_block_on_from_outside() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        let h = rt.spawn(async { 3 });
+        assert_eq!(rt.block_on(h).unwrap(), 3);
+        // Inside Runtime::block_on, gorust::spawn and gorust::go find the runtime.
+        let v = rt.block_on(async {
+            let a = gorust::spawn(async { 1 });
+            let b = gorust::go(|| 2);
+            a.await.unwrap() + b.await.unwrap()
+        });
+        assert_eq!(v, 3);
+    });
+}
+
+#[test]
+fn block_on_inside_a_future_on_a_worker_panics_clearly() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let h = gorust::spawn(async { gorust::block_on(async { 1 }) });
+            let err = gorust::block_on(h).expect_err("block_on refuses");
+            let msg = err
+                .downcast_ref::<&str>()
+                .copied()
+                .unwrap_or_default()
+                .to_string()
+                + err
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .unwrap_or("");
+            assert!(msg.contains("use .await"), "{msg}");
+        })
+    });
+}
+
+/// Compile-time checks: the handles are Send and Sync where their outputs are Send.
+#[allow(dead_code)]
+fn send_sync_assertions() {
+    fn is_send<T: Send>() {}
+    fn is_sync<T: Sync>() {}
+    is_send::<gorust::JoinHandle<u32>>();
+    is_sync::<gorust::JoinHandle<u32>>();
+    is_send::<gorust::Runtime>();
+    is_sync::<gorust::Runtime>();
+    is_send::<gorust::time::Sleep>();
+    is_send::<gorust::BlockingHandle<u32>>();
+}

@@ -1,0 +1,92 @@
+//! `gorust::time`: sleep, Sleep, timeout.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{run_on, within};
+
+on_each_config!(sleep_is_never_early, || {
+    for us in [1u64, 50, 100, 1_000, 5_000] {
+        let d = Duration::from_micros(us);
+        let t = Instant::now();
+        gorust::time::sleep(d);
+        assert!(t.elapsed() >= d, "slept {:?} < {d:?}", t.elapsed());
+    }
+});
+
+// 10,000 goroutines sleeping at once all wake.
+on_each_config!(ten_thousand_sleepers_all_wake, || {
+    let woke = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..10_000u64)
+        .map(|i| {
+            let w = woke.clone();
+            gorust::go(move || {
+                gorust::time::sleep(Duration::from_millis(10 + i % 40));
+                w.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(woke.load(Ordering::Relaxed), 10_000);
+});
+
+on_each_config!(timeout_elapses_and_completes, || {
+    let slow = gorust::time::timeout(
+        Duration::from_millis(5),
+        gorust::time::Sleep::new(Duration::from_secs(30)),
+    );
+    let t = Instant::now();
+    assert!(gorust::block_on(slow).is_err());
+    assert!(t.elapsed() >= Duration::from_millis(5));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let fast = gorust::time::timeout(Duration::from_secs(30), async { 9 });
+    assert_eq!(gorust::block_on(fast), Ok(9));
+    let elapsed = gorust::block_on(gorust::time::timeout(
+        Duration::ZERO,
+        std::future::pending::<()>(),
+    ))
+    .unwrap_err();
+    let e: std::io::Error = elapsed.into();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+});
+
+on_each_config!(cancelled_sleeps_do_not_fire_or_leak, || {
+    // Many timeouts that finish early: their timers are cancelled and must not wake anything
+    // later or keep the heap growing without bound.
+    for _ in 0..20_000 {
+        let r = gorust::block_on(gorust::time::timeout(Duration::from_secs(60), async { 1 }));
+        assert_eq!(r, Ok(1));
+    }
+});
+
+#[test]
+fn sleep_future_on_a_plain_thread_uses_the_fallback_timer() {
+    within(Duration::from_secs(30), || {
+        let t = Instant::now();
+        gorust::block_on(gorust::time::Sleep::new(Duration::from_millis(3)));
+        assert!(t.elapsed() >= Duration::from_millis(3));
+        // sleep() outside a goroutine sleeps the thread.
+        let t = Instant::now();
+        gorust::time::sleep(Duration::from_millis(2));
+        assert!(t.elapsed() >= Duration::from_millis(2));
+    });
+}
+
+#[test]
+fn sleep_reset_moves_the_deadline() {
+    within(Duration::from_secs(30), || {
+        run_on(1, || {
+            let mut s = gorust::time::Sleep::new(Duration::from_secs(60));
+            let t = Instant::now();
+            s.reset(Instant::now() + Duration::from_millis(2));
+            gorust::block_on(&mut s);
+            assert!(t.elapsed() < Duration::from_secs(30));
+            assert!(s.is_elapsed());
+        })
+    });
+}
