@@ -45,7 +45,8 @@
 //! every count by 10 and runs 3 rounds (the memory scenario still parks more goroutines than
 //! `vm.max_map_count`). `--json` prints the results as JSON after the
 //! table. `--only spawn_all,mem` runs only those scenarios. This is a report: nothing here
-//! asserts a speed.
+//! asserts a speed. Run without the `--bench` argument that `cargo bench` passes (for example
+//! by `cargo test --benches`), it is a smoke test: counts / 1000, one round.
 
 #[path = "compare/proc.rs"]
 mod proc;
@@ -83,6 +84,9 @@ struct Opts {
     quick: bool,
     json: bool,
     only: Option<Vec<String>>,
+    /// Run without `--bench` (as `cargo test --benches` does): a smoke test that every
+    /// program runs every scenario, at 1/1000 of the counts, one round, figures meaningless.
+    smoke: bool,
 }
 
 fn main() {
@@ -99,7 +103,14 @@ fn main() {
         }
     };
     let started = Instant::now();
-    let scale = if opts.quick { 10 } else { 1 };
+    let scale = match (opts.smoke, opts.quick) {
+        (true, _) => 1000,
+        (false, true) => 10,
+        (false, false) => 1,
+    };
+    if opts.smoke {
+        eprintln!("compare: smoke test (no --bench argument): counts / 1000, figures meaningless");
+    }
     let wanted = |name: &str| {
         opts.only
             .as_ref()
@@ -117,13 +128,19 @@ fn main() {
         }
     );
 
+    let mut notes = Vec::new();
+    if go.is_none() {
+        notes.push("go: not installed, skipped");
+    }
     let mut timed = Vec::new();
     for (scenario, ops) in TIMED {
         if !wanted(scenario) {
             continue;
         }
         if scenario == "pingpong" && !HAVE_SYNC {
-            eprintln!("pingpong: needs gorust::sync::mpsc (cargo feature bench-sync), skipped");
+            let note = "pingpong: needs gorust::sync::mpsc (cargo feature bench-sync), skipped";
+            eprintln!("{note}");
+            notes.push(note);
             continue;
         }
         for workers in WORKERS {
@@ -157,8 +174,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     print!("{}", report::table(&timed, &memory, max_map_count));
-    if go.is_none() {
-        println!("go: not installed, skipped");
+    for note in notes {
+        println!("{note}");
     }
     if opts.json {
         println!("{}", report::json(opts.rounds, opts.quick, &timed, &memory));
@@ -171,6 +188,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         quick: false,
         json: false,
         only: None,
+        smoke: true,
     };
     let mut rounds = None;
     let mut it = args.iter();
@@ -187,12 +205,16 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 let v = it.next().ok_or("--only needs a value")?;
                 o.only = Some(v.split(',').map(str::to_string).collect());
             }
-            // `cargo bench` passes `--bench` to every bench binary.
-            "--bench" => {}
+            // `cargo bench` passes `--bench` to every bench binary; without it, smoke test.
+            "--bench" => o.smoke = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    o.rounds = rounds.unwrap_or(if o.quick { 3 } else { 7 });
+    o.rounds = match (o.smoke, o.quick) {
+        (true, _) => 1,
+        (false, true) => rounds.unwrap_or(3),
+        (false, false) => rounds.unwrap_or(7),
+    };
     Ok(o)
 }
 
