@@ -368,7 +368,13 @@ impl WorkerCtx {
             || shared.inbox_len(self.index) > 0
             || shared.shutdown.load(Acquire)
         {
-            idle.unpark_self(self.index);
+            if !idle.unpark_self(self.index) {
+                // A `notify_parked` took us off the list meanwhile and counted us as
+                // searching: we must carry that count, or it leaks and no parked worker is
+                // ever notified again (found by the sync tests; regression test
+                // `idle_searching_count_is_not_leaked` in tests/spawn.rs).
+                core.is_searching = true;
+            }
             return;
         }
         let now = Instant::now();
