@@ -34,6 +34,7 @@ pub(crate) mod loom;
 mod runtime;
 pub(crate) mod sched;
 pub(crate) mod sys;
+pub mod sync;
 pub mod time;
 
 use std::future::Future;
