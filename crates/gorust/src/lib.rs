@@ -37,6 +37,7 @@ pub(crate) mod netpoll;
 mod runtime;
 pub(crate) mod sched;
 pub(crate) mod sys;
+pub mod sync;
 pub mod time;
 
 use std::future::Future;
