@@ -36,8 +36,8 @@ pub mod net;
 pub(crate) mod netpoll;
 mod runtime;
 pub(crate) mod sched;
-pub(crate) mod sys;
 pub mod sync;
+pub(crate) mod sys;
 pub mod time;
 
 use std::future::Future;

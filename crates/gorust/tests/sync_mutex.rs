@@ -116,7 +116,6 @@ fn lock_async_from_tasks() {
 #[test]
 fn goroutines_tasks_and_a_thread_share_one_mutex() {
     rt().run(|| {
-        let _hb = heartbeat(); // see `heartbeat`
         let m = Arc::new(Mutex::new(0u64));
         let mut gs = Vec::new();
         let mut ts = Vec::new();
@@ -163,62 +162,6 @@ fn goroutines_tasks_and_a_thread_share_one_mutex() {
         th.join().unwrap();
         assert_eq!(*m.lock(), 20 * 50 * 2 + 50);
     });
-}
-
-/// Keeps one worker waking every millisecond while it lives.
-///
-/// Works around a core scheduler bug found by the test above (reproducer:
-/// `core_bug_idle_searching_count_leak`, ignored): `WorkerCtx::park` ignores the result of
-/// `Idle::unpark_self` on its early-return path, so when `notify_parked` takes a worker off the
-/// sleeper list in the window between `transition_worker_to_parked` and that re-check, the
-/// searching count it added is never given back. From then on `should_notify` is always false,
-/// and a task scheduled from outside the workers (a plain thread waking a future, `rt.spawn`)
-/// sits in the inject queue while every worker sleeps. A worker with a timer wakes anyway and
-/// finds it. Remove once the core is fixed.
-fn heartbeat() -> impl Drop {
-    struct Stop(Arc<AtomicBool>);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            self.0.store(true, SeqCst);
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    gorust::go(move || {
-        while !s.load(SeqCst) {
-            gorust::time::sleep(Duration::from_millis(1));
-        }
-    });
-    Stop(stop)
-}
-
-/// Reproducer of the core bug described at [`heartbeat`]: futures spawned from a plain thread,
-/// one at a time, stop being run after a few (typically a few dozen) iterations.
-/// `cargo test -p gorust --test sync_mutex -- --ignored`
-#[test]
-#[ignore = "core bug: idle searching-count leak in WorkerCtx::park (see `heartbeat`)"]
-fn core_bug_idle_searching_count_leak() {
-    let (progress_tx, progress_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = rt();
-        for i in 0..100_000u32 {
-            let h = rt.spawn(async move { i });
-            assert_eq!(gorust::block_on(h).unwrap(), i);
-            if progress_tx.send(i).is_err() {
-                return;
-            }
-        }
-    });
-    let mut last = None;
-    loop {
-        match progress_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(i) => last = Some(i),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return, // all ran
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                panic!("a task spawned from a plain thread never ran (after task {last:?})")
-            }
-        }
-    }
 }
 
 #[test]

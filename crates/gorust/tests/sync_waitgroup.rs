@@ -1,6 +1,6 @@
 //! `gorust::sync::WaitGroup`: Go's semantics from goroutines, tasks and threads.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,6 @@ fn wait_really_waits() {
 #[test]
 fn many_waiters_of_every_kind_are_released() {
     rt().run(|| {
-        let _hb = heartbeat(); // see `heartbeat`
         let wg = WaitGroup::new();
         wg.add(1);
         let released = Arc::new(AtomicUsize::new(0));
@@ -106,26 +105,6 @@ fn many_waiters_of_every_kind_are_released() {
         thread.join().unwrap();
         assert_eq!(released.load(SeqCst), 101);
     });
-}
-
-/// Keeps one worker waking every millisecond while it lives: works around the core scheduler
-/// bug described at `heartbeat` in `tests/sync_mutex.rs` (a task woken from a plain thread can
-/// be left in the inject queue while every worker sleeps). Remove once the core is fixed.
-fn heartbeat() -> impl Drop {
-    struct Stop(Arc<AtomicBool>);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            self.0.store(true, SeqCst);
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    gorust::go(move || {
-        while !s.load(SeqCst) {
-            gorust::time::sleep(Duration::from_millis(1));
-        }
-    });
-    Stop(stop)
 }
 
 #[test]

@@ -371,8 +371,8 @@ impl WorkerCtx {
             if !idle.unpark_self(self.index) {
                 // A `notify_parked` took us off the list meanwhile and counted us as
                 // searching: we must carry that count, or it leaks and no parked worker is
-                // ever notified again (found by the sync tests; regression test
-                // `idle_searching_count_is_not_leaked` in tests/spawn.rs).
+                // ever notified again (found by the sync tests; loom model
+                // `loom_idle_abort_park_keeps_count`).
                 core.is_searching = true;
             }
             return;
