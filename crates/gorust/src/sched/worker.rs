@@ -21,9 +21,7 @@ use super::Handle;
 use crate::loom::sync::atomic::Ordering::*;
 use crate::time::heap::TimerHeap;
 
-/// Rounds of looking for work (each after `SPIN_PAUSES` pause instructions, a few hundred
-/// nanoseconds) before a searching worker parks: about 20-50 µs in all.
-const SPIN_ROUNDS: u32 = 64;
+/// Pause instructions between two looks at the queues while spinning (`Builder::spin_rounds`).
 const SPIN_PAUSES: u32 = 32;
 
 /// The worker's private scheduling state (Go's P).
@@ -289,13 +287,13 @@ impl WorkerCtx {
     /// Keeps searching a little before parking, as Go's spinning Ms do: a worker that parks the
     /// moment its steal fails is woken again by the next spawn, and each such round trip costs
     /// two context switches and an eventfd write. Only a searching worker spins (at most half
-    /// of them, by `Idle` rule 1), for at most `SPIN_ROUNDS` rounds.
+    /// of them, by `Idle` rule 1), for at most `Builder::spin_rounds` rounds.
     fn spin(&self) -> Option<Notified> {
         if !self.core.borrow().is_searching {
             return None;
         }
         let shared = self.shared();
-        for _ in 0..SPIN_ROUNDS {
+        for _ in 0..shared.config.spin_rounds {
             for _ in 0..SPIN_PAUSES {
                 std::hint::spin_loop();
             }
