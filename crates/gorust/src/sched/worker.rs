@@ -326,7 +326,7 @@ impl WorkerCtx {
                 std::mem::take(&mut core.fired),
             )
         };
-        let n = poller.poll_now(&mut scratch.events, &mut wakers);
+        let n = poller.poll_now(&mut scratch.events, &mut wakers, true);
         let mut core = self.core.borrow_mut();
         core.scratch = scratch;
         core.fired = wakers;
@@ -389,7 +389,9 @@ impl WorkerCtx {
         }
         // Readiness found while parked: collect the wakers, wake them with the core released.
         let mut wakers = std::mem::take(&mut core.fired);
-        remote.poller.dispatch(&core.scratch.events, &mut wakers);
+        remote
+            .poller
+            .dispatch(&core.scratch.events, &mut wakers, true);
         drop(core);
         for w in wakers.drain(..) {
             w.wake();
