@@ -36,6 +36,7 @@ pub mod net;
 pub(crate) mod netpoll;
 mod runtime;
 pub(crate) mod sched;
+pub mod sync;
 pub(crate) mod sys;
 pub mod time;
 

@@ -32,6 +32,7 @@ impl Builder {
                 global_queue_interval: 61,
                 lifo_limit: 3,
                 event_interval: 61,
+                spin_rounds: 64,
                 timer_check_interval: 16,
                 max_blocking_threads: 512,
                 blocking_keep_alive: Duration::from_secs(10),
@@ -77,6 +78,17 @@ impl Builder {
     /// `event_interval`; Go polls from `findrunnable` and `sysmon`).
     pub fn event_interval(mut self, ticks: u32) -> Self {
         self.config.event_interval = ticks;
+        self
+    }
+
+    /// Rounds a worker with no work keeps looking (each a few hundred nanoseconds of pause
+    /// instructions and one look at the queues) before it parks; 0 parks at once. Default: 64
+    /// (about 20-50 µs). Spinning saves the eventfd write and two context switches that a
+    /// park-then-wake costs when work arrives soon after, as it does while another worker is
+    /// spawning; Go's spinning Ms exist for the same reason. Only searching workers spin, and at
+    /// most half the workers search.
+    pub fn spin_rounds(mut self, rounds: u32) -> Self {
+        self.config.spin_rounds = rounds;
         self
     }
 

@@ -342,3 +342,86 @@ fn futures_io_traits() {
         })
     });
 }
+
+#[test]
+fn a_large_write_completes_in_one_call_or_reports_the_count() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            const N: usize = 16 << 20;
+            let reader = gorust::go(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut total = 0;
+                let mut buf = vec![0u8; 64 << 10];
+                // A slow consumer: the writer must wait for room many times.
+                while total < N / 4 {
+                    total += s.read(&mut buf).unwrap();
+                    gorust::yield_now();
+                }
+                total
+                // Dropping `s` here closes the connection under the writer.
+            });
+            let mut c = TcpStream::connect(addr).unwrap();
+            let data = vec![1u8; N];
+            let first = c.write(&data[..N / 4]).unwrap();
+            assert_eq!(
+                first,
+                N / 4,
+                "one call writes everything when nothing fails"
+            );
+            assert_eq!(reader.join().unwrap(), N / 4);
+            // The peer is gone: the next large write either reports a partial count (then the
+            // following call fails) or fails at once; it never claims to have written it all.
+            let mut failed = false;
+            for _ in 0..4 {
+                match c.write(&data) {
+                    Ok(n) => assert!(n < N, "wrote {n} bytes to a closed peer"),
+                    Err(e) => {
+                        assert!(matches!(
+                            e.kind(),
+                            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                        ));
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            assert!(failed);
+        })
+    });
+}
+
+/// A plain thread blocked in a read keeps reading through signals (EINTR is retried).
+#[test]
+fn eintr_is_retried() {
+    extern "C" fn on_usr1(_: libc::c_int) {}
+    within(Duration::from_secs(60), || {
+        // SAFETY: installs a no-op handler without SA_RESTART, so blocking calls see EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_usr1 as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+        }
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 3];
+            s.read_exact(&mut b).map(|_| b)
+        });
+        let tid = tid_rx.recv().unwrap();
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(5));
+            // SAFETY: the thread is alive until it has read the bytes we have not sent yet.
+            unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+        }
+        c.write_all(b"abc").unwrap();
+        assert_eq!(&reader.join().unwrap().unwrap(), b"abc");
+    });
+}

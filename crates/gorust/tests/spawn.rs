@@ -125,3 +125,31 @@ fn send_sync_assertions() {
     is_send::<gorust::time::Sleep>();
     is_send::<gorust::BlockingHandle<u32>>();
 }
+
+/// Tasks spawned one at a time from a plain thread all run (each goes through the global queue
+/// and wakes a parked worker). The deterministic check of the bug this once found is the loom
+/// model `loom_idle_abort_park_keeps_count`.
+#[test]
+fn spawns_from_a_plain_thread_always_run() {
+    let (progress_tx, progress_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        for i in 0..20_000u32 {
+            let h = rt.spawn(async move { i });
+            assert_eq!(gorust::block_on(h).unwrap(), i);
+            if progress_tx.send(i).is_err() {
+                return;
+            }
+        }
+    });
+    let mut last = None;
+    loop {
+        match progress_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(i) => last = Some(i),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a task spawned from a plain thread never ran (after task {last:?})")
+            }
+        }
+    }
+}

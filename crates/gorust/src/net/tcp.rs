@@ -433,15 +433,27 @@ impl TcpStream {
         })
     }
 
+    /// Go's `Write`: loops until the whole buffer is written. If an error (a closed peer, a
+    /// deadline) interrupts it after some bytes went out, the count written so far is returned
+    /// and the error comes from the next call; std's `Write` contract allows both.
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         let fd = self.fd();
-        self.reg
-            .io(Direction::Write, self.write_timeout_value(), || {
-                sys::write(fd, buf)
-            })
+        let timeout = self.write_timeout_value();
+        let mut done = 0;
+        while done < buf.len() {
+            match self
+                .reg
+                .io(Direction::Write, timeout, || sys::write(fd, &buf[done..]))
+            {
+                Ok(n) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
     }
 
     fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -140,7 +140,12 @@ impl Poller {
 
     /// Turns the events of the last `wait` into wakers (woken by the caller once it holds no
     /// borrow). Returns how many I/O events there were.
-    pub(crate) fn dispatch(&self, events: &Events, wakers: &mut Vec<Waker>) -> usize {
+    ///
+    /// Only the owning worker (`owner`) drains the wake-up eventfd. The monitor polls a worker's
+    /// epoll while that worker may be about to block in it: had the monitor drained a wake-up
+    /// written for the worker, the worker would then sleep through it. Left undrained, the
+    /// level-triggered eventfd makes the worker's next wait return at once.
+    pub(crate) fn dispatch(&self, events: &Events, wakers: &mut Vec<Waker>, owner: bool) -> usize {
         if events.is_empty() {
             return 0;
         }
@@ -148,7 +153,9 @@ impl Poller {
         let mut slab = None;
         for (tok, ready) in events.iter() {
             if tok == WAKE_TOKEN {
-                self.wake.drain();
+                if owner {
+                    self.wake.drain();
+                }
                 continue;
             }
             io += 1;
@@ -177,9 +184,14 @@ impl Poller {
 
     /// Polls without blocking and wakes the ready waiters. Used by busy workers, by idle workers
     /// before they steal, and by the monitor for a worker that has not polled for a while.
-    pub(crate) fn poll_now(&self, events: &mut Events, wakers: &mut Vec<Waker>) -> usize {
+    pub(crate) fn poll_now(
+        &self,
+        events: &mut Events,
+        wakers: &mut Vec<Waker>,
+        owner: bool,
+    ) -> usize {
         self.wait(events, Some(Duration::ZERO));
-        let n = self.dispatch(events, wakers);
+        let n = self.dispatch(events, wakers, owner);
         wakers.drain(..).for_each(Waker::wake);
         n
     }

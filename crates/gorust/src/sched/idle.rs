@@ -106,8 +106,12 @@ impl Idle {
         is_searching && searching(prev) == 1
     }
 
-    /// A worker that woke by itself (timer, inbox, spurious) takes itself off the list.
-    /// Returns `false` if it was not listed, i.e. `worker_to_notify` woke it (as a searcher).
+    /// A worker that woke by itself (timer, inbox, spurious) or gave up parking takes itself
+    /// off the list. Returns `false` if it was not listed, i.e. `worker_to_notify` woke it and
+    /// counted it as searching: the caller must then act as a searcher (and later call
+    /// `transition_worker_from_searching`), or the count leaks and no parked worker is ever
+    /// notified again. Loom model: `loom_idle_abort_park_keeps_count`.
+    #[must_use = "false means the worker is now counted as searching"]
     pub(crate) fn unpark_self(&self, index: usize) -> bool {
         let mut sleepers = crate::loom::lock(&self.sleepers);
         if let Some(pos) = sleepers.iter().position(|&i| i == index) {

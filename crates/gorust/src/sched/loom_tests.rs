@@ -254,3 +254,28 @@ fn loom_wait_slot_no_lost_readiness() {
         }
     });
 }
+
+/// Regression (found by the sync tests): a worker that gives up parking right after a notifier
+/// took it off the sleeper list is counted as searching; if it does not carry that count, the
+/// count leaks and `worker_to_notify` never wakes anyone again.
+#[test]
+fn loom_idle_abort_park_keeps_count() {
+    loom::model(|| {
+        let idle = Arc::new(super::idle::Idle::new(2));
+        // Worker 1 stays busy; worker 0 was searching and gives up.
+        assert!(idle.transition_worker_to_searching());
+        let i2 = idle.clone();
+        let notifier = thread::spawn(move || i2.worker_to_notify());
+        idle.transition_worker_to_parked(0, true);
+        // Work turned up: worker 0 abandons parking, exactly as `WorkerCtx::park` does.
+        let searching = !idle.unpark_self(0);
+        let notified = notifier.join().unwrap();
+        if searching {
+            assert_eq!(notified, Some(0));
+            // It finds the task and stops searching.
+            idle.transition_worker_from_searching();
+        }
+        assert_eq!(idle.num_searching(), 0, "searching count leaked");
+        assert_eq!(idle.num_idle(), 0, "both workers are running");
+    });
+}

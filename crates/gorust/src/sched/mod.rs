@@ -60,6 +60,7 @@ pub(crate) struct Config {
     pub(crate) global_queue_interval: u32,
     pub(crate) lifo_limit: u32,
     pub(crate) event_interval: u32,
+    pub(crate) spin_rounds: u32,
     pub(crate) timer_check_interval: u32,
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: Duration,

@@ -38,7 +38,8 @@ pub(crate) fn start(shared: &Arc<Shared>) {
                     let (stale_us, in_wait) = r.poller.staleness();
                     if !in_wait && stale_us >= STALE.as_micros() as u64 && r.poller.registered() > 0
                     {
-                        r.poller.poll_now(&mut events, &mut wakers);
+                        // Not the owner: leaves the worker's wake-up eventfd alone.
+                        r.poller.poll_now(&mut events, &mut wakers, false);
                     }
                 }
             }

@@ -21,9 +21,7 @@ use super::Handle;
 use crate::loom::sync::atomic::Ordering::*;
 use crate::time::heap::TimerHeap;
 
-/// Rounds of looking for work (each after `SPIN_PAUSES` pause instructions, a few hundred
-/// nanoseconds) before a searching worker parks: about 20-50 µs in all.
-const SPIN_ROUNDS: u32 = 64;
+/// Pause instructions between two looks at the queues while spinning (`Builder::spin_rounds`).
 const SPIN_PAUSES: u32 = 32;
 
 /// The worker's private scheduling state (Go's P).
@@ -289,13 +287,13 @@ impl WorkerCtx {
     /// Keeps searching a little before parking, as Go's spinning Ms do: a worker that parks the
     /// moment its steal fails is woken again by the next spawn, and each such round trip costs
     /// two context switches and an eventfd write. Only a searching worker spins (at most half
-    /// of them, by `Idle` rule 1), for at most `SPIN_ROUNDS` rounds.
+    /// of them, by `Idle` rule 1), for at most `Builder::spin_rounds` rounds.
     fn spin(&self) -> Option<Notified> {
         if !self.core.borrow().is_searching {
             return None;
         }
         let shared = self.shared();
-        for _ in 0..SPIN_ROUNDS {
+        for _ in 0..shared.config.spin_rounds {
             for _ in 0..SPIN_PAUSES {
                 std::hint::spin_loop();
             }
@@ -328,7 +326,7 @@ impl WorkerCtx {
                 std::mem::take(&mut core.fired),
             )
         };
-        let n = poller.poll_now(&mut scratch.events, &mut wakers);
+        let n = poller.poll_now(&mut scratch.events, &mut wakers, true);
         let mut core = self.core.borrow_mut();
         core.scratch = scratch;
         core.fired = wakers;
@@ -368,7 +366,13 @@ impl WorkerCtx {
             || shared.inbox_len(self.index) > 0
             || shared.shutdown.load(Acquire)
         {
-            idle.unpark_self(self.index);
+            if !idle.unpark_self(self.index) {
+                // A `notify_parked` took us off the list meanwhile and counted us as
+                // searching: we must carry that count, or it leaks and no parked worker is
+                // ever notified again (found by the sync tests; loom model
+                // `loom_idle_abort_park_keeps_count`).
+                core.is_searching = true;
+            }
             return;
         }
         let now = Instant::now();
@@ -385,7 +389,9 @@ impl WorkerCtx {
         }
         // Readiness found while parked: collect the wakers, wake them with the core released.
         let mut wakers = std::mem::take(&mut core.fired);
-        remote.poller.dispatch(&core.scratch.events, &mut wakers);
+        remote
+            .poller
+            .dispatch(&core.scratch.events, &mut wakers, true);
         drop(core);
         for w in wakers.drain(..) {
             w.wake();

@@ -1,0 +1,797 @@
+//! Multi-producer, single-consumer channels that park goroutines: `std::sync::mpsc`'s API
+//! (and its error types) on Go's `chan` model.
+//!
+//! ```
+//! use gorust::sync::mpsc;
+//!
+//! let n = gorust::Runtime::builder().workers(2).build().unwrap().run(|| {
+//!     let (tx, rx) = mpsc::channel();
+//!     for i in 0..10u64 {
+//!         let tx = tx.clone();
+//!         gorust::go(move || tx.send(i).unwrap());
+//!     }
+//!     drop(tx);
+//!     rx.iter().sum::<u64>() // parks until all ten senders are gone
+//! });
+//! assert_eq!(n, 45);
+//! ```
+//!
+//! Design. One `Chan<T>` per channel, shared by its handles through an `Arc`; everything
+//! mutable is in `State`, behind one internal lock (`crate::loom::sync::Mutex`), taken for a
+//! few dozen instructions per operation and never held while waking, while dropping a
+//! message, or across a park. `cap` is fixed at creation: `usize::MAX` for [`channel`],
+//! `n` for [`sync_channel(n)`](sync_channel). Fields of `State` and who touches them:
+//!
+//! | field | written by | meaning |
+//! |---|---|---|
+//! | `queue` | senders push, the receiver pops | messages in flight (a `VecDeque`, reused: no allocation per message once it has grown) |
+//! | `recv_waiters` | receive futures | parked receives (usually one; several if one thread polls several `recv_async`) |
+//! | `send_waiters` | bounded send futures | senders parked because the buffer is full, FIFO |
+//! | `reserved` | `notify_sender` (+1), the notified sender (−1) | slots promised to notified senders that have not pushed yet, so a newcomer cannot take a slot from a sender that waited for it |
+//! | `received` | the receiver | messages taken, ever; a rendezvous sender waits until it passes its ticket |
+//! | `ack` | the rendezvous sender whose message is queued | its waker, woken when the message is taken |
+//! | `senders`, `receiver_alive` | handle clones and drops | disconnection |
+//!
+//! Rendezvous (`sync_channel(0)`, Go's unbuffered channel): the buffer holds at most the one
+//! message being handed over. A sender pushes only into an empty buffer, takes the ticket
+//! `received + 1`, and stays parked until `received` reaches it, so `send` returns only once
+//! the receiver has the value. If the receiver is dropped first, the sender takes its message
+//! back out of the buffer (`SendError(value)`, as in std); if the send future is dropped
+//! first, the message is withdrawn. `try_send` succeeds only while a receive is waiting.
+//!
+//! Lifecycle of a message: (1) a sender finds room (unbounded: always; bounded: `len +
+//! reserved < max(cap, 1)` and nobody queued ahead, or it holds a reservation) and pushes;
+//! (2) it notifies the first parked receive, if any; (3) a receive pops it, and if a slot
+//! became free notifies the first parked sender (reserving the slot for it) and, in a
+//! rendezvous, wakes the `ack` sender. Disconnection (last sender or the receiver dropped)
+//! wakes every waiter of the other side; a dropped receiver also drops the buffered messages,
+//! outside the lock.
+//!
+//! Cancellation: each wait is a future holding a `WaitKey`; its `Drop` removes it, and a future
+//! dropped while holding a notification passes it on (a receive: to the next receive, if a
+//! message is left; a sender: its reserved slot, to the next sender). So dropping
+//! `recv_async` or `send_async` at any point loses no message and strands no waiter.
+//!
+//! Rejected: a lock-free queue (crossbeam-style) with a separate waiter lock: the parked
+//! ping-pong is dominated by the wake and the context switch, and one short lock keeps the
+//! rendezvous, reservation and disconnect rules in one place (behind the `crate::loom`
+//! facade, so a loom model can check them); allocating a node per message or per wait;
+//! waking a sender on every receive (only when one waits and a slot is free).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+
+use super::on_plain_thread;
+use super::waitlist::{WaitKey, WaitList};
+use crate::loom::sync::{Arc, Mutex, MutexGuard};
+
+/// `cap` of an unbounded channel.
+const UNBOUNDED: usize = usize::MAX;
+
+/// Creates an unbounded channel: `send` never waits. Like `std::sync::mpsc::channel`.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(UNBOUNDED));
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// Creates a channel that buffers at most `bound` messages: `send` parks while it is full.
+/// `bound == 0` makes a rendezvous channel: `send` returns only when a receiver has taken the
+/// value. Like `std::sync::mpsc::sync_channel`.
+pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
+    // `UNBOUNDED` is reserved; nobody can buffer that many messages anyway.
+    let chan = Arc::new(Chan::new(bound.min(UNBOUNDED - 1)));
+    (SyncSender { chan: chan.clone() }, Receiver { chan })
+}
+
+struct Chan<T> {
+    /// Buffer bound; `UNBOUNDED`, or 0 for a rendezvous. Immutable.
+    cap: usize,
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    queue: VecDeque<T>,
+    received: u64,
+    reserved: usize,
+    senders: usize,
+    receiver_alive: bool,
+    recv_waiters: WaitList,
+    send_waiters: WaitList,
+    ack: Option<Waker>,
+}
+
+impl<T> Chan<T> {
+    fn new(cap: usize) -> Chan<T> {
+        Chan {
+            cap,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                received: 0,
+                reserved: 0,
+                senders: 1,
+                receiver_alive: true,
+                recv_waiters: WaitList::new(),
+                send_waiters: WaitList::new(),
+                ack: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        crate::loom::lock(&self.state)
+    }
+
+    /// Messages the buffer may hold (a rendezvous holds the one being handed over).
+    fn slots(&self) -> usize {
+        self.cap.max(1)
+    }
+
+    /// The unbounded push of `Sender::send`.
+    fn push_unbounded(&self, t: T) -> Result<(), SendError<T>> {
+        let mut st = self.lock();
+        if !st.receiver_alive {
+            return Err(SendError(t));
+        }
+        st.queue.push_back(t);
+        let w = st.recv_waiters.notify_one();
+        drop(st);
+        wake(w);
+        Ok(())
+    }
+
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut st = self.lock();
+        match st.queue.pop_front() {
+            Some(v) => {
+                let (a, b) = st.after_pop(self);
+                drop(st);
+                wake(a);
+                wake(b);
+                Ok(v)
+            }
+            None if st.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
+        let mut st = self.lock();
+        if !st.receiver_alive {
+            return Err(TrySendError::Disconnected(t));
+        }
+        if !st.send_waiters.is_empty()
+            || !st.has_room(self.slots())
+            || (self.cap == 0 && st.recv_waiters.is_empty())
+        {
+            return Err(TrySendError::Full(t));
+        }
+        st.queue.push_back(t);
+        let w = st.recv_waiters.notify_one();
+        drop(st);
+        wake(w);
+        Ok(())
+    }
+
+    fn add_sender(&self) {
+        self.lock().senders += 1;
+    }
+
+    fn drop_sender(&self) {
+        let mut st = self.lock();
+        st.senders -= 1;
+        if st.senders > 0 || st.recv_waiters.is_empty() {
+            return;
+        }
+        let mut wakers = Vec::new();
+        st.recv_waiters.notify_all(&mut wakers);
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl<T> State<T> {
+    /// A slot is free beyond those promised to notified senders.
+    fn has_room(&self, slots: usize) -> bool {
+        self.queue.len() + self.reserved < slots
+    }
+
+    /// Notifies the first parked sender if a slot is free for it, reserving the slot.
+    fn notify_sender(&mut self, slots: usize) -> Option<Waker> {
+        if !self.has_room(slots) {
+            return None;
+        }
+        let w = self.send_waiters.notify_one()?;
+        self.reserved += 1;
+        Some(w)
+    }
+
+    /// Bookkeeping after the receiver took a message: the rendezvous sender to acknowledge
+    /// and the parked sender that may now push.
+    fn after_pop(&mut self, chan: &Chan<T>) -> (Option<Waker>, Option<Waker>) {
+        self.received += 1;
+        let ack = if chan.cap == 0 { self.ack.take() } else { None };
+        (ack, self.notify_sender(chan.slots()))
+    }
+}
+
+fn wake(w: Option<Waker>) {
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+/// A future that spends one unit of the cooperative budget (for operations that never wait).
+struct CoopPoint;
+
+impl Future for CoopPoint {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        crate::coop::poll_proceed(cx)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender
+
+/// The sending half of an unbounded [`channel`]. Clone it for more producers.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `t`; never waits. Fails, handing `t` back, once the [`Receiver`] is dropped.
+    ///
+    /// In a goroutine it spends one unit of the cooperative budget, so a goroutine that only
+    /// sends still lets the others on its worker (the receiver, perhaps) run.
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        if crate::goroutine::in_goroutine() {
+            crate::block_on(CoopPoint);
+        }
+        self.chan.push_unbounded(t)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.add_sender();
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SyncSender
+
+/// The sending half of a bounded [`sync_channel`]. Clone it for more producers.
+pub struct SyncSender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> SyncSender<T> {
+    /// Sends `t`, parking while the buffer is full (for a rendezvous channel: until the
+    /// receiver has taken `t`). Fails, handing `t` back, once the [`Receiver`] is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If called from a future on a worker thread (it would block the worker); use
+    /// [`send_async`](Self::send_async) there.
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        let t = if on_plain_thread() && self.chan.cap > 0 {
+            match self.chan.try_send(t) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(t)) => return Err(SendError(t)),
+                Err(TrySendError::Full(t)) => t,
+            }
+        } else {
+            t
+        };
+        crate::block_on(self.send_async(t))
+    }
+
+    /// Sends `t` if that needs no wait: `Full(t)` if the buffer is full (for a rendezvous
+    /// channel: unless a receive is waiting), `Disconnected(t)` once the receiver is dropped.
+    pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(t)
+    }
+
+    /// The async face of [`send`](Self::send). Cancellation-safe: dropping the future before it
+    /// completes drops `t` unsent (a rendezvous message not yet taken is withdrawn) and gives
+    /// its turn to the next sender.
+    pub fn send_async(&self, t: T) -> SendFuture<'_, T> {
+        SendFuture {
+            chan: &self.chan,
+            value: Some(t),
+            key: None,
+            ticket: None,
+        }
+    }
+}
+
+impl<T> Clone for SyncSender<T> {
+    fn clone(&self) -> Self {
+        self.chan.add_sender();
+        SyncSender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for SyncSender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for SyncSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncSender").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`SyncSender::send_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct SendFuture<'a, T> {
+    chan: &'a Chan<T>,
+    /// The message, until pushed.
+    value: Option<T>,
+    /// Our slot in `send_waiters` while parked for room, or holding a reservation.
+    key: Option<WaitKey>,
+    /// Rendezvous only: pushed, waiting until `received` reaches this.
+    ticket: Option<u64>,
+}
+
+// The message is moved, never pinned: the future is `Unpin` whatever `T` is.
+impl<T> Unpin for SendFuture<'_, T> {}
+
+impl<T> fmt::Debug for SendFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendFuture")
+            .field("pushed", &self.value.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Future for SendFuture<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        ready!(crate::coop::poll_proceed(cx));
+        let chan = this.chan;
+        let mut st = chan.lock();
+
+        if let Some(ticket) = this.ticket {
+            // Rendezvous, message pushed: wait for the receiver to take it.
+            if st.received >= ticket {
+                this.ticket = None;
+                return Poll::Ready(Ok(()));
+            }
+            if !st.receiver_alive {
+                // Our message is the one in the buffer (a rendezvous holds at most one, and
+                // nobody else pushes while it is there): take it back.
+                this.ticket = None;
+                let v = st.queue.pop_back();
+                drop(st);
+                let v = v.unwrap_or_else(|| corrupt("rendezvous message missing"));
+                return Poll::Ready(Err(SendError(v)));
+            }
+            match &st.ack {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => st.ack = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+
+        if !st.receiver_alive {
+            st.send_waiters.remove(&mut this.key);
+            drop(st);
+            let v = this
+                .value
+                .take()
+                .expect("SendFuture polled after completion");
+            return Poll::Ready(Err(SendError(v)));
+        }
+        let may_push = if st.send_waiters.take_notified(&mut this.key) {
+            // A receive freed a slot and reserved it for us.
+            st.reserved -= 1;
+            true
+        } else {
+            this.key.is_none() && st.send_waiters.is_empty() && st.has_room(chan.slots())
+        };
+        if !may_push {
+            st.send_waiters.register(&mut this.key, cx.waker());
+            return Poll::Pending;
+        }
+        let v = this
+            .value
+            .take()
+            .expect("SendFuture polled after completion");
+        st.queue.push_back(v);
+        let receiver = st.recv_waiters.notify_one();
+        if chan.cap == 0 {
+            this.ticket = Some(st.received + st.queue.len() as u64);
+            st.ack = Some(cx.waker().clone());
+            drop(st);
+            wake(receiver);
+            return Poll::Pending;
+        }
+        drop(st);
+        wake(receiver);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T> Drop for SendFuture<'_, T> {
+    fn drop(&mut self) {
+        if self.key.is_none() && self.ticket.is_none() {
+            return;
+        }
+        let chan = self.chan;
+        let mut st = chan.lock();
+        let mut withdrawn = None;
+        let mut next = None;
+        if let Some(ticket) = self.ticket.take() {
+            if st.received < ticket {
+                // Not taken yet: withdraw it (it is the only message in a rendezvous buffer).
+                withdrawn = st.queue.pop_back();
+                st.ack = None;
+                if st.receiver_alive {
+                    next = st.notify_sender(chan.slots());
+                }
+            }
+        }
+        if st.send_waiters.remove(&mut self.key) && st.receiver_alive {
+            // We held a reserved slot: give it to the next sender.
+            st.reserved -= 1;
+            next = next.or_else(|| st.notify_sender(chan.slots()));
+        }
+        drop(st);
+        wake(next);
+        drop(withdrawn);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiver
+
+/// The receiving half of a channel. Only one exists per channel; it may be moved to another
+/// goroutine or thread.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// Takes the next message, parking while there is none. `Err(RecvError)` once the buffer
+    /// is empty and every sender is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If called from a future on a worker thread; use [`recv_async`](Self::recv_async) there.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        if on_plain_thread() {
+            match self.chan.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        crate::block_on(self.recv_async())
+    }
+
+    /// Takes the next message if there is one: `Empty` if not, `Disconnected` if not and every
+    /// sender is dropped.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout` with `RecvTimeoutError::Timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_deadline(deadline),
+            None => self
+                .recv()
+                .map_err(|RecvError| RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// As [`recv`](Self::recv), giving up at `deadline` with `RecvTimeoutError::Timeout`.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        if on_plain_thread() {
+            match self.chan.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        match crate::block_on(crate::time::timeout_at(deadline, self.recv_async())) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(RecvError)) => Err(RecvTimeoutError::Disconnected),
+            // A message may have arrived as the timer fired: take it rather than report a
+            // timeout with a message waiting.
+            Err(_elapsed) => match self.chan.try_recv() {
+                Ok(v) => Ok(v),
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+            },
+        }
+    }
+
+    /// The async face of [`recv`](Self::recv). Cancellation-safe: a future dropped before it
+    /// completes has taken nothing, and a wake-up it had received goes to the next receive.
+    pub fn recv_async(&self) -> RecvFuture<'_, T> {
+        RecvFuture {
+            chan: &self.chan,
+            key: None,
+        }
+    }
+
+    /// An iterator that parks for each message and ends when every sender is dropped.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages already buffered; it never waits.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let chan = &*self.chan;
+        let mut st = chan.lock();
+        st.receiver_alive = false;
+        let mut wakers = Vec::new();
+        st.send_waiters.notify_all(&mut wakers);
+        wakers.extend(st.ack.take());
+        // A rendezvous message belongs to its parked sender, which takes it back.
+        let dropped = if chan.cap == 0 {
+            VecDeque::new()
+        } else {
+            std::mem::take(&mut st.queue)
+        };
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+        drop(dropped);
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Receiver::recv_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFuture<'a, T> {
+    chan: &'a Chan<T>,
+    /// Our slot in `recv_waiters` while parked or holding a notification.
+    key: Option<WaitKey>,
+}
+
+impl<T> fmt::Debug for RecvFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvFuture")
+            .field("waiting", &self.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Future for RecvFuture<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        ready!(crate::coop::poll_proceed(cx));
+        let chan = this.chan;
+        let mut st = chan.lock();
+        if let Some(v) = st.queue.pop_front() {
+            // Whether or not we held a notification, we have used it.
+            st.recv_waiters.remove(&mut this.key);
+            let (a, b) = st.after_pop(chan);
+            drop(st);
+            wake(a);
+            wake(b);
+            return Poll::Ready(Ok(v));
+        }
+        if st.senders == 0 {
+            st.recv_waiters.remove(&mut this.key);
+            return Poll::Ready(Err(RecvError));
+        }
+        st.recv_waiters.register(&mut this.key, cx.waker());
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for RecvFuture<'_, T> {
+    fn drop(&mut self) {
+        if self.key.is_none() {
+            return;
+        }
+        let mut st = self.chan.lock();
+        let next = if st.recv_waiters.remove(&mut self.key) && !st.queue.is_empty() {
+            // We were woken for a message we will not take: pass the wake-up on.
+            st.recv_waiters.notify_one()
+        } else {
+            None
+        };
+        drop(st);
+        wake(next);
+    }
+}
+
+/// Iterator of [`Receiver::iter`]: parks for each message, ends on disconnection.
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Iterator of [`Receiver::try_iter`]: the messages buffered now.
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Owning iterator of a [`Receiver`]: parks for each message, ends on disconnection.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Channel bookkeeping that contradicts itself: a bug in this file, not in the caller.
+#[cold]
+fn corrupt(what: &str) -> ! {
+    panic!("runtime: channel state corrupt: {what}")
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn cx_waker() -> (std::sync::Arc<Count>, Waker) {
+        let c = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    fn poll<F: Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
+        Pin::new(f).poll(&mut Context::from_waker(w))
+    }
+
+    #[test]
+    fn dropped_notified_receive_passes_the_wakeup_on() {
+        let (tx, rx) = channel::<u32>();
+        let (ca, wa) = cx_waker();
+        let (cb, wb) = cx_waker();
+        let mut a = rx.recv_async();
+        let mut b = rx.recv_async();
+        assert!(poll(&mut a, &wa).is_pending());
+        assert!(poll(&mut b, &wb).is_pending());
+        tx.send(7).unwrap();
+        assert_eq!(ca.0.load(Ordering::SeqCst), 1);
+        drop(a);
+        assert_eq!(cb.0.load(Ordering::SeqCst), 1, "b inherits a's wake-up");
+        assert_eq!(poll(&mut b, &wb), Poll::Ready(Ok(7)));
+    }
+
+    #[test]
+    fn reserved_slot_is_not_stolen_and_passes_on_cancel() {
+        let (tx, rx) = sync_channel::<u32>(1);
+        tx.try_send(1).unwrap();
+        let (ca, wa) = cx_waker();
+        let (_cb, wb) = cx_waker();
+        let mut a = tx.send_async(2);
+        let mut b = tx.send_async(3);
+        assert!(poll(&mut a, &wa).is_pending());
+        assert!(poll(&mut b, &wb).is_pending());
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(ca.0.load(Ordering::SeqCst), 1);
+        // The freed slot is a's: a newcomer cannot take it.
+        assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+        drop(a);
+        // a's reservation went to b.
+        assert_eq!(poll(&mut b, &wb), Poll::Ready(Ok(())));
+        assert_eq!(rx.try_recv(), Ok(3));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn rendezvous_send_waits_for_the_take_and_withdraws_on_cancel() {
+        let (tx, rx) = sync_channel::<u32>(0);
+        assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+        let (ca, wa) = cx_waker();
+        let mut s = tx.send_async(5);
+        assert!(poll(&mut s, &wa).is_pending());
+        assert_eq!(rx.try_recv(), Ok(5));
+        assert_eq!(ca.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(&mut s, &wa), Poll::Ready(Ok(())));
+        let mut s = tx.send_async(6);
+        assert!(poll(&mut s, &wa).is_pending());
+        drop(s);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        // A waiting receive lets try_send through.
+        let (_cr, wr) = cx_waker();
+        let mut r = rx.recv_async();
+        assert!(poll(&mut r, &wr).is_pending());
+        tx.try_send(8).unwrap();
+        assert_eq!(poll(&mut r, &wr), Poll::Ready(Ok(8)));
+    }
+
+    #[test]
+    fn rendezvous_sender_gets_its_value_back_when_the_receiver_goes() {
+        let (tx, rx) = sync_channel::<String>(0);
+        let (_c, w) = cx_waker();
+        let mut s = tx.send_async("x".to_string());
+        assert!(poll(&mut s, &w).is_pending());
+        drop(rx);
+        match poll(&mut s, &w) {
+            Poll::Ready(Err(SendError(v))) => assert_eq!(v, "x"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

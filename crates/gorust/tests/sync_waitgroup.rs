@@ -1,0 +1,192 @@
+//! `gorust::sync::WaitGroup`: Go's semantics from goroutines, tasks and threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gorust::sync::WaitGroup;
+
+fn rt() -> gorust::Runtime {
+    gorust::Runtime::builder().workers(2).build().unwrap()
+}
+
+#[test]
+fn ten_thousand_goroutines() {
+    rt().run(|| {
+        let wg = WaitGroup::new();
+        let hits = Arc::new(AtomicUsize::new(0));
+        for i in 0..10_000 {
+            wg.add(1);
+            let (wg, hits) = (wg.clone(), hits.clone());
+            gorust::go(move || {
+                if i % 7 == 0 {
+                    gorust::yield_now();
+                }
+                hits.fetch_add(1, SeqCst);
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(hits.load(SeqCst), 10_000);
+        assert_eq!(wg.count(), 0);
+    });
+}
+
+#[test]
+fn wait_at_zero_returns_at_once() {
+    let wg = WaitGroup::new();
+    wg.wait(); // plain thread
+    rt().run(move || {
+        wg.wait();
+        gorust::block_on(wg.wait_async());
+    });
+}
+
+#[test]
+fn wait_really_waits() {
+    rt().run(|| {
+        let wg = WaitGroup::new();
+        wg.add(2);
+        let w = wg.clone();
+        gorust::go(move || {
+            gorust::time::sleep(Duration::from_millis(30));
+            w.done();
+            gorust::time::sleep(Duration::from_millis(10));
+            w.done();
+        });
+        let t = Instant::now();
+        wg.wait();
+        assert!(t.elapsed() >= Duration::from_millis(40));
+        assert_eq!(wg.count(), 0);
+    });
+}
+
+#[test]
+fn many_waiters_of_every_kind_are_released() {
+    rt().run(|| {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let released = Arc::new(AtomicUsize::new(0));
+        let mut goroutines = Vec::new();
+        for _ in 0..50 {
+            let (wg, r) = (wg.clone(), released.clone());
+            goroutines.push(gorust::go(move || {
+                wg.wait();
+                r.fetch_add(1, SeqCst);
+            }));
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (wg, r) = (wg.clone(), released.clone());
+            tasks.push(gorust::spawn(async move {
+                wg.wait_async().await;
+                r.fetch_add(1, SeqCst);
+            }));
+        }
+        let (w, r) = (wg.clone(), released.clone());
+        let (done_tx, done_rx) = gorust::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            w.wait(); // blocks this plain thread
+            r.fetch_add(1, SeqCst);
+            done_tx.send(()).unwrap();
+        });
+        gorust::time::sleep(Duration::from_millis(30));
+        assert_eq!(released.load(SeqCst), 0);
+        // The last `done` comes from a plain thread: it wakes goroutines, tasks and a thread.
+        let w = wg.clone();
+        std::thread::spawn(move || w.done());
+        for h in goroutines {
+            h.join().unwrap();
+        }
+        for h in tasks {
+            gorust::block_on(h).unwrap();
+        }
+        done_rx.recv().unwrap();
+        thread.join().unwrap();
+        assert_eq!(released.load(SeqCst), 101);
+    });
+}
+
+#[test]
+fn done_below_zero_panics_like_go() {
+    let r = rt().run(|| {
+        gorust::go(|| {
+            let wg = WaitGroup::new();
+            wg.add(1);
+            wg.done();
+            wg.done();
+        })
+        .join()
+    });
+    let p = r.unwrap_err(); // `join` gives the panic payload, like std's
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(msg.contains("sync: negative WaitGroup counter"), "{msg}");
+}
+
+#[test]
+#[should_panic(expected = "sync: negative WaitGroup counter")]
+fn done_below_zero_panics_on_a_thread() {
+    WaitGroup::new().done();
+}
+
+#[test]
+fn cancelled_wait_async_does_not_disturb_others() {
+    rt().run(|| {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let r = gorust::block_on(gorust::time::timeout(
+            Duration::from_millis(10),
+            wg.wait_async(),
+        ));
+        assert!(r.is_err());
+        let w = wg.clone();
+        let h = gorust::go(move || w.wait());
+        gorust::time::sleep(Duration::from_millis(10));
+        wg.done();
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn reuse_after_zero() {
+    rt().run(|| {
+        let wg = WaitGroup::new();
+        for round in 0..20 {
+            for _ in 0..10 {
+                wg.add(1);
+                let wg = wg.clone();
+                gorust::go(move || {
+                    if round % 2 == 0 {
+                        gorust::yield_now();
+                    }
+                    wg.done();
+                });
+            }
+            wg.wait();
+            assert_eq!(wg.count(), 0);
+        }
+    });
+}
+
+#[test]
+fn go_helper_calls_done_even_on_panic() {
+    rt().run(|| {
+        let wg = WaitGroup::new();
+        let hits = Arc::new(AtomicUsize::new(0));
+        for i in 0..100 {
+            let hits = hits.clone();
+            wg.go(move || {
+                if i == 50 {
+                    panic!("one goroutine fails");
+                }
+                hits.fetch_add(1, SeqCst);
+            });
+        }
+        wg.wait();
+        assert_eq!(hits.load(SeqCst), 99);
+    });
+}
