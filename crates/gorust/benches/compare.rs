@@ -29,8 +29,7 @@
 //! | mem         | 1,000,000 goroutines parked at once: KiB of RSS each   |           |
 //!
 //! Ping-pong channels: gorust `sync::mpsc::sync_channel(1)`, tokio `mpsc::channel(1)`, Go
-//! `make(chan int, 1)`. gorust's side needs `gorust::sync::mpsc` (cargo feature `bench-sync`
-//! until that module is on main); without it the scenario is skipped with a note.
+//! `make(chan int, 1)`.
 //!
 //! Memory, measured honestly: in the child, `VmRSS` (from /proc/self/status) is read in the
 //! main goroutine after the runtime started, then N goroutines are started that each park on
@@ -68,8 +67,6 @@ const TIMED: [(&str, u64); 4] = [
     ("pingpong", 100_000),
     ("yield", 1_000_000),
 ];
-/// Whether gorust's side of `pingpong` is built: it needs `gorust::sync::mpsc`.
-const HAVE_SYNC: bool = cfg!(feature = "bench-sync");
 /// Goroutines parked at once in the memory scenario (default run).
 const MEM_GOROUTINES: u64 = 1_000_000;
 /// Rounds of the memory scenario at most: its figure barely varies, and a gorust round of a
@@ -135,12 +132,6 @@ fn main() {
     let mut timed = Vec::new();
     for (scenario, ops) in TIMED {
         if !wanted(scenario) {
-            continue;
-        }
-        if scenario == "pingpong" && !HAVE_SYNC {
-            let note = "pingpong: needs gorust::sync::mpsc (cargo feature bench-sync), skipped";
-            eprintln!("{note}");
-            notes.push(note);
             continue;
         }
         for workers in WORKERS {

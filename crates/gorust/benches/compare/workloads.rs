@@ -61,7 +61,6 @@ mod gorust_side {
             "spawn_all" => Ok(ns_per_op(rt.run(move || spawn_all(n)), n)),
             "spawn_batch" => Ok(ns_per_op(rt.run(move || spawn_batch(n)), n)),
             "yield" => Ok(ns_per_op(rt.run(move || yield_now(n)), n)),
-            #[cfg(feature = "bench-sync")]
             "pingpong" => Ok(ns_per_op(rt.run(move || pingpong(n)), n)),
             "mem" => Ok(rt.run(move || mem(n))),
             _ => Err(format!("gorust: unknown scenario {scenario:?}")),
@@ -102,7 +101,6 @@ mod gorust_side {
 
     /// The main goroutine sends on `ping` and receives on `pong`; an echo goroutine sends
     /// back what it receives. Both channels hold one message (Go: `make(chan int, 1)`).
-    #[cfg(feature = "bench-sync")]
     fn pingpong(n: u64) -> Duration {
         use gorust::sync::mpsc::sync_channel;
         let (ping_tx, ping_rx) = sync_channel::<u64>(1);
