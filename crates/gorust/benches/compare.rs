@@ -42,10 +42,11 @@
 //!
 //! The memory scenario runs at most 2 rounds (its figure barely varies). `--quick` divides
 //! every count by 10 and runs 3 rounds (the memory scenario still parks more goroutines than
-//! `vm.max_map_count`). `--json` prints the results as JSON after the
-//! table. `--only spawn_all,mem` runs only those scenarios. This is a report: nothing here
-//! asserts a speed. Run without the `--bench` argument that `cargo bench` passes (for example
-//! by `cargo test --benches`), it is a smoke test: counts / 1000, one round.
+//! `vm.max_map_count`). `--json` prints the results as JSON after the table. `--only
+//! spawn_all,mem` runs only those scenarios. A measurement that runs past 60 s is killed and
+//! reported as failed. This is a report: nothing here asserts a speed. Run without the
+//! `--bench` argument that `cargo bench` passes (for example by `cargo test --benches`), it is
+//! a smoke test: counts / 1000, one round.
 
 #[path = "compare/proc.rs"]
 mod proc;
@@ -69,8 +70,8 @@ const TIMED: [(&str, u64); 4] = [
 ];
 /// Goroutines parked at once in the memory scenario (default run).
 const MEM_GOROUTINES: u64 = 1_000_000;
-/// Rounds of the memory scenario at most: its figure barely varies, and a gorust round of a
-/// million goroutines takes about ten seconds.
+/// Rounds of the memory scenario at most: its figure barely varies, and parking a million
+/// goroutines takes seconds per program.
 const MEM_ROUNDS: usize = 2;
 const WORKERS: [usize; 2] = [1, 2];
 /// A measurement still running after this is killed and reported as failed (a hang).
