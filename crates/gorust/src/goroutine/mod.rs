@@ -63,7 +63,7 @@ pub(crate) struct Goroutine<T> {
     co: ManuallyDrop<Co<T>>,
     id: u64,
     /// The stack's guard region and usable size, for overflow reports.
-    guard: (usize, usize, usize),
+    guard: overflow::GuardInfo,
     /// The thread this goroutine first ran on (an address unique among live threads).
     thread: Option<usize>,
     handle: Handle,
@@ -90,9 +90,9 @@ impl<T> Future for Goroutine<T> {
             }
             Some(_) => {}
         }
-        let prev = overflow::enter(this.id, this.guard);
+        overflow::enter(&this.guard);
         let res = this.co.resume(cx.waker() as WakerPtr);
-        overflow::leave(prev);
+        overflow::leave();
         match res {
             CoroutineResult::Yield(()) => Poll::Pending,
             CoroutineResult::Return(Ok(v)) => Poll::Ready(v),
@@ -155,8 +155,14 @@ where
             size / 1024
         ),
     };
-    let (lo, hi) = stack.guard_range();
-    let guard = (lo, hi, stack.size());
+    let (guard_lo, guard_hi) = stack.guard_range();
+    let id = crate::sched::next_task_id();
+    let guard = overflow::GuardInfo {
+        id,
+        guard_lo,
+        guard_hi,
+        size: stack.size(),
+    };
     let co: Co<T> = Coroutine::with_stack(stack, move |yielder, first: WakerPtr| {
         let ctx = GoCtx {
             yielder,
@@ -168,7 +174,6 @@ where
         out
     });
     handle.goroutines.fetch_add(1, Relaxed);
-    let id = crate::sched::next_task_id();
     let g = Goroutine {
         co: ManuallyDrop::new(co),
         id,

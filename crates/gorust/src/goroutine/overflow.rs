@@ -15,41 +15,42 @@
 
 use std::cell::Cell;
 
-#[derive(Clone, Copy)]
-pub(crate) struct Running {
-    id: u64,
-    guard_lo: usize,
-    guard_hi: usize,
-    size: usize,
+/// What the handler needs to know about a goroutine; lives in the goroutine's task cell,
+/// which does not move while the goroutine runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GuardInfo {
+    pub(crate) id: u64,
+    pub(crate) guard_lo: usize,
+    pub(crate) guard_hi: usize,
+    pub(crate) size: usize,
 }
 
 thread_local! {
-    static RUNNING: Cell<Option<Running>> = const { Cell::new(None) };
+    /// The running goroutine's `GuardInfo`, or null. A pointer, so that entering and leaving a
+    /// goroutine costs one thread-local store each.
+    static RUNNING: Cell<*const GuardInfo> = const { Cell::new(std::ptr::null()) };
 }
 
 pub(crate) fn install() {
     crate::sys::signal::install(classify);
 }
 
-/// Records the goroutine about to be resumed; returns what to restore afterwards.
-pub(crate) fn enter(id: u64, guard: (usize, usize, usize)) -> Option<Running> {
-    RUNNING.with(|r| {
-        r.replace(Some(Running {
-            id,
-            guard_lo: guard.0,
-            guard_hi: guard.1,
-            size: guard.2,
-        }))
-    })
+/// Records the goroutine about to be resumed. `info` must stay in place until `leave`.
+pub(crate) fn enter(info: &GuardInfo) {
+    RUNNING.with(|r| r.set(info));
 }
 
-pub(crate) fn leave(prev: Option<Running>) {
-    RUNNING.with(|r| r.set(prev));
+/// The goroutine was suspended or finished.
+pub(crate) fn leave() {
+    RUNNING.with(|r| r.set(std::ptr::null()));
 }
 
 /// Called from the signal handler: async-signal-safe (no allocation, no locks).
 fn classify(addr: usize, out: &mut [u8]) -> Option<usize> {
-    let running = RUNNING.try_with(|r| r.get()).ok()??;
+    let p = RUNNING.try_with(|r| r.get()).ok()?;
+    // SAFETY: a non-null RUNNING points at the running goroutine's GuardInfo, which lives in
+    // its task cell until after `leave` (the handler interrupts this very thread).
+    let running = unsafe { p.as_ref() }?;
     if addr < running.guard_lo || addr >= running.guard_hi {
         return None;
     }
@@ -95,7 +96,13 @@ mod tests {
 
     #[test]
     fn classifies_only_the_running_guard() {
-        let prev = enter(7, (0x1000, 0x5000, 256 * 1024));
+        let info = GuardInfo {
+            id: 7,
+            guard_lo: 0x1000,
+            guard_hi: 0x5000,
+            size: 256 * 1024,
+        };
+        enter(&info);
         let mut buf = [0u8; 256];
         let n = classify(0x2000, &mut buf).expect("in guard");
         let msg = std::str::from_utf8(&buf[..n]).unwrap();
@@ -105,7 +112,7 @@ mod tests {
         );
         assert!(classify(0x5000, &mut buf).is_none());
         assert!(classify(0x0fff, &mut buf).is_none());
-        leave(prev);
+        leave();
         assert!(classify(0x2000, &mut buf).is_none());
     }
 }

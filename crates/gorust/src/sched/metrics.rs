@@ -13,15 +13,21 @@ pub(crate) struct WorkerMetrics {
     parks: AtomicU64,
 }
 
+/// Adds one to a counter that only the calling worker writes: a plain load and store, not a
+/// locked read-modify-write (which costs several nanoseconds on every task poll).
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
 impl WorkerMetrics {
     pub(crate) fn inc_polls(&self) {
-        self.polls.fetch_add(1, Relaxed);
+        bump(&self.polls);
     }
     pub(crate) fn inc_steals(&self) {
-        self.steals.fetch_add(1, Relaxed);
+        bump(&self.steals);
     }
     pub(crate) fn inc_parks(&self) {
-        self.parks.fetch_add(1, Relaxed);
+        bump(&self.parks);
     }
 }
 
