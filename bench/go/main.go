@@ -13,6 +13,8 @@
 //	pingpong N     N round trips between two goroutines over two channels -> ns_per_op
 //	yield N        N calls of runtime.Gosched in one goroutine            -> ns_per_op
 //	mem N          N goroutines parked on a channel receive at once       -> rss_kib_per_goroutine
+//	echo PORT      an echo server on 127.0.0.1:PORT, a goroutine per connection; prints
+//	               "ready" once listening (crates/gorust/benches/echo.rs)
 package main
 
 import (
@@ -48,13 +50,15 @@ func main() {
 		report(n, yield(n))
 	case "mem":
 		mem(n)
+	case "echo":
+		echoServer(n)
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gorust-bench-go spawn_all|spawn_batch|pingpong|yield|mem N")
+	fmt.Fprintln(os.Stderr, "usage: gorust-bench-go spawn_all|spawn_batch|pingpong|yield|mem N | echo PORT")
 	os.Exit(2)
 }
 

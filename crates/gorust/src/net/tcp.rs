@@ -418,9 +418,11 @@ impl TcpStream {
             return Ok(0);
         }
         let fd = self.fd();
-        self.reg.io(Direction::Read, self.read_timeout_value(), || {
-            sys::read(fd, buf)
-        })
+        let len = buf.len();
+        self.reg
+            .io_bytes(Direction::Read, self.read_timeout_value(), len, || {
+                sys::read(fd, buf)
+            })
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -444,10 +446,12 @@ impl TcpStream {
         let timeout = self.write_timeout_value();
         let mut done = 0;
         while done < buf.len() {
+            let rest = &buf[done..];
             match self
                 .reg
-                .io(Direction::Write, timeout, || sys::write(fd, &buf[done..]))
-            {
+                .io_bytes(Direction::Write, timeout, rest.len(), || {
+                    sys::write(fd, rest)
+                }) {
                 Ok(n) => done += n,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,

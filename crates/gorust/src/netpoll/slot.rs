@@ -22,21 +22,37 @@
 //!   waiters re-check the descriptor's `closing` flag and deadlines, which the caller publishes
 //!   *before* calling `wake_all`, and which waiters read under the same lock.
 //!
+//! Drained state (saves a system call per wait). The poller also counts edges. When a read
+//! returns fewer bytes than asked (or a write accepts fewer than offered), the kernel buffer
+//! was empty (full) at that moment; the caller records the edge count it read *before* the
+//! call (`mark_drained`). While the count has not moved, trying the call again can only say
+//! `EAGAIN`, so the caller waits first (`is_drained`). Any data that arrives after the call
+//! produces an edge, which moves the count, so nothing is missed; a stale mark (two readers
+//! racing) can only cost one extra system call, never a missed wake-up, because the mark
+//! names the edge count the call started from. tokio skips the same `EAGAIN` read.
+//!
 //! Orderings: the poller's swap is `AcqRel` and the waiter's CAS `AcqRel`, so a waiter that
 //! consumes READY sees what the kernel-facing side published before it (nothing in practice:
 //! the data is in the kernel), and the lock orders waker registration against waking.
 
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::sync::atomic::{AtomicU8, Ordering::*};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use crate::loom::sync::Mutex;
 
 const EMPTY: u8 = 0;
 const READY: u8 = 1;
 const WAITING: u8 = 2;
 
+/// Flag bit of `drained_at`.
+const DRAINED: u64 = 1 << 32;
+
 pub(crate) struct WaitSlot {
     state: AtomicU8,
+    /// Edges seen by the poller (wrapping).
+    edges: AtomicU32,
+    /// `DRAINED | edges` at the last short call, or 0.
+    drained_at: AtomicU64,
     /// Wakers of the parked waiters; usually zero or one.
     waiters: Mutex<Vec<Waker>>,
 }
@@ -51,12 +67,15 @@ impl WaitSlot {
     pub(crate) fn new() -> WaitSlot {
         WaitSlot {
             state: AtomicU8::new(EMPTY),
+            edges: AtomicU32::new(0),
+            drained_at: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
         }
     }
 
     /// The poller saw readiness in this direction.
     pub(crate) fn set_ready(&self, wake: &mut Vec<Waker>) {
+        self.edges.fetch_add(1, Release);
         if self.state.swap(READY, AcqRel) == WAITING {
             wake.append(&mut crate::loom::lock(&self.waiters));
         }
@@ -67,6 +86,22 @@ impl WaitSlot {
     pub(crate) fn wake_all(&self) {
         let ws = std::mem::take(&mut *crate::loom::lock(&self.waiters));
         ws.into_iter().for_each(Waker::wake);
+    }
+
+    /// The edge count, read before a system call that may come up short.
+    pub(crate) fn edges(&self) -> u32 {
+        self.edges.load(Acquire)
+    }
+
+    /// A call that started at edge count `edges` came up short: the buffer was drained.
+    pub(crate) fn mark_drained(&self, edges: u32) {
+        self.drained_at.store(DRAINED | edges as u64, Release);
+    }
+
+    /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN).
+    pub(crate) fn is_drained(&self) -> bool {
+        let d = self.drained_at.load(Acquire);
+        d & DRAINED != 0 && d as u32 == self.edges.load(Acquire)
     }
 
     /// Consumes readiness if there is some.
@@ -148,6 +183,27 @@ mod tests {
         wake.drain(..).for_each(Waker::wake);
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
         assert!(s.poll_ready(&mut cx, || false).is_ready());
+    }
+
+    #[test]
+    fn drained_until_the_next_edge() {
+        let s = WaitSlot::new();
+        assert!(!s.is_drained());
+        let before = s.edges();
+        s.mark_drained(before);
+        assert!(
+            s.is_drained(),
+            "a short call with no edge since: retrying is pointless"
+        );
+        s.set_ready(&mut Vec::new());
+        assert!(
+            !s.is_drained(),
+            "an edge since the short call: data may be there"
+        );
+        // A stale mark (taken before an edge another caller consumed) never hides that edge.
+        let stale = before;
+        s.mark_drained(stale);
+        assert!(!s.is_drained());
     }
 
     #[test]

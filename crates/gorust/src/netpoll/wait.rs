@@ -76,6 +76,42 @@ impl Registration {
         }
     }
 
+    /// As [`io`](Self::io), for calls that move bytes (`read`, `write`, …) of a buffer of `len`
+    /// bytes: a call that moves fewer marks the direction drained, and the next call waits for
+    /// an edge before trying (see `slot.rs`), saving the `EAGAIN` system call.
+    pub(crate) fn io_bytes(
+        &self,
+        dir: Direction,
+        timeout: Option<Duration>,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let call_deadline = timeout.map(|t| Instant::now() + t);
+        let slot = self.desc.slot(dir);
+        // Only a registered descriptor gets edges; only goroutines wait on the slot.
+        let edge_aware = self.registered.get().is_some() && crate::goroutine::in_goroutine();
+        loop {
+            self.check(dir, call_deadline)?;
+            if edge_aware && slot.is_drained() {
+                self.wait(dir, call_deadline)?;
+                continue;
+            }
+            let edges = slot.edges();
+            match op() {
+                Ok(n) => {
+                    if edge_aware && n < len && n > 0 {
+                        slot.mark_drained(edges);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.wait(dir, call_deadline)?;
+        }
+    }
+
     /// The earlier of the descriptor's deadline and the call's.
     fn effective(&self, dir: Direction, call_deadline: Option<Instant>) -> Option<Instant> {
         match (self.desc.deadline(dir), call_deadline) {

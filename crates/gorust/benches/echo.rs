@@ -1,0 +1,445 @@
+//! Echo servers compared: gorust (a goroutine per connection, 1 worker) against a plain C
+//! epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
+//!
+//! ```text
+//! cargo bench -p gorust --bench echo -- [--rounds R] [--secs S] [--quick] [--json]
+//! ```
+//!
+//! Method (issue 3's benchmark):
+//! - Every server runs in its own process pinned to CPU 0 (`taskset -c 0`); the load
+//!   generator is a single thread of this process pinned to CPU 1: one epoll loop over all
+//!   connections, each connection doing closed-loop round trips (write a message, read it all
+//!   back, repeat), `TCP_NODELAY` on.
+//! - Configurations: 100 and 1,000 connections × 64 B and 4 KiB messages.
+//! - For each configuration, the servers run interleaved — C, gorust, Go, tokio, C, gorust, … —
+//!   for R rounds (default 5); each run starts a fresh server, connects, warms up for 0.5 s and
+//!   measures S seconds (default 3).
+//! - Figures: round trips per second, and the server's CPU time per round trip (the sum of
+//!   its threads' on-CPU time from `/proc/PID/task/*/schedstat`, in nanoseconds, over the
+//!   measured window, divided by the round trips). Each is reported as the median over the
+//!   rounds and, per server, as the median of its per-round ratio to the C loop of the same
+//!   round (throughput: server/C, higher is better; CPU: server/C, lower is better).
+//! - This machine is noisy (its two vCPUs are sometimes placed far apart for 10–60 s); the
+//!   paired ratios are what absorbs it. Nothing is asserted: this is a report.
+//!
+//! A server missing from the machine (no `cc`, no `go`) is skipped with a note.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIGS: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--server") {
+        let which = args[i + 1].clone();
+        let port: u16 = args[args.iter().position(|a| a == "--port").unwrap() + 1]
+            .parse()
+            .unwrap();
+        return match which.as_str() {
+            "gorust" => gorust_server(port),
+            "tokio" => tokio_server(port),
+            other => panic!("unknown server {other}"),
+        };
+    }
+    let bench = args.iter().any(|a| a == "--bench");
+    let quick = args.iter().any(|a| a == "--quick") || !bench;
+    let opt = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = opt("--rounds", if quick { 1 } else { 5 }) as usize;
+    let secs = opt("--secs", if quick { 1 } else { 3 });
+    let json = args.iter().any(|a| a == "--json");
+    let configs: Vec<(usize, usize)> = if bench {
+        CONFIGS.to_vec()
+    } else {
+        vec![(20, 64)] // smoke test under `cargo test --benches`
+    };
+
+    let servers = available_servers();
+    println!(
+        "echo: servers {:?}, {rounds} round(s) of {secs} s per server and configuration",
+        servers.iter().map(|s| s.name).collect::<Vec<_>>()
+    );
+    let mut rows = Vec::new();
+    let mut port = 21000 + (std::process::id() % 20000) as u16;
+    for &(conns, size) in &configs {
+        // results[server][round] = (rt_per_sec, cpu_ns_per_rt)
+        let mut results: Vec<Vec<Option<(f64, f64)>>> = vec![Vec::new(); servers.len()];
+        for _ in 0..rounds {
+            for (si, s) in servers.iter().enumerate() {
+                port += 1;
+                let r = run_one(s, port, conns, size, Duration::from_secs(secs));
+                if let Err(e) = &r {
+                    eprintln!("echo: {} at {conns} conns × {size} B: {e}", s.name);
+                }
+                results[si].push(r.ok());
+            }
+        }
+        rows.push((conns, size, results));
+    }
+    report(&servers, &rows, json);
+}
+
+struct Server {
+    name: &'static str,
+    cmd: Box<dyn Fn(u16) -> Command>,
+}
+
+fn target_dir() -> PathBuf {
+    // benches run from target/<profile>/deps/echo-<hash>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(cpu).arg(program);
+    c
+}
+
+fn available_servers() -> Vec<Server> {
+    let mut out = Vec::new();
+    let c_bin = target_dir().join("echo_epoll_c");
+    let c_src = repo_root().join("bench/c/echo_epoll.c");
+    match Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&c_bin)
+        .arg(&c_src)
+        .status()
+    {
+        Ok(s) if s.success() => out.push(Server {
+            name: "c-epoll",
+            cmd: Box::new(move |port| {
+                let mut c = pinned("0", &c_bin);
+                c.arg(port.to_string());
+                c
+            }),
+        }),
+        _ => println!("echo: cc not available or failed: the C loop is skipped"),
+    }
+    let me = std::env::current_exe().unwrap();
+    let me2 = me.clone();
+    out.push(Server {
+        name: "gorust",
+        cmd: Box::new(move |port| {
+            let mut c = pinned("0", &me);
+            c.args(["--server", "gorust", "--port", &port.to_string()]);
+            c
+        }),
+    });
+    let go_bin = target_dir().join("gorust-bench-go");
+    match Command::new("go")
+        .args(["build", "-o"])
+        .arg(&go_bin)
+        .arg(".")
+        .current_dir(repo_root().join("bench/go"))
+        .status()
+    {
+        Ok(s) if s.success() => out.push(Server {
+            name: "go",
+            cmd: Box::new(move |port| {
+                let mut c = pinned("0", &go_bin);
+                c.env("GOMAXPROCS", "1").args(["echo", &port.to_string()]);
+                c
+            }),
+        }),
+        _ => println!("echo: go: not installed, skipped"),
+    }
+    out.push(Server {
+        name: "tokio",
+        cmd: Box::new(move |port| {
+            let mut c = pinned("0", &me2);
+            c.args(["--server", "tokio", "--port", &port.to_string()]);
+            c
+        }),
+    });
+    out
+}
+
+/// Kills the server (by its PID: we started it) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_one(
+    s: &Server,
+    port: u16,
+    conns: usize,
+    size: usize,
+    measure: Duration,
+) -> Result<(f64, f64), String> {
+    let mut cmd = (s.cmd)(port);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let mut child = Running(cmd.spawn().map_err(|e| format!("cannot start: {e}"))?);
+    let pid = child.0.id();
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    if line.trim() != "ready" {
+        return Err(format!("server said {line:?}"));
+    }
+    let addr = format!("127.0.0.1:{port}");
+    let out = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            pin_to(1);
+            load(&addr, conns, size, Duration::from_millis(500), measure, pid)
+        })
+        .join()
+        .unwrap()
+    })?;
+    drop(child);
+    Ok(out)
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, applied to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Nanoseconds the process's threads have spent on a CPU.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The closed-loop load: returns (round trips per second, server CPU ns per round trip).
+fn load(
+    addr: &str,
+    conns: usize,
+    size: usize,
+    warmup: Duration,
+    measure: Duration,
+    pid: u32,
+) -> Result<(f64, f64), String> {
+    use std::os::fd::AsRawFd;
+    let mut socks = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        socks.push(s);
+    }
+    // SAFETY: epoll_create1 has no preconditions; the descriptor is closed below.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    for (i, s) in socks.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: a live socket and a live event struct.
+        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+    }
+    let msg = vec![0x5au8; size];
+    let mut got = vec![0usize; conns];
+    let mut buf = vec![0u8; 64 * 1024];
+    let send = |s: &mut std::net::TcpStream| -> Result<(), String> {
+        let mut off = 0;
+        while off < size {
+            match s.write(&msg[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+        Ok(())
+    };
+    for s in socks.iter_mut() {
+        send(s)?;
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let start = Instant::now();
+    let mut rt = 0u64;
+    let mut marks = None;
+    let result = loop {
+        let now = Instant::now();
+        if marks.is_none() && now >= start + warmup {
+            marks = Some((now, rt, cpu_ns(pid)));
+        }
+        if let Some((t0, rt0, cpu0)) = marks {
+            if now >= t0 + measure {
+                let secs = now.duration_since(t0).as_secs_f64();
+                let n = (rt - rt0) as f64;
+                let cpu = cpu_ns(pid).saturating_sub(cpu0) as f64;
+                if n == 0.0 {
+                    break Err("no round trips completed".to_string());
+                }
+                break Ok((n / secs, cpu / n));
+            }
+        }
+        // SAFETY: `events` has room for its length of epoll_events.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 10) };
+        for ev in events.iter().take(n.max(0) as usize) {
+            let i = ev.u64 as usize;
+            let s = &mut socks[i];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return Err("server closed a connection".into()),
+                    Ok(k) => got[i] += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+            }
+            while got[i] >= size {
+                got[i] -= size;
+                rt += 1;
+                send(s)?;
+            }
+        }
+    };
+    // SAFETY: closing the epoll descriptor we created.
+    unsafe { libc::close(ep) };
+    result
+}
+
+fn gorust_server(port: u16) {
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    rt.run(move || {
+        let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        println!("ready");
+        std::io::stdout().flush().unwrap();
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            gorust::go(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn tokio_server(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        println!("ready");
+        std::io::stdout().flush().unwrap();
+        loop {
+            let Ok((mut c, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+type Rows = Vec<(usize, usize, Vec<Vec<Option<(f64, f64)>>>)>;
+
+fn report(servers: &[Server], rows: &Rows, json: bool) {
+    let base = servers.iter().position(|s| s.name == "c-epoll");
+    println!(
+        "\n{:>6} {:>6}  {:<8} {:>12} {:>14} {:>12} {:>12}",
+        "conns", "bytes", "server", "rt/s", "cpu µs/rt", "rt/s vs C", "cpu vs C"
+    );
+    let mut js = Vec::new();
+    for (conns, size, results) in rows {
+        for (si, s) in servers.iter().enumerate() {
+            let ok: Vec<(f64, f64)> = results[si].iter().flatten().copied().collect();
+            let rts = median(ok.iter().map(|r| r.0).collect());
+            let cpu = median(ok.iter().map(|r| r.1).collect());
+            let (rt_ratio, cpu_ratio) = match base {
+                Some(b) => {
+                    let pairs: Vec<((f64, f64), (f64, f64))> = results[si]
+                        .iter()
+                        .zip(&results[b])
+                        .filter_map(|(a, c)| Some(((*a)?, (*c)?)))
+                        .collect();
+                    (
+                        median(pairs.iter().map(|(a, c)| a.0 / c.0).collect()),
+                        median(pairs.iter().map(|(a, c)| a.1 / c.1).collect()),
+                    )
+                }
+                None => (None, None),
+            };
+            let f = |v: Option<f64>, scale: f64, prec: usize| {
+                v.map_or("-".to_string(), |x| format!("{:.*}", prec, x * scale))
+            };
+            println!(
+                "{conns:>6} {size:>6}  {:<8} {:>12} {:>14} {:>12} {:>12}",
+                s.name,
+                f(rts, 1.0, 0),
+                f(cpu, 1e-3, 2),
+                f(rt_ratio, 1.0, 2),
+                f(cpu_ratio, 1.0, 2)
+            );
+            js.push(format!(
+                "{{\"conns\":{conns},\"bytes\":{size},\"server\":\"{}\",\"rt_per_s\":{},\"cpu_us_per_rt\":{},\"rt_vs_c\":{},\"cpu_vs_c\":{}}}",
+                s.name,
+                rts.map_or("null".into(), |v| format!("{v:.0}")),
+                cpu.map_or("null".into(), |v| format!("{:.3}", v / 1e3)),
+                rt_ratio.map_or("null".into(), |v| format!("{v:.3}")),
+                cpu_ratio.map_or("null".into(), |v| format!("{v:.3}")),
+            ));
+        }
+    }
+    if json {
+        println!("[{}]", js.join(","));
+    }
+}
