@@ -93,11 +93,7 @@ impl LinkBuffer {
         if let Some(head) = self.nodes.front_mut() {
             head.release_to(off);
         }
-        while self
-            .nodes
-            .front()
-            .is_some_and(|n| n.start() == n.flushed() && n.is_settled())
-        {
+        while self.nodes.front().is_some_and(Node::holds_nothing) {
             self.nodes.pop_front();
         }
         self.reset_cursor();

@@ -23,18 +23,41 @@
 //! node's `flushed` mark up to `written`; `release` drops the nodes behind the cursor.
 //!
 //! ```text
-//!  LinkBuffer { nodes, rd_node: 0, rd_off, len, pending }
-//!                      │        └────────────────────┐
-//!    node 0 (4 KiB)    ▼                             ▼     node 1 (16 KiB)         node 2 (64 KiB): tail
-//!   ┌──────────────────┬─────────────────────┐  ┌───────────────────────┐  ┌─────────┬──────────┬───────────┐
-//!   │ read, not yet    │ readable            │─▶│ readable              │─▶│readable │ pending  │ free      │
-//!   │ released         │                     │  │                       │  │         │(unflushed│           │
-//!   └──────────────────┴─────────────────────┘  └───────────────────────┘  └─────────┴──────────┴───────────┘
-//!   ^start             ^rd_off               ^flushed = written = limit     ^start   ^flushed   ^written    ^limit
+//!   LinkBuffer { nodes: VecDeque<Node>, rd_node, rd_off, len, pending }
 //!
-//!   len     = readable bytes from the cursor to node 2's `flushed`
-//!   pending = node 2's written − flushed (unflushed bytes are always at the tail)
+//!   cursor (rd_node = 0, rd_off) ──────────┐
+//!                                          ▼
+//!   nodes[0]: 4 KiB block    ┌─────────────┬───────────────┐
+//!                            │ read, not   │ readable      │
+//!                            │ released    │               │
+//!                            └─────────────┴───────────────┘
+//!                            ^start        ^rd_off         ^flushed = written
+//!                                   │
+//!                                   ▼  next in the chain
+//!   nodes[1]: 16 KiB block   ┌─────────────────────────────┐
+//!                            │ readable                    │
+//!                            └─────────────────────────────┘
+//!                            ^start                        ^flushed = written
+//!                                   │
+//!                                   ▼
+//!   nodes[2]: 64 KiB, tail   ┌──────────────┬──────────────┬───────────────┐
+//!                            │ readable     │ pending      │ free          │
+//!                            └──────────────┴──────────────┴───────────────┘
+//!                            ^start         ^flushed       ^written        ^limit = cap
+//!
+//!   len      readable bytes after the cursor: the rest of nodes[0], all of nodes[1], nodes[2]
+//!            up to `flushed`
+//!   pending  written, not yet flushed: always at the end of the chain (the tail, or the last
+//!            few nodes when a malloc did not fit), after every readable byte
+//!   release  drops the nodes before rd_node, moves nodes[0].start up to rd_off, and drops
+//!            nodes[0] too if it is read to the end with nothing pending
 //! ```
+//!
+//! Invariants, kept by `link.rs`, `reader.rs` and `writer.rs` and checked by `invariants.rs`
+//! after every step of the model test: readable bytes precede pending ones in chain order; only
+//! the nodes up to the cursor's have bytes read but not released; every node after the cursor's
+//! holds at least one readable or pending byte, except a fresh tail pushed by
+//! `BufMut::chunk_mut`, which the next push replaces and `flush` passes over.
 //!
 //! After [`LinkBuffer::slice`] cuts inside a node, two nodes share its block by reference
 //! count; each owns a disjoint range, and the front one is read-only (`limit` = its end):
@@ -108,6 +131,7 @@
 
 mod buf_traits;
 mod error;
+mod invariants;
 mod io;
 mod link;
 mod node;

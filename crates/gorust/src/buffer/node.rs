@@ -160,7 +160,7 @@ impl Block {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn is_shared(&self) -> bool {
         self.header().refs.load(Acquire) > 1
     }
@@ -208,6 +208,10 @@ impl Node {
         self.flushed
     }
 
+    pub(super) fn written(&self) -> usize {
+        self.written
+    }
+
     /// Bytes of the block this node keeps alive (the whole block, even when shared).
     pub(super) fn capacity(&self) -> usize {
         self.block.cap()
@@ -230,7 +234,7 @@ impl Node {
     }
 
     /// Whether another node refers to the same block.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn is_shared(&self) -> bool {
         self.block.is_shared()
     }

@@ -10,8 +10,11 @@ use super::pool;
 
 impl LinkBuffer {
     /// Returns `n` contiguous bytes at the tail, to be filled and then made readable by
-    /// [`flush`](LinkBuffer::flush). They count as written from now on: bytes not filled are
-    /// sent as they are (old data or zeroes, never uninitialised memory).
+    /// [`flush`](LinkBuffer::flush). They count as written from now on.
+    ///
+    /// Fill all `n`: the bytes are initialised but not cleared, so a byte left unfilled holds
+    /// whatever an earlier user of the pooled node wrote there (zeroes for a fresh node), and
+    /// would be sent as it is.
     ///
     /// If the tail node has fewer than `n` free bytes, a new node of the smallest class that
     /// holds `n` is taken (its free space is what remains for the next writes); above the
