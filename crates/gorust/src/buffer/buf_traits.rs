@@ -20,7 +20,7 @@ impl Buf for LinkBuffer {
 
     /// The readable bytes of the first node that has some.
     fn chunk(&self) -> &[u8] {
-        self.runs(self.len()).next().unwrap_or(&[])
+        self.head().2
     }
 
     /// One `IoSlice` per node, from the cursor, as many as `dst` holds.

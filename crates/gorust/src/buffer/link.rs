@@ -120,6 +120,32 @@ impl LinkBuffer {
         Ok(())
     }
 
+    /// The read position moved past nodes read to their end, and the readable bytes of its
+    /// node (empty only when nothing is readable): the fast path of every reader.
+    pub(super) fn head(&self) -> (usize, usize, &[u8]) {
+        let (mut idx, mut off) = (self.rd_node.get(), self.rd_off.get());
+        if self.is_empty() {
+            return (idx, off, &[]);
+        }
+        loop {
+            let node = &self.nodes[idx];
+            if off < node.flushed() {
+                return (idx, off, node.bytes(off, node.flushed()));
+            }
+            // Readable bytes remain, so a next node exists.
+            idx += 1;
+            off = self.nodes[idx].start();
+        }
+    }
+
+    /// Consumes the first `n` bytes of the run [`head`](LinkBuffer::head) returned at
+    /// `(idx, off)`.
+    pub(super) fn advance_head(&self, idx: usize, off: usize, n: usize) {
+        self.rd_node.set(idx);
+        self.rd_off.set(off + n);
+        self.len.set(self.len() - n);
+    }
+
     /// The next `n` readable bytes (`n <= len`), as runs of contiguous bytes, one per node.
     pub(super) fn runs(&self, n: usize) -> Runs<'_> {
         debug_assert!(n <= self.len());

@@ -22,9 +22,15 @@ impl LinkBuffer {
     ///
     /// [`Error::Short`] if fewer than `n` bytes are readable; nothing is consumed.
     pub fn next(&self, n: usize) -> Result<Slice<'_>> {
-        let s = self.peek(n)?;
+        self.check(n)?;
+        let (idx, off, run) = self.head();
+        if let Some(bytes) = run.get(..n) {
+            self.advance_head(idx, off, n);
+            return Ok(Slice::borrowed(bytes));
+        }
+        let copy = self.copy_out(n);
         self.advance_cursor(n);
-        Ok(s)
+        Ok(copy)
     }
 
     /// Returns the next `n` bytes without consuming them; copied only if they span nodes, as
@@ -35,15 +41,10 @@ impl LinkBuffer {
     /// [`Error::Short`] if fewer than `n` bytes are readable.
     pub fn peek(&self, n: usize) -> Result<Slice<'_>> {
         self.check(n)?;
-        let mut runs = self.runs(n);
-        let first = runs.next().unwrap_or(&[]);
-        if first.len() == n {
-            return Ok(Slice::borrowed(first));
+        match self.head().2.get(..n) {
+            Some(bytes) => Ok(Slice::borrowed(bytes)),
+            None => Ok(self.copy_out(n)),
         }
-        let mut copy = Vec::with_capacity(n);
-        copy.extend_from_slice(first);
-        runs.for_each(|run| copy.extend_from_slice(run));
-        Ok(Slice::copied(copy))
     }
 
     /// Consumes the next `n` bytes without reading them.
@@ -53,7 +54,12 @@ impl LinkBuffer {
     /// [`Error::Short`] if fewer than `n` bytes are readable; nothing is consumed.
     pub fn skip(&self, n: usize) -> Result<()> {
         self.check(n)?;
-        self.advance_cursor(n);
+        let (idx, off, run) = self.head();
+        if n <= run.len() {
+            self.advance_head(idx, off, n);
+        } else {
+            self.advance_cursor(n);
+        }
         Ok(())
     }
 
@@ -64,8 +70,14 @@ impl LinkBuffer {
     ///
     /// [`Error::NoDelimiter`] if no readable byte is `delim`; nothing is consumed.
     pub fn until(&self, delim: u8) -> Result<Slice<'_>> {
-        let mut seen = 0;
-        for run in self.runs(self.len()) {
+        let (idx, off, run) = self.head();
+        if let Some(i) = run.iter().position(|&b| b == delim) {
+            self.advance_head(idx, off, i + 1);
+            return Ok(Slice::borrowed(&run[..=i]));
+        }
+        // Not in the cursor's node (the first run): search the next ones, then copy.
+        let mut seen = run.len();
+        for run in self.runs(self.len()).skip(1) {
             if let Some(i) = run.iter().position(|&b| b == delim) {
                 return self.next(seen + i + 1);
             }
@@ -83,9 +95,22 @@ impl LinkBuffer {
     ///
     /// [`Error::Short`] if nothing is readable.
     pub fn read_byte(&self) -> Result<u8> {
-        let b = self.peek(1)?[0];
-        self.advance_cursor(1);
+        let (idx, off, run) = self.head();
+        let Some(&b) = run.first() else {
+            return Err(Error::Short {
+                wanted: 1,
+                buffered: 0,
+            });
+        };
+        self.advance_head(idx, off, 1);
         Ok(b)
+    }
+
+    /// The next `n` readable bytes (`n <= len`) copied out.
+    fn copy_out(&self, n: usize) -> Slice<'_> {
+        let mut copy = Vec::with_capacity(n);
+        self.runs(n).for_each(|run| copy.extend_from_slice(run));
+        Slice::copied(copy)
     }
 
     /// Moves the next `n` bytes into a new buffer without copying them.

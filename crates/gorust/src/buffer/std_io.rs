@@ -26,7 +26,7 @@ impl Read for LinkBuffer {
 impl BufRead for LinkBuffer {
     /// The readable bytes of the first node that has some (empty if none): no copy.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        Ok(self.runs(self.len()).next().unwrap_or(&[]))
+        Ok(self.head().2)
     }
 
     /// Consumes `amt` bytes, at most all that are readable.

@@ -5,16 +5,23 @@
 //! first (`socket::writev`), so a socket whose peer went away gives `EPIPE` rather than a
 //! `SIGPIPE`; on a descriptor that is not a socket (`ENOTSOCK`) they fall back to `writev`.
 //! Both retry `EINTR` (DESIGN.md decision 8) and leave `EAGAIN` to the caller.
+//!
+//! With a single buffer a read is a plain `read`: the kernel's `readv` path measured ~200 ns
+//! more per call on a Unix socket (2.26 µs against 2.06 µs for a write-then-read round).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::RawFd;
 
 use super::{socket, syscall};
 
-/// One `readv` into `bufs` (retried on `EINTR`).
+/// One `readv` into `bufs` (`read` if there is one), retried on `EINTR`.
 pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
     loop {
-        match socket::readv(fd, bufs) {
+        let r = match bufs {
+            [one] => socket::read(fd, one),
+            _ => socket::readv(fd, bufs),
+        };
+        match r {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r,
         }
