@@ -1,8 +1,9 @@
 //! The `LinkBuffer` type: its chain of nodes, read cursor and byte counts.
 //!
 //! The reader methods are in `reader.rs`, the writer's in `writer.rs`, system calls in `io.rs`,
-//! the std and `bytes` traits in `std_io.rs` and `buf_traits.rs`; this file holds what they
-//! share: the invariants below and the helpers that keep them.
+//! the std and `bytes` traits in `std_io.rs` and `buf_traits.rs`, the invariant check in
+//! `invariants.rs`; this file holds what they share: the fields and the helpers that keep the
+//! invariants (module header).
 
 use std::cell::Cell;
 use std::collections::VecDeque;

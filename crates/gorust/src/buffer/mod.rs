@@ -118,7 +118,8 @@
 //! - **Uninitialised blocks.** `malloc` returns `&mut [u8]`, which must not expose
 //!   uninitialised memory; blocks are zeroed once when allocated (pooled blocks stay
 //!   initialised; large fresh allocations come zeroed from the kernel), instead of tracking an
-//!   initialised prefix per block.
+//!   initialised prefix per block. Pooled blocks are not cleared between users (a `memset` per
+//!   node); so `malloc` warns that a byte left unfilled holds an earlier user's data.
 //!
 //! # Guarantees and current behaviour
 //!
