@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod blocking;
+pub mod buffer;
 mod context;
 pub mod coop;
 pub mod fs;

@@ -9,6 +9,7 @@
 //! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
 //! | `memory::*` | reserve, guard, release and forget stack memory |
+//! | `uio::readv` / `uio::writev` | one vectored read or write on any descriptor; `EINTR` retried, no `SIGPIPE` on sockets |
 //!
 //! Only Linux is implemented (`epoll.rs`, `eventfd.rs`, `memory.rs`); a kqueue backend would add
 //! one file per type behind the same names. Everything else in the crate calls these safe wrappers;
@@ -19,6 +20,7 @@ pub(crate) mod eventfd;
 pub(crate) mod memory;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod uio;
 
 /// Runs a libc call and turns a `-1` return into `io::Error::last_os_error()`.
 macro_rules! syscall {

@@ -1,0 +1,267 @@
+//! The `LinkBuffer` type: its chain of nodes, read cursor and byte counts.
+//!
+//! The reader methods are in `reader.rs`, the writer's in `writer.rs`, system calls in `io.rs`,
+//! the std and `bytes` traits in `std_io.rs` and `buf_traits.rs`, the invariant check in
+//! `invariants.rs`; this file holds what they share: the fields and the helpers that keep the
+//! invariants (module header).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::error::{Error, Result};
+use super::node::Node;
+
+/// A per-connection byte buffer made of pooled nodes, read without copying.
+///
+/// Bytes are appended at the tail ([`write_bytes`](LinkBuffer::write_bytes),
+/// [`malloc`](LinkBuffer::malloc), [`read_from_fd`](LinkBuffer::read_from_fd)) and become
+/// readable at [`flush`](LinkBuffer::flush); they are read from the head by
+/// [`next`](LinkBuffer::next), [`peek`](LinkBuffer::peek), [`until`](LinkBuffer::until) and
+/// friends, which return [`Slice`](super::Slice)s that borrow the buffer, and the nodes they
+/// came from go back to the pool at [`release`](LinkBuffer::release). See the
+/// [module documentation](super) for the layout and the rules.
+///
+/// An empty buffer holds no node and no allocation: an idle connection costs
+/// `size_of::<LinkBuffer>()` bytes.
+///
+/// A `LinkBuffer` is `Send` but not `Sync`: the read methods take `&self` and move a cursor
+/// kept in `Cell`s, so that several slices can be held at once.
+pub struct LinkBuffer {
+    /// The chain, head first. Changed only through `&mut self`.
+    pub(super) nodes: VecDeque<Node>,
+    /// The read cursor: index of a node in `nodes` and an offset into its block, with
+    /// `start <= rd_off <= flushed` of that node. Moved by the `&self` readers; set back to the
+    /// head by `release`. `(0, 0)` when `nodes` is empty.
+    pub(super) rd_node: Cell<usize>,
+    pub(super) rd_off: Cell<usize>,
+    /// Readable bytes after the cursor (flushed, not consumed).
+    pub(super) len: Cell<usize>,
+    /// Bytes written but not yet flushed; they always follow every readable byte.
+    pub(super) pending: usize,
+}
+
+impl LinkBuffer {
+    /// An empty buffer. Allocates nothing.
+    pub const fn new() -> LinkBuffer {
+        LinkBuffer {
+            nodes: VecDeque::new(),
+            rd_node: Cell::new(0),
+            rd_off: Cell::new(0),
+            len: Cell::new(0),
+            pending: 0,
+        }
+    }
+
+    /// Readable bytes: flushed and not yet consumed.
+    pub fn len(&self) -> usize {
+        self.len.get()
+    }
+
+    /// Whether no byte is readable (unflushed bytes may still be pending).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes written ([`malloc`](LinkBuffer::malloc), [`write_bytes`](LinkBuffer::write_bytes))
+    /// but not yet made readable by [`flush`](LinkBuffer::flush). netpoll's `MallocLen`.
+    pub fn malloc_len(&self) -> usize {
+        self.pending
+    }
+
+    /// Nodes held. Zero for a new buffer, and again once everything written was read and
+    /// released.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes of node memory this buffer keeps alive: the sum of its nodes' block sizes, what
+    /// an input limit should count. A block shared with another buffer after
+    /// [`slice`](LinkBuffer::slice) counts in full in both.
+    pub fn capacity_bytes(&self) -> usize {
+        self.nodes.iter().map(Node::capacity).sum()
+    }
+
+    /// Returns the nodes already read to the pool, and any fully read node with nothing
+    /// pending in it, so a buffer with nothing left to read holds no node (and frees its
+    /// chain's own small allocation). A node still holding unread or unflushed bytes is kept.
+    ///
+    /// Takes `&mut self`: every [`Slice`](super::Slice) borrowed from the buffer must be gone,
+    /// which the compiler checks.
+    pub fn release(&mut self) {
+        let (idx, off) = (self.rd_node.get(), self.rd_off.get());
+        self.nodes.drain(..idx);
+        if let Some(head) = self.nodes.front_mut() {
+            head.release_to(off);
+        }
+        while self.nodes.front().is_some_and(Node::holds_nothing) {
+            self.nodes.pop_front();
+        }
+        self.reset_cursor();
+    }
+
+    /// Moves the cursor to the head after the chain's front changed; frees an empty chain.
+    pub(super) fn reset_cursor(&mut self) {
+        self.rd_node.set(0);
+        self.rd_off.set(self.nodes.front().map_or(0, Node::start));
+        if self.nodes.is_empty() {
+            // The ring's allocation too: an idle buffer holds no memory at all.
+            self.nodes = VecDeque::new();
+        }
+    }
+
+    /// Fails unless `n` bytes are readable.
+    pub(super) fn check(&self, n: usize) -> Result<()> {
+        if n > self.len() {
+            return Err(Error::Short {
+                wanted: n,
+                buffered: self.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The read position moved past nodes read to their end, and the readable bytes of its
+    /// node (empty only when nothing is readable): the fast path of every reader.
+    pub(super) fn head(&self) -> (usize, usize, &[u8]) {
+        let (mut idx, mut off) = (self.rd_node.get(), self.rd_off.get());
+        if self.is_empty() {
+            return (idx, off, &[]);
+        }
+        loop {
+            let node = &self.nodes[idx];
+            if off < node.flushed() {
+                return (idx, off, node.bytes(off, node.flushed()));
+            }
+            // Readable bytes remain, so a next node exists.
+            idx += 1;
+            off = self.nodes[idx].start();
+        }
+    }
+
+    /// Consumes the first `n` bytes of the run [`head`](LinkBuffer::head) returned at
+    /// `(idx, off)`.
+    pub(super) fn advance_head(&self, idx: usize, off: usize, n: usize) {
+        self.rd_node.set(idx);
+        self.rd_off.set(off + n);
+        self.len.set(self.len() - n);
+    }
+
+    /// The next `n` readable bytes (`n <= len`), as runs of contiguous bytes, one per node.
+    pub(super) fn runs(&self, n: usize) -> Runs<'_> {
+        debug_assert!(n <= self.len());
+        Runs {
+            nodes: &self.nodes,
+            idx: self.rd_node.get(),
+            off: self.rd_off.get(),
+            left: n,
+        }
+    }
+
+    /// Consumes `n` readable bytes (`n <= len`).
+    pub(super) fn advance_cursor(&self, n: usize) {
+        let mut runs = self.runs(n);
+        for _ in runs.by_ref() {}
+        self.rd_node.set(runs.idx);
+        self.rd_off.set(runs.off);
+        self.len.set(self.len() - n);
+    }
+
+    /// Consumes `n` bytes (`n <= len`) and returns fully read nodes to the pool at once.
+    pub(super) fn consume_and_release(&mut self, n: usize) {
+        self.advance_cursor(n);
+        self.release();
+    }
+
+    /// Appends a node at the tail, first dropping a tail that holds nothing (a fresh node
+    /// from `chunk_mut` that got no byte), so that fresh nodes never pile up in the chain.
+    pub(super) fn push_node(&mut self, node: Node) {
+        if self.nodes.back().is_some_and(Node::holds_nothing) {
+            self.nodes.pop_back();
+            let len = self.nodes.len();
+            if len > 0 && self.rd_node.get() >= len {
+                // The cursor was at the end of the dropped node: put it at the end of the one
+                // before, which it had read through.
+                self.rd_node.set(len - 1);
+                self.rd_off.set(self.nodes[len - 1].flushed());
+            }
+        }
+        self.push_fresh(node);
+    }
+
+    /// Appends a node at the tail, keeping the current tail whatever it holds.
+    pub(super) fn push_fresh(&mut self, node: Node) {
+        if self.nodes.is_empty() {
+            self.rd_node.set(0);
+            self.rd_off.set(node.start());
+        }
+        self.nodes.push_back(node);
+    }
+
+    /// Moves `other`'s bytes to the end of this buffer without copying: its nodes are appended
+    /// to the chain. Both buffers are flushed first (every byte written to either becomes
+    /// readable), since readable bytes may not follow unflushed ones.
+    pub fn append(&mut self, mut other: LinkBuffer) {
+        self.flush();
+        other.flush();
+        other.release();
+        if other.nodes.is_empty() {
+            return;
+        }
+        self.len.set(self.len() + other.len());
+        let nodes = std::mem::take(&mut other.nodes);
+        other.len.set(0);
+        for node in nodes {
+            self.push_node(node);
+        }
+    }
+}
+
+/// Runs of contiguous readable bytes from a position, ending after a byte count. `idx`/`off`
+/// end where the last run ended.
+pub(super) struct Runs<'a> {
+    nodes: &'a VecDeque<Node>,
+    idx: usize,
+    off: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while self.left > 0 {
+            let node = &self.nodes[self.idx];
+            let avail = node.flushed() - self.off;
+            if avail == 0 {
+                // Readable bytes remain (left > 0), so a next node exists.
+                self.idx += 1;
+                self.off = self.nodes[self.idx].start();
+                continue;
+            }
+            let k = avail.min(self.left);
+            let run = node.bytes(self.off, self.off + k);
+            self.off += k;
+            self.left -= k;
+            return Some(run);
+        }
+        None
+    }
+}
+
+impl Default for LinkBuffer {
+    fn default() -> LinkBuffer {
+        LinkBuffer::new()
+    }
+}
+
+impl fmt::Debug for LinkBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkBuffer")
+            .field("len", &self.len())
+            .field("malloc_len", &self.pending)
+            .field("nodes", &self.nodes.len())
+            .field("capacity_bytes", &self.capacity_bytes())
+            .finish()
+    }
+}

@@ -1,0 +1,51 @@
+//! Vectored reads and writes on any descriptor (sockets, pipes, files), for
+//! `buffer::LinkBuffer`.
+//!
+//! Reads are `readv` (the call `socket::readv` makes). Writes try `sendmsg` with `MSG_NOSIGNAL`
+//! first (`socket::writev`), so a socket whose peer went away gives `EPIPE` rather than a
+//! `SIGPIPE`; on a descriptor that is not a socket (`ENOTSOCK`) they fall back to `writev`.
+//! Both retry `EINTR` (DESIGN.md decision 8) and leave `EAGAIN` to the caller.
+//!
+//! With a single buffer a read is a plain `read`: the kernel's `readv` path measured ~200 ns
+//! more per call on a Unix socket (2.26 µs against 2.06 µs for a write-then-read round).
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::RawFd;
+
+use super::{socket, syscall};
+
+/// One `readv` into `bufs` (`read` if there is one), retried on `EINTR`.
+pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    loop {
+        let r = match bufs {
+            [one] => socket::read(fd, one),
+            _ => socket::readv(fd, bufs),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// One vectored write of `bufs` (retried on `EINTR`): `sendmsg` without `SIGPIPE` on a socket,
+/// `writev` on anything else.
+pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        let r = match socket::writev(fd, bufs) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => plain_writev(fd, bufs),
+            r => r,
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+fn plain_writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: IoSlice is ABI-compatible with iovec; each points at `len` readable bytes.
+    let n = syscall!(writev(fd, bufs.as_ptr().cast(), cnt))?;
+    Ok(n as usize)
+}
