@@ -425,3 +425,60 @@ fn eintr_is_retried() {
         assert_eq!(&reader.join().unwrap().unwrap(), b"abc");
     });
 }
+
+#[test]
+fn close_wakes_a_parked_write() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // The peer accepts but never reads, so the writer fills both socket buffers and
+            // parks.
+            let peer = gorust::go(move || {
+                let s = l.accept().unwrap();
+                gorust::time::sleep(Duration::from_secs(3));
+                drop(s);
+            });
+            let c = Arc::new(TcpStream::connect(addr).unwrap());
+            let writer = {
+                let c = c.clone();
+                gorust::go(move || {
+                    let chunk = vec![0u8; 1 << 20];
+                    loop {
+                        if let Err(e) = (&*c).write(&chunk) {
+                            return e;
+                        }
+                    }
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(100));
+            c.close().unwrap();
+            let e = writer.join().unwrap();
+            assert!(gorust::net::is_closed(&e), "{e:?}");
+            drop(peer);
+        })
+    });
+}
+
+#[test]
+fn accepted_sockets_are_non_blocking_and_close_on_exec() {
+    use std::os::fd::AsRawFd;
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let _c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            let fd = s.as_raw_fd();
+            // SAFETY: fcntl queries on a descriptor we own.
+            let (fl, fdfl) = unsafe {
+                (
+                    libc::fcntl(fd, libc::F_GETFL),
+                    libc::fcntl(fd, libc::F_GETFD),
+                )
+            };
+            assert!(fl & libc::O_NONBLOCK != 0, "accept4(SOCK_NONBLOCK)");
+            assert!(fdfl & libc::FD_CLOEXEC != 0, "accept4(SOCK_CLOEXEC)");
+        })
+    });
+}

@@ -14,6 +14,19 @@ pub(crate) struct Interest(u32);
 impl Interest {
     /// Read readiness, level-triggered.
     pub(crate) const READABLE: Interest = Interest(libc::EPOLLIN as u32);
+    /// Write readiness, level-triggered (the event loop arms it only while output is pending).
+    #[allow(dead_code)] // used by the event loop (issue 4)
+    pub(crate) const WRITABLE: Interest = Interest(libc::EPOLLOUT as u32);
+    /// No readiness at all: a level-triggered registration with interest removed (the event
+    /// loop's back-pressure), still reporting errors and hang-ups, which epoll always does.
+    #[allow(dead_code)] // used by the event loop (issue 4)
+    pub(crate) const NONE: Interest = Interest(0);
+
+    /// Both interests.
+    #[allow(dead_code)] // used by the event loop (issue 4)
+    pub(crate) const fn and(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
     /// Read, write and peer-half-close readiness, edge-triggered: registered once per
     /// descriptor for goroutine and future I/O (Go's netpoll registration).
     pub(crate) const EDGE_ALL: Interest =
@@ -93,6 +106,25 @@ impl Epoll {
         Ok(())
     }
 
+    /// Changes the interest of a registered descriptor (level-triggered registrations of the
+    /// event loop: read interest off under back-pressure, write interest on while output is
+    /// pending).
+    #[allow(dead_code)] // used by the event loop (issue 4)
+    pub(crate) fn modify(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest.0,
+            u64: token,
+        };
+        // SAFETY: `ev` is a live epoll_event; the kernel copies it.
+        syscall!(epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            fd,
+            &mut ev
+        ))?;
+        Ok(())
+    }
+
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
         // SAFETY: `ev` is a live epoll_event (ignored by DEL, required non-null by old kernels).
@@ -154,5 +186,52 @@ impl Epoll {
         }
         events.len = n as usize;
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    fn tokens(ep: &Epoll) -> Vec<(u64, bool, bool)> {
+        let mut ev = Events::with_capacity(8);
+        ep.wait(&mut ev, Some(Duration::ZERO)).unwrap();
+        ev.iter()
+            .map(|(t, r)| (t, r.is_readable(), r.is_writable()))
+            .collect()
+    }
+
+    #[test]
+    fn level_triggered_interest_changes() {
+        let ep = Epoll::new().unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let fd = b.as_raw_fd();
+        ep.add(fd, Interest::READABLE, 7).unwrap();
+        assert!(tokens(&ep).is_empty());
+        a.write_all(b"x").unwrap();
+        // Level-triggered: reported on every wait until the data is read.
+        assert_eq!(tokens(&ep), vec![(7, true, false)]);
+        assert_eq!(tokens(&ep), vec![(7, true, false)]);
+        // Interest removed (back-pressure): not reported although data is waiting.
+        ep.modify(fd, Interest::NONE, 7).unwrap();
+        assert!(tokens(&ep).is_empty());
+        // Write interest on: the socket has room.
+        ep.modify(fd, Interest::WRITABLE.and(Interest::READABLE), 8)
+            .unwrap();
+        assert_eq!(tokens(&ep), vec![(8, true, true)]);
+        ep.delete(fd).unwrap();
+        assert!(tokens(&ep).is_empty());
+    }
+
+    #[test]
+    fn sub_millisecond_timeout_is_honoured() {
+        let ep = Epoll::new().unwrap();
+        let mut ev = Events::with_capacity(1);
+        let t = std::time::Instant::now();
+        ep.wait(&mut ev, Some(Duration::from_micros(200))).unwrap();
+        let took = t.elapsed();
+        assert!(took >= Duration::from_micros(200), "woke early: {took:?}");
     }
 }
