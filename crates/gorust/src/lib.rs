@@ -134,7 +134,7 @@ pub fn yield_now() {
 
 /// Live goroutines of the current thread's runtime (0 outside any runtime).
 pub fn num_goroutines() -> usize {
-    context::handle().map_or(0, |h| h.goroutines.load(Ordering::Relaxed))
+    context::handle().map_or(0, |h| h.live_goroutines())
 }
 
 /// A snapshot of the current thread's runtime's counters, or `None` outside a runtime.

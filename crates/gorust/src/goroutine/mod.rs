@@ -34,7 +34,6 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -66,7 +65,6 @@ pub(crate) struct Goroutine<T> {
     guard: overflow::GuardInfo,
     /// The thread this goroutine first ran on (an address unique among live threads).
     thread: Option<usize>,
-    handle: Handle,
 }
 
 fn thread_tag() -> usize {
@@ -104,7 +102,6 @@ impl<T> Future for Goroutine<T> {
 
 impl<T> Drop for Goroutine<T> {
     fn drop(&mut self) {
-        self.handle.goroutines.fetch_sub(1, Relaxed);
         let suspended = self.co.started() && !self.co.done();
         if suspended && self.thread != Some(thread_tag()) {
             // Dropping a suspended coroutine unwinds its stack and runs its destructors on
@@ -173,13 +170,12 @@ where
         CURRENT.with(|c| c.set(std::ptr::null()));
         out
     });
-    handle.goroutines.fetch_add(1, Relaxed);
+    handle.goroutine_started();
     let g = Goroutine {
         co: ManuallyDrop::new(co),
         id,
         guard,
         thread: None,
-        handle: handle.clone(),
     };
     handle.spawn_with_id(id, g, Kind::Goroutine)
 }

@@ -11,6 +11,9 @@ pub(crate) struct WorkerMetrics {
     polls: AtomicU64,
     steals: AtomicU64,
     parks: AtomicU64,
+    /// Goroutines started, and finished, on this worker (see `Shared::goroutines`).
+    started: AtomicU64,
+    finished: AtomicU64,
 }
 
 /// Adds one to a counter that only the calling worker writes: a plain load and store, not a
@@ -28,6 +31,12 @@ impl WorkerMetrics {
     }
     pub(crate) fn inc_parks(&self) {
         bump(&self.parks);
+    }
+    pub(crate) fn inc_started(&self) {
+        bump(&self.started);
+    }
+    pub(crate) fn inc_finished(&self) {
+        bump(&self.finished);
     }
 }
 
@@ -64,6 +73,41 @@ pub struct RuntimeMetrics {
 }
 
 impl super::Shared {
+    /// Goroutines started and not yet finished: the per-worker counters (each written only by
+    /// its worker, so counting costs no locked instruction) plus the shared ones for threads
+    /// that are not workers.
+    pub(crate) fn live_goroutines(&self) -> usize {
+        let (mut started, mut finished) = (
+            self.goroutines_started_elsewhere.load(Relaxed),
+            self.goroutines_finished_elsewhere.load(Relaxed),
+        );
+        for r in self.remotes.iter() {
+            started += r.metrics.started.load(Relaxed);
+            finished += r.metrics.finished.load(Relaxed);
+        }
+        started.saturating_sub(finished) as usize
+    }
+
+    /// Counts a goroutine start on the calling thread's counter.
+    pub(crate) fn goroutine_started(&self) {
+        match super::worker::current_index_in(self) {
+            Some(i) => self.remotes[i].metrics.inc_started(),
+            None => {
+                self.goroutines_started_elsewhere.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Counts a goroutine end on the calling thread's counter.
+    pub(crate) fn goroutine_finished(&self) {
+        match super::worker::current_index_in(self) {
+            Some(i) => self.remotes[i].metrics.inc_finished(),
+            None => {
+                self.goroutines_finished_elsewhere.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics {
             workers: self
@@ -78,7 +122,7 @@ impl super::Shared {
                 })
                 .collect(),
             global_queue_depth: self.inject.len(),
-            goroutines: self.goroutines.load(Relaxed),
+            goroutines: self.live_goroutines(),
             tasks: self.owned.len(),
             blocking_threads: self.blocking.num_threads(),
             idle_workers: self.idle.num_idle(),

@@ -78,8 +78,10 @@ pub(crate) struct Shared {
     pub(crate) owned: owned::OwnedTasks,
     pub(crate) config: Config,
     pub(crate) shutdown: AtomicBool,
-    /// Goroutines spawned and not yet finished.
-    pub(crate) goroutines: AtomicUsize,
+    /// Goroutine starts and ends counted on threads that are not this runtime's workers (the
+    /// workers count in their own `WorkerMetrics`); see `live_goroutines`.
+    pub(crate) goroutines_started_elsewhere: std::sync::atomic::AtomicU64,
+    pub(crate) goroutines_finished_elsewhere: std::sync::atomic::AtomicU64,
     pub(crate) blocking: blocking::Pool,
     pub(crate) started: Instant,
 }
@@ -104,8 +106,22 @@ struct Inbox {
 /// Task ids are unique across runtimes in one process.
 static NEXT_TASK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// A process-unique task id. Each thread takes ids from the global counter in blocks, so a
+/// spawn costs no locked instruction on the shared counter.
 pub(crate) fn next_task_id() -> u64 {
-    NEXT_TASK_ID.fetch_add(1, Relaxed)
+    const BLOCK: u64 = 1024;
+    thread_local! {
+        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_TASK_ID.fetch_add(BLOCK, Relaxed);
+            end = next + BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
 }
 
 /// The poller new registrations on this thread should use: the current worker's, or, on a
@@ -152,7 +168,8 @@ impl Shared {
             blocking: blocking::Pool::new(config.max_blocking_threads, config.blocking_keep_alive),
             config,
             shutdown: AtomicBool::new(false),
-            goroutines: AtomicUsize::new(0),
+            goroutines_started_elsewhere: std::sync::atomic::AtomicU64::new(0),
+            goroutines_finished_elsewhere: std::sync::atomic::AtomicU64::new(0),
             started: Instant::now(),
         });
         Ok((shared, locals))
@@ -286,6 +303,9 @@ impl Schedule for Handle {
     }
 
     fn release(&self, task: TaskRef) -> bool {
+        if task.header().kind == Kind::Goroutine {
+            self.goroutine_finished();
+        }
         self.owned.remove(task)
     }
 }

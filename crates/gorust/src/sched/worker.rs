@@ -64,6 +64,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
     f(unsafe { p.as_ref() })
 }
 
+/// The index of the worker this thread is, if it is a worker of `shared`.
+pub(crate) fn current_index_in(shared: &super::Shared) -> Option<usize> {
+    with_current(|w| match w {
+        Some(w) if std::ptr::eq(&*w.handle, shared) => Some(w.index),
+        _ => None,
+    })
+}
+
 /// The index of the worker this thread is, if any.
 pub(crate) fn current_index() -> Option<usize> {
     with_current(|w| w.map(|w| w.index))
