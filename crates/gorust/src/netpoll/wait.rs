@@ -62,18 +62,9 @@ impl Registration {
         &self,
         dir: Direction,
         timeout: Option<Duration>,
-        mut op: impl FnMut() -> io::Result<T>,
+        op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        let call_deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            self.check(dir, call_deadline)?;
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-            self.wait(dir, call_deadline)?;
-        }
+        self.run(dir, timeout, op, |_| false)
     }
 
     /// As [`io`](Self::io), for calls that move bytes (`read`, `write`, …) of a buffer of `len`
@@ -84,8 +75,20 @@ impl Registration {
         dir: Direction,
         timeout: Option<Duration>,
         len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
+        self.run(dir, timeout, op, |&n| n > 0 && n < len)
+    }
+
+    /// The loop behind `io` and `io_bytes`; `short` says whether a result drained the
+    /// direction.
+    fn run<T>(
+        &self,
+        dir: Direction,
+        timeout: Option<Duration>,
+        mut op: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> io::Result<T> {
         let call_deadline = timeout.map(|t| Instant::now() + t);
         let slot = self.desc.slot(dir);
         // Only a registered descriptor gets edges; only goroutines wait on the slot.
@@ -98,11 +101,11 @@ impl Registration {
             }
             let edges = slot.edges();
             match op() {
-                Ok(n) => {
-                    if edge_aware && n < len && n > 0 {
+                Ok(v) => {
+                    if edge_aware && short(&v) {
                         slot.mark_drained(edges);
                     }
-                    return Ok(n);
+                    return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

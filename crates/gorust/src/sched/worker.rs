@@ -105,6 +105,18 @@ pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
     CURRENT.with(|c| c.set(std::ptr::null()));
 }
 
+/// Takes a fair share of the global queue (Go's `globrunqget`: len / workers + 1, at most half
+/// a ring) into the local ring and returns one task of it.
+fn take_global_batch(shared: &super::Shared, core: &mut Core) -> Option<Notified> {
+    let n = (shared.inject.len() / shared.remotes.len() + 1).min(CAP / 2);
+    let mut batch = shared.inject.pop_n(n).into_iter();
+    let first = batch.next()?;
+    for t in batch {
+        core.local.push_back(t, &shared.inject);
+    }
+    Some(first)
+}
+
 /// Decrements `left`; when it reaches zero, resets it to `every` and returns `true`.
 fn countdown(left: &mut u32, every: u32) -> bool {
     *left -= 1;
@@ -273,13 +285,7 @@ impl WorkerCtx {
         if let Some(t) = core.runnext.take() {
             return Some(t);
         }
-        let n = (shared.inject.len() / shared.remotes.len() + 1).min(CAP / 2);
-        let mut batch = shared.inject.pop_n(n).into_iter();
-        let first = batch.next()?;
-        for t in batch {
-            core.local.push_back(t, &shared.inject);
-        }
-        Some(first)
+        take_global_batch(shared, &mut core)
     }
 
     fn steal(&self) -> Option<Notified> {
@@ -305,13 +311,7 @@ impl WorkerCtx {
                 }
             }
         }
-        let n = (shared.inject.len() / n + 1).min(CAP / 2);
-        let mut batch = shared.inject.pop_n(n).into_iter();
-        let first = batch.next()?;
-        for t in batch {
-            core.local.push_back(t, &shared.inject);
-        }
-        Some(first)
+        take_global_batch(shared, &mut core)
     }
 
     /// Keeps searching a little before parking, as Go's spinning Ms do: a worker that parks the
