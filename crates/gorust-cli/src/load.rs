@@ -226,10 +226,10 @@ fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Ok(()); // Unknown: let connect report EMFILE if it comes to that.
     }
-    let want = conns as u64 + extra + SPARE_FDS;
-    if (lim.rlim_cur as u64) < want && lim.rlim_max > lim.rlim_cur {
+    let want = (conns as u64 + extra + SPARE_FDS) as libc::rlim_t;
+    if lim.rlim_cur < want && lim.rlim_max > lim.rlim_cur {
         let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max.min(want as libc::rlim_t),
+            rlim_cur: lim.rlim_max.min(want),
             rlim_max: lim.rlim_max,
         };
         // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard one is
@@ -238,7 +238,7 @@ fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
             lim.rlim_cur = raised.rlim_cur;
         }
     }
-    if (lim.rlim_cur as u64) < want {
+    if lim.rlim_cur < want {
         return Err(format!(
             "cannot open {conns} connections: the process may open at most {} files (ulimit -n); use fewer connections",
             lim.rlim_cur
