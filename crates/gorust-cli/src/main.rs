@@ -1,10 +1,20 @@
 //! The `gorust` command: demonstrations and measurements of the runtime.
 //!
-//! `cargo run --release -- demo` runs the scheduler demonstration (see `demo.rs`).
+//! - `gorust demo`: the scheduler demonstration (see `demo.rs`);
+//! - `gorust serve`: an echo or HTTP/1.1 server, goroutine or thread per connection (`serve.rs`);
+//! - `gorust load`: a wrk-like load generator for both protocols (`load.rs`).
+//!
+//! Bad input (an unknown flag, a malformed value, a port in use, a refused connection) ends
+//! the command with one line on stderr and a non-zero exit code.
 
 mod demo;
+mod http;
+mod load;
+mod load_loop;
 mod procfs;
+mod serve;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -22,12 +32,32 @@ struct Cli {
 enum Command {
     /// Spawn, park and wake many goroutines on a few threads, and show what it costs.
     Demo(demo::Args),
+    /// Serve echo or HTTP/1.1 hello, a goroutine (or an OS thread) per connection.
+    Serve(serve::Args),
+    /// Load an echo or HTTP/1.1 server and report throughput and latency percentiles.
+    Load(load::Args),
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                // clap's first line says what is wrong; the usage lines after it are noise here.
+                let text = e.render().to_string();
+                let line = text.lines().next().unwrap_or("invalid arguments");
+                eprintln!("gorust: {}", line.trim_start_matches("error: "));
+                std::process::exit(2);
+            }
+        },
+    };
     let res = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Load(args) => load::run(args),
     };
     if let Err(e) = res {
         eprintln!("gorust: {e}");

@@ -1,0 +1,321 @@
+//! Just enough HTTP/1.1 for `gorust serve --proto http` and `gorust load --proto http`.
+//!
+//! Server side: [`serve_conn`] answers every request on one connection with
+//! `Request #N` (a process-wide counter, seed 001's Go program), over any `Read + Write`
+//! stream, so the goroutine model (`gorust::net::TcpStream`) and the thread model
+//! (`std::net::TcpStream`) share it. It keeps the connection alive as HTTP/1.1 says (and
+//! HTTP/1.0 with `Connection: keep-alive`, as `ab -k` sends), answers pipelined requests in one
+//! write, skips a `Content-Length` body, and refuses a header block larger than its buffer with
+//! 431.
+//!
+//! Client side: [`parse_response`] finds the end of one response (head plus `Content-Length`
+//! body) for the load generator.
+//!
+//! Not handled, on purpose: chunked bodies, header continuation lines, methods' semantics.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes buffered per connection; a request head larger than this is refused with 431.
+pub const BUF_SIZE: usize = 8192;
+
+const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Serves requests on one connection until the client closes it or asks to.
+pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut len = 0;
+    let mut out = Vec::with_capacity(256);
+    loop {
+        // Answer every complete request in the buffer (pipelining), then write once.
+        let mut keep_alive = true;
+        while let Some(req) = parse_request(&buf[..len]) {
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            keep_alive = req.keep_alive;
+            write_response(&mut out, n, req.keep_alive, req.http10);
+            buf.copy_within(req.consumed..len, 0);
+            len -= req.consumed;
+            if !keep_alive {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            conn.write_all(&out)?;
+            out.clear();
+        }
+        if !keep_alive {
+            return Ok(());
+        }
+        if len == buf.len() {
+            return conn.write_all(TOO_LARGE);
+        }
+        let n = conn.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+    }
+}
+
+/// Appends the response to request number `n`.
+fn write_response(out: &mut Vec<u8>, n: u64, keep_alive: bool, http10: bool) {
+    let body = format!("Request #{n}\n");
+    // HTTP/1.1 is persistent unless told otherwise; an HTTP/1.0 client keeps the connection
+    // only if the response says so.
+    let connection = match (keep_alive, http10) {
+        (false, _) => "Connection: close\r\n",
+        (true, true) => "Connection: keep-alive\r\n",
+        (true, false) => "",
+    };
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{body}",
+        body.len(),
+    );
+}
+
+/// One complete request found at the front of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Bytes of the request, head and body.
+    pub consumed: usize,
+    pub keep_alive: bool,
+    pub http10: bool,
+}
+
+/// Parses one request head (and skips its `Content-Length` body) if it is complete.
+pub fn parse_request(data: &[u8]) -> Option<Request> {
+    let head = Head::parse(data)?;
+    let http10 = head.first_line.ends_with("HTTP/1.0");
+    let keep_alive = match head.connection {
+        Connection::Close => false,
+        Connection::KeepAlive => true,
+        Connection::Default => !http10,
+    };
+    let consumed = head.end.checked_add(head.content_length.unwrap_or(0))?;
+    (data.len() >= consumed).then_some(Request {
+        consumed,
+        keep_alive,
+        http10,
+    })
+}
+
+/// One complete response found at the front of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Bytes of the response, head and body.
+    pub consumed: usize,
+    pub status: u16,
+    /// The server will close the connection after this response.
+    pub close: bool,
+}
+
+/// Parses one response if it is complete: `Ok(None)` means more bytes are needed, `Err` a
+/// response this client cannot read (a malformed status line, a chunked body).
+pub fn parse_response(data: &[u8]) -> Result<Option<Response>, String> {
+    let Some(head) = Head::parse(data) else {
+        return Ok(None);
+    };
+    let mut parts = head.first_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
+    let Some(status) = status.filter(|_| version.starts_with("HTTP/1.")) else {
+        return Err(format!("malformed status line {:?}", head.first_line));
+    };
+    if head.chunked {
+        return Err("chunked responses are not supported".into());
+    }
+    let consumed = head.end + head.content_length.unwrap_or(0);
+    let close = match head.connection {
+        Connection::Close => true,
+        Connection::KeepAlive => false,
+        Connection::Default => version == "HTTP/1.0",
+    };
+    Ok((data.len() >= consumed).then_some(Response {
+        consumed,
+        status,
+        close,
+    }))
+}
+
+enum Connection {
+    Default,
+    Close,
+    KeepAlive,
+}
+
+/// The fields of a message head that both sides need.
+struct Head<'a> {
+    first_line: &'a str,
+    /// Offset just past the blank line ending the head.
+    end: usize,
+    content_length: Option<usize>,
+    connection: Connection,
+    chunked: bool,
+}
+
+impl<'a> Head<'a> {
+    /// `None` until the whole head has arrived (or if it is not UTF-8 or has a bad length).
+    fn parse(data: &'a [u8]) -> Option<Head<'a>> {
+        let end = data.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let text = std::str::from_utf8(&data[..end - 4]).ok()?;
+        let mut lines = text.split("\r\n");
+        let mut head = Head {
+            first_line: lines.next()?,
+            end,
+            content_length: None,
+            connection: Connection::Default,
+            chunked: false,
+        };
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("connection") {
+                if value.eq_ignore_ascii_case("close") {
+                    head.connection = Connection::Close;
+                } else if value.eq_ignore_ascii_case("keep-alive") {
+                    head.connection = Connection::KeepAlive;
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                head.content_length = Some(value.parse().ok()?);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                head.chunked = value.to_ascii_lowercase().contains("chunked");
+            }
+        }
+        Some(head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that hands out its input in the given pieces and records what is written.
+    struct Script {
+        input: Vec<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some(piece) = self.input.first_mut() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            piece.drain(..n);
+            if piece.is_empty() {
+                self.input.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Serves the pieces and returns the responses, parsed.
+    fn run(pieces: &[&[u8]]) -> (Vec<Response>, String) {
+        let mut s = Script {
+            input: pieces.iter().map(|p| p.to_vec()).collect(),
+            output: Vec::new(),
+        };
+        let counter = AtomicU64::new(0);
+        serve_conn(&mut s, &counter).unwrap();
+        let mut rest = &s.output[..];
+        let mut out = Vec::new();
+        while let Some(r) = parse_response(rest).unwrap() {
+            rest = &rest[r.consumed..];
+            out.push(r);
+        }
+        assert!(rest.is_empty(), "trailing bytes: {rest:?}");
+        (out, String::from_utf8(s.output).unwrap())
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order() {
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let three = [&req[..], &req[..], &req[..]].concat();
+        let (rs, text) = run(&[&three]);
+        assert_eq!(rs.len(), 3);
+        assert!(rs.iter().all(|r| r.status == 200 && !r.close));
+        assert!(text.contains("Request #1\n") && text.contains("Request #3\n"));
+    }
+
+    #[test]
+    fn a_request_split_across_reads_is_answered_once() {
+        let (rs, _) = run(&[b"GET / HT", b"TP/1.1\r\nHost: x\r", b"\n\r\n"]);
+        assert_eq!(rs.len(), 1);
+    }
+
+    #[test]
+    fn http10_without_keep_alive_closes_after_one() {
+        let req = b"GET / HTTP/1.0\r\n\r\n";
+        let (rs, text) = run(&[&[&req[..], &req[..]].concat()]);
+        assert_eq!(rs.len(), 1, "the second request must not be answered");
+        assert!(rs[0].close);
+        assert!(text.contains("Connection: close"));
+    }
+
+    #[test]
+    fn http10_with_keep_alive_stays_open() {
+        let req = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        let (rs, text) = run(&[&[&req[..], &req[..]].concat()]);
+        assert_eq!(rs.len(), 2);
+        assert!(rs.iter().all(|r| !r.close));
+        assert!(text.contains("Connection: keep-alive"));
+    }
+
+    #[test]
+    fn connection_close_ends_the_connection() {
+        let close = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let after = b"GET / HTTP/1.1\r\n\r\n";
+        let (rs, _) = run(&[&[&close[..], &after[..]].concat()]);
+        assert_eq!(rs.len(), 1);
+        assert!(rs[0].close);
+    }
+
+    #[test]
+    fn a_content_length_body_is_skipped() {
+        let post = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /";
+        let get = b"GET / HTTP/1.1\r\n\r\n";
+        let (rs, text) = run(&[&post[..], &get[..]]);
+        assert_eq!(rs.len(), 2, "the body must not be read as a request");
+        assert!(text.contains("Request #2\n"));
+        assert_eq!(
+            parse_request(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_head_larger_than_the_buffer_gets_431() {
+        let mut big = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        big.resize(BUF_SIZE + 100, b'a');
+        let (rs, _) = run(&[&big]);
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].status, 431);
+        assert!(rs[0].close);
+    }
+
+    #[test]
+    fn responses_parse_incrementally() {
+        let r = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(parse_response(&r[..r.len() - 1]), Ok(None));
+        let got = parse_response(r).unwrap().unwrap();
+        assert_eq!((got.consumed, got.status, got.close), (r.len(), 404, false));
+        assert!(parse_response(b"garbage\r\n\r\n").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+    }
+}

@@ -1,0 +1,406 @@
+//! `gorust load`: a load generator for echo and HTTP/1.1 servers, with wrk's flags.
+//!
+//! 1. Parse the target (`host:port`, or `http://host:port/path`), check that the process may
+//!    open `-c` descriptors, and open every connection before the clock starts (a refused
+//!    connection or the descriptor limit ends the run with one line saying why).
+//! 2. Split the connections over `-t` threads; each runs one epoll loop (`load_loop.rs`) for
+//!    `-d`, closed-loop, or at a fixed total rate with `-R` (latency measured from the intended
+//!    send time, as wrk2 does).
+//! 3. Merge the threads' histograms and counters; print a wrk-like summary, or one JSON object
+//!    with `--json`.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::load_loop::{self, Plan, Stats, Wire};
+use crate::serve::Proto;
+
+/// Descriptors the process needs besides its connections (stdio, epoll instances, slack).
+const SPARE_FDS: u64 = 16;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Target: host:port, or http://host:port/path for http.
+    pub addr: String,
+    /// Protocol (default: http for an http:// target, else echo).
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Connections kept open and busy.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    pub connections: usize,
+    /// Duration of the run: 10s, 500ms, 1m.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Threads, each running one event loop over its share of the connections.
+    #[arg(short = 't', long, default_value_t = 1)]
+    pub threads: usize,
+    /// Message size in bytes (echo).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Fixed total request rate per second (default: closed loop, as fast as replies come).
+    #[arg(short = 'R', long)]
+    pub rate: Option<f64>,
+    /// A reply slower than this is a timeout.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `10s`, `500ms`, `1m`, `250us`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("invalid duration '{s}': expected a number with a unit, e.g. 10s, 500ms, 1m");
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" | "µs" => v / 1e6,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(bad)
+}
+
+/// The target, resolved.
+struct Target {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+    is_url: bool,
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    let bad = |why: &str| format!("invalid address '{s}': {why}");
+    let (hostport, path, is_url) = if let Some(rest) = s.strip_prefix("http://") {
+        match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_string(), true),
+            None => (rest, "/".to_string(), true),
+        }
+    } else if s.contains("://") {
+        return Err(bad("only http:// URLs are supported"));
+    } else {
+        (s, "/".to_string(), false)
+    };
+    let with_port = if is_url && !hostport.contains(':') {
+        format!("{hostport}:80")
+    } else {
+        hostport.to_string()
+    };
+    let Some((host, port)) = with_port.rsplit_once(':') else {
+        return Err(bad("expected host:port or http://host:port/path"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad("expected host:port or http://host:port/path"));
+    }
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| bad("the host has no address"))?;
+    Ok(Target {
+        addr,
+        host: hostport.to_string(),
+        path,
+        is_url,
+    })
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let target = parse_target(&args.addr)?;
+    let proto = args.proto.unwrap_or(if target.is_url {
+        Proto::Http
+    } else {
+        Proto::Echo
+    });
+    if args.connections == 0 || args.threads == 0 {
+        return Err("-c and -t must be at least 1".into());
+    }
+    if args.size == 0 {
+        return Err("--size must be at least 1".into());
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("-R must be a positive number of requests per second".into());
+    }
+    let conns = args.connections;
+    let threads = args.threads.min(conns);
+    check_fd_limit(conns, threads as u64)?;
+
+    let wire = match proto {
+        Proto::Echo => Wire::Echo(vec![b'x'; args.size]),
+        Proto::Http => Wire::Http(
+            format!(
+                "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+                target.path, target.host
+            )
+            .into_bytes(),
+        ),
+    };
+    let mut socks = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let s = connect(&target.addr, args.timeout)
+            .map_err(|e| connect_error(&e, conns, i, &target.addr))?;
+        socks.push((i, s));
+    }
+
+    let start = Instant::now() + Duration::from_millis(5);
+    let end = start + args.duration;
+    let interval = args.rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
+    let mut handles = Vec::with_capacity(threads);
+    for k in (0..threads).rev() {
+        let share = socks.split_off(k * conns / threads);
+        let plan = Plan {
+            addr: target.addr,
+            wire: wire.clone(),
+            socks: share,
+            total_conns: conns,
+            interval,
+            start,
+            end,
+            timeout: args.timeout,
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("load-{k}"))
+            .spawn(move || load_loop::run(plan))
+            .map_err(|e| format!("cannot spawn a load thread: {e}"))?;
+        handles.push(h);
+    }
+    let mut total = Stats::new();
+    for h in handles {
+        let s = h
+            .join()
+            .map_err(|_| "a load thread panicked".to_string())??;
+        total.merge(&s);
+    }
+    let secs = Instant::now().min(end).duration_since(start).as_secs_f64();
+    let report = Report {
+        proto,
+        conns,
+        threads,
+        secs,
+        rate: args.rate,
+        stats: total,
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        report.print(&target.addr, &args.addr);
+    }
+    Ok(())
+}
+
+fn connect(addr: &SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(addr, timeout)?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+fn connect_error(e: &std::io::Error, conns: usize, opened: usize, addr: &SocketAddr) -> String {
+    if gorust::net::is_resource_exhausted(e) {
+        format!(
+            "cannot open {conns} connections: ran out of descriptors after {opened} ({e}); use fewer connections"
+        )
+    } else {
+        format!("cannot connect to {addr}: {e}")
+    }
+}
+
+/// Fails with a clear message if the process may not open `conns` connections and `extra`
+/// other descriptors, after raising its soft limit as far as the hard limit allows.
+fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(()); // Unknown: let connect report EMFILE if it comes to that.
+    }
+    let want = (conns as u64 + extra + SPARE_FDS) as libc::rlim_t;
+    if lim.rlim_cur < want && lim.rlim_max > lim.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max.min(want),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard one is
+        // always permitted.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = raised.rlim_cur;
+        }
+    }
+    if lim.rlim_cur < want {
+        return Err(format!(
+            "cannot open {conns} connections: the process may open at most {} files (ulimit -n); use fewer connections",
+            lim.rlim_cur
+        ));
+    }
+    Ok(())
+}
+
+struct Report {
+    proto: Proto,
+    conns: usize,
+    threads: usize,
+    secs: f64,
+    rate: Option<f64>,
+    stats: Stats,
+}
+
+impl Report {
+    fn latency_us(&self, q: f64) -> u64 {
+        if self.stats.hist.is_empty() {
+            0
+        } else {
+            self.stats.hist.value_at_quantile(q)
+        }
+    }
+
+    fn errors(&self) -> u64 {
+        let s = &self.stats;
+        s.connect_errors + s.read_errors + s.write_errors + s.timeouts + s.non_2xx
+    }
+
+    fn print(&self, addr: &SocketAddr, target: &str) {
+        let s = &self.stats;
+        let proto = format!("{:?}", self.proto).to_lowercase();
+        let mode = match self.rate {
+            Some(r) => format!("{r} requests/s in total, latency from intended send times"),
+            None => "closed loop".to_string(),
+        };
+        println!(
+            "{:.1}s {proto} load on {target} ({addr}): {} connections, {} threads, {mode}",
+            self.secs, self.conns, self.threads
+        );
+        println!(
+            "  requests     {:>12}   {:>12.1} requests/s",
+            s.requests,
+            s.requests as f64 / self.secs
+        );
+        println!(
+            "  transfer     {:>12}   {:>12}/s",
+            bytes(s.bytes as f64),
+            bytes(s.bytes as f64 / self.secs)
+        );
+        println!(
+            "  latency      p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            micros(self.latency_us(0.5)),
+            micros(self.latency_us(0.9)),
+            micros(self.latency_us(0.99)),
+            micros(self.latency_us(0.999)),
+            micros(s.hist.max())
+        );
+        println!(
+            "  errors       {:>12}   (connect {}, read {}, write {}, timeout {}, non-2xx {})",
+            self.errors(),
+            s.connect_errors,
+            s.read_errors,
+            s.write_errors,
+            s.timeouts,
+            s.non_2xx
+        );
+    }
+
+    fn json(&self) -> String {
+        let s = &self.stats;
+        let rate = self.rate.map_or("null".to_string(), |r| r.to_string());
+        format!(
+            concat!(
+                "{{\"proto\":\"{}\",\"connections\":{},\"threads\":{},\"duration_s\":{:.3},",
+                "\"rate\":{},\"requests\":{},\"requests_per_sec\":{:.1},\"bytes\":{},",
+                "\"bytes_per_sec\":{:.1},\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},",
+                "\"p99_9\":{},\"max\":{},\"mean\":{:.1}}},\"errors\":{{\"total\":{},",
+                "\"connect\":{},\"read\":{},\"write\":{},\"timeout\":{},\"non_2xx\":{}}}}}"
+            ),
+            format!("{:?}", self.proto).to_lowercase(),
+            self.conns,
+            self.threads,
+            self.secs,
+            rate,
+            s.requests,
+            s.requests as f64 / self.secs,
+            s.bytes,
+            s.bytes as f64 / self.secs,
+            self.latency_us(0.5),
+            self.latency_us(0.9),
+            self.latency_us(0.99),
+            self.latency_us(0.999),
+            s.hist.max(),
+            if s.hist.is_empty() {
+                0.0
+            } else {
+                s.hist.mean()
+            },
+            self.errors(),
+            s.connect_errors,
+            s.read_errors,
+            s.write_errors,
+            s.timeouts,
+            s.non_2xx
+        )
+    }
+}
+
+fn micros(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else if us >= 1000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+fn bytes(b: f64) -> String {
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.2} MiB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.2} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        for bad in ["", "s", "10x", "-1s", "0s", "1.2.3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let t = parse_target("http://127.0.0.1:8080/hello").unwrap();
+        assert!(t.is_url);
+        assert_eq!((t.path.as_str(), t.addr.port()), ("/hello", 8080));
+        let t = parse_target("127.0.0.1:9").unwrap();
+        assert!(!t.is_url);
+        assert_eq!(parse_target("http://127.0.0.1").unwrap().addr.port(), 80);
+        for bad in [
+            "127.0.0.1",
+            "nonsense",
+            ":80",
+            "127.0.0.1:99999",
+            "https://x:1/",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The engine of `gorust load`: one epoll loop per thread over its share of the connections.
+//!
+//! Each connection has at most one request outstanding (no pipelining), as wrk's connections do.
+//! A connection's lifecycle:
+//! 1. connected (by the caller, before the clock starts) and registered edge-triggered for
+//!    input and output;
+//! 2. idle → sending: closed loop, at once; with a rate (`-R`), at its next *intended* time,
+//!    one per `interval`, staggered across connections;
+//! 3. outstanding: until the whole reply has arrived (echo: as many bytes as were sent; http: a
+//!    head plus its `Content-Length` body), when the latency is recorded — from the actual send
+//!    in a closed loop, from the intended send time with a rate, so that a stalled server is
+//!    charged for the requests it delayed (coordinated omission, corrected as wrk2 does);
+//! 4. on a read or write error, an unreadable reply, a reply longer than `timeout`, or a server
+//!    that closes: counted, then reconnected (a failed reconnect is counted and retried
+//!    every 100 ms).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::http;
+
+/// What a connection sends, and how it knows the reply is complete.
+#[derive(Clone)]
+pub enum Wire {
+    /// Send the message; the reply is the same number of bytes.
+    Echo(Vec<u8>),
+    /// Send the request; the reply is one HTTP response.
+    Http(Vec<u8>),
+}
+
+/// One thread's share of the run.
+pub struct Plan {
+    pub addr: SocketAddr,
+    pub wire: Wire,
+    /// Connected sockets, with their index among all connections.
+    pub socks: Vec<(usize, TcpStream)>,
+    pub total_conns: usize,
+    /// With `-R`: the time between two requests of one connection.
+    pub interval: Option<Duration>,
+    pub start: Instant,
+    pub end: Instant,
+    pub timeout: Duration,
+}
+
+/// What one thread measured.
+pub struct Stats {
+    /// Latency in microseconds.
+    pub hist: Histogram<u64>,
+    pub requests: u64,
+    pub bytes: u64,
+    pub connect_errors: u64,
+    pub read_errors: u64,
+    pub write_errors: u64,
+    pub timeouts: u64,
+    pub non_2xx: u64,
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        Stats {
+            // 1 µs to one hour, three significant digits (wrk's choice).
+            hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            requests: 0,
+            bytes: 0,
+            connect_errors: 0,
+            read_errors: 0,
+            write_errors: 0,
+            timeouts: 0,
+            non_2xx: 0,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Stats) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.hist.add(&o.hist);
+        self.requests += o.requests;
+        self.bytes += o.bytes;
+        self.connect_errors += o.connect_errors;
+        self.read_errors += o.read_errors;
+        self.write_errors += o.write_errors;
+        self.timeouts += o.timeouts;
+        self.non_2xx += o.non_2xx;
+    }
+}
+
+struct Conn {
+    sock: Option<TcpStream>,
+    /// Bytes of the request not yet written.
+    out_off: usize,
+    /// Reply bytes so far: counted for echo, kept for http.
+    got: usize,
+    inbuf: Vec<u8>,
+    /// The latency origin of the outstanding request, if one is.
+    origin: Option<Instant>,
+    /// When the outstanding request was actually sent (for the timeout).
+    sent_at: Instant,
+    /// With a rate: the intended time of this connection's next request.
+    next: Instant,
+    /// For a connection that failed to reconnect: when to try again.
+    retry_at: Option<Instant>,
+}
+
+/// Runs the plan until its end; returns what was measured.
+pub fn run(plan: Plan) -> Result<Stats, String> {
+    let ep = Epoll::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut st = State {
+        stats: Stats::new(),
+        conns: Vec::with_capacity(plan.socks.len()),
+        heap: BinaryHeap::new(),
+        buf: vec![0u8; 64 * 1024],
+        ep,
+        plan,
+    };
+    let socks = std::mem::take(&mut st.plan.socks);
+    for (global, sock) in socks {
+        let i = st.conns.len();
+        st.ep
+            .add(sock.as_raw_fd(), i as u64)
+            .map_err(|e| format!("epoll_ctl: {e}"))?;
+        let next = match st.plan.interval {
+            Some(iv) => st.plan.start + iv.mul_f64(global as f64 / st.plan.total_conns as f64),
+            None => st.plan.start,
+        };
+        st.conns.push(Conn {
+            sock: Some(sock),
+            out_off: 0,
+            got: 0,
+            inbuf: Vec::new(),
+            origin: None,
+            sent_at: next,
+            next,
+            retry_at: None,
+        });
+        st.heap.push(Reverse((next, i)));
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut last_scan = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= st.plan.end {
+            break;
+        }
+        st.send_due(now);
+        if now.duration_since(last_scan) >= Duration::from_millis(10) {
+            st.scan(now);
+            last_scan = now;
+        }
+        let mut wait = Duration::from_millis(10).min(st.plan.end - now);
+        if let Some(Reverse((t, _))) = st.heap.peek() {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        let n = st
+            .ep
+            .wait(&mut events, wait)
+            .map_err(|e| format!("epoll_wait: {e}"))?;
+        for ev in &events[..n] {
+            st.on_ready(ev.u64 as usize);
+        }
+    }
+    Ok(st.stats)
+}
+
+struct State {
+    plan: Plan,
+    stats: Stats,
+    conns: Vec<Conn>,
+    /// Idle connections by the time they may send next (min-heap). Stale entries (for a
+    /// connection that is busy, or rescheduled) are skipped when popped.
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    buf: Vec<u8>,
+    ep: Epoll,
+}
+
+impl State {
+    fn request(&self) -> &[u8] {
+        match &self.plan.wire {
+            Wire::Echo(m) | Wire::Http(m) => m,
+        }
+    }
+
+    /// Starts every idle connection whose time has come.
+    fn send_due(&mut self, now: Instant) {
+        while let Some(&Reverse((t, i))) = self.heap.peek() {
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            let c = &self.conns[i];
+            if c.sock.is_some() && c.origin.is_none() && c.next == t {
+                self.send(i, t, now);
+            }
+        }
+    }
+
+    /// Sends conn `i`'s request; its latency counts from `origin`.
+    fn send(&mut self, i: usize, origin: Instant, now: Instant) {
+        let c = &mut self.conns[i];
+        c.origin = Some(origin);
+        c.sent_at = now;
+        c.out_off = 0;
+        c.got = 0;
+        self.flush(i);
+    }
+
+    /// Writes what is left of conn `i`'s request.
+    fn flush(&mut self, i: usize) {
+        let len = self.request().len();
+        loop {
+            let c = &self.conns[i];
+            let (Some(sock), true) = (&c.sock, c.origin.is_some() && c.out_off < len) else {
+                return;
+            };
+            let res = (&*sock).write(&self.request()[c.out_off..]);
+            match res {
+                Ok(n) => self.conns[i].out_off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.stats.write_errors += 1;
+                    return self.reconnect(i);
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, i: usize) {
+        if self.conns[i].sock.is_none() {
+            return;
+        }
+        self.flush(i);
+        loop {
+            let Some(sock) = &self.conns[i].sock else {
+                return;
+            };
+            match (&*sock).read(&mut self.buf) {
+                Ok(0) => {
+                    // The server closed: an error only if a reply was due.
+                    if self.conns[i].origin.is_some() {
+                        self.stats.read_errors += 1;
+                    }
+                    return self.reconnect(i);
+                }
+                Ok(n) => {
+                    self.stats.bytes += n as u64;
+                    let c = &mut self.conns[i];
+                    c.got += n;
+                    if let Wire::Http(_) = self.plan.wire {
+                        c.inbuf.extend_from_slice(&self.buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.stats.read_errors += 1;
+                    return self.reconnect(i);
+                }
+            }
+        }
+        self.complete(i);
+    }
+
+    /// Finishes conn `i`'s request if its whole reply has arrived.
+    fn complete(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        let Some(origin) = c.origin else {
+            return;
+        };
+        let mut close = false;
+        match &self.plan.wire {
+            Wire::Echo(m) => {
+                if c.got < m.len() {
+                    return;
+                }
+                c.got -= m.len();
+            }
+            Wire::Http(_) => match http::parse_response(&c.inbuf) {
+                Ok(None) => return,
+                Ok(Some(r)) => {
+                    c.inbuf.drain(..r.consumed);
+                    close = r.close;
+                    if !(200..300).contains(&r.status) {
+                        self.stats.non_2xx += 1;
+                    }
+                }
+                Err(_) => {
+                    self.stats.read_errors += 1;
+                    return self.reconnect(i);
+                }
+            },
+        }
+        let now = Instant::now();
+        c.origin = None;
+        if now < self.plan.end {
+            self.stats.requests += 1;
+            let us = now.duration_since(origin).as_micros() as u64;
+            self.stats.hist.saturating_record(us.max(1));
+        }
+        if close {
+            return self.reconnect(i);
+        }
+        self.schedule(i, now);
+    }
+
+    /// Schedules idle conn `i`'s next request: at once in a closed loop, else at its next
+    /// intended time (at once, charged from that time, if it is already past).
+    fn schedule(&mut self, i: usize, now: Instant) {
+        match self.plan.interval {
+            None => {
+                self.conns[i].next = now;
+                self.send(i, now, now);
+            }
+            Some(iv) => {
+                let c = &mut self.conns[i];
+                c.next += iv;
+                if c.next <= now {
+                    let t = c.next;
+                    self.send(i, t, now);
+                } else {
+                    self.heap.push(Reverse((c.next, i)));
+                }
+            }
+        }
+    }
+
+    /// Every 10 ms: times out replies that are too late, retries failed reconnects.
+    fn scan(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            if c.origin.is_some() && now.duration_since(c.sent_at) > self.plan.timeout {
+                self.stats.timeouts += 1;
+                self.reconnect(i);
+            } else if c.retry_at.is_some_and(|t| t <= now) {
+                self.reconnect(i);
+            }
+        }
+    }
+
+    /// Replaces conn `i`'s socket with a new connection, idle and scheduled.
+    fn reconnect(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        c.sock = None;
+        c.origin = None;
+        c.inbuf.clear();
+        c.got = 0;
+        let now = Instant::now();
+        if now >= self.plan.end {
+            return;
+        }
+        let sock = TcpStream::connect_timeout(&self.plan.addr, self.plan.timeout).and_then(|s| {
+            s.set_nodelay(true)?;
+            s.set_nonblocking(true)?;
+            self.ep.add(s.as_raw_fd(), i as u64)?;
+            Ok(s)
+        });
+        let c = &mut self.conns[i];
+        match sock {
+            Ok(s) => {
+                c.sock = Some(s);
+                c.retry_at = None;
+                if self.plan.interval.is_some() {
+                    // Resume the schedule from now: time lost reconnecting is not charged.
+                    c.next = c.next.max(now);
+                    self.heap.push(Reverse((c.next, i)));
+                } else {
+                    self.send(i, now, now);
+                }
+            }
+            Err(_) => {
+                self.stats.connect_errors += 1;
+                c.retry_at = Some(now + Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// An epoll instance: the only `unsafe` of the load generator.
+struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 has no preconditions; it returns a new descriptor or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a descriptor we just created and nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
+    }
+
+    /// Registers `fd` edge-triggered for input and output, with `token` as its event data.
+    fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: both descriptors are open for the call, and `ev` is a valid epoll_event.
+        let r = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout`; returns the number of events. `epoll_pwait2` keeps the rate
+    /// schedule's sub-millisecond precision; on kernels before 5.11 the wait is rounded up to
+    /// a millisecond.
+    fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> io::Result<usize> {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        let (ep, len) = (self.fd.as_raw_fd(), events.len() as i32);
+        // SAFETY: `events` is valid for writes of its length of epoll_events, `ts` is a valid
+        // timespec, and a null signal mask means the mask is left alone.
+        let mut n =
+            unsafe { libc::epoll_pwait2(ep, events.as_mut_ptr(), len, &ts, std::ptr::null()) };
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            // SAFETY: as above.
+            n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), len, ms) };
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(n as usize)
+    }
+}

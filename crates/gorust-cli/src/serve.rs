@@ -1,0 +1,164 @@
+//! `gorust serve`: an echo or HTTP/1.1 hello server, in one of two models.
+//!
+//! - `goroutine` (default): `gorust::net` and a goroutine per connection, accepted by
+//!   `gorust::net::serve` (which backs off when descriptors run out).
+//! - `threads`: `std::net` and an OS thread per connection, the model without a netpoller.
+//!
+//! Both run the same handlers ([`echo`] here, [`crate::http::serve_conn`]) over any
+//! `Read + Write` stream. Once bound, the server prints `listening on http://ADDR/ (model,
+//! proto)` on stdout and serves until it is killed.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::http;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// Write back every byte read.
+    Echo,
+    /// HTTP/1.1 keep-alive hello with a request counter.
+    Http,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Model {
+    /// gorust::net, a goroutine per connection.
+    Goroutine,
+    /// std::net, an OS thread per connection.
+    Threads,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// What to serve.
+    #[arg(long, value_enum, default_value_t = Proto::Echo)]
+    pub proto: Proto,
+    /// How connections are served.
+    #[arg(long, value_enum, default_value_t = Model::Goroutine)]
+    pub model: Model,
+    /// Worker threads of the goroutine model (default: available cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub addr: String,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let addr = resolve(&args.addr, args.port)?;
+    if args.workers == Some(0) {
+        return Err("--workers must be at least 1".into());
+    }
+    let handler = match args.proto {
+        Proto::Echo => Handler::Echo,
+        Proto::Http => Handler::Http(Arc::new(AtomicU64::new(0))),
+    };
+    match args.model {
+        Model::Goroutine => {
+            let mut builder = gorust::Runtime::builder();
+            if let Some(w) = args.workers {
+                builder = builder.workers(w);
+            }
+            let rt = builder
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            rt.run(move || {
+                let listener = gorust::net::TcpListener::bind(addr)
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                announce(listener.local_addr(), &args)?;
+                gorust::net::serve(&listener, move |mut conn| {
+                    let _ = conn.set_nodelay(true);
+                    let _ = handler.call(&mut conn);
+                })
+                .map_err(|e| format!("accept: {e}"))
+            })
+        }
+        Model::Threads => {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            announce(listener.local_addr(), &args)?;
+            serve_threads(&listener, handler)
+        }
+    }
+}
+
+/// One address from `--addr` and `--port`.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("invalid address '{host}': expected an IP address or host name"))
+}
+
+fn announce(local: io::Result<SocketAddr>, args: &Args) -> Result<(), String> {
+    let local = local.map_err(|e| format!("local address: {e}"))?;
+    let model = format!("{:?}", args.model).to_lowercase();
+    let proto = format!("{:?}", args.proto).to_lowercase();
+    println!("listening on http://{local}/ ({model}, {proto})");
+    io::stdout().flush().map_err(|e| format!("stdout: {e}"))
+}
+
+/// A connection handler usable by both models: `S` is `gorust::net::TcpStream` or
+/// `std::net::TcpStream`.
+#[derive(Clone)]
+pub enum Handler {
+    Echo,
+    Http(Arc<AtomicU64>),
+}
+
+impl Handler {
+    fn call<S: Read + Write>(&self, conn: &mut S) -> io::Result<()> {
+        match self {
+            Handler::Echo => echo(conn),
+            Handler::Http(counter) => http::serve_conn(conn, counter),
+        }
+    }
+}
+
+/// Writes back every byte read until the peer closes.
+pub fn echo<S: Read + Write>(conn: &mut S) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..n])?;
+    }
+}
+
+/// The thread-per-connection accept loop, with the same back-off as `gorust::net::serve` when
+/// descriptors run out.
+fn serve_threads(listener: &std::net::TcpListener, handler: Handler) -> Result<(), String> {
+    let mut backoff = Duration::ZERO;
+    loop {
+        match listener.accept() {
+            Ok((mut conn, _)) => {
+                backoff = Duration::ZERO;
+                let _ = conn.set_nodelay(true);
+                let h = handler.clone();
+                let spawned = std::thread::Builder::new().spawn(move || {
+                    let _ = h.call(&mut conn);
+                });
+                if let Err(e) = spawned {
+                    eprintln!("gorust serve: cannot spawn a thread: {e}; connection dropped");
+                }
+            }
+            Err(e) if gorust::net::is_resource_exhausted(&e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                eprintln!("gorust serve: accept: {e}; retrying in {backoff:?}");
+                std::thread::sleep(backoff);
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The `gorust` command end to end: `serve` answers, `load` measures a `serve`, and bad input
+//! ends with one clear line on stderr and a non-zero exit code, never a panic.
+//!
+//! Servers are started on port 0 (the port is read from their first line of stdout) and killed
+//! by their PID when the test ends, pass or fail.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// A `gorust serve` child, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::cargo_bin("gorust")
+            .unwrap()
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut server = Server { child, port: 0 };
+        // "listening on http://127.0.0.1:PORT/ (model, proto)"
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok());
+        server.port = port.unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        server
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gorust(args: &[&str]) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::cargo_bin("gorust")
+        .unwrap()
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .assert()
+}
+
+/// Runs `gorust args`, expects failure with one line on stderr containing `want`.
+fn fails_with(args: &[&str], want: &str) {
+    let out = gorust(args).failure().get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(want), "stderr {err:?} lacks {want:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn echo_round_trip(server: &Server) {
+    let mut s = server.connect();
+    s.write_all(b"hello gorust").unwrap();
+    let mut got = [0u8; 12];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello gorust");
+}
+
+fn http_get(server: &Server) -> String {
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    got
+}
+
+#[test]
+fn serve_echo_answers_in_both_models() {
+    for model in ["goroutine", "threads"] {
+        let server = Server::start(&["--model", model, "--workers", "1"]);
+        echo_round_trip(&server);
+    }
+}
+
+#[test]
+fn serve_http_answers_in_both_models() {
+    for model in ["goroutine", "threads"] {
+        let server = Server::start(&["--model", model, "--proto", "http"]);
+        let first = http_get(&server);
+        assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+        assert!(first.ends_with("Request #1\n"), "{first}");
+        assert!(http_get(&server).ends_with("Request #2\n"));
+    }
+}
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = gorust(args).success().get_output().stdout.clone();
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+}
+
+#[test]
+fn load_echo_against_serve() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let out = gorust(&["load", &addr, "-c", "8", "-d", "1s", "-t", "2"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("requests/s") && text.contains("p99.9"),
+        "{text}"
+    );
+    let v = json_of(&[
+        "load", &addr, "-c", "8", "-d", "1s", "--json", "--size", "100",
+    ]);
+    assert!(v["requests"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["errors"]["total"], 0, "{v}");
+    assert_eq!(v["proto"], "echo");
+}
+
+#[test]
+fn load_http_against_serve() {
+    let server = Server::start(&["--proto", "http", "--model", "threads"]);
+    let url = format!("http://{}/", server.addr());
+    let v = json_of(&["load", &url, "-c", "8", "-d", "1s", "--json"]);
+    assert!(v["requests"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["proto"], "http");
+    assert_eq!(v["errors"]["total"], 0, "{v}");
+}
+
+#[test]
+fn load_with_a_rate_sends_about_that_many() {
+    let server = Server::start(&["--proto", "http"]);
+    let url = format!("http://{}/", server.addr());
+    let v = json_of(&["load", &url, "-c", "4", "-d", "1s", "-R", "200", "--json"]);
+    let n = v["requests"].as_u64().unwrap();
+    assert!(
+        (100..=260).contains(&n),
+        "{n} requests at 200/s for 1 s: {v}"
+    );
+}
+
+#[test]
+fn unknown_flag() {
+    fails_with(&["serve", "--bogus"], "--bogus");
+    fails_with(&["load", "127.0.0.1:1", "--bogus"], "--bogus");
+}
+
+#[test]
+fn malformed_duration() {
+    fails_with(
+        &["load", "127.0.0.1:1", "-d", "ten"],
+        "invalid duration 'ten'",
+    );
+}
+
+#[test]
+fn malformed_address() {
+    fails_with(&["load", "no-port-here", "-d", "1s"], "invalid address");
+    fails_with(
+        &["load", "https://127.0.0.1:1/", "-d", "1s"],
+        "only http://",
+    );
+    fails_with(&["serve", "--addr", "not an address"], "invalid address");
+}
+
+#[test]
+fn port_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for model in ["goroutine", "threads"] {
+        fails_with(
+            &["serve", "--port", &port, "--model", model],
+            "Address already in use",
+        );
+    }
+}
+
+#[test]
+fn connection_refused() {
+    // A port just freed: nothing listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    fails_with(&["load", &addr, "-d", "1s", "-c", "2"], "cannot connect");
+}
+
+#[test]
+fn descriptor_limit() {
+    let server = Server::start(&[]);
+    fails_with(
+        &["load", &server.addr(), "-c", "10000000", "-d", "1s"],
+        "cannot open 10000000 connections: the process may open at most",
+    );
+}
