@@ -6,8 +6,8 @@
 //! 2. Wake: the instant passes; every goroutine wakes, finishes and is joined.
 //! 3. Threads: spawn-and-join one at a time, OS threads against goroutines (stacks pooled).
 //!
-//! The network demonstration (a thread per connection against goroutines and the event loop)
-//! joins this command when the netpoller lands.
+//! 4. Network: the same HTTP hello handler served by a thread per connection and by a goroutine
+//!    per connection at 100, 1,000 and 10,000 connections (`demo_net.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +26,12 @@ pub struct Args {
     /// OS threads to spawn for the comparison.
     #[arg(long, default_value_t = 2_000)]
     pub threads: usize,
+    /// Connection counts for the network step (comma-separated; empty skips it).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    pub levels: Vec<usize>,
+    /// Seconds of load per model and connection count.
+    #[arg(long, default_value_t = 2.0)]
+    pub secs: f64,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -58,6 +64,30 @@ pub fn run(args: Args) -> Result<(), String> {
         report.spawn_join_warm.as_secs_f64() * 1e6,
         per_thread.as_secs_f64() / report.spawn_join_warm.as_secs_f64().max(1e-12)
     );
+    net_step(&args)
+}
+
+/// Step 4: a thread per connection against a goroutine per connection, over HTTP.
+fn net_step(args: &Args) -> Result<(), String> {
+    let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
+    if levels.is_empty() {
+        return Ok(());
+    }
+    if !(args.secs.is_finite() && args.secs > 0.0) {
+        return Err("--secs must be a positive number of seconds".into());
+    }
+    let secs = Duration::from_secs_f64(args.secs);
+    println!(
+        "\n4. HTTP hello, served by a thread per connection (std) and a goroutine per connection\n   (gorust), loaded from this process for {:.1} s at each level:",
+        args.secs
+    );
+    crate::demo_net::print_header();
+    for &conns in &levels {
+        for model in ["threads", "goroutine"] {
+            let row = crate::demo_net::measure(model, conns, secs, args.workers)?;
+            crate::demo_net::print_row(&row);
+        }
+    }
     Ok(())
 }
 

@@ -137,36 +137,71 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let wire = match proto {
         Proto::Echo => Wire::Echo(vec![b'x'; args.size]),
-        Proto::Http => Wire::Http(
-            format!(
-                "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-                target.path, target.host
-            )
-            .into_bytes(),
-        ),
+        Proto::Http => http_get(&target.host, &target.path),
     };
+    let (total, secs) = drive(
+        target.addr,
+        &wire,
+        conns,
+        threads,
+        args.duration,
+        args.rate,
+        args.timeout,
+    )?;
+    let report = Report {
+        proto,
+        conns,
+        threads,
+        secs,
+        rate: args.rate,
+        stats: total,
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        report.print(&target.addr, &args.addr);
+    }
+    Ok(())
+}
+
+/// An HTTP/1.1 `GET` of `path` on `host`, as the load generator sends it.
+pub fn http_get(host: &str, path: &str) -> Wire {
+    Wire::Http(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes())
+}
+
+/// Opens `conns` connections, runs the load on `threads` threads for `duration`, and returns
+/// the merged statistics and the measured seconds. Used by `load` and by `demo`.
+pub fn drive(
+    addr: SocketAddr,
+    wire: &Wire,
+    conns: usize,
+    threads: usize,
+    duration: Duration,
+    rate: Option<f64>,
+    timeout: Duration,
+) -> Result<(Stats, f64), String> {
+    let threads = threads.clamp(1, conns.max(1));
     let mut socks = Vec::with_capacity(conns);
     for i in 0..conns {
-        let s = connect(&target.addr, args.timeout)
-            .map_err(|e| connect_error(&e, conns, i, &target.addr))?;
+        let s = connect(&addr, timeout).map_err(|e| connect_error(&e, conns, i, &addr))?;
         socks.push((i, s));
     }
 
     let start = Instant::now() + Duration::from_millis(5);
-    let end = start + args.duration;
-    let interval = args.rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
+    let end = start + duration;
+    let interval = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
     let mut handles = Vec::with_capacity(threads);
     for k in (0..threads).rev() {
         let share = socks.split_off(k * conns / threads);
         let plan = Plan {
-            addr: target.addr,
+            addr,
             wire: wire.clone(),
             socks: share,
             total_conns: conns,
             interval,
             start,
             end,
-            timeout: args.timeout,
+            timeout,
         };
         let h = std::thread::Builder::new()
             .name(format!("load-{k}"))
@@ -182,20 +217,7 @@ pub fn run(args: Args) -> Result<(), String> {
         total.merge(&s);
     }
     let secs = Instant::now().min(end).duration_since(start).as_secs_f64();
-    let report = Report {
-        proto,
-        conns,
-        threads,
-        secs,
-        rate: args.rate,
-        stats: total,
-    };
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        report.print(&target.addr, &args.addr);
-    }
-    Ok(())
+    Ok((total, secs))
 }
 
 fn connect(addr: &SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {

@@ -8,6 +8,7 @@
 //! the command with one line on stderr and a non-zero exit code.
 
 mod demo;
+mod demo_net;
 mod http;
 mod load;
 mod load_loop;

@@ -2,7 +2,12 @@
 
 /// A field of `/proc/self/status` in its unit (kB for memory, a count for `Threads`).
 pub fn status_field(name: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_field_of("self", name)
+}
+
+/// A field of `/proc/PID/status` (`pid` may be `"self"`).
+pub fn status_field_of(pid: &str, name: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find_map(|l| {
         let rest = l.strip_prefix(name)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
@@ -21,7 +26,12 @@ pub fn threads() -> u64 {
 
 /// Voluntary plus involuntary context switches of the whole process so far.
 pub fn context_switches() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+    context_switches_of("self")
+}
+
+/// Context switches of every thread of process `pid` so far (`pid` may be `"self"`).
+pub fn context_switches_of(pid: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     dir.flatten()
