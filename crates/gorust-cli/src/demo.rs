@@ -38,6 +38,9 @@ pub fn run(args: Args) -> Result<(), String> {
     if args.goroutines == 0 {
         return Err("--goroutines must be at least 1".into());
     }
+    if !(args.secs.is_finite() && args.secs > 0.0) {
+        return Err("--secs must be a positive number of seconds".into());
+    }
     let mut builder = gorust::Runtime::builder();
     if let Some(w) = args.workers {
         builder = builder.workers(w);
@@ -72,9 +75,6 @@ fn net_step(args: &Args) -> Result<(), String> {
     let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
     if levels.is_empty() {
         return Ok(());
-    }
-    if !(args.secs.is_finite() && args.secs > 0.0) {
-        return Err("--secs must be a positive number of seconds".into());
     }
     let secs = Duration::from_secs_f64(args.secs);
     println!(

@@ -218,3 +218,54 @@ fn descriptor_limit() {
         "cannot open 10000000 connections: the process may open at most",
     );
 }
+
+#[test]
+fn demo_runs_every_step_on_tiny_settings() {
+    let out = gorust(&[
+        "demo",
+        "--goroutines",
+        "500",
+        "--threads",
+        "5",
+        "--levels",
+        "10",
+        "--secs",
+        "0.3",
+    ])
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let out = String::from_utf8(out).unwrap();
+    for want in [
+        "parked goroutines",
+        "KiB per parked goroutine",
+        "woke at the same instant",
+        "OS thread",
+        "HTTP hello",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    for model in ["threads", "goroutine"] {
+        let row = out
+            .lines()
+            .find(|l| {
+                l.trim_start().starts_with(model) && l.split_whitespace().nth(1) == Some("10")
+            })
+            .unwrap_or_else(|| panic!("no {model} row at 10 connections in:\n{out}"));
+        let errors: u64 = row.split_whitespace().last().unwrap().parse().unwrap();
+        assert_eq!(errors, 0, "{row}");
+    }
+}
+
+#[test]
+fn demo_rejects_bad_settings() {
+    fails_with(
+        &["demo", "--goroutines", "0"],
+        "--goroutines must be at least 1",
+    );
+    fails_with(
+        &["demo", "--levels", "10", "--secs", "0"],
+        "--secs must be a positive",
+    );
+}
