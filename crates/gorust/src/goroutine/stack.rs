@@ -24,9 +24,10 @@
 //! - A touch of a guard raises `SIGSEGV`; `overflow.rs` reports which goroutine overflowed and
 //!   aborts (the guard is larger than any frame Rust allocates without stack probes).
 //! - Freed stacks go to the freeing thread's cache (up to `LOCAL_CACHE`), then to a global warm
-//!   list. Past `GLOBAL_WARM` warm stacks, a scavenger thread (started on first need) returns
-//!   the surplus's pages to the kernel (`MADV_DONTNEED`; guard markers survive it) a batch per
-//!   tick and moves them to a cold list for reuse. Doing it on the freeing path instead cost
+//!   list. Past `GLOBAL_WARM` warm stacks, the monitor thread (`sched::sysmon`, every 250 ms)
+//!   returns the surplus's pages to the kernel (`MADV_DONTNEED`; guard markers survive it) a
+//!   batch at a time and moves them to a cold list for reuse. (A thread of its own was rejected:
+//!   it counted against the "workers + blocking + 2 threads" budget of a server.) Doing it on the freeing path instead cost
 //!   a system call and a TLB flush per goroutine exit and made a burst of 100,000 exits 5x
 //!   slower (measured with `gorust demo`). Address space is never unmapped: it is bounded by
 //!   the peak number of live goroutines.
@@ -48,9 +49,8 @@ pub(crate) const GUARD: usize = 16 * 1024;
 const STACKS_PER_CHUNK: usize = 64;
 const LOCAL_CACHE: usize = 256;
 const GLOBAL_WARM: usize = 4096;
-/// Stacks the scavenger releases per tick, and how often it runs.
-const SCAVENGE_BATCH: usize = 8192;
-const SCAVENGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Stacks released per scavenging pass (the monitor thread runs one every 250 ms).
+pub(crate) const SCAVENGE_BATCH: usize = 8192;
 
 pub(crate) struct GuardedStack {
     /// Lowest address: the start of the guard.
@@ -119,21 +119,6 @@ fn lock_global() -> std::sync::MutexGuard<'static, Global> {
 
 fn put_global(g: &mut Global, s: GuardedStack) {
     g.warm.push(s);
-    if g.warm.len() > GLOBAL_WARM {
-        start_scavenger();
-    }
-}
-
-fn start_scavenger() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("gorust-scavenger".into())
-            .spawn(|| loop {
-                std::thread::sleep(SCAVENGE_EVERY);
-                scavenge(SCAVENGE_BATCH);
-            });
-    });
 }
 
 /// Returns the pages of up to `max` surplus warm stacks to the kernel. Returns how many.

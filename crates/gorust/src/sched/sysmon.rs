@@ -7,6 +7,8 @@
 //! it is polled from here, and the woken tasks go to their workers' queues (a bound goroutine
 //! still waits for its own worker; a future can be stolen and run elsewhere).
 //!
+//! It also runs the goroutine stack pool's scavenger (see `goroutine/stack.rs`).
+//!
 //! The monitor holds a `Weak` reference and exits when the runtime shuts down.
 
 use std::sync::{Arc, Weak};
@@ -20,6 +22,8 @@ use crate::sys::epoll::Events;
 const STALE: Duration = Duration::from_millis(10);
 /// How often the monitor looks.
 const TICK: Duration = Duration::from_millis(5);
+/// Every this many ticks (250 ms) it returns surplus pooled stacks' pages to the kernel.
+const SCAVENGE_TICKS: u32 = 50;
 
 pub(crate) fn start(shared: &Arc<Shared>) {
     let weak: Weak<Shared> = Arc::downgrade(shared);
@@ -28,8 +32,13 @@ pub(crate) fn start(shared: &Arc<Shared>) {
         .spawn(move || {
             let mut events = Events::with_capacity(256);
             let mut wakers = Vec::new();
+            let mut ticks: u32 = 0;
             loop {
                 std::thread::sleep(TICK);
+                ticks = ticks.wrapping_add(1);
+                if ticks % SCAVENGE_TICKS == 0 {
+                    crate::goroutine::stack::scavenge(crate::goroutine::stack::SCAVENGE_BATCH);
+                }
                 let Some(s) = weak.upgrade() else { return };
                 if s.shutdown.load(Acquire) {
                     return;
