@@ -23,6 +23,7 @@ mod addr;
 mod async_io;
 mod serve;
 mod tcp;
+mod timeouts;
 mod udp;
 mod unix;
 

@@ -3,13 +3,13 @@
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::addr::{each_addr, ToSocketAddrs};
+use super::timeouts::Timeouts;
 use crate::netpoll::desc::Direction;
 use crate::netpoll::wait::Registration;
 use crate::sys::socket as sys;
@@ -28,17 +28,6 @@ fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
 fn to_inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
     addr.as_socket()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet address"))
-}
-
-/// Validates a std-style timeout: `Some(ZERO)` is an error, as in std.
-pub(super) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
-    if t == Some(Duration::ZERO) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot set a 0 duration timeout",
-        ));
-    }
-    Ok(())
 }
 
 /// A TCP socket server, listening for connections (`std::net::TcpListener`'s API).
@@ -216,7 +205,7 @@ impl IntoRawFd for TcpListener {
 pub struct TcpStream {
     reg: Registration,
     sock: Socket,
-    timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for TcpStream {
@@ -234,7 +223,7 @@ impl TcpStream {
         TcpStream {
             reg: Registration::new(sock.as_raw_fd()),
             sock,
-            timeouts: Mutex::new((None, None)),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -247,11 +236,11 @@ impl TcpStream {
     }
 
     fn read_timeout_value(&self) -> Option<Duration> {
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.timeouts.read()
     }
 
     fn write_timeout_value(&self) -> Option<Duration> {
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1
+        self.timeouts.write()
     }
 
     /// Connects, trying each address in turn; parks until the handshake completes.
@@ -261,7 +250,7 @@ impl TcpStream {
 
     /// Connects with a time limit; fails with `TimedOut` when it passes.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        check_timeout(Some(timeout))?;
+        super::timeouts::check(Some(timeout))?;
         TcpStream::connect_deadline(addr, Some(timeout))
     }
 
@@ -348,25 +337,20 @@ impl TcpStream {
 
     /// Another handle to the same connection (its own poll descriptor).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let s = TcpStream::from_socket(self.sock.try_clone()?);
-        *s.timeouts.lock().unwrap_or_else(|e| e.into_inner()) =
-            *self.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = TcpStream::from_socket(self.sock.try_clone()?);
+        s.timeouts = self.timeouts.duplicate();
         Ok(s)
     }
 
     /// std's per-call read timeout: each read fails with `TimedOut` after waiting this long.
     /// `Some(Duration::ZERO)` is an error, as in std.
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0 = t;
-        Ok(())
+        self.timeouts.set_read(t)
     }
 
     /// std's per-call write timeout.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1 = t;
-        Ok(())
+        self.timeouts.set_write(t)
     }
 
     /// The read timeout.

@@ -3,11 +3,11 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::addr::{each_addr, ToSocketAddrs};
+use super::timeouts::Timeouts;
 use crate::netpoll::desc::Direction;
 use crate::netpoll::wait::Registration;
 
@@ -15,7 +15,7 @@ use crate::netpoll::wait::Registration;
 pub struct UdpSocket {
     reg: Registration,
     inner: std::net::UdpSocket,
-    timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for UdpSocket {
@@ -32,16 +32,16 @@ impl UdpSocket {
         Ok(UdpSocket {
             reg: Registration::new(inner.as_raw_fd()),
             inner,
-            timeouts: Mutex::new((None, None)),
+            timeouts: Timeouts::default(),
         })
     }
 
     fn rt(&self) -> Option<Duration> {
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.timeouts.read()
     }
 
     fn wt(&self) -> Option<Duration> {
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1
+        self.timeouts.write()
     }
 
     /// Binds to an address, trying each in turn.
@@ -132,16 +132,12 @@ impl UdpSocket {
 
     /// std's per-call receive timeout (`TimedOut` after waiting this long).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        super::tcp::check_timeout(t)?;
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0 = t;
-        Ok(())
+        self.timeouts.set_read(t)
     }
 
     /// std's per-call send timeout.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        super::tcp::check_timeout(t)?;
-        self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1 = t;
-        Ok(())
+        self.timeouts.set_write(t)
     }
 
     /// The receive timeout.
@@ -234,7 +230,7 @@ impl From<OwnedFd> for UdpSocket {
         UdpSocket {
             reg: Registration::new(inner.as_raw_fd()),
             inner,
-            timeouts: Mutex::new((None, None)),
+            timeouts: Timeouts::default(),
         }
     }
 }

@@ -8,21 +8,19 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::timeouts::Timeouts;
 use crate::netpoll::desc::Direction;
 use crate::netpoll::wait::Registration;
 
-type Timeouts = Mutex<(Option<Duration>, Option<Duration>)>;
-
 fn rt(t: &Timeouts) -> Option<Duration> {
-    t.lock().unwrap_or_else(|e| e.into_inner()).0
+    t.read()
 }
 
 fn wt(t: &Timeouts) -> Option<Duration> {
-    t.lock().unwrap_or_else(|e| e.into_inner()).1
+    t.write()
 }
 
 /// Implements the descriptor traits and the deadline/timeout/close methods shared by the
@@ -35,22 +33,18 @@ macro_rules! unix_common {
                 Ok($ty {
                     reg: Registration::new(inner.as_raw_fd()),
                     inner,
-                    timeouts: Mutex::new((None, None)),
+                    timeouts: Timeouts::default(),
                 })
             }
 
             /// std's per-call read timeout (`TimedOut` after waiting this long).
             pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-                super::tcp::check_timeout(t)?;
-                self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).0 = t;
-                Ok(())
+                self.timeouts.set_read(t)
             }
 
             /// std's per-call write timeout.
             pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-                super::tcp::check_timeout(t)?;
-                self.timeouts.lock().unwrap_or_else(|e| e.into_inner()).1 = t;
-                Ok(())
+                self.timeouts.set_write(t)
             }
 
             /// The read timeout.
@@ -118,7 +112,7 @@ macro_rules! unix_common {
                 $ty {
                     reg: Registration::new(inner.as_raw_fd()),
                     inner,
-                    timeouts: Mutex::new((None, None)),
+                    timeouts: Timeouts::default(),
                 }
             }
         }
