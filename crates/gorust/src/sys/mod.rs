@@ -6,13 +6,17 @@
 //! |---|---|
 //! | `Epoll::new()` | a close-on-exec readiness queue |
 //! | `Epoll::add(fd, interest, token)` | register `fd`; `token` comes back in each event |
+//! | `Epoll::modify` / `delete` | change a registration's interest (level-triggered, event loop) / remove it |
 //! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
-//! | `memory::*` | reserve, guard, release and forget stack memory |
+//! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory |
+//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `send`/`sendmsg` with `MSG_NOSIGNAL`, `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
+//! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
+//! | `set_precise_timers()` | 1 ns timer slack for the calling thread |
 //! | `uio::readv` / `uio::writev` | one vectored read or write on any descriptor; `EINTR` retried, no `SIGPIPE` on sockets |
 //!
-//! Only Linux is implemented (`epoll.rs`, `eventfd.rs`, `memory.rs`); a kqueue backend would add
-//! one file per type behind the same names. Everything else in the crate calls these safe wrappers;
+//! Only Linux is implemented (one file per item above); a kqueue backend would add one file per
+//! type behind the same names. Everything else in the crate calls these safe wrappers;
 //! raw `libc` calls outside `sys` are a review error.
 
 pub(crate) mod epoll;
