@@ -111,6 +111,7 @@ where
 ///
 /// If called from a future (not a goroutine) running on a worker thread: blocking there would
 /// stall the worker and everything queued on it. Use `.await` there.
+#[inline(always)]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     match goroutine::block_on_in_goroutine(fut) {
         Ok(v) => v,

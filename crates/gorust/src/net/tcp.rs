@@ -397,6 +397,7 @@ impl TcpStream {
         self.sock.take_error()
     }
 
+    #[inline]
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -487,6 +488,7 @@ impl TcpStream {
 }
 
 impl Read for TcpStream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_inner(buf)
     }
@@ -496,6 +498,7 @@ impl Read for TcpStream {
 }
 
 impl Read for &TcpStream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_inner(buf)
     }

@@ -70,6 +70,7 @@ impl Registration {
     /// As [`io`](Self::io), for calls that move bytes (`read`, `write`, …) of a buffer of `len`
     /// bytes: a call that moves fewer marks the direction drained, and the next call waits for
     /// an edge before trying (see `slot.rs`), saving the `EAGAIN` system call.
+    #[inline]
     pub(crate) fn io_bytes(
         &self,
         dir: Direction,
@@ -82,6 +83,7 @@ impl Registration {
 
     /// The loop behind `io` and `io_bytes`; `short` says whether a result drained the
     /// direction.
+    #[inline(always)]
     fn run<T>(
         &self,
         dir: Direction,
@@ -137,9 +139,16 @@ impl Registration {
     }
 
     /// Waits once for `dir` readiness (or a close, or a deadline change). May return early.
+    ///
+    /// Inlined into the I/O loop so that a goroutine parks with as few call frames above it as
+    /// possible (see "Frames across a switch" in `goroutine/mod.rs`); the other cases are out
+    /// of line.
+    #[inline(always)]
     pub(crate) fn wait(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
         if crate::goroutine::in_goroutine() {
-            self.ensure_registered()?;
+            if self.registered.get().is_none() {
+                self.ensure_registered()?;
+            }
             crate::block_on(Wait {
                 reg: self,
                 dir,
@@ -148,7 +157,15 @@ impl Registration {
                 sleep: None,
             });
             Ok(())
-        } else if crate::sched::worker::current_index().is_some() {
+        } else {
+            self.wait_off_goroutine(dir, call_deadline)
+        }
+    }
+
+    /// `wait` on a worker outside a goroutine (an error) or on a plain thread.
+    #[inline(never)]
+    fn wait_off_goroutine(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
+        if crate::sched::worker::current_index().is_some() {
             Err(io::Error::other(
                 "gorust::net: a blocking call from a future on a worker thread would block the \
                  worker; use the poll_*/async methods there, or call it from a goroutine",
@@ -174,6 +191,7 @@ impl Registration {
 
     /// Registers with the current worker's poller (or, off a worker, one of the current
     /// runtime's), once.
+    #[cold]
     fn ensure_registered(&self) -> io::Result<()> {
         if self.registered.get().is_some() {
             return Ok(());

@@ -245,6 +245,7 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     /// Polls the future. Caller holds RUNNING.
+    #[inline(always)]
     fn poll_future(&self, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.cell().stage.with_mut(|stage| {
             // SAFETY: RUNNING gives this thread exclusive access to the stage, and the future
