@@ -482,3 +482,40 @@ fn accepted_sockets_are_non_blocking_and_close_on_exec() {
         })
     });
 }
+
+/// A client that resets its connection while it waits in the listen queue (Linux hands it to
+/// `accept` and the first read fails with `ConnectionReset`; BSDs fail the accept with
+/// `ECONNABORTED`, which `accept` retries): either way the listener goes on serving, and the
+/// next client is accepted and served.
+#[test]
+fn a_client_reset_while_queued_does_not_stop_the_listener() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // Queue a connection and reset it before anything accepts it.
+            let doomed =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            doomed.connect(&addr.into()).unwrap();
+            doomed.set_linger(Some(Duration::ZERO)).unwrap();
+            drop(doomed); // RST
+            let mut good = TcpStream::connect(addr).unwrap();
+            good.write_all(b"still here").unwrap();
+
+            let mut served = None;
+            for _ in 0..2 {
+                let (mut c, _) = l.accept().expect("accept survives a reset client");
+                let mut buf = [0u8; 32];
+                match c.read(&mut buf) {
+                    Ok(n) if n > 0 => served = Some(buf[..n].to_vec()),
+                    Ok(_) => {}
+                    Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+                }
+                if served.is_some() {
+                    break;
+                }
+            }
+            assert_eq!(served.as_deref(), Some(&b"still here"[..]));
+        })
+    });
+}

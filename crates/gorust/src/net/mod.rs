@@ -46,7 +46,53 @@ impl std::fmt::Display for ErrClosed {
 
 impl std::error::Error for ErrClosed {}
 
+/// Runs an `accept` until it returns something other than `ECONNABORTED` (a client that reset
+/// its connection while it waited in the listen queue: nothing to hand the caller, and no
+/// reason to fail the listener). Every other error, `EMFILE` included, is returned at once.
+pub(crate) fn retry_aborted<T>(
+    mut accept: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    loop {
+        match accept() {
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+            r => return r,
+        }
+    }
+}
+
 /// `true` if `e` is the error of an operation on a socket closed by another goroutine.
 pub fn is_closed(e: &std::io::Error) -> bool {
     e.get_ref().is_some_and(|i| i.is::<ErrClosed>())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    #[test]
+    fn accept_retries_aborted_connections_and_returns_the_next() {
+        let mut calls = 0;
+        let r = super::retry_aborted(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(io::Error::from_raw_os_error(libc::ECONNABORTED))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+    }
+
+    #[test]
+    fn accept_returns_other_errors_at_once() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::EAGAIN, libc::EINVAL] {
+            let mut calls = 0;
+            let r: io::Result<()> = super::retry_aborted(|| {
+                calls += 1;
+                Err(io::Error::from_raw_os_error(errno))
+            });
+            assert_eq!(r.unwrap_err().raw_os_error(), Some(errno));
+            assert_eq!(calls, 1, "errno {errno} must not be retried");
+        }
+    }
 }

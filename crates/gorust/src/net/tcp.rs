@@ -138,12 +138,7 @@ impl TcpListener {
 }
 
 fn accept_retrying_aborted(fd: RawFd) -> io::Result<(OwnedFd, socket2::SockAddr)> {
-    loop {
-        match sys::accept(fd) {
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-            r => return r,
-        }
-    }
+    super::retry_aborted(|| sys::accept(fd))
 }
 
 /// The iterator of [`TcpListener::incoming`].

@@ -169,11 +169,8 @@ impl UnixListener {
     /// Accepts a connection, parking the goroutine until one arrives.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let fd = self.inner.as_raw_fd();
-        let (sock, _) = self.reg.io(Direction::Read, rt(&self.timeouts), || loop {
-            match crate::sys::socket::accept(fd) {
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-                r => return r,
-            }
+        let (sock, _) = self.reg.io(Direction::Read, rt(&self.timeouts), || {
+            super::retry_aborted(|| crate::sys::socket::accept(fd))
         })?;
         let stream = UnixStream::from(sock);
         let addr = stream.inner.peer_addr()?;
