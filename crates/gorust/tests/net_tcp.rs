@@ -519,3 +519,37 @@ fn a_client_reset_while_queued_does_not_stop_the_listener() {
         })
     });
 }
+
+/// Data and the FIN both arrive before the reader runs: the first read returns the data (fewer
+/// bytes than asked), and the next must return `Ok(0)` at once, not wait for an edge that came
+/// before the first read.
+#[test]
+fn data_then_fin_before_the_read_gives_the_data_then_eof() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            for round in 0..20 {
+                let mut c = TcpStream::connect(addr).unwrap();
+                let (mut s, _) = l.accept().unwrap();
+                // Make the server socket wait once so that it is registered with the poller.
+                s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+                let mut buf = [0u8; 64];
+                assert!(s.read(&mut buf).is_err());
+                s.set_read_timeout(None).unwrap();
+                c.write_all(b"hello").unwrap();
+                c.shutdown(Shutdown::Write).unwrap();
+                // Let both segments arrive (and the poller see their edges) before reading.
+                gorust::time::sleep(Duration::from_millis(5));
+                let mut got = Vec::new();
+                loop {
+                    match s.read(&mut buf).unwrap() {
+                        0 => break,
+                        n => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                assert_eq!(got, b"hello", "round {round}");
+            }
+        })
+    });
+}

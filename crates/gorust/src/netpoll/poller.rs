@@ -172,6 +172,12 @@ impl Poller {
             if *g != generation {
                 continue; // an event for a descriptor that was closed and replaced
             }
+            if ready.is_read_final() {
+                desc.read.set_final();
+            }
+            if ready.is_write_final() {
+                desc.write.set_final();
+            }
             if ready.is_readable() {
                 desc.read.set_ready(wakers);
             }

@@ -31,13 +31,21 @@
 //! racing) can only cost one extra system call, never a missed wake-up, because the mark
 //! names the edge count the call started from. tokio skips the same `EAGAIN` read.
 //!
+//! A final edge ends the drained state for good: once the poller has seen the peer's FIN
+//! (`EPOLLRDHUP`), a hang-up or an error in this direction (`set_final`), the call can no
+//! longer block (a read returns the rest of the data, then `Ok(0)`; a write fails), and no
+//! further edge will come. Without this, data and a FIN that both arrived before a short read
+//! left the next read waiting for an edge that had already happened (test
+//! `data_then_fin_before_the_read_gives_the_data_then_eof`). tokio keeps `READ_CLOSED` sticky
+//! for the same reason.
+//!
 //! Orderings: the poller's swap is `AcqRel` and the waiter's CAS `AcqRel`, so a waiter that
 //! consumes READY sees what the kernel-facing side published before it (nothing in practice:
 //! the data is in the kernel), and the lock orders waker registration against waking.
 
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use crate::loom::sync::Mutex;
 
 const EMPTY: u8 = 0;
@@ -53,6 +61,8 @@ pub(crate) struct WaitSlot {
     edges: AtomicU32,
     /// `DRAINED | edges` at the last short call, or 0.
     drained_at: AtomicU64,
+    /// A final edge was seen (FIN, hang-up, error): never drained again.
+    finished: AtomicBool,
     /// Wakers of the parked waiters; usually zero or one.
     waiters: Mutex<Vec<Waker>>,
 }
@@ -69,6 +79,7 @@ impl WaitSlot {
             state: AtomicU8::new(EMPTY),
             edges: AtomicU32::new(0),
             drained_at: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
         }
     }
@@ -79,6 +90,12 @@ impl WaitSlot {
         if self.state.swap(READY, AcqRel) == WAITING {
             wake.append(&mut crate::loom::lock(&self.waiters));
         }
+    }
+
+    /// The poller saw a final edge in this direction (the peer's FIN, a hang-up, an error):
+    /// the system call cannot block any more. Called before `set_ready` for the same event.
+    pub(crate) fn set_final(&self) {
+        self.finished.store(true, Release);
     }
 
     /// Wakes every waiter without changing the state (close or deadline change: the caller
@@ -101,7 +118,7 @@ impl WaitSlot {
     /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN).
     pub(crate) fn is_drained(&self) -> bool {
         let d = self.drained_at.load(Acquire);
-        d & DRAINED != 0 && d as u32 == self.edges.load(Acquire)
+        d & DRAINED != 0 && d as u32 == self.edges.load(Acquire) && !self.finished.load(Acquire)
     }
 
     /// Consumes readiness if there is some.
@@ -204,6 +221,21 @@ mod tests {
         let stale = before;
         s.mark_drained(stale);
         assert!(!s.is_drained());
+    }
+
+    #[test]
+    fn a_final_edge_before_a_short_call_is_never_hidden() {
+        let s = WaitSlot::new();
+        // Data and the peer's FIN arrive; then a read takes the data and comes up short.
+        s.set_ready(&mut Vec::new());
+        s.set_final();
+        s.set_ready(&mut Vec::new());
+        let before = s.edges();
+        s.mark_drained(before);
+        assert!(
+            !s.is_drained(),
+            "after a FIN the next read returns Ok(0) at once; no edge will announce it"
+        );
     }
 
     #[test]

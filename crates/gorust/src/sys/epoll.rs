@@ -43,6 +43,16 @@ impl Readiness {
         self.0 & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
     }
 
+    /// Reading can no longer block: the peer's FIN, a hang-up or an error.
+    pub(crate) fn is_read_final(self) -> bool {
+        self.0 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// Writing can no longer block: a hang-up or an error.
+    pub(crate) fn is_write_final(self) -> bool {
+        self.0 & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
     /// Wakes writers: room to write, hang-up or an error.
     pub(crate) fn is_writable(self) -> bool {
         self.0 & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
