@@ -553,3 +553,46 @@ fn data_then_fin_before_the_read_gives_the_data_then_eof() {
         })
     });
 }
+
+/// Reads that fill the buffer exactly switch the stream to `recvmsg` with `TCP_INQ`; whatever
+/// the kernel reports, no byte is lost and no read waits for data that is already there.
+#[test]
+fn exact_buffer_reads_lose_nothing_and_never_wait_for_queued_data() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let client = gorust::go(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_nodelay(true).unwrap();
+                let pause = || gorust::time::sleep(Duration::from_millis(5));
+                c.write_all(&[1u8; 4096]).unwrap(); // exactly one buffer
+                pause();
+                c.write_all(&[2u8; 4096]).unwrap(); // again, now read with TCP_INQ
+                pause();
+                c.write_all(&[3u8; 8192]).unwrap(); // two buffers at once: the first read leaves 4096
+                pause();
+                c.write_all(&[4u8; 10]).unwrap(); // a short one after an exact read
+                pause();
+                c.write_all(&[5u8; 4096]).unwrap();
+                c.shutdown(Shutdown::Write).unwrap(); // then EOF
+            });
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            loop {
+                match s.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            client.join().unwrap();
+            let mut want = Vec::new();
+            for (b, n) in [(1u8, 4096), (2, 4096), (3, 8192), (4, 10), (5, 4096)] {
+                want.extend(std::iter::repeat_n(b, n));
+            }
+            assert_eq!(got.len(), want.len());
+            assert!(got == want, "bytes arrived out of order or changed");
+        })
+    });
+}

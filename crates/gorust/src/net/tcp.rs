@@ -3,6 +3,7 @@
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -201,7 +202,14 @@ pub struct TcpStream {
     reg: Registration,
     sock: Socket,
     timeouts: Timeouts,
+    /// Whether reads ask the kernel how much stays queued (`INQ_*`, see `read_inner`).
+    inq: AtomicU8,
 }
+
+/// `TcpStream::inq`: not tried yet, in use, unavailable.
+const INQ_UNTRIED: u8 = 0;
+const INQ_ON: u8 = 1;
+const INQ_OFF: u8 = 2;
 
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -219,6 +227,7 @@ impl TcpStream {
             reg: Registration::new(sock.as_raw_fd()),
             sock,
             timeouts: Timeouts::default(),
+            inq: AtomicU8::new(INQ_UNTRIED),
         }
     }
 
@@ -392,6 +401,12 @@ impl TcpStream {
         self.sock.take_error()
     }
 
+    /// A read that returns fewer bytes than asked emptied the socket, so the next read waits
+    /// for an edge instead of trying (and getting `EAGAIN`). A read that fills the buffer
+    /// exactly cannot tell: the first time that happens on a stream, reads switch to
+    /// `recvmsg` with `TCP_INQ`, which reports the bytes still queued, and a count of zero
+    /// saves the `EAGAIN` call as a short read does (an echo of 4 KiB messages into a 4 KiB
+    /// buffer made one such call per message otherwise).
     #[inline]
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
@@ -399,10 +414,29 @@ impl TcpStream {
         }
         let fd = self.fd();
         let len = buf.len();
-        self.reg
-            .io_bytes(Direction::Read, self.read_timeout_value(), len, || {
-                sys::read(fd, buf)
-            })
+        let timeout = self.read_timeout_value();
+        if self.inq.load(Relaxed) == INQ_ON {
+            let drained = |&(n, inq): &(usize, Option<usize>)| n > 0 && (n < len || inq == Some(0));
+            let (n, _) =
+                self.reg
+                    .run(Direction::Read, timeout, || sys::recv_inq(fd, buf), drained)?;
+            return Ok(n);
+        }
+        let n = self
+            .reg
+            .io_bytes(Direction::Read, timeout, len, || sys::read(fd, buf))?;
+        if n == len {
+            self.try_enable_inq();
+        }
+        Ok(n)
+    }
+
+    #[cold]
+    fn try_enable_inq(&self) {
+        if self.inq.load(Relaxed) == INQ_UNTRIED {
+            let on = sys::enable_inq(self.fd()).is_ok();
+            self.inq.store(if on { INQ_ON } else { INQ_OFF }, Relaxed);
+        }
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

@@ -81,10 +81,11 @@ impl Registration {
         self.run(dir, timeout, op, |&n| n > 0 && n < len)
     }
 
-    /// The loop behind `io` and `io_bytes`; `short` says whether a result drained the
-    /// direction.
+    /// The loop behind `io` and `io_bytes`, for calls that can tell by their result whether
+    /// they drained the direction (`short`): a draining result makes the next call wait for
+    /// an edge first.
     #[inline(always)]
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         dir: Direction,
         timeout: Option<Duration>,

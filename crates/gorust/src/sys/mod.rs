@@ -10,7 +10,7 @@
 //! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
 //! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory |
-//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `send`/`sendmsg` with `MSG_NOSIGNAL`, `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
+//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recvmsg` with `TCP_INQ` (`enable_inq`, `recv_inq`: the bytes left queued after a read), `send`/`sendmsg` with `MSG_NOSIGNAL`, `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
 //! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
 //! | `set_precise_timers()` | 1 ns timer slack for the calling thread |
 //! | `uio::readv` / `uio::writev` | one vectored read or write on any descriptor; `EINTR` retried, no `SIGPIPE` on sockets |

@@ -16,6 +16,56 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Asks the kernel to report, with every `recvmsg`, how many bytes stay queued after it
+/// (`TCP_INQ`, Linux 4.18+). See [`recv_inq`].
+pub(crate) fn enable_inq(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed.
+    syscall!(setsockopt(
+        fd,
+        libc::SOL_TCP,
+        libc::TCP_INQ,
+        (&on as *const libc::c_int).cast(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    ))?;
+    Ok(())
+}
+
+/// `recvmsg` into `buf` on a socket with `TCP_INQ` enabled: the bytes read and, when the kernel
+/// attached it, how many bytes remain queued. A read that fills `buf` exactly cannot tell by
+/// itself whether more is waiting; with the count, the caller knows without another call.
+pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+    // Room for one cmsghdr carrying a c_int, 8-byte aligned.
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at one iovec over `buf` (writable for its length) and at `control`
+    // (writable for msg_controllen bytes); both outlive the call.
+    let n = syscall!(recvmsg(fd, &mut msg, 0))? as usize;
+    let mut inq = None;
+    // SAFETY: the CMSG_* walk stays within msg_controllen bytes of `control`, which the kernel
+    // filled; a TCP_CM_INQ message carries one c_int, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_TCP && (*c).cmsg_type == libc::TCP_CM_INQ {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                inq = usize::try_from(v).ok();
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, inq))
+}
+
 pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
     let n = syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK))?;
@@ -81,5 +131,35 @@ pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> i
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn recv_inq_reports_the_bytes_left_queued() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        super::enable_inq(s.as_raw_fd()).unwrap();
+        c.write_all(&[7u8; 100]).unwrap();
+        let mut buf = [0u8; 60];
+        // Blocking socket: the first call waits for the data.
+        let (n, inq) = super::recv_inq(s.as_raw_fd(), &mut buf).unwrap();
+        assert!(n > 0);
+        assert_eq!(inq, Some(100 - n));
+        if n < 100 {
+            let (m, inq) = super::recv_inq(s.as_raw_fd(), &mut buf).unwrap();
+            assert_eq!((n + m, inq), (100, Some(0)));
+        }
+    }
+
+    #[test]
+    fn enable_inq_fails_cleanly_on_a_non_tcp_socket() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(super::enable_inq(a.as_raw_fd()).is_err());
     }
 }
