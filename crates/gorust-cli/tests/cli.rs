@@ -352,10 +352,10 @@ fn demo_json_has_every_figure() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn compare_runs_gorust_and_hyper_on_tiny_settings() {
-    let (dir, chart) = temp_chart("compare");
-    let v = json_of(&[
+/// `compare --json` on tiny settings (one round of 0.3 s at 10 connections) against gorust and
+/// `servers`.
+fn tiny_compare(servers: &str, chart: &std::path::Path) -> serde_json::Value {
+    json_of(&[
         "compare",
         "--rounds",
         "1",
@@ -364,11 +364,17 @@ fn compare_runs_gorust_and_hyper_on_tiny_settings() {
         "--levels",
         "10",
         "--servers",
-        "hyper-tokio",
+        servers,
         "--json",
         "--chart",
         chart.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn compare_runs_gorust_and_hyper_on_tiny_settings() {
+    let (dir, chart) = temp_chart("compare");
+    let v = tiny_compare("hyper-tokio", &chart);
     assert_eq!(v["settings"]["rounds"], 1);
     let level = &v["levels"][0];
     assert_eq!(level["connections"], 10);
@@ -420,6 +426,24 @@ fn http_get_one(server: &Server) -> String {
             return text;
         }
     }
+}
+
+#[test]
+fn compare_runs_may_and_go_when_installed() {
+    let has_go = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("go").is_file()));
+    let servers = if has_go { "may,go" } else { "may" };
+    let (dir, chart) = temp_chart("compare-peers");
+    let v = tiny_compare(servers, &chart);
+    let servers = v["levels"][0]["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), if has_go { 3 } else { 2 }, "{v}");
+    for s in servers {
+        assert!(
+            s["median"]["requests_per_sec"].as_f64().unwrap() > 0.0,
+            "{s}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
