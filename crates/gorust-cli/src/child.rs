@@ -2,7 +2,8 @@
 //!
 //! 1. [`start`] spawns the program with stdin closed and stdout and stderr piped, pinned to one
 //!    CPU if asked (`sched_setaffinity` between fork and exec, so every thread the server ever
-//!    starts inherits the mask; no `taskset` needed).
+//!    starts inherits the mask; no `taskset` needed), and set to be killed if the thread that
+//!    spawned it ends (`sys::child_setup`).
 //! 2. Every server, whatever its language, prints `listening on http://ADDR/ …` as its first
 //!    line of stdout once bound. A reader thread parses it and then keeps reading: lines
 //!    `stats live=N` (from `serve --stats-ms`) update the peak of live goroutines or tasks.
@@ -107,9 +108,7 @@ pub fn start(spec: Spec) -> Result<Server, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(cpu) = spec.cpu {
-        crate::affinity::pin_command(&mut cmd, cpu)?;
-    }
+    crate::sys::child_setup(&mut cmd, spec.cpu)?;
     let mut child = cmd.spawn().map_err(|e| {
         format!(
             "cannot start the {name} server ({}): {e}",

@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use crate::chart::{self, Panel, Series};
 use crate::child::{self, Spec};
-use crate::{affinity, load, procfs, progress};
+use crate::{load, procfs, progress, sys};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -300,7 +300,7 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 fn choose_cpus(args: &Args) -> Result<Cpus, String> {
-    let allowed = affinity::allowed();
+    let allowed = sys::allowed();
     let pin = if args.pin {
         if allowed.len() < 2 {
             return Err(format!(
@@ -522,7 +522,7 @@ fn builtin_load(
     let run = move || {
         if let Some(cpu) = cpu {
             // The load thread `drive` starts inherits this thread's mask.
-            affinity::pin_current_thread(cpu)?;
+            sys::pin_current_thread(cpu)?;
         }
         let dur = Duration::from_secs_f64(secs);
         load::drive(addr, &wire, conns, 1, dur, None, Duration::from_secs(5))
@@ -563,9 +563,7 @@ fn wrk_load(
         .args(["-d", &format!("{}s", secs.max(1.0) as u64)])
         .args(["--latency", "--timeout", "5s"])
         .arg(format!("http://{addr}/"));
-    if let Some(cpu) = cpu {
-        affinity::pin_command(&mut cmd, cpu)?;
-    }
+    sys::child_setup(&mut cmd, cpu)?;
     let o = cmd.output().map_err(|e| format!("cannot run wrk: {e}"))?;
     let text = String::from_utf8_lossy(&o.stdout);
     if !o.status.success() {

@@ -9,7 +9,6 @@
 //! Bad input (an unknown flag, a malformed value, a port in use, a refused connection) ends
 //! the command with one line on stderr and a non-zero exit code.
 
-mod affinity;
 mod chart;
 mod child;
 mod compare;
@@ -22,6 +21,7 @@ mod procfs;
 mod progress;
 mod serve;
 mod serve_peers;
+mod sys;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
