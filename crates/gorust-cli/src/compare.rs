@@ -228,7 +228,7 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     };
     out(format!(
-        "gorust compare: HTTP/1.1 hello, servers {}; {} round(s) of {secs} s per server and level, interleaved; {where_}\nmachine: {cpu}, {ncpus} CPUs, Linux {kernel}\n",
+        "gorust compare: HTTP/1.1 hello, servers {}; {} round(s) of {secs} s per server and level,\ninterleaved; {where_}\nmachine: {cpu}, {ncpus} CPUs, Linux {kernel}\n",
         names.join(", "),
         args.rounds
     ));
@@ -270,7 +270,11 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     pb.finish_and_clear();
     let chart = args.chart.display().to_string();
-    write_chart(&args.chart, &servers, &levels)?;
+    let title = match cpus.server {
+        Some(_) => "gorust compare: HTTP hello, one core per server",
+        None => "gorust compare: HTTP hello, not pinned",
+    };
+    write_chart(&args.chart, title, &servers, &levels)?;
     out(format!(
         "\nratios are gorust/peer, the median of the per-round ratios: requests/s above 1 and p99 below 1 favour gorust\nchart: {chart}"
     ));
@@ -749,7 +753,12 @@ fn row(conns: usize, s: &Summary) -> String {
 }
 
 /// Median requests/s and p99 against connections, a line per server.
-fn write_chart(path: &Path, servers: &[ServerDef], levels: &[Level]) -> Result<(), String> {
+fn write_chart(
+    path: &Path,
+    title: &str,
+    servers: &[ServerDef],
+    levels: &[Level],
+) -> Result<(), String> {
     let series = |f: fn(&Medians) -> f64| -> Vec<Series> {
         servers
             .iter()
@@ -777,7 +786,7 @@ fn write_chart(path: &Path, servers: &[ServerDef], levels: &[Level]) -> Result<(
             series: series(|m| m.p99_us / 1000.0),
         },
     ];
-    chart::write_svg(path, "gorust compare: one core per server", &panels)
+    chart::write_svg(path, title, &panels)
 }
 
 #[cfg(test)]

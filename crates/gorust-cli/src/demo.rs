@@ -6,8 +6,8 @@
 //! 2. Wake: the instant passes; every goroutine wakes, finishes and is joined.
 //! 3. Threads: spawn-and-join one at a time, OS threads against goroutines (stacks pooled).
 //!
-//! 4. Network: the same HTTP hello handler served by a thread per connection and by a goroutine
-//!    per connection at 100, 1,000 and 10,000 connections (`demo_net.rs`), with an SVG chart
+//! 4. Network: the same HTTP hello handler served by each of `demo_net::MODELS` — a thread per
+//!    connection, a goroutine per connection — at 100, 1,000 and 10,000 connections (`demo_net.rs`), with an SVG chart
 //!    of requests/s and memory per connection against connections (`--chart`).
 //!
 //! The report goes to stdout (or, with `--json`, one JSON document with every figure of every
@@ -182,8 +182,13 @@ fn net_step(
         return Ok(None);
     }
     let secs = Duration::from_secs_f64(args.secs);
+    let models: Vec<&str> = demo_net::MODELS
+        .iter()
+        .map(|m| demo_net::describe(m))
+        .collect();
     out(format!(
-        "\n4. HTTP hello, served by a thread per connection (std) and a goroutine per connection\n   (gorust), loaded from this process for {:.1} s at each level:",
+        "\n4. HTTP hello, served by {},\n   loaded from this process for {:.1} s at each level:",
+        models.join(", by "),
         args.secs
     ));
     out(demo_net::header());

@@ -20,8 +20,18 @@ use crate::load::{self, micros};
 use crate::procfs;
 
 /// The models of the network step, in table order, each a `serve --model` value. The event
-/// loop (issue 4) joins here with its `serve` model; `live` then counts its tasks.
+/// loop (issue 4) joins here with its `serve` model and a line in [`describe`]; `live` then
+/// counts its tasks.
 pub const MODELS: &[&str] = &["threads", "goroutine"];
+
+/// How a model serves its connections, for the report.
+pub fn describe(model: &str) -> &'static str {
+    match model {
+        "threads" => "a thread per connection (std)",
+        "goroutine" => "a goroutine per connection (gorust)",
+        _ => "another model",
+    }
+}
 
 /// One model at one connection count: every figure of the table.
 #[derive(Serialize)]
