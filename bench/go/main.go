@@ -15,6 +15,8 @@
 //	mem N          N goroutines parked on a channel receive at once       -> rss_kib_per_goroutine
 //	echo PORT      an echo server on 127.0.0.1:PORT, a goroutine per connection; prints
 //	               "ready" once listening (crates/gorust/benches/echo.rs)
+//	http PORT      net/http's HTTP/1.1 hello on 127.0.0.1:PORT (0: any free port); prints
+//	               "listening on http://ADDR/ (go net/http)" once bound (`gorust compare`)
 package main
 
 import (
@@ -36,7 +38,7 @@ func main() {
 		usage()
 	}
 	n, err := strconv.Atoi(os.Args[2])
-	if err != nil || n <= 0 {
+	if err != nil || n < 0 || (n == 0 && os.Args[1] != "http") {
 		usage()
 	}
 	switch os.Args[1] {
@@ -52,13 +54,15 @@ func main() {
 		mem(n)
 	case "echo":
 		echoServer(n)
+	case "http":
+		httpServer(n)
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gorust-bench-go spawn_all|spawn_batch|pingpong|yield|mem N | echo PORT")
+	fmt.Fprintln(os.Stderr, "usage: gorust-bench-go spawn_all|spawn_batch|pingpong|yield|mem N | echo PORT | http PORT")
 	os.Exit(2)
 }
 

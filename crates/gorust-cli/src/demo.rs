@@ -6,14 +6,24 @@
 //! 2. Wake: the instant passes; every goroutine wakes, finishes and is joined.
 //! 3. Threads: spawn-and-join one at a time, OS threads against goroutines (stacks pooled).
 //!
-//! 4. Network: the same HTTP hello handler served by a thread per connection and by a goroutine
-//!    per connection at 100, 1,000 and 10,000 connections (`demo_net.rs`).
+//! 4. Network: the same HTTP hello handler served by each of `demo_net::MODELS` — a thread per
+//!    connection, a goroutine per connection — at 100, 1,000 and 10,000 connections (`demo_net.rs`), with an SVG chart
+//!    of requests/s and memory per connection against connections (`--chart`).
+//!
+//! The report goes to stdout (or, with `--json`, one JSON document with every figure of every
+//! step); a progress bar goes to stderr when it is a terminal.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::procfs;
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::chart::{self, Panel, Series};
+use crate::demo_net::{self, Row};
+use crate::{procfs, progress};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -32,6 +42,59 @@ pub struct Args {
     /// Seconds of load per model and connection count.
     #[arg(long, default_value_t = 2.0)]
     pub secs: f64,
+    /// Print one JSON document with every figure on stdout, instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to write the SVG chart of the network step.
+    #[arg(long, default_value = "target/gorust-demo.svg")]
+    pub chart: PathBuf,
+}
+
+/// Everything the demo measured: the `--json` document.
+#[derive(Serialize)]
+struct Demo {
+    workers: usize,
+    park: Park,
+    wake: Wake,
+    spawn_join: SpawnJoin,
+    network: Option<Network>,
+}
+
+#[derive(Serialize)]
+struct Park {
+    goroutines: usize,
+    spawn_ns_each: f64,
+    parked_goroutines: usize,
+    os_threads: u64,
+    rss_before_kib: u64,
+    rss_parked_kib: u64,
+    kib_per_parked_goroutine: f64,
+    memory_mappings: u64,
+}
+
+#[derive(Serialize)]
+struct Wake {
+    woken_and_joined: usize,
+    wake_all_ms: f64,
+    os_context_switches: u64,
+    task_polls: u64,
+    steals: u64,
+}
+
+#[derive(Serialize)]
+struct SpawnJoin {
+    count: usize,
+    os_thread_us: f64,
+    goroutine_us: f64,
+}
+
+#[derive(Serialize)]
+struct Network {
+    secs_per_run: f64,
+    models: Vec<&'static str>,
+    levels: Vec<usize>,
+    rows: Vec<Row>,
+    chart: String,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -41,6 +104,7 @@ pub fn run(args: Args) -> Result<(), String> {
     if !(args.secs.is_finite() && args.secs > 0.0) {
         return Err("--secs must be a positive number of seconds".into());
     }
+    let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
     let mut builder = gorust::Runtime::builder();
     if let Some(w) = args.workers {
         builder = builder.workers(w);
@@ -49,46 +113,135 @@ pub fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let workers = rt.metrics().workers.len();
-    println!(
+    let runs = (levels.len() * demo_net::MODELS.len()) as u64;
+    let pb = progress::bar(3 + runs);
+    let out = |line: String| {
+        if !args.json {
+            progress::println(&pb, line);
+        }
+    };
+    out(format!(
         "gorust demo: {} goroutines on {workers} worker threads\n",
         args.goroutines
-    );
+    ));
 
     let n = args.goroutines;
     let k = args.threads.max(1);
-    let report = rt.run(move || park_and_wake(n, k));
-    let report = report?;
-    print_report(&report, n);
+    pb.set_message(format!("1-2. parking and waking {n} goroutines"));
+    let report = rt.run(move || park_and_wake(n, k))?;
+    pb.inc(2);
+    let park = park_figures(&report, n);
+    let wake = Wake {
+        woken_and_joined: report.joined,
+        wake_all_ms: report.wake_all.as_secs_f64() * 1e3,
+        os_context_switches: report.switches,
+        task_polls: report.polls,
+        steals: report.steals,
+    };
+    print_park_wake(&park, &wake).into_iter().for_each(&out);
 
+    pb.set_message(format!("3. spawning {k} OS threads one at a time"));
     let per_thread = spawn_threads(k)?;
-    println!(
+    pb.inc(1);
+    let spawn_join = SpawnJoin {
+        count: k,
+        os_thread_us: per_thread.as_secs_f64() * 1e6,
+        goroutine_us: report.spawn_join_warm.as_secs_f64() * 1e6,
+    };
+    out(format!(
         "3. one at a time, {k} of each spawned and joined:\n   OS thread   {:>9.1} µs\n   goroutine   {:>9.1} µs  ({:.0}x cheaper)",
-        per_thread.as_secs_f64() * 1e6,
-        report.spawn_join_warm.as_secs_f64() * 1e6,
-        per_thread.as_secs_f64() / report.spawn_join_warm.as_secs_f64().max(1e-12)
-    );
-    net_step(&args)
-}
-
-/// Step 4: a thread per connection against a goroutine per connection, over HTTP.
-fn net_step(args: &Args) -> Result<(), String> {
-    let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
-    if levels.is_empty() {
-        return Ok(());
-    }
-    let secs = Duration::from_secs_f64(args.secs);
-    println!(
-        "\n4. HTTP hello, served by a thread per connection (std) and a goroutine per connection\n   (gorust), loaded from this process for {:.1} s at each level:",
-        args.secs
-    );
-    crate::demo_net::print_header();
-    for &conns in &levels {
-        for model in ["threads", "goroutine"] {
-            let row = crate::demo_net::measure(model, conns, secs, args.workers)?;
-            crate::demo_net::print_row(&row);
-        }
+        spawn_join.os_thread_us,
+        spawn_join.goroutine_us,
+        spawn_join.os_thread_us / spawn_join.goroutine_us.max(1e-6)
+    ));
+    let network = net_step(&args, &levels, &pb, &out)?;
+    pb.finish_and_clear();
+    if args.json {
+        let doc = Demo {
+            workers,
+            park,
+            wake,
+            spawn_join,
+            network,
+        };
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| format!("json: {e}"))?;
+        progress::print_document(&text)?;
     }
     Ok(())
+}
+
+/// Step 4: each model of [`demo_net::MODELS`] at each connection count, over HTTP; then the
+/// chart.
+fn net_step(
+    args: &Args,
+    levels: &[usize],
+    pb: &ProgressBar,
+    out: &dyn Fn(String),
+) -> Result<Option<Network>, String> {
+    if levels.is_empty() {
+        return Ok(None);
+    }
+    let secs = Duration::from_secs_f64(args.secs);
+    let models: Vec<&str> = demo_net::MODELS
+        .iter()
+        .map(|m| demo_net::describe(m))
+        .collect();
+    out(format!(
+        "\n4. HTTP hello, served by {},\n   loaded from this process for {:.1} s at each level:",
+        models.join(", by "),
+        args.secs
+    ));
+    out(demo_net::header());
+    let mut rows = Vec::new();
+    for &conns in levels {
+        for &model in demo_net::MODELS {
+            pb.set_message(format!("4. {model} at {conns} connections"));
+            let row = demo_net::measure(model, conns, secs, args.workers)?;
+            pb.inc(1);
+            out(demo_net::row(&row));
+            rows.push(row);
+        }
+    }
+    let chart = args.chart.display().to_string();
+    write_chart(&args.chart, &rows)?;
+    out(format!("\n   chart: {chart}"));
+    Ok(Some(Network {
+        secs_per_run: args.secs,
+        models: demo_net::MODELS.to_vec(),
+        levels: levels.to_vec(),
+        rows,
+        chart,
+    }))
+}
+
+/// Requests per second and RSS per connection against connections, a line per model.
+fn write_chart(path: &std::path::Path, rows: &[Row]) -> Result<(), String> {
+    let series = |f: fn(&Row) -> f64| {
+        demo_net::MODELS
+            .iter()
+            .map(|&m| Series {
+                name: m.to_string(),
+                points: rows
+                    .iter()
+                    .filter(|r| r.model == m)
+                    .map(|r| (r.conns as f64, f(r)))
+                    .collect(),
+            })
+            .collect()
+    };
+    let panels = [
+        Panel {
+            title: "HTTP hello: requests per second".into(),
+            y_label: "requests/s".into(),
+            series: series(|r| r.requests_per_sec),
+        },
+        Panel {
+            title: "server memory per connection".into(),
+            y_label: "KiB RSS per connection".into(),
+            series: series(|r| r.rss_per_conn_kib),
+        },
+    ];
+    chart::write_svg(path, "gorust demo: one handler, served per model", &panels)
 }
 
 struct Report {
@@ -175,37 +328,50 @@ fn park_and_wake(n: usize, k: usize) -> Result<Report, String> {
     })
 }
 
-fn print_report(r: &Report, n: usize) {
-    let per_g = (r.rss_parked_kib.saturating_sub(r.rss_before_kib)) as f64 * 1024.0 / n as f64;
-    println!(
-        "1. park: {n} goroutines spawned ({:.0} ns each) and parked on timers",
-        r.spawn_each.as_nanos()
-    );
-    println!("   parked goroutines      {:>12}", r.parked);
-    println!("   OS threads (process)   {:>12}", r.os_threads);
-    println!(
-        "   resident memory        {:>9} MiB  ({:.2} KiB per parked goroutine, stacks included)",
-        r.rss_parked_kib / 1024,
-        per_g / 1024.0
-    );
-    println!(
-        "   memory mappings        {:>12}  (vm.max_map_count is usually 65,530)",
-        r.maps_parked
-    );
-    println!(
-        "2. wake: all {} woke at the same instant and were joined in {:.1} ms",
-        r.joined,
-        r.wake_all.as_secs_f64() * 1e3
-    );
-    println!(
-        "   OS context switches    {:>12}  (for {} goroutine wake-ups)",
-        r.switches, r.joined
-    );
-    println!(
-        "   scheduler: {} task polls, {} steals between workers",
-        r.polls, r.steals
-    );
-    println!();
+fn park_figures(r: &Report, n: usize) -> Park {
+    let per_g = (r.rss_parked_kib.saturating_sub(r.rss_before_kib)) as f64 / n as f64;
+    Park {
+        goroutines: n,
+        spawn_ns_each: r.spawn_each.as_nanos() as f64,
+        parked_goroutines: r.parked,
+        os_threads: r.os_threads,
+        rss_before_kib: r.rss_before_kib,
+        rss_parked_kib: r.rss_parked_kib,
+        kib_per_parked_goroutine: per_g,
+        memory_mappings: r.maps_parked,
+    }
+}
+
+fn print_park_wake(p: &Park, w: &Wake) -> Vec<String> {
+    vec![
+        format!(
+            "1. park: {} goroutines spawned ({:.0} ns each) and parked on timers",
+            p.goroutines, p.spawn_ns_each
+        ),
+        format!("   parked goroutines      {:>12}", p.parked_goroutines),
+        format!("   OS threads (process)   {:>12}", p.os_threads),
+        format!(
+            "   resident memory        {:>9} MiB  ({:.2} KiB per parked goroutine, stacks included)",
+            p.rss_parked_kib / 1024,
+            p.kib_per_parked_goroutine
+        ),
+        format!(
+            "   memory mappings        {:>12}  (vm.max_map_count is usually 65,530)",
+            p.memory_mappings
+        ),
+        format!(
+            "2. wake: all {} woke at the same instant and were joined in {:.1} ms",
+            w.woken_and_joined, w.wake_all_ms
+        ),
+        format!(
+            "   OS context switches    {:>12}  (for {} goroutine wake-ups)",
+            w.os_context_switches, w.woken_and_joined
+        ),
+        format!(
+            "   scheduler: {} task polls, {} steals between workers\n",
+            w.task_polls, w.steals
+        ),
+    ]
 }
 
 fn spawn_threads(n: usize) -> Result<Duration, String> {

@@ -6,68 +6,59 @@
 //! generator (closed loop, one thread) at each connection count. While the load runs, the
 //! server's OS threads and resident memory are sampled from `/proc/PID/status`; its context
 //! switches are summed over `/proc/PID/task/*/status`. RSS per connection is (peak − the
-//! server's RSS before any connection) / connections. The event-loop model joins this table
-//! when it lands (issue 4).
+//! server's RSS before any connection) / connections. Live goroutines are the peak of the
+//! server's own `stats live=N` lines (`serve --stats-ms`); a thread-per-connection server's
+//! live count is its threads less the accepting one. The event-loop model joins this table
+//! when it lands (issue 4): see [`MODELS`].
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{load, procfs};
+use serde::Serialize;
 
+use crate::child::{self, Spec};
+use crate::load::{self, micros};
+use crate::procfs;
+
+/// The models of the network step, in table order, each a `serve --model` value. The event
+/// loop (issue 4) joins here with its `serve` model and a line in [`describe`]; `live` then
+/// counts its tasks.
+pub const MODELS: &[&str] = &["threads", "goroutine"];
+
+/// How a model serves its connections, for the report.
+pub fn describe(model: &str) -> &'static str {
+    match model {
+        "threads" => "a thread per connection (std)",
+        "goroutine" => "a goroutine per connection (gorust)",
+        _ => "another model",
+    }
+}
+
+/// One model at one connection count: every figure of the table.
+#[derive(Serialize)]
 pub struct Row {
     pub model: &'static str,
     pub conns: usize,
-    pub threads: u64,
+    /// The server's OS threads (peak while loaded).
+    pub os_threads: u64,
+    /// Live goroutines or tasks (peak while loaded): for `threads`, its connection threads.
+    pub live: u64,
     pub rss_per_conn_kib: f64,
-    pub req_per_s: f64,
+    pub requests_per_sec: f64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
-    pub switches_per_req: f64,
+    pub context_switches_per_request: f64,
     pub errors: u64,
 }
 
-/// Kills the server child, by its PID (we started it), when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+fn start_server(model: &str, workers: Option<usize>) -> Result<child::Server, String> {
+    let mut args = vec!["serve", "--proto", "http", "--model", model, "--port", "0"];
+    args.extend(["--stats-ms", "20"]);
+    let w = workers.map(|w| w.to_string());
+    if let Some(w) = &w {
+        args.extend(["--workers", w.as_str()]);
     }
-}
-
-fn start_server(model: &str, workers: Option<usize>) -> Result<(Server, SocketAddr), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["serve", "--proto", "http", "--model", model, "--port", "0"]);
-    if let Some(w) = workers {
-        cmd.args(["--workers", &w.to_string()]);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = Server(
-        cmd.spawn()
-            .map_err(|e| format!("cannot start the {model} server: {e}"))?,
-    );
-    let mut line = String::new();
-    let out = child.0.stdout.take().expect("piped");
-    BufReader::new(out)
-        .read_line(&mut line)
-        .map_err(|e| format!("the {model} server said nothing: {e}"))?;
-    // "listening on http://127.0.0.1:PORT/ (model, proto)"
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("the {model} server printed {line:?}"))?;
-    Ok((child, addr))
+    child::start(Spec::new(model, child::this_program()?).args(args))
 }
 
 /// Serves and loads one model at one connection count.
@@ -77,42 +68,36 @@ pub fn measure(
     secs: Duration,
     workers: Option<usize>,
 ) -> Result<Row, String> {
-    let (server, addr) = start_server(model, workers)?;
-    let pid = server.0.id().to_string();
+    let server = start_server(model, workers)?;
+    let (pid, addr) = (server.pid(), server.addr);
     std::thread::sleep(Duration::from_millis(100));
+    server.reset_live();
     let rss_before = procfs::status_field_of(&pid, "VmRSS").unwrap_or(0);
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (stop, pid) = (stop.clone(), pid.clone());
-        std::thread::spawn(move || {
-            let (mut rss, mut threads) = (0, 0);
-            while !stop.load(Ordering::Relaxed) {
-                rss = rss.max(procfs::status_field_of(&pid, "VmRSS").unwrap_or(0));
-                threads = threads.max(procfs::status_field_of(&pid, "Threads").unwrap_or(0));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (rss, threads)
-        })
-    };
+    let sampler = procfs::Sampler::start(&pid);
     let switches_before = procfs::context_switches_of(&pid);
     let wire = load::http_get("127.0.0.1", "/");
     let res = load::drive(addr, &wire, conns, 1, secs, None, Duration::from_secs(5));
     let switches = procfs::context_switches_of(&pid).saturating_sub(switches_before);
-    stop.store(true, Ordering::Relaxed);
-    let (rss_peak, threads) = sampler.join().map_err(|_| "the sampler panicked")?;
+    let (rss_peak, threads) = sampler.stop();
+    let live = match model {
+        // The connection threads: all but the accepting main thread.
+        "threads" => threads.saturating_sub(1),
+        _ => server.live_peak(),
+    };
     drop(server);
     let (stats, secs) = res?;
     let requests = stats.requests.max(1);
     Ok(Row {
         model,
         conns,
-        threads,
+        os_threads: threads,
+        live,
         rss_per_conn_kib: rss_peak.saturating_sub(rss_before) as f64 / conns as f64,
-        req_per_s: stats.requests as f64 / secs,
+        requests_per_sec: stats.requests as f64 / secs,
         p50_us: stats.hist.value_at_quantile(0.5),
         p99_us: stats.hist.value_at_quantile(0.99),
         p999_us: stats.hist.value_at_quantile(0.999),
-        switches_per_req: switches as f64 / requests as f64,
+        context_switches_per_request: switches as f64 / requests as f64,
         errors: stats.connect_errors
             + stats.read_errors
             + stats.write_errors
@@ -121,12 +106,13 @@ pub fn measure(
     })
 }
 
-pub fn print_header() {
-    println!(
-        "   {:<10} {:>6} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
+pub fn header() -> String {
+    format!(
+        "   {:<10} {:>6} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "model",
         "conns",
         "threads",
+        "live",
         "KiB/conn",
         "req/s",
         "p50",
@@ -134,29 +120,22 @@ pub fn print_header() {
         "p99.9",
         "ctxsw/req",
         "errors"
-    );
+    )
 }
 
-fn ms(us: u64) -> String {
-    if us >= 1000 {
-        format!("{:.1}ms", us as f64 / 1000.0)
-    } else {
-        format!("{us}µs")
-    }
-}
-
-pub fn print_row(r: &Row) {
-    println!(
-        "   {:<10} {:>6} {:>8} {:>10.1} {:>10.0} {:>8} {:>8} {:>8} {:>9.2} {:>6}",
+pub fn row(r: &Row) -> String {
+    format!(
+        "   {:<10} {:>6} {:>8} {:>7} {:>9.1} {:>10.0} {:>8} {:>8} {:>8} {:>9.2} {:>6}",
         r.model,
         r.conns,
-        r.threads,
+        r.os_threads,
+        r.live,
         r.rss_per_conn_kib,
-        r.req_per_s,
-        ms(r.p50_us),
-        ms(r.p99_us),
-        ms(r.p999_us),
-        r.switches_per_req,
+        r.requests_per_sec,
+        micros(r.p50_us),
+        micros(r.p99_us),
+        micros(r.p999_us),
+        r.context_switches_per_request,
         r.errors
-    );
+    )
 }

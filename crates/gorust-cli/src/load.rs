@@ -239,7 +239,7 @@ fn connect_error(e: &std::io::Error, conns: usize, opened: usize, addr: &SocketA
 
 /// Fails with a clear message if the process may not open `conns` connections and `extra`
 /// other descriptors, after raising its soft limit as far as the hard limit allows.
-fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
+pub fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -372,7 +372,8 @@ impl Report {
     }
 }
 
-fn micros(us: u64) -> String {
+/// A latency for people: 850µs, 1.50ms, 2.00s.
+pub fn micros(us: u64) -> String {
     if us >= 1_000_000 {
         format!("{:.2}s", us as f64 / 1e6)
     } else if us >= 1000 {

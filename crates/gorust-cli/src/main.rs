@@ -2,18 +2,26 @@
 //!
 //! - `gorust demo`: the scheduler demonstration (see `demo.rs`);
 //! - `gorust serve`: an echo or HTTP/1.1 server, goroutine or thread per connection (`serve.rs`);
-//! - `gorust load`: a wrk-like load generator for both protocols (`load.rs`).
+//! - `gorust load`: a wrk-like load generator for both protocols (`load.rs`);
+//! - `gorust compare`: the HTTP hello against hyper on tokio, may_minihttp and Go's net/http,
+//!   one core each, interleaved rounds (`compare.rs`).
 //!
 //! Bad input (an unknown flag, a malformed value, a port in use, a refused connection) ends
 //! the command with one line on stderr and a non-zero exit code.
 
+mod chart;
+mod child;
+mod compare;
 mod demo;
 mod demo_net;
 mod http;
 mod load;
 mod load_loop;
 mod procfs;
+mod progress;
 mod serve;
+mod serve_peers;
+mod sys;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -37,6 +45,8 @@ enum Command {
     Serve(serve::Args),
     /// Load an echo or HTTP/1.1 server and report throughput and latency percentiles.
     Load(load::Args),
+    /// Compare gorust's HTTP hello with hyper on tokio, may_minihttp and Go's net/http.
+    Compare(compare::Args),
 }
 
 fn main() {
@@ -59,6 +69,7 @@ fn main() {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Load(args) => load::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     if let Err(e) = res {
         eprintln!("gorust: {e}");

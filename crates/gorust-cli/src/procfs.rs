@@ -1,4 +1,8 @@
-//! Reading this process's own figures from `/proc/self`.
+//! Figures of this process and its children from `/proc`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A field of `/proc/self/status` in its unit (kB for memory, a count for `Threads`).
 pub fn status_field(name: &str) -> Option<u64> {
@@ -50,4 +54,63 @@ pub fn mappings() -> u64 {
     std::fs::read_to_string("/proc/self/maps")
         .map(|s| s.lines().count() as u64)
         .unwrap_or(0)
+}
+
+/// Nanoseconds the threads of process `pid` have spent on a CPU (`/proc/PID/task/*/schedstat`,
+/// summed over the threads alive now).
+pub fn cpu_ns_of(pid: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The machine, for reports: the CPU model, the CPUs online, the kernel release.
+pub fn machine() -> (String, usize, String) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    (cpu, cpus, kernel)
+}
+
+/// Samples a process's resident memory and threads every 20 ms, keeping the peaks.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, u64)>,
+}
+
+impl Sampler {
+    pub fn start(pid: &str) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, pid) = (stop.clone(), pid.to_string());
+        let thread = std::thread::spawn(move || {
+            let (mut rss, mut threads) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                rss = rss.max(status_field_of(&pid, "VmRSS").unwrap_or(0));
+                threads = threads.max(status_field_of(&pid, "Threads").unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (rss, threads)
+        });
+        Sampler { stop, thread }
+    }
+
+    /// The peaks: (resident KiB, threads).
+    pub fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or((0, 0))
+    }
 }

@@ -7,6 +7,12 @@
 //! Both run the same handlers ([`echo`] here, [`crate::http::serve_conn`]) over any
 //! `Read + Write` stream. Once bound, the server prints `listening on http://ADDR/ (model,
 //! proto)` on stdout and serves until it is killed.
+//!
+//! Hidden models, the peers of `gorust compare` (HTTP only, `serve_peers.rs`): `hyper-tokio`
+//! (hyper 1 on tokio's current-thread runtime) and `may` (may_minihttp).
+//!
+//! A new model (issue 4's `eventloop`) is one variant of [`Model`] with its [`Model::name`],
+//! one arm in [`run`], and one entry in `demo_net::MODELS` to join the demo.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -24,12 +30,30 @@ pub enum Proto {
     Http,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Model {
     /// gorust::net, a goroutine per connection.
     Goroutine,
     /// std::net, an OS thread per connection.
     Threads,
+    /// hyper 1 on tokio's current-thread runtime (a peer for `compare`; http only).
+    #[value(name = "hyper-tokio", hide = true)]
+    HyperTokio,
+    /// may_minihttp on one may worker (a peer for `compare`; http only).
+    #[value(hide = true)]
+    May,
+}
+
+impl Model {
+    /// The name on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Goroutine => "goroutine",
+            Model::Threads => "threads",
+            Model::HyperTokio => "hyper-tokio",
+            Model::May => "may",
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -49,12 +73,21 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub addr: String,
+    /// Print `stats live=N` (live goroutines) on stdout every N ms; for `demo`.
+    #[arg(long, hide = true)]
+    pub stats_ms: Option<u64>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
     let addr = resolve(&args.addr, args.port)?;
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
+    }
+    if matches!(args.model, Model::HyperTokio | Model::May) && args.proto != Proto::Http {
+        return Err(format!(
+            "--model {} serves --proto http only",
+            args.model.name()
+        ));
     }
     let handler = match args.proto {
         Proto::Echo => Handler::Echo,
@@ -73,6 +106,9 @@ pub fn run(args: Args) -> Result<(), String> {
                 let listener = gorust::net::TcpListener::bind(addr)
                     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
                 announce(listener.local_addr(), &args)?;
+                if let Some(ms) = args.stats_ms {
+                    report_live(Duration::from_millis(ms.max(1)));
+                }
                 gorust::net::serve(&listener, move |mut conn| {
                     let _ = conn.set_nodelay(true);
                     let _ = handler.call(&mut conn);
@@ -86,13 +122,34 @@ pub fn run(args: Args) -> Result<(), String> {
             announce(listener.local_addr(), &args)?;
             serve_threads(&listener, handler)
         }
+        Model::HyperTokio => {
+            let listener =
+                std_listener(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            announce(listener.local_addr(), &args)?;
+            crate::serve_peers::hyper_tokio(listener)
+        }
+        Model::May => crate::serve_peers::may(addr, args.workers.unwrap_or(1), |local| {
+            announce(Ok(local), &args)
+        }),
     }
+}
+
+/// A goroutine that prints `stats live=N`, the live goroutines (itself and the accept loop
+/// included), every `every`.
+fn report_live(every: Duration) {
+    gorust::go(move || loop {
+        let line = format!("stats live={}\n", gorust::num_goroutines());
+        if io::stdout().write_all(line.as_bytes()).is_err() {
+            return; // Nobody reads any more.
+        }
+        gorust::time::sleep(every);
+    });
 }
 
 /// A std listener with the same backlog (4,096) and `SO_REUSEADDR` as gorust's and Go's, so that
 /// the two models differ only in threads against goroutines. (std's `bind` listens with a
 /// backlog of 128: at 10,000 connects the dropped SYNs' retransmissions took ~57 s.)
-fn std_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub fn std_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -115,7 +172,7 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 
 fn announce(local: io::Result<SocketAddr>, args: &Args) -> Result<(), String> {
     let local = local.map_err(|e| format!("local address: {e}"))?;
-    let model = format!("{:?}", args.model).to_lowercase();
+    let model = args.model.name();
     let proto = format!("{:?}", args.proto).to_lowercase();
     println!("listening on http://{local}/ ({model}, {proto})");
     io::stdout().flush().map_err(|e| format!("stdout: {e}"))

@@ -77,6 +77,24 @@ fn fails_with(args: &[&str], want: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// As [`fails_with`], and the exit code is `code` (2: the command line, 1: the run).
+fn fails_with_code(args: &[&str], want: &str, code: i32) {
+    fails_with(args, want);
+    gorust(args).code(code);
+}
+
+/// A path for a chart in a fresh temporary directory (removed by the caller).
+fn temp_chart(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("gorust-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    (dir.clone(), dir.join(format!("{name}.svg")))
+}
+
+fn assert_svg(path: &std::path::Path) {
+    let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
 fn echo_round_trip(server: &Server) {
     let mut s = server.connect();
     s.write_all(b"hello gorust").unwrap();
@@ -219,9 +237,9 @@ fn descriptor_limit() {
     );
 }
 
-#[test]
-fn demo_runs_every_step_on_tiny_settings() {
-    let out = gorust(&[
+/// `demo` on tiny settings (a second or two), plus `extra`.
+fn tiny_demo<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
         "demo",
         "--goroutines",
         "500",
@@ -231,12 +249,29 @@ fn demo_runs_every_step_on_tiny_settings() {
         "10",
         "--secs",
         "0.3",
-    ])
-    .success()
-    .get_output()
-    .stdout
-    .clone();
-    let out = String::from_utf8(out).unwrap();
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn demo_runs_every_step_on_tiny_settings() {
+    let (dir, chart) = temp_chart("demo-text");
+    let chart_arg = chart.to_str().unwrap();
+    let out = gorust(&tiny_demo(&["--chart", chart_arg]))
+        .success()
+        .get_output()
+        .clone();
+    // No progress bar: stderr is not a terminal here.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(out.contains(&format!("chart: {chart_arg}")), "{out}");
+    assert_svg(&chart);
+    let _ = std::fs::remove_dir_all(dir);
     for want in [
         "parked goroutines",
         "KiB per parked goroutine",
@@ -267,5 +302,193 @@ fn demo_rejects_bad_settings() {
     fails_with(
         &["demo", "--levels", "10", "--secs", "0"],
         "--secs must be a positive",
+    );
+}
+
+#[test]
+fn demo_json_has_every_figure() {
+    let (dir, chart) = temp_chart("demo-json");
+    let v = json_of(&tiny_demo(&["--json", "--chart", chart.to_str().unwrap()]));
+    for key in [
+        "goroutines",
+        "spawn_ns_each",
+        "parked_goroutines",
+        "os_threads",
+        "kib_per_parked_goroutine",
+        "memory_mappings",
+    ] {
+        assert!(v["park"][key].is_number(), "park.{key} in {v}");
+    }
+    assert_eq!(v["park"]["parked_goroutines"], 500);
+    for key in ["woken_and_joined", "wake_all_ms", "os_context_switches"] {
+        assert!(v["wake"][key].is_number(), "wake.{key} in {v}");
+    }
+    for key in ["os_thread_us", "goroutine_us"] {
+        assert!(v["spawn_join"][key].is_number(), "spawn_join.{key} in {v}");
+    }
+    let rows = v["network"]["rows"].as_array().unwrap();
+    let models: Vec<&str> = rows.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["threads", "goroutine"], "{v}");
+    for r in rows {
+        for key in [
+            "os_threads",
+            "live",
+            "rss_per_conn_kib",
+            "requests_per_sec",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "context_switches_per_request",
+        ] {
+            assert!(r[key].is_number(), "{key} in {r}");
+        }
+        assert_eq!(r["conns"], 10);
+        assert_eq!(r["errors"], 0, "{r}");
+        assert!(r["requests_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["live"].as_u64().unwrap() >= 10, "{r}");
+    }
+    assert_eq!(v["network"]["chart"], chart.to_str().unwrap());
+    assert_svg(&chart);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `compare --json` on tiny settings (one round of 0.3 s at 10 connections) against gorust and
+/// `servers`.
+fn tiny_compare(servers: &str, chart: &std::path::Path) -> serde_json::Value {
+    json_of(&[
+        "compare",
+        "--rounds",
+        "1",
+        "--secs",
+        "0.3",
+        "--levels",
+        "10",
+        "--servers",
+        servers,
+        "--json",
+        "--chart",
+        chart.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn compare_runs_gorust_and_hyper_on_tiny_settings() {
+    let (dir, chart) = temp_chart("compare");
+    let v = tiny_compare("hyper-tokio", &chart);
+    assert_eq!(v["settings"]["rounds"], 1);
+    let level = &v["levels"][0];
+    assert_eq!(level["connections"], 10);
+    let servers = level["servers"].as_array().unwrap();
+    let names: Vec<&str> = servers
+        .iter()
+        .map(|s| s["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gorust", "hyper-tokio"], "{v}");
+    for s in servers {
+        assert_eq!(s["runs"].as_array().unwrap().len(), 1, "{s}");
+        assert!(
+            s["median"]["requests_per_sec"].as_f64().unwrap() > 0.0,
+            "{s}"
+        );
+        assert_eq!(s["runs"][0]["errors"], 0, "{s}");
+    }
+    let ratio = &servers[1]["gorust_ratio"];
+    assert!(ratio["requests_per_sec"].as_f64().unwrap() > 0.0, "{ratio}");
+    assert!(ratio["p99"].as_f64().unwrap() > 0.0, "{ratio}");
+    assert_svg(&chart);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One keep-alive GET, its response read to the end of its `Content-Length` body (may_minihttp
+/// does not close on `Connection: close`).
+fn http_get_one(server: &Server) -> String {
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .expect("a Content-Length");
+        if body.len() >= len {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn compare_runs_may_and_go_when_installed() {
+    let has_go = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("go").is_file()));
+    let servers = if has_go { "may,go" } else { "may" };
+    let (dir, chart) = temp_chart("compare-peers");
+    let v = tiny_compare(servers, &chart);
+    let servers = v["levels"][0]["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), if has_go { 3 } else { 2 }, "{v}");
+    for s in servers {
+        assert!(
+            s["median"]["requests_per_sec"].as_f64().unwrap() > 0.0,
+            "{s}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn peers_serve_the_same_hello() {
+    for model in ["hyper-tokio", "may"] {
+        let server = Server::start(&["--model", model, "--proto", "http"]);
+        let first = http_get_one(&server);
+        assert!(first.starts_with("HTTP/1.1 200"), "{model}: {first}");
+        assert!(first.ends_with("\r\n\r\nRequest #1\n"), "{model}: {first}");
+    }
+    fails_with_code(
+        &["serve", "--model", "hyper-tokio"],
+        "serves --proto http only",
+        1,
+    );
+}
+
+#[test]
+fn compare_rejects_bad_input() {
+    fails_with_code(&["compare", "--levels", "abc"], "invalid value 'abc'", 2);
+    fails_with_code(
+        &["compare", "--servers", "nginx"],
+        "invalid value 'nginx'",
+        2,
+    );
+    fails_with_code(&["serve", "--model", "nope"], "invalid value 'nope'", 2);
+    fails_with_code(&["compare", "--levels", "0"], "--levels", 1);
+    fails_with_code(
+        &["compare", "--rounds", "0"],
+        "--rounds must be at least 1",
+        1,
+    );
+    fails_with_code(&["compare", "--secs", "0"], "--secs must be a positive", 1);
+    fails_with_code(&["compare", "--pin", "--no-pin"], "cannot be used with", 2);
+    fails_with_code(
+        &[
+            "compare",
+            "--servers",
+            "go",
+            "--go-src",
+            "/nonexistent",
+            "--secs",
+            "0.1",
+        ],
+        "go",
+        1,
     );
 }
