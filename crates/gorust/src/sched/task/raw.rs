@@ -157,7 +157,7 @@ where
     F::Output: 'static,
     S: Schedule,
 {
-    let cell = Box::new(Cell {
+    let cell = Cell {
         header: Header {
             state: State::new(),
             vtable: vtable::<F, S>(),
@@ -172,8 +172,11 @@ where
         scheduler,
         stage: UnsafeCell::new(Stage::Running(future)),
         join_waker: UnsafeCell::new(None),
-    });
-    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+    };
+    let mem = super::cache::alloc(std::alloc::Layout::new::<Cell<F, S>>()).cast::<Cell<F, S>>();
+    // SAFETY: `mem` is fresh memory with the size and alignment of a Cell<F, S>.
+    unsafe { mem.as_ptr().write(cell) };
+    let ptr = mem.cast::<Header>();
     let task = TaskRef(ptr);
     (Notified(task), task, super::JoinHandle::from_raw(task))
 }
@@ -341,8 +344,12 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn dealloc(&self) {
-        // SAFETY: the last reference is gone; the cell was made by Box::new in new_task.
-        drop(unsafe { Box::from_raw(self.cell.as_ptr()) });
+        // SAFETY: the last reference is gone, so nothing else reads the cell; it was written
+        // by new_task into memory from cache::alloc of this very layout.
+        unsafe {
+            std::ptr::drop_in_place(self.cell.as_ptr());
+            super::cache::dealloc(self.cell.cast(), std::alloc::Layout::new::<Cell<F, S>>());
+        }
     }
 }
 
