@@ -30,6 +30,11 @@
 //! produces an edge, which moves the count, so nothing is missed; a stale mark (two readers
 //! racing) can only cost one extra system call, never a missed wake-up, because the mark
 //! names the edge count the call started from. tokio skips the same `EAGAIN` read.
+//! Exception: once the peer's FIN (or a hang-up, an error) has been reported, a short read may
+//! be followed by end-of-file with no further edge (the data and the FIN arrived under one
+//! edge, before the read), so `set_final` turns the drained state off for good (tokio keeps
+//! its read-closed bit apart from readability for the same reason). Found by the event loop's
+//! `wait_input` test: a client reading a reply and then EOF hung.
 //!
 //! Orderings: the poller's swap is `AcqRel` and the waiter's CAS `AcqRel`, so a waiter that
 //! consumes READY sees what the kernel-facing side published before it (nothing in practice:
@@ -37,7 +42,7 @@
 
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use crate::loom::sync::Mutex;
 
 const EMPTY: u8 = 0;
@@ -55,6 +60,8 @@ pub(crate) struct WaitSlot {
     drained_at: AtomicU64,
     /// Wakers of the parked waiters; usually zero or one.
     waiters: Mutex<Vec<Waker>>,
+    /// Set once the peer finished (FIN, hang-up, error): never drained again.
+    fin: AtomicBool,
 }
 
 impl Default for WaitSlot {
@@ -70,6 +77,7 @@ impl WaitSlot {
             edges: AtomicU32::new(0),
             drained_at: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
+            fin: AtomicBool::new(false),
         }
     }
 
@@ -79,6 +87,13 @@ impl WaitSlot {
         if self.state.swap(READY, AcqRel) == WAITING {
             wake.append(&mut crate::loom::lock(&self.waiters));
         }
+    }
+
+    /// The poller saw the peer's FIN, a hang-up or an error: a read may return end-of-file
+    /// without another edge, so the slot is never considered drained again. Called before
+    /// `set_ready` (whose `Release` publishes it).
+    pub(crate) fn set_final(&self) {
+        self.fin.store(true, Relaxed);
     }
 
     /// Wakes every waiter without changing the state (close or deadline change: the caller
@@ -101,7 +116,7 @@ impl WaitSlot {
     /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN).
     pub(crate) fn is_drained(&self) -> bool {
         let d = self.drained_at.load(Acquire);
-        d & DRAINED != 0 && d as u32 == self.edges.load(Acquire)
+        d & DRAINED != 0 && d as u32 == self.edges.load(Acquire) && !self.fin.load(Relaxed)
     }
 
     /// Consumes readiness if there is some.
@@ -203,6 +218,18 @@ mod tests {
         // A stale mark (taken before an edge another caller consumed) never hides that edge.
         let stale = before;
         s.mark_drained(stale);
+        assert!(!s.is_drained());
+    }
+
+    /// Data and FIN under one edge, before a short read: the next read must not wait for an
+    /// edge that never comes.
+    #[test]
+    fn not_drained_after_the_peer_finished() {
+        let s = WaitSlot::new();
+        s.set_final();
+        s.set_ready(&mut Vec::new());
+        let before = s.edges();
+        s.mark_drained(before);
         assert!(!s.is_drained());
     }
 

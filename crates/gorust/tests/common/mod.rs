@@ -52,3 +52,17 @@ macro_rules! on_each_config {
         }
     };
 }
+
+/// A client goroutine's work: `rounds` messages (tagged with `tag`, padded with `pad` bytes)
+/// written to an echo server at `addr`, each read back and compared.
+pub fn echo_rounds(addr: std::net::SocketAddr, tag: usize, rounds: usize, pad: usize) {
+    use std::io::{Read, Write};
+    let mut s = gorust::net::TcpStream::connect(addr).unwrap();
+    for round in 0..rounds {
+        let msg = format!("client {tag} round {round} {}", "x".repeat(pad));
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+}
