@@ -409,3 +409,106 @@ fn large_replies_are_finished_by_the_poller() {
         })
     });
 }
+
+/// The worker is stuck in a goroutine that never parks: the monitor thread polls its epoll and
+/// does the event loop's reads (the `owner = false` dispatch); every byte still comes back.
+#[test]
+fn reads_done_by_the_monitor_thread_are_correct() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let (_el, addr, _gone) = echo_loop(|b| b.input_limit(256 << 10));
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let r = s.try_clone().unwrap();
+                let reader = std::thread::spawn(move || {
+                    let mut all = Vec::new();
+                    (&r).take(4 << 20).read_to_end(&mut all).unwrap();
+                    all
+                });
+                let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+                s.write_all(&data).unwrap();
+                assert_eq!(reader.join().unwrap(), data);
+            });
+            // Hog the only worker while the client sends.
+            gorust::go(|| {
+                let end = Instant::now() + Duration::from_millis(300);
+                while Instant::now() < end {
+                    std::hint::spin_loop();
+                }
+            })
+            .join()
+            .unwrap();
+            gorust::blocking(move || client.join().unwrap());
+        })
+    });
+}
+
+/// Any listener: the same loop serves a Unix-domain socket.
+#[test]
+fn serves_a_unix_listener() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (el, _addr, gone) = echo_loop(|b| b);
+            let path = std::env::temp_dir().join(format!("gorust-el-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let l = gorust::net::UnixListener::bind(&path).unwrap();
+            let server = el.clone();
+            gorust::go(move || server.serve(l));
+            let mut s = gorust::net::UnixStream::connect(&path).unwrap();
+            s.write_all(b"over unix").unwrap();
+            let mut b = [0u8; 9];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"over unix");
+            drop(s);
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            let _ = std::fs::remove_file(&path);
+        })
+    });
+}
+
+/// A peer that never reads: `flush` parks past the output limit, the write timeout fails it,
+/// and the connection is closed.
+#[test]
+fn write_timeout_closes_a_peer_that_never_reads() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let gone = Arc::new(AtomicUsize::new(0));
+            let failed = Arc::new(AtomicUsize::new(0));
+            let (g, f) = (gone.clone(), failed.clone());
+            let el = EventLoop::builder()
+                .output_limit(256 << 10)
+                .write_timeout(Some(Duration::from_millis(200)))
+                .on_request(move |c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    let chunk = vec![0u8; 64 << 10];
+                    for _ in 0..1024 {
+                        c.writer().write_bytes(&chunk);
+                        if let Err(e) = c.flush() {
+                            // The flush's own deadline, or the connection's write timer
+                            // (which counts from the first pending byte) closing it first.
+                            assert!(
+                                e.kind() == std::io::ErrorKind::TimedOut
+                                    || gorust::net::is_closed(&e),
+                                "{e}"
+                            );
+                            f.fetch_add(1, SeqCst);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    g.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"go").unwrap();
+            eventually("closed by the write timeout", || gone.load(SeqCst) == 1);
+            assert_eq!(failed.load(SeqCst), 1);
+            drop(s);
+        })
+    });
+}

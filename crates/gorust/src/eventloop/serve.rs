@@ -204,7 +204,11 @@ impl<S: Send + 'static> EventLoop<S> {
         }
         super::timer::start(&conn);
         // `Conn::new` gave the claim to this first run (`on_connect`).
-        handler::spawn(conn);
+        handler::spawn(conn.clone());
+        if sh.shutting_down.load(Acquire) {
+            // Accepted while `shutdown` took its snapshot: close it (no callback ran yet).
+            conn.close_now();
+        }
     }
 
     /// Live connections.
