@@ -10,45 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{run_on, within};
+use common::{echo_loop, run_on, start, within};
 use gorust::eventloop::{Balance, EventLoop};
-use gorust::net::{TcpListener, TcpStream};
+use gorust::net::TcpStream;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// An echo loop on a fresh listener; returns the loop, its address and the disconnect count.
-fn echo_loop(
-    tweak: impl FnOnce(gorust::eventloop::Builder) -> gorust::eventloop::Builder,
-) -> (EventLoop, std::net::SocketAddr, Arc<AtomicUsize>) {
-    let gone = Arc::new(AtomicUsize::new(0));
-    let g = gone.clone();
-    let b = EventLoop::builder()
-        .on_request(|c, _| {
-            let n = c.reader().len();
-            let data = c.reader().next(n)?;
-            c.writer().write_bytes(&data);
-            Ok(())
-        })
-        .on_disconnect(move |_, _| {
-            g.fetch_add(1, SeqCst);
-        });
-    let el = tweak(b).build().unwrap();
-    let (addr, _) = start(&el);
-    (el, addr, gone)
-}
-
-/// Serves `el` on a fresh loopback listener in a goroutine.
-fn start<S: Send + 'static>(
-    el: &EventLoop<S>,
-) -> (
-    std::net::SocketAddr,
-    gorust::JoinHandle<std::io::Result<()>>,
-) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let server = el.clone();
-    (addr, gorust::go(move || server.serve(l)))
-}
 
 /// Waits (parking) until `f` holds, for at most 20 s.
 fn eventually(what: &str, f: impl Fn() -> bool) {

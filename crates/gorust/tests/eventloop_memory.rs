@@ -8,27 +8,14 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::{run_on, within};
-use gorust::eventloop::EventLoop;
-use gorust::net::{TcpListener, TcpStream};
+use gorust::net::TcpStream;
 
 #[test]
 fn idle_connections_hold_no_node_and_no_goroutine() {
     const N: usize = 1000;
     within(Duration::from_secs(120), || {
         run_on(2, || {
-            let el = EventLoop::builder()
-                .on_request(|c, _| {
-                    let n = c.reader().len();
-                    let data = c.reader().next(n)?;
-                    c.writer().write_bytes(&data);
-                    Ok(())
-                })
-                .build()
-                .unwrap();
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            let server = el.clone();
-            gorust::go(move || server.serve(l));
+            let (el, addr, _gone) = common::echo_loop(|b| b);
             let msg = vec![b'm'; 4096];
             let streams: Vec<TcpStream> = (0..N)
                 .map(|_| {
