@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 use gorust::net::{TcpListener, TcpStream};
 
+#[path = "shared/http.rs"]
+mod http;
+
 fn main() -> io::Result<()> {
     let addr = std::env::args()
         .nth(1)
@@ -38,22 +41,10 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
     loop {
         // Answer every complete request in the buffer (pipelining), then write once.
         let mut keep_alive = true;
-        while let Some(req) = parse(&buf[..len]) {
+        while let Some(req) = http::parse(&buf[..len]) {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let body = format!("Request #{n}\n");
             keep_alive = req.keep_alive;
-            // HTTP/1.1 is persistent unless told otherwise; an HTTP/1.0 client (ab -k) keeps
-            // the connection only if the response says so.
-            let connection = match (keep_alive, req.http10) {
-                (false, _) => "Connection: close\r\n",
-                (true, true) => "Connection: keep-alive\r\n",
-                (true, false) => "",
-            };
-            write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{body}",
-                body.len(),
-            )?;
+            http::respond(&mut out, n, &req)?;
             buf.copy_within(req.consumed..len, 0);
             len -= req.consumed;
             if !keep_alive {
@@ -69,7 +60,7 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
         }
         if len == buf.len() {
             // A header block larger than the buffer: refuse it.
-            conn.write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            conn.write_all(http::TOO_LARGE)?;
             return Ok(());
         }
         let n = conn.read(&mut buf[len..])?;
@@ -78,45 +69,4 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
         }
         len += n;
     }
-}
-
-struct Request {
-    /// Bytes of the request, headers and body.
-    consumed: usize,
-    keep_alive: bool,
-    http10: bool,
-}
-
-/// Parses one request head (and skips its `Content-Length` body) if complete.
-fn parse(data: &[u8]) -> Option<Request> {
-    let end = data.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&data[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next()?;
-    let http10 = request_line.ends_with("HTTP/1.0");
-    let mut keep_alive = !http10;
-    let mut body = 0usize;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("connection") {
-            if value.eq_ignore_ascii_case("close") {
-                keep_alive = false;
-            } else if value.eq_ignore_ascii_case("keep-alive") {
-                keep_alive = true;
-            }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            body = value.parse().ok()?;
-        }
-    }
-    if data.len() < end + body {
-        return None;
-    }
-    Some(Request {
-        consumed: end + body,
-        keep_alive,
-        http10,
-    })
 }

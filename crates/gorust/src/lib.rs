@@ -30,6 +30,7 @@ mod blocking;
 pub mod buffer;
 mod context;
 pub mod coop;
+pub mod eventloop;
 pub mod fs;
 mod goroutine;
 pub(crate) mod loom;

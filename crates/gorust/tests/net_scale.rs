@@ -6,6 +6,8 @@
 
 use std::io::{Read, Write};
 use std::process::Command;
+
+mod common;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,37 +135,6 @@ fn scale_client() {
     let Ok(addr) = std::env::var("GORUST_SCALE_CLIENT") else {
         return;
     };
-    let barrier = Arc::new(std::sync::Barrier::new(CLIENT_THREADS));
-    let hs: Vec<_> = (0..CLIENT_THREADS)
-        .map(|t| {
-            let addr = addr.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let mut conns: Vec<std::net::TcpStream> = (0..CONNS / CLIENT_THREADS)
-                    .map(|_| {
-                        let s = std::net::TcpStream::connect(&addr).expect("connect");
-                        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                        s
-                    })
-                    .collect();
-                // Every connection is open before any is used.
-                barrier.wait();
-                let mut echoed = 0usize;
-                for (i, s) in conns.iter_mut().enumerate() {
-                    let msg = [(t * 31 + i) as u8; MSG];
-                    s.write_all(&msg).unwrap();
-                }
-                for (i, s) in conns.iter_mut().enumerate() {
-                    let mut back = [0u8; MSG];
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(back, [(t * 31 + i) as u8; MSG]);
-                    echoed += MSG;
-                }
-                barrier.wait();
-                echoed
-            })
-        })
-        .collect();
-    let total: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    let total = common::scale_client(&addr, CONNS, CLIENT_THREADS, MSG);
     println!("echoed {total} bytes on {CONNS} connections");
 }

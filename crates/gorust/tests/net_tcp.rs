@@ -37,18 +37,7 @@ fn echo_server() -> (std::net::SocketAddr, gorust::JoinHandle<()>) {
 on_each_config!(echo_many_connections, || {
     let (addr, _server) = echo_server();
     let clients: Vec<_> = (0..200)
-        .map(|i| {
-            gorust::go(move || {
-                let mut s = TcpStream::connect(addr).unwrap();
-                for round in 0..20 {
-                    let msg = format!("client {i} round {round}");
-                    s.write_all(msg.as_bytes()).unwrap();
-                    let mut back = vec![0u8; msg.len()];
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(back, msg.as_bytes());
-                }
-            })
-        })
+        .map(|i| gorust::go(move || common::echo_rounds(addr, i, 20, 0)))
         .collect();
     for c in clients {
         c.join().unwrap();

@@ -6,11 +6,16 @@ use loom::thread;
 
 use super::{pool_stats, LinkBuffer};
 
+/// Held by every model that takes blocks from the pool, so that a model counting
+/// `pool_stats().in_use` does not see another test thread's blocks.
+pub(crate) static POOL_MODELS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// After `slice` splits a node, each buffer reads its own part on its own thread and drops it;
 /// in every interleaving the block is returned exactly once, after both reads (the Release
 /// decrement / Acquire fence pair of `Block::drop`).
 #[test]
 fn loom_buffer_shared_block_returned_once() {
+    let _serial = POOL_MODELS.lock().unwrap_or_else(|e| e.into_inner());
     loom::model(|| {
         let before = pool_stats().in_use;
         let mut a = LinkBuffer::new();

@@ -149,4 +149,4 @@ pub use pool::{pool_stats, PoolStats, NODE_SIZES, POOL_LIMITS};
 pub use slice::Slice;
 
 #[cfg(all(test, loom))]
-mod loom_tests;
+pub(crate) mod loom_tests;

@@ -28,6 +28,7 @@ mod udp;
 mod unix;
 
 pub use addr::ToSocketAddrs;
+pub(crate) use serve::Backoff;
 pub use serve::{is_resource_exhausted, serve};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

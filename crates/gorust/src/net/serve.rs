@@ -31,24 +31,42 @@ where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
     let handler = Arc::new(handler);
-    let mut backoff = Duration::ZERO;
+    let mut backoff = Backoff::default();
     loop {
         match listener.accept() {
             Ok((conn, _)) => {
-                backoff = Duration::ZERO;
+                backoff.reset();
                 let h = handler.clone();
                 crate::go(move || h(conn));
             }
-            Err(e) if is_resource_exhausted(&e) => {
-                backoff = if backoff.is_zero() {
-                    BACKOFF_START
-                } else {
-                    (backoff * 2).min(BACKOFF_MAX)
-                };
-                eprintln!("gorust::net::serve: accept: {e}; retrying in {backoff:?}");
-                crate::time::sleep(backoff);
-            }
-            Err(e) => return Err(e),
+            Err(e) => backoff.pause("gorust::net::serve", e)?,
         }
+    }
+}
+
+/// The accept back-off shared by [`serve`] and the event loop's accept loop.
+#[derive(Default)]
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    /// An accept succeeded.
+    pub(crate) fn reset(&mut self) {
+        self.0 = Duration::ZERO;
+    }
+
+    /// An accept failed with `e`: a resource error is logged (prefixed by `who`) and waited
+    /// out (5 ms doubling to 1 s); any other error is returned.
+    pub(crate) fn pause(&mut self, who: &str, e: io::Error) -> io::Result<()> {
+        if !is_resource_exhausted(&e) {
+            return Err(e);
+        }
+        self.0 = if self.0.is_zero() {
+            BACKOFF_START
+        } else {
+            (self.0 * 2).min(BACKOFF_MAX)
+        };
+        eprintln!("{who}: accept: {e}; retrying in {:?}", self.0);
+        crate::time::sleep(self.0);
+        Ok(())
     }
 }

@@ -572,6 +572,15 @@ impl AsFd for TcpStream {
     }
 }
 
+impl From<TcpStream> for OwnedFd {
+    /// The descriptor, out of the netpoller (as std's `From<TcpStream> for OwnedFd`).
+    fn from(s: TcpStream) -> OwnedFd {
+        let TcpStream { reg, sock, .. } = s;
+        drop(reg); // leave epoll before giving the descriptor away
+        sock.into()
+    }
+}
+
 impl From<OwnedFd> for TcpStream {
     /// Takes a connected socket; it is switched to non-blocking mode.
     fn from(fd: OwnedFd) -> TcpStream {

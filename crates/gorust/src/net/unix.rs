@@ -141,6 +141,15 @@ macro_rules! unix_common {
             }
         }
 
+        impl From<$ty> for OwnedFd {
+            /// The descriptor, out of the netpoller.
+            fn from(s: $ty) -> OwnedFd {
+                let $ty { reg, inner, .. } = s;
+                drop(reg); // leave epoll before giving the descriptor away
+                inner.into()
+            }
+        }
+
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($ty))

@@ -1,4 +1,16 @@
-//! A worker's poller: its epoll instance, wake-up eventfd and slab of poll descriptors.
+//! A worker's poller: its epoll instance, wake-up eventfd and slab of registrations.
+//!
+//! A slab entry is one of two kinds:
+//!
+//! - *edge*: a [`PollDesc`] of `gorust::net` (registered once, edge-triggered; readiness sets
+//!   its wait slots and wakes the tasks parked there);
+//! - *level*: an event-loop connection ([`LevelSource`], registered level-triggered with an
+//!   interest it changes through [`Poller::modify`]). Under the slab lock `dispatch` only
+//!   records the readiness in the source ([`LevelSource::ready`], an atomic `fetch_or`) and,
+//!   the first time, queues the entry's waker; the socket reads happen when that waker is
+//!   woken, after the lock (and the worker's core) are released.
+//!
+//! Both kinds use the same generation-tagged tokens.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -8,7 +20,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::desc::PollDesc;
-use crate::sys::epoll::{Epoll, Events, Interest};
+use crate::sys::epoll::{Epoll, Events, Interest, Readiness};
 use crate::sys::eventfd::EventFd;
 
 /// Epoll token of the eventfd.
@@ -37,7 +49,26 @@ struct Slab {
 
 struct Entry {
     generation: u32,
-    desc: Option<Arc<PollDesc>>,
+    source: Option<Source>,
+}
+
+/// What a slab entry holds.
+enum Source {
+    /// A `gorust::net` descriptor, edge-triggered.
+    Edge(Arc<PollDesc>),
+    /// An event-loop connection, level-triggered; `waker` runs its I/O off the slab lock.
+    Level {
+        source: Arc<dyn LevelSource>,
+        waker: Waker,
+    },
+}
+
+/// A level-triggered registration (the event loop's connections).
+pub(crate) trait LevelSource: Send + Sync {
+    /// Records readiness `r`; returns `true` if the entry's waker must be queued (no earlier
+    /// readiness is still waiting to be handled). Called under the slab lock, from the owning
+    /// worker or the monitor thread: must not block or make system calls.
+    fn ready(&self, r: Readiness) -> bool;
 }
 
 fn token(index: u32, generation: u32) -> u64 {
@@ -65,28 +96,54 @@ impl Poller {
 
     /// Registers `fd` (edge-triggered, read+write+rdhup). Returns the token.
     pub(crate) fn register(&self, fd: RawFd, desc: Arc<PollDesc>) -> io::Result<u64> {
-        let tok = {
+        let tok = self.insert(Source::Edge(desc));
+        if let Err(e) = self.epoll.add(fd, Interest::EDGE_ALL, tok) {
+            self.remove(tok);
+            return Err(e);
+        }
+        Ok(tok)
+    }
+
+    /// Takes a slab entry for a level-triggered source and returns its token; the caller
+    /// stores the token, then calls [`add_level`](Self::add_level) (so that the source knows
+    /// its token before its first event).
+    pub(crate) fn insert_level(&self, source: Arc<dyn LevelSource>, waker: Waker) -> u64 {
+        self.insert(Source::Level { source, waker })
+    }
+
+    /// Adds `fd` to epoll, level-triggered with `interest`, for the entry `tok` of
+    /// [`insert_level`](Self::insert_level). On failure the entry is removed.
+    pub(crate) fn add_level(&self, fd: RawFd, interest: Interest, tok: u64) -> io::Result<()> {
+        if let Err(e) = self.epoll.add(fd, interest, tok) {
+            self.remove(tok);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Changes the interest of a level-triggered registration.
+    pub(crate) fn modify(&self, fd: RawFd, interest: Interest, tok: u64) -> io::Result<()> {
+        self.epoll.modify(fd, interest, tok)
+    }
+
+    fn insert(&self, source: Source) -> u64 {
+        {
             let mut slab = self.slab();
             let index = match slab.free.pop() {
                 Some(i) => i,
                 None => {
                     slab.entries.push(Entry {
                         generation: 0,
-                        desc: None,
+                        source: None,
                     });
                     (slab.entries.len() - 1) as u32
                 }
             };
             let e = &mut slab.entries[index as usize];
-            e.desc = Some(desc);
+            e.source = Some(source);
             slab.live += 1;
             token(index, slab.entries[index as usize].generation)
-        };
-        if let Err(e) = self.epoll.add(fd, Interest::EDGE_ALL, tok) {
-            self.remove(tok);
-            return Err(e);
         }
-        Ok(tok)
     }
 
     /// Removes `fd` from epoll and its descriptor from the slab.
@@ -100,14 +157,18 @@ impl Poller {
         let mut slab = self.slab();
         let index = tok as u32;
         let generation = (tok >> 32) as u32;
+        let mut old = None;
         if let Some(e) = slab.entries.get_mut(index as usize) {
-            if e.generation == generation && e.desc.is_some() {
-                e.desc = None;
+            if e.generation == generation && e.source.is_some() {
+                old = e.source.take();
                 e.generation = e.generation.wrapping_add(1);
                 slab.free.push(index);
                 slab.live -= 1;
             }
         }
+        drop(slab);
+        // Dropped off the lock: a level source's last reference may go with it.
+        drop(old);
     }
 
     /// Descriptors registered here.
@@ -164,7 +225,7 @@ impl Poller {
             let generation = (tok >> 32) as u32;
             let Some(Entry {
                 generation: g,
-                desc: Some(desc),
+                source: Some(source),
             }) = slab.entries.get(index)
             else {
                 continue;
@@ -172,17 +233,26 @@ impl Poller {
             if *g != generation {
                 continue; // an event for a descriptor that was closed and replaced
             }
-            if ready.is_read_final() {
-                desc.read.set_final();
-            }
-            if ready.is_write_final() {
-                desc.write.set_final();
-            }
-            if ready.is_readable() {
-                desc.read.set_ready(wakers);
-            }
-            if ready.is_writable() {
-                desc.write.set_ready(wakers);
+            match source {
+                Source::Edge(desc) => {
+                    if ready.is_read_closed() {
+                        desc.read.set_final();
+                    }
+                    if ready.is_hangup() {
+                        desc.write.set_final();
+                    }
+                    if ready.is_readable() {
+                        desc.read.set_ready(wakers);
+                    }
+                    if ready.is_writable() {
+                        desc.write.set_ready(wakers);
+                    }
+                }
+                Source::Level { source, waker } => {
+                    if source.ready(ready) {
+                        wakers.push(waker.clone());
+                    }
+                }
             }
         }
         io

@@ -15,15 +15,12 @@ impl Interest {
     /// Read readiness, level-triggered.
     pub(crate) const READABLE: Interest = Interest(libc::EPOLLIN as u32);
     /// Write readiness, level-triggered (the event loop arms it only while output is pending).
-    #[allow(dead_code)] // used by the event loop (issue 4)
     pub(crate) const WRITABLE: Interest = Interest(libc::EPOLLOUT as u32);
     /// No readiness at all: a level-triggered registration with interest removed (the event
     /// loop's back-pressure), still reporting errors and hang-ups, which epoll always does.
-    #[allow(dead_code)] // used by the event loop (issue 4)
     pub(crate) const NONE: Interest = Interest(0);
 
     /// Both interests.
-    #[allow(dead_code)] // used by the event loop (issue 4)
     pub(crate) const fn and(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
     }
@@ -43,19 +40,29 @@ impl Readiness {
         self.0 & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
     }
 
-    /// Reading can no longer block: the peer's FIN, a hang-up or an error.
-    pub(crate) fn is_read_final(self) -> bool {
-        self.0 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
-    }
-
-    /// Writing can no longer block: a hang-up or an error.
-    pub(crate) fn is_write_final(self) -> bool {
-        self.0 & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
-    }
-
     /// Wakes writers: room to write, hang-up or an error.
     pub(crate) fn is_writable(self) -> bool {
         self.0 & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// The peer finished sending (`EPOLLRDHUP`), a hang-up or an error: reads will end.
+    pub(crate) fn is_read_closed(self) -> bool {
+        self.0 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// Hang-up (both directions shut, or a reset) or an error on the descriptor.
+    pub(crate) fn is_hangup(self) -> bool {
+        self.0 & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// The raw flags (for a source that accumulates readiness in an atomic word).
+    pub(crate) fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Readiness from flags returned by [`bits`](Self::bits).
+    pub(crate) fn from_bits(bits: u32) -> Readiness {
+        Readiness(bits)
     }
 }
 
@@ -119,7 +126,6 @@ impl Epoll {
     /// Changes the interest of a registered descriptor (level-triggered registrations of the
     /// event loop: read interest off under back-pressure, write interest on while output is
     /// pending).
-    #[allow(dead_code)] // used by the event loop (issue 4)
     pub(crate) fn modify(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: interest.0,

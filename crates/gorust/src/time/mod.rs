@@ -128,7 +128,7 @@ impl Drop for Sleep {
 }
 
 /// Puts a timer in the current worker's heap, or the fallback thread's.
-fn register(deadline: Instant, entry: Arc<TimerEntry>) {
+pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
     let entry = crate::sched::worker::with_current(|w| match w {
         Some(w) => w.add_timer(deadline, entry),
         None => Err(entry),

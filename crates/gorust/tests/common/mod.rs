@@ -52,3 +52,93 @@ macro_rules! on_each_config {
         }
     };
 }
+
+/// A client goroutine's work: `rounds` messages (tagged with `tag`, padded with `pad` bytes)
+/// written to an echo server at `addr`, each read back and compared.
+pub fn echo_rounds(addr: std::net::SocketAddr, tag: usize, rounds: usize, pad: usize) {
+    use std::io::{Read, Write};
+    let mut s = gorust::net::TcpStream::connect(addr).unwrap();
+    for round in 0..rounds {
+        let msg = format!("client {tag} round {round} {}", "x".repeat(pad));
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+}
+
+/// The client half of a scale test (run in a child process, so that each process stays under
+/// the descriptor limit): `conns` connections to `addr` from `threads` plain threads, all open
+/// at once before any is used; each echoes one `msg`-byte message. Returns the bytes echoed.
+pub fn scale_client(addr: &str, conns: usize, threads: usize, msg: usize) -> usize {
+    use std::io::{Read, Write};
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let hs: Vec<_> = (0..threads)
+        .map(|t| {
+            let addr = addr.to_string();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut conns: Vec<std::net::TcpStream> = (0..conns / threads)
+                    .map(|_| {
+                        let s = std::net::TcpStream::connect(&addr).expect("connect");
+                        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                        s
+                    })
+                    .collect();
+                // Every connection is open before any is used.
+                barrier.wait();
+                let mut echoed = 0usize;
+                for (i, s) in conns.iter_mut().enumerate() {
+                    s.write_all(&vec![(t * 31 + i) as u8; msg]).unwrap();
+                }
+                for (i, s) in conns.iter_mut().enumerate() {
+                    let mut back = vec![0u8; msg];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, vec![(t * 31 + i) as u8; msg]);
+                    echoed += msg;
+                }
+                barrier.wait();
+                echoed
+            })
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// An event-loop echo server on a fresh loopback listener (`tweak` adjusts its builder); returns the loop, its address and the disconnect count.
+pub fn echo_loop(
+    tweak: impl FnOnce(gorust::eventloop::Builder) -> gorust::eventloop::Builder,
+) -> (
+    gorust::eventloop::EventLoop,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let gone = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let g = gone.clone();
+    let b = gorust::eventloop::EventLoop::builder()
+        .on_request(|c, _| {
+            let n = c.reader().len();
+            let data = c.reader().next(n)?;
+            c.writer().write_bytes(&data);
+            Ok(())
+        })
+        .on_disconnect(move |_, _| {
+            g.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    let el = tweak(b).build().unwrap();
+    let (addr, _) = start(&el);
+    (el, addr, gone)
+}
+
+/// Serves `el` on a fresh loopback listener in a goroutine.
+pub fn start<S: Send + 'static>(
+    el: &gorust::eventloop::EventLoop<S>,
+) -> (
+    std::net::SocketAddr,
+    gorust::JoinHandle<std::io::Result<()>>,
+) {
+    let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = el.clone();
+    (addr, gorust::go(move || server.serve(l)))
+}

@@ -1,0 +1,328 @@
+//! One event-loop connection, and its poller side: reading into the inbox, writing pending
+//! output, interest changes and closing.
+//!
+//! The connection is a level-triggered slab entry of one worker's poller. `dispatch` calls
+//! [`LevelSource::ready`] under the slab lock (an atomic `fetch_or`, nothing else) and queues
+//! the connection's waker; [`Conn::on_wake`] then runs on the thread that polled (the worker,
+//! or the monitor thread for a stuck worker) with no lock held, and does the system calls:
+//!
+//! - writable: write the pending output (`writev`); once it is empty, remove write interest,
+//!   wake a handler waiting for room, and finish a close that waited for it;
+//! - readable: one `readv` of at most `min(READ_MAX, room under the input limit)` bytes into
+//!   the inbox; start a handler if none is in flight; at the limit, remove read interest; at
+//!   the peer's FIN (read returns 0), remove it too (level-triggered, it would fire forever);
+//! - hang-up or error (`EPOLLHUP`/`EPOLLERR`, or a read error): close.
+//!
+//! Both pollers may run `on_wake` for one connection at the same time (the worker and the
+//! monitor); every step is under the connection's locks, so the second finds nothing to do.
+//!
+//! Closing (`close_now`, or a handler ending with `Next::Close`): whoever sets `closed` under
+//! `st` takes the descriptor out of the poller and shuts the socket down (so the peer sees
+//! the close at once, and a parked handler wakes); the holder of the claim runs the
+//! disconnect (`handler::disconnect`). The descriptor itself is closed when the last `Arc`
+//! goes, so no handler can write to a reused descriptor number.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Wake, Waker};
+
+use super::serve::Shared;
+use super::state::{CloseBy, Pending, State};
+use crate::buffer::LinkBuffer;
+use crate::netpoll::poller::LevelSource;
+use crate::netpoll::slot::WaitSlot;
+use crate::netpoll::Poller;
+use crate::sys::epoll::{Interest, Readiness};
+
+/// The most one read takes: the input exceeds its limit by at most this.
+pub(crate) const READ_MAX: usize = 64 << 10;
+
+/// The handler-side half: touched only by the holder of the claim (`State::running`).
+pub(crate) struct Work<S> {
+    pub(crate) input: LinkBuffer,
+    pub(crate) user: Option<S>,
+}
+
+pub(crate) struct Conn<S> {
+    pub(crate) id: u64,
+    pub(crate) fd: OwnedFd,
+    /// Index of the worker whose poller holds the registration.
+    pub(crate) worker: usize,
+    poller: Arc<Poller>,
+    /// Slab token; written once before the descriptor is added to epoll.
+    token: AtomicU64,
+    pub(crate) lp: Arc<Shared<S>>,
+    pending: Pending,
+    pub(crate) st: Mutex<State>,
+    /// Set (before waking `data`/`drain` waiters) when the peer finished or it closed.
+    pub(crate) ended: AtomicBool,
+    /// Woken when bytes arrive or the input ends (handler in `wait_input`).
+    pub(crate) data: WaitSlot,
+    /// Woken when pending output is written (handler in `flush` past the output limit).
+    pub(crate) drain: WaitSlot,
+    /// Output the socket did not take yet; the poller writes it when writable.
+    pub(crate) out: Mutex<LinkBuffer>,
+    pub(crate) out_len: AtomicUsize,
+    /// Nanoseconds since the loop's base of the last read or write.
+    pub(crate) last_active: AtomicU64,
+    /// When output became pending (ns since the base, 0: none pending).
+    pub(crate) write_since: AtomicU64,
+    /// Set by `teardown`: out of the poller, socket shut down.
+    pub(crate) torn: AtomicBool,
+    /// A timer is armed for this connection.
+    pub(crate) timer_armed: AtomicBool,
+    pub(crate) work: Mutex<Work<S>>,
+}
+
+/// Locks, ignoring poisoning: a panicking handler is caught before it can leave these
+/// half-updated (the state machine is updated only by the runtime's code).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: Send + 'static> Conn<S> {
+    pub(crate) fn new(
+        id: u64,
+        fd: OwnedFd,
+        worker: usize,
+        poller: Arc<Poller>,
+        lp: Arc<Shared<S>>,
+    ) -> Conn<S> {
+        let now = lp.now_ns();
+        Conn {
+            id,
+            fd,
+            worker,
+            poller,
+            token: AtomicU64::new(0),
+            lp,
+            pending: Pending::new(),
+            st: Mutex::new(State {
+                read_on: true,
+                running: true, // on_connect runs first, holding the claim
+                ..State::default()
+            }),
+            ended: AtomicBool::new(false),
+            data: WaitSlot::new(),
+            drain: WaitSlot::new(),
+            out: Mutex::new(LinkBuffer::new()),
+            out_len: AtomicUsize::new(0),
+            last_active: AtomicU64::new(now),
+            write_since: AtomicU64::new(0),
+            torn: AtomicBool::new(false),
+            timer_armed: AtomicBool::new(false),
+            work: Mutex::new(Work {
+                input: LinkBuffer::new(),
+                user: None,
+            }),
+        }
+    }
+
+    /// Puts the connection in its poller's slab and epoll, reading.
+    pub(crate) fn register(self: &Arc<Self>) -> io::Result<()> {
+        let waker = Waker::from(self.clone());
+        let tok = self
+            .poller
+            .insert_level(self.clone() as Arc<dyn LevelSource>, waker);
+        self.token.store(tok, Release);
+        self.poller
+            .add_level(self.fd.as_raw_fd(), Interest::READABLE, tok)
+    }
+
+    pub(crate) fn touch(&self) {
+        self.last_active.store(self.lp.now_ns(), Relaxed);
+    }
+
+    /// Brings epoll's interest in line with `st` (read on while below the limit, write on
+    /// while output is pending).
+    fn set_interest(&self, st: &mut State, write: bool) {
+        let read = st.wants_read(self.lp.config.input_limit);
+        if st.closed || (read == st.read_on && write == st.write_on) {
+            return;
+        }
+        st.read_on = read;
+        st.write_on = write;
+        let mut i = Interest::NONE;
+        if read {
+            i = i.and(Interest::READABLE);
+        }
+        if write {
+            i = i.and(Interest::WRITABLE);
+        }
+        // Fails only if the descriptor is gone, which closing handles.
+        let _ = self
+            .poller
+            .modify(self.fd.as_raw_fd(), i, self.token.load(Acquire));
+    }
+
+    /// Re-checks read interest after the handler reported its input (`st.input_len`).
+    pub(crate) fn update_read(&self, st: &mut State) {
+        let write = st.write_on;
+        self.set_interest(st, write);
+    }
+
+    /// Arms write interest (output was handed to the poller). Called with `out` locked.
+    pub(crate) fn want_write(&self) {
+        let mut st = lock(&self.st);
+        self.set_interest(&mut st, true);
+    }
+
+    /// The poller side; see the module header.
+    fn on_wake(self: &Arc<Self>) {
+        let r = self.pending.take();
+        if r.is_writable() {
+            self.write_out();
+        }
+        if r.is_readable() || r.is_hangup() {
+            self.read_in(r.is_hangup());
+        }
+    }
+
+    fn read_in(self: &Arc<Self>, hangup: bool) {
+        let limit = self.lp.config.input_limit;
+        let mut st = lock(&self.st);
+        if st.closed {
+            return;
+        }
+        let mut start = false;
+        let mut fail = hangup;
+        let mut got = false;
+        if st.wants_read(limit) {
+            let max = (limit - st.buffered()).min(READ_MAX);
+            match st.inbox.read_from_fd(self.fd.as_fd(), max) {
+                Ok(0) => {
+                    st.eof = true;
+                    got = true;
+                }
+                Ok(_) => {
+                    got = true;
+                    start = st.arrived();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => fail = true,
+            }
+        }
+        let write = st.write_on;
+        self.set_interest(&mut st, write);
+        let eof = st.eof;
+        // The peer finished and nobody is left to answer it: close once output is written
+        // (`write_out` does it then, through `State::drained`).
+        if eof && !fail && !st.running && self.out_len.load(Acquire) == 0 {
+            let by = st.close();
+            drop(st);
+            self.closed_by(by);
+            return;
+        }
+        drop(st);
+        if got {
+            self.touch();
+            if eof {
+                self.ended.store(true, Release);
+            }
+            let mut w = Vec::new();
+            self.data.set_ready(&mut w);
+            w.into_iter().for_each(Waker::wake);
+        }
+        if fail {
+            self.close_now();
+        } else if start {
+            super::handler::spawn(self.clone());
+        }
+    }
+
+    /// Writes pending output (the poller side of `flush`).
+    fn write_out(self: &Arc<Self>) {
+        let mut out = lock(&self.out);
+        let mut fail = false;
+        let mut wrote = false;
+        while !out.is_empty() {
+            match out.write_to_fd(self.fd.as_fd()) {
+                Ok(_) => wrote = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    fail = true;
+                    break;
+                }
+            }
+        }
+        self.out_len.store(out.len(), Release);
+        let empty = out.is_empty();
+        let mut st = lock(&self.st);
+        if st.closed {
+            return;
+        }
+        let mut close = false;
+        if empty {
+            self.write_since.store(0, Relaxed);
+            self.set_interest(&mut st, false);
+            close = st.drained();
+        }
+        drop(st);
+        drop(out);
+        if wrote {
+            self.touch();
+            let mut w = Vec::new();
+            self.drain.set_ready(&mut w);
+            w.into_iter().for_each(Waker::wake);
+        }
+        if close {
+            self.closed_by(CloseBy::Caller);
+        } else if fail {
+            self.close_now();
+        }
+    }
+
+    /// Closes now: deregisters, and disconnects here or leaves that to the running handler.
+    pub(crate) fn close_now(self: &Arc<Self>) {
+        let by = lock(&self.st).close();
+        self.closed_by(by);
+    }
+
+    /// The caller set `closed`; `by` says who disconnects.
+    pub(crate) fn closed_by(self: &Arc<Self>, by: CloseBy) {
+        match by {
+            CloseBy::Nobody => {}
+            CloseBy::Handler => self.teardown(),
+            CloseBy::Caller => {
+                self.teardown();
+                super::handler::spawn(self.clone());
+            }
+        }
+    }
+
+    /// Out of the poller, socket shut down, waiters woken. Once, by whoever set `closed`.
+    pub(crate) fn teardown(&self) {
+        self.torn.store(true, Release);
+        self.ended.store(true, Release);
+        self.poller
+            .deregister(self.fd.as_raw_fd(), self.token.load(Acquire));
+        let _ = socket2::SockRef::from(&self.fd).shutdown(std::net::Shutdown::Both);
+        self.data.wake_all();
+        self.drain.wake_all();
+    }
+
+    /// When output became pending; records now if none was.
+    pub(crate) fn output_pending_since(&self) {
+        let _ = self
+            .write_since
+            .compare_exchange(0, self.lp.now_ns().max(1), Relaxed, Relaxed);
+    }
+}
+
+impl<S: Send + 'static> LevelSource for Conn<S> {
+    fn ready(&self, r: Readiness) -> bool {
+        self.pending.add(r)
+    }
+}
+
+impl<S: Send + 'static> Wake for Conn<S> {
+    fn wake(self: Arc<Self>) {
+        self.on_wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.on_wake();
+    }
+}

@@ -1,0 +1,456 @@
+//! The handler side: the goroutine that runs `on_connect`, `on_request` and `on_disconnect`,
+//! and the [`Connection`] they see.
+//!
+//! A handler goroutine is started by whoever takes the connection's claim (`state.rs`): the
+//! accept loop (for `on_connect`), the poller when data arrives at an idle connection, or a
+//! closer (for `on_disconnect`). It holds the claim, and so the connection's `work` (input
+//! buffer and user state), until its run ends:
+//!
+//! 1. First run only: `on_connect` makes the user state.
+//! 2. Take the inbox into the input (`LinkBuffer::append`, no copy) and, if the input is not
+//!    empty, call `on_request`; release what it consumed; flush what it wrote.
+//! 3. Ask the state machine: rerun (new data arrived meanwhile, or input left after a run
+//!    that consumed some), idle (release the claim; the goroutine ends and its stack goes back to the pool),
+//!    or close.
+//! 4. Close: `on_disconnect` with the user state, then every buffer is dropped (nodes back to
+//!    the pool) and the connection leaves the loop's registry.
+//!
+//! A panic in a callback is caught here: it closes only its connection (the default panic
+//! hook has printed it).
+
+use std::cell::{RefCell, RefMut};
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::conn::{lock, Conn, Work};
+use super::state::{CloseBy, Next};
+use crate::buffer::LinkBuffer;
+use crate::netpoll::slot::WaitSlot;
+use crate::netpoll::wait::{closed_error, timed_out};
+use crate::time::Sleep;
+
+/// What a [`Connection`] needs from its connection, without the user state's type.
+pub(crate) trait ConnIo {
+    fn id(&self) -> u64;
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// Writes `buf` now as far as the socket takes it; hands the rest to the poller.
+    fn flush_out(&self, buf: &mut LinkBuffer) -> io::Result<()>;
+    /// Moves arrived bytes into `input` until it holds `n`; returns the bytes moved.
+    fn pull(&self, input: &mut LinkBuffer, n: usize) -> io::Result<usize>;
+    /// Close once this run's output is written.
+    fn close_soon(&self);
+    fn is_active(&self) -> bool;
+}
+
+/// A connection as its callbacks see it: the input buffer (bytes that have arrived), an
+/// output buffer, and a few controls.
+///
+/// Reading: [`reader`](Connection::reader) gives the input; its `next`/`peek`/`until`/`skip`
+/// borrow the connection, and what they consume is released when the callback returns. Bytes
+/// left unconsumed stay for the next call, made when more data arrives.
+///
+/// Writing: write into [`writer`](Connection::writer), then [`flush`](Connection::flush) (or
+/// return: the runtime flushes what is left).
+pub struct Connection<'a> {
+    io: &'a dyn ConnIo,
+    input: &'a mut LinkBuffer,
+    output: RefCell<LinkBuffer>,
+    pulled: usize,
+}
+
+impl std::fmt::Debug for Connection<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.io.id())
+            .field("input", &self.input.len())
+            .finish()
+    }
+}
+
+impl<'a> Connection<'a> {
+    fn new(io: &'a dyn ConnIo, input: &'a mut LinkBuffer) -> Connection<'a> {
+        Connection {
+            io,
+            input,
+            output: RefCell::new(LinkBuffer::new()),
+            pulled: 0,
+        }
+    }
+
+    /// This connection's number, unique within its event loop.
+    pub fn id(&self) -> u64 {
+        self.io.id()
+    }
+
+    /// The input: bytes that have arrived and were not consumed yet.
+    pub fn reader(&self) -> &LinkBuffer {
+        self.input
+    }
+
+    /// The input, for the `&mut` readers (`release`, `slice`, `bytes::Buf`, `BufRead`).
+    pub fn reader_mut(&mut self) -> &mut LinkBuffer {
+        self.input
+    }
+
+    /// The output buffer. Hold the guard only while writing: `flush` needs it back.
+    pub fn writer(&self) -> RefMut<'_, LinkBuffer> {
+        self.output.borrow_mut()
+    }
+
+    /// Writes what was written to [`writer`](Self::writer) now, as far as the socket takes
+    /// it; the poller writes the rest when the socket has room. Never blocks a poller; parks
+    /// this handler only when the connection's pending output is past the output limit,
+    /// until it drains below (bounded by the write timeout).
+    ///
+    /// # Errors
+    ///
+    /// The write's error (the connection is then closed), `TimedOut` (write timeout while
+    /// waiting for room), `NotConnected` wrapping [`crate::net::ErrClosed`] on a closed
+    /// connection, `WouldBlock` if a `writer()` guard is still alive.
+    pub fn flush(&self) -> io::Result<()> {
+        let mut out = self.output.try_borrow_mut().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "gorust::eventloop: flush while a writer() guard is alive",
+            )
+        })?;
+        self.io.flush_out(&mut out)
+    }
+
+    /// Parks this handler until the input holds at least `n` bytes (netpoll's blocking
+    /// `Next`). Releases what was consumed first, so no slice may be alive (the borrow checker
+    /// sees to it).
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` if the peer finished first, `TimedOut` after the read timeout,
+    /// `NotConnected` (closed), `InvalidInput` if `n` is more than the input limit.
+    pub fn wait_input(&mut self, n: usize) -> io::Result<()> {
+        self.input.release();
+        if self.input.len() >= n {
+            return Ok(());
+        }
+        self.pulled += self.io.pull(self.input, n)?;
+        Ok(())
+    }
+
+    /// Closes the connection once this call has returned and its output is written
+    /// (`Connection: close`). `on_disconnect` follows.
+    pub fn close(&self) {
+        self.io.close_soon();
+    }
+
+    /// Whether the connection is still open (not closed by either side, not timed out).
+    pub fn is_active(&self) -> bool {
+        self.io.is_active()
+    }
+
+    /// Flushes what the callback left in the output buffer.
+    fn finish(&mut self) -> io::Result<()> {
+        let out = self.output.get_mut();
+        if out.is_empty() && out.malloc_len() == 0 {
+            return Ok(());
+        }
+        self.io.flush_out(out)
+    }
+}
+
+impl AsFd for Connection<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd()
+    }
+}
+
+/// A connection before it is registered, as [`on_prepare`](super::Builder::on_prepare) sees
+/// it.
+#[derive(Debug)]
+pub struct Prepare<'a> {
+    pub(crate) fd: BorrowedFd<'a>,
+}
+
+impl Prepare<'_> {
+    /// Sets `TCP_NODELAY` (an error on a socket that is not TCP).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        socket2::SockRef::from(&self.fd).set_tcp_nodelay(on)
+    }
+
+    /// The peer's address, for a TCP connection (`InvalidInput` otherwise).
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        socket2::SockRef::from(&self.fd)
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an inet socket"))
+    }
+}
+
+impl AsFd for Prepare<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd
+    }
+}
+
+/// Starts the handler goroutine of `conn`; the caller took the claim for it.
+pub(crate) fn spawn<S: Send + 'static>(conn: Arc<Conn<S>>) {
+    let rt = conn.lp.runtime();
+    crate::goroutine::go_on(&rt, move || run(conn));
+}
+
+/// Calls `f`, turning a panic into `None`.
+fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+/// The handler goroutine; see the module header.
+fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
+    let cb = &conn.lp.callbacks;
+    let limit = conn.lp.config.input_limit;
+    let mut ok = true;
+    {
+        let mut guard = lock(&conn.work);
+        let work: &mut Work<S> = &mut guard;
+        if work.user.is_none() && !lock(&conn.st).closed {
+            let mut c = Connection::new(&*conn, &mut work.input);
+            match guarded(|| (cb.connect)(&mut c)) {
+                Some(s) => {
+                    ok = c.finish().is_ok();
+                    drop(c);
+                    work.user = Some(s);
+                }
+                None => ok = false,
+            }
+        }
+    }
+    while ok {
+        // Uncontended: only the holder of the claim locks `work`. It is unlocked before the
+        // claim is released, so a handler started next never waits for it.
+        let mut guard = lock(&conn.work);
+        let work: &mut Work<S> = &mut guard;
+        let inbox = {
+            let mut st = lock(&conn.st);
+            if st.closed {
+                break;
+            }
+            let inbox = st.take_inbox();
+            // Still counted against the limit, now as input.
+            st.input_len = work.input.len() + inbox.len();
+            inbox
+        };
+        work.input.append(inbox);
+        let before = work.input.len();
+        let mut pulled = 0;
+        if before > 0 {
+            let Some(user) = work.user.as_mut() else {
+                break;
+            };
+            let mut c = Connection::new(&*conn, &mut work.input);
+            ok = matches!(guarded(|| (cb.request)(&mut c, user)), Some(Ok(())));
+            ok = c.finish().is_ok() && ok;
+            pulled = c.pulled;
+            drop(c);
+            work.input.release();
+        }
+        if !ok {
+            break;
+        }
+        let after = work.input.len();
+        drop(guard);
+        let consumed = (before + pulled).saturating_sub(after);
+        let out_pending = conn.out_len.load(Acquire) > 0;
+        let next = {
+            let mut st = lock(&conn.st);
+            let next = st.finish(after, consumed, out_pending, limit);
+            conn.update_read(&mut st);
+            next
+        };
+        match next {
+            Next::Rerun => continue,
+            Next::Idle => return,
+            Next::Close { deregister } => {
+                if deregister {
+                    conn.teardown();
+                }
+                break;
+            }
+        }
+    }
+    if !ok {
+        // Our error: we hold the claim, so `close` leaves the disconnect to us.
+        if lock(&conn.st).close() == CloseBy::Handler {
+            conn.teardown();
+        }
+    }
+    disconnect(&conn, &mut lock(&conn.work));
+}
+
+/// Step 4 of the module header: `on_disconnect`, then every buffer back to the pool.
+fn disconnect<S: Send + 'static>(conn: &Arc<Conn<S>>, work: &mut Work<S>) {
+    if let (Some(user), Some(d)) = (work.user.take(), &conn.lp.callbacks.disconnect) {
+        let mut c = Connection::new(&**conn, &mut work.input);
+        let _ = guarded(|| d(&mut c, user));
+    }
+    work.input = LinkBuffer::new();
+    lock(&conn.st).inbox = LinkBuffer::new();
+    *lock(&conn.out) = LinkBuffer::new();
+    conn.out_len.store(0, Release);
+    conn.lp.remove(conn.id, conn.worker);
+}
+
+impl<S: Send + 'static> ConnIo for Conn<S> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn flush_out(&self, w: &mut LinkBuffer) -> io::Result<()> {
+        w.flush();
+        if w.is_empty() {
+            return Ok(());
+        }
+        if self.torn() {
+            *w = LinkBuffer::new();
+            return Err(closed_error());
+        }
+        {
+            let mut out = lock(&self.out);
+            if out.is_empty() {
+                while !w.is_empty() {
+                    match w.write_to_fd(self.fd.as_fd()) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            drop(out);
+                            *w = LinkBuffer::new();
+                            self.fail_now();
+                            return Err(e);
+                        }
+                    }
+                }
+                self.touch();
+                if w.is_empty() {
+                    return Ok(());
+                }
+            }
+            out.append(std::mem::take(w));
+            self.out_len.store(out.len(), Release);
+            self.output_pending_since();
+            self.want_write();
+        }
+        if let Some(wt) = self.lp.config.write_timeout {
+            super::timer::arm_for(self, Instant::now() + wt);
+        }
+        let limit = self.lp.config.output_limit;
+        if self.out_len.load(Acquire) <= limit {
+            return Ok(());
+        }
+        let deadline = self.lp.config.write_timeout.map(|d| Instant::now() + d);
+        while self.out_len.load(Acquire) > limit {
+            if self.torn() {
+                return Err(closed_error());
+            }
+            park_once(&self.drain, &self.torn, deadline)?;
+        }
+        Ok(())
+    }
+
+    fn pull(&self, input: &mut LinkBuffer, n: usize) -> io::Result<usize> {
+        let limit = self.lp.config.input_limit;
+        if n > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "gorust::eventloop: wait_input for more than the input limit",
+            ));
+        }
+        let deadline = self.lp.config.read_timeout.map(|d| Instant::now() + d);
+        let mut pulled = 0;
+        loop {
+            {
+                let mut st = lock(&self.st);
+                let inbox = st.take_inbox();
+                pulled += inbox.len();
+                input.append(inbox);
+                st.input_len = input.len();
+                self.update_read(&mut st);
+                if input.len() >= n {
+                    return Ok(pulled);
+                }
+                if st.closed {
+                    return Err(closed_error());
+                }
+                if st.eof {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            park_once(&self.data, &self.ended, deadline)?;
+        }
+    }
+
+    fn close_soon(&self) {
+        lock(&self.st).draining = true;
+    }
+
+    fn is_active(&self) -> bool {
+        !self.torn()
+    }
+}
+
+/// Parks the handler on `slot` once: until it is ready, `stop` is set, or `deadline`
+/// (`TimedOut`). May return early; callers re-check their condition and call again.
+fn park_once(slot: &WaitSlot, stop: &AtomicBool, deadline: Option<Instant>) -> io::Result<()> {
+    if stop.load(Acquire) {
+        return Ok(());
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(timed_out());
+    }
+    crate::block_on(SlotWait {
+        slot,
+        stop,
+        sleep: deadline.map(Sleep::until),
+    });
+    Ok(())
+}
+
+/// Readiness of a slot, a stop flag, or a deadline.
+struct SlotWait<'a> {
+    slot: &'a WaitSlot,
+    stop: &'a AtomicBool,
+    sleep: Option<Sleep>,
+}
+
+impl Future for SlotWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let stop = self.stop;
+        if self.slot.poll_ready(cx, || stop.load(Acquire)).is_ready() {
+            return Poll::Ready(());
+        }
+        match self.sleep.as_mut() {
+            Some(s) => Pin::new(s).poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<S: Send + 'static> Conn<S> {
+    /// Closes from the handler side (it holds the claim, so it disconnects itself).
+    fn fail_now(&self) {
+        if lock(&self.st).close() == CloseBy::Handler {
+            self.teardown();
+        }
+    }
+
+    fn torn(&self) -> bool {
+        self.torn.load(Acquire)
+    }
+}

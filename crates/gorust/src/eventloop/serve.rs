@@ -1,0 +1,267 @@
+//! The loop itself: accepting, balancing connections over the workers, the registry of live
+//! connections, and graceful shutdown.
+//!
+//! Shutdown, in order: (1) `shutting_down` is set and every listener closed, so each `serve`
+//! returns `Ok(())`; (2) each connection with no handler in flight is closed at once; each one
+//! with a handler in flight is marked draining (no more reads, no more runs; it closes when
+//! the handler returns and its output is written); (3) the caller waits, up to the grace
+//! period, for the registry to empty; (4) what is left is closed by force: the socket is shut
+//! down, so a handler parked on it wakes with an error, and `on_disconnect` runs when it
+//! returns (a handler stuck in user code cannot be preempted).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::builder::{Balance, Builder, Callbacks, Config};
+use super::conn::{lock, Conn};
+use super::handler::{self, Prepare};
+use super::listener::Listener;
+use crate::sched::Handle;
+
+/// An event-loop server (see the [module documentation](super)). Cloning gives another handle
+/// to the same loop, e.g. to call [`shutdown`](EventLoop::shutdown) while another goroutine
+/// runs [`serve`](EventLoop::serve).
+pub struct EventLoop<S = ()> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for EventLoop<S> {
+    fn clone(&self) -> Self {
+        EventLoop {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for EventLoop<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("config", &self.shared.config)
+            .field("connections", &lock(&self.shared.conns).len())
+            .finish()
+    }
+}
+
+/// What [`EventLoop::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Connections with no handler in flight, closed at once.
+    pub closed_idle: usize,
+    /// Connections whose in-flight handler finished (and output was written) in time.
+    pub finished: usize,
+    /// Connections still busy at the deadline, closed by force.
+    pub forced: usize,
+}
+
+/// The runtime a loop serves on, fixed by its first `serve`.
+struct Rt {
+    handle: Handle,
+    /// This loop's connections per worker (for `Balance::LeastConnections`).
+    per_worker: Box<[AtomicUsize]>,
+}
+
+pub(crate) struct Shared<S> {
+    pub(crate) config: Config,
+    pub(crate) callbacks: Callbacks<S>,
+    rt: OnceLock<Rt>,
+    conns: Mutex<HashMap<u64, Arc<Conn<S>>>>,
+    listeners: Mutex<Vec<Arc<dyn Listener>>>,
+    next_id: AtomicU64,
+    next_worker: AtomicUsize,
+    shutting_down: AtomicBool,
+    base: Instant,
+}
+
+impl<S> Shared<S> {
+    /// Nanoseconds since the loop was built (the timers' clock).
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos().min(u64::MAX as u128) as u64
+    }
+
+    pub(crate) fn instant(&self, ns: u64) -> Instant {
+        self.base + Duration::from_nanos(ns)
+    }
+
+    pub(crate) fn runtime(&self) -> Handle {
+        match self.rt.get() {
+            Some(rt) => rt.handle.clone(),
+            None => unreachable!("runtime: a connection exists only after serve set the runtime"),
+        }
+    }
+
+    pub(crate) fn find(&self, id: u64) -> Option<Arc<Conn<S>>> {
+        lock(&self.conns).get(&id).cloned()
+    }
+
+    /// A connection disconnected: out of the registry.
+    pub(crate) fn remove(&self, id: u64, worker: usize) {
+        let c = lock(&self.conns).remove(&id);
+        if c.is_some() {
+            if let Some(rt) = self.rt.get() {
+                rt.per_worker[worker].fetch_sub(1, Relaxed);
+            }
+        }
+        // The registry's reference is dropped here, off the lock.
+        drop(c);
+    }
+}
+
+impl EventLoop<()> {
+    /// A builder with the defaults (see [`Builder`]).
+    pub fn builder() -> Builder<()> {
+        Builder::new()
+    }
+}
+
+impl<S: Send + 'static> EventLoop<S> {
+    pub(crate) fn new(config: Config, callbacks: Callbacks<S>) -> EventLoop<S> {
+        EventLoop {
+            shared: Arc::new(Shared {
+                config,
+                callbacks,
+                rt: OnceLock::new(),
+                conns: Mutex::new(HashMap::new()),
+                listeners: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(1),
+                next_worker: AtomicUsize::new(0),
+                shutting_down: AtomicBool::new(false),
+                base: Instant::now(),
+            }),
+        }
+    }
+
+    /// Accepts connections from `listener` and serves them, until [`shutdown`] (then returns
+    /// `Ok(())`). Call it from a goroutine; several `serve` calls (several listeners) may share
+    /// one loop. Resource errors on accept (`EMFILE`, …) are logged and retried after a
+    /// back-off of 5 ms doubling to 1 s, as `net::serve` does.
+    ///
+    /// # Errors
+    ///
+    /// Outside a gorust runtime, or on a runtime other than the one of an earlier `serve`
+    /// (`Other`); an accept error that is not a resource error.
+    ///
+    /// [`shutdown`]: EventLoop::shutdown
+    pub fn serve<L: Listener>(&self, listener: L) -> io::Result<()> {
+        let sh = &self.shared;
+        let handle = crate::context::handle().ok_or_else(|| {
+            io::Error::other("gorust::eventloop: serve must run inside a gorust runtime")
+        })?;
+        let rt = sh.rt.get_or_init(|| Rt {
+            per_worker: (0..handle.remotes.len())
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            handle: handle.clone(),
+        });
+        if !Arc::ptr_eq(&rt.handle, &handle) {
+            return Err(io::Error::other(
+                "gorust::eventloop: one loop serves on one runtime",
+            ));
+        }
+        let listener: Arc<dyn Listener> = Arc::new(listener);
+        lock(&sh.listeners).push(listener.clone());
+        if sh.shutting_down.load(Acquire) {
+            return listener.close();
+        }
+        let mut backoff = crate::net::Backoff::default();
+        loop {
+            match listener.accept_fd() {
+                Ok(fd) => {
+                    backoff.reset();
+                    self.admit(rt, fd);
+                }
+                Err(_) if sh.shutting_down.load(Acquire) => return Ok(()),
+                Err(e) => backoff.pause("gorust::eventloop", e)?,
+            }
+        }
+    }
+
+    /// Registers an accepted connection and starts its `on_connect`.
+    fn admit(&self, rt: &Rt, fd: OwnedFd) {
+        let sh = &self.shared;
+        if let Some(p) = &sh.callbacks.prepare {
+            if p(&Prepare { fd: fd.as_fd() }).is_err() {
+                return;
+            }
+        }
+        let worker = match sh.config.balance {
+            Balance::RoundRobin => sh.next_worker.fetch_add(1, Relaxed) % rt.per_worker.len(),
+            Balance::LeastConnections => (0..rt.per_worker.len())
+                .min_by_key(|&i| rt.per_worker[i].load(Relaxed))
+                .unwrap_or(0),
+        };
+        let poller = rt.handle.remotes[worker].poller.clone();
+        let id = sh.next_id.fetch_add(1, Relaxed);
+        let conn = Arc::new(Conn::new(id, fd, worker, poller, sh.clone()));
+        rt.per_worker[worker].fetch_add(1, Relaxed);
+        lock(&sh.conns).insert(id, conn.clone());
+        if conn.register().is_err() {
+            sh.remove(id, worker);
+            return;
+        }
+        super::timer::start(&conn);
+        // `Conn::new` gave the claim to this first run (`on_connect`).
+        handler::spawn(conn.clone());
+        if sh.shutting_down.load(Acquire) {
+            // Accepted while `shutdown` took its snapshot: close it (no callback ran yet).
+            conn.close_now();
+        }
+    }
+
+    /// Live connections.
+    pub fn connections(&self) -> usize {
+        lock(&self.shared.conns).len()
+    }
+
+    /// Graceful shutdown (steps in the module header): stops accepting, closes idle
+    /// connections, lets in-flight handlers finish for up to `grace`, closes the rest, and
+    /// reports the counts. Parks the calling goroutine (sleeps a plain thread) meanwhile.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let sh = &self.shared;
+        let deadline = Instant::now() + grace;
+        sh.shutting_down.store(true, Release);
+        for l in lock(&sh.listeners).drain(..) {
+            let _ = l.close();
+        }
+        let conns: Vec<Arc<Conn<S>>> = lock(&sh.conns).values().cloned().collect();
+        let mut report = ShutdownReport::default();
+        let mut busy = HashSet::new();
+        for c in conns {
+            let mut st = lock(&c.st);
+            if st.closed {
+                continue;
+            }
+            if st.running {
+                st.draining = true;
+                c.update_read(&mut st);
+                busy.insert(c.id);
+            } else {
+                drop(st);
+                c.close_now();
+                report.closed_idle += 1;
+            }
+        }
+        let left = || {
+            let conns = lock(&sh.conns);
+            busy.iter().filter(|id| conns.contains_key(id)).count()
+        };
+        while left() > 0 && Instant::now() < deadline {
+            crate::time::sleep(Duration::from_millis(1));
+        }
+        let stuck: Vec<Arc<Conn<S>>> = {
+            let conns = lock(&sh.conns);
+            busy.iter()
+                .filter_map(|id| conns.get(id).cloned())
+                .collect()
+        };
+        report.forced = stuck.len();
+        report.finished = busy.len() - stuck.len();
+        for c in stuck {
+            c.close_now();
+        }
+        report
+    }
+}

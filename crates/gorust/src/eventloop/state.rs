@@ -1,0 +1,276 @@
+//! A connection's scheduling state: when its handler runs, when it closes.
+//!
+//! Two pieces, both model-checked (`eventloop/loom_tests.rs`):
+//!
+//! 1. [`Pending`], an atomic word of epoll readiness not yet handled. The poller's `dispatch`
+//!    `fetch_or`s the event's flags under the slab lock and queues the connection's waker only
+//!    if the word was zero; the waker (run off the lock) `swap`s it to zero and handles what it
+//!    took. A level-triggered descriptor is reported at every poll until it is read, and both
+//!    its worker and the monitor thread poll; the word makes those reports cost one waker, and
+//!    a report that lands after the swap queues a new one, so none is lost.
+//! 2. [`State`], plain fields behind the connection's mutex: the poller's inbox (bytes read,
+//!    not yet given to the handler), whether a handler is in flight, and the close protocol.
+//!
+//! ```text
+//!                 data arrived, no handler            handler returns: no new data,
+//!       IDLE ───────────────────────────────▶ RUNNING ─────────────────────────────▶ IDLE
+//!        │        (running = true; spawn)       │  ▲   or input left untouched
+//!        │                                      │  └── new data arrived meanwhile, or input
+//!        │                                      │      is left and the run consumed some
+//!        │                                      │      (progress): rerun
+//!        │ close (timer, error, shutdown):      │ close while running: `closed` set; the
+//!        │ closed = true, running = true,       │ handler disconnects when it returns
+//!        ▼ spawn the disconnect                 ▼
+//!      CLOSED (on_disconnect runs exactly once, in the goroutine holding `running`)
+//! ```
+//!
+//! `running` is the claim: whoever holds it owns the handler-side half of the connection (its
+//! input buffer and user state). It is taken only under the mutex and only when not `closed`
+//! or by the closer; so at most one handler is in flight, and `on_disconnect` never overlaps
+//! `on_request`.
+//!
+//! Never spinning: a handler is rerun only if new bytes arrived since it last took the inbox,
+//! or if input is left and the run consumed some of it (a handler that answers one request per
+//! call, with pipelined requests behind it: each rerun consumes at least a byte, so the reruns
+//! are bounded by the input). Input a run left untouched (a partial request) waits for more
+//! data; an input at the limit that a run did not consume at all cannot change any more
+//! (reading is off), so the connection is closed instead of stalling.
+//!
+//! Rejected: an atomic word for the whole state (running / new-data / closed bits). The inbox
+//! must be appended to under a lock anyway (a `LinkBuffer` is one-writer), and the handler's
+//! exit check needs "new data?" and "release the claim" to be one step with the append, which
+//! a lock gives directly; the lock is uncontended except when a read and a handler's exit meet.
+
+use crate::buffer::LinkBuffer;
+use crate::loom::sync::atomic::{AtomicU32, Ordering::*};
+use crate::sys::epoll::Readiness;
+
+/// Readiness reported by the poller and not yet handled.
+pub(crate) struct Pending(AtomicU32);
+
+impl Pending {
+    pub(crate) fn new() -> Pending {
+        Pending(AtomicU32::new(0))
+    }
+
+    /// Records `r`; `true` if the caller must queue the waker (nothing was pending).
+    /// `Release` publishes nothing but the flags; `Acquire` pairs with `take`'s swap so that
+    /// a report after a take sees zero and queues a new waker.
+    pub(crate) fn add(&self, r: Readiness) -> bool {
+        self.0.fetch_or(r.bits(), AcqRel) == 0
+    }
+
+    /// Takes everything recorded so far (the waker's side).
+    pub(crate) fn take(&self) -> Readiness {
+        Readiness::from_bits(self.0.swap(0, AcqRel))
+    }
+}
+
+/// What a handler does when its run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Run `on_request` again (new data, or input left after a run that made progress).
+    Rerun,
+    /// The claim is released; the connection waits for data.
+    Idle,
+    /// Close: the caller (holding the claim) disconnects. `deregister` says whether the
+    /// caller must also take the descriptor out of the poller (it set `closed` itself).
+    Close { deregister: bool },
+}
+
+/// What [`State::close`] asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseBy {
+    /// Already closed: nothing to do.
+    Nobody,
+    /// A handler is in flight; it disconnects when it returns. Deregister now.
+    Handler,
+    /// The caller took the claim: deregister and run the disconnect.
+    Caller,
+}
+
+/// The mutex-guarded part of a connection.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Read by the poller, not yet taken by the handler.
+    pub(crate) inbox: LinkBuffer,
+    /// Readable bytes in the handler's input, as of its last report.
+    pub(crate) input_len: usize,
+    /// The claim: a handler (or the disconnect) is scheduled or running.
+    pub(crate) running: bool,
+    /// Bytes arrived since the handler last took the inbox.
+    pub(crate) new_data: bool,
+    /// The peer sent FIN (read returned 0).
+    pub(crate) eof: bool,
+    /// Close once no handler runs and the output is written (user `close`, shutdown).
+    pub(crate) draining: bool,
+    /// Closed: no more handler runs, events or reads.
+    pub(crate) closed: bool,
+    /// Read interest is registered.
+    pub(crate) read_on: bool,
+    /// Write interest is registered.
+    pub(crate) write_on: bool,
+}
+
+impl State {
+    /// Bytes buffered on the input side (the inbox and the handler's input).
+    pub(crate) fn buffered(&self) -> usize {
+        self.inbox.len() + self.input_len
+    }
+
+    /// Whether reading should be on: not closed or finished, and below `limit`.
+    pub(crate) fn wants_read(&self, limit: usize) -> bool {
+        !self.closed && !self.eof && !self.draining && self.buffered() < limit
+    }
+
+    /// The poller appended data to the inbox. `true`: the caller must start a handler (the
+    /// claim is taken for it).
+    pub(crate) fn arrived(&mut self) -> bool {
+        self.new_data = true;
+        self.start()
+    }
+
+    /// Takes the claim if the connection is idle and open.
+    pub(crate) fn start(&mut self) -> bool {
+        if self.running || self.closed || self.draining {
+            return false;
+        }
+        self.running = true;
+        true
+    }
+
+    /// The handler takes the inbox (at the start of a run, or while it waits for input).
+    pub(crate) fn take_inbox(&mut self) -> LinkBuffer {
+        self.new_data = false;
+        std::mem::take(&mut self.inbox)
+    }
+
+    /// The handler's run ended with `input_len` bytes left unconsumed, having consumed
+    /// `consumed`; `out_pending` says whether output waits for the poller. Releases the claim
+    /// unless it returns `Rerun` or `Close`.
+    pub(crate) fn finish(
+        &mut self,
+        input_len: usize,
+        consumed: usize,
+        out_pending: bool,
+        limit: usize,
+    ) -> Next {
+        self.input_len = input_len;
+        if self.closed {
+            return Next::Close { deregister: false };
+        }
+        if !self.draining {
+            // New bytes to look at, or input left after a run that made progress (one
+            // request per call, pipelined requests behind it).
+            if self.new_data || (input_len > 0 && consumed > 0) {
+                return Next::Rerun;
+            }
+            if self.buffered() >= limit {
+                // Reading is off and the handler consumed nothing: nothing can change.
+                self.closed = true;
+                return Next::Close { deregister: true };
+            }
+        }
+        if (self.eof || self.draining) && !out_pending {
+            self.closed = true;
+            return Next::Close { deregister: true };
+        }
+        self.running = false;
+        Next::Idle
+    }
+
+    /// Output was written out completely. `true`: the connection was only waiting for that to
+    /// close; the caller took the claim and must deregister and disconnect.
+    pub(crate) fn drained(&mut self) -> bool {
+        if (self.eof || self.draining) && !self.running && !self.closed {
+            self.closed = true;
+            self.running = true;
+            return true;
+        }
+        false
+    }
+
+    /// Closes now (an error, a timer, a forced shutdown).
+    pub(crate) fn close(&mut self) -> CloseBy {
+        if self.closed {
+            return CloseBy::Nobody;
+        }
+        self.closed = true;
+        if self.running {
+            CloseBy::Handler
+        } else {
+            self.running = true;
+            CloseBy::Caller
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 100;
+
+    #[test]
+    fn one_handler_in_flight_and_rerun_only_on_new_data() {
+        let mut s = State::default();
+        s.inbox.write_bytes(b"abc");
+        s.inbox.flush();
+        assert!(s.arrived(), "idle: start a handler");
+        assert!(!s.arrived(), "running: no second handler");
+        let input = s.take_inbox();
+        assert_eq!(input.len(), 3);
+        // The handler left 3 bytes (a partial request) and nothing new came: idle, no spin.
+        assert_eq!(s.finish(3, 0, false, LIMIT), Next::Idle);
+        assert!(!s.running);
+        // New data while running: rerun.
+        assert!(s.arrived());
+        let _ = s.take_inbox();
+        s.new_data = true;
+        assert_eq!(s.finish(3, 0, false, LIMIT), Next::Rerun);
+    }
+
+    #[test]
+    fn input_at_the_limit_reruns_on_progress_and_closes_when_stuck() {
+        let mut s = State {
+            running: true,
+            ..State::default()
+        };
+        assert_eq!(s.finish(LIMIT, 10, false, LIMIT), Next::Rerun);
+        assert!(!s.wants_read(LIMIT));
+        assert_eq!(
+            s.finish(LIMIT, 0, false, LIMIT),
+            Next::Close { deregister: true }
+        );
+    }
+
+    #[test]
+    fn close_while_running_is_left_to_the_handler_and_happens_once() {
+        let mut s = State {
+            running: true,
+            ..State::default()
+        };
+        assert_eq!(s.close(), CloseBy::Handler);
+        assert_eq!(s.close(), CloseBy::Nobody);
+        assert!(!s.arrived(), "closed: no handler starts");
+        assert_eq!(
+            s.finish(0, 0, false, LIMIT),
+            Next::Close { deregister: false }
+        );
+        let mut idle = State::default();
+        assert_eq!(idle.close(), CloseBy::Caller);
+        assert!(idle.running);
+    }
+
+    #[test]
+    fn eof_closes_after_the_output_is_written() {
+        let mut s = State {
+            running: true,
+            eof: true,
+            ..State::default()
+        };
+        assert_eq!(s.finish(0, 5, true, LIMIT), Next::Idle);
+        assert!(s.drained(), "output written: close now");
+        assert!(!s.drained());
+    }
+}

@@ -1,0 +1,87 @@
+//! A connection's timer: the idle timeout and the write timeout, on the runtime's timers.
+//!
+//! At most one timer per connection is in a worker's heap (`Conn::timer_armed`). It is not
+//! moved on every read or write: reads and writes only store `last_active` (a relaxed store),
+//! and the timer, when it fires, compares. If the connection was active since, the timer is
+//! re-armed for `last_active + idle`; if not, and no handler is running, the connection is
+//! closed (`on_disconnect` follows). The write timeout is checked the same way against
+//! `write_since` (when output became pending). Go's netpoll deadlines and netpoll's idle
+//! timeout both rest on a real timer too; TCP keepalive (what netpoll users often mistook for
+//! an idle timeout) detects dead peers, not idle ones.
+//!
+//! The timer's waker holds a `Weak` reference: a closed connection is freed (and its
+//! descriptor closed) at once, not when its timer would have fired.
+
+use std::sync::atomic::Ordering::*;
+use std::sync::{Arc, Weak};
+use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::conn::{lock, Conn};
+use crate::time::entry::TimerEntry;
+
+struct TimerWake<S>(Weak<Conn<S>>);
+
+impl<S: Send + 'static> Wake for TimerWake<S> {
+    fn wake(self: Arc<Self>) {
+        if let Some(c) = self.0.upgrade() {
+            on_timer(&c);
+        }
+    }
+}
+
+/// Arms the idle timer of a new connection (if the loop has an idle timeout).
+pub(crate) fn start<S: Send + 'static>(conn: &Arc<Conn<S>>) {
+    if let Some(idle) = conn.lp.config.idle_timeout {
+        arm(conn, Instant::now() + idle);
+    }
+}
+
+/// Arms a timer for `at` unless one is armed already (it re-arms itself as needed).
+pub(crate) fn arm_for<S: Send + 'static>(conn: &Conn<S>, at: Instant) {
+    if let Some(c) = conn.lp.find(conn.id) {
+        arm(&c, at);
+    }
+}
+
+fn arm<S: Send + 'static>(conn: &Arc<Conn<S>>, at: Instant) {
+    if conn.timer_armed.swap(true, AcqRel) {
+        return;
+    }
+    let waker = Waker::from(Arc::new(TimerWake(Arc::downgrade(conn))));
+    crate::time::register(at, Arc::new(TimerEntry::new(waker)));
+}
+
+fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>) {
+    conn.timer_armed.store(false, Release);
+    if conn.torn.load(Acquire) {
+        return;
+    }
+    let cfg = &conn.lp.config;
+    let now = conn.lp.now_ns();
+    let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+    let mut next: Option<u64> = None;
+    if let Some(idle) = cfg.idle_timeout {
+        let due = conn.last_active.load(Relaxed).saturating_add(ns(idle));
+        let running = lock(&conn.st).running;
+        if now >= due && !running {
+            conn.close_now();
+            return;
+        }
+        next = Some(if running { now + ns(idle) } else { due });
+    }
+    if let Some(wt) = cfg.write_timeout {
+        let since = conn.write_since.load(Relaxed);
+        if since != 0 {
+            let due = since.saturating_add(ns(wt));
+            if now >= due {
+                conn.close_now();
+                return;
+            }
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+    }
+    if let Some(n) = next {
+        arm(conn, conn.lp.instant(n));
+    }
+}

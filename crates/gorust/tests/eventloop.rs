@@ -1,0 +1,480 @@
+//! `gorust::eventloop`: echo over many connections, back-pressure under a slow consumer,
+//! panics, the idle timer, graceful shutdown, half-close and reset. Loopback only; the time
+//! limits are hang detectors, not speed checks.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{echo_loop, run_on, start, within};
+use gorust::eventloop::{Balance, EventLoop};
+use gorust::net::TcpStream;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits (parking) until `f` holds, for at most 20 s.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        gorust::time::sleep(Duration::from_millis(2));
+    }
+}
+
+fn rss_kib() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+fn echo_many(conns: usize, rounds: usize, balance: Balance) {
+    within(LIMIT, move || {
+        run_on(2, move || {
+            let (el, addr, gone) = echo_loop(|b| b.balance(balance));
+            let clients: Vec<_> = (0..conns)
+                .map(|i| gorust::go(move || common::echo_rounds(addr, i, rounds, i % 300)))
+                .collect();
+            for c in clients {
+                c.join().unwrap();
+            }
+            eventually("every connection disconnected", || {
+                gone.load(SeqCst) == conns && el.connections() == 0
+            });
+        })
+    });
+}
+
+#[test]
+fn echo_over_a_thousand_connections_round_robin() {
+    echo_many(1000, 5, Balance::RoundRobin);
+}
+
+#[test]
+fn echo_over_a_thousand_connections_least_connections() {
+    echo_many(1000, 3, Balance::LeastConnections);
+}
+
+/// 4,000 connections at once, all open together (8,000 descriptors in this process, under the
+/// 20,000 limit), each echoing one message; then all idle, then all closed.
+#[test]
+fn four_thousand_concurrent_connections() {
+    const N: usize = 4000;
+    within(LIMIT, || {
+        run_on(2, || {
+            let (el, addr, gone) = echo_loop(|b| b);
+            let streams: Vec<TcpStream> =
+                (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+            for (i, s) in streams.iter().enumerate() {
+                (&*s).write_all(format!("{i:06}").as_bytes()).unwrap();
+            }
+            for (i, s) in streams.iter().enumerate() {
+                let mut b = [0u8; 6];
+                (&*s).read_exact(&mut b).unwrap();
+                assert_eq!(&b, format!("{i:06}").as_bytes());
+            }
+            eventually("all registered", || el.connections() == N);
+            // Idle: no handler goroutine is held (only main and the serve loop run).
+            eventually("handlers ended", || gorust::num_goroutines() <= 3);
+            drop(streams);
+            eventually("all disconnected", || gone.load(SeqCst) == N);
+        })
+    });
+}
+
+/// The peer sends 100 MiB; the handler consumes 256 KiB per call and sleeps 1 ms. The input
+/// never exceeds its limit by more than one read (64 KiB), and RSS stays bounded.
+#[test]
+fn slow_consumer_keeps_input_and_rss_bounded() {
+    const TOTAL: usize = 100 << 20;
+    const IN_LIMIT: usize = 1 << 20;
+    within(LIMIT, || {
+        run_on(2, || {
+            let max_seen = Arc::new(AtomicUsize::new(0));
+            let consumed = Arc::new(AtomicUsize::new(0));
+            let (m, k) = (max_seen.clone(), consumed.clone());
+            let el = EventLoop::builder()
+                .input_limit(IN_LIMIT)
+                .on_request(move |c, _| {
+                    m.fetch_max(c.reader().len(), SeqCst);
+                    let n = c.reader().len().min(256 << 10);
+                    c.reader().skip(n)?;
+                    k.fetch_add(n, SeqCst);
+                    gorust::time::sleep(Duration::from_millis(1));
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let rss_before = rss_kib();
+            // A plain thread: it blocks in write(2) whenever the server stops reading.
+            let sender = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let chunk = vec![7u8; 1 << 20];
+                for _ in 0..TOTAL / chunk.len() {
+                    s.write_all(&chunk).unwrap();
+                }
+                s
+            });
+            let mut peak = 0;
+            let end = Instant::now() + Duration::from_secs(100);
+            while consumed.load(SeqCst) < TOTAL {
+                assert!(Instant::now() < end, "slow consumer stalled");
+                peak = peak.max(rss_kib());
+                gorust::time::sleep(Duration::from_millis(5));
+            }
+            let s = gorust::blocking(move || sender.join().unwrap());
+            drop(s);
+            let max = max_seen.load(SeqCst);
+            assert!(
+                max <= IN_LIMIT + (64 << 10),
+                "input held {max} bytes, limit {IN_LIMIT}"
+            );
+            let growth = peak.saturating_sub(rss_before);
+            assert!(
+                growth < 48 << 10,
+                "RSS grew by {growth} KiB for 100 MiB sent"
+            );
+        })
+    });
+}
+
+#[test]
+fn a_panicking_handler_closes_only_its_connection() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let gone = Arc::new(AtomicUsize::new(0));
+            let g = gone.clone();
+            let el = EventLoop::builder()
+                .on_connect(|_| 0usize)
+                .on_request(|c, count| {
+                    let line = c.reader().until(b'\n')?;
+                    if &line[..] == b"panic\n" {
+                        panic!("handler panics on purpose");
+                    }
+                    *count += 1;
+                    c.writer().write_bytes(&line);
+                    Ok(())
+                })
+                .on_disconnect(move |_, count| {
+                    g.fetch_add(1 + 100 * count, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let mut good = TcpStream::connect(addr).unwrap();
+            let mut bad = TcpStream::connect(addr).unwrap();
+            good.write_all(b"one\n").unwrap();
+            let mut b = [0u8; 4];
+            good.read_exact(&mut b).unwrap();
+            bad.write_all(b"panic\n").unwrap();
+            let mut rest = Vec::new();
+            bad.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty(), "the panicking connection is closed");
+            eventually("on_disconnect of the panicking one", || {
+                gone.load(SeqCst) == 1
+            });
+            good.write_all(b"two\n").unwrap();
+            good.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"two\n");
+            drop(good);
+            // The good one served two requests: 1 + 100 * 2 more.
+            eventually("on_disconnect of the good one", || gone.load(SeqCst) == 202);
+        })
+    });
+}
+
+#[test]
+fn idle_timeout_closes_and_disconnects_once() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (el, addr, gone) = echo_loop(|b| b.idle_timeout(Some(Duration::from_millis(100))));
+            let mut s = TcpStream::connect(addr).unwrap();
+            // Activity keeps it open past the timeout.
+            for _ in 0..4 {
+                gorust::time::sleep(Duration::from_millis(50));
+                s.write_all(b"ping").unwrap();
+                let mut b = [0u8; 4];
+                s.read_exact(&mut b).unwrap();
+            }
+            let idle_from = Instant::now();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            let took = idle_from.elapsed();
+            assert!(took >= Duration::from_millis(90), "closed early: {took:?}");
+            assert!(rest.is_empty());
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            gorust::time::sleep(Duration::from_millis(200));
+            assert_eq!(gone.load(SeqCst), 1, "on_disconnect exactly once");
+            assert_eq!(el.connections(), 0);
+        })
+    });
+}
+
+#[test]
+fn graceful_shutdown_lets_in_flight_handlers_finish() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let el = EventLoop::builder()
+                .on_request(|c, _| {
+                    let line = c.reader().until(b'\n')?;
+                    let slow = &line[..] == b"slow\n";
+                    let reply = line.to_vec();
+                    drop(line);
+                    gorust::time::sleep(Duration::from_millis(if slow { 200 } else { 10_000 }));
+                    c.writer().write_bytes(&reply);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, serving) = start(&el);
+            let idle: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+            let busy: Vec<_> = (0..5)
+                .map(|_| {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    s.write_all(b"slow\n").unwrap();
+                    s
+                })
+                .collect();
+            let mut stuck = TcpStream::connect(addr).unwrap();
+            stuck.write_all(b"stuck\n").unwrap();
+            eventually("all accepted", || el.connections() == 9);
+            gorust::time::sleep(Duration::from_millis(50)); // handlers are in flight
+            let report = el.shutdown(Duration::from_secs(2));
+            assert_eq!(report.closed_idle, 3, "{report:?}");
+            assert_eq!(report.finished, 5, "{report:?}");
+            assert_eq!(report.forced, 1, "{report:?}");
+            serving.join().unwrap().unwrap();
+            for mut s in busy {
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap();
+                assert_eq!(all, b"slow\n", "in-flight request answered, then closed");
+            }
+            for mut s in idle {
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap();
+                assert!(all.is_empty());
+            }
+            let mut all = Vec::new();
+            let _ = stuck.read_to_end(&mut all);
+            assert!(all.is_empty());
+            assert!(TcpStream::connect(addr).is_err(), "no longer accepting");
+        })
+    });
+}
+
+#[test]
+fn half_close_gets_its_answer_and_reset_disconnects() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (el, addr, gone) = echo_loop(|b| b);
+            // Half-close: the request, then FIN; the reply still arrives, then EOF.
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"request").unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            assert_eq!(all, b"request");
+            eventually("half-closed one disconnected", || gone.load(SeqCst) == 1);
+            // Reset: linger 0 makes close send RST.
+            let r = std::net::TcpStream::connect(addr).unwrap();
+            socket2::SockRef::from(&r)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            (&r).write_all(b"x").unwrap();
+            gorust::time::sleep(Duration::from_millis(20));
+            drop(r);
+            eventually("reset one disconnected", || gone.load(SeqCst) == 2);
+            assert_eq!(el.connections(), 0);
+        })
+    });
+}
+
+#[test]
+fn wait_input_parks_for_the_rest_of_a_message_and_times_out() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let el = EventLoop::builder()
+                .read_timeout(Some(Duration::from_millis(200)))
+                .on_request(|c, _| {
+                    // A length-prefixed message: 4 bytes of length, then the body.
+                    c.wait_input(4)?;
+                    let len = u32::from_be_bytes(c.reader().peek(4)?[..].try_into().unwrap());
+                    match c.wait_input(4 + len as usize) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                            c.writer().write_bytes(b"timeout");
+                            c.close();
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    c.reader().skip(4)?;
+                    let body = c.reader().next(len as usize)?;
+                    c.writer().write_bytes(&body);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&5u32.to_be_bytes()).unwrap();
+            s.write_all(b"he").unwrap();
+            gorust::time::sleep(Duration::from_millis(50));
+            s.write_all(b"llo").unwrap();
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"hello");
+            // Half a message, then silence: the read timeout answers and closes.
+            s.write_all(&9u32.to_be_bytes()).unwrap();
+            s.write_all(b"part").unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            assert_eq!(all, b"timeout");
+        })
+    });
+}
+
+/// A reply far larger than the socket buffer, to a reader that is slow at first: the handler's
+/// `flush` leaves the rest to the poller (write interest armed) and every byte arrives in order.
+#[test]
+fn large_replies_are_finished_by_the_poller() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let el = EventLoop::builder()
+                .output_limit(1 << 20)
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    for i in 0..(16u32 << 20) / 4 {
+                        c.writer().write_bytes(&i.to_le_bytes());
+                        if i % 65536 == 0 {
+                            c.flush()?;
+                        }
+                    }
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"go").unwrap();
+            gorust::time::sleep(Duration::from_millis(100));
+            let mut buf = vec![0u8; 16 << 20];
+            s.read_exact(&mut buf).unwrap();
+            for (i, w) in buf.chunks_exact(4).enumerate() {
+                assert_eq!(u32::from_le_bytes(w.try_into().unwrap()), i as u32);
+            }
+        })
+    });
+}
+
+/// The worker is stuck in a goroutine that never parks: the monitor thread polls its epoll and
+/// does the event loop's reads (the `owner = false` dispatch); every byte still comes back.
+#[test]
+fn reads_done_by_the_monitor_thread_are_correct() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let (_el, addr, _gone) = echo_loop(|b| b.input_limit(256 << 10));
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let r = s.try_clone().unwrap();
+                let reader = std::thread::spawn(move || {
+                    let mut all = Vec::new();
+                    (&r).take(4 << 20).read_to_end(&mut all).unwrap();
+                    all
+                });
+                let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+                s.write_all(&data).unwrap();
+                assert_eq!(reader.join().unwrap(), data);
+            });
+            // Hog the only worker while the client sends.
+            gorust::go(|| {
+                let end = Instant::now() + Duration::from_millis(300);
+                while Instant::now() < end {
+                    std::hint::spin_loop();
+                }
+            })
+            .join()
+            .unwrap();
+            gorust::blocking(move || client.join().unwrap());
+        })
+    });
+}
+
+/// Any listener: the same loop serves a Unix-domain socket.
+#[test]
+fn serves_a_unix_listener() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (el, _addr, gone) = echo_loop(|b| b);
+            let path = std::env::temp_dir().join(format!("gorust-el-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let l = gorust::net::UnixListener::bind(&path).unwrap();
+            let server = el.clone();
+            gorust::go(move || server.serve(l));
+            let mut s = gorust::net::UnixStream::connect(&path).unwrap();
+            s.write_all(b"over unix").unwrap();
+            let mut b = [0u8; 9];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"over unix");
+            drop(s);
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            let _ = std::fs::remove_file(&path);
+        })
+    });
+}
+
+/// A peer that never reads: `flush` parks past the output limit, the write timeout fails it,
+/// and the connection is closed.
+#[test]
+fn write_timeout_closes_a_peer_that_never_reads() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let gone = Arc::new(AtomicUsize::new(0));
+            let failed = Arc::new(AtomicUsize::new(0));
+            let (g, f) = (gone.clone(), failed.clone());
+            let el = EventLoop::builder()
+                .output_limit(256 << 10)
+                .write_timeout(Some(Duration::from_millis(200)))
+                .on_request(move |c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    let chunk = vec![0u8; 64 << 10];
+                    for _ in 0..1024 {
+                        c.writer().write_bytes(&chunk);
+                        if let Err(e) = c.flush() {
+                            // The flush's own deadline, or the connection's write timer
+                            // (which counts from the first pending byte) closing it first.
+                            assert!(
+                                e.kind() == std::io::ErrorKind::TimedOut
+                                    || gorust::net::is_closed(&e),
+                                "{e}"
+                            );
+                            f.fetch_add(1, SeqCst);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    g.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"go").unwrap();
+            eventually("closed by the write timeout", || gone.load(SeqCst) == 1);
+            assert_eq!(failed.load(SeqCst), 1);
+            drop(s);
+        })
+    });
+}
