@@ -48,6 +48,9 @@ use crate::{load, procfs, progress, sys};
 pub enum Peer {
     /// gorust's goroutine per connection, one worker.
     Gorust,
+    /// gorust's event loop (netpoll's model), one worker.
+    #[value(name = "gorust-eventloop")]
+    GorustEventloop,
     /// hyper 1 on tokio's current-thread runtime.
     #[value(name = "hyper-tokio")]
     HyperTokio,
@@ -58,11 +61,18 @@ pub enum Peer {
 }
 
 impl Peer {
-    const ALL: [Peer; 4] = [Peer::Gorust, Peer::HyperTokio, Peer::May, Peer::Go];
+    const ALL: [Peer; 5] = [
+        Peer::Gorust,
+        Peer::GorustEventloop,
+        Peer::HyperTokio,
+        Peer::May,
+        Peer::Go,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Peer::Gorust => "gorust",
+            Peer::GorustEventloop => "gorust-eventloop",
             Peer::HyperTokio => "hyper-tokio",
             Peer::May => "may",
             Peer::Go => "go",
@@ -345,6 +355,17 @@ impl ServerDef {
                 "http",
                 "--model",
                 "goroutine",
+                "--workers",
+                "1",
+                "--port",
+                "0",
+            ]),
+            Peer::GorustEventloop => Spec::new("gorust-eventloop", this).args([
+                "serve",
+                "--proto",
+                "http",
+                "--model",
+                "eventloop",
                 "--workers",
                 "1",
                 "--port",
@@ -706,7 +727,7 @@ fn summarize(conns: usize, servers: &[ServerDef], runs: Vec<Vec<Result<Run, Stri
 
 fn header() -> String {
     format!(
-        "   {:>6} {:<12} {:>10} {:>8} {:>8} {:>8} {:>10} {:>9} {:>7}   {:>17} {:>7}",
+        "   {:>6} {:<16} {:>10} {:>8} {:>8} {:>8} {:>10} {:>9} {:>7}   {:>17} {:>7}",
         "conns",
         "server",
         "req/s",
@@ -729,7 +750,7 @@ fn ms(us: f64) -> String {
 fn row(conns: usize, s: &Summary) -> String {
     let name = s.server.name();
     let Some(m) = &s.median else {
-        return format!("   {conns:>6} {name:<12} every run failed");
+        return format!("   {conns:>6} {name:<16} every run failed");
     };
     let errors: u64 = s.runs.iter().map(|r| r.errors).sum();
     let (rps, p99) = match &s.gorust_ratio {
@@ -741,7 +762,7 @@ fn row(conns: usize, s: &Summary) -> String {
         None => ("-".into(), "-".into()),
     };
     format!(
-        "   {conns:>6} {name:<12} {:>10.0} {:>8} {:>8} {:>8} {:>10.2} {:>9.0} {:>7}   {rps:>17} {p99:>7}",
+        "   {conns:>6} {name:<16} {:>10.0} {:>8} {:>8} {:>8} {:>10.2} {:>9.0} {:>7}   {rps:>17} {p99:>7}",
         m.requests_per_sec,
         ms(m.p50_us),
         ms(m.p99_us),

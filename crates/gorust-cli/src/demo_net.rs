@@ -1,15 +1,16 @@
 //! `gorust demo`, step 4: the seeds' demonstration over the network.
 //!
-//! One HTTP/1.1 hello handler (`gorust serve --proto http`) served two ways — an OS thread
-//! per connection (`--model threads`: std, no netpoller) and a goroutine per connection
-//! (`--model goroutine`) — each in its own child process, loaded by this process's load
+//! One HTTP/1.1 hello handler (`gorust serve --proto http`) served three ways — an OS thread
+//! per connection (`--model threads`: std, no netpoller), a goroutine per connection
+//! (`--model goroutine`) and the event loop (`--model eventloop`: a handler goroutine only
+//! while bytes wait) — each in its own child process, loaded by this process's load
 //! generator (closed loop, one thread) at each connection count. While the load runs, the
 //! server's OS threads and resident memory are sampled from `/proc/PID/status`; its context
 //! switches are summed over `/proc/PID/task/*/status`. RSS per connection is (peak − the
 //! server's RSS before any connection) / connections. Live goroutines are the peak of the
 //! server's own `stats live=N` lines (`serve --stats-ms`); a thread-per-connection server's
-//! live count is its threads less the accepting one. The event-loop model joins this table
-//! when it lands (issue 4): see [`MODELS`].
+//! live count is its threads less the accepting one; the event loop's counts its handlers in
+//! flight (plus the accept loop).
 
 use std::time::Duration;
 
@@ -19,16 +20,16 @@ use crate::child::{self, Spec};
 use crate::load::{self, micros};
 use crate::procfs;
 
-/// The models of the network step, in table order, each a `serve --model` value. The event
-/// loop (issue 4) joins here with its `serve` model and a line in [`describe`]; `live` then
-/// counts its tasks.
-pub const MODELS: &[&str] = &["threads", "goroutine"];
+/// The models of the network step, in table order, each a `serve --model` value (with a line
+/// in [`describe`]).
+pub const MODELS: &[&str] = &["threads", "goroutine", "eventloop"];
 
 /// How a model serves its connections, for the report.
 pub fn describe(model: &str) -> &'static str {
     match model {
         "threads" => "a thread per connection (std)",
         "goroutine" => "a goroutine per connection (gorust)",
+        "eventloop" => "an event loop: a handler only when data arrived (gorust)",
         _ => "another model",
     }
 }

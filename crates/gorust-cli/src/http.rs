@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Bytes buffered per connection; a request head larger than this is refused with 431.
 pub const BUF_SIZE: usize = 8192;
 
-const TOO_LARGE: &[u8] =
+pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Serves requests on one connection until the client closes it or asks to.
@@ -59,7 +59,7 @@ pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Res
 }
 
 /// Appends the response to request number `n`.
-fn write_response(out: &mut Vec<u8>, n: u64, keep_alive: bool, http10: bool) {
+pub fn write_response(out: &mut Vec<u8>, n: u64, keep_alive: bool, http10: bool) {
     let body = format!("Request #{n}\n");
     // HTTP/1.1 is persistent unless told otherwise; an HTTP/1.0 client keeps the connection
     // only if the response says so.

@@ -1,7 +1,7 @@
 //! The `gorust` command: demonstrations and measurements of the runtime.
 //!
 //! - `gorust demo`: the scheduler demonstration (see `demo.rs`);
-//! - `gorust serve`: an echo or HTTP/1.1 server, goroutine or thread per connection (`serve.rs`);
+//! - `gorust serve`: an echo or HTTP/1.1 server: goroutine or thread per connection, or the event loop (`serve.rs`);
 //! - `gorust load`: a wrk-like load generator for both protocols (`load.rs`);
 //! - `gorust compare`: the HTTP hello against hyper on tokio, may_minihttp and Go's net/http,
 //!   one core each, interleaved rounds (`compare.rs`).
@@ -20,6 +20,7 @@ mod load_loop;
 mod procfs;
 mod progress;
 mod serve;
+mod serve_eventloop;
 mod serve_peers;
 mod sys;
 

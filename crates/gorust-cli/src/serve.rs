@@ -1,18 +1,20 @@
-//! `gorust serve`: an echo or HTTP/1.1 hello server, in one of two models.
+//! `gorust serve`: an echo or HTTP/1.1 hello server, in one of three models.
 //!
 //! - `goroutine` (default): `gorust::net` and a goroutine per connection, accepted by
 //!   `gorust::net::serve` (which backs off when descriptors run out).
+//! - `eventloop`: `gorust::eventloop`, netpoll's model: a handler goroutine only while bytes
+//!   are waiting (`serve_eventloop.rs`, the same parser and responses).
 //! - `threads`: `std::net` and an OS thread per connection, the model without a netpoller.
 //!
-//! Both run the same handlers ([`echo`] here, [`crate::http::serve_conn`]) over any
+//! The first and last run the same handlers ([`echo`] here, [`crate::http::serve_conn`]) over any
 //! `Read + Write` stream. Once bound, the server prints `listening on http://ADDR/ (model,
 //! proto)` on stdout and serves until it is killed.
 //!
 //! Hidden models, the peers of `gorust compare` (HTTP only, `serve_peers.rs`): `hyper-tokio`
 //! (hyper 1 on tokio's current-thread runtime) and `may` (may_minihttp).
 //!
-//! A new model (issue 4's `eventloop`) is one variant of [`Model`] with its [`Model::name`],
-//! one arm in [`run`], and one entry in `demo_net::MODELS` to join the demo.
+//! A new model is one variant of [`Model`] with its [`Model::name`], one arm in [`run`], and
+//! one entry in `demo_net::MODELS` to join the demo.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -34,6 +36,8 @@ pub enum Proto {
 pub enum Model {
     /// gorust::net, a goroutine per connection.
     Goroutine,
+    /// gorust::eventloop (netpoll's model): a handler runs only when bytes have arrived.
+    Eventloop,
     /// std::net, an OS thread per connection.
     Threads,
     /// hyper 1 on tokio's current-thread runtime (a peer for `compare`; http only).
@@ -49,6 +53,7 @@ impl Model {
     pub fn name(self) -> &'static str {
         match self {
             Model::Goroutine => "goroutine",
+            Model::Eventloop => "eventloop",
             Model::Threads => "threads",
             Model::HyperTokio => "hyper-tokio",
             Model::May => "may",
@@ -115,6 +120,21 @@ pub fn run(args: Args) -> Result<(), String> {
                 })
                 .map_err(|e| format!("accept: {e}"))
             })
+        }
+        Model::Eventloop => {
+            let stats_ms = args.stats_ms;
+            let args2 = args.clone();
+            crate::serve_eventloop::serve(
+                addr,
+                args.workers,
+                args.proto == Proto::Http,
+                move |_| {
+                    if let Some(ms) = stats_ms {
+                        report_live(Duration::from_millis(ms.max(1)));
+                    }
+                },
+                move |local| announce(local, &args2),
+            )
         }
         Model::Threads => {
             let listener =
