@@ -100,13 +100,7 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     match args.model {
         Model::Goroutine => {
-            let mut builder = gorust::Runtime::builder();
-            if let Some(w) = args.workers {
-                builder = builder.workers(w);
-            }
-            let rt = builder
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            let rt = runtime(args.workers)?;
             rt.run(move || {
                 let listener = gorust::net::TcpListener::bind(addr)
                     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -152,6 +146,17 @@ pub fn run(args: Args) -> Result<(), String> {
             announce(Ok(local), &args)
         }),
     }
+}
+
+/// A gorust runtime with `workers` workers (default: available cores).
+pub fn runtime(workers: Option<usize>) -> Result<gorust::Runtime, String> {
+    let mut builder = gorust::Runtime::builder();
+    if let Some(w) = workers {
+        builder = builder.workers(w);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// A goroutine that prints `stats live=N`, the live goroutines (itself and the accept loop

@@ -20,14 +20,7 @@ pub fn serve(
     stats: impl FnOnce(&EventLoop<()>) + Send + 'static,
     ready: impl FnOnce(io::Result<SocketAddr>) -> Result<(), String> + Send + 'static,
 ) -> Result<(), String> {
-    let mut builder = gorust::Runtime::builder();
-    if let Some(w) = workers {
-        builder = builder.workers(w);
-    }
-    let rt = builder
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.run(move || {
+    crate::serve::runtime(workers)?.run(move || {
         let listener = gorust::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         ready(listener.local_addr())?;
