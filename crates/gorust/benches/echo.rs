@@ -1,8 +1,10 @@
-//! Echo servers compared: gorust (a goroutine per connection, 1 worker) against a plain C
-//! epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
+//! Echo servers compared: gorust (a goroutine per connection, 1 worker; and its event loop)
+//! against a plain C epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
 //!
 //! ```text
 //! cargo bench -p gorust --bench echo -- [--rounds R] [--secs S] [--quick] [--json]
+//!     [--servers c-epoll,gorust,eventloop,go,tokio] [--configs 1000x4096,100x64]
+//!     [--idle N]   (memory per idle connection instead: see `echo/idle.rs`)
 //! ```
 //!
 //! Method (issue 3's benchmark):
@@ -11,8 +13,8 @@
 //!   connections, each connection doing closed-loop round trips (write a message, read it all
 //!   back, repeat), `TCP_NODELAY` on.
 //! - Configurations: 100 and 1,000 connections × 64 B and 4 KiB messages.
-//! - For each configuration, the servers run interleaved — C, gorust, Go, tokio, C, gorust, … —
-//!   for R rounds (default 5); each run starts a fresh server, connects, warms up for 0.5 s and
+//! - For each configuration, the servers run interleaved — C, gorust, event loop, Go, tokio,
+//!   C, … — for R rounds (default 5); each run starts a fresh server, connects, warms up for 0.5 s and
 //!   measures S seconds (default 3).
 //! - Figures: round trips per second, and the server's CPU time per round trip (the sum of
 //!   its threads' on-CPU time from `/proc/PID/task/*/schedstat`, in nanoseconds, over the
@@ -29,6 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "echo/idle.rs"]
+mod idle;
+
 const CONFIGS: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
 
 fn main() {
@@ -40,6 +45,7 @@ fn main() {
             .unwrap();
         return match which.as_str() {
             "gorust" => gorust_server(port),
+            "eventloop" => eventloop_server(port),
             "tokio" => tokio_server(port),
             other => panic!("unknown server {other}"),
         };
@@ -56,19 +62,40 @@ fn main() {
     let rounds = opt("--rounds", if quick { 1 } else { 5 }) as usize;
     let secs = opt("--secs", if quick { 1 } else { 3 });
     let json = args.iter().any(|a| a == "--json");
-    let configs: Vec<(usize, usize)> = if bench {
-        CONFIGS.to_vec()
-    } else {
-        vec![(20, 64)] // smoke test under `cargo test --benches`
+    let list = |name: &str| -> Option<Vec<String>> {
+        let i = args.iter().position(|a| a == name)?;
+        Some(args.get(i + 1)?.split(',').map(str::to_string).collect())
+    };
+    let configs: Vec<(usize, usize)> = match list("--configs") {
+        // e.g. `--configs 1000x4096,100x64`
+        Some(cs) => cs
+            .iter()
+            .map(|c| {
+                let (a, b) = c.split_once('x').expect("--configs: CONNSxBYTES,...");
+                (a.parse().expect("conns"), b.parse().expect("bytes"))
+            })
+            .collect(),
+        None if bench => CONFIGS.to_vec(),
+        None => vec![(20, 64)], // smoke test under `cargo test --benches`
     };
 
-    let servers = available_servers();
+    let mut servers = available_servers();
+    if let Some(only) = list("--servers") {
+        servers.retain(|s| only.iter().any(|o| o == s.name));
+    }
+    if let Some(n) = args.iter().position(|a| a == "--idle") {
+        let conns = args
+            .get(n + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if bench { 10_000 } else { 200 });
+        return idle::run(&servers, conns, rounds.min(3), json);
+    }
     println!(
         "echo: servers {:?}, {rounds} round(s) of {secs} s per server and configuration",
         servers.iter().map(|s| s.name).collect::<Vec<_>>()
     );
     let mut rows = Vec::new();
-    let mut port = 21000 + (std::process::id() % 20000) as u16;
+    let mut port = first_port();
     for &(conns, size) in &configs {
         // results[server][round] = (rt_per_sec, cpu_ns_per_rt)
         let mut results: Vec<Vec<Option<(f64, f64)>>> = vec![Vec::new(); servers.len()];
@@ -130,11 +157,20 @@ fn available_servers() -> Vec<Server> {
     }
     let me = std::env::current_exe().unwrap();
     let me2 = me.clone();
+    let me3 = me.clone();
     out.push(Server {
         name: "gorust",
         cmd: Box::new(move |port| {
             let mut c = pinned("0", &me);
             c.args(["--server", "gorust", "--port", &port.to_string()]);
+            c
+        }),
+    });
+    out.push(Server {
+        name: "eventloop",
+        cmd: Box::new(move |port| {
+            let mut c = pinned("0", &me3);
+            c.args(["--server", "eventloop", "--port", &port.to_string()]);
             c
         }),
     });
@@ -177,13 +213,15 @@ impl Drop for Running {
     }
 }
 
-fn run_one(
-    s: &Server,
-    port: u16,
-    conns: usize,
-    size: usize,
-    measure: Duration,
-) -> Result<(f64, f64), String> {
+/// A first server port for this run, below Linux's ephemeral range (32768-60999 by default):
+/// a port there may be the local end of one of the load's own connections, and a server
+/// that cannot bind it fails the run. Runs count up from here (a few hundred at most).
+fn first_port() -> u16 {
+    20000 + (std::process::id() % 6000) as u16 * 2
+}
+
+/// Starts `s` on `port` and waits for its `ready` line; the server dies with the guard.
+fn start(s: &Server, port: u16) -> Result<(Running, u32), String> {
     let mut cmd = (s.cmd)(port);
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -197,6 +235,17 @@ fn run_one(
     if line.trim() != "ready" {
         return Err(format!("server said {line:?}"));
     }
+    Ok((child, pid))
+}
+
+fn run_one(
+    s: &Server,
+    port: u16,
+    conns: usize,
+    size: usize,
+    measure: Duration,
+) -> Result<(f64, f64), String> {
+    let (child, pid) = start(s, port)?;
     let addr = format!("127.0.0.1:{port}");
     let out = std::thread::scope(|sc| {
         sc.spawn(|| {
@@ -341,6 +390,26 @@ fn gorust_server(port: u16) {
                 }
             });
         }
+    });
+}
+
+/// The event loop (issue 4): a handler goroutine only while bytes wait, buffers from the pool.
+fn eventloop_server(port: u16) {
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    rt.run(move || {
+        let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let el = gorust::eventloop::EventLoop::builder()
+            .on_request(|c, _| {
+                let n = c.reader().len();
+                let data = c.reader().next(n)?;
+                c.writer().write_bytes(&data);
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        println!("ready");
+        std::io::stdout().flush().unwrap();
+        el.serve(l).unwrap();
     });
 }
 
