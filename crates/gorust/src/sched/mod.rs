@@ -175,13 +175,14 @@ impl Shared {
         Ok((shared, locals))
     }
 
-    /// Allocates and schedules a task.
-    pub(crate) fn spawn_with_id<F>(
+    /// Allocates a task and lists it as owned; `Err` (the task cancelled, its handle for the
+    /// caller to return) if the runtime is shutting down.
+    fn new_owned<F>(
         self: &Arc<Self>,
         id: u64,
         future: F,
         kind: Kind,
-    ) -> JoinHandle<F::Output>
+    ) -> Result<(Notified, JoinHandle<F::Output>), JoinHandle<F::Output>>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -193,8 +194,26 @@ impl Shared {
             // owned reference that was not listed.
             unsafe { owned_ref.shutdown() };
             drop(notified);
-            return join;
+            return Err(join);
         }
+        Ok((notified, join))
+    }
+
+    /// Allocates and schedules a task.
+    pub(crate) fn spawn_with_id<F>(
+        self: &Arc<Self>,
+        id: u64,
+        future: F,
+        kind: Kind,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (notified, join) = match self.new_owned(id, future, kind) {
+            Ok(t) => t,
+            Err(join) => return join,
+        };
         match kind {
             // Go puts a new goroutine in the LIFO slot (it runs next, on this worker).
             Kind::Goroutine => self.schedule(notified, false),
@@ -226,13 +245,10 @@ impl Shared {
         let Some(index) = worker::current_index_in(self) else {
             return self.spawn_with_id(id, future, Kind::Goroutine);
         };
-        let (notified, owned_ref, join) = task::new_task(future, self.clone(), Kind::Goroutine, id);
-        if !self.owned.insert(owned_ref) {
-            // SAFETY: as in spawn_with_id: never ran, and the owned reference was not listed.
-            unsafe { owned_ref.shutdown() };
-            drop(notified);
-            return join;
-        }
+        let (notified, join) = match self.new_owned(id, future, Kind::Goroutine) {
+            Ok(t) => t,
+            Err(join) => return join,
+        };
         // Bound before anyone can see it: routing (and the first-poll check) then keep it here.
         notified.header().home.store(index as u32, Relaxed);
         self.schedule(notified, true);
