@@ -52,6 +52,9 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::loom::sync::Mutex;
 use task::{JoinHandle, Kind, Notified, Schedule, TaskRef, UNBOUND};
 
+/// A new task ready to schedule, or (the runtime shutting down) its handle alone.
+type NewTask<T> = Result<(Notified, JoinHandle<T>), JoinHandle<T>>;
+
 /// Settings fixed when the runtime is built (see `Builder` for each default and its reason).
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -177,12 +180,7 @@ impl Shared {
 
     /// Allocates a task and lists it as owned; `Err` (the task cancelled, its handle for the
     /// caller to return) if the runtime is shutting down.
-    fn new_owned<F>(
-        self: &Arc<Self>,
-        id: u64,
-        future: F,
-        kind: Kind,
-    ) -> Result<(Notified, JoinHandle<F::Output>), JoinHandle<F::Output>>
+    fn new_owned<F>(self: &Arc<Self>, id: u64, future: F, kind: Kind) -> NewTask<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
