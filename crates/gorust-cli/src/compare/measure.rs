@@ -1,0 +1,201 @@
+//! One run: a fresh server under the built-in load or `wrk -t1`, and its figures.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::Run;
+use crate::{child, load, procfs, sys};
+
+/// Warms `server` up, then loads it for `secs` and reads its figures.
+pub(super) fn measure(
+    server: &child::Server,
+    conns: usize,
+    secs: f64,
+    warm: f64,
+    load_cpu: Option<usize>,
+    wrk: bool,
+    round: usize,
+) -> Result<Run, String> {
+    let pid = server.pid();
+    let addr = server.addr;
+    builtin_load(addr, conns, warm, load_cpu)?;
+    let sampler = procfs::Sampler::start(&pid);
+    let cpu_before = procfs::cpu_ns_of(&pid);
+    let figures = if wrk {
+        wrk_load(addr, conns, secs, load_cpu)
+    } else {
+        builtin_load(addr, conns, secs, load_cpu)
+    };
+    let cpu_ns = procfs::cpu_ns_of(&pid).saturating_sub(cpu_before);
+    let (rss, threads) = sampler.stop();
+    let f = figures?;
+    if f.requests == 0 {
+        return Err(format!("no request answered ({} errors)", f.errors));
+    }
+    Ok(Run {
+        round: round + 1,
+        requests_per_sec: f.requests_per_sec,
+        p50_us: f.p50_us,
+        p99_us: f.p99_us,
+        p999_us: f.p999_us,
+        errors: f.errors,
+        server_cpu_us_per_request: cpu_ns as f64 / 1e3 / f.requests as f64,
+        server_rss_kib: rss,
+        server_threads: threads,
+    })
+}
+
+/// What one load run measured.
+struct Figures {
+    requests: u64,
+    requests_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: Option<u64>,
+    errors: u64,
+}
+
+/// The built-in generator on one thread, pinned to `cpu`.
+fn builtin_load(
+    addr: std::net::SocketAddr,
+    conns: usize,
+    secs: f64,
+    cpu: Option<usize>,
+) -> Result<Figures, String> {
+    let wire = load::http_get("127.0.0.1", "/");
+    let run = move || {
+        if let Some(cpu) = cpu {
+            // The load thread `drive` starts inherits this thread's mask.
+            sys::pin_current_thread(cpu)?;
+        }
+        let dur = Duration::from_secs_f64(secs);
+        load::drive(addr, &wire, conns, 1, dur, None, Duration::from_secs(5))
+    };
+    let (stats, secs) = std::thread::spawn(run)
+        .join()
+        .map_err(|_| "the load thread panicked".to_string())??;
+    let q = |q| {
+        if stats.hist.is_empty() {
+            0
+        } else {
+            stats.hist.value_at_quantile(q)
+        }
+    };
+    Ok(Figures {
+        requests: stats.requests,
+        requests_per_sec: stats.requests as f64 / secs,
+        p50_us: q(0.5),
+        p99_us: q(0.99),
+        p999_us: Some(q(0.999)),
+        errors: stats.connect_errors
+            + stats.read_errors
+            + stats.write_errors
+            + stats.timeouts
+            + stats.non_2xx,
+    })
+}
+
+/// `wrk -t1` pinned to `cpu`, its summary parsed.
+fn wrk_load(
+    addr: std::net::SocketAddr,
+    conns: usize,
+    secs: f64,
+    cpu: Option<usize>,
+) -> Result<Figures, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "-c", &conns.to_string()])
+        .args(["-d", &format!("{}s", secs.max(1.0) as u64)])
+        .args(["--latency", "--timeout", "5s"])
+        .arg(format!("http://{addr}/"));
+    sys::child_setup(&mut cmd, cpu)?;
+    let o = cmd.output().map_err(|e| format!("cannot run wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    if !o.status.success() {
+        return Err(format!(
+            "wrk failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output: {text:?}"))
+}
+
+/// Reads wrk's `--latency` summary.
+fn parse_wrk(text: &str) -> Option<Figures> {
+    let after = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|r| r.trim().to_string()))
+    };
+    let requests_per_sec: f64 = after("Requests/sec:")?.parse().ok()?;
+    let requests: u64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let pct = |p: &str| after(p).and_then(|v| wrk_micros(&v));
+    let mut errors = 0;
+    if let Some(s) = after("Socket errors:") {
+        // "connect 0, read 0, write 0, timeout 0"
+        errors += s
+            .split(',')
+            .filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    if let Some(n) = after("Non-2xx or 3xx responses:") {
+        errors += n.parse::<u64>().unwrap_or(0);
+    }
+    Some(Figures {
+        requests,
+        requests_per_sec,
+        p50_us: pct("50%")?,
+        p99_us: pct("99%")?,
+        p999_us: None,
+        errors,
+    })
+}
+
+/// wrk's "1.23ms", "456.00us", "1.50s" in microseconds.
+fn wrk_micros(v: &str) -> Option<u64> {
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let us = match unit {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        "m" => n * 60e6,
+        _ => return None,
+    };
+    Some(us.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_summary() {
+        let text = "Running 1s test @ http://127.0.0.1:8080/
+  1 threads and 100 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     0.89ms  120.00us   3.00ms   90.00%
+    Req/Sec   112.00k     2.00k  115.00k    80.00%
+  Latency Distribution
+     50%  850.00us
+     75%    0.92ms
+     90%    1.01ms
+     99%    1.50ms
+  113000 requests in 1.00s, 12.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec: 112999.50
+Transfer/sec:     12.00MB
+";
+        let f = parse_wrk(text).unwrap();
+        assert_eq!(f.requests, 113_000);
+        assert_eq!((f.p50_us, f.p99_us, f.p999_us), (850, 1500, None));
+        assert_eq!(f.errors, 3);
+        assert!((f.requests_per_sec - 112_999.5).abs() < 1e-6);
+        assert!(parse_wrk("garbage").is_none());
+    }
+}
