@@ -30,6 +30,21 @@ pub(crate) fn unconstrain() {
     LEFT.with(|l| l.set(UNCONSTRAINED));
 }
 
+/// Spends one unit if one is left and says whether it did (no wake-up either way): for fast
+/// paths that fall back to a future when it did not, whose poll then yields.
+pub(crate) fn try_spend() -> bool {
+    LEFT.with(|l| {
+        let left = l.get();
+        if left == 0 {
+            return false;
+        }
+        if left != UNCONSTRAINED {
+            l.set(left - 1);
+        }
+        true
+    })
+}
+
 /// Spends one unit; `Pending` (with the task woken) when none is left.
 pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     LEFT.with(|l| {

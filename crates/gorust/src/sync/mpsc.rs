@@ -292,10 +292,12 @@ impl<T> SyncSender<T> {
     ///
     /// # Panics
     ///
-    /// If called from a future on a worker thread (it would block the worker); use
-    /// [`send_async`](Self::send_async) there.
+    /// If it must wait while called from a future on a worker thread (it would block the
+    /// worker); use [`send_async`](Self::send_async) there.
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
-        let t = if on_plain_thread() && self.chan.cap > 0 {
+        // Fast path: room now (one lock, no future). Spends a unit of the cooperative budget
+        // as the future would; when none is left, the future's poll yields.
+        let t = if self.chan.cap > 0 && crate::coop::try_spend() {
             match self.chan.try_send(t) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Disconnected(t)) => return Err(SendError(t)),
@@ -485,9 +487,11 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     ///
-    /// If called from a future on a worker thread; use [`recv_async`](Self::recv_async) there.
+    /// If it must wait while called from a future on a worker thread; use
+    /// [`recv_async`](Self::recv_async) there.
     pub fn recv(&self) -> Result<T, RecvError> {
-        if on_plain_thread() {
+        // Fast path: a message is there (one lock, no future); budget as in `SyncSender::send`.
+        if crate::coop::try_spend() {
             match self.chan.try_recv() {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Disconnected) => return Err(RecvError),
