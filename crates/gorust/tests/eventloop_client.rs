@@ -26,7 +26,7 @@ fn caller_loop() -> EventLoop {
 }
 
 /// One request/reply round trip over an echo server, from the calling goroutine.
-fn echo_call(c: &ClientConn, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+fn echo_call<S: Send + 'static>(c: &ClientConn<S>, msg: &[u8]) -> std::io::Result<Vec<u8>> {
     c.call(|c, _| {
         c.writer().write_bytes(msg);
         c.flush()?;
@@ -36,27 +36,23 @@ fn echo_call(c: &ClientConn, msg: &[u8]) -> std::io::Result<Vec<u8>> {
     })
 }
 
-#[test]
-fn dial_and_call_an_event_loop_server() {
-    within(LIMIT, || {
-        run_on(2, || {
-            let (server, addr, gone) = echo_loop(|b| b);
-            let client = caller_loop();
-            let c = client.dial(addr, DIAL).unwrap();
-            assert_eq!(c.peer_addr().unwrap(), addr);
-            for i in 0..100 {
-                let msg = format!("request {i} {}", "y".repeat(i * 50));
-                assert_eq!(echo_call(&c, msg.as_bytes()).unwrap(), msg.as_bytes());
-            }
-            assert_eq!(server.connections(), 1);
-            assert_eq!(client.connections(), 1);
-            drop(c);
-            eventually("both sides disconnected", || {
-                gone.load(SeqCst) == 1 && client.connections() == 0
-            });
-        })
+// On 1, 2 and 4 workers: with one, the caller parks and the same worker polls the reply.
+on_each_config!(dial_and_call_an_event_loop_server, || {
+    let (server, addr, gone) = echo_loop(|b| b);
+    let client = caller_loop();
+    let c = client.dial(addr, DIAL).unwrap();
+    assert_eq!(c.peer_addr().unwrap(), addr);
+    for i in 0..100 {
+        let msg = format!("request {i} {}", "y".repeat(i * 50));
+        assert_eq!(echo_call(&c, msg.as_bytes()).unwrap(), msg.as_bytes());
+    }
+    assert_eq!(server.connections(), 1);
+    assert_eq!(client.connections(), 1);
+    drop(c);
+    eventually("both sides disconnected", || {
+        gone.load(SeqCst) == 1 && client.connections() == 0
     });
-}
+});
 
 /// A goroutine-mode server: `gorust::net` with one goroutine per connection.
 fn plain_echo_server() -> SocketAddr {
@@ -151,6 +147,64 @@ fn send_from_any_goroutine_and_replies_through_on_request() {
             gorust::time::sleep(Duration::from_millis(100));
             assert_eq!(disconnects.load(SeqCst), 1, "exactly once");
             assert_eq!(client.connections(), 0);
+        })
+    });
+}
+
+/// `on_connect` runs before the first call, calls share the connection's state with the
+/// callbacks, bytes that arrive between calls wait for the next one, and `on_disconnect` gets
+/// the final state once.
+#[test]
+fn calls_see_the_state_and_the_bytes_that_arrived_between_calls() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let server = EventLoop::builder()
+                .on_connect(|c| {
+                    c.writer().write_bytes(b"hello\n");
+                })
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    let data = c.reader().next(n)?;
+                    c.writer().write_bytes(&data);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = common::start(&server);
+            let last = Arc::new(AtomicUsize::new(0));
+            let l = last.clone();
+            let client = EventLoop::builder()
+                .on_connect(|_| 100usize)
+                .on_request(|_, _| Ok(()))
+                .on_disconnect(move |_, calls| {
+                    l.fetch_add(calls, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            // The greeting arrives while no call holds the connection.
+            gorust::time::sleep(Duration::from_millis(50));
+            let greeting = c
+                .call(|c, calls| {
+                    assert_eq!(*calls, 100, "on_connect ran first");
+                    *calls += 1;
+                    c.wait_input(6)?;
+                    Ok(c.reader().next(6)?.to_vec())
+                })
+                .unwrap();
+            assert_eq!(greeting, b"hello\n");
+            for _ in 0..2 {
+                c.call(|_, calls| {
+                    *calls += 1;
+                    Ok(())
+                })
+                .unwrap();
+            }
+            assert_eq!(echo_call(&c, b"ok").unwrap(), b"ok");
+            drop(c);
+            eventually("on_disconnect ran", || last.load(SeqCst) == 103);
+            gorust::time::sleep(Duration::from_millis(50));
+            assert_eq!(last.load(SeqCst), 103, "exactly once");
         })
     });
 }

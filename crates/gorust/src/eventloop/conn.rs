@@ -64,7 +64,7 @@ pub(crate) struct Conn<S> {
     pub(crate) drain: WaitSlot,
     /// Woken when the claim is released or the connection torn down (a client's `call`
     /// waiting for a handler to finish, `dial.rs`).
-    pub(crate) idle: WaitSlot,
+    pub(crate) unclaimed: WaitSlot,
     /// Output the socket did not take yet; the poller writes it when writable.
     pub(crate) out: Mutex<LinkBuffer>,
     pub(crate) out_len: AtomicUsize,
@@ -110,7 +110,7 @@ impl<S: Send + 'static> Conn<S> {
             ended: AtomicBool::new(false),
             data: WaitSlot::new(),
             drain: WaitSlot::new(),
-            idle: WaitSlot::new(),
+            unclaimed: WaitSlot::new(),
             out: Mutex::new(LinkBuffer::new()),
             out_len: AtomicUsize::new(0),
             last_active: AtomicU64::new(now),
@@ -305,7 +305,7 @@ impl<S: Send + 'static> Conn<S> {
         let _ = socket2::SockRef::from(&self.fd).shutdown(std::net::Shutdown::Both);
         self.data.wake_all();
         self.drain.wake_all();
-        self.idle.wake_all();
+        self.unclaimed.wake_all();
     }
 
     /// When output became pending; records now if none was.

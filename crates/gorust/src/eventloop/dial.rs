@@ -1,5 +1,29 @@
 //! The client side: [`EventLoop::dial`] and the [`ClientConn`] it returns.
 //!
+//! ```no_run
+//! use gorust::eventloop::EventLoop;
+//!
+//! gorust::run(|| -> std::io::Result<()> {
+//!     // Replies are read in `call`; `on_request` leaves stray bytes for the next call.
+//!     let client = EventLoop::builder().on_request(|_, _| Ok(())).build()?;
+//!     let conn = client.dial("127.0.0.1:8080".parse().unwrap(), None)?;
+//!     let reply = conn.call(|c, _| {
+//!         c.writer().write_bytes(b"ping\n");
+//!         c.flush()?;
+//!         let line = loop {
+//!             if let Ok(line) = c.reader().until(b'\n') {
+//!                 break line.to_vec();
+//!             }
+//!             let have = c.reader().len();
+//!             c.wait_input(have + 1)?;              // parks this goroutine
+//!         };
+//!         Ok(line)
+//!     })?;
+//!     assert_eq!(reply, b"ping\n");
+//!     Ok(())
+//! });
+//! ```
+//!
 //! A dialed connection is an event-loop connection like an accepted one: the descriptor is
 //! connected with [`crate::net::TcpStream::connect_timeout`] (parking the dialling goroutine,
 //! so a refused or slow connect is an ordinary `io::Error`), taken out of the netpoller, and
@@ -20,7 +44,7 @@
 //!
 //! Both rest on the connection's claim (`state.rs`): whoever holds it owns the input and the
 //! user state. `call` takes the claim as a handler run would (parking on the connection's
-//! `idle` slot while a handler or another `call` holds it), so a reply is seen either by the
+//! `unclaimed` slot while a handler or another `call` holds it), so a reply is seen either by the
 //! `call` waiting for it or, if it arrives outside any call, by `on_request`, never by both.
 //! When `call` ends it asks the state machine the same question a handler run does: bytes
 //! that arrived after its last read start `on_request` (it hands the claim to a handler), a
@@ -227,8 +251,9 @@ impl<S: Send + 'static> ClientConn<S> {
         )
     }
 
-    /// Closes now: pending output is dropped, `on_disconnect` follows once (after a handler
-    /// or `call` in flight returns). Dropping the handle does the same.
+    /// Closes now: output the socket has not taken yet is dropped (as a handler's error
+    /// would), the socket is shut down, and `on_disconnect` follows once (after a handler or
+    /// `call` in flight returns). Dropping the handle does the same.
     pub fn close(&self) {
         self.conn.close_now();
     }
@@ -264,7 +289,7 @@ fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>) -> io::Result<()> {
             }
         }
         // Woken by `released` (a handler or call went idle) or by teardown.
-        park_once(&conn.idle, &conn.torn, None)?;
+        park_once(&conn.unclaimed, &conn.torn, None)?;
     }
 }
 

@@ -471,7 +471,7 @@ impl<S: Send + 'static> Conn<S> {
     /// The claim was released: wake a client's `call` waiting for it (`dial.rs`).
     pub(crate) fn released(&self) {
         let mut w = Vec::new();
-        self.idle.set_ready(&mut w);
+        self.unclaimed.set_ready(&mut w);
         w.into_iter().for_each(Waker::wake);
     }
 

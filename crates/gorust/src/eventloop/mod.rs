@@ -88,7 +88,7 @@
 //! | `st` (inbox, claim, interest, eof/closed) | the waker, the handler at the start and end of a run, closers | mutex |
 //! | `work` (input, user state) | only the holder of the claim | mutex, uncontended by construction |
 //! | `out` (output pending for the poller) | `flush`, `ClientConn::send`, the waker on writable | mutex; taken before `st`, never after |
-//! | `idle` (wait slot) | a handler or `call` releasing the claim (set), teardown (wake), a `call` waiting for the claim (wait) | the slot's protocol (`netpoll/slot.rs`) |
+//! | `unclaimed` (wait slot) | a handler or `call` releasing the claim (set), teardown (wake), a `call` waiting for the claim (wait) | the slot's protocol (`netpoll/slot.rs`) |
 //! | `last_active`, `write_since` | reads, writes / the timer | relaxed atomics (a timer a few µs late is fine) |
 //!
 //! # Rejected alternatives
