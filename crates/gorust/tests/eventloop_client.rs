@@ -413,6 +413,50 @@ fn a_call_that_fails_closes_its_connection_and_later_calls_say_closed() {
 }
 
 #[test]
+fn call_timeout_bounds_the_wait_for_a_reply_and_for_a_busy_handler() {
+    within(LIMIT, || {
+        run_on(2, || {
+            // The server greets, then answers nothing.
+            let server = EventLoop::builder()
+                .on_connect(|c| {
+                    c.writer().write_bytes(b"hi");
+                })
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let (addr, _) = common::start(&server);
+            // The client's handler takes 500 ms over the greeting.
+            let client = EventLoop::builder()
+                .on_request(|c, _| {
+                    c.reader().skip(2)?;
+                    gorust::time::sleep(Duration::from_millis(500));
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            gorust::time::sleep(Duration::from_millis(100)); // the handler is running
+            let start = Instant::now();
+            let e = c
+                .call_timeout(Duration::from_millis(100), |_, _| Ok(()))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            assert!(start.elapsed() >= Duration::from_millis(90));
+            assert!(c.is_active(), "a call that never started leaves it open");
+            // Once the handler is done, a call runs; its wait for a reply times out.
+            let start = Instant::now();
+            let e = c
+                .call_timeout(Duration::from_millis(1500), |c, _| c.wait_input(1))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(1400), "{took:?}");
+            assert!(!c.is_active(), "a call that failed closes it");
+        })
+    });
+}
+
+#[test]
 fn dial_outside_a_runtime_is_an_error() {
     let client = caller_loop();
     let e = client

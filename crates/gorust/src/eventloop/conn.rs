@@ -76,6 +76,9 @@ pub(crate) struct Conn<S> {
     pub(crate) torn: AtomicBool,
     /// A timer is armed for this connection.
     pub(crate) timer_armed: AtomicBool,
+    /// The deadline of a client's `call_timeout` in flight (ns since the loop's base, 0:
+    /// none). Written and read only by the claim's holder, so relaxed.
+    pub(crate) call_deadline: AtomicU64,
     pub(crate) work: Mutex<Work<S>>,
 }
 
@@ -117,6 +120,7 @@ impl<S: Send + 'static> Conn<S> {
             write_since: AtomicU64::new(0),
             torn: AtomicBool::new(false),
             timer_armed: AtomicBool::new(false),
+            call_deadline: AtomicU64::new(0),
             work: Mutex::new(Work {
                 input: LinkBuffer::new(),
                 user: None,

@@ -63,6 +63,7 @@
 //! | `ClientConn::conn` | the handle's owner; the loop's registry and handlers hold other `Arc`s | immutable |
 //! | the connection's `work` | the claim's holder: a handler, or a `call` | as in `conn.rs` |
 //! | the connection's `out` | `send`, a `call`'s or a handler's `flush`, the poller | mutex (`conn.rs`) |
+//! | the connection's `call_deadline` | the `call_timeout` holding the claim (set, clear); its `wait_input` (read) | relaxed atomic: one thread at a time, the claim orders them |
 //!
 //! # Rejected
 //!
@@ -79,7 +80,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::conn::{lock, Conn, Work};
 use super::handler::{self, park_once, ConnIo, Connection};
@@ -186,8 +187,39 @@ impl<S: Send + 'static> ClientConn<S> {
         &self,
         f: impl FnOnce(&mut Connection<'_>, &mut S) -> io::Result<R>,
     ) -> io::Result<R> {
+        self.call_until(None, f)
+    }
+
+    /// [`call`](Self::call) with a time limit on the whole exchange: waiting for a handler in
+    /// flight to return, and every [`Connection::wait_input`] in `f` (the loop's read timeout
+    /// still applies if it is shorter).
+    ///
+    /// # Errors
+    ///
+    /// As `call`; `TimedOut` when `timeout` passes. A `TimedOut` while waiting for the
+    /// handler leaves the connection open (this call never touched it); one inside `f`
+    /// closes it, as any error from `f` does.
+    pub fn call_timeout<R>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&mut Connection<'_>, &mut S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.call_until(Some(timeout), f)
+    }
+
+    fn call_until<R>(
+        &self,
+        timeout: Option<Duration>,
+        f: impl FnOnce(&mut Connection<'_>, &mut S) -> io::Result<R>,
+    ) -> io::Result<R> {
         let conn = &self.conn;
-        acquire(conn)?;
+        let ns = timeout.map(|d| {
+            let d = d.as_nanos().min(u64::MAX as u128) as u64;
+            conn.lp.now_ns().saturating_add(d).max(1)
+        });
+        acquire(conn, ns.map(|ns| conn.lp.instant(ns)))?;
+        // Ours while we hold the claim; `wait_input` reads it (`Conn::read_deadline`).
+        conn.call_deadline.store(ns.unwrap_or(0), Relaxed);
         let mut guard = lock(&conn.work);
         let work: &mut Work<S> = &mut guard;
         let inbox = {
@@ -216,6 +248,7 @@ impl<S: Send + 'static> ClientConn<S> {
         work.input.release();
         let after = work.input.len();
         drop(guard);
+        conn.call_deadline.store(0, Relaxed);
         let ok = matches!(result, Ok(Ok(_)));
         release(conn, ok, after, (before + pulled).saturating_sub(after));
         match result {
@@ -276,8 +309,8 @@ fn sock_addr(a: socket2::SockAddr) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an inet socket"))
 }
 
-/// Takes the claim for a `call`, parking while someone else holds it.
-fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>) -> io::Result<()> {
+/// Takes the claim for a `call`, parking while someone else holds it (until `deadline`).
+fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>, deadline: Option<Instant>) -> io::Result<()> {
     loop {
         {
             let mut st = lock(&conn.st);
@@ -289,7 +322,7 @@ fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>) -> io::Result<()> {
             }
         }
         // Woken by `released` (a handler or call went idle) or by teardown.
-        park_once(&conn.unclaimed, &conn.torn, None)?;
+        park_once(&conn.unclaimed, &conn.torn, deadline)?;
     }
 }
 

@@ -374,7 +374,7 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
                 "gorust::eventloop: wait_input for more than the input limit",
             ));
         }
-        let deadline = self.lp.config.read_timeout.map(|d| Instant::now() + d);
+        let deadline = self.read_deadline();
         let mut pulled = 0;
         loop {
             {
@@ -473,6 +473,19 @@ impl<S: Send + 'static> Conn<S> {
         let mut w = Vec::new();
         self.unclaimed.set_ready(&mut w);
         w.into_iter().for_each(Waker::wake);
+    }
+
+    /// When a `wait_input` started now gives up: the read timeout, or the deadline of a
+    /// client's `call_timeout` if that is earlier.
+    pub(crate) fn read_deadline(&self) -> Option<Instant> {
+        let by_timeout = self.lp.config.read_timeout.map(|d| Instant::now() + d);
+        match self.call_deadline.load(Relaxed) {
+            0 => by_timeout,
+            ns => {
+                let at = self.lp.instant(ns);
+                Some(by_timeout.map_or(at, |d| d.min(at)))
+            }
+        }
     }
 
     fn torn(&self) -> bool {
