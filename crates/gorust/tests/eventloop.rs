@@ -10,20 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{echo_loop, run_on, start, within};
+use common::{echo_loop, eventually, run_on, start, within};
 use gorust::eventloop::{Balance, EventLoop};
 use gorust::net::TcpStream;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// Waits (parking) until `f` holds, for at most 20 s.
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        gorust::time::sleep(Duration::from_millis(2));
-    }
-}
 
 fn rss_kib() -> usize {
     std::fs::read_to_string("/proc/self/status")

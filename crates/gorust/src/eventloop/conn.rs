@@ -62,6 +62,9 @@ pub(crate) struct Conn<S> {
     pub(crate) data: WaitSlot,
     /// Woken when pending output is written (handler in `flush` past the output limit).
     pub(crate) drain: WaitSlot,
+    /// Woken when the claim is released or the connection torn down (a client's `call`
+    /// waiting for a handler to finish, `dial.rs`).
+    pub(crate) unclaimed: WaitSlot,
     /// Output the socket did not take yet; the poller writes it when writable.
     pub(crate) out: Mutex<LinkBuffer>,
     pub(crate) out_len: AtomicUsize,
@@ -73,6 +76,9 @@ pub(crate) struct Conn<S> {
     pub(crate) torn: AtomicBool,
     /// A timer is armed for this connection.
     pub(crate) timer_armed: AtomicBool,
+    /// The deadline of a client's `call_timeout` in flight (ns since the loop's base, 0:
+    /// none). Written and read only by the claim's holder, so relaxed.
+    pub(crate) call_deadline: AtomicU64,
     pub(crate) work: Mutex<Work<S>>,
 }
 
@@ -107,12 +113,14 @@ impl<S: Send + 'static> Conn<S> {
             ended: AtomicBool::new(false),
             data: WaitSlot::new(),
             drain: WaitSlot::new(),
+            unclaimed: WaitSlot::new(),
             out: Mutex::new(LinkBuffer::new()),
             out_len: AtomicUsize::new(0),
             last_active: AtomicU64::new(now),
             write_since: AtomicU64::new(0),
             torn: AtomicBool::new(false),
             timer_armed: AtomicBool::new(false),
+            call_deadline: AtomicU64::new(0),
             work: Mutex::new(Work {
                 input: LinkBuffer::new(),
                 user: None,
@@ -301,6 +309,7 @@ impl<S: Send + 'static> Conn<S> {
         let _ = socket2::SockRef::from(&self.fd).shutdown(std::net::Shutdown::Both);
         self.data.wake_all();
         self.drain.wake_all();
+        self.unclaimed.wake_all();
     }
 
     /// When output became pending; records now if none was.

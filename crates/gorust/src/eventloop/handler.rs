@@ -26,7 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use super::conn::{lock, Conn, Work};
@@ -62,7 +62,8 @@ pub struct Connection<'a> {
     io: &'a dyn ConnIo,
     input: &'a mut LinkBuffer,
     output: RefCell<LinkBuffer>,
-    pulled: usize,
+    /// Bytes `wait_input` moved in from the inbox during this run.
+    pub(crate) pulled: usize,
 }
 
 impl std::fmt::Debug for Connection<'_> {
@@ -75,7 +76,7 @@ impl std::fmt::Debug for Connection<'_> {
 }
 
 impl<'a> Connection<'a> {
-    fn new(io: &'a dyn ConnIo, input: &'a mut LinkBuffer) -> Connection<'a> {
+    pub(crate) fn new(io: &'a dyn ConnIo, input: &'a mut LinkBuffer) -> Connection<'a> {
         Connection {
             io,
             input,
@@ -153,7 +154,7 @@ impl<'a> Connection<'a> {
     }
 
     /// Flushes what the callback left in the output buffer.
-    fn finish(&mut self) -> io::Result<()> {
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
         let out = self.output.get_mut();
         if out.is_empty() && out.malloc_len() == 0 {
             return Ok(());
@@ -204,7 +205,7 @@ pub(crate) fn spawn<S: Send + 'static>(conn: Arc<Conn<S>>) {
 }
 
 /// Calls `f`, turning a panic into `None`.
-fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
@@ -272,7 +273,10 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
         };
         match next {
             Next::Rerun => continue,
-            Next::Idle => return,
+            Next::Idle => {
+                conn.released();
+                return;
+            }
             Next::Close { deregister } => {
                 if deregister {
                     conn.teardown();
@@ -371,7 +375,7 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
                 "gorust::eventloop: wait_input for more than the input limit",
             ));
         }
-        let deadline = self.lp.config.read_timeout.map(|d| Instant::now() + d);
+        let deadline = self.read_deadline();
         let mut pulled = 0;
         loop {
             {
@@ -406,7 +410,11 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
 
 /// Parks the handler on `slot` once: until it is ready, `stop` is set, or `deadline`
 /// (`TimedOut`). May return early; callers re-check their condition and call again.
-fn park_once(slot: &WaitSlot, stop: &AtomicBool, deadline: Option<Instant>) -> io::Result<()> {
+pub(crate) fn park_once(
+    slot: &WaitSlot,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
     if stop.load(Acquire) {
         return Ok(());
     }
@@ -444,10 +452,40 @@ impl Future for SlotWait<'_> {
 }
 
 impl<S: Send + 'static> Conn<S> {
-    /// Closes from the handler side (it holds the claim, so it disconnects itself).
+    /// Closes after a failed write. The claim's holder (a handler, a client's `call`)
+    /// disconnects itself; a writer without the claim (a client's `send`) takes it here and
+    /// starts the disconnect.
     fn fail_now(&self) {
-        if lock(&self.st).close() == CloseBy::Handler {
-            self.teardown();
+        match lock(&self.st).close() {
+            CloseBy::Nobody => {}
+            CloseBy::Handler => self.teardown(),
+            CloseBy::Caller => {
+                self.teardown();
+                // The registry holds the connection until its disconnect, which is ours.
+                if let Some(c) = self.lp.find(self.id) {
+                    spawn(c);
+                }
+            }
+        }
+    }
+
+    /// The claim was released: wake a client's `call` waiting for it (`dial.rs`).
+    pub(crate) fn released(&self) {
+        let mut w = Vec::new();
+        self.unclaimed.set_ready(&mut w);
+        w.into_iter().for_each(Waker::wake);
+    }
+
+    /// When a `wait_input` started now gives up: the read timeout, or the deadline of a
+    /// client's `call_timeout` if that is earlier.
+    pub(crate) fn read_deadline(&self) -> Option<Instant> {
+        let by_timeout = self.lp.config.read_timeout.map(|d| Instant::now() + d);
+        match self.call_deadline.load(Relaxed) {
+            0 => by_timeout,
+            ns => {
+                let at = self.lp.instant(ns);
+                Some(by_timeout.map_or(at, |d| d.min(at)))
+            }
         }
     }
 

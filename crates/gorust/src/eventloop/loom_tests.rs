@@ -1,4 +1,5 @@
-//! Loom models of a connection's scheduling state (`state.rs`).
+//! Loom models of a connection's scheduling state (`state.rs`) and of the claim's hand-off to
+//! a client's `call` (`dial.rs`).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p gorust --lib --release loom_`.
 
@@ -87,5 +88,58 @@ fn loom_eventloop_no_lost_request_and_one_handler() {
         let s = st.lock().unwrap();
         assert!(!s.running, "claim leaked");
         assert!(s.inbox.is_empty());
+    });
+}
+
+/// A client's `call` waiting for the claim (`dial.rs`) while a handler run ends: the handler
+/// releases the claim under the lock, then readies the `unclaimed` slot; the caller tries the
+/// claim under the lock, then polls the slot. Readiness means the claim is free, and a caller
+/// that polled too early is woken: it never waits for a release that already happened.
+/// Checked to fail when the handler readies the slot before it releases the claim.
+#[test]
+fn loom_eventloop_call_takes_the_released_claim_without_a_lost_wakeup() {
+    use crate::netpoll::slot::WaitSlot;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    loom::model(|| {
+        let st = Arc::new(Mutex::new(State {
+            running: true,
+            ..State::default()
+        }));
+        let unclaimed = Arc::new(WaitSlot::new());
+        let (s2, u2) = (st.clone(), unclaimed.clone());
+        let handler = thread::spawn(move || {
+            let next = s2.lock().unwrap().finish(0, 0, false, LIMIT);
+            assert_eq!(next, Next::Idle);
+            let mut w = Vec::new();
+            u2.set_ready(&mut w);
+            w.into_iter().for_each(Waker::wake);
+        });
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        if st.lock().unwrap().start() {
+            handler.join().unwrap();
+            return;
+        }
+        if unclaimed.poll_ready(&mut cx, || false).is_ready() {
+            assert!(st.lock().unwrap().start(), "ready, but the claim is held");
+            handler.join().unwrap();
+            return;
+        }
+        handler.join().unwrap();
+        assert!(
+            flag.0.load(SeqCst),
+            "the claim was released and the caller not woken"
+        );
+        assert!(st.lock().unwrap().start());
     });
 }

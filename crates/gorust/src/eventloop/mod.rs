@@ -46,6 +46,16 @@
 //!    [`on_disconnect`](Builder::on_disconnect) runs exactly once, the buffers go back to the
 //!    pool, and the descriptor is closed when the last reference goes.
 //!
+//! # Client side
+//!
+//! [`EventLoop::dial`] connects and hands the descriptor to the same registration as an
+//! accepted one, so a client shares the callbacks, limits and timeouts of a server. A
+//! [`ClientConn`] sends from any goroutine ([`ClientConn::send`]; replies reach `on_request`),
+//! or runs a request/response exchange on the calling goroutine ([`ClientConn::call`]: it takes
+//! the connection's claim as a handler run would, and parks in `wait_input` for the reply).
+//! [`Pool`] keeps idle dialed connections per address, with a cap and a reaper goroutine for
+//! the idle timeout. Designs in `dial.rs` and `pool.rs`.
+//!
 //! # Why a handler is a goroutine
 //!
 //! netpoll runs `OnRequest` on a pool of goroutines: users call code that blocks (a database
@@ -77,7 +87,8 @@
 //! | `pending` (readiness) | dispatch (set), the waker (take) | atomic word (`state.rs`) |
 //! | `st` (inbox, claim, interest, eof/closed) | the waker, the handler at the start and end of a run, closers | mutex |
 //! | `work` (input, user state) | only the holder of the claim | mutex, uncontended by construction |
-//! | `out` (output pending for the poller) | `flush`, the waker on writable | mutex; taken before `st`, never after |
+//! | `out` (output pending for the poller) | `flush`, `ClientConn::send`, the waker on writable | mutex; taken before `st`, never after |
+//! | `unclaimed` (wait slot) | a handler or `call` releasing the claim (set), teardown (wake), a `call` waiting for the claim (wait) | the slot's protocol (`netpoll/slot.rs`) |
 //! | `last_active`, `write_since` | reads, writes / the timer | relaxed atomics (a timer a few µs late is fine) |
 //!
 //! # Rejected alternatives
@@ -93,8 +104,10 @@
 
 mod builder;
 mod conn;
+mod dial;
 mod handler;
 mod listener;
+mod pool;
 mod serve;
 mod state;
 mod timer;
@@ -103,6 +116,10 @@ mod timer;
 mod loom_tests;
 
 pub use builder::{Balance, Builder, DEFAULT_INPUT_LIMIT, DEFAULT_OUTPUT_LIMIT};
+pub use dial::ClientConn;
 pub use handler::{Connection, Prepare};
 pub use listener::Listener;
+pub use pool::{
+    Pool, PoolBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_MAX_IDLE, DEFAULT_POOL_IDLE_TIMEOUT,
+};
 pub use serve::{EventLoop, ShutdownReport};

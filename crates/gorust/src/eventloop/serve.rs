@@ -26,7 +26,7 @@ use crate::sched::Handle;
 /// to the same loop, e.g. to call [`shutdown`](EventLoop::shutdown) while another goroutine
 /// runs [`serve`](EventLoop::serve).
 pub struct EventLoop<S = ()> {
-    shared: Arc<Shared<S>>,
+    pub(crate) shared: Arc<Shared<S>>,
 }
 
 impl<S> Clone for EventLoop<S> {
@@ -58,7 +58,7 @@ pub struct ShutdownReport {
 }
 
 /// The runtime a loop serves on, fixed by its first `serve`.
-struct Rt {
+pub(crate) struct Rt {
     handle: Handle,
     /// This loop's connections per worker (for `Balance::LeastConnections`).
     per_worker: Box<[AtomicUsize]>,
@@ -147,20 +147,7 @@ impl<S: Send + 'static> EventLoop<S> {
     /// [`shutdown`]: EventLoop::shutdown
     pub fn serve<L: Listener>(&self, listener: L) -> io::Result<()> {
         let sh = &self.shared;
-        let handle = crate::context::handle().ok_or_else(|| {
-            io::Error::other("gorust::eventloop: serve must run inside a gorust runtime")
-        })?;
-        let rt = sh.rt.get_or_init(|| Rt {
-            per_worker: (0..handle.remotes.len())
-                .map(|_| AtomicUsize::new(0))
-                .collect(),
-            handle: handle.clone(),
-        });
-        if !Arc::ptr_eq(&rt.handle, &handle) {
-            return Err(io::Error::other(
-                "gorust::eventloop: one loop serves on one runtime",
-            ));
-        }
+        let rt = self.bind_runtime("serve")?;
         let listener: Arc<dyn Listener> = Arc::new(listener);
         lock(&sh.listeners).push(listener.clone());
         if sh.shutting_down.load(Acquire) {
@@ -171,7 +158,8 @@ impl<S: Send + 'static> EventLoop<S> {
             match listener.accept_fd() {
                 Ok(fd) => {
                     backoff.reset();
-                    self.admit(rt, fd);
+                    // A refused or unregistrable connection is closed; the loop goes on.
+                    let _ = self.admit(rt, fd);
                 }
                 Err(_) if sh.shutting_down.load(Acquire) => return Ok(()),
                 Err(e) => backoff.pause("gorust::eventloop", e)?,
@@ -179,13 +167,37 @@ impl<S: Send + 'static> EventLoop<S> {
         }
     }
 
-    /// Registers an accepted connection and starts its `on_connect`.
-    fn admit(&self, rt: &Rt, fd: OwnedFd) {
+    /// The runtime this loop runs on: the caller's, fixed by the first `serve` or `dial`.
+    pub(crate) fn bind_runtime(&self, what: &str) -> io::Result<&Rt> {
+        let handle = crate::context::handle().ok_or_else(|| {
+            io::Error::other(format!(
+                "gorust::eventloop: {what} must run inside a gorust runtime"
+            ))
+        })?;
+        let rt = self.shared.rt.get_or_init(|| Rt {
+            per_worker: (0..handle.remotes.len())
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            handle: handle.clone(),
+        });
+        if !Arc::ptr_eq(&rt.handle, &handle) {
+            return Err(io::Error::other(
+                "gorust::eventloop: one loop serves on one runtime",
+            ));
+        }
+        Ok(rt)
+    }
+
+    /// Registers a connection (accepted, or dialed by `dial.rs`) and starts its `on_connect`.
+    ///
+    /// # Errors
+    ///
+    /// `on_prepare`'s refusal, a failed registration, or `NotConnected` wrapping
+    /// [`crate::net::ErrClosed`] during shutdown; the descriptor is then closed.
+    pub(crate) fn admit(&self, rt: &Rt, fd: OwnedFd) -> io::Result<Arc<Conn<S>>> {
         let sh = &self.shared;
         if let Some(p) = &sh.callbacks.prepare {
-            if p(&Prepare { fd: fd.as_fd() }).is_err() {
-                return;
-            }
+            p(&Prepare { fd: fd.as_fd() })?;
         }
         let worker = match sh.config.balance {
             Balance::RoundRobin => sh.next_worker.fetch_add(1, Relaxed) % rt.per_worker.len(),
@@ -198,17 +210,19 @@ impl<S: Send + 'static> EventLoop<S> {
         let conn = Arc::new(Conn::new(id, fd, worker, poller, sh.clone()));
         rt.per_worker[worker].fetch_add(1, Relaxed);
         lock(&sh.conns).insert(id, conn.clone());
-        if conn.register().is_err() {
+        if let Err(e) = conn.register() {
             sh.remove(id, worker);
-            return;
+            return Err(e);
         }
         super::timer::start(&conn);
         // `Conn::new` gave the claim to this first run (`on_connect`).
         handler::spawn(conn.clone());
         if sh.shutting_down.load(Acquire) {
-            // Accepted while `shutdown` took its snapshot: close it (no callback ran yet).
+            // Admitted while `shutdown` took its snapshot: close it (no callback ran yet).
             conn.close_now();
+            return Err(crate::netpoll::wait::closed_error());
         }
+        Ok(conn)
     }
 
     /// Live connections.

@@ -23,6 +23,18 @@ pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send +
         .unwrap_or_else(|_| panic!("test body did not finish within {limit:?}"))
 }
 
+/// Waits (parking the goroutine) until `f` holds, for at most 20 s.
+pub fn eventually(what: &str, f: impl Fn() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for: {what}"
+        );
+        gorust::time::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Runs a test body on each scheduler configuration (1 worker, 2 workers, 4 workers).
 #[macro_export]
 macro_rules! on_each_config {

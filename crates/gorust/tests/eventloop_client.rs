@@ -1,0 +1,475 @@
+//! `gorust::eventloop`'s client side: `EventLoop::dial` and `ClientConn` (calls from the
+//! calling goroutine, and `send` with replies through `on_request`), dial errors, and `Pool`
+//! (reuse, the idle cap, the idle reaper, peer-closed connections). Loopback only; the time
+//! limits are hang detectors, not speed checks.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{echo_loop, eventually, run_on, within};
+use gorust::eventloop::{ClientConn, EventLoop, Pool};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const DIAL: Option<Duration> = Some(Duration::from_secs(10));
+
+/// A loop for clients that read their replies in `call`: `on_request` leaves bytes alone.
+fn caller_loop() -> EventLoop {
+    EventLoop::builder()
+        .on_request(|_, _| Ok(()))
+        .build()
+        .unwrap()
+}
+
+/// One request/reply round trip over an echo server, from the calling goroutine.
+fn echo_call<S: Send + 'static>(c: &ClientConn<S>, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+    c.call(|c, _| {
+        c.writer().write_bytes(msg);
+        c.flush()?;
+        c.wait_input(msg.len())?;
+        let back = c.reader().next(msg.len())?.to_vec();
+        Ok(back)
+    })
+}
+
+// On 1, 2 and 4 workers: with one, the caller parks and the same worker polls the reply.
+on_each_config!(dial_and_call_an_event_loop_server, || {
+    let (server, addr, gone) = echo_loop(|b| b);
+    let client = caller_loop();
+    let c = client.dial(addr, DIAL).unwrap();
+    assert_eq!(c.peer_addr().unwrap(), addr);
+    for i in 0..100 {
+        let msg = format!("request {i} {}", "y".repeat(i * 50));
+        assert_eq!(echo_call(&c, msg.as_bytes()).unwrap(), msg.as_bytes());
+    }
+    assert_eq!(server.connections(), 1);
+    assert_eq!(client.connections(), 1);
+    drop(c);
+    eventually("both sides disconnected", || {
+        gone.load(SeqCst) == 1 && client.connections() == 0
+    });
+});
+
+/// A goroutine-mode server: `gorust::net` with one goroutine per connection.
+fn plain_echo_server() -> SocketAddr {
+    let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    gorust::go(move || {
+        while let Ok((mut s, _)) = l.accept() {
+            gorust::go(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn dial_and_call_a_plain_net_server_from_many_goroutines() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let addr = plain_echo_server();
+            let client = caller_loop();
+            let c = Arc::new(client.dial(addr, DIAL).unwrap());
+            // Concurrent calls on one connection take turns: each gets its own reply.
+            let callers: Vec<_> = (0..8)
+                .map(|g| {
+                    let c = c.clone();
+                    gorust::go(move || {
+                        for i in 0..50 {
+                            let msg = format!("goroutine {g} call {i}");
+                            assert_eq!(echo_call(&c, msg.as_bytes()).unwrap(), msg.as_bytes());
+                        }
+                    })
+                })
+                .collect();
+            for h in callers {
+                h.join().unwrap();
+            }
+        })
+    });
+}
+
+#[test]
+fn send_from_any_goroutine_and_replies_through_on_request() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (_server, addr, _) = echo_loop(|b| b);
+            let (tx, rx) = gorust::sync::mpsc::channel::<Vec<u8>>();
+            let tx = std::sync::Mutex::new(tx);
+            let disconnects = Arc::new(AtomicUsize::new(0));
+            let d = disconnects.clone();
+            let client = EventLoop::builder()
+                .on_request(move |c, _| {
+                    // Replies are lines; a partial one waits for more data.
+                    while let Ok(line) = c.reader().until(b'\n') {
+                        tx.lock().unwrap().send(line.to_vec()).unwrap();
+                    }
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    d.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let c = Arc::new(client.dial(addr, DIAL).unwrap());
+            let senders: Vec<_> = (0..4)
+                .map(|g| {
+                    let c = c.clone();
+                    gorust::go(move || {
+                        for i in 0..25 {
+                            c.send(format!("g{g} m{i}\n").as_bytes()).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for h in senders {
+                h.join().unwrap();
+            }
+            let mut got: Vec<Vec<u8>> = (0..100).map(|_| rx.recv().unwrap()).collect();
+            got.sort();
+            let mut want: Vec<Vec<u8>> = (0..4)
+                .flat_map(|g| (0..25).map(move |i| format!("g{g} m{i}\n").into_bytes()))
+                .collect();
+            want.sort();
+            assert_eq!(got, want, "every line echoed whole");
+            Arc::try_unwrap(c).unwrap().close();
+            eventually("on_disconnect ran", || disconnects.load(SeqCst) == 1);
+            gorust::time::sleep(Duration::from_millis(100));
+            assert_eq!(disconnects.load(SeqCst), 1, "exactly once");
+            assert_eq!(client.connections(), 0);
+        })
+    });
+}
+
+/// `on_connect` runs before the first call, calls share the connection's state with the
+/// callbacks, bytes that arrive between calls wait for the next one, and `on_disconnect` gets
+/// the final state once.
+#[test]
+fn calls_see_the_state_and_the_bytes_that_arrived_between_calls() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let server = EventLoop::builder()
+                .on_connect(|c| {
+                    c.writer().write_bytes(b"hello\n");
+                })
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    let data = c.reader().next(n)?;
+                    c.writer().write_bytes(&data);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = common::start(&server);
+            let last = Arc::new(AtomicUsize::new(0));
+            let l = last.clone();
+            let client = EventLoop::builder()
+                .on_connect(|_| 100usize)
+                .on_request(|_, _| Ok(()))
+                .on_disconnect(move |_, calls| {
+                    l.fetch_add(calls, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            // The greeting arrives while no call holds the connection.
+            gorust::time::sleep(Duration::from_millis(50));
+            let greeting = c
+                .call(|c, calls| {
+                    assert_eq!(*calls, 100, "on_connect ran first");
+                    *calls += 1;
+                    c.wait_input(6)?;
+                    Ok(c.reader().next(6)?.to_vec())
+                })
+                .unwrap();
+            assert_eq!(greeting, b"hello\n");
+            for _ in 0..2 {
+                c.call(|_, calls| {
+                    *calls += 1;
+                    Ok(())
+                })
+                .unwrap();
+            }
+            assert_eq!(echo_call(&c, b"ok").unwrap(), b"ok");
+            drop(c);
+            eventually("on_disconnect ran", || last.load(SeqCst) == 103);
+            gorust::time::sleep(Duration::from_millis(50));
+            assert_eq!(last.load(SeqCst), 103, "exactly once");
+        })
+    });
+}
+
+#[test]
+fn dial_to_a_closed_port_is_refused() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let addr = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            };
+            let client = caller_loop();
+            let e = client.dial(addr, DIAL).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+            let e = client.dial(addr, None).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+            assert_eq!(client.connections(), 0);
+        })
+    });
+}
+
+#[test]
+fn dial_times_out_when_the_peer_never_answers() {
+    within(LIMIT, || {
+        run_on(2, || {
+            // A listener that never accepts, with a backlog of 0: once its accept queue is
+            // full, the kernel drops new SYNs, and a connect waits for a retransmission.
+            let l =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            l.listen(0).unwrap();
+            let addr = l.local_addr().unwrap().as_socket().unwrap();
+            let client = caller_loop();
+            let mut held = Vec::new();
+            let timed_out = (0..64).any(|_| {
+                let start = Instant::now();
+                match client.dial(addr, Some(Duration::from_millis(300))) {
+                    Ok(c) => {
+                        held.push(c);
+                        false
+                    }
+                    Err(e) => {
+                        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+                        assert!(start.elapsed() >= Duration::from_millis(250));
+                        true
+                    }
+                }
+            });
+            assert!(timed_out, "{} dials all connected", held.len());
+            drop(l);
+        })
+    });
+}
+
+/// A counting echo server: (loop, address, connections accepted, connections gone).
+fn counting_server(
+    idle: Option<Duration>,
+) -> (EventLoop, SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = accepted.clone();
+    let (el, addr, gone) = echo_loop(move |b| {
+        b.idle_timeout(idle).on_prepare(move |_| {
+            a.fetch_add(1, SeqCst);
+            Ok(())
+        })
+    });
+    (el, addr, accepted, gone)
+}
+
+#[test]
+fn pool_reuses_an_idle_connection() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (_server, addr, accepted, _) = counting_server(None);
+            let client = caller_loop();
+            let pool = Pool::builder(&client, addr).build();
+            let c = pool.get().unwrap();
+            let (id, port) = (c.id(), c.local_addr().unwrap().port());
+            assert_eq!(echo_call(&c, b"one").unwrap(), b"one");
+            pool.put(c);
+            assert_eq!(pool.idle_len(), 1);
+            for _ in 0..10 {
+                let c = pool.get().unwrap();
+                assert_eq!((c.id(), c.local_addr().unwrap().port()), (id, port));
+                assert_eq!(echo_call(&c, b"again").unwrap(), b"again");
+                pool.put(c);
+            }
+            assert_eq!(accepted.load(SeqCst), 1, "one connection dialed");
+        })
+    });
+}
+
+#[test]
+fn pool_caps_idle_connections() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (server, addr, accepted, gone) = counting_server(None);
+            let client = caller_loop();
+            let pool = Pool::builder(&client, addr).max_idle(2).build();
+            let conns: Vec<ClientConn> = (0..5).map(|_| pool.get().unwrap()).collect();
+            // A dial returns once connected, maybe before the server's accept.
+            eventually("five accepted", || accepted.load(SeqCst) == 5);
+            let ids: Vec<u64> = conns.iter().map(|c| c.id()).collect();
+            for c in conns {
+                pool.put(c);
+            }
+            assert_eq!(pool.idle_len(), 2);
+            eventually("the three over the cap closed", || {
+                gone.load(SeqCst) == 3 && server.connections() == 2
+            });
+            // The newest two were kept, newest first.
+            assert_eq!(pool.get().unwrap().id(), ids[4]);
+            assert_eq!(pool.get().unwrap().id(), ids[3]);
+        })
+    });
+}
+
+#[test]
+fn pool_reaper_closes_connections_idle_too_long() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (server, addr, _, gone) = counting_server(None);
+            let client = caller_loop();
+            let pool = Pool::builder(&client, addr)
+                .idle_timeout(Some(Duration::from_millis(150)))
+                .build();
+            let a = pool.get().unwrap();
+            let b = pool.get().unwrap();
+            pool.put(a);
+            gorust::time::sleep(Duration::from_millis(100));
+            pool.put(b);
+            assert_eq!(pool.idle_len(), 2);
+            // No `get` is made: the reaper alone closes them, the older one first.
+            eventually("the older one reaped", || pool.idle_len() == 1);
+            eventually("both reaped", || pool.idle_len() == 0);
+            eventually("the server saw both close", || {
+                gone.load(SeqCst) == 2 && server.connections() == 0
+            });
+            // The reaper starts again for the next idle connection.
+            let c = pool.get().unwrap();
+            pool.put(c);
+            eventually("reaped again", || pool.idle_len() == 0);
+        })
+    });
+}
+
+#[test]
+fn pool_never_hands_out_a_connection_the_peer_closed() {
+    within(LIMIT, || {
+        run_on(2, || {
+            // The server closes connections idle for 100 ms.
+            let (_server, addr, accepted, gone) = counting_server(Some(Duration::from_millis(100)));
+            let client = caller_loop();
+            let pool = Pool::builder(&client, addr).build();
+            let c = pool.get().unwrap();
+            let first = c.id();
+            assert_eq!(echo_call(&c, b"hi").unwrap(), b"hi");
+            pool.put(c);
+            eventually("the server closed it", || gone.load(SeqCst) == 1);
+            let c = pool.get().unwrap();
+            assert_ne!(c.id(), first, "a closed connection was handed out");
+            assert_eq!(echo_call(&c, b"fresh").unwrap(), b"fresh");
+            eventually("a second one accepted", || accepted.load(SeqCst) == 2);
+            // Put back after the peer closed it: dropped, not kept.
+            gorust::time::sleep(Duration::from_millis(50));
+            eventually("the server closed the second", || gone.load(SeqCst) == 2);
+            eventually("the client saw it", || !c.is_reusable());
+            pool.put(c);
+            assert_eq!(pool.idle_len(), 0);
+        })
+    });
+}
+
+#[test]
+fn a_call_that_fails_closes_its_connection_and_later_calls_say_closed() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (server, addr, gone) = echo_loop(|b| b);
+            let client = EventLoop::builder()
+                .read_timeout(Some(Duration::from_millis(100)))
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            // Waits for more than the server will send: TimedOut, and the connection closes.
+            let e = c
+                .call(|c, _| {
+                    c.writer().write_bytes(b"abc");
+                    c.flush()?;
+                    c.wait_input(10)
+                })
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            assert!(!c.is_active());
+            let e = echo_call(&c, b"x").unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::NotConnected, "{e}");
+            assert!(c.send(b"x").is_err());
+            eventually("server side closed", || {
+                gone.load(SeqCst) == 1 && server.connections() == 0
+            });
+            eventually("client side disconnected", || client.connections() == 0);
+        })
+    });
+}
+
+#[test]
+fn call_timeout_bounds_the_wait_for_a_reply_and_for_a_busy_handler() {
+    within(LIMIT, || {
+        run_on(2, || {
+            // The server greets, then answers nothing.
+            let server = EventLoop::builder()
+                .on_connect(|c| {
+                    c.writer().write_bytes(b"hi");
+                })
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let (addr, _) = common::start(&server);
+            // The client's handler takes 500 ms over the greeting.
+            let client = EventLoop::builder()
+                .on_request(|c, _| {
+                    c.reader().skip(2)?;
+                    gorust::time::sleep(Duration::from_millis(500));
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            gorust::time::sleep(Duration::from_millis(100)); // the handler is running
+            let start = Instant::now();
+            let e = c
+                .call_timeout(Duration::from_millis(100), |_, _| Ok(()))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            assert!(start.elapsed() >= Duration::from_millis(90));
+            assert!(c.is_active(), "a call that never started leaves it open");
+            // Once the handler is done, a call runs; its wait for a reply times out.
+            let start = Instant::now();
+            let e = c
+                .call_timeout(Duration::from_millis(1500), |c, _| c.wait_input(1))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(1400), "{took:?}");
+            assert!(!c.is_active(), "a call that failed closes it");
+        })
+    });
+}
+
+#[test]
+fn dial_outside_a_runtime_is_an_error() {
+    let client = caller_loop();
+    let e = client
+        .dial("127.0.0.1:9".parse().unwrap(), DIAL)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+}
+
+/// The client and the connection handle can move between goroutines.
+#[test]
+fn client_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ClientConn>();
+    send_sync::<Pool>();
+    send_sync::<ClientConn<Vec<u8>>>();
+}
