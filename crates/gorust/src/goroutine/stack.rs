@@ -33,7 +33,8 @@
 //!   the peak number of live goroutines.
 //!
 //! Who touches what: a `GuardedStack` is owned by one coroutine; the caches are thread-local;
-//! the global lists are behind one mutex, taken once per cache miss.
+//! the global lists are behind one mutex, taken once per cache miss or overflow, which moves
+//! half a local cache at a time.
 
 use std::cell::RefCell;
 use std::io;
@@ -154,14 +155,20 @@ pub(crate) fn get(size: usize) -> io::Result<GuardedStack> {
     if let Some(s) = local {
         return Ok(s);
     }
+    // Refill half the local cache in one visit to the global lists (Go's `stackcacherefill`):
+    // when one worker spawns and another finishes the goroutines, taking one stack per lock
+    // made every spawn and every exit cross the cores for the same mutex.
+    let mut batch = Vec::new();
     {
         let mut g = lock_global();
-        if let Some(pos) = g.warm.iter().rposition(|s| s.size == size) {
-            return Ok(g.warm.swap_remove(pos));
+        take_matching(&mut g.warm, size, LOCAL_CACHE / 2, &mut batch);
+        if batch.is_empty() {
+            take_matching(&mut g.cold, size, LOCAL_CACHE / 2, &mut batch);
         }
-        if let Some(pos) = g.cold.iter().rposition(|s| s.size == size) {
-            return Ok(g.cold.swap_remove(pos));
-        }
+    }
+    if let Some(first) = batch.pop() {
+        LOCAL.with(|l| l.borrow_mut().stacks.extend(batch));
+        return Ok(first);
     }
     let mut chunk = new_chunk(size)?;
     let first = chunk.pop().expect("chunk is not empty");
@@ -173,17 +180,33 @@ pub(crate) fn get(size: usize) -> io::Result<GuardedStack> {
 pub(crate) fn put(stack: GuardedStack) {
     let overflow = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
-        if l.stacks.len() < LOCAL_CACHE {
-            l.stacks.push(stack);
-            None
-        } else {
-            Some(stack)
+        l.stacks.push(stack);
+        if l.stacks.len() <= LOCAL_CACHE {
+            return Vec::new();
         }
+        // Full: hand the older half to the global lists in one visit (Go's `stackcacherelease`).
+        l.stacks.drain(..LOCAL_CACHE / 2).collect()
     });
     match overflow {
-        Ok(None) => {}
-        Ok(Some(s)) => put_global(&mut lock_global(), s),
+        Ok(surplus) if surplus.is_empty() => {}
+        Ok(surplus) => {
+            let mut g = lock_global();
+            for s in surplus {
+                put_global(&mut g, s);
+            }
+        }
         Err(_) => {} // thread exiting: the stack's address range is leaked, never reused unsafely
+    }
+}
+
+/// Moves up to `n` stacks of `size` from the end of `from` (the most recently freed) to `out`.
+fn take_matching(from: &mut Vec<GuardedStack>, size: usize, n: usize, out: &mut Vec<GuardedStack>) {
+    let mut i = from.len();
+    while i > 0 && out.len() < n {
+        i -= 1;
+        if from[i].size == size {
+            out.push(from.swap_remove(i));
+        }
     }
 }
 
