@@ -42,6 +42,9 @@ pub mod sync;
 pub(crate) mod sys;
 pub mod time;
 
+#[cfg(all(test, not(loom)))]
+mod test_util;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -173,16 +173,9 @@ impl WaitSlot {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::Wake;
+    use std::sync::atomic::Ordering;
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_util::counting_waker;
 
     #[test]
     fn readiness_before_wait_is_not_lost() {
@@ -190,8 +183,7 @@ mod tests {
         let mut wake = Vec::new();
         s.set_ready(&mut wake);
         assert!(wake.is_empty());
-        let c = Arc::new(Count(AtomicUsize::new(0)));
-        let w = Waker::from(c.clone());
+        let (c, w) = counting_waker();
         let mut cx = Context::from_waker(&w);
         assert!(s.poll_ready(&mut cx, || false).is_ready());
         assert!(s.poll_ready(&mut cx, || false).is_pending());
@@ -241,8 +233,7 @@ mod tests {
     #[test]
     fn stop_condition_ends_the_wait_and_wake_all_wakes() {
         let s = WaitSlot::new();
-        let c = Arc::new(Count(AtomicUsize::new(0)));
-        let w = Waker::from(c.clone());
+        let (c, w) = counting_waker();
         let mut cx = Context::from_waker(&w);
         assert!(s.poll_ready(&mut cx, || false).is_pending());
         s.wake_all();

@@ -708,20 +708,9 @@ fn corrupt(what: &str) -> ! {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use std::sync::atomic::Ordering;
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn cx_waker() -> (std::sync::Arc<Count>, Waker) {
-        let c = std::sync::Arc::new(Count(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
-    }
+    use crate::test_util::counting_waker as cx_waker;
 
     fn poll<F: Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
         Pin::new(f).poll(&mut Context::from_waker(w))

@@ -10,13 +10,17 @@ use super::syscall;
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n <= 0 {
-        4096
-    } else {
-        n as usize
-    }
+    // Read once: every goroutine's stack top is computed from it (`GuardedStack::base`).
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if n <= 0 {
+            4096
+        } else {
+            n as usize
+        }
+    })
 }
 
 /// Reserves `len` bytes of zeroed, readable and writable memory. Pages are backed lazily, and
