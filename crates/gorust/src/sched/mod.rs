@@ -14,6 +14,10 @@
 //! | started goroutine (bound) | LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
 //! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded | global inject queue, then `notify_parked` |
 //!
+//! A new goroutine is unbound and starts in the LIFO slot (Go's `newproc`); a new future at
+//! the back of the ring (tokio's `spawn`); an event-loop handler is bound at spawn to the
+//! spawning worker and starts at the back of its pinned queue (`spawn_goroutine_here`).
+//!
 //! What a worker runs next (`worker::WorkerCtx::next_local_task`): every
 //! `global_queue_interval` (61) ticks one task from the inject queue first, for fairness; then
 //! the LIFO slot (at most `lifo_limit` times in a row); then its pinned queue and local ring,
