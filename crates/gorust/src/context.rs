@@ -28,6 +28,20 @@ pub(crate) fn expect_handle(what: &str) -> Handle {
     })
 }
 
+/// Calls `f` with the current thread's runtime, or panics as [`expect_handle`]. On a worker
+/// (where every goroutine runs) the handle is borrowed, not cloned: a spawn then writes no
+/// shared reference count (see `sched::Shared`'s alignment).
+pub(crate) fn with_handle<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
+    let mut f = Some(f);
+    let on_worker = crate::sched::worker::with_current(|w| {
+        w.map(|w| (f.take().expect("called once"))(&w.handle))
+    });
+    match on_worker {
+        Some(r) => r,
+        None => (f.take().expect("called once"))(&expect_handle(what)),
+    }
+}
+
 /// Makes `handle` the current thread's runtime until the guard drops.
 pub(crate) fn enter(handle: Handle) -> EnterGuard {
     let prev = ENTERED.with(|e| e.borrow_mut().replace(handle));

@@ -102,8 +102,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let handle = context::expect_handle("spawn");
-    handle.spawn_with_id(sched::next_task_id(), fut, sched::task::Kind::Future)
+    context::with_handle("spawn", |handle| {
+        handle.spawn_with_id(sched::next_task_id(), fut, sched::task::Kind::Future)
+    })
 }
 
 /// Waits for a future.

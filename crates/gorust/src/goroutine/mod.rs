@@ -9,11 +9,12 @@
 //! on one scheduler.
 //!
 //! Lifecycle of a goroutine:
-//! 1. `go(f)`: a pooled stack is taken and a coroutine created on it; the task is queued
-//!    (unbound: any worker may take it, so idle workers can steal new goroutines).
+//! 1. `go(f)`: the closure is stored in the task cell, which is queued (unbound: any worker may
+//!    take it, so idle workers can steal new goroutines). No stack yet.
 //! 2. First poll: the worker binds the task to itself (`Header::home`); from now on it is only
 //!    polled on that thread, because compiled code caches thread-local addresses across calls
-//!    and would read another thread's data after a migration (DESIGN.md decision 2).
+//!    and would read another thread's data after a migration (DESIGN.md decision 2). It takes
+//!    a stack from its own cache and moves the closure onto it (`Goroutine::start`).
 //! 3. Parks and resumes any number of times, on the home worker.
 //! 4. `f` returns or panics; the panic is caught on the coroutine's stack and handed to the
 //!    `JoinHandle`. The stack returns to the pool.
@@ -41,7 +42,6 @@ pub(crate) mod stack;
 
 use std::cell::Cell;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
@@ -67,40 +67,68 @@ thread_local! {
 }
 
 /// The task future of a goroutine.
-pub(crate) struct Goroutine<T> {
-    /// Dropped by hand: only on the home thread (see `Drop`).
-    co: ManuallyDrop<Co<T>>,
-    id: u64,
-    /// The stack's guard region and usable size, for overflow reports.
+///
+/// Kept small: a million live goroutines are a million task cells (the id and the stack size
+/// live in `guard` only).
+pub(crate) struct Goroutine<F, T> {
+    stage: Stage<F, T>,
+    /// The goroutine's id, its stack's usable size (to take at the first poll, already
+    /// rounded) and, once it has a stack, its guard: for overflow reports.
     guard: overflow::GuardInfo,
-    /// The thread this goroutine first ran on (an address unique among live threads).
-    thread: Option<usize>,
+    /// The thread this goroutine first ran on (an address unique among live threads, never
+    /// 0), or 0 before its first poll.
+    thread: usize,
 }
+
+/// Where a goroutine is in its life.
+enum Stage<F, T> {
+    /// Spawned, never run: the closure waits in the task cell and no stack is held. The first
+    /// poll takes a stack from the running worker's cache and moves the closure onto it.
+    New(F),
+    /// Running or suspended on its own stack (or finished, until the cell is dropped).
+    Started(Co<T>),
+    /// Between the two, and after `Drop` took what was there.
+    Gone,
+}
+
+// The closure is never pinned: it is moved onto the stack at the first poll, and the coroutine
+// is a handle to memory that does not move. So the future may move between polls.
+impl<F, T> Unpin for Goroutine<F, T> {}
 
 fn thread_tag() -> usize {
     thread_local!(static TAG: u8 = const { 0 });
     TAG.with(|t| t as *const u8 as usize)
 }
 
-impl<T> Future for Goroutine<T> {
+impl<F, T> Future for Goroutine<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     type Output = T;
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
         let tag = thread_tag();
-        match this.thread {
-            None => this.thread = Some(tag),
-            Some(t) if t != tag => {
+        if this.thread != tag {
+            if this.thread != 0 {
                 // The scheduler's routing guarantees this never happens; if it did, resuming
                 // would be unsound, so stop here.
-                eprintln!("runtime: goroutine {} resumed off its home thread", this.id);
+                eprintln!(
+                    "runtime: goroutine {} resumed off its home thread",
+                    this.guard.id
+                );
                 std::process::abort();
             }
-            Some(_) => {}
+            this.thread = tag;
+            this.start();
         }
+        let Stage::Started(co) = &mut this.stage else {
+            unreachable!("a goroutine is started at its first poll")
+        };
         overflow::enter(&this.guard);
-        let res = this.co.resume(cx.waker() as WakerPtr);
+        let res = co.resume(cx.waker() as WakerPtr);
         overflow::leave();
         match res {
             CoroutineResult::Yield(()) => Poll::Pending,
@@ -111,24 +139,72 @@ impl<T> Future for Goroutine<T> {
     }
 }
 
-impl<T> Drop for Goroutine<T> {
+impl<F, T> Goroutine<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// Takes a stack and builds the coroutine around the closure. Runs once, at the first
+    /// poll, on the worker the goroutine will live on: so a spawned goroutine that has not run
+    /// holds no stack (a burst of a million spawns touches a few stacks, not a million), and
+    /// the stack comes from that worker's warm cache. Not inlined: the frame is gone before
+    /// the resume (see "Frames across a switch").
+    #[inline(never)]
+    fn start(&mut self) {
+        let Stage::New(f) = std::mem::replace(&mut self.stage, Stage::Gone) else {
+            unreachable!("started twice")
+        };
+        let stack = match stack::get(self.guard.size) {
+            Ok(s) => s,
+            // Caught by the task harness: the goroutine ends with this panic, which its
+            // `JoinHandle::join` returns; the runtime goes on.
+            Err(e) => panic!(
+                "gorust: cannot allocate a {} KiB stack for goroutine {}: {e}",
+                self.guard.size / 1024,
+                self.guard.id
+            ),
+        };
+        self.guard.guard_lo = stack.guard_range().0;
+        let co: Co<T> = Coroutine::with_stack(stack, move |yielder, first: WakerPtr| {
+            let ctx = GoCtx {
+                yielder,
+                waker: Cell::new(first),
+            };
+            CURRENT.with(|c| c.set(&ctx));
+            let out = catch_unwind(AssertUnwindSafe(f));
+            CURRENT.with(|c| c.set(std::ptr::null()));
+            out
+        });
+        self.stage = Stage::Started(co);
+    }
+}
+
+impl<F, T> Drop for Goroutine<F, T> {
     fn drop(&mut self) {
-        let suspended = self.co.started() && !self.co.done();
-        if suspended && self.thread != Some(thread_tag()) {
+        let co = match std::mem::replace(&mut self.stage, Stage::Gone) {
+            // Never ran: only the closure's captures to drop, which are `Send`.
+            Stage::New(f) => {
+                drop(f);
+                return;
+            }
+            Stage::Gone => return,
+            Stage::Started(co) => co,
+        };
+        let suspended = co.started() && !co.done();
+        if suspended && self.thread != thread_tag() {
             // Dropping a suspended coroutine unwinds its stack and runs its destructors on
             // the current thread; off the home thread that is unsound, so leak it instead
             // (the stack is never reused). Only reachable when a worker exited without
             // cancelling its goroutines, which shutdown does not do.
             eprintln!(
                 "gorust: goroutine {} leaked: still suspended after its worker exited",
-                self.id
+                self.guard.id
             );
+            std::mem::forget(co);
             return;
         }
-        // SAFETY: dropped once, here; on the home thread if the coroutine is suspended.
-        // A finished or unstarted coroutine touches no thread state when dropped.
-        let co = unsafe { ManuallyDrop::take(&mut self.co) };
-        // Unwinding a suspended goroutine runs user destructors; contain their panics.
+        // Unwinding a suspended goroutine (on its home thread) runs user destructors; contain
+        // their panics. A finished coroutine touches no thread state when dropped.
         let _ = catch_unwind(AssertUnwindSafe(move || {
             if co.done() {
                 stack::put(co.into_stack());
@@ -145,8 +221,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let handle = crate::context::expect_handle("go");
-    go_on(&handle, f)
+    crate::context::with_handle("go", |handle| go_on(handle, f))
 }
 
 /// Starts a goroutine on `handle`'s runtime.
@@ -171,44 +246,22 @@ where
     handle.spawn_goroutine_here(id, g)
 }
 
-/// A goroutine's task future, on a pooled stack, and its id.
-fn new_goroutine<F, T>(handle: &Handle, f: F) -> (u64, Goroutine<T>)
+/// A goroutine's task future, not yet on a stack (see `Goroutine::start`), and its id.
+fn new_goroutine<F, T>(handle: &Handle, f: F) -> (u64, Goroutine<F, T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let size = handle.config.stack_size;
-    let stack = match stack::get(size) {
-        Ok(s) => s,
-        Err(e) => panic!(
-            "gorust::go: cannot allocate a {} KiB goroutine stack: {e}",
-            size / 1024
-        ),
-    };
-    let (guard_lo, guard_hi) = stack.guard_range();
     let id = crate::sched::next_task_id();
-    let guard = overflow::GuardInfo {
-        id,
-        guard_lo,
-        guard_hi,
-        size: stack.size(),
-    };
-    let co: Co<T> = Coroutine::with_stack(stack, move |yielder, first: WakerPtr| {
-        let ctx = GoCtx {
-            yielder,
-            waker: Cell::new(first),
-        };
-        CURRENT.with(|c| c.set(&ctx));
-        let out = catch_unwind(AssertUnwindSafe(f));
-        CURRENT.with(|c| c.set(std::ptr::null()));
-        out
-    });
     handle.goroutine_started();
     let g = Goroutine {
-        co: ManuallyDrop::new(co),
-        id,
-        guard,
-        thread: None,
+        stage: Stage::New(f),
+        guard: overflow::GuardInfo {
+            id,
+            guard_lo: 0,
+            size: handle.config.stack_size,
+        },
+        thread: 0,
     };
     (id, g)
 }
@@ -278,6 +331,33 @@ pub(crate) use overflow::install as install_overflow_handler;
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    fn stacks_taken_here() -> usize {
+        super::stack::TAKEN_HERE.with(|t| t.get())
+    }
+
+    /// Spawning takes no stack: a goroutine takes one at its first run, on its worker, and a
+    /// burst of spawns that have not run yet holds none (a million of them used to fault in a
+    /// million stack pages before the first ran).
+    #[test]
+    fn goroutines_take_their_stacks_when_they_first_run() {
+        const N: usize = 10_000;
+        let (spawned, joined) = crate::Runtime::builder()
+            .workers(1)
+            .build()
+            .unwrap()
+            .run(|| {
+                let before = stacks_taken_here();
+                let hs: Vec<_> = (0..N).map(|i| crate::go(move || i)).collect();
+                let spawned = stacks_taken_here() - before;
+                for (i, h) in hs.into_iter().enumerate() {
+                    assert_eq!(h.join().unwrap(), i);
+                }
+                (spawned, stacks_taken_here() - before)
+            });
+        assert_eq!(spawned, 0, "spawning took stacks");
+        assert_eq!(joined, N, "each goroutine takes one stack when it runs");
+    }
 
     /// A burst of `go_here` goroutines, far larger than a worker's ring, runs first come first
     /// served on the spawning worker; none goes through the global queue (where a busy worker

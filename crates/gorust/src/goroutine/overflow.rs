@@ -20,8 +20,10 @@ use std::cell::Cell;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GuardInfo {
     pub(crate) id: u64,
+    /// Lowest address of the guard, which is `stack::GUARD` bytes long; 0 before the
+    /// goroutine has a stack.
     pub(crate) guard_lo: usize,
-    pub(crate) guard_hi: usize,
+    /// Usable stack bytes.
     pub(crate) size: usize,
 }
 
@@ -51,7 +53,7 @@ fn classify(addr: usize, out: &mut [u8]) -> Option<usize> {
     // SAFETY: a non-null RUNNING points at the running goroutine's GuardInfo, which lives in
     // its task cell until after `leave` (the handler interrupts this very thread).
     let running = unsafe { p.as_ref() }?;
-    if addr < running.guard_lo || addr >= running.guard_hi {
+    if addr < running.guard_lo || addr - running.guard_lo >= super::stack::GUARD {
         return None;
     }
     let mut w = Writer { buf: out, len: 0 };
@@ -99,9 +101,9 @@ mod tests {
         let info = GuardInfo {
             id: 7,
             guard_lo: 0x1000,
-            guard_hi: 0x5000,
             size: 256 * 1024,
         };
+        let guard_hi = 0x1000 + super::super::stack::GUARD;
         enter(&info);
         let mut buf = [0u8; 256];
         let n = classify(0x2000, &mut buf).expect("in guard");
@@ -110,7 +112,8 @@ mod tests {
             msg,
             "gorust: goroutine 7 overflowed its 256 KiB stack; raise it with Builder::stack_size\n"
         );
-        assert!(classify(0x5000, &mut buf).is_none());
+        assert!(classify(guard_hi - 1, &mut buf).is_some());
+        assert!(classify(guard_hi, &mut buf).is_none());
         assert!(classify(0x0fff, &mut buf).is_none());
         leave();
         assert!(classify(0x2000, &mut buf).is_none());

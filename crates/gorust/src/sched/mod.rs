@@ -78,6 +78,13 @@ pub(crate) struct Config {
 pub(crate) type Handle = Arc<Shared>;
 
 /// State shared by all workers of one runtime.
+///
+/// Aligned to 128 bytes (two lines, for the adjacent-line prefetcher) so that the `Arc`'s
+/// reference counts, which every spawn writes (each task holds a handle), do not share a line
+/// with the fields every worker reads all the time (`remotes`, `inject`'s length, `idle`).
+/// With them together, a spawning worker invalidated the other worker's copy of that line at
+/// every spawn (false sharing).
+#[repr(align(128))]
 pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) inject: inject::Inject,
