@@ -1,9 +1,10 @@
-//! Echo servers compared: gorust (a goroutine per connection, 1 worker; and its event loop)
-//! against a plain C epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
+//! Echo servers compared: gorust (a goroutine per connection, 1 worker; the same parking in
+//! `readable()` with a buffer only while reading, `readable`; and its event loop) against a
+//! plain C epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
 //!
 //! ```text
 //! cargo bench -p gorust --bench echo -- [--rounds R] [--secs S] [--quick] [--json]
-//!     [--servers c-epoll,gorust,eventloop,go,tokio] [--configs 1000x4096,100x64]
+//!     [--servers c-epoll,gorust,readable,eventloop,go,tokio] [--configs 1000x4096,100x64]
 //!     [--idle N]   (memory per idle connection instead: see `echo/idle.rs`)
 //! ```
 //!
@@ -45,6 +46,7 @@ fn main() {
             .unwrap();
         return match which.as_str() {
             "gorust" => gorust_server(port),
+            "readable" => readable_server(port),
             "eventloop" => eventloop_server(port),
             "tokio" => tokio_server(port),
             other => panic!("unknown server {other}"),
@@ -158,11 +160,20 @@ fn available_servers() -> Vec<Server> {
     let me = std::env::current_exe().unwrap();
     let me2 = me.clone();
     let me3 = me.clone();
+    let me4 = me.clone();
     out.push(Server {
         name: "gorust",
         cmd: Box::new(move |port| {
             let mut c = pinned("0", &me);
             c.args(["--server", "gorust", "--port", &port.to_string()]);
+            c
+        }),
+    });
+    out.push(Server {
+        name: "readable",
+        cmd: Box::new(move |port| {
+            let mut c = pinned("0", &me4);
+            c.args(["--server", "readable", "--port", &port.to_string()]);
             c
         }),
     });
@@ -387,6 +398,37 @@ fn gorust_server(port: u16) {
                             }
                         }
                     }
+                }
+            });
+        }
+    });
+}
+
+/// gorust, a goroutine per connection that parks in `readable()` and holds a 4 KiB buffer
+/// (from the heap) only while it reads and writes: what an idle connection's goroutine costs
+/// without a buffer on its stack (`--idle`).
+fn readable_server(port: u16) {
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    rt.run(move || {
+        let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        println!("ready");
+        std::io::stdout().flush().unwrap();
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            gorust::go(move || loop {
+                if c.readable().is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; 4096];
+                match c.try_read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if c.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
                 }
             });
         }

@@ -585,3 +585,184 @@ fn exact_buffer_reads_lose_nothing_and_never_wait_for_queued_data() {
         })
     });
 }
+
+/// A connected pair inside the runtime: (client, server side).
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// `readable` parks until data arrives (holding no buffer), and the `try_read` after it gets
+/// the data; `try_read` on an empty socket fails at once with `WouldBlock`.
+#[test]
+fn readable_parks_until_data_and_try_read_never_parks() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (mut c, s) = pair();
+            let mut buf = [0u8; 64];
+            let e = s.try_read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+            let s = Arc::new(s);
+            let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (s2, woke2) = (s.clone(), woke.clone());
+            let waiter = gorust::go(move || {
+                s2.readable().unwrap();
+                woke2.store(true, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 64];
+                // Readiness may be reported before the data is readable only spuriously;
+                // then the loop waits again.
+                loop {
+                    match s2.try_read(&mut buf) {
+                        Ok(n) => return buf[..n].to_vec(),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            s2.readable().unwrap()
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+            gorust::time::sleep(Duration::from_millis(100));
+            assert!(
+                !woke.load(std::sync::atomic::Ordering::SeqCst),
+                "readable returned with nothing to read"
+            );
+            c.write_all(b"ping").unwrap();
+            assert_eq!(waiter.join().unwrap(), b"ping");
+        })
+    });
+}
+
+/// The buffer-less echo loop of `readable`'s documentation, over many connections and
+/// messages: every byte comes back, and a closed peer ends the loop with `Ok(0)`.
+#[test]
+fn a_readable_try_read_echo_loop_loses_nothing() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let server = gorust::go(move || {
+                let mut conns = Vec::new();
+                for _ in 0..50 {
+                    let (mut c, _) = l.accept().unwrap();
+                    conns.push(gorust::go(move || -> usize {
+                        let mut echoed = 0;
+                        loop {
+                            c.readable().unwrap();
+                            let mut buf = vec![0u8; 4096];
+                            match c.try_read(&mut buf) {
+                                Ok(0) => return echoed,
+                                Ok(n) => {
+                                    c.write_all(&buf[..n]).unwrap();
+                                    echoed += n;
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }));
+                }
+                conns.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+            });
+            let clients: Vec<_> = (0..50)
+                .map(|i| {
+                    gorust::go(move || {
+                        common::echo_rounds(addr, i, 20, 3000);
+                    })
+                })
+                .collect();
+            for c in clients {
+                c.join().unwrap();
+            }
+            assert!(server.join().unwrap() > 0);
+        })
+    });
+}
+
+/// After the peer's FIN, `readable` returns at once and `try_read` gives `Ok(0)`; a read
+/// timeout bounds `readable` as it bounds `read`.
+#[test]
+fn readable_sees_fin_and_honours_the_read_timeout() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (c, s) = pair();
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let e = s.readable().unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            s.set_read_timeout(None).unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            s.readable().unwrap();
+            let mut buf = [0u8; 8];
+            loop {
+                match s.try_read(&mut buf) {
+                    Ok(n) => {
+                        assert_eq!(n, 0);
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => s.readable().unwrap(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+    });
+}
+
+/// `try_write` fills the send buffer until `WouldBlock`; `writable` then parks until the peer
+/// reads, and the bytes written all arrive.
+#[test]
+fn try_write_until_full_then_writable_waits_for_the_reader() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (c, s) = pair();
+            let chunk = [7u8; 16 * 1024];
+            let mut sent = 0usize;
+            loop {
+                match s.try_write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(sent < 256 << 20, "the send buffer never filled");
+            }
+            let reader = gorust::go(move || {
+                gorust::time::sleep(Duration::from_millis(50));
+                let mut c = c;
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut got = 0usize;
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                got
+            });
+            s.writable().unwrap();
+            let n = s.try_write(&chunk).unwrap();
+            assert!(n > 0);
+            sent += n;
+            s.shutdown(Shutdown::Write).unwrap();
+            assert_eq!(reader.join().unwrap(), sent);
+        })
+    });
+}
+
+/// On a plain thread (no runtime), `readable` blocks the thread until data arrives.
+#[test]
+fn readable_works_on_a_plain_thread() {
+    within(Duration::from_secs(60), || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            c.write_all(b"x").unwrap();
+            c
+        });
+        s.readable().unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(s.try_read(&mut buf).unwrap(), 1);
+        drop(writer.join().unwrap());
+    });
+}

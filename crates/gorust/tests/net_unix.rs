@@ -80,3 +80,34 @@ fn datagrams() {
         })
     });
 }
+
+/// `readable` parks until the peer writes; `try_read` and `try_write` never park.
+#[test]
+fn readable_then_try_read_on_a_pair() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut buf = [0u8; 16];
+            assert_eq!(
+                b.try_read(&mut buf).unwrap_err().kind(),
+                std::io::ErrorKind::WouldBlock
+            );
+            let writer = gorust::go(move || {
+                gorust::time::sleep(Duration::from_millis(20));
+                a.writable().unwrap();
+                assert_eq!(a.try_write(b"hi").unwrap(), 2);
+                a
+            });
+            b.readable().unwrap();
+            let n = loop {
+                match b.try_read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => b.readable().unwrap(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(&buf[..n], b"hi");
+            drop(writer.join().unwrap());
+        })
+    });
+}

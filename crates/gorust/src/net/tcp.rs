@@ -295,6 +295,65 @@ impl TcpStream {
         })
     }
 
+    /// Parks until the stream is readable — data, the peer's FIN or an error is waiting —
+    /// without a buffer (tokio's `readable`; Go has no equivalent).
+    ///
+    /// For servers with many idle connections: a goroutine parked in `read` keeps its buffer
+    /// (on its stack, typically, so its stack's pages stay resident), while one parked here
+    /// can take a buffer only once data has arrived, read with [`try_read`](Self::try_read)
+    /// and give the buffer back:
+    ///
+    /// ```no_run
+    /// # fn serve(mut conn: gorust::net::TcpStream) -> std::io::Result<()> {
+    /// use std::io::{ErrorKind, Write};
+    /// loop {
+    ///     conn.readable()?;
+    ///     let mut buf = vec![0u8; 4096]; // held only while there is something to read
+    ///     match conn.try_read(&mut buf) {
+    ///         Ok(0) => return Ok(()), // the peer closed
+    ///         Ok(n) => conn.write_all(&buf[..n])?,
+    ///         Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// It may return when a read would still block (a readiness report can be stale); the
+    /// `try_read` then fails with `WouldBlock`, and the next `readable` waits for new data.
+    /// The read timeout and deadline apply, as to `read`.
+    pub fn readable(&self) -> io::Result<()> {
+        self.reg.ready(Direction::Read, self.read_timeout_value())
+    }
+
+    /// Parks until the stream is writable (there is room in the send buffer, or an error),
+    /// as [`readable`](Self::readable) for reads. The write timeout and deadline apply.
+    pub fn writable(&self) -> io::Result<()> {
+        self.reg.ready(Direction::Write, self.write_timeout_value())
+    }
+
+    /// One read that never parks: `ErrorKind::WouldBlock` if no data is queued. `Ok(0)` means
+    /// the peer closed (or `buf` is empty). See [`readable`](Self::readable).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg
+            .try_io_bytes(Direction::Read, buf.len(), || sys::read(fd, buf))
+    }
+
+    /// One write that never parks: writes what fits in the send buffer now, or fails with
+    /// `ErrorKind::WouldBlock` if nothing does. See [`writable`](Self::writable).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let fd = self.fd();
+        self.reg
+            .try_io_bytes(Direction::Write, buf.len(), || sys::write(fd, buf))
+    }
+
     /// Shuts down one or both halves. Shutting down reading (or both) also wakes a read
     /// parked in another goroutine, which then fails with [`super::ErrClosed`]; shutting down
     /// writing sends FIN and leaves reads working (a half-close).

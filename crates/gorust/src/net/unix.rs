@@ -241,6 +241,36 @@ impl UnixStream {
         Ok(())
     }
 
+    /// Parks until the stream is readable, holding no buffer; see
+    /// [`super::TcpStream::readable`].
+    pub fn readable(&self) -> io::Result<()> {
+        self.reg.ready(Direction::Read, rt(&self.timeouts))
+    }
+
+    /// Parks until the stream is writable; see [`super::TcpStream::writable`].
+    pub fn writable(&self) -> io::Result<()> {
+        self.reg.ready(Direction::Write, wt(&self.timeouts))
+    }
+
+    /// One read that never parks (`WouldBlock` if nothing is queued); see
+    /// [`super::TcpStream::try_read`].
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.reg
+            .try_io_bytes(Direction::Read, buf.len(), || (&self.inner).read(buf))
+    }
+
+    /// One write that never parks; see [`super::TcpStream::try_write`].
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.reg
+            .try_io_bytes(Direction::Write, buf.len(), || (&self.inner).write(buf))
+    }
+
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);

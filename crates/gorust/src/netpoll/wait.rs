@@ -176,8 +176,85 @@ impl Registration {
         }
     }
 
+    /// Returns once `dir` looks ready: at once unless the last attempt drained it (or the
+    /// descriptor is not registered yet), else after parking for a new edge. For
+    /// `readable`/`writable`: the caller then tries a non-blocking call ([`try_io_bytes`]),
+    /// which may still see `WouldBlock` (a spurious report); that marks the direction drained,
+    /// so the next wait parks. No buffer is involved, so a goroutine waiting here holds none.
+    ///
+    /// [`try_io_bytes`]: Self::try_io_bytes
+    pub(crate) fn ready(&self, dir: Direction, timeout: Option<Duration>) -> io::Result<()> {
+        let call_deadline = timeout.map(|t| Instant::now() + t);
+        if !crate::goroutine::in_goroutine() {
+            return self.ready_off_goroutine(dir, call_deadline);
+        }
+        let slot = self.desc.slot(dir);
+        loop {
+            self.check(dir, call_deadline)?;
+            if self.registered.get().is_some() && !slot.is_drained() {
+                return Ok(());
+            }
+            // Registers first if needed: epoll reports the current state at registration, so
+            // a descriptor that is already ready gets its edge at once.
+            self.wait(dir, call_deadline)?;
+        }
+    }
+
+    #[inline(never)]
+    fn ready_off_goroutine(
+        &self,
+        dir: Direction,
+        call_deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        loop {
+            self.check(dir, call_deadline)?;
+            if crate::sched::worker::current_index().is_some() {
+                // As `wait_off_goroutine`: a future must not block its worker.
+                return self.wait_off_goroutine(dir, call_deadline);
+            }
+            if self.poll_thread(dir, call_deadline)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One attempt of a call that moves bytes from or to a buffer of `len` bytes, never
+    /// waiting: `WouldBlock` if the direction is not ready. A short result or `WouldBlock`
+    /// marks the direction drained (see `io_bytes`), which `ready` then waits out.
+    pub(crate) fn try_io_bytes(
+        &self,
+        dir: Direction,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.check(dir, None)?;
+        let slot = self.desc.slot(dir);
+        loop {
+            let edges = slot.edges();
+            match op() {
+                Ok(n) => {
+                    if n > 0 && n < len {
+                        slot.mark_drained(edges);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    slot.mark_drained(edges);
+                    return Err(e);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// A plain thread: block in poll(2), in slices so that deadline changes are noticed.
     fn wait_thread(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
+        self.poll_thread(dir, call_deadline).map(drop)
+    }
+
+    /// One slice of `wait_thread`; returns whether poll(2) reported the descriptor.
+    fn poll_thread(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<bool> {
         const SLICE: Duration = Duration::from_millis(100);
         let timeout = match self.effective(dir, call_deadline) {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),

@@ -118,8 +118,9 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, socket2::SockAddr)> {
     Ok((unsafe { OwnedFd::from_raw_fd(res) }, addr))
 }
 
-/// Waits in `poll(2)` for one descriptor (plain threads only). `EINTR` counts as a wake-up.
-pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
+/// Waits in `poll(2)` for one descriptor (plain threads only). Returns whether it reported an
+/// event (readiness, hang-up or error); `EINTR` counts as a wake-up without one.
+pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
         events,
@@ -128,8 +129,8 @@ pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> i
     let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one live pollfd.
     match syscall!(poll(&mut pfd, 1, ms)) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Ok(n) => Ok(n > 0 && pfd.revents != 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
         Err(e) => Err(e),
     }
 }
