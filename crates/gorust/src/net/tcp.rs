@@ -339,8 +339,23 @@ impl TcpStream {
             return Ok(0);
         }
         let fd = self.fd();
-        self.reg
-            .try_io_bytes(Direction::Read, buf.len(), || sys::read(fd, buf))
+        let len = buf.len();
+        // As `read_inner`: after a read that filled the buffer, ask how much stays queued, so
+        // that the next `readable` parks instead of returning for a read that would block.
+        if self.inq.load(Relaxed) == INQ_ON {
+            let drained = |&(n, inq): &(usize, Option<usize>)| n > 0 && (n < len || inq == Some(0));
+            let (n, _) = self
+                .reg
+                .try_run(Direction::Read, || sys::recv_inq(fd, buf), drained)?;
+            return Ok(n);
+        }
+        let n = self
+            .reg
+            .try_io_bytes(Direction::Read, len, || sys::read(fd, buf))?;
+        if n == len {
+            self.try_enable_inq();
+        }
+        Ok(n)
     }
 
     /// One write that never parks: writes what fits in the send buffer now, or fails with

@@ -225,18 +225,29 @@ impl Registration {
         &self,
         dir: Direction,
         len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
+        self.try_run(dir, op, |&n| n > 0 && n < len)
+    }
+
+    /// The non-waiting counterpart of [`run`](Self::run): one attempt (`EINTR` retried);
+    /// a result for which `short` holds, or `WouldBlock`, marks the direction drained.
+    pub(crate) fn try_run<T>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> io::Result<T> {
         self.check(dir, None)?;
         let slot = self.desc.slot(dir);
         loop {
             let edges = slot.edges();
             match op() {
-                Ok(n) => {
-                    if n > 0 && n < len {
+                Ok(v) => {
+                    if short(&v) {
                         slot.mark_drained(edges);
                     }
-                    return Ok(n);
+                    return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     slot.mark_drained(edges);
