@@ -29,8 +29,9 @@ pub(crate) fn expect_handle(what: &str) -> Handle {
 }
 
 /// Calls `f` with the current thread's runtime, or panics as [`expect_handle`]. On a worker
-/// (where every goroutine runs) the handle is borrowed, not cloned: a spawn then writes no
-/// shared reference count (see `sched::Shared`'s alignment).
+/// (where every goroutine runs) the handle is borrowed, not cloned: a spawn then writes the
+/// shared reference count once (for the task's own handle) instead of three times (see
+/// `sched::Shared`'s alignment).
 pub(crate) fn with_handle<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
     let mut f = Some(f);
     let on_worker = crate::sched::worker::with_current(|w| {

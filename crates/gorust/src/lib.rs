@@ -82,8 +82,9 @@ where
 ///
 /// # Panics
 ///
-/// Outside a gorust runtime (a worker, a blocking-pool thread or inside `Runtime::block_on`),
-/// or if no stack memory can be reserved.
+/// Outside a gorust runtime (a worker, a blocking-pool thread or inside `Runtime::block_on`).
+/// The goroutine takes its stack when it first runs; if no stack memory can be reserved then,
+/// the goroutine ends with a panic that says so, which its `JoinHandle::join` returns.
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

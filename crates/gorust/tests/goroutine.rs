@@ -220,3 +220,21 @@ fn go_outside_a_runtime_panics_with_advice() {
     assert!(msg.contains("outside a gorust runtime"), "{msg}");
     assert!(msg.contains("gorust::run"), "{msg}");
 }
+
+/// A closure that captures a large value (boxed at `go`, so that it does not enlarge the
+/// task cell for the goroutine's whole life) runs and returns as any other.
+#[test]
+fn a_goroutine_with_a_large_closure_runs() {
+    let sum = gorust::Runtime::builder()
+        .workers(1)
+        .build()
+        .unwrap()
+        .run(|| {
+            let big = [3u8; 4096];
+            let hs: Vec<_> = (0..100u32)
+                .map(|i| gorust::go(move || big.iter().map(|&b| u32::from(b)).sum::<u32>() + i))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+        });
+    assert_eq!(sum, 100 * 3 * 4096 + (0..100).sum::<u32>());
+}

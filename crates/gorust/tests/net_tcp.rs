@@ -594,127 +594,226 @@ fn pair() -> (TcpStream, TcpStream) {
     (c, s)
 }
 
-/// `readable` parks until data arrives (holding no buffer), and the `try_read` after it gets
-/// the data; `try_read` on an empty socket fails at once with `WouldBlock`.
+/// Reads with `try_read` until `WouldBlock`, waiting in `readable` between attempts; counts the
+/// `WouldBlock`s (a `readable` that returned for nothing).
+fn read_when_ready(s: &TcpStream, buf: &mut [u8], spurious: &mut usize) -> std::io::Result<usize> {
+    loop {
+        s.readable()?;
+        match s.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => *spurious += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Whether `f` (run in a goroutine) is still parked after 100 ms; then `release` runs and
+/// `f`'s result is returned.
+fn parks_until<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+    release: impl FnOnce(),
+) -> (bool, R) {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let h = gorust::go(move || {
+        let r = f();
+        d2.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    });
+    gorust::time::sleep(Duration::from_millis(100));
+    let parked = !done.load(std::sync::atomic::Ordering::SeqCst);
+    release();
+    (parked, h.join().unwrap())
+}
+
+/// `try_read` on an empty socket fails at once with `WouldBlock`, and that makes the next
+/// `readable` park until data arrives, whether or not the socket was registered with the
+/// poller before; the `try_read` after it gets the data.
 #[test]
-fn readable_parks_until_data_and_try_read_never_parks() {
+fn readable_parks_after_would_block_until_data_arrives() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            for registered_first in [false, true] {
+                let (mut c, s) = pair();
+                if registered_first {
+                    // A wait that times out registers the socket with the poller.
+                    s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+                    let e = s.readable();
+                    assert!(e.is_ok() || e.unwrap_err().kind() == std::io::ErrorKind::TimedOut);
+                    s.set_read_timeout(None).unwrap();
+                }
+                let mut buf = [0u8; 64];
+                let e = s.try_read(&mut buf).unwrap_err();
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+                let s = Arc::new(s);
+                let s2 = s.clone();
+                let (parked, got) = parks_until(
+                    move || {
+                        let mut buf = [0u8; 64];
+                        let mut spurious = 0;
+                        let n = read_when_ready(&s2, &mut buf, &mut spurious).unwrap();
+                        buf[..n].to_vec()
+                    },
+                    || c.write_all(b"ping").unwrap(),
+                );
+                assert!(
+                    parked,
+                    "readable returned with nothing to read (registered first: {registered_first})"
+                );
+                assert_eq!(got, b"ping");
+            }
+        })
+    });
+}
+
+/// A short `try_read` drains the socket: the next `readable` parks until more data comes.
+#[test]
+fn readable_parks_after_a_short_read() {
     within(Duration::from_secs(60), || {
         run_on(2, || {
             let (mut c, s) = pair();
+            c.write_all(b"first").unwrap();
             let mut buf = [0u8; 64];
-            let e = s.try_read(&mut buf).unwrap_err();
-            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+            let mut spurious = 0;
+            assert_eq!(read_when_ready(&s, &mut buf, &mut spurious).unwrap(), 5);
             let s = Arc::new(s);
-            let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (s2, woke2) = (s.clone(), woke.clone());
-            let waiter = gorust::go(move || {
-                s2.readable().unwrap();
-                woke2.store(true, std::sync::atomic::Ordering::SeqCst);
-                let mut buf = [0u8; 64];
-                // Readiness may be reported before the data is readable only spuriously;
-                // then the loop waits again.
-                loop {
-                    match s2.try_read(&mut buf) {
-                        Ok(n) => return buf[..n].to_vec(),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            s2.readable().unwrap()
-                        }
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            });
-            gorust::time::sleep(Duration::from_millis(100));
-            assert!(
-                !woke.load(std::sync::atomic::Ordering::SeqCst),
-                "readable returned with nothing to read"
+            let s2 = s.clone();
+            let (parked, n) = parks_until(
+                move || {
+                    let mut buf = [0u8; 64];
+                    let mut spurious = 0;
+                    read_when_ready(&s2, &mut buf, &mut spurious).unwrap()
+                },
+                || c.write_all(b"second").unwrap(),
             );
-            c.write_all(b"ping").unwrap();
-            assert_eq!(waiter.join().unwrap(), b"ping");
+            assert!(
+                parked,
+                "readable returned after a short read with nothing new"
+            );
+            assert_eq!(n, 6);
         })
     });
 }
 
-/// The buffer-less echo loop of `readable`'s documentation, over many connections and
-/// messages: every byte comes back, and a closed peer ends the loop with `Ok(0)`.
+/// The buffer-less echo loop of `readable`'s documentation, over many connections, with
+/// messages shorter than the buffer and exactly its size (reads that fill the buffer switch
+/// the stream to `TCP_INQ`): every byte comes back, a closed peer ends the loop with `Ok(0)`,
+/// and `readable` rarely returns for nothing (it does not spin).
 #[test]
-fn a_readable_try_read_echo_loop_loses_nothing() {
+fn a_readable_try_read_echo_loop_loses_nothing_and_does_not_spin() {
     within(Duration::from_secs(60), || {
         run_on(2, || {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            let server = gorust::go(move || {
-                let mut conns = Vec::new();
-                for _ in 0..50 {
-                    let (mut c, _) = l.accept().unwrap();
-                    conns.push(gorust::go(move || -> usize {
-                        let mut echoed = 0;
-                        loop {
-                            c.readable().unwrap();
-                            let mut buf = vec![0u8; 4096];
-                            match c.try_read(&mut buf) {
-                                Ok(0) => return echoed,
-                                Ok(n) => {
-                                    c.write_all(&buf[..n]).unwrap();
-                                    echoed += n;
+            for size in [3000, 4096] {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = l.local_addr().unwrap();
+                let server = gorust::go(move || {
+                    let mut conns = Vec::new();
+                    for _ in 0..50 {
+                        let (mut c, _) = l.accept().unwrap();
+                        conns.push(gorust::go(move || -> (usize, usize) {
+                            let (mut reads, mut spurious) = (0, 0);
+                            loop {
+                                let mut buf = vec![0u8; 4096];
+                                match read_when_ready(&c, &mut buf, &mut spurious).unwrap() {
+                                    0 => return (reads, spurious),
+                                    n => {
+                                        c.write_all(&buf[..n]).unwrap();
+                                        reads += 1;
+                                    }
                                 }
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                                Err(e) => panic!("{e}"),
                             }
-                        }
-                    }));
-                }
-                conns.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
-            });
-            let clients: Vec<_> = (0..50)
-                .map(|i| {
-                    gorust::go(move || {
-                        common::echo_rounds(addr, i, 20, 3000);
+                        }));
+                    }
+                    conns
+                        .into_iter()
+                        .map(|h| h.join().unwrap())
+                        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+                });
+                let clients: Vec<_> = (0..50)
+                    .map(|_| {
+                        gorust::go(move || {
+                            let mut s = TcpStream::connect(addr).unwrap();
+                            let msg = vec![0x5au8; size];
+                            let mut back = vec![0u8; size];
+                            for _ in 0..20 {
+                                s.write_all(&msg).unwrap();
+                                s.read_exact(&mut back).unwrap();
+                                assert_eq!(back, msg);
+                            }
+                        })
                     })
-                })
-                .collect();
-            for c in clients {
-                c.join().unwrap();
+                    .collect();
+                for c in clients {
+                    c.join().unwrap();
+                }
+                let (reads, spurious) = server.join().unwrap();
+                assert!(reads >= 50 * 20, "{reads} reads");
+                // At most about one stale report per read (plus one per connection at the
+                // start); a spinning `readable` would make millions.
+                assert!(
+                    spurious <= reads + 50,
+                    "{spurious} WouldBlocks for {reads} reads (size {size})"
+                );
             }
-            assert!(server.join().unwrap() > 0);
         })
     });
 }
 
-/// After the peer's FIN, `readable` returns at once and `try_read` gives `Ok(0)`; a read
+/// After the peer's FIN, a drained `readable` wakes and `try_read` gives `Ok(0)`; a read
 /// timeout bounds `readable` as it bounds `read`.
 #[test]
-fn readable_sees_fin_and_honours_the_read_timeout() {
+fn readable_wakes_for_fin_and_honours_the_read_timeout() {
     within(Duration::from_secs(60), || {
-        run_on(1, || {
+        run_on(2, || {
             let (c, s) = pair();
+            let mut buf = [0u8; 8];
+            assert_eq!(
+                s.try_read(&mut buf).unwrap_err().kind(),
+                std::io::ErrorKind::WouldBlock
+            );
             s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
             let e = s.readable().unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
             s.set_read_timeout(None).unwrap();
-            c.shutdown(Shutdown::Write).unwrap();
-            s.readable().unwrap();
+            let s = Arc::new(s);
+            let s2 = s.clone();
+            let (parked, n) = parks_until(
+                move || {
+                    let mut buf = [0u8; 8];
+                    let mut spurious = 0;
+                    read_when_ready(&s2, &mut buf, &mut spurious).unwrap()
+                },
+                || c.shutdown(Shutdown::Write).unwrap(),
+            );
+            assert!(parked);
+            assert_eq!(n, 0, "EOF");
+        })
+    });
+}
+
+/// `close` from another goroutine wakes a goroutine parked in `readable` with an error.
+#[test]
+fn close_wakes_a_parked_readable() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (_c, s) = pair();
             let mut buf = [0u8; 8];
-            loop {
-                match s.try_read(&mut buf) {
-                    Ok(n) => {
-                        assert_eq!(n, 0);
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => s.readable().unwrap(),
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            assert!(s.try_read(&mut buf).is_err());
+            let s = Arc::new(s);
+            let s2 = s.clone();
+            let (parked, r) = parks_until(move || s2.readable(), || s.close().unwrap());
+            assert!(parked);
+            assert!(r.is_err(), "readable after close must fail");
         })
     });
 }
 
 /// `try_write` fills the send buffer until `WouldBlock`; `writable` then parks until the peer
-/// reads, and the bytes written all arrive.
+/// reads, and `write_all` after `try_write` still delivers everything.
 #[test]
-fn try_write_until_full_then_writable_waits_for_the_reader() {
+fn try_write_until_full_then_writable_and_write_all() {
     within(Duration::from_secs(60), || {
         run_on(2, || {
-            let (c, s) = pair();
+            let (c, mut s) = pair();
             let chunk = [7u8; 16 * 1024];
             let mut sent = 0usize;
             loop {
@@ -739,9 +838,9 @@ fn try_write_until_full_then_writable_waits_for_the_reader() {
                 got
             });
             s.writable().unwrap();
-            let n = s.try_write(&chunk).unwrap();
-            assert!(n > 0);
-            sent += n;
+            sent += s.try_write(&chunk).unwrap();
+            s.write_all(&[9u8; 1 << 20]).unwrap();
+            sent += 1 << 20;
             s.shutdown(Shutdown::Write).unwrap();
             assert_eq!(reader.join().unwrap(), sent);
         })
@@ -760,9 +859,9 @@ fn readable_works_on_a_plain_thread() {
             c.write_all(b"x").unwrap();
             c
         });
-        s.readable().unwrap();
         let mut buf = [0u8; 4];
-        assert_eq!(s.try_read(&mut buf).unwrap(), 1);
+        let mut spurious = 0;
+        assert_eq!(read_when_ready(&s, &mut buf, &mut spurious).unwrap(), 1);
         drop(writer.join().unwrap());
     });
 }

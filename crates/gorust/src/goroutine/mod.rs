@@ -230,8 +230,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (id, g) = new_goroutine(handle, f);
-    handle.spawn_with_id(id, g, Kind::Goroutine)
+    go_at(handle, f, Placement::AnyWorker)
 }
 
 /// Starts a goroutine bound to the current worker, at the back of its queue (see
@@ -242,8 +241,43 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    go_at(handle, f, Placement::ThisWorker)
+}
+
+#[derive(Clone, Copy)]
+enum Placement {
+    AnyWorker,
+    ThisWorker,
+}
+
+/// Closures larger than this (bytes) are boxed at `go`. The closure waits in the task cell
+/// until the first run and that space stays part of the cell for the goroutine's life, so a
+/// closure that captured a large value would make every such goroutine's cell that much
+/// larger; boxed, it costs one pointer there and one allocation at spawn.
+const INLINE_CLOSURE: usize = 64;
+
+fn go_at<F, T>(handle: &Handle, f: F, at: Placement) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if std::mem::size_of::<F>() > INLINE_CLOSURE {
+        spawn_goroutine(handle, Box::new(f), at)
+    } else {
+        spawn_goroutine(handle, f, at)
+    }
+}
+
+fn spawn_goroutine<F, T>(handle: &Handle, f: F, at: Placement) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     let (id, g) = new_goroutine(handle, f);
-    handle.spawn_goroutine_here(id, g)
+    match at {
+        Placement::AnyWorker => handle.spawn_with_id(id, g, Kind::Goroutine),
+        Placement::ThisWorker => handle.spawn_goroutine_here(id, g),
+    }
 }
 
 /// A goroutine's task future, not yet on a stack (see `Goroutine::start`), and its id.

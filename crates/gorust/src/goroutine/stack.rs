@@ -58,8 +58,6 @@ const STACKS_PER_CHUNK: usize = 64;
 /// Distinct starting lines of stack tops (see "Colouring"); at most 7 × 64 = 448 bytes unused.
 const LINE_COLOURS: usize = 8;
 const CACHE_LINE: usize = 64;
-/// log2 of the unit in which `colour` counts pages.
-const COLOUR_PAGE_SHIFT: u32 = 12;
 const LOCAL_CACHE: usize = 256;
 const GLOBAL_WARM: usize = 4096;
 /// Stacks released per scavenging pass (the monitor thread runs one every 250 ms).
@@ -97,11 +95,10 @@ impl GuardedStack {
 
     /// Bytes left unused at the top (see "Colouring" above): a multiple of the cache line, from
     /// the stack's page number, so that neighbouring stacks start on different lines.
-    /// Counted in 4 KiB units whatever the page size (a constant shift, not a division: this
-    /// runs at every goroutine start, and the division showed in its profile); with larger
-    /// pages the colours only spread less.
+    /// A shift, not a division by the page size: this runs at every goroutine start, and the
+    /// division showed in its profile.
     fn colour(&self) -> usize {
-        ((self.low.as_ptr() as usize >> COLOUR_PAGE_SHIFT) % LINE_COLOURS) * CACHE_LINE
+        ((self.low.as_ptr() as usize >> memory::page_shift()) % LINE_COLOURS) * CACHE_LINE
     }
 }
 

@@ -333,7 +333,9 @@ impl TcpStream {
     }
 
     /// One read that never parks: `ErrorKind::WouldBlock` if no data is queued. `Ok(0)` means
-    /// the peer closed (or `buf` is empty). See [`readable`](Self::readable).
+    /// the peer closed (or `buf` is empty). Like `read`, it fails with `TimedOut` once the
+    /// read deadline has passed and with [`super::ErrClosed`] after [`close`](Self::close).
+    /// See [`readable`](Self::readable).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -359,7 +361,8 @@ impl TcpStream {
     }
 
     /// One write that never parks: writes what fits in the send buffer now, or fails with
-    /// `ErrorKind::WouldBlock` if nothing does. See [`writable`](Self::writable).
+    /// `ErrorKind::WouldBlock` if nothing does. Deadlines and `close` apply as to `try_read`.
+    /// See [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);

@@ -258,8 +258,10 @@ impl UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
+        // Drained only on `WouldBlock`: a short read does not prove the queue empty on a
+        // Unix socket (the kernel stops at a message carrying descriptors or credentials).
         self.reg
-            .try_io_bytes(Direction::Read, buf.len(), || (&self.inner).read(buf))
+            .try_run(Direction::Read, || (&self.inner).read(buf), |_| false)
     }
 
     /// One write that never parks; see [`super::TcpStream::try_write`].
@@ -268,7 +270,7 @@ impl UnixStream {
             return Ok(0);
         }
         self.reg
-            .try_io_bytes(Direction::Write, buf.len(), || (&self.inner).write(buf))
+            .try_run(Direction::Write, || (&self.inner).write(buf), |_| false)
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {

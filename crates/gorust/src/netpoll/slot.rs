@@ -98,6 +98,17 @@ impl WaitSlot {
         self.finished.store(true, Release);
     }
 
+    /// A call just failed with `EAGAIN`, which a final state cannot give (a read at FIN
+    /// returns `Ok(0)`, a write after a hang-up fails), so the edge that set `finished` was
+    /// not final: an `EPOLLERR` for the socket's error queue, say. Without this, `readable`
+    /// would return at once forever after it, and a `readable`/`try_read` loop would spin.
+    /// An edge racing with the call still moves the edge count, so clearing cannot hide one.
+    pub(crate) fn clear_final(&self) {
+        if self.finished.load(Relaxed) {
+            self.finished.store(false, Release);
+        }
+    }
+
     /// Wakes every waiter without changing the state (close or deadline change: the caller
     /// published the change first).
     pub(crate) fn wake_all(&self) {

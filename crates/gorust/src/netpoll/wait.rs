@@ -176,8 +176,9 @@ impl Registration {
         }
     }
 
-    /// Returns once `dir` looks ready: at once unless the last attempt drained it (or the
-    /// descriptor is not registered yet), else after parking for a new edge. For
+    /// Returns once `dir` looks ready: at once unless the last attempt drained it, else after
+    /// parking for a new edge (registering first: epoll reports a descriptor that is already
+    /// ready at registration, so data that came before is not missed). For
     /// `readable`/`writable`: the caller then tries a non-blocking call ([`try_io_bytes`]),
     /// which may still see `WouldBlock` (a spurious report); that marks the direction drained,
     /// so the next wait parks. No buffer is involved, so a goroutine waiting here holds none.
@@ -191,11 +192,9 @@ impl Registration {
         let slot = self.desc.slot(dir);
         loop {
             self.check(dir, call_deadline)?;
-            if self.registered.get().is_some() && !slot.is_drained() {
+            if !slot.is_drained() {
                 return Ok(());
             }
-            // Registers first if needed: epoll reports the current state at registration, so
-            // a descriptor that is already ready gets its edge at once.
             self.wait(dir, call_deadline)?;
         }
     }
@@ -250,6 +249,7 @@ impl Registration {
                     return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    slot.clear_final();
                     slot.mark_drained(edges);
                     return Err(e);
                 }

@@ -15,12 +15,17 @@ pub(crate) fn page_size() -> usize {
     *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if n <= 0 {
+        if n <= 0 || !(n as usize).is_power_of_two() {
             4096
         } else {
             n as usize
         }
     })
+}
+
+/// log2 of [`page_size`].
+pub(crate) fn page_shift() -> u32 {
+    page_size().trailing_zeros()
 }
 
 /// Reserves `len` bytes of zeroed, readable and writable memory. Pages are backed lazily, and

@@ -126,7 +126,8 @@ pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> i
         events,
         revents: 0,
     };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // Rounded up: in the last millisecond before a deadline, 0 would make callers spin.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one live pollfd.
     match syscall!(poll(&mut pfd, 1, ms)) {
         Ok(n) => Ok(n > 0 && pfd.revents != 0),
