@@ -129,6 +129,16 @@
 //! consume nothing. Current behaviour, not promised: the sizes in [`NODE_SIZES`], the growth
 //! 4 → 16 → 64 KiB of `read_from_fd`'s nodes, the iovec limits [`READ_IOVECS`] and
 //! [`WRITE_IOVECS`].
+//!
+//! # Tests
+//!
+//! Unit tests beside the code; `tests/buffer.rs` through the public API; `tests/ui/*.rs`, the
+//! compile-fail proofs of the borrow rules; `loom_tests.rs`, a block shared across threads; and
+//! `tests/buffer_model.rs`, a proptest model test against a `VecDeque<u8>` that runs
+//! `check_invariants` after every step. The same model check is also a cargo-fuzz target,
+//! `fuzz/fuzz_targets/link_buffer.rs` (`cargo +nightly fuzz run link_buffer`, nightly only, not
+//! in the workspace): libFuzzer's coverage guidance reaches node boundaries, far delimiters and
+//! leaked pool blocks that random sequences rarely hit.
 
 mod buf_traits;
 mod error;
