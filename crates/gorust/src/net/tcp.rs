@@ -353,7 +353,7 @@ impl TcpStream {
         }
         let n = self
             .reg
-            .try_io_bytes(Direction::Read, len, || sys::read(fd, buf))?;
+            .try_io_bytes(Direction::Read, len, || sys::recv(fd, buf))?;
         if n == len {
             self.try_enable_inq();
         }
@@ -501,7 +501,7 @@ impl TcpStream {
         }
         let n = self
             .reg
-            .io_bytes(Direction::Read, timeout, len, || sys::read(fd, buf))?;
+            .io_bytes(Direction::Read, timeout, len, || sys::recv(fd, buf))?;
         if n == len {
             self.try_enable_inq();
         }
@@ -568,7 +568,7 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         let fd = self.fd();
-        self.reg.poll_io(cx, Direction::Read, || sys::read(fd, buf))
+        self.reg.poll_io(cx, Direction::Read, || sys::recv(fd, buf))
     }
 
     /// The async face of `write`.
