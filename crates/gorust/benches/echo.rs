@@ -379,27 +379,33 @@ fn load(
     result
 }
 
-fn gorust_server(port: u16) {
+/// A gorust echo server on one worker: `echo` runs in a goroutine per connection.
+fn serve_goroutines(port: u16, echo: fn(gorust::net::TcpStream)) {
     let rt = gorust::Runtime::builder().workers(1).build().unwrap();
     rt.run(move || {
         let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         println!("ready");
         std::io::stdout().flush().unwrap();
         for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            gorust::go(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if c.write_all(&buf[..n]).is_err() {
-                                return;
-                            }
-                        }
+            let Ok(c) = conn else { continue };
+            gorust::go(move || echo(c));
+        }
+    });
+}
+
+/// gorust, a goroutine per connection reading into a 4 KiB buffer on its stack.
+fn gorust_server(port: u16) {
+    serve_goroutines(port, |mut c| {
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if c.write_all(&buf[..n]).is_err() {
+                        return;
                     }
                 }
-            });
+            }
         }
     });
 }
@@ -408,29 +414,20 @@ fn gorust_server(port: u16) {
 /// (from the heap) only while it reads and writes: what an idle connection's goroutine costs
 /// without a buffer on its stack (`--idle`).
 fn readable_server(port: u16) {
-    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
-    rt.run(move || {
-        let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        println!("ready");
-        std::io::stdout().flush().unwrap();
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            gorust::go(move || loop {
-                if c.readable().is_err() {
+    serve_goroutines(port, |mut c| loop {
+        if c.readable().is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 4096];
+        match c.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).is_err() {
                     return;
                 }
-                let mut buf = vec![0u8; 4096];
-                match c.try_read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        if c.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
-                }
-            });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     });
 }

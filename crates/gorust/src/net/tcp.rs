@@ -12,6 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::addr::{each_addr, ToSocketAddrs};
 use super::timeouts::Timeouts;
 use crate::netpoll::desc::Direction;
+use crate::netpoll::wait::Attempt;
 use crate::netpoll::wait::Registration;
 use crate::sys::socket as sys;
 
@@ -337,27 +338,9 @@ impl TcpStream {
     /// read deadline has passed and with [`super::ErrClosed`] after [`close`](Self::close).
     /// See [`readable`](Self::readable).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let fd = self.fd();
-        let len = buf.len();
-        // As `read_inner`: after a read that filled the buffer, ask how much stays queued, so
-        // that the next `readable` parks instead of returning for a read that would block.
-        if self.inq.load(Relaxed) == INQ_ON {
-            let drained = |&(n, inq): &(usize, Option<usize>)| n > 0 && (n < len || inq == Some(0));
-            let (n, _) = self
-                .reg
-                .try_run(Direction::Read, || sys::recv_inq(fd, buf), drained)?;
-            return Ok(n);
-        }
-        let n = self
-            .reg
-            .try_io_bytes(Direction::Read, len, || sys::recv(fd, buf))?;
-        if n == len {
-            self.try_enable_inq();
-        }
-        Ok(n)
+        // `read`'s body (with `TCP_INQ` after exact reads, so that the next `readable` parks
+        // rather than returning for a read that would block), one attempt.
+        self.read_inner(buf, Attempt::Once)
     }
 
     /// One write that never parks: writes what fits in the send buffer now, or fails with
@@ -484,24 +467,26 @@ impl TcpStream {
     /// `recvmsg` with `TCP_INQ`, which reports the bytes still queued, and a count of zero
     /// saves the `EAGAIN` call as a short read does (an echo of 4 KiB messages into a 4 KiB
     /// buffer made one such call per message otherwise).
+    ///
+    /// `mode`: parking (`read`) or one attempt (`try_read`).
     #[inline]
-    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_inner(&self, buf: &mut [u8], mode: Attempt) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         let fd = self.fd();
         let len = buf.len();
-        let timeout = self.read_timeout_value();
         if self.inq.load(Relaxed) == INQ_ON {
             let drained = |&(n, inq): &(usize, Option<usize>)| n > 0 && (n < len || inq == Some(0));
             let (n, _) =
                 self.reg
-                    .run(Direction::Read, timeout, || sys::recv_inq(fd, buf), drained)?;
+                    .attempt(Direction::Read, mode, || sys::recv_inq(fd, buf), drained)?;
             return Ok(n);
         }
+        let short = |&n: &usize| n > 0 && n < len;
         let n = self
             .reg
-            .io_bytes(Direction::Read, timeout, len, || sys::recv(fd, buf))?;
+            .attempt(Direction::Read, mode, || sys::recv(fd, buf), short)?;
         if n == len {
             self.try_enable_inq();
         }
@@ -596,7 +581,7 @@ impl TcpStream {
 impl Read for TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_inner(buf)
+        self.read_inner(buf, Attempt::Park(self.read_timeout_value()))
     }
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.read_vectored_inner(bufs)
@@ -606,7 +591,7 @@ impl Read for TcpStream {
 impl Read for &TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_inner(buf)
+        self.read_inner(buf, Attempt::Park(self.read_timeout_value()))
     }
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.read_vectored_inner(bufs)

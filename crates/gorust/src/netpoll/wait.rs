@@ -42,6 +42,15 @@ pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
 }
 
+/// How an I/O call waits for readiness (see [`Registration::attempt`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Attempt {
+    /// Park until the call can complete, bounded by this per-call timeout and the deadline.
+    Park(Option<Duration>),
+    /// One try; `WouldBlock` if the direction is not ready.
+    Once,
+}
+
 impl Registration {
     pub(crate) fn new(fd: RawFd) -> Registration {
         Registration {
@@ -176,6 +185,23 @@ impl Registration {
         }
     }
 
+    /// `run` (`Attempt::Park`) or `try_run` (`Attempt::Once`), for callers that share one body
+    /// between a parking call and its `try_` form. Inlined: the mode is a constant at each
+    /// call site, so the match folds away.
+    #[inline(always)]
+    pub(crate) fn attempt<T>(
+        &self,
+        dir: Direction,
+        mode: Attempt,
+        op: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> io::Result<T> {
+        match mode {
+            Attempt::Park(timeout) => self.run(dir, timeout, op, short),
+            Attempt::Once => self.try_run(dir, op, short),
+        }
+    }
+
     /// Returns once `dir` looks ready: at once unless the last attempt drained it, else after
     /// parking for a new edge (registering first: epoll reports a descriptor that is already
     /// ready at registration, so data that came before is not missed). For
@@ -205,12 +231,12 @@ impl Registration {
         dir: Direction,
         call_deadline: Option<Instant>,
     ) -> io::Result<()> {
+        if crate::sched::worker::current_index().is_some() {
+            // A future must not block its worker: `wait_off_goroutine` says so.
+            return self.wait_off_goroutine(dir, call_deadline);
+        }
         loop {
             self.check(dir, call_deadline)?;
-            if crate::sched::worker::current_index().is_some() {
-                // As `wait_off_goroutine`: a future must not block its worker.
-                return self.wait_off_goroutine(dir, call_deadline);
-            }
             if self.poll_thread(dir, call_deadline)? {
                 return Ok(());
             }

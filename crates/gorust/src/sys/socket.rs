@@ -17,9 +17,9 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// `recv`, not `read`, for sockets: on a socket `read(2)` goes through the VFS (`fdget_pos`, `vfs_read`,
-/// then the socket's `read_iter`), `recv(2)` straight to the socket; perf of the echo server
-/// had ~5% of its CPU in those two VFS functions.
+/// `recv`, not `read`, for sockets: on a socket `read(2)` goes through the VFS (`fdget_pos`,
+/// `vfs_read`, then the socket's `read_iter`), `recv(2)` straight to the socket; perf of the
+/// echo server had ~5% of its CPU in those two VFS functions.
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
     let n = syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0))?;
