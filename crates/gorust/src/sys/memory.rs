@@ -1,4 +1,4 @@
-//! Virtual memory for goroutine stacks: reserve, guard, release.
+//! Virtual memory for goroutine stacks (reserve, guard, release) and for task cells (chunks).
 
 use std::io;
 use std::ptr::NonNull;
@@ -31,6 +31,16 @@ pub(crate) fn page_shift() -> u32 {
 /// Reserves `len` bytes of zeroed, readable and writable memory. Pages are backed lazily, and
 /// no swap is reserved, so a large reservation costs address space, not memory.
 pub(crate) fn reserve(len: usize) -> io::Result<NonNull<u8>> {
+    map_anonymous(len, libc::MAP_NORESERVE | libc::MAP_STACK)
+}
+
+/// Maps `len` bytes (a multiple of the page size) of zeroed, readable and writable memory for
+/// task cells. Pages are backed at first touch.
+pub(crate) fn map_chunk(len: usize) -> io::Result<NonNull<u8>> {
+    map_anonymous(len, 0)
+}
+
+fn map_anonymous(len: usize, flags: libc::c_int) -> io::Result<NonNull<u8>> {
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
     // existing memory.
     let p = unsafe {
@@ -38,7 +48,7 @@ pub(crate) fn reserve(len: usize) -> io::Result<NonNull<u8>> {
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
             -1,
             0,
         )

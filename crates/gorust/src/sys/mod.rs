@@ -9,7 +9,7 @@
 //! | `Epoll::modify` / `delete` | change a registration's interest (level-triggered, event loop) / remove it |
 //! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
-//! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory |
+//! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory; map chunks for task cells |
 //! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recvmsg` with `TCP_INQ` (`enable_inq`, `recv_inq`: the bytes left queued after a read), `send`/`sendmsg` with `MSG_NOSIGNAL`, `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
 //! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
 //! | `set_precise_timers()` | 1 ns timer slack for the calling thread |

@@ -22,16 +22,17 @@
 //! owned-list shard lock; `home` is written once, by the first runner of a goroutine, before its
 //! first park, and read by wakers after the `AcqRel` transition that publishes the park.
 //!
-//! Memory: cells come from a per-thread cache of freed cells by size class (`cache.rs`, Go's
-//! free list of dead goroutines), so bursts of spawns do not go through `malloc` each time.
+//! Memory: cells come from size-class slabs (`slab.rs`): a free list per thread and class, a
+//! depot that moves freed cells between threads in batches, and chunks of up to 2 MiB for
+//! fresh cells, so neither bursts of spawns nor spawn/join loops go through `malloc`.
 //!
 //! Rejected: `Arc<dyn Task>` (a fat pointer cannot be a `RawWaker` without a second allocation
 //! per task, and separate atomics for flags and count need multi-word protocols);
 //! a `Mutex<Stage>` (a lock per poll on the hottest path).
 
-mod cache;
 mod join;
 mod raw;
+mod slab;
 pub(crate) mod state;
 
 pub use join::{JoinError, JoinHandle, CANCELLED_MESSAGE};

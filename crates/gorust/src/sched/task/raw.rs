@@ -173,7 +173,7 @@ where
         stage: UnsafeCell::new(Stage::Running(future)),
         join_waker: UnsafeCell::new(None),
     };
-    let mem = super::cache::alloc(std::alloc::Layout::new::<Cell<F, S>>()).cast::<Cell<F, S>>();
+    let mem = super::slab::alloc(std::alloc::Layout::new::<Cell<F, S>>()).cast::<Cell<F, S>>();
     // SAFETY: `mem` is fresh memory with the size and alignment of a Cell<F, S>.
     unsafe { mem.as_ptr().write(cell) };
     let ptr = mem.cast::<Header>();
@@ -345,10 +345,10 @@ impl<F: Future, S: Schedule> Harness<F, S> {
 
     fn dealloc(&self) {
         // SAFETY: the last reference is gone, so nothing else reads the cell; it was written
-        // by new_task into memory from cache::alloc of this very layout.
+        // by new_task into memory from slab::alloc of this very layout.
         unsafe {
             std::ptr::drop_in_place(self.cell.as_ptr());
-            super::cache::dealloc(self.cell.cast(), std::alloc::Layout::new::<Cell<F, S>>());
+            super::slab::dealloc(self.cell.cast(), std::alloc::Layout::new::<Cell<F, S>>());
         }
     }
 }
