@@ -68,6 +68,8 @@ pub(crate) struct GuardedStack {
     low: NonNull<u8>,
     /// Usable bytes above the guard.
     size: usize,
+    /// The coloured top (`base`), computed once: corosensei asks for it at every resume.
+    top: NonZeroUsize,
 }
 
 // SAFETY: a stack is plain memory owned by exactly one GuardedStack.
@@ -77,8 +79,7 @@ unsafe impl Send for GuardedStack {}
 // faults on access; both are page-aligned (hence aligned to STACK_ALIGNMENT).
 unsafe impl corosensei::stack::Stack for GuardedStack {
     fn base(&self) -> corosensei::stack::StackPointer {
-        let top = self.low.as_ptr() as usize + GUARD + self.size;
-        NonZeroUsize::new(top - self.colour()).expect("non-null")
+        self.top
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {
@@ -87,19 +88,24 @@ unsafe impl corosensei::stack::Stack for GuardedStack {
 }
 
 impl GuardedStack {
+    fn new(low: NonNull<u8>, size: usize) -> GuardedStack {
+        let end = low.as_ptr() as usize + GUARD + size;
+        let top = NonZeroUsize::new(end - colour(low)).expect("non-null");
+        GuardedStack { low, size, top }
+    }
+
     /// `[low, low + GUARD)`: the guard region, for overflow reports.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         let lo = self.low.as_ptr() as usize;
         (lo, lo + GUARD)
     }
+}
 
-    /// Bytes left unused at the top (see "Colouring" above): a multiple of the cache line, from
-    /// the stack's page number, so that neighbouring stacks start on different lines.
-    /// A shift, not a division by the page size: this runs at every goroutine start, and the
-    /// division showed in its profile.
-    fn colour(&self) -> usize {
-        ((self.low.as_ptr() as usize >> memory::page_shift()) % LINE_COLOURS) * CACHE_LINE
-    }
+/// Bytes left unused at the top of the stack at `low` (see "Colouring" above): a multiple of
+/// the cache line, from the stack's page number, so that neighbouring stacks start on different
+/// lines.
+fn colour(low: NonNull<u8>) -> usize {
+    ((low.as_ptr() as usize >> memory::page_shift()) % LINE_COLOURS) * CACHE_LINE
 }
 
 struct Global {
@@ -255,7 +261,7 @@ fn new_chunk(size: usize) -> io::Result<Vec<GuardedStack>> {
         let low = unsafe { NonNull::new_unchecked(base.as_ptr().add(i * slot)) };
         // SAFETY: the guard range lies in our fresh mapping and holds nothing.
         unsafe { memory::guard(low, GUARD) }?;
-        out.push(GuardedStack { low, size });
+        out.push(GuardedStack::new(low, size));
     }
     Ok(out)
 }
