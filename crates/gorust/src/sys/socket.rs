@@ -8,7 +8,9 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::syscall;
+use libc::c_long;
+
+use super::{raw_syscall, syscall};
 
 /// `read(2)`, for any descriptor (`uio::readv` reads pipes and files too).
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -21,8 +23,17 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// `vfs_read`, then the socket's `read_iter`), `recv(2)` straight to the socket; perf of the
 /// echo server had ~5% of its CPU in those two VFS functions.
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-    let n = syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0))?;
+    let null = std::ptr::null_mut::<libc::sockaddr>();
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; no source address is asked for.
+    let n = raw_syscall!(
+        SYS_recvfrom,
+        fd as c_long,
+        buf.as_mut_ptr(),
+        buf.len(),
+        0 as c_long,
+        null,
+        null
+    )?;
     Ok(n as usize)
 }
 
@@ -59,7 +70,12 @@ pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: `msg` points at one iovec over `buf` (writable for its length) and at `control`
     // (writable for msg_controllen bytes); both outlive the call.
-    let n = syscall!(recvmsg(fd, &mut msg, 0))? as usize;
+    let n = raw_syscall!(
+        SYS_recvmsg,
+        fd as c_long,
+        &mut msg as *mut libc::msghdr,
+        0 as c_long
+    )? as usize;
     let mut inq = None;
     // SAFETY: the CMSG_* walk stays within msg_controllen bytes of `control`, which the kernel
     // filled; a TCP_CM_INQ message carries one c_int, read unaligned.
@@ -90,8 +106,18 @@ pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
 }
 
 pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-    let n = syscall!(send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL))?;
+    let null = std::ptr::null::<libc::sockaddr>();
+    let flags = libc::MSG_NOSIGNAL as c_long;
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes; no destination address is given.
+    let n = raw_syscall!(
+        SYS_sendto,
+        fd as c_long,
+        buf.as_ptr(),
+        buf.len(),
+        flags,
+        null,
+        0 as c_long
+    )?;
     Ok(n as usize)
 }
 
@@ -101,7 +127,12 @@ pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
     // SAFETY: IoSlice is ABI-compatible with iovec; `msg` points at live slices.
-    let n = syscall!(sendmsg(fd, &msg, libc::MSG_NOSIGNAL))?;
+    let n = raw_syscall!(
+        SYS_sendmsg,
+        fd as c_long,
+        &msg as *const libc::msghdr,
+        libc::MSG_NOSIGNAL as c_long
+    )?;
     Ok(n as usize)
 }
 
