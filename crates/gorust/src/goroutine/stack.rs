@@ -75,8 +75,10 @@ pub(crate) struct GuardedStack {
 // SAFETY: a stack is plain memory owned by exactly one GuardedStack.
 unsafe impl Send for GuardedStack {}
 
-// SAFETY: `base` and `limit` describe `size` usable bytes above a guard of GUARD bytes that
-// faults on access; both are page-aligned (hence aligned to STACK_ALIGNMENT).
+// SAFETY: `limit` is the start of the guard, GUARD bytes that fault on access, and `base` the
+// top of the `size` usable bytes above it less the colour; `limit` is page-aligned, `base` a
+// page-aligned address minus a multiple of 64 bytes, so both are aligned to STACK_ALIGNMENT
+// (16).
 unsafe impl corosensei::stack::Stack for GuardedStack {
     fn base(&self) -> corosensei::stack::StackPointer {
         self.top

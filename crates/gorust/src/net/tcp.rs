@@ -407,7 +407,8 @@ impl TcpStream {
     }
 
     /// std's per-call read timeout: each read fails with `TimedOut` after waiting this long.
-    /// `Some(Duration::ZERO)` is an error, as in std.
+    /// `Some(Duration::ZERO)` is an error, as in std. Kept in nanoseconds: a timeout beyond
+    /// ~584 years reads back (`read_timeout`) as that.
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         self.timeouts.set_read(t)
     }

@@ -56,6 +56,7 @@ impl Timeouts {
     }
 }
 
+/// Refuses `Some(Duration::ZERO)`, as std does (a zero timeout would mean "never wait").
 pub(super) fn check(t: Option<Duration>) -> io::Result<()> {
     if t == Some(Duration::ZERO) {
         return Err(io::Error::new(

@@ -1,8 +1,9 @@
 //! Socket system calls on the hot path (socket creation and options go through `socket2`).
 //!
 //! Every call here is non-blocking; callers wait through `netpoll::wait::Registration`.
-//! Writes use `send`/`sendmsg` with `MSG_NOSIGNAL`, so a peer that went away gives `EPIPE`
-//! instead of killing the process with `SIGPIPE`.
+//! Writes use `sendto`/`sendmsg` with `MSG_NOSIGNAL`, so a peer that went away gives `EPIPE`
+//! instead of killing the process with `SIGPIPE`. `recv`, `recv_inq`, `write` and `writev`
+//! make their system calls directly (`super::raw_syscall`: no cancellation-point wrapper).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -23,17 +24,17 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// `vfs_read`, then the socket's `read_iter`), `recv(2)` straight to the socket; perf of the
 /// echo server had ~5% of its CPU in those two VFS functions.
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    let null = std::ptr::null_mut::<libc::sockaddr>();
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; no source address is asked for.
-    let n = raw_syscall!(
-        SYS_recvfrom,
+    let args = [
         fd as c_long,
-        buf.as_mut_ptr(),
-        buf.len(),
-        0 as c_long,
-        null,
-        null
-    )?;
+        buf.as_mut_ptr() as c_long,
+        buf.len() as c_long,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; no source address is asked for
+    // (null address and length).
+    let n = unsafe { raw_syscall(libc::SYS_recvfrom, args) }?;
     Ok(n as usize)
 }
 
@@ -68,14 +69,11 @@ pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let msg_ptr = &mut msg as *mut libc::msghdr as c_long;
     // SAFETY: `msg` points at one iovec over `buf` (writable for its length) and at `control`
-    // (writable for msg_controllen bytes); both outlive the call.
-    let n = raw_syscall!(
-        SYS_recvmsg,
-        fd as c_long,
-        &mut msg as *mut libc::msghdr,
-        0 as c_long
-    )? as usize;
+    // (writable for msg_controllen bytes); all three outlive the call.
+    let n =
+        unsafe { raw_syscall(libc::SYS_recvmsg, [fd as c_long, msg_ptr, 0, 0, 0, 0]) }? as usize;
     let mut inq = None;
     // SAFETY: the CMSG_* walk stays within msg_controllen bytes of `control`, which the kernel
     // filled; a TCP_CM_INQ message carries one c_int, read unaligned.
@@ -106,18 +104,18 @@ pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
 }
 
 pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    let null = std::ptr::null::<libc::sockaddr>();
     let flags = libc::MSG_NOSIGNAL as c_long;
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes; no destination address is given.
-    let n = raw_syscall!(
-        SYS_sendto,
+    let args = [
         fd as c_long,
-        buf.as_ptr(),
-        buf.len(),
+        buf.as_ptr() as c_long,
+        buf.len() as c_long,
         flags,
-        null,
-        0 as c_long
-    )?;
+        0,
+        0,
+    ];
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes; no destination address is given
+    // (null address and length).
+    let n = unsafe { raw_syscall(libc::SYS_sendto, args) }?;
     Ok(n as usize)
 }
 
@@ -126,13 +124,18 @@ pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
-    // SAFETY: IoSlice is ABI-compatible with iovec; `msg` points at live slices.
-    let n = raw_syscall!(
-        SYS_sendmsg,
+    let flags = libc::MSG_NOSIGNAL as c_long;
+    let args = [
         fd as c_long,
-        &msg as *const libc::msghdr,
-        libc::MSG_NOSIGNAL as c_long
-    )?;
+        &msg as *const libc::msghdr as c_long,
+        flags,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: IoSlice is ABI-compatible with iovec; `msg` points at live slices and outlives
+    // the call.
+    let n = unsafe { raw_syscall(libc::SYS_sendmsg, args) }?;
     Ok(n as usize)
 }
 

@@ -26,10 +26,12 @@
 //! - The usual cross-thread shape (one worker spawns, a thief runs the tasks, the spawner joins,
 //!   or a completion frees on another worker) circulates through the depot at one lock per
 //!   [`BATCH`] blocks, and neither side maps more memory.
-//! - Memory is never returned to the kernel: the peak of live cells stays in the process for
-//!   the next tasks, as Go keeps every `g` it ever made. Cells are small next to stacks, whose
-//!   pages are returned (`goroutine/stack.rs`). The bytes at the end of a chunk too few for the
-//!   next block (under 1 KiB per chunk) are not used.
+//! - Memory is never returned to the kernel, and a freed block serves only its own class: what
+//!   stays in the process is the sum of each class's peak of live cells (a spike of a million
+//!   160-byte cells keeps ~160 MB for later tasks of that class), as Go keeps every `g` it ever
+//!   made. Uncarved chunk space is shared by all classes. Cells are small next to stacks,
+//!   whose pages are returned (`goroutine/stack.rs`). The bytes at the end of a chunk too few
+//!   for the next block (under 1 KiB per chunk) are not used.
 //!
 //! Who touches what: a thread's [`Local`] is its own (`thread_local`, borrowed only inside
 //! `alloc`/`dealloc`, which never re-enter); the [`Depot`] only under its lock, with per-class
@@ -57,7 +59,7 @@ use crate::sys::memory;
 
 /// Class granularity (bytes).
 const CLASS: usize = 32;
-/// Largest cell served from slabs (bytes). A goroutine's cell is ~150 bytes.
+/// Largest cell served from slabs (bytes). A trivial goroutine's cell is ~150 bytes.
 const MAX_CLASSED: usize = 1024;
 const CLASSES: usize = MAX_CLASSED / CLASS;
 /// Largest alignment served from slabs.
