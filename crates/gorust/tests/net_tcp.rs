@@ -44,6 +44,18 @@ on_each_config!(echo_many_connections, || {
     }
 });
 
+// The longest timeouts wait as long as needed instead of panicking in `Instant + Duration`.
+on_each_config!(duration_max_timeouts_connect_and_read, || {
+    let (addr, _server) = echo_server();
+    let mut c = TcpStream::connect_timeout(&addr, Duration::MAX).unwrap();
+    c.set_read_timeout(Some(Duration::MAX)).unwrap();
+    c.set_write_timeout(Some(Duration::MAX)).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+});
+
 on_each_config!(large_transfer_both_ways_at_once, || {
     let (addr, _server) = echo_server();
     let s = Arc::new(TcpStream::connect(addr).unwrap());

@@ -55,6 +55,25 @@ on_each_config!(timeout_elapses_and_completes, || {
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
 });
 
+// `Duration::MAX` means "wait forever", not a panic in `Instant + Duration` (std's sleep and
+// tokio's take it too): a timeout that long lets a ready future through, and a sleep or
+// timeout that long is simply pending.
+on_each_config!(the_longest_durations_wait_forever_without_panicking, || {
+    let r = gorust::block_on(gorust::time::timeout(Duration::MAX, async { 7 }));
+    assert_eq!(r, Ok(7));
+    let r = gorust::block_on(gorust::time::timeout(
+        Duration::from_millis(5),
+        gorust::time::Sleep::new(Duration::MAX),
+    ));
+    assert!(
+        r.is_err(),
+        "the long sleep is still pending when the short limit passes"
+    );
+    let never = gorust::time::timeout(Duration::MAX, std::future::pending::<()>());
+    let r = gorust::block_on(gorust::time::timeout(Duration::from_millis(5), never));
+    assert!(r.is_err());
+});
+
 on_each_config!(cancelled_sleeps_do_not_fire_or_leak, || {
     // Many timeouts that finish early: their timers are cancelled and must not wake anything
     // later or keep the heap growing without bound.

@@ -351,13 +351,13 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
             self.want_write();
         }
         if let Some(wt) = self.lp.config.write_timeout {
-            super::timer::arm_for(self, Instant::now() + wt);
+            super::timer::arm_for(self, crate::time::deadline_in(wt));
         }
         let limit = self.lp.config.output_limit;
         if self.out_len.load(Acquire) <= limit {
             return Ok(());
         }
-        let deadline = self.lp.config.write_timeout.map(|d| Instant::now() + d);
+        let deadline = self.lp.config.write_timeout.map(crate::time::deadline_in);
         while self.out_len.load(Acquire) > limit {
             if self.torn() {
                 return Err(closed_error());
@@ -479,7 +479,7 @@ impl<S: Send + 'static> Conn<S> {
     /// When a `wait_input` started now gives up: the read timeout, or the deadline of a
     /// client's `call_timeout` if that is earlier.
     pub(crate) fn read_deadline(&self) -> Option<Instant> {
-        let by_timeout = self.lp.config.read_timeout.map(|d| Instant::now() + d);
+        let by_timeout = self.lp.config.read_timeout.map(crate::time::deadline_in);
         match self.call_deadline.load(Relaxed) {
             0 => by_timeout,
             ns => {

@@ -235,7 +235,7 @@ impl<S: Send + 'static> EventLoop<S> {
     /// reports the counts. Parks the calling goroutine (sleeps a plain thread) meanwhile.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let sh = &self.shared;
-        let deadline = Instant::now() + grace;
+        let deadline = crate::time::deadline_in(grace);
         sh.shutting_down.store(true, Release);
         for l in lock(&sh.listeners).drain(..) {
             let _ = l.close();

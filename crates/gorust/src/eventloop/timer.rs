@@ -33,7 +33,7 @@ impl<S: Send + 'static> Wake for TimerWake<S> {
 /// Arms the idle timer of a new connection (if the loop has an idle timeout).
 pub(crate) fn start<S: Send + 'static>(conn: &Arc<Conn<S>>) {
     if let Some(idle) = conn.lp.config.idle_timeout {
-        arm(conn, Instant::now() + idle);
+        arm(conn, crate::time::deadline_in(idle));
     }
 }
 

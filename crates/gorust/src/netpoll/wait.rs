@@ -101,7 +101,7 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<T>,
         short: impl Fn(&T) -> bool,
     ) -> io::Result<T> {
-        let call_deadline = timeout.map(|t| Instant::now() + t);
+        let call_deadline = timeout.map(crate::time::deadline_in);
         let slot = self.desc.slot(dir);
         // Only a registered descriptor gets edges; only goroutines wait on the slot.
         let edge_aware = self.registered.get().is_some() && crate::goroutine::in_goroutine();
@@ -211,7 +211,7 @@ impl Registration {
     ///
     /// [`try_io_bytes`]: Self::try_io_bytes
     pub(crate) fn ready(&self, dir: Direction, timeout: Option<Duration>) -> io::Result<()> {
-        let call_deadline = timeout.map(|t| Instant::now() + t);
+        let call_deadline = timeout.map(crate::time::deadline_in);
         if !crate::goroutine::in_goroutine() {
             return self.ready_off_goroutine(dir, call_deadline);
         }

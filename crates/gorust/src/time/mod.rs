@@ -22,10 +22,21 @@ use std::time::{Duration, Instant};
 
 use entry::TimerEntry;
 
+/// A deadline this far out stands for "never": 30 years.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `d` from now; when that does not fit in an `Instant` (`Duration::MAX`, say), a deadline
+/// [`FAR_FUTURE`] away instead: such a wait is forever in practice, as with std's and tokio's
+/// sleeps, where `Instant::now() + d` would panic.
+pub(crate) fn deadline_in(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| now + FAR_FUTURE)
+}
+
 /// Parks the current goroutine for at least `d`. On a thread that is not running a goroutine,
 /// sleeps the thread (`std::thread::sleep`).
 pub fn sleep(d: Duration) {
-    sleep_until(Instant::now() + d)
+    sleep_until(deadline_in(d))
 }
 
 /// Parks the current goroutine until `deadline`. On other threads, sleeps the thread.
@@ -62,7 +73,7 @@ impl std::fmt::Debug for TimerEntry {
 impl Sleep {
     /// Completes `d` from now.
     pub fn new(d: Duration) -> Sleep {
-        Sleep::until(Instant::now() + d)
+        Sleep::until(deadline_in(d))
     }
 
     /// Completes at `deadline`.
@@ -158,7 +169,7 @@ impl From<Elapsed> for std::io::Error {
 
 /// Runs `fut` with a time limit: `Err(Elapsed)` if it is not ready within `d`.
 pub fn timeout<F: Future>(d: Duration, fut: F) -> Timeout<F> {
-    timeout_at(Instant::now() + d, fut)
+    timeout_at(deadline_in(d), fut)
 }
 
 /// Runs `fut` until `deadline`: `Err(Elapsed)` if it is not ready by then.
