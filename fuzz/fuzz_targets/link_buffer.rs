@@ -192,6 +192,14 @@ impl Model {
         }
     }
 
+    /// What a `Buf::try_*` reader of `n` bytes must fail with when fewer are readable.
+    fn short_get(&self, n: usize) -> TryGetError {
+        TryGetError {
+            requested: n,
+            available: self.readable.len(),
+        }
+    }
+
     /// How many more bytes a write may add.
     fn room(&self) -> usize {
         HELD_MAX.saturating_sub(self.readable.len() + self.pending.len())
@@ -593,13 +601,7 @@ impl Harness {
                 let mut out = vec![0u8; n.get(len)];
                 match buf.try_copy_to_slice(&mut out) {
                     Ok(()) => same("try_copy_to_slice", &out, &m.take(out.len())),
-                    Err(e) => assert_eq!(
-                        e,
-                        TryGetError {
-                            requested: out.len(),
-                            available: len
-                        }
-                    ),
+                    Err(e) => assert_eq!(e, m.short_get(out.len())),
                 }
             }
             Op::TryGetU32 => match buf.try_get_u32() {
@@ -607,26 +609,14 @@ impl Harness {
                     let want: [u8; 4] = m.take(4).try_into().expect("four bytes");
                     assert_eq!(v, u32::from_be_bytes(want), "get_u32");
                 }
-                Err(e) => assert_eq!(
-                    e,
-                    TryGetError {
-                        requested: 4,
-                        available: len
-                    }
-                ),
+                Err(e) => assert_eq!(e, m.short_get(4)),
             },
             Op::TryGetU16Le => match buf.try_get_u16_le() {
                 Ok(v) => {
                     let want: [u8; 2] = m.take(2).try_into().expect("two bytes");
                     assert_eq!(v, u16::from_le_bytes(want), "get_u16_le");
                 }
-                Err(e) => assert_eq!(
-                    e,
-                    TryGetError {
-                        requested: 2,
-                        available: len
-                    }
-                ),
+                Err(e) => assert_eq!(e, m.short_get(2)),
             },
             Op::ChunkMut(n, fill) => {
                 let room = m.room();
