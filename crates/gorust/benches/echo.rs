@@ -14,8 +14,9 @@
 //!   connections, each connection doing closed-loop round trips (write a message, read it all
 //!   back, repeat), `TCP_NODELAY` on.
 //! - Configurations: 100 and 1,000 connections × 64 B and 4 KiB messages.
-//! - For each configuration, the servers run interleaved — C, gorust, event loop, Go, tokio,
-//!   C, … — for R rounds (default 5); each run starts a fresh server, connects, warms up for 0.5 s and
+//! - For each configuration, the servers run interleaved for R rounds (default 5), each round
+//!   starting one server later — C, gorust, tokio; gorust, tokio, C; … — so that no server
+//!   always runs first; each run starts a fresh server, connects, warms up for 0.5 s and
 //!   measures S seconds (default 3).
 //! - Figures: round trips per second, and the server's CPU time per round trip (the sum of
 //!   its threads' on-CPU time from `/proc/PID/task/*/schedstat`, in nanoseconds, over the
@@ -105,8 +106,13 @@ fn main() {
     let mut port = first_port();
     for &(conns, size) in &configs {
         let mut results: Vec<Vec<Option<Measured>>> = vec![Vec::new(); servers.len()];
-        for _ in 0..rounds {
-            for (si, s) in servers.iter().enumerate() {
+        for round in 0..rounds {
+            // Each round starts one server later, so that no server always runs first or
+            // right after the same neighbour (paired runs on this machine showed the position
+            // in a pair moving CPU per round trip by up to 20%).
+            for k in 0..servers.len() {
+                let si = (round + k) % servers.len();
+                let s = &servers[si];
                 port += 1;
                 let r = run_one(s, port, conns, size, Duration::from_secs(secs));
                 if let Err(e) = &r {

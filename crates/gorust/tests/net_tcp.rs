@@ -101,6 +101,56 @@ fn read_deadline_times_out_and_keeps_failing_until_moved() {
 }
 
 #[test]
+fn write_timeout_and_deadline_fail_writes_and_keep_the_count() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (mut c, mut server_side) = pair();
+
+            // A deadline already past fails a write at once, though the send buffer has room.
+            c.set_write_deadline(Some(Instant::now() - Duration::from_millis(1)))
+                .unwrap();
+            assert_eq!(
+                c.write(b"x").unwrap_err().kind(),
+                std::io::ErrorKind::TimedOut
+            );
+            c.set_write_deadline(None).unwrap();
+            assert_eq!(c.write(b"x").unwrap(), 1);
+
+            // Nobody reads: writes fill the buffers, then one parks and times out. A call
+            // cut short after some bytes went out reports them; the next one fails.
+            c.set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let chunk = vec![7u8; 256 << 10];
+            let mut written = 1;
+            let t = Instant::now();
+            let err = loop {
+                match c.write(&chunk) {
+                    Ok(n) => {
+                        assert!(n > 0 && n <= chunk.len());
+                        written += n;
+                    }
+                    Err(e) => break e,
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "writes never blocked"
+                );
+            };
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+            assert!(t.elapsed() >= Duration::from_millis(50));
+
+            // Every byte reported written arrives, in order.
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            server_side.read_to_end(&mut got).unwrap();
+            assert_eq!(got.len(), written);
+            assert_eq!(got[0], b'x');
+            assert!(got[1..].iter().all(|&b| b == 7));
+        })
+    });
+}
+
+#[test]
 fn deadline_in_the_past_wakes_a_parked_read_at_once() {
     within(Duration::from_secs(60), || {
         run_on(2, || {

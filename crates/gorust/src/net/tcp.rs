@@ -515,13 +515,34 @@ impl TcpStream {
     /// Go's `Write`: loops until the whole buffer is written. If an error (a closed peer, a
     /// deadline) interrupts it after some bytes went out, the count written so far is returned
     /// and the error comes from the next call; std's `Write` contract allows both.
+    ///
+    /// The first attempt is inline and the loop that parks is not: a write usually goes out
+    /// whole at once, and the parking loop's frame (its future, its context, the registers
+    /// saved around the switch) spread its stack writes over four more cache lines of the
+    /// goroutine's stack per call, each a miss at 1,000 connections (callgrind's cache model).
+    #[inline]
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         let fd = self.fd();
+        let done = match self
+            .reg
+            .first_attempt_bytes(Direction::Write, buf.len(), || sys::write(fd, buf))
+        {
+            Some(Ok(n)) if n == buf.len() => return Ok(n),
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(e),
+            None => 0,
+        };
+        self.write_parking(buf, done)
+    }
+
+    /// `write_inner` from `done` bytes on, parking while the send buffer is full.
+    #[inline(never)]
+    fn write_parking(&self, buf: &[u8], mut done: usize) -> io::Result<usize> {
+        let fd = self.fd();
         let timeout = self.write_timeout_value();
-        let mut done = 0;
         while done < buf.len() {
             let rest = &buf[done..];
             match self

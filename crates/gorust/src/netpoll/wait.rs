@@ -90,6 +90,46 @@ impl Registration {
         self.run(dir, timeout, op, |&n| n > 0 && n < len)
     }
 
+    /// The first attempt of [`io_bytes`](Self::io_bytes), for a caller that keeps the
+    /// waiting loop out of line: `None` if the call would block (it said `WouldBlock` or
+    /// `EINTR`, or the direction is drained), and the caller should go on with `io_bytes`.
+    /// The per-call timeout cannot have passed yet; the descriptor's deadline and `close`
+    /// are checked as `io_bytes` checks them.
+    #[inline(always)]
+    pub(crate) fn first_attempt_bytes(
+        &self,
+        dir: Direction,
+        len: usize,
+        op: impl FnOnce() -> io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
+        if let Err(e) = self.check(dir, None) {
+            return Some(Err(e));
+        }
+        let slot = self.desc.slot(dir);
+        let edge_aware = self.registered.get().is_some() && crate::goroutine::in_goroutine();
+        if edge_aware && slot.is_drained() {
+            return None;
+        }
+        let edges = slot.edges();
+        match op() {
+            Ok(n) => {
+                if edge_aware && n > 0 && n < len {
+                    slot.mark_drained(edges);
+                }
+                Some(Ok(n))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// The loop behind `io` and `io_bytes`, for calls that can tell by their result whether
     /// they drained the direction (`short`): a draining result makes the next call wait for
     /// an edge first.
