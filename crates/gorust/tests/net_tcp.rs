@@ -151,6 +151,49 @@ fn write_timeout_and_deadline_fail_writes_and_keep_the_count() {
 }
 
 #[test]
+fn write_all_sends_everything_then_fails_once_the_peer_is_gone() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (c, s) = pair();
+            const N: usize = 4 << 20;
+            let reader = gorust::go(move || {
+                let mut s = s;
+                let mut buf = vec![0u8; 64 << 10];
+                let mut total = 0;
+                while total < N {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(buf[..n].iter().all(|&b| b == 3));
+                    total += n;
+                }
+                total
+                // Dropping `s` closes the connection.
+            });
+            let data = vec![3u8; N];
+            // Through `&TcpStream` as well as `TcpStream`: both override `write_all`.
+            (&c).write_all(&data[..N / 2]).unwrap();
+            let mut c = c;
+            c.write_all(&data[N / 2..]).unwrap();
+            assert_eq!(reader.join().unwrap(), N);
+            let mut failed = None;
+            for _ in 0..8 {
+                if let Err(e) = c.write_all(&data) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            let e = failed.expect("write_all to a closed peer kept succeeding");
+            assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ),
+                "{e:?}"
+            );
+        })
+    });
+}
+
+#[test]
 fn deadline_in_the_past_wakes_a_parked_read_at_once() {
     within(Duration::from_secs(60), || {
         run_on(2, || {

@@ -19,9 +19,14 @@
 //! 4. `f` returns or panics; the panic is caught on the coroutine's stack and handed to the
 //!    `JoinHandle`. The stack returns to the pool.
 //!
-//! The coroutine's input on each resume is the address of the waker of the poll that resumed
-//! it; it is valid until the coroutine next suspends, and the per-thread `CURRENT` pointer to
-//! the goroutine's context is likewise set only while the goroutine runs.
+//! The per-thread `CURRENT` holds the running goroutine's yielder and the waker of the poll
+//! that resumed it (valid until it next suspends); it is set only while a goroutine runs.
+//! The worker sets it before each resume and clears it when the resume returns (the first
+//! resume passes the waker as the coroutine's input and the body sets `CURRENT` itself; the
+//! worker learns the yielder when that resume returns). So `park` only reads a thread-local
+//! and switches: nothing of the goroutine's is written to its stack around the switch, and
+//! there is no context on its stack to update. At 1,000 parked connections each such line
+//! was a cache miss per round trip (the echo benchmark under `bench/echo-cachesim.sh`).
 //!
 //! Frames across a switch. After a stack switch the CPU's return-address predictor still holds
 //! the other stack's return addresses, so every `ret` into a frame that was live before the
@@ -55,15 +60,29 @@ use stack::GuardedStack;
 type WakerPtr = *const Waker;
 type Co<T> = Coroutine<WakerPtr, (), std::thread::Result<T>, GuardedStack>;
 
-/// What a running goroutine knows about itself; lives on its own stack.
-struct GoCtx {
+/// The goroutine running on this thread: its yielder, and the waker of the poll that
+/// resumed it (valid until it suspends). Both null when no goroutine runs.
+#[derive(Clone, Copy)]
+struct Current {
     yielder: *const Yielder<WakerPtr, ()>,
-    waker: Cell<WakerPtr>,
+    waker: WakerPtr,
 }
+
+const NOT_RUNNING: Current = Current {
+    yielder: std::ptr::null(),
+    waker: std::ptr::null(),
+};
 
 thread_local! {
     /// The goroutine running on this thread, if any.
-    static CURRENT: Cell<*const GoCtx> = const { Cell::new(std::ptr::null()) };
+    static CURRENT: Cell<Current> = const { Cell::new(NOT_RUNNING) };
+}
+
+/// The running goroutine, or `None` on a plain thread or in a task that is not a goroutine.
+#[inline(always)]
+fn current() -> Option<Current> {
+    let c = CURRENT.with(|c| c.get());
+    (!c.yielder.is_null()).then_some(c)
 }
 
 /// The task future of a goroutine.
@@ -78,6 +97,9 @@ pub(crate) struct Goroutine<F, T> {
     /// The thread this goroutine first ran on (an address unique among live threads, never
     /// 0), or 0 before its first poll.
     thread: usize,
+    /// The address of the coroutine's yielder (on its stack), learnt when it first parks,
+    /// or 0: the worker sets `CURRENT` with it before each later resume.
+    yielder: usize,
 }
 
 /// Where a goroutine is in its life.
@@ -127,9 +149,17 @@ where
         let Stage::Started(co) = &mut this.stage else {
             unreachable!("a goroutine is started at its first poll")
         };
+        if this.yielder != 0 {
+            let yielder = this.yielder as *const Yielder<WakerPtr, ()>;
+            let waker = cx.waker() as WakerPtr;
+            CURRENT.with(|c| c.set(Current { yielder, waker }));
+        }
         overflow::enter(&this.guard);
         let res = co.resume(cx.waker() as WakerPtr);
         overflow::leave();
+        // It parked (leaving `CURRENT` as it was) or returned (`CURRENT` cleared): either way
+        // it no longer runs here. The first time, this is how the yielder becomes known.
+        this.yielder = CURRENT.with(|c| c.replace(NOT_RUNNING)).yielder as usize;
         match res {
             CoroutineResult::Yield(()) => Poll::Pending,
             CoroutineResult::Return(Ok(v)) => Poll::Ready(v),
@@ -166,13 +196,14 @@ where
         };
         self.guard.guard_lo = stack.guard_range().0;
         let co: Co<T> = Coroutine::with_stack(stack, move |yielder, first: WakerPtr| {
-            let ctx = GoCtx {
-                yielder,
-                waker: Cell::new(first),
-            };
-            CURRENT.with(|c| c.set(&ctx));
+            CURRENT.with(|c| {
+                c.set(Current {
+                    yielder,
+                    waker: first,
+                })
+            });
             let out = catch_unwind(AssertUnwindSafe(f));
-            CURRENT.with(|c| c.set(std::ptr::null()));
+            CURRENT.with(|c| c.set(NOT_RUNNING));
             out
         });
         self.stage = Stage::Started(co);
@@ -296,13 +327,14 @@ where
             size: handle.config.stack_size,
         },
         thread: 0,
+        yielder: 0,
     };
     (id, g)
 }
 
 /// Whether the current thread is running a goroutine.
 pub(crate) fn in_goroutine() -> bool {
-    CURRENT.with(|c| !c.get().is_null())
+    current().is_some()
 }
 
 /// Suspends the running goroutine until its task is polled again.
@@ -311,15 +343,14 @@ pub(crate) fn in_goroutine() -> bool {
 /// spurious resume; either way it re-checks its condition after `park` returns.
 #[inline(always)]
 fn park() {
-    let p = CURRENT.with(|c| c.replace(std::ptr::null()));
-    assert!(!p.is_null(), "runtime: park outside a goroutine");
-    // SAFETY: CURRENT pointed at the GoCtx on this goroutine's stack, which lives until the
-    // coroutine body returns; we are inside that body.
-    let ctx = unsafe { &*p };
-    // SAFETY: the yielder belongs to the coroutine we are running in.
-    let w = unsafe { &*ctx.yielder }.suspend(());
-    ctx.waker.set(w);
-    CURRENT.with(|c| c.set(p));
+    let yielder = CURRENT.with(|c| c.get()).yielder;
+    assert!(!yielder.is_null(), "runtime: park outside a goroutine");
+    // SAFETY: CURRENT holds the yielder of the coroutine running on this thread, which is
+    // us: it lives on our stack until the coroutine body returns, and we are inside it. The
+    // resume's input (the waker) is not needed: the worker set `CURRENT` with it before
+    // resuming (`Goroutine::poll`). Nothing of ours is kept across the switch, so nothing
+    // is written to or read back from this stack around it.
+    let _ = unsafe { &*yielder }.suspend(());
 }
 
 /// Polls `fut` to completion, parking the goroutine whenever it is pending.
@@ -327,16 +358,15 @@ fn park() {
 /// Returns `None` if the current thread is not running a goroutine.
 #[inline(always)]
 pub(crate) fn block_on_in_goroutine<F: Future>(fut: F) -> Result<F::Output, F> {
-    let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
+    if current().is_none() {
         return Err(fut);
     }
     let mut fut = pin!(fut);
     loop {
-        let w = CURRENT.with(|c| c.get());
-        // SAFETY: see `park`; the waker pointer was set by the resume that is running us and
-        // stays valid until we suspend.
-        let waker = unsafe { &*(*w).waker.get() };
+        let w = CURRENT.with(|c| c.get()).waker;
+        // SAFETY: the waker pointer was set by the resume that is running us (or the first
+        // resume) and stays valid until we suspend.
+        let waker = unsafe { &*w };
         let mut cx = Context::from_waker(waker);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return Ok(v);
@@ -347,13 +377,12 @@ pub(crate) fn block_on_in_goroutine<F: Future>(fut: F) -> Result<F::Output, F> {
 
 /// Lets other goroutines and tasks run; the current goroutine goes to the back of its queue.
 pub(crate) fn yield_now() {
-    let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
+    let Some(cur) = current() else {
         std::thread::yield_now();
         return;
-    }
-    // SAFETY: see `park`.
-    let waker = unsafe { &*(*p).waker.get() };
+    };
+    // SAFETY: see `block_on_in_goroutine`.
+    let waker = unsafe { &*cur.waker };
     // Waking our own running task marks it NOTIFIED; when the poll returns Pending the harness
     // reschedules it as a yield (back of the queue, not the LIFO slot).
     waker.wake_by_ref();

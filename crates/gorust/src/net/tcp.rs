@@ -538,6 +538,28 @@ impl TcpStream {
         self.write_parking(buf, done)
     }
 
+    /// std's `write_all`, over `write_inner`. That already loops until everything is written
+    /// or an error stops it, so this is one call in the usual case; std's default method,
+    /// not inlined, put two more frames (two more cache lines) on the goroutine's stack per
+    /// call.
+    #[inline]
+    fn write_all_inner(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_inner(buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "failed to write whole buffer",
+                    ))
+                }
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// `write_inner` from `done` bytes on, parking while the send buffer is full.
     #[inline(never)]
     fn write_parking(&self, buf: &[u8], mut done: usize) -> io::Result<usize> {
@@ -624,6 +646,10 @@ impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_inner(buf)
     }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_all_inner(buf)
+    }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_vectored_inner(bufs)
     }
@@ -635,6 +661,10 @@ impl Write for TcpStream {
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_inner(buf)
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_all_inner(buf)
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_vectored_inner(bufs)
