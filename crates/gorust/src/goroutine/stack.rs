@@ -66,9 +66,8 @@ pub(crate) const SCAVENGE_BATCH: usize = 8192;
 pub(crate) struct GuardedStack {
     /// Lowest address: the start of the guard.
     low: NonNull<u8>,
-    /// Usable bytes above the guard.
-    size: usize,
     /// The coloured top (`base`), computed once: corosensei asks for it at every resume.
+    /// The usable size is derived from it (`size`): one word less in every task cell.
     top: NonZeroUsize,
 }
 
@@ -93,7 +92,12 @@ impl GuardedStack {
     fn new(low: NonNull<u8>, size: usize) -> GuardedStack {
         let end = low.as_ptr() as usize + GUARD + size;
         let top = NonZeroUsize::new(end - colour(low)).expect("non-null");
-        GuardedStack { low, size, top }
+        GuardedStack { low, top }
+    }
+
+    /// Usable bytes above the guard (the colour is part of them).
+    fn size(&self) -> usize {
+        self.top.get() + colour(self.low) - self.low.as_ptr() as usize - GUARD
     }
 
     /// `[low, low + GUARD)`: the guard region, for overflow reports.
@@ -156,7 +160,7 @@ pub(crate) fn scavenge(max: usize) -> usize {
     let n = batch.len();
     for s in &batch {
         // SAFETY: the usable range of a pooled stack nobody runs on.
-        unsafe { memory::release(NonNull::new_unchecked(s.low.as_ptr().add(GUARD)), s.size) };
+        unsafe { memory::release(NonNull::new_unchecked(s.low.as_ptr().add(GUARD)), s.size()) };
     }
     lock_global().cold.extend(batch);
     n
@@ -180,7 +184,7 @@ pub(crate) fn get(size: usize) -> io::Result<GuardedStack> {
     TAKEN_HERE.with(|t| t.set(t.get() + 1));
     let local = LOCAL.with(|l| {
         let mut l = l.borrow_mut();
-        let pos = l.stacks.iter().rposition(|s| s.size == size)?;
+        let pos = l.stacks.iter().rposition(|s| s.size() == size)?;
         Some(l.stacks.swap_remove(pos))
     });
     if let Some(s) = local {
@@ -235,7 +239,7 @@ fn take_matching(from: &mut Vec<GuardedStack>, size: usize, n: usize, out: &mut 
     let mut i = from.len();
     while i > 0 && out.len() < n {
         i -= 1;
-        if from[i].size == size {
+        if from[i].size() == size {
             out.push(from.swap_remove(i));
         }
     }
@@ -304,6 +308,22 @@ mod tests {
         lines.dedup();
         assert!(lines.len() > 1, "tops all on the same line: {lines:?}");
         stacks.into_iter().for_each(put);
+    }
+
+    /// The size is derived from the coloured top, whatever the colour.
+    #[test]
+    fn each_stack_knows_its_size() {
+        for size in [
+            round_size(16 * 1024),
+            round_size(64 * 1024),
+            round_size(256 * 1024),
+        ] {
+            let stacks: Vec<_> = (0..2 * LINE_COLOURS).map(|_| get(size).unwrap()).collect();
+            assert!(stacks.iter().all(|s| s.size() == size));
+            let colours: std::collections::HashSet<_> =
+                stacks.iter().map(|s| colour(s.low)).collect();
+            assert!(colours.len() > 1, "all stacks had one colour");
+        }
     }
 
     #[test]
