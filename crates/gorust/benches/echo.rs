@@ -107,9 +107,10 @@ fn main() {
     for &(conns, size) in &configs {
         let mut results: Vec<Vec<Option<Measured>>> = vec![Vec::new(); servers.len()];
         for round in 0..rounds {
-            // Each round starts one server later, so that no server always runs first or
-            // right after the same neighbour (paired runs on this machine showed the position
-            // in a pair moving CPU per round trip by up to 20%).
+            // Each round starts one server later, so that no server always runs first
+            // (paired runs on this machine showed the position in a pair moving CPU per round
+            // trip by up to 20%). The cyclic order stays: a server still follows the same
+            // neighbour except when it starts a round.
             for k in 0..servers.len() {
                 let si = (round + k) % servers.len();
                 let s = &servers[si];

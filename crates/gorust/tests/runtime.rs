@@ -86,6 +86,51 @@ fn shutdown_unwinds_parked_goroutines_on_their_home_thread() {
     });
 }
 
+/// A runtime dropped inside one of its own goroutines unwinds the others on that thread,
+/// inside the dropping one. Their destructors must not act as that goroutine: one that
+/// yields here used to suspend the dropping goroutine from the wrong stack.
+#[test]
+fn runtime_dropped_in_its_own_goroutine_unwinds_the_others_apart() {
+    struct YieldOnDrop(Arc<AtomicUsize>);
+    impl Drop for YieldOnDrop {
+        fn drop(&mut self) {
+            gorust::yield_now();
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
+        for _ in 0..10 {
+            let (dropped, started) = (dropped.clone(), started.clone());
+            drop(rt.go(move || {
+                let _guard = YieldOnDrop(dropped);
+                started.fetch_add(1, Ordering::SeqCst);
+                gorust::time::sleep(Duration::from_secs(3600));
+            }));
+        }
+        while started.load(Ordering::SeqCst) < 10 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let slot = Arc::new(Mutex::new(Some(rt)));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let owner = slot.clone();
+        let dropper = {
+            let rt = slot.lock().unwrap();
+            rt.as_ref().unwrap().go(move || {
+                let rt = owner.lock().unwrap().take().unwrap();
+                drop(rt);
+                // Still this goroutine, on its own stack, after the others were unwound.
+                done_tx.send(gorust::block_on(async { 7 })).unwrap();
+            })
+        };
+        assert_eq!(done_rx.recv_timeout(Duration::from_secs(30)).unwrap(), 7);
+        assert_eq!(dropped.load(Ordering::SeqCst), 10);
+        drop(dropper);
+    });
+}
+
 #[test]
 fn join_after_shutdown_reports_cancellation() {
     within(Duration::from_secs(60), || {

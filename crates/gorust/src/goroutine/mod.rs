@@ -24,9 +24,11 @@
 //! The worker sets it before each resume and clears it when the resume returns (the first
 //! resume passes the waker as the coroutine's input and the body sets `CURRENT` itself; the
 //! worker learns the yielder when that resume returns). So `park` only reads a thread-local
-//! and switches: nothing of the goroutine's is written to its stack around the switch, and
-//! there is no context on its stack to update. At 1,000 parked connections each such line
-//! was a cache miss per round trip (the echo benchmark under `bench/echo-cachesim.sh`).
+//! and switches: besides what the switch itself saves (return address, frame pointer, the
+//! registers it keeps, and corosensei's link to the parent at the stack top), nothing is
+//! spilled to the goroutine's stack around it and no context there needs updating. At 1,000
+//! parked connections each such line was a cache miss per round trip (the echo benchmark
+//! under `bench/echo-cachesim.sh`).
 //!
 //! Frames across a switch. After a stack switch the CPU's return-address predictor still holds
 //! the other stack's return addresses, so every `ret` into a frame that was live before the
@@ -47,9 +49,10 @@ pub(crate) mod stack;
 
 use std::cell::Cell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, Waker};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
@@ -235,7 +238,12 @@ impl<F, T> Drop for Goroutine<F, T> {
             return;
         }
         // Unwinding a suspended goroutine (on its home thread) runs user destructors; contain
-        // their panics. A finished coroutine touches no thread state when dropped.
+        // their panics. A finished coroutine touches no thread state when dropped. The
+        // destructors may run inside another goroutine (a runtime dropped in one of its own
+        // goroutines cancels the rest): they must not take that one for theirs, since one
+        // that parked would suspend it from the wrong stack. So no goroutine is current
+        // while they run, and the one that was is current again after.
+        let outer = CURRENT.with(|c| c.replace(NOT_RUNNING));
         let _ = catch_unwind(AssertUnwindSafe(move || {
             if co.done() {
                 stack::put(co.into_stack());
@@ -243,6 +251,7 @@ impl<F, T> Drop for Goroutine<F, T> {
                 drop(co);
             }
         }));
+        CURRENT.with(|c| c.set(outer));
     }
 }
 
@@ -348,26 +357,36 @@ fn park() {
     // SAFETY: CURRENT holds the yielder of the coroutine running on this thread, which is
     // us: it lives on our stack until the coroutine body returns, and we are inside it. The
     // resume's input (the waker) is not needed: the worker set `CURRENT` with it before
-    // resuming (`Goroutine::poll`). Nothing of ours is kept across the switch, so nothing
-    // is written to or read back from this stack around it.
+    // resuming (`Goroutine::poll`).
     let _ = unsafe { &*yielder }.suspend(());
 }
 
 /// Polls `fut` to completion, parking the goroutine whenever it is pending.
 ///
-/// Returns `None` if the current thread is not running a goroutine.
+/// Returns `Err(fut)` if the current thread is not running a goroutine.
+///
+/// The context's waker is a copy, on this frame, of the waker the goroutine was resumed
+/// with: a poll of `fut` may itself park (a nested `block_on`, e.g. a channel send spending
+/// its budget inside an `async` block), and after that the resume's own waker, on the
+/// worker's stack, is gone while `fut`'s poll still holds the context.
 #[inline(always)]
 pub(crate) fn block_on_in_goroutine<F: Future>(fut: F) -> Result<F::Output, F> {
-    if current().is_none() {
+    let Some(cur) = current() else {
         return Err(fut);
-    }
+    };
+    // SAFETY: `cur.waker` was set by the resume that is running us and is valid until we
+    // suspend, which we have not.
+    let resumed_with = unsafe { &*cur.waker };
+    // SAFETY: a goroutine is only polled by its task's harness, with a waker that borrows
+    // the task (`sched::task::raw`: the task cell's address and `WAKER_VTABLE`, no count of
+    // its own). A copy of those parts, never dropped, is valid while the cell lives, and the
+    // cell outlives every frame of the goroutine's stack.
+    let waker = ManuallyDrop::new(unsafe {
+        Waker::from_raw(RawWaker::new(resumed_with.data(), resumed_with.vtable()))
+    });
+    let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     loop {
-        let w = CURRENT.with(|c| c.get()).waker;
-        // SAFETY: the waker pointer was set by the resume that is running us (or the first
-        // resume) and stays valid until we suspend.
-        let waker = unsafe { &*w };
-        let mut cx = Context::from_waker(waker);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return Ok(v);
         }

@@ -323,6 +323,7 @@ mod tests {
             let colours: std::collections::HashSet<_> =
                 stacks.iter().map(|s| colour(s.low)).collect();
             assert!(colours.len() > 1, "all stacks had one colour");
+            stacks.into_iter().for_each(put);
         }
     }
 

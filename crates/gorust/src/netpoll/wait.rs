@@ -93,6 +93,8 @@ impl Registration {
     /// The first attempt of [`io_bytes`](Self::io_bytes), for a caller that keeps the
     /// waiting loop out of line: `None` if the call would block (it said `WouldBlock` or
     /// `EINTR`, or the direction is drained), and the caller should go on with `io_bytes`.
+    /// A `WouldBlock` marks the direction drained, as `try_run` does, so that `io_bytes`
+    /// waits for an edge instead of asking again.
     /// The per-call timeout cannot have passed yet; the descriptor's deadline and `close`
     /// are checked as `io_bytes` checks them.
     #[inline(always)]
@@ -118,14 +120,14 @@ impl Registration {
                 }
                 Some(Ok(n))
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if edge_aware {
+                    slot.clear_final();
+                    slot.mark_drained(edges);
+                }
                 None
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
             Err(e) => Some(Err(e)),
         }
     }
