@@ -85,10 +85,16 @@ impl PollDesc {
     }
 
     pub(crate) fn deadline(&self, dir: Direction) -> Option<Instant> {
-        decode(match dir {
+        decode(self.deadline_word(dir))
+    }
+
+    /// The deadline as stored: equal words are equal deadlines. A waiter compares these to
+    /// notice a change without decoding an `Instant`.
+    pub(crate) fn deadline_word(&self, dir: Direction) -> u64 {
+        match dir {
             Direction::Read => self.read_deadline.load(Acquire),
             Direction::Write => self.write_deadline.load(Acquire),
-        })
+        }
     }
 
     /// Sets a deadline and wakes the waiters of that direction, so that a parked operation

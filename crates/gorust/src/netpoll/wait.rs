@@ -202,9 +202,9 @@ impl Registration {
                 self.ensure_registered()?;
             }
             crate::block_on(Wait {
-                reg: self,
+                desc: &self.desc,
                 dir,
-                seen: self.desc.deadline(dir),
+                seen: self.desc.deadline_word(dir),
                 deadline: self.effective(dir, call_deadline),
                 sleep: None,
             });
@@ -406,11 +406,15 @@ impl Drop for Registration {
 }
 
 /// Readiness, a close, a deadline change, or the deadline itself.
+///
+/// Kept small (it lives in the parked goroutine's frame, where each line it spans is one more
+/// cache line per round trip at many connections): the descriptor itself rather than the
+/// registration that points to it, and the deadline seen as the descriptor's stored word.
 struct Wait<'a> {
-    reg: &'a Registration,
+    desc: &'a PollDesc,
     dir: Direction,
-    /// The descriptor's deadline when the wait began; a change ends the wait.
-    seen: Option<Instant>,
+    /// The descriptor's deadline word when the wait began; a change ends the wait.
+    seen: u64,
     /// When to stop waiting (descriptor's or call's deadline, whichever is first).
     deadline: Option<Instant>,
     sleep: Option<Sleep>,
@@ -420,9 +424,9 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let desc = &self.reg.desc;
+        let desc = self.desc;
         let (dir, seen) = (self.dir, self.seen);
-        let stop = || desc.is_closing() || desc.deadline(dir) != seen;
+        let stop = || desc.is_closing() || desc.deadline_word(dir) != seen;
         if desc.slot(dir).poll_ready(cx, stop).is_ready() {
             return Poll::Ready(());
         }
