@@ -342,6 +342,7 @@ where
 }
 
 /// Whether the current thread is running a goroutine.
+#[inline]
 pub(crate) fn in_goroutine() -> bool {
     current().is_some()
 }

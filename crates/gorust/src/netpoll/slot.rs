@@ -191,6 +191,7 @@ impl WaitSlot {
     }
 
     /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN).
+    #[inline]
     pub(crate) fn is_drained(&self) -> bool {
         let d = self.drained_at.load(Acquire);
         d & DRAINED != 0 && d as u32 == self.edges.load(Acquire) && !self.finished.load(Acquire)
