@@ -152,13 +152,13 @@ where
         let Stage::Started(co) = &mut this.stage else {
             unreachable!("a goroutine is started at its first poll")
         };
+        let waker = cx.waker() as WakerPtr;
         if this.yielder != 0 {
             let yielder = this.yielder as *const Yielder<WakerPtr, ()>;
-            let waker = cx.waker() as WakerPtr;
             CURRENT.with(|c| c.set(Current { yielder, waker }));
         }
         overflow::enter(&this.guard);
-        let res = co.resume(cx.waker() as WakerPtr);
+        let res = co.resume(waker);
         overflow::leave();
         // It parked (leaving `CURRENT` as it was) or returned (`CURRENT` cleared): either way
         // it no longer runs here. The first time, this is how the yielder becomes known.

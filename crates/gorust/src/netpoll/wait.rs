@@ -91,44 +91,25 @@ impl Registration {
     }
 
     /// The first attempt of [`io_bytes`](Self::io_bytes), for a caller that keeps the
-    /// waiting loop out of line: `None` if the call would block (it said `WouldBlock` or
-    /// `EINTR`, or the direction is drained), and the caller should go on with `io_bytes`.
-    /// A `WouldBlock` marks the direction drained, as `try_run` does, so that `io_bytes`
-    /// waits for an edge instead of asking again.
-    /// The per-call timeout cannot have passed yet; the descriptor's deadline and `close`
-    /// are checked as `io_bytes` checks them.
+    /// waiting loop out of line: [`try_io_bytes`](Self::try_io_bytes) unless the direction is
+    /// known drained, and `None` where that would say `WouldBlock` (it marked the direction
+    /// drained, so `io_bytes` waits for an edge instead of asking again). The per-call timeout
+    /// cannot have passed yet; the descriptor's deadline and `close` are checked as
+    /// `io_bytes` checks them.
     #[inline(always)]
     pub(crate) fn first_attempt_bytes(
         &self,
         dir: Direction,
         len: usize,
-        op: impl FnOnce() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> Option<io::Result<usize>> {
-        if let Err(e) = self.check(dir, None) {
-            return Some(Err(e));
-        }
-        let slot = self.desc.slot(dir);
         let edge_aware = self.registered.get().is_some() && crate::goroutine::in_goroutine();
-        if edge_aware && slot.is_drained() {
+        if edge_aware && self.desc.slot(dir).is_drained() {
             return None;
         }
-        let edges = slot.edges();
-        match op() {
-            Ok(n) => {
-                if edge_aware && n > 0 && n < len {
-                    slot.mark_drained(edges);
-                }
-                Some(Ok(n))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if edge_aware {
-                    slot.clear_final();
-                    slot.mark_drained(edges);
-                }
-                None
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => Some(Err(e)),
+        match self.try_io_bytes(dir, len, op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            r => Some(r),
         }
     }
 
@@ -288,6 +269,7 @@ impl Registration {
     /// One attempt of a call that moves bytes from or to a buffer of `len` bytes, never
     /// waiting: `WouldBlock` if the direction is not ready. A short result or `WouldBlock`
     /// marks the direction drained (see `io_bytes`), which `ready` then waits out.
+    #[inline(always)]
     pub(crate) fn try_io_bytes(
         &self,
         dir: Direction,
@@ -299,6 +281,9 @@ impl Registration {
 
     /// The non-waiting counterpart of [`run`](Self::run): one attempt (`EINTR` retried);
     /// a result for which `short` holds, or `WouldBlock`, marks the direction drained.
+    /// Inlined, as `first_attempt_bytes` is, which builds on it for every write: out of line
+    /// its frame was more cache lines of the goroutine's stack per call (echo model).
+    #[inline(always)]
     pub(crate) fn try_run<T>(
         &self,
         dir: Direction,
