@@ -9,18 +9,10 @@
 # which evict more on real hardware), so compare servers and builds with it, and read
 # absolute times from `cargo bench -p gorust --bench echo`. Needs valgrind; takes ~30 s.
 set -euo pipefail
-server=${1:-gorust}
-conns=${2:-1000}
-size=${3:-64}
-port=${PORT:-$((7700 + RANDOM % 200))}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-
-cargo build --release -q -p gorust-cli
-exe=$(cargo bench -p gorust --bench echo --no-run --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
-[ -x "$exe" ] || { echo "could not build the echo benchmark" >&2; exit 1; }
+default_port=7700
+need=valgrind
+# shellcheck source=echo-common.sh
+source "$(dirname "$0")/echo-common.sh"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
