@@ -103,14 +103,20 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> Option<io::Result<usize>> {
-        let edge_aware = self.registered.get().is_some() && crate::goroutine::in_goroutine();
-        if edge_aware && self.desc.slot(dir).is_drained() {
+        if self.edge_aware() && self.desc.slot(dir).is_drained() {
             return None;
         }
         match self.try_io_bytes(dir, len, op) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
             r => Some(r),
         }
+    }
+
+    /// Whether the drained mark applies to this call: only a registered descriptor gets
+    /// edges, and only goroutines wait on the slot for them.
+    #[inline(always)]
+    fn edge_aware(&self) -> bool {
+        self.registered.get().is_some() && crate::goroutine::in_goroutine()
     }
 
     /// The loop behind `io` and `io_bytes`, for calls that can tell by their result whether
@@ -126,8 +132,7 @@ impl Registration {
     ) -> io::Result<T> {
         let call_deadline = timeout.map(crate::time::deadline_in);
         let slot = self.desc.slot(dir);
-        // Only a registered descriptor gets edges; only goroutines wait on the slot.
-        let edge_aware = self.registered.get().is_some() && crate::goroutine::in_goroutine();
+        let edge_aware = self.edge_aware();
         loop {
             self.check(dir, call_deadline)?;
             if edge_aware && slot.is_drained() {
