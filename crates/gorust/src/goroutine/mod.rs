@@ -52,6 +52,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
+use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, Waker};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -352,7 +353,7 @@ pub(crate) fn in_goroutine() -> bool {
 /// The caller must have arranged a wake-up (registered the waker somewhere) or accept a
 /// spurious resume; either way it re-checks its condition after `park` returns.
 #[inline(always)]
-fn park() {
+pub(crate) fn park() {
     let yielder = CURRENT.with(|c| c.get()).yielder;
     assert!(!yielder.is_null(), "runtime: park outside a goroutine");
     // SAFETY: CURRENT holds the yielder of the coroutine running on this thread, which is
@@ -393,6 +394,21 @@ pub(crate) fn block_on_in_goroutine<F: Future>(fut: F) -> Result<F::Output, F> {
         }
         park();
     }
+}
+
+/// The waker of the resume that is running the current goroutine, or `None` on a thread
+/// that is not running one.
+///
+/// For waits that keep their state in registers rather than in a future (the netpoller's
+/// slot waits, `netpoll::wait`): they build a context from this waker, and `park` when it
+/// says pending. The waker is valid until the goroutine suspends: read it afresh after each
+/// `park`, and do not hold it (or a context made from it) across one; it may be cloned.
+#[inline(always)]
+pub(crate) fn resume_waker() -> Option<NonNull<Waker>> {
+    current().map(|c| {
+        // SAFETY: a running goroutine's `waker` is the non-null pointer its resume set.
+        unsafe { NonNull::new_unchecked(c.waker.cast_mut()) }
+    })
 }
 
 /// Lets other goroutines and tasks run; the current goroutine goes to the back of its queue.

@@ -44,8 +44,20 @@ fn encode(deadline: Option<Instant>) -> u64 {
     }
 }
 
+/// Inlined for its test of zero, "no deadline", which every I/O call makes; the conversion
+/// stays out of line.
+#[inline(always)]
 fn decode(v: u64) -> Option<Instant> {
-    (v != 0).then(|| base() + Duration::from_nanos(v))
+    if v == 0 {
+        None
+    } else {
+        Some(decode_set(v))
+    }
+}
+
+#[inline(never)]
+fn decode_set(v: u64) -> Instant {
+    base() + Duration::from_nanos(v)
 }
 
 impl Default for PollDesc {
@@ -66,6 +78,7 @@ impl PollDesc {
         }
     }
 
+    #[inline]
     pub(crate) fn slot(&self, dir: Direction) -> &WaitSlot {
         match dir {
             Direction::Read => &self.read,
@@ -73,6 +86,7 @@ impl PollDesc {
         }
     }
 
+    #[inline]
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Acquire)
     }
@@ -84,12 +98,14 @@ impl PollDesc {
         self.write.wake_all();
     }
 
+    #[inline]
     pub(crate) fn deadline(&self, dir: Direction) -> Option<Instant> {
         decode(self.deadline_word(dir))
     }
 
     /// The deadline as stored: equal words are equal deadlines. A waiter compares these to
     /// notice a change without decoding an `Instant`.
+    #[inline]
     pub(crate) fn deadline_word(&self, dir: Direction) -> u64 {
         match dir {
             Direction::Read => self.read_deadline.load(Acquire),

@@ -181,11 +181,13 @@ impl WaitSlot {
     }
 
     /// The edge count, read before a system call that may come up short.
+    #[inline]
     pub(crate) fn edges(&self) -> u32 {
         self.edges.load(Acquire)
     }
 
     /// A call that started at edge count `edges` came up short: the buffer was drained.
+    #[inline]
     pub(crate) fn mark_drained(&self, edges: u32) {
         self.drained_at.store(DRAINED | edges as u64, Release);
     }
@@ -198,6 +200,7 @@ impl WaitSlot {
     }
 
     /// Consumes readiness if there is some.
+    #[inline]
     pub(crate) fn take_ready(&self) -> bool {
         self.state
             .compare_exchange(READY, EMPTY, AcqRel, Acquire)

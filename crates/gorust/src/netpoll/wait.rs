@@ -34,10 +34,12 @@ pub(crate) struct Registration {
 
 /// The error of an operation on a descriptor closed (or shut down) by another goroutine:
 /// `ErrorKind::NotConnected` wrapping [`crate::net::ErrClosed`] (Go's `net.ErrClosed`).
+#[cold]
 pub(crate) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
 }
 
+#[cold]
 pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
 }
@@ -156,6 +158,7 @@ impl Registration {
     }
 
     /// The earlier of the descriptor's deadline and the call's.
+    #[inline(always)]
     fn effective(&self, dir: Direction, call_deadline: Option<Instant>) -> Option<Instant> {
         match (self.desc.deadline(dir), call_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -163,7 +166,10 @@ impl Registration {
         }
     }
 
-    /// Fails if the descriptor is closing or a deadline has passed.
+    /// Fails if the descriptor is closing or a deadline has passed. Inlined: it runs before
+    /// every attempt, and out of line its frame was one more line of the goroutine's stack per
+    /// round trip (echo model).
+    #[inline(always)]
     pub(crate) fn check(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
         if self.desc.is_closing() {
             return Err(closed_error());
@@ -187,13 +193,12 @@ impl Registration {
             if self.registered.get().is_none() {
                 self.ensure_registered()?;
             }
-            crate::block_on(Wait {
-                desc: &self.desc,
-                dir,
-                seen: self.desc.deadline_word(dir),
-                deadline: self.effective(dir, call_deadline),
-                sleep: None,
-            });
+            let desc = &*self.desc;
+            let seen = desc.deadline_word(dir);
+            match self.effective(dir, call_deadline) {
+                None => park_on(desc, dir, seen),
+                Some(deadline) => wait_until(desc, dir, seen, deadline),
+            }
             Ok(())
         } else {
             self.wait_off_goroutine(dir, call_deadline)
@@ -395,18 +400,57 @@ impl Drop for Registration {
     }
 }
 
-/// Readiness, a close, a deadline change, or the deadline itself.
+/// `wait` without a deadline, in a goroutine: parks until the slot reports readiness, the
+/// descriptor closes, or its deadline word changes from `seen` (a deadline was set).
 ///
-/// Kept small (it lives in the parked goroutine's frame, where each line it spans is one more
-/// cache line per round trip at many connections): the descriptor itself rather than the
-/// registration that points to it, and the deadline seen as the descriptor's stored word.
+/// Written as a loop over the goroutine's resume waker rather than as a future given to
+/// `block_on`: across the park, the future, a waker copy and the context would sit in this
+/// frame, one or two more lines of the goroutine's stack to bring back at every resume (echo
+/// model at 1,000 connections: 8.1 misses per round trip with the future); here the
+/// descriptor, the direction and `seen` stay in registers, which the switch saves anyway.
+#[inline(always)]
+fn park_on(desc: &PollDesc, dir: Direction, seen: u64) {
+    let slot = desc.slot(dir);
+    let stop = || wait_ends(desc, dir, seen);
+    while let Some(waker) = crate::goroutine::resume_waker() {
+        // SAFETY: the resume's waker is valid until this goroutine suspends; the context made
+        // from it is dropped before `park`.
+        let mut cx = Context::from_waker(unsafe { waker.as_ref() });
+        if slot.poll_ready(&mut cx, stop).is_ready() {
+            return;
+        }
+        crate::goroutine::park();
+    }
+}
+
+/// What ends a wait besides readiness: the descriptor closing, or its deadline for `dir`
+/// moving from `seen` (the waiter then re-checks the deadline).
+#[inline(always)]
+fn wait_ends(desc: &PollDesc, dir: Direction, seen: u64) -> bool {
+    desc.is_closing() || desc.deadline_word(dir) != seen
+}
+
+/// `wait` with a deadline, in a goroutine: out of line, so that the frame of a wait without
+/// one (`park_on`, every wait of a server without timeouts) holds no timer.
+#[inline(never)]
+fn wait_until(desc: &PollDesc, dir: Direction, seen: u64, deadline: Instant) {
+    crate::block_on(Wait {
+        desc,
+        dir,
+        seen,
+        deadline,
+        sleep: None,
+    });
+}
+
+/// Readiness, a close, a deadline change, or the deadline itself.
 struct Wait<'a> {
     desc: &'a PollDesc,
     dir: Direction,
     /// The descriptor's deadline word when the wait began; a change ends the wait.
     seen: u64,
     /// When to stop waiting (descriptor's or call's deadline, whichever is first).
-    deadline: Option<Instant>,
+    deadline: Instant,
     sleep: Option<Sleep>,
 }
 
@@ -416,15 +460,17 @@ impl Future for Wait<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let desc = self.desc;
         let (dir, seen) = (self.dir, self.seen);
-        let stop = || desc.is_closing() || desc.deadline_word(dir) != seen;
-        if desc.slot(dir).poll_ready(cx, stop).is_ready() {
+        if desc
+            .slot(dir)
+            .poll_ready(cx, || wait_ends(desc, dir, seen))
+            .is_ready()
+        {
             return Poll::Ready(());
         }
-        if let Some(d) = self.deadline {
-            let sleep = self.sleep.get_or_insert_with(|| Sleep::until(d));
-            if Pin::new(sleep).poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
+        let d = self.deadline;
+        let sleep = self.sleep.get_or_insert_with(|| Sleep::until(d));
+        if Pin::new(sleep).poll(cx).is_ready() {
+            return Poll::Ready(());
         }
         Poll::Pending
     }

@@ -10,7 +10,7 @@
 //! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
 //! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory; map chunks for task cells |
-//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recv`, `recvmsg` with `TCP_INQ` (`enable_inq`, `recv_inq`: the bytes left queued after a read), `send`/`sendmsg` with `MSG_NOSIGNAL` (the four made directly through `syscall(2)`: `raw_syscall`), `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
+//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recv`, `recvmsg` with `TCP_INQ` (`enable_inq`, `recv_inq`: the bytes left queued after a read), `send`/`sendmsg` with `MSG_NOSIGNAL` (the four made directly, with no glibc wrapper: `raw_syscall`, the `syscall` instruction inline on x86-64), `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
 //! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
 //! | `set_precise_timers()` | 1 ns timer slack for the calling thread |
 //! | `uio::readv` / `uio::writev` | one vectored read or write on any descriptor; `EINTR` retried, no `SIGPIPE` on sockets |
@@ -41,12 +41,19 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
-/// Makes system call `nr` with six arguments, without glibc's wrapper, and turns a `-1` return
-/// into `io::Error::last_os_error()`. For the socket calls of the hot path: glibc's `send`,
-/// `recv`, `sendmsg` and `recvmsg` are pthread cancellation points, and in a process with more
-/// than one thread (every gorust process: workers and the monitor) each call brackets the system
+/// Makes system call `nr` with six arguments, without glibc's wrapper, and turns an error
+/// return into an `io::Error`. For the socket calls of the hot path: glibc's `send`, `recv`,
+/// `sendmsg` and `recvmsg` are pthread cancellation points, and in a process with more than
+/// one thread (every gorust process: workers and the monitor) each call brackets the system
 /// call with `__pthread_enable_asynccancel`/`__pthread_disable_asynccancel`. gorust never
 /// cancels threads, so that work buys nothing (about 3% of the echo server's user time, perf).
+///
+/// On x86-64 the `syscall` instruction is issued inline (the kernel's calling convention:
+/// number in `rax`, arguments in `rdi rsi rdx r10 r8 r9`, result or `-errno` in `rax`, `rcx`
+/// and `r11` clobbered, the user stack untouched). Through `syscall(2)` each call was a call
+/// into glibc, whose return address is one more line of the calling goroutine's stack to bring
+/// in at every call, plus the `errno` round trip (echo model at 1,000 connections: see
+/// ARCHITECTURE's costs table). Elsewhere it goes through `syscall(2)`.
 ///
 /// Every argument is a `c_long` (pointers cast with `as`), as the kernel reads them: a
 /// narrower integer passed through `syscall(2)`'s varargs would leave the upper half undefined.
@@ -55,16 +62,48 @@ pub(crate) use syscall;
 ///
 /// The arguments must satisfy system call `nr`'s contract (live, large enough buffers; unused
 /// trailing arguments 0).
+#[inline(always)]
 pub(crate) unsafe fn raw_syscall(
     nr: libc::c_long,
     a: [libc::c_long; 6],
 ) -> std::io::Result<libc::c_long> {
-    // SAFETY: forwarded from the caller.
-    let res = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
-    if res == -1 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(res)
+    #[cfg(target_arch = "x86_64")]
+    {
+        let res: libc::c_long;
+        // SAFETY: forwarded from the caller (the kernel only reads and writes what the
+        // arguments describe); the asm clobbers exactly what the instruction does: `rax`
+        // (the result), `rcx` and `r11`. The kernel does not touch the user stack (`nostack`).
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") nr => res,
+                in("rdi") a[0],
+                in("rsi") a[1],
+                in("rdx") a[2],
+                in("r10") a[3],
+                in("r8") a[4],
+                in("r9") a[5],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        // The kernel returns -4095..=-1 for an error, the negated errno.
+        if (-4095..0).contains(&res) {
+            Err(std::io::Error::from_raw_os_error(-res as i32))
+        } else {
+            Ok(res)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: forwarded from the caller.
+        let res = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
     }
 }
 
@@ -73,4 +112,61 @@ pub(crate) unsafe fn raw_syscall(
 pub(crate) fn set_precise_timers() {
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument and affects only this thread.
     let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::raw_syscall;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn raw_syscall_returns_counts_and_negated_errnos() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let msg = b"ping";
+        // fd, buffer, length, flags, and no address (sendto/recvfrom).
+        let args = |fd: i32, ptr: usize, len: usize, flags: i32| {
+            [
+                fd as libc::c_long,
+                ptr as libc::c_long,
+                len as libc::c_long,
+                flags as libc::c_long,
+                0,
+                0,
+            ]
+        };
+        let send = args(
+            a.as_raw_fd(),
+            msg.as_ptr() as usize,
+            msg.len(),
+            libc::MSG_NOSIGNAL,
+        );
+        // SAFETY: a live socket and a live buffer of the given length; no address.
+        assert_eq!(unsafe { raw_syscall(libc::SYS_sendto, send) }.unwrap(), 4);
+        let mut buf = [0u8; 8];
+        let recv = args(
+            b.as_raw_fd(),
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        );
+        // SAFETY: as above, `buf` writable for its length.
+        assert_eq!(unsafe { raw_syscall(libc::SYS_recvfrom, recv) }.unwrap(), 4);
+        assert_eq!(&buf[..4], msg);
+        // Nothing queued: EAGAIN comes back as the error, not as a count.
+        // SAFETY: as above.
+        let e = unsafe { raw_syscall(libc::SYS_recvfrom, recv) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        // A descriptor that is not open: EBADF.
+        let mut bad = recv;
+        bad[0] = -1;
+        // SAFETY: the kernel rejects the descriptor before touching the buffer.
+        let e = unsafe { raw_syscall(libc::SYS_recvfrom, bad) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        // A peer that went away: EPIPE, with no SIGPIPE (MSG_NOSIGNAL).
+        drop(b);
+        // SAFETY: as for the first send.
+        let e = unsafe { raw_syscall(libc::SYS_sendto, send) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    }
 }

@@ -3,7 +3,8 @@
 //! Every call here is non-blocking; callers wait through `netpoll::wait::Registration`.
 //! Writes use `sendto`/`sendmsg` with `MSG_NOSIGNAL`, so a peer that went away gives `EPIPE`
 //! instead of killing the process with `SIGPIPE`. `recv`, `recv_inq`, `write` and `writev`
-//! make their system calls directly (`super::raw_syscall`: no cancellation-point wrapper).
+//! make their system calls directly (`super::raw_syscall`: no glibc wrapper, no cancellation
+//! point).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
