@@ -245,10 +245,12 @@ impl Runtime {
     }
 
     /// Runs a future to completion on the current thread, with this runtime entered (so that
-    /// `gorust::go` and `gorust::spawn` inside it use this runtime).
+    /// `gorust::go` and `gorust::spawn` inside it use this runtime). Inside a goroutine (of this
+    /// runtime or another) it parks the goroutine, as `gorust::block_on` does; the runtime is
+    /// entered only while the future is polled, so the goroutines its worker runs meanwhile
+    /// still spawn onto their own runtime.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        let _enter = crate::context::enter(self.handle.clone());
-        crate::block_on(fut)
+        crate::block_on(crate::context::enter_per_poll(self.handle.clone(), fut))
     }
 
     /// A snapshot of the scheduler's counters.

@@ -131,6 +131,57 @@ fn runtime_dropped_in_its_own_goroutine_unwinds_the_others_apart() {
     });
 }
 
+/// `Runtime::block_on` inside goroutines of another runtime. Two goroutines on one worker enter
+/// two other runtimes, one after the other, and leave them in the same order (not nested):
+/// each future spawns onto the runtime it was entered for, and afterwards the worker's
+/// goroutines spawn onto their own runtime again. An entry held across the park (as before)
+/// sent the second goroutine, started while the first was parked, to the first's entered
+/// runtime, and left that runtime entered on the worker's thread after both had returned.
+#[test]
+fn runtime_block_on_in_goroutines_enters_only_while_polling() {
+    within(Duration::from_secs(60), || {
+        let worker_thread = |rt: &gorust::Runtime| {
+            rt.block_on(rt.spawn(async { std::thread::current().id() }))
+                .unwrap()
+        };
+        let home = gorust::Runtime::builder().workers(1).build().unwrap();
+        let others: Vec<Arc<gorust::Runtime>> = (0..2)
+            .map(|_| Arc::new(gorust::Runtime::builder().workers(1).build().unwrap()))
+            .collect();
+        let home_thread = worker_thread(&home);
+        let other_threads: Vec<_> = others.iter().map(|rt| worker_thread(rt)).collect();
+        home.run(move || {
+            let spawned_on = || gorust::go(|| std::thread::current().id());
+            let mut joins = Vec::new();
+            for (i, rt) in others.iter().enumerate() {
+                let rt = rt.clone();
+                joins.push(gorust::go(move || {
+                    let ran_on = std::thread::current().id();
+                    let spawned = rt.block_on(async move {
+                        gorust::time::Sleep::new(Duration::from_millis(100)).await;
+                        spawned_on().await.unwrap()
+                    });
+                    (ran_on, spawned)
+                }));
+                if i == 0 {
+                    // Let the first goroutine enter and park before the second starts.
+                    gorust::time::sleep(Duration::from_millis(20));
+                }
+            }
+            for (j, expected) in joins.into_iter().zip(other_threads) {
+                let (ran_on, spawned) = gorust::block_on(j).unwrap();
+                assert_eq!(ran_on, home_thread, "a goroutine started at home");
+                assert_eq!(spawned, expected, "spawned onto the entered runtime");
+            }
+            let here = gorust::block_on(spawned_on()).unwrap();
+            assert_eq!(
+                here, home_thread,
+                "the worker's goroutines spawn at home again"
+            );
+        });
+    });
+}
+
 #[test]
 fn join_after_shutdown_reports_cancellation() {
     within(Duration::from_secs(60), || {
