@@ -2,7 +2,7 @@
 # The echo server's user-space work per round trip under callgrind's cache model: instructions
 # and cache misses, deterministic where the machine's timings swing ±10% from run to run.
 #
-#   bench/echo-cachesim.sh [gorust|readable|eventloop|tokio] [connections] [message bytes]
+#   bench/echo-cachesim.sh [gorust|readable|futures|eventloop|tokio] [connections] [message bytes]
 #
 # The model's last level is set to this machine's L2 (512 KiB, 8-way): a line that misses
 # it comes from L3 or memory. Only the server's own accesses are modelled (not the kernel's,

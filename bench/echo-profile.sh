@@ -2,7 +2,7 @@
 # Where the echo server's CPU goes per round trip, from `perf record` samples: user and kernel
 # time in µs per round trip, and the top symbols in ns per round trip.
 #
-#   bench/echo-profile.sh [c-epoll|gorust|readable|eventloop|tokio] [connections] [bytes]
+#   bench/echo-profile.sh [c-epoll|gorust|readable|futures|eventloop|tokio] [connections] [bytes]
 #
 # Server on CPU 0, `gorust load` on CPU 1, 6 s of load with 4 s sampled in the middle. The
 # sampling is kept light on purpose: 1 kHz and no call graphs. With `-g` at 4 kHz the profiler's

@@ -1,10 +1,12 @@
 //! Echo servers compared: gorust (a goroutine per connection, 1 worker; the same parking in
-//! `readable()` with a buffer only while reading, `readable`; and its event loop) against a
+//! `readable()` with a buffer only while reading, `readable`; a future per connection on the
+//! same runtime through the streams' async face, `futures`; and its event loop) against a
 //! plain C epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
 //!
 //! ```text
 //! cargo bench -p gorust --bench echo -- [--rounds R] [--secs S] [--quick] [--json]
-//!     [--servers c-epoll,gorust,readable,eventloop,go,tokio] [--configs 1000x4096,100x64]
+//!     [--servers c-epoll,gorust,readable,futures,eventloop,go,tokio]
+//!     [--configs 1000x4096,100x64]
 //!     [--idle N]   (memory per idle connection instead: see `echo/idle.rs`)
 //! ```
 //!
@@ -53,6 +55,7 @@ fn main() {
         return match which.as_str() {
             "gorust" => gorust_server(port),
             "readable" => readable_server(port),
+            "futures" => futures_server(port),
             "eventloop" => eventloop_server(port),
             "tokio" => tokio_server(port),
             other => panic!("unknown server {other}"),
@@ -182,6 +185,7 @@ fn available_servers() -> Vec<Server> {
     let me2 = me.clone();
     let me3 = me.clone();
     let me4 = me.clone();
+    let me5 = me.clone();
     out.push(Server {
         name: "gorust",
         cmd: Box::new(move |port| {
@@ -195,6 +199,14 @@ fn available_servers() -> Vec<Server> {
         cmd: Box::new(move |port| {
             let mut c = pinned("0", &me4);
             c.args(["--server", "readable", "--port", &port.to_string()]);
+            c
+        }),
+    });
+    out.push(Server {
+        name: "futures",
+        cmd: Box::new(move |port| {
+            let mut c = pinned("0", &me5);
+            c.args(["--server", "futures", "--port", &port.to_string()]);
             c
         }),
     });
@@ -423,8 +435,9 @@ fn load(
     result
 }
 
-/// A gorust echo server on one worker: `echo` runs in a goroutine per connection.
-fn serve_goroutines(port: u16, echo: fn(gorust::net::TcpStream)) {
+/// A gorust server on one worker: its main goroutine accepts, and `serve` starts what serves
+/// each connection.
+fn serve_each(port: u16, serve: impl Fn(gorust::net::TcpStream) + Send + 'static) {
     let rt = gorust::Runtime::builder().workers(1).build().unwrap();
     rt.run(move || {
         let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -432,9 +445,14 @@ fn serve_goroutines(port: u16, echo: fn(gorust::net::TcpStream)) {
         std::io::stdout().flush().unwrap();
         for conn in l.incoming() {
             let Ok(c) = conn else { continue };
-            gorust::go(move || echo(c));
+            serve(c);
         }
     });
+}
+
+/// A gorust echo server on one worker: `echo` runs in a goroutine per connection.
+fn serve_goroutines(port: u16, echo: fn(gorust::net::TcpStream)) {
+    serve_each(port, move |c| drop(gorust::go(move || echo(c))));
 }
 
 /// gorust, a goroutine per connection reading into a 4 KiB buffer on its stack.
@@ -473,6 +491,31 @@ fn readable_server(port: u16) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
+    });
+}
+
+/// gorust's runtime without goroutine stacks: a future per connection (`gorust::spawn`), with
+/// the same 4 KiB buffer in the future, reading and writing through the stream's async face
+/// (`poll_read`/`poll_write`), as tokio's server does. What the goroutine's stack costs is the
+/// difference to `gorust`.
+fn futures_server(port: u16) {
+    serve_each(port, |c| {
+        drop(gorust::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = match std::future::poll_fn(|cx| c.poll_read(cx, &mut buf)).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let mut sent = 0;
+                while sent < n {
+                    match std::future::poll_fn(|cx| c.poll_write(cx, &buf[sent..n])).await {
+                        Ok(k) => sent += k,
+                        Err(_) => return,
+                    }
+                }
+            }
+        }));
     });
 }
 

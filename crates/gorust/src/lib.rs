@@ -113,24 +113,42 @@ where
 /// Inside a goroutine it parks the goroutine (its worker runs other work meanwhile); on a
 /// thread that is not a worker it blocks the thread.
 ///
+/// On a worker thread outside a goroutine (in a future's poll, or in the destructor of a
+/// parked goroutine that a runtime's shutdown unwinds), a future that is ready at once (a free
+/// lock, a message already queued) completes.
+///
 /// # Panics
 ///
-/// If called from a future (not a goroutine) running on a worker thread: blocking there would
-/// stall the worker and everything queued on it. Use `.await` there.
+/// If called from a future (not a goroutine) running on a worker thread and the future would
+/// have to wait: blocking there would stall the worker and everything queued on it. Use
+/// `.await` there.
 #[inline(always)]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     match goroutine::block_on_in_goroutine(fut) {
         Ok(v) => v,
         Err(fut) => {
             if sched::worker::current_index().is_some() {
-                panic!(
-                    "gorust::block_on called from a future on a worker thread: it would block \
-                     the worker; use .await there, or call block_on from a goroutine"
-                );
+                return block_on_worker(fut);
             }
             block_on_thread(fut)
         }
     }
+}
+
+/// `block_on` on a worker outside a goroutine: one poll. Before, this panicked even for a
+/// future ready at once, and a parked goroutine whose destructor took a free
+/// `gorust::sync::Mutex` aborted the process at shutdown (a panic during the unwind that
+/// runs the destructors; review, session 8).
+#[cold]
+fn block_on_worker<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return v;
+    }
+    panic!(
+        "gorust::block_on called from a future on a worker thread, and it would have to \
+         wait: that would block the worker; use .await there, or call block_on from a goroutine"
+    );
 }
 
 /// Lets other goroutines and tasks run: the calling goroutine goes to the back of its queue.

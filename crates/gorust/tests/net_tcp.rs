@@ -355,6 +355,28 @@ fn works_from_plain_threads_outside_the_runtime() {
     });
 }
 
+/// `write_all` through `poll_write`.
+async fn poll_write_all(c: &TcpStream, msg: &[u8]) {
+    let mut sent = 0;
+    while sent < msg.len() {
+        sent += std::future::poll_fn(|cx| c.poll_write(cx, &msg[sent..]))
+            .await
+            .unwrap();
+    }
+}
+
+/// `read_exact` through `poll_read`.
+async fn poll_read_exact(c: &TcpStream, buf: &mut [u8]) {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = std::future::poll_fn(|cx| c.poll_read(cx, &mut buf[got..]))
+            .await
+            .unwrap();
+        assert!(n > 0, "the echo server closed early");
+        got += n;
+    }
+}
+
 #[test]
 fn futures_use_the_poll_methods() {
     within(Duration::from_secs(60), || {
@@ -362,23 +384,71 @@ fn futures_use_the_poll_methods() {
             let (addr, _server) = echo_server();
             let c = TcpStream::connect(addr).unwrap();
             let out = gorust::block_on(gorust::spawn(async move {
-                let mut sent = 0;
-                while sent < 5 {
-                    sent += std::future::poll_fn(|cx| c.poll_write(cx, &b"async"[sent..]))
-                        .await
-                        .unwrap();
-                }
+                poll_write_all(&c, b"async").await;
                 let mut buf = [0u8; 5];
-                let mut got = 0;
-                while got < 5 {
-                    got += std::future::poll_fn(|cx| c.poll_read(cx, &mut buf[got..]))
-                        .await
-                        .unwrap();
-                }
+                poll_read_exact(&c, &mut buf).await;
                 buf
             }))
             .unwrap();
             assert_eq!(&out, b"async");
+        })
+    });
+}
+
+/// The async face's drained logic, through both of its read calls: exact-size messages (each
+/// read fills the buffer, so it switches to `TCP_INQ` and learns from it that the socket is
+/// empty), then short ones, each message written only after the last was echoed, so that every
+/// read after the first of a message must wait for a new edge. A mark that outlived its edge
+/// would hang here.
+#[test]
+fn async_reads_of_exact_and_short_messages_wait_for_each_edge() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (addr, _server) = echo_server();
+            let c = TcpStream::connect(addr).unwrap();
+            let rounds = gorust::block_on(gorust::spawn(async move {
+                let mut buf = [0u8; 256];
+                let mut rounds = 0;
+                for size in [256usize, 256, 256, 100, 256, 7, 256] {
+                    let msg: Vec<u8> = (0..size).map(|i| (i + rounds) as u8).collect();
+                    poll_write_all(&c, &msg).await;
+                    poll_read_exact(&c, &mut buf[..size]).await;
+                    assert_eq!(&buf[..size], &msg[..]);
+                    rounds += 1;
+                }
+                rounds
+            }))
+            .unwrap();
+            assert_eq!(rounds, 7);
+        })
+    });
+}
+
+/// More slices than the kernel takes in one call (1,024): a vectored write sends what the first
+/// 1,024 hold and a vectored read fills at most as many, with partial counts as std's do,
+/// instead of failing with `EMSGSIZE` or `EINVAL` (review, session 8).
+#[test]
+fn vectored_calls_past_the_kernels_slice_limit_give_partial_counts() {
+    use std::io::{IoSlice, IoSliceMut};
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (addr, _server) = echo_server();
+            let mut c = TcpStream::connect(addr).unwrap();
+            let ones = [1u8; 2000];
+            let slices: Vec<IoSlice<'_>> = ones.chunks(1).map(IoSlice::new).collect();
+            let n = c.write_vectored(&slices).unwrap();
+            assert_eq!(n, 1024);
+            let mut got = 0;
+            while got < n {
+                let mut scratch = [0u8; 2000];
+                let mut outs: Vec<IoSliceMut<'_>> =
+                    scratch.chunks_mut(1).map(IoSliceMut::new).collect();
+                let k = c.read_vectored(&mut outs).unwrap();
+                assert!(k > 0 && k <= 1024, "{k}");
+                assert!(scratch[..k].iter().all(|&b| b == 1));
+                got += k;
+            }
+            assert_eq!(got, n);
         })
     });
 }
@@ -891,6 +961,29 @@ fn readable_wakes_for_fin_and_honours_the_read_timeout() {
             );
             assert!(parked);
             assert_eq!(n, 0, "EOF");
+        })
+    });
+}
+
+/// `shutdown(Read)` from another goroutine ends a parked read with `Ok(0)`, end of stream, as
+/// the kernel then reports for every read; only `close` gives `ErrClosed` (review, session 8:
+/// the documentation promised `ErrClosed` here).
+#[test]
+fn shutdown_read_ends_a_parked_read_with_eof() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (_c, s) = pair();
+            let s = Arc::new(s);
+            let s2 = s.clone();
+            let (parked, r) = parks_until(
+                move || {
+                    let mut buf = [0u8; 8];
+                    (&*s2).read(&mut buf)
+                },
+                || s.shutdown(Shutdown::Read).unwrap(),
+            );
+            assert!(parked);
+            assert_eq!(r.unwrap(), 0, "EOF");
         })
     });
 }

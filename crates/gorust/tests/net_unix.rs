@@ -111,3 +111,35 @@ fn readable_then_try_read_on_a_pair() {
         })
     });
 }
+
+/// A connect to a listener whose backlog is full fails at once with `WouldBlock` (as Go's and
+/// tokio's do) instead of sleeping in the kernel: on one worker, the blocking connect it used
+/// to make would have stalled the accepting goroutine too, for good (review, session 8). The
+/// listener is made with a backlog of 1; once the connects fail, accepting lets them succeed.
+#[test]
+fn connect_to_a_full_backlog_fails_at_once_and_accept_frees_it() {
+    let path = temp_path("backlog");
+    within(Duration::from_secs(60), move || {
+        run_on(1, move || {
+            let sock =
+                socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            sock.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+            sock.listen(1).unwrap();
+            let l = UnixListener::from(std::os::fd::OwnedFd::from(sock));
+            let mut queued = Vec::new();
+            let err = loop {
+                match UnixStream::connect(&path) {
+                    Ok(c) => queued.push(c),
+                    Err(e) => break e,
+                }
+                assert!(queued.len() < 64, "a backlog of 1 took 64 connections");
+            };
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{err}");
+            assert!(err.to_string().contains("backlog"), "{err}");
+            for _ in 0..queued.len() {
+                l.accept().unwrap();
+            }
+            UnixStream::connect(&path).expect("room in the backlog again");
+        })
+    });
+}

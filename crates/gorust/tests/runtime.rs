@@ -86,6 +86,40 @@ fn shutdown_unwinds_parked_goroutines_on_their_home_thread() {
     });
 }
 
+/// The destructors that a runtime's shutdown runs in its parked goroutines may use gorust's
+/// own primitives when they need not wait: here each takes a free `gorust::sync::Mutex`.
+/// Before, `block_on` on a worker outside a goroutine always panicked, and a panic inside
+/// that unwind aborted the process (review, session 8).
+#[test]
+fn shutdown_runs_destructors_that_take_a_free_gorust_lock() {
+    struct Bump(Arc<gorust::sync::Mutex<u32>>);
+    impl Drop for Bump {
+        fn drop(&mut self) {
+            *self.0.lock() += 1;
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let count = Arc::new(gorust::sync::Mutex::new(0u32));
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        let started = Arc::new(AtomicUsize::new(0));
+        let (_tx, rx) = gorust::sync::mpsc::channel::<()>();
+        let rx = Arc::new(rx);
+        for _ in 0..10 {
+            let (count, started, rx) = (count.clone(), started.clone(), rx.clone());
+            drop(rt.go(move || {
+                let _bump = Bump(count);
+                started.fetch_add(1, Ordering::SeqCst);
+                let _ = rx.recv(); // parks until shutdown: the sender stays alive
+            }));
+        }
+        while started.load(Ordering::SeqCst) < 10 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(rt);
+        assert_eq!(*count.lock(), 10, "every destructor ran and took the lock");
+    });
+}
+
 /// A runtime dropped inside one of its own goroutines unwinds the others on that thread,
 /// inside the dropping one. Their destructors must not act as that goroutine: one that
 /// yields here used to suspend the dropping goroutine from the wrong stack.

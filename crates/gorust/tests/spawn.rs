@@ -97,7 +97,10 @@ fn runtime_spawn_and_block_on_from_outside() {
 fn block_on_inside_a_future_on_a_worker_panics_clearly() {
     within(Duration::from_secs(60), || {
         run_on(1, || {
+            // A future that is ready at once completes; one that would wait panics.
             let h = gorust::spawn(async { gorust::block_on(async { 1 }) });
+            assert_eq!(gorust::block_on(h).unwrap(), 1);
+            let h = gorust::spawn(async { gorust::block_on(std::future::pending::<u32>()) });
             let err = gorust::block_on(h).expect_err("block_on refuses");
             let msg = err
                 .downcast_ref::<&str>()

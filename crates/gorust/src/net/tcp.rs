@@ -356,8 +356,9 @@ impl TcpStream {
     }
 
     /// Shuts down one or both halves. Shutting down reading (or both) also wakes a read
-    /// parked in another goroutine, which then fails with [`super::ErrClosed`]; shutting down
-    /// writing sends FIN and leaves reads working (a half-close).
+    /// parked in another goroutine, which then returns `Ok(0)`, end of stream, as every later
+    /// read does (use [`close`](Self::close) for reads that fail with [`super::ErrClosed`]);
+    /// shutting down writing sends FIN and leaves reads working (a half-close).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)?;
         match how {
@@ -478,10 +479,12 @@ impl TcpStream {
         let fd = self.fd();
         let len = buf.len();
         if self.inq.load(Relaxed) == INQ_ON {
-            let drained = |&(n, inq): &(usize, Option<usize>)| n > 0 && (n < len || inq == Some(0));
-            let (n, _) =
-                self.reg
-                    .attempt(Direction::Read, mode, || sys::recv_inq(fd, buf), drained)?;
+            let (n, _) = self.reg.attempt(
+                Direction::Read,
+                mode,
+                || sys::recv_inq(fd, buf),
+                inq_drained(len),
+            )?;
             return Ok(n);
         }
         let short = |&n: &usize| n > 0 && n < len;
@@ -591,13 +594,35 @@ impl TcpStream {
             })
     }
 
-    /// The async face of `read`.
+    /// The async face of `read`, with its system calls: a read that comes up short, or that
+    /// `TCP_INQ` says emptied the socket, makes the next poll wait for an edge first (see
+    /// `read_inner`).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let fd = self.fd();
-        self.reg.poll_io(cx, Direction::Read, || sys::recv(fd, buf))
+        let len = buf.len();
+        if self.inq.load(Relaxed) == INQ_ON {
+            return self
+                .reg
+                .poll_run(
+                    cx,
+                    Direction::Read,
+                    || sys::recv_inq(fd, buf),
+                    inq_drained(len),
+                )
+                .map_ok(|(n, _)| n);
+        }
+        let r = self
+            .reg
+            .poll_io_bytes(cx, Direction::Read, len, || sys::recv(fd, buf));
+        if let Poll::Ready(Ok(n)) = r {
+            if n == len {
+                self.try_enable_inq();
+            }
+        }
+        r
     }
 
     /// The async face of `write`.
@@ -607,7 +632,7 @@ impl TcpStream {
         }
         let fd = self.fd();
         self.reg
-            .poll_io(cx, Direction::Write, || sys::write(fd, buf))
+            .poll_io_bytes(cx, Direction::Write, buf.len(), || sys::write(fd, buf))
     }
 
     /// The async face of `write_vectored`.
@@ -617,9 +642,17 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let fd = self.fd();
+        let len = bufs.iter().map(|b| b.len()).sum();
         self.reg
-            .poll_io(cx, Direction::Write, || sys::writev(fd, bufs))
+            .poll_io_bytes(cx, Direction::Write, len, || sys::writev(fd, bufs))
     }
+}
+
+/// Whether a `recv_inq` result into a `len`-byte buffer emptied the socket: it came up short,
+/// or the kernel reported nothing left queued.
+#[inline(always)]
+fn inq_drained(len: usize) -> impl Fn(&(usize, Option<usize>)) -> bool {
+    move |&(n, inq)| n > 0 && (n < len || inq == Some(0))
 }
 
 impl Read for TcpStream {

@@ -216,9 +216,34 @@ unix_common!(UnixStream, std_unix::UnixStream);
 
 impl UnixStream {
     /// Connects to the socket at `path`.
+    ///
+    /// A Unix-domain connect has no handshake: it completes or fails at once. The socket is
+    /// non-blocking from the start, so a listener whose backlog is full gives an error
+    /// (`ErrorKind::WouldBlock`, as Go's and tokio's connects do) instead of putting the
+    /// thread to sleep in the kernel: a blocking connect there stalled every goroutine of the
+    /// worker, and for good if the accepting goroutine was one of them.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        // A Unix-domain connect completes or fails at once (no handshake to wait for).
-        UnixStream::from_std(std_unix::UnixStream::connect(path)?)
+        let path = path.as_ref();
+        let addr = socket2::SockAddr::unix(path)?;
+        let sock = socket2::Socket::new(
+            socket2::Domain::UNIX,
+            socket2::Type::STREAM.nonblocking().cloexec(),
+            None,
+        )?;
+        match sock.connect(&addr) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "connect to {}: the listener's backlog is full; retry later",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        UnixStream::from_std(std_unix::UnixStream::from(OwnedFd::from(sock)))
     }
 
     /// A connected pair.
@@ -305,14 +330,15 @@ impl UnixStream {
 
     /// The async face of `read`.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        // Drained only on `WouldBlock`, as `try_read` (a short read proves nothing here).
         self.reg
-            .poll_io(cx, Direction::Read, || (&self.inner).read(buf))
+            .poll_run(cx, Direction::Read, || (&self.inner).read(buf), |_| false)
     }
 
     /// The async face of `write`.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.reg
-            .poll_io(cx, Direction::Write, || (&self.inner).write(buf))
+            .poll_run(cx, Direction::Write, || (&self.inner).write(buf), |_| false)
     }
 }
 

@@ -39,8 +39,11 @@ fn base() -> Instant {
 fn encode(deadline: Option<Instant>) -> u64 {
     match deadline {
         None => 0,
-        // A deadline at or before the base is "already passed": 1 ns after it.
-        Some(d) => (d.saturating_duration_since(base()).as_nanos() as u64).max(1),
+        // A deadline at or before the base is "already passed": 1 ns after it. One more than
+        // ~584 years after it saturates (it used to wrap to a near or past time).
+        Some(d) => u64::try_from(d.saturating_duration_since(base()).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1),
     }
 }
 
@@ -139,5 +142,17 @@ mod tests {
         assert!(offset_of!(PollDesc, read_deadline) + 8 <= 64);
         assert_eq!(offset_of!(PollDesc, write), 64);
         assert!(offset_of!(PollDesc, write_deadline) + 8 <= 128);
+    }
+
+    /// A deadline too far away for the nanosecond word saturates to the farthest one it holds,
+    /// instead of wrapping to a time that has passed (review, session 8).
+    #[test]
+    fn a_deadline_centuries_away_stays_in_the_future() {
+        use super::{decode, encode};
+        use std::time::{Duration, Instant};
+        let year = Duration::from_secs(365 * 86_400);
+        let far = Instant::now() + year * 600;
+        let back = decode(encode(Some(far))).expect("a deadline");
+        assert!(back > Instant::now() + year * 500, "wrapped to {back:?}");
     }
 }

@@ -235,16 +235,16 @@ impl Poller {
             }
             match source {
                 Source::Edge(desc) => {
+                    // A final edge is also a readiness edge (`is_readable` and `is_writable`
+                    // include them).
                     if ready.is_read_closed() {
-                        desc.read.set_final();
-                    }
-                    if ready.is_hangup() {
-                        desc.write.set_final();
-                    }
-                    if ready.is_readable() {
+                        desc.read.set_final_ready(wakers);
+                    } else if ready.is_readable() {
                         desc.read.set_ready(wakers);
                     }
-                    if ready.is_writable() {
+                    if ready.is_hangup() {
+                        desc.write.set_final_ready(wakers);
+                    } else if ready.is_writable() {
                         desc.write.set_ready(wakers);
                     }
                 }

@@ -32,12 +32,21 @@
 //! names the edge count the call started from. tokio skips the same `EAGAIN` read.
 //!
 //! A final edge ends the drained state for good: once the poller has seen the peer's FIN
-//! (`EPOLLRDHUP`), a hang-up or an error in this direction (`set_final`), the call can no
-//! longer block (a read returns the rest of the data, then `Ok(0)`; a write fails), and no
+//! (`EPOLLRDHUP`), a hang-up or an error in this direction (`set_final_ready`), the call can
+//! no longer block (a read returns the rest of the data, then `Ok(0)`; a write fails), and no
 //! further edge will come. Without this, data and a FIN that both arrived before a short read
 //! left the next read waiting for an edge that had already happened (test
 //! `data_then_fin_before_the_read_gives_the_data_then_eof`). tokio keeps `READ_CLOSED` sticky
 //! for the same reason.
+//!
+//! The final flag shares one word with the edge count (`edges`: the count in the high half,
+//! `FINAL` in bit 0), and callers take an [`EdgeMark`], a snapshot of that word, before their
+//! call. A call that then says `EAGAIN` proves that a final flag *in its snapshot* was not
+//! final after all (an `EPOLLERR` for the error queue, say), and clears it with a
+//! compare-exchange against the snapshot: if any edge arrived since, the exchange fails and
+//! the flag stays, because that edge may be the peer's FIN. (With a separate flag, a clear
+//! racing with a FIN's edge on another thread erased the FIN, and the reader waited for an
+//! edge that would never come.)
 //!
 //! Orderings: the poller's swap is `AcqRel` and the waiter's CAS `AcqRel`, so a waiter that
 //! consumes READY sees what the kernel-facing side published before it (nothing in practice:
@@ -45,27 +54,41 @@
 
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use crate::loom::sync::Mutex;
 
 const EMPTY: u8 = 0;
 const READY: u8 = 1;
 const WAITING: u8 = 2;
 
-/// Flag bit of `drained_at`.
-const DRAINED: u64 = 1 << 32;
+/// Flag bit of `drained_at`; the other 31 bits hold the edge count's low 31 bits.
+const DRAINED: u32 = 1 << 31;
+/// Flag bit of `edges`: a final edge was seen (FIN, hang-up, error).
+const FINAL: u64 = 1;
+/// One edge in `edges` (the count is the high half, so it wraps off the top).
+const EDGE: u64 = 1 << 32;
+
+/// A snapshot of a slot's edge count and final flag, taken before a system call
+/// (`WaitSlot::edges`), for `mark_drained` and `clear_final` after it.
+#[derive(Clone, Copy)]
+pub(crate) struct EdgeMark(u64);
+
+impl EdgeMark {
+    #[inline(always)]
+    fn count31(self) -> u32 {
+        (self.0 >> 32) as u32 & !DRAINED
+    }
+}
 
 /// `repr(C)`, small fields first: the 48 bytes leave room in the descriptor's cache line for
 /// the direction's deadline and the `closing` flag (see `PollDesc`).
 #[repr(C)]
 pub(crate) struct WaitSlot {
     state: AtomicU8,
-    /// A final edge was seen (FIN, hang-up, error): never drained again.
-    finished: AtomicBool,
-    /// Edges seen by the poller (wrapping).
-    edges: AtomicU32,
-    /// `DRAINED | edges` at the last short call, or 0.
-    drained_at: AtomicU64,
+    /// `DRAINED | count31` at the last short call, or 0.
+    drained_at: AtomicU32,
+    /// Edges seen by the poller (the high half, wrapping) and `FINAL` (bit 0).
+    edges: AtomicU64,
     /// Wakers of the parked waiters; usually zero or one.
     waiters: Mutex<Waiters>,
 }
@@ -140,35 +163,45 @@ impl WaitSlot {
     pub(crate) fn new() -> WaitSlot {
         WaitSlot {
             state: AtomicU8::new(EMPTY),
-            edges: AtomicU32::new(0),
-            drained_at: AtomicU64::new(0),
-            finished: AtomicBool::new(false),
+            drained_at: AtomicU32::new(0),
+            edges: AtomicU64::new(0),
             waiters: Mutex::new(Waiters::default()),
         }
     }
 
     /// The poller saw readiness in this direction.
     pub(crate) fn set_ready(&self, wake: &mut Vec<Waker>) {
-        self.edges.fetch_add(1, Release);
+        self.edges.fetch_add(EDGE, AcqRel);
+        self.ready(wake);
+    }
+
+    /// The poller saw a final edge in this direction (the peer's FIN, a hang-up, an error):
+    /// the system call cannot block any more. The count moves first, so a caller whose
+    /// snapshot shows the flag also shows this edge's count.
+    pub(crate) fn set_final_ready(&self, wake: &mut Vec<Waker>) {
+        self.edges.fetch_add(EDGE, AcqRel);
+        self.edges.fetch_or(FINAL, AcqRel);
+        self.ready(wake);
+    }
+
+    #[inline(always)]
+    fn ready(&self, wake: &mut Vec<Waker>) {
         if self.state.swap(READY, AcqRel) == WAITING {
             crate::loom::lock(&self.waiters).drain_into(wake);
         }
     }
 
-    /// The poller saw a final edge in this direction (the peer's FIN, a hang-up, an error):
-    /// the system call cannot block any more. Called before `set_ready` for the same event.
-    pub(crate) fn set_final(&self) {
-        self.finished.store(true, Release);
-    }
-
-    /// A call just failed with `EAGAIN`, which a final state cannot give (a read at FIN
-    /// returns `Ok(0)`, a write after a hang-up fails), so the edge that set `finished` was
-    /// not final: an `EPOLLERR` for the socket's error queue, say. Without this, `readable`
-    /// would return at once forever after it, and a `readable`/`try_read` loop would spin.
-    /// An edge racing with the call still moves the edge count, so clearing cannot hide one.
-    pub(crate) fn clear_final(&self) {
-        if self.finished.load(Relaxed) {
-            self.finished.store(false, Release);
+    /// A call that started at `mark` just failed with `EAGAIN`, which a final state cannot give
+    /// (a read at FIN returns `Ok(0)`, a write after a hang-up fails), so a final flag the
+    /// snapshot showed was not final: an `EPOLLERR` for the socket's error queue, say. Without
+    /// this, `readable` would return at once forever after it, and a `readable`/`try_read`
+    /// loop would spin. The clear is an exchange against the snapshot: it fails, and the flag
+    /// stays, if any edge arrived since (see the header).
+    pub(crate) fn clear_final(&self, mark: EdgeMark) {
+        if mark.0 & FINAL != 0 {
+            let _ = self
+                .edges
+                .compare_exchange(mark.0, mark.0 & !FINAL, AcqRel, Relaxed);
         }
     }
 
@@ -180,23 +213,25 @@ impl WaitSlot {
         ws.into_iter().for_each(Waker::wake);
     }
 
-    /// The edge count, read before a system call that may come up short.
+    /// The edge count and final flag, read before a system call that may come up short.
     #[inline]
-    pub(crate) fn edges(&self) -> u32 {
-        self.edges.load(Acquire)
+    pub(crate) fn edges(&self) -> EdgeMark {
+        EdgeMark(self.edges.load(Acquire))
     }
 
-    /// A call that started at edge count `edges` came up short: the buffer was drained.
+    /// A call that started at `mark` came up short: the buffer was drained.
     #[inline]
-    pub(crate) fn mark_drained(&self, edges: u32) {
-        self.drained_at.store(DRAINED | edges as u64, Release);
+    pub(crate) fn mark_drained(&self, mark: EdgeMark) {
+        self.drained_at.store(DRAINED | mark.count31(), Release);
     }
 
-    /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN).
+    /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN),
+    /// and no final edge ever did.
     #[inline]
     pub(crate) fn is_drained(&self) -> bool {
         let d = self.drained_at.load(Acquire);
-        d & DRAINED != 0 && d as u32 == self.edges.load(Acquire) && !self.finished.load(Acquire)
+        let now = self.edges();
+        d & DRAINED != 0 && d & !DRAINED == now.count31() && now.0 & FINAL == 0
     }
 
     /// Consumes readiness if there is some.
@@ -296,14 +331,48 @@ mod tests {
         let s = WaitSlot::new();
         // Data and the peer's FIN arrive; then a read takes the data and comes up short.
         s.set_ready(&mut Vec::new());
-        s.set_final();
-        s.set_ready(&mut Vec::new());
+        s.set_final_ready(&mut Vec::new());
         let before = s.edges();
         s.mark_drained(before);
         assert!(
             !s.is_drained(),
             "after a FIN the next read returns Ok(0) at once; no edge will announce it"
         );
+    }
+
+    /// `EAGAIN` clears only a final flag the call's snapshot showed, and only if no edge came
+    /// since: a FIN that arrives while the call runs survives the clear (review, session 8).
+    #[test]
+    fn a_clear_after_eagain_never_erases_a_fin_that_came_during_the_call() {
+        let mut v = Vec::new();
+        // No final flag before the call; the peer's data and FIN arrive during it.
+        let s = WaitSlot::new();
+        let before = s.edges();
+        s.set_final_ready(&mut v);
+        s.clear_final(before);
+        let after = s.edges();
+        s.mark_drained(after);
+        assert!(
+            !s.is_drained(),
+            "the FIN was erased: the reader would wait forever"
+        );
+
+        // A flag from an error-queue edge before the call, and a FIN during it.
+        let s = WaitSlot::new();
+        s.set_final_ready(&mut v);
+        let before = s.edges();
+        s.set_final_ready(&mut v);
+        s.clear_final(before);
+        s.mark_drained(s.edges());
+        assert!(!s.is_drained());
+
+        // The flag from before the call, and nothing since: the EAGAIN disproves it.
+        let s = WaitSlot::new();
+        s.set_final_ready(&mut v);
+        let before = s.edges();
+        s.clear_final(before);
+        s.mark_drained(before);
+        assert!(s.is_drained(), "a flag the EAGAIN disproved is cleared");
     }
 
     #[test]
@@ -370,5 +439,36 @@ mod tests {
         w.drain_into(&mut out);
         assert_eq!(out.len(), 2);
         assert!(w.first.is_none() && w.more.is_none());
+    }
+}
+
+/// Loom model of the final flag against `clear_final` (run with the other models:
+/// `RUSTFLAGS="--cfg loom" cargo test -p gorust --lib --release loom_`).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// An error-queue edge set the final flag before a read; the peer's FIN arrives while the
+    /// read runs. The read says `EAGAIN` unless its snapshot already shows the FIN's edge (a
+    /// read after the FIN returns 0), and clears the flag on `EAGAIN`; its next read comes up
+    /// short and marks the direction drained. Whatever the interleaving, the FIN stays known:
+    /// the direction is never left drained, waiting for an edge that will not come.
+    #[test]
+    fn loom_slot_clear_final_keeps_a_fin_from_during_the_call() {
+        loom::model(|| {
+            let slot = Arc::new(WaitSlot::new());
+            slot.set_final_ready(&mut Vec::new());
+            let s2 = slot.clone();
+            let poller = thread::spawn(move || s2.set_final_ready(&mut Vec::new()));
+            let before = slot.edges();
+            if before.0 >> 32 == 1 {
+                slot.clear_final(before); // EAGAIN: the FIN had not come
+            }
+            slot.mark_drained(slot.edges());
+            poller.join().unwrap();
+            assert!(!slot.is_drained(), "the FIN was erased");
+        });
     }
 }

@@ -312,7 +312,7 @@ impl Registration {
                     return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    slot.clear_final();
+                    slot.clear_final(edges);
                     slot.mark_drained(edges);
                     return Err(e);
                 }
@@ -384,6 +384,68 @@ impl Registration {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// The async face of [`run`](Self::run): for calls that can tell by their result whether
+    /// they drained the direction (`short`), as a goroutine's calls do. A call whose result is
+    /// `short`, or that says `WouldBlock`, marks the direction drained, and the next poll waits
+    /// on the slot for a new edge instead of making a call that can only say `EAGAIN` (tokio
+    /// clears readiness after a short read for the same reason). Only once the descriptor is
+    /// registered, so that the poller counts its edges; until then every poll makes the call.
+    #[inline]
+    pub(crate) fn poll_run<T>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        let slot = self.desc.slot(dir);
+        loop {
+            if let Err(e) = self.check(dir, None) {
+                return Poll::Ready(Err(e));
+            }
+            let registered = self.registered.get().is_some();
+            if !(registered && slot.is_drained()) {
+                let edges = slot.edges();
+                match op() {
+                    Ok(v) => {
+                        if registered && short(&v) {
+                            slot.mark_drained(edges);
+                        }
+                        return Poll::Ready(Ok(v));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if registered {
+                            slot.clear_final(edges);
+                            slot.mark_drained(edges);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if let Err(e) = self.ensure_registered() {
+                return Poll::Ready(Err(e));
+            }
+            let desc = &self.desc;
+            match slot.poll_ready(cx, || desc.is_closing()) {
+                Poll::Ready(()) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// `poll_run` for a call that moves at most `len` bytes: fewer is a short call.
+    #[inline]
+    pub(crate) fn poll_io_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_run(cx, dir, op, |&n| n > 0 && n < len)
     }
 
     /// Marks the descriptor closing and wakes every waiter.
@@ -473,5 +535,101 @@ impl Future for Wait<'_> {
             return Poll::Ready(());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::*;
+    use crate::sys::epoll::Events;
+    use crate::test_util::counting_waker;
+
+    /// A registration on a poller of its own, polled by hand: no runtime needed.
+    fn registered(fd: RawFd) -> (Registration, Arc<Poller>) {
+        let poller = Arc::new(Poller::new().unwrap());
+        let reg = Registration::new(fd);
+        let tok = poller.register(fd, reg.desc.clone()).unwrap();
+        assert!(reg.registered.set((poller.clone(), tok)).is_ok());
+        (reg, poller)
+    }
+
+    fn poll_events(poller: &Poller) {
+        poller.poll_now(&mut Events::with_capacity(8), &mut Vec::new(), true);
+    }
+
+    #[test]
+    fn a_short_async_read_waits_for_the_next_edge_without_a_call() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let (reg, poller) = registered(ours.as_raw_fd());
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let calls = Cell::new(0);
+        let mut buf = [0u8; 64];
+        let read = |cx: &mut Context<'_>, buf: &mut [u8]| {
+            let len = buf.len();
+            reg.poll_io_bytes(cx, Direction::Read, len, || {
+                calls.set(calls.get() + 1);
+                (&ours).read(buf)
+            })
+        };
+
+        peer.write_all(b"hello").unwrap();
+        poll_events(&poller);
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(5))));
+        assert_eq!(calls.get(), 1);
+
+        // The read came up short: nothing is left, and the next poll waits without a call.
+        assert!(read(&mut cx, &mut buf).is_pending());
+        assert_eq!(calls.get(), 1, "no call that could only say EAGAIN");
+
+        // New data: its edge wakes the waiter, and the next poll reads it.
+        peer.write_all(b"world!").unwrap();
+        poll_events(&poller);
+        assert_eq!(woken.0.load(SeqCst), 1);
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(6))));
+        assert_eq!(calls.get(), 2);
+
+        // A read that fills the buffer cannot tell whether more is queued: the next poll
+        // tries, and only its `WouldBlock` marks the direction drained.
+        peer.write_all(&[7; 64]).unwrap();
+        poll_events(&poller);
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(64))));
+        assert!(read(&mut cx, &mut buf).is_pending());
+        assert_eq!(calls.get(), 4);
+        assert!(read(&mut cx, &mut buf).is_pending());
+        assert_eq!(calls.get(), 4, "drained by the WouldBlock");
+
+        // The peer's FIN is a final edge: the read returns 0 at once, every time.
+        drop(peer);
+        poll_events(&poller);
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
+    }
+
+    #[test]
+    fn an_unregistered_async_read_always_makes_the_call() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let reg = Registration::new(ours.as_raw_fd());
+        let calls = Cell::new(0);
+        let mut buf = [0u8; 64];
+        peer.write_all(b"hi").unwrap();
+        let (_, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let r = reg.poll_io_bytes(&mut cx, Direction::Read, buf.len(), || {
+            calls.set(calls.get() + 1);
+            (&ours).read(&mut buf)
+        });
+        assert!(matches!(r, Poll::Ready(Ok(2))));
+        // Unregistered, no edges are counted: a drained mark could never clear, so none is set.
+        assert!(!reg.desc.slot(Direction::Read).is_drained());
+        assert_eq!(calls.get(), 1);
     }
 }

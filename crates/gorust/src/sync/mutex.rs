@@ -132,7 +132,8 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// # Panics
     ///
-    /// If called from a future on a worker thread; use [`lock_async`](Self::lock_async) there.
+    /// If called from a future on a worker thread while another holder has the lock; use
+    /// [`lock_async`](Self::lock_async) there.
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if on_plain_thread() {
             if let Some(g) = self.try_lock() {

@@ -135,7 +135,8 @@ impl WaitGroup {
     ///
     /// # Panics
     ///
-    /// If called from a future on a worker thread; use [`wait_async`](Self::wait_async) there.
+    /// If called from a future on a worker thread while the count is not zero; use
+    /// [`wait_async`](Self::wait_async) there.
     pub fn wait(&self) {
         if on_plain_thread() && self.count() == 0 {
             return;

@@ -97,7 +97,9 @@ impl Events {
     }
 }
 
-/// Set once `epoll_pwait2` has returned ENOSYS: later waits use `epoll_wait` in milliseconds.
+/// Set once `epoll_pwait2` has returned `ENOSYS` (a kernel before 5.11), or `EPERM` (a
+/// seccomp filter that predates it, as older container runtimes install): later waits use
+/// `epoll_wait` in milliseconds.
 static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
 
 impl Epoll {
@@ -179,7 +181,12 @@ impl Epoll {
                     0usize,
                 )
             };
-            if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            if r == -1
+                && matches!(
+                    io::Error::last_os_error().raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM)
+                )
+            {
                 NO_PWAIT2.store(true, Ordering::Relaxed);
                 return self.wait(events, timeout);
             }

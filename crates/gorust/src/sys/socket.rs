@@ -97,8 +97,13 @@ pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// The most slices one vectored call passes: the kernel's `UIO_MAXIOV` (`IOV_MAX`). Past it,
+/// `readv` fails with `EINVAL` and `sendmsg` with `EMSGSIZE`; std caps its own vectored calls
+/// the same way, so that more slices give a partial count, as a short write does.
+pub(crate) const MAX_IOV: usize = 1024;
+
 pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    let cnt = bufs.len().min(MAX_IOV) as libc::c_int;
     // SAFETY: IoSliceMut is ABI-compatible with iovec; each points at writable memory.
     let n = syscall!(readv(fd, bufs.as_mut_ptr().cast(), cnt))?;
     Ok(n as usize)
@@ -124,7 +129,7 @@ pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: a zeroed msghdr is a valid empty message.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    msg.msg_iovlen = bufs.len().min(MAX_IOV) as _;
     let flags = libc::MSG_NOSIGNAL as c_long;
     let args = [
         fd as c_long,

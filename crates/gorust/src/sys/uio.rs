@@ -44,7 +44,7 @@ pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
 }
 
 fn plain_writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    let cnt = bufs.len().min(socket::MAX_IOV) as libc::c_int;
     // SAFETY: IoSlice is ABI-compatible with iovec; each points at `len` readable bytes.
     let n = syscall!(writev(fd, bufs.as_ptr().cast(), cnt))?;
     Ok(n as usize)
