@@ -453,6 +453,46 @@ fn vectored_calls_past_the_kernels_slice_limit_give_partial_counts() {
     });
 }
 
+/// A stream that outlives the runtime it first waited in. In another runtime a call that need
+/// not wait still works, and one that must wait fails at once with an error that says why
+/// (it used to wait forever: nobody polls the dead runtime's epoll); on a plain thread, which
+/// waits in `poll(2)`, it keeps working (review, session 8).
+#[test]
+fn a_stream_whose_runtime_shut_down_fails_waits_instead_of_hanging() {
+    within(Duration::from_secs(60), || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let first = gorust::Runtime::builder().workers(1).build().unwrap();
+        let s = first.run(move || {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            let mut b = [0u8; 1];
+            let e = (&s).read(&mut b).unwrap_err(); // waited: registered with this runtime
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            s.set_read_timeout(None).unwrap();
+            s
+        });
+        let (mut peer, _) = l.accept().unwrap();
+        peer.write_all(b"x").unwrap();
+        let s = Arc::new(s);
+        let s2 = s.clone();
+        let second = gorust::Runtime::builder().workers(1).build().unwrap();
+        second.run(move || {
+            let mut b = [0u8; 8];
+            assert_eq!(
+                (&*s2).read(&mut b).unwrap(),
+                1,
+                "data queued: no wait needed"
+            );
+            let e = (&*s2).read(&mut b).unwrap_err();
+            assert!(e.to_string().contains("shut down"), "{e}");
+        });
+        peer.write_all(b"yz").unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!((&*s).read(&mut b).unwrap(), 2, "a plain thread still reads");
+    });
+}
+
 #[test]
 fn accessors_and_options() {
     within(Duration::from_secs(60), || {

@@ -1,10 +1,15 @@
 //! A poll descriptor: the runtime's view of one file descriptor (Go's `pollDesc`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::slot::WaitSlot;
+
+/// `PollDesc::flags`: closed by `close` (or `shutdown` of both halves).
+pub(crate) const CLOSING: u8 = 1;
+/// `PollDesc::flags`: registered with a poller whose runtime has shut down.
+pub(crate) const ORPHANED: u8 = 2;
 
 /// Which way an operation waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,7 +19,7 @@ pub(crate) enum Direction {
 }
 
 /// Laid out by cache line, one per direction: a read touches the first line only (its slot,
-/// its deadline and `closing`, which every attempt checks), a write the second and `closing`.
+/// its deadline and `flags`, which every attempt checks), a write the second and `flags`.
 /// A round trip of an echo server touches two lines of the descriptor where the unaligned
 /// layout spread the same fields over four; at 1,000 connections each is a cache miss. The
 /// cost: the `Arc` allocation is 192 bytes (its counts get a line of their own) instead of
@@ -24,8 +29,10 @@ pub(crate) struct PollDesc {
     pub(crate) read: WaitSlot,
     /// Deadlines in nanoseconds since [`base`]; 0 means none.
     read_deadline: AtomicU64,
-    /// Set once by `close`/`shutdown` from any thread; waiters then fail.
-    closing: AtomicBool,
+    /// `CLOSING`, set once by `close` from any thread (waiters then fail), and `ORPHANED`, set
+    /// when the runtime whose poller this descriptor is registered with shuts down (nobody will
+    /// report its edges again). One byte, so that the check every attempt makes is one load.
+    flags: AtomicU8,
     pub(crate) write: WaitSlot,
     write_deadline: AtomicU64,
 }
@@ -75,7 +82,7 @@ impl PollDesc {
         PollDesc {
             read: WaitSlot::new(),
             read_deadline: AtomicU64::new(0),
-            closing: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
             write: WaitSlot::new(),
             write_deadline: AtomicU64::new(0),
         }
@@ -89,14 +96,25 @@ impl PollDesc {
         }
     }
 
+    /// `CLOSING` and `ORPHANED`; 0 for an open descriptor whose poller runs.
     #[inline]
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Acquire)
+    pub(crate) fn flags(&self) -> u8 {
+        self.flags.load(Acquire)
     }
 
     /// Marks the descriptor closing and wakes every waiter (they return an error).
     pub(crate) fn close(&self) {
-        self.closing.store(true, Release);
+        self.set_flag(CLOSING);
+    }
+
+    /// Its poller's runtime shut down: wakes every waiter, and a goroutine's or future's later
+    /// wait fails instead of waiting for edges nobody will report.
+    pub(crate) fn orphan(&self) {
+        self.set_flag(ORPHANED);
+    }
+
+    fn set_flag(&self, flag: u8) {
+        self.flags.fetch_or(flag, Release);
         self.read.wake_all();
         self.write.wake_all();
     }
@@ -133,12 +151,12 @@ mod tests {
     use super::PollDesc;
     use std::mem::{align_of, offset_of, size_of};
 
-    /// Each direction's slot, deadline (and for reads `closing`) share one cache line.
+    /// Each direction's slot, deadline (and for reads `flags`) share one cache line.
     #[test]
     fn each_direction_fits_one_cache_line() {
         assert_eq!(align_of::<PollDesc>(), 64);
         assert_eq!(size_of::<PollDesc>(), 128);
-        assert!(offset_of!(PollDesc, closing) < 64);
+        assert!(offset_of!(PollDesc, flags) < 64);
         assert!(offset_of!(PollDesc, read_deadline) + 8 <= 64);
         assert_eq!(offset_of!(PollDesc, write), 64);
         assert!(offset_of!(PollDesc, write_deadline) + 8 <= 128);

@@ -18,7 +18,7 @@
 //!
 //! Who touches what: the slab is behind a mutex taken once per batch of events and once per
 //! (de)registration; wait slots are atomic with a lock for their waker lists; deadlines and
-//! `closing` are atomics published before `wake_all`.
+//! `flags` (closing, orphaned) are atomics published before `wake_all`.
 
 pub(crate) mod desc;
 pub(crate) mod poller;

@@ -171,6 +171,26 @@ impl Poller {
         drop(old);
     }
 
+    /// The runtime shut down: nobody will poll this epoll again. Marks every descriptor still
+    /// registered here orphaned and wakes its waiters, so that a socket that outlives the
+    /// runtime fails its next wait in another runtime instead of waiting forever (its own
+    /// runtime's goroutines and futures are gone by now).
+    pub(crate) fn orphan_all(&self) {
+        let descs: Vec<Arc<PollDesc>> = self
+            .slab()
+            .entries
+            .iter()
+            .filter_map(|e| match &e.source {
+                Some(Source::Edge(d)) => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        // Off the slab lock: waking runs wakers.
+        for d in descs {
+            d.orphan();
+        }
+    }
+
     /// Descriptors registered here.
     pub(crate) fn registered(&self) -> usize {
         self.slab().live

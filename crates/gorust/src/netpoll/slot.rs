@@ -19,7 +19,7 @@
 //! - Several waiters may wait on one direction (two goroutines reading one socket); all are
 //!   woken and retry, one wins and the rest wait again.
 //! - `wake_all` (close, a deadline change) wakes every waiter without touching the state; the
-//!   waiters re-check the descriptor's `closing` flag and deadlines, which the caller publishes
+//!   waiters re-check the descriptor's flags (closing, orphaned) and deadlines, which the caller publishes
 //!   *before* calling `wake_all`, and which waiters read under the same lock.
 //!
 //! Drained state (saves a system call per wait). The poller also counts edges. When a read
@@ -81,7 +81,7 @@ impl EdgeMark {
 }
 
 /// `repr(C)`, small fields first: the 48 bytes leave room in the descriptor's cache line for
-/// the direction's deadline and the `closing` flag (see `PollDesc`).
+/// the direction's deadline and the `flags` byte (see `PollDesc`).
 #[repr(C)]
 pub(crate) struct WaitSlot {
     state: AtomicU8,

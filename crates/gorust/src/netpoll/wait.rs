@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::desc::{Direction, PollDesc};
+use super::desc::{Direction, PollDesc, CLOSING, ORPHANED};
 use super::poller::Poller;
 use crate::time::Sleep;
 
@@ -37,6 +37,35 @@ pub(crate) struct Registration {
 #[cold]
 pub(crate) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
+}
+
+/// What `check` makes of a descriptor's flags: closed is an error. Orphaned alone is not: the
+/// call may still complete without waiting, and only a wait on the slot needs the dead
+/// poller (`orphaned`).
+#[cold]
+fn flags_error(flags: u8) -> io::Result<()> {
+    if flags & CLOSING != 0 {
+        return Err(closed_error());
+    }
+    Ok(())
+}
+
+/// Fails a wait on the slot of a descriptor whose poller's runtime has shut down: nobody
+/// would report its edges. (A plain thread waits in `poll(2)` and is not affected.)
+#[inline(always)]
+fn orphaned(desc: &PollDesc) -> io::Result<()> {
+    if desc.flags() & ORPHANED != 0 {
+        return Err(orphaned_error());
+    }
+    Ok(())
+}
+
+#[cold]
+fn orphaned_error() -> io::Error {
+    io::Error::other(
+        "gorust::net: this socket is registered with a runtime that has shut down, so nothing \
+         would wake a wait on it; create or accept it in the runtime that uses it",
+    )
 }
 
 #[cold]
@@ -171,8 +200,9 @@ impl Registration {
     /// round trip (echo model).
     #[inline(always)]
     pub(crate) fn check(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
-        if self.desc.is_closing() {
-            return Err(closed_error());
+        let flags = self.desc.flags();
+        if flags != 0 {
+            flags_error(flags)?;
         }
         if let Some(d) = self.effective(dir, call_deadline) {
             if Instant::now() >= d {
@@ -194,6 +224,7 @@ impl Registration {
                 self.ensure_registered()?;
             }
             let desc = &*self.desc;
+            orphaned(desc)?;
             let seen = desc.deadline_word(dir);
             match self.effective(dir, call_deadline) {
                 None => park_on(desc, dir, seen),
@@ -379,7 +410,10 @@ impl Registration {
                 return Poll::Ready(Err(e));
             }
             let desc = &self.desc;
-            match desc.slot(dir).poll_ready(cx, || desc.is_closing()) {
+            if let Err(e) = orphaned(desc) {
+                return Poll::Ready(Err(e));
+            }
+            match desc.slot(dir).poll_ready(cx, || desc.flags() != 0) {
                 Poll::Ready(()) => continue,
                 Poll::Pending => return Poll::Pending,
             }
@@ -429,7 +463,10 @@ impl Registration {
                 return Poll::Ready(Err(e));
             }
             let desc = &self.desc;
-            match slot.poll_ready(cx, || desc.is_closing()) {
+            if let Err(e) = orphaned(desc) {
+                return Poll::Ready(Err(e));
+            }
+            match slot.poll_ready(cx, || desc.flags() != 0) {
                 Poll::Ready(()) => continue,
                 Poll::Pending => return Poll::Pending,
             }
@@ -485,11 +522,11 @@ fn park_on(desc: &PollDesc, dir: Direction, seen: u64) {
     }
 }
 
-/// What ends a wait besides readiness: the descriptor closing, or its deadline for `dir`
+/// What ends a wait besides readiness: the descriptor closing or orphaned, or its deadline for `dir`
 /// moving from `seen` (the waiter then re-checks the deadline).
 #[inline(always)]
 fn wait_ends(desc: &PollDesc, dir: Direction, seen: u64) -> bool {
-    desc.is_closing() || desc.deadline_word(dir) != seen
+    desc.flags() != 0 || desc.deadline_word(dir) != seen
 }
 
 /// `wait` with a deadline, in a goroutine: out of line, so that the frame of a wait without

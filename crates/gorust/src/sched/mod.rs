@@ -353,6 +353,9 @@ impl Shared {
             // thread), which is safe.
             unsafe { t.shutdown() };
         }
+        for r in self.remotes.iter() {
+            r.poller.orphan_all();
+        }
         self.blocking.shutdown();
     }
 }
