@@ -400,6 +400,81 @@ fn reads_done_by_the_monitor_thread_are_correct() {
     });
 }
 
+/// Output still queued for a slow reader when a graceful shutdown starts is written out before
+/// the connection closes, and counted as finished: closed at once as idle, the response was
+/// cut short (review, session 8).
+#[test]
+fn graceful_shutdown_writes_out_queued_output() {
+    // More than the socket buffers hold, less than the output limit: the handler returns at
+    // once and the rest waits in the connection's output.
+    const BIG: usize = 32 << 20;
+    within(LIMIT, || {
+        run_on(2, || {
+            let el = EventLoop::builder()
+                .output_limit(64 << 20)
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.writer().write_bytes(&vec![7u8; BIG]);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, serving) = start(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"go").unwrap();
+            // The handler has returned; most of the reply waits for this reader.
+            gorust::time::sleep(Duration::from_millis(100));
+            let reader = gorust::go(move || {
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap();
+                all.len()
+            });
+            let report = el.shutdown(Duration::from_secs(10));
+            assert_eq!(report.closed_idle, 0, "{report:?}");
+            assert_eq!(report.finished, 1, "{report:?}");
+            assert_eq!(reader.join().unwrap(), BIG, "the whole reply, then EOF");
+            serving.join().unwrap().unwrap();
+        })
+    });
+}
+
+/// Data and a hang-up reported in one event while the connection is idle: the handler the
+/// data would start does not run, and the poller disconnects the connection itself. Before,
+/// the data took the claim and the close left the disconnect to a handler that never ran:
+/// `on_disconnect` never came and the connection stayed registered (review, session 8).
+#[test]
+fn data_and_a_hangup_in_one_event_still_disconnect() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let (el, _addr, gone) = echo_loop(|b| b);
+            let path =
+                std::env::temp_dir().join(format!("gorust-el-hup-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let l = gorust::net::UnixListener::bind(&path).unwrap();
+            let server = el.clone();
+            gorust::go(move || server.serve(l));
+            let p2 = path.clone();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let peer = std::thread::spawn(move || {
+                let mut c = std::os::unix::net::UnixStream::connect(&p2).unwrap();
+                go_rx.recv().unwrap();
+                c.write_all(b"x").unwrap();
+            });
+            eventually("accepted", || el.connections() == 1);
+            gorust::time::sleep(Duration::from_millis(50)); // idle: no handler in flight
+                                                            // Hold the only worker while the peer writes and hangs up, so that one poll (the
+                                                            // worker's or the monitor's) sees both.
+            go_tx.send(()).unwrap();
+            peer.join().unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            eventually("deregistered", || el.connections() == 0);
+            let _ = std::fs::remove_file(&path);
+        })
+    });
+}
+
 /// Any listener: the same loop serves a Unix-domain socket.
 #[test]
 fn serves_a_unix_listener() {

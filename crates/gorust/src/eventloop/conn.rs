@@ -35,6 +35,7 @@ use crate::netpoll::poller::LevelSource;
 use crate::netpoll::slot::WaitSlot;
 use crate::netpoll::Poller;
 use crate::sys::epoll::{Interest, Readiness};
+use crate::time::entry::TimerEntry;
 
 /// The most one read takes: the input exceeds its limit by at most this.
 pub(crate) const READ_MAX: usize = 64 << 10;
@@ -76,6 +77,9 @@ pub(crate) struct Conn<S> {
     pub(crate) torn: AtomicBool,
     /// A timer is armed for this connection.
     pub(crate) timer_armed: AtomicBool,
+    /// The armed timer's entry, cancelled by `teardown`: its waker holds a `Weak` of this
+    /// connection, which would keep the allocation until the timer fired.
+    pub(crate) timer: Mutex<Option<Arc<TimerEntry>>>,
     /// The deadline of a client's `call_timeout` in flight (ns since the loop's base, 0:
     /// none). Written and read only by the claim's holder, so relaxed.
     pub(crate) call_deadline: AtomicU64,
@@ -120,6 +124,7 @@ impl<S: Send + 'static> Conn<S> {
             write_since: AtomicU64::new(0),
             torn: AtomicBool::new(false),
             timer_armed: AtomicBool::new(false),
+            timer: Mutex::new(None),
             call_deadline: AtomicU64::new(0),
             work: Mutex::new(Work {
                 input: LinkBuffer::new(),
@@ -234,7 +239,15 @@ impl<S: Send + 'static> Conn<S> {
             w.into_iter().for_each(Waker::wake);
         }
         if fail {
-            self.close_now();
+            if start {
+                // The data took the claim for a handler that will not run now: the claim is
+                // ours, so the disconnect is too. (`close_now` would have left it to that
+                // handler, and nobody would have run it; review, session 8.)
+                lock(&self.st).close();
+                self.closed_by(CloseBy::Caller);
+            } else {
+                self.close_now();
+            }
         } else if start {
             super::handler::spawn(self.clone());
         }
@@ -303,6 +316,11 @@ impl<S: Send + 'static> Conn<S> {
     /// Out of the poller, socket shut down, waiters woken. Once, by whoever set `closed`.
     pub(crate) fn teardown(&self) {
         self.torn.store(true, Release);
+        // After `torn`, under the lock `timer::arm` stores under: an entry armed concurrently
+        // is either taken here or cancelled by `arm` itself.
+        if let Some(t) = lock(&self.timer).take() {
+            t.cancel();
+        }
         self.ended.store(true, Release);
         self.poller
             .deregister(self.fd.as_raw_fd(), self.token.load(Acquire));

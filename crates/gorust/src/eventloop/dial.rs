@@ -336,9 +336,10 @@ fn release<S: Send + 'static>(conn: &Arc<Conn<S>>, ok: bool, left: usize, consum
         handler::spawn(conn.clone());
         return;
     }
-    let out_pending = conn.out_len.load(Acquire) > 0;
     let next = {
         let mut st = lock(&conn.st);
+        // Under `st`, as in `handler::run`.
+        let out_pending = conn.out_len.load(Acquire) > 0;
         let next = st.finish(left, consumed, out_pending, conn.lp.config.input_limit);
         conn.update_read(&mut st);
         next

@@ -264,9 +264,13 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
         let after = work.input.len();
         drop(guard);
         let consumed = (before + pulled).saturating_sub(after);
-        let out_pending = conn.out_len.load(Acquire) > 0;
         let next = {
             let mut st = lock(&conn.st);
+            // Read under `st`: `write_out` stores `out_len` before it takes `st`, so either this
+            // sees the output written, or its `drained` sees the claim released and closes.
+            // Read before the lock, a write finishing in between left a draining connection
+            // idle with nothing to close it (review, session 8).
+            let out_pending = conn.out_len.load(Acquire) > 0;
             let next = st.finish(after, consumed, out_pending, limit);
             conn.update_read(&mut st);
             next

@@ -49,9 +49,10 @@ impl<S> std::fmt::Debug for EventLoop<S> {
 /// What [`EventLoop::shutdown`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShutdownReport {
-    /// Connections with no handler in flight, closed at once.
+    /// Connections with no handler in flight and no output queued, closed at once.
     pub closed_idle: usize,
-    /// Connections whose in-flight handler finished (and output was written) in time.
+    /// Connections whose in-flight handler finished, or whose queued output was written, in
+    /// time.
     pub finished: usize,
     /// Connections still busy at the deadline, closed by force.
     pub forced: usize,
@@ -248,7 +249,11 @@ impl<S: Send + 'static> EventLoop<S> {
             if st.closed {
                 continue;
             }
-            if st.running {
+            // Output still queued for a slow reader is in flight too: draining, the poller
+            // closes the connection once it is written (`State::drained`). Closed at once, as
+            // before, a response was cut short (review, session 8). `out_len` is read under
+            // `st`, as the handler reads it.
+            if st.running || c.out_len.load(Acquire) > 0 {
                 st.draining = true;
                 c.update_read(&mut st);
                 busy.insert(c.id);

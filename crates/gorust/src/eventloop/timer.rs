@@ -9,8 +9,11 @@
 //! timeout both rest on a real timer too; TCP keepalive (what netpoll users often mistook for
 //! an idle timeout) detects dead peers, not idle ones.
 //!
-//! The timer's waker holds a `Weak` reference: a closed connection is freed (and its
-//! descriptor closed) at once, not when its timer would have fired.
+//! The timer's waker holds a `Weak` reference, and `Conn::teardown` cancels the armed entry,
+//! which drops that waker: a closed connection is freed (and its descriptor closed) at once,
+//! not when its timer would have fired. (Before the cancel, the `Weak` kept each closed
+//! connection's allocation until then: with a long idle timeout, memory grew with the
+//! connection churn; review, session 8.)
 
 use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Weak};
@@ -49,7 +52,16 @@ fn arm<S: Send + 'static>(conn: &Arc<Conn<S>>, at: Instant) {
         return;
     }
     let waker = Waker::from(Arc::new(TimerWake(Arc::downgrade(conn))));
-    crate::time::register(at, Arc::new(TimerEntry::new(waker)));
+    let entry = Arc::new(TimerEntry::new(waker));
+    *lock(&conn.timer) = Some(entry.clone());
+    if conn.torn.load(Acquire) {
+        // Torn down meanwhile (see `Conn::teardown`).
+        if let Some(t) = lock(&conn.timer).take() {
+            t.cancel();
+        }
+        return;
+    }
+    crate::time::register(at, entry);
 }
 
 fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>) {
