@@ -117,3 +117,42 @@ fn idle_connections_hold_no_node_and_no_goroutine() {
         })
     });
 }
+
+/// A peer that trickles one byte per segment, against a handler that waits for a whole line:
+/// the input grows by the bytes, not by a buffer node per read. Before, each read's node was
+/// linked into the input, 4 KiB for each byte (review, session 8).
+#[test]
+fn trickled_input_takes_memory_by_the_byte() {
+    const BYTES: usize = 200;
+    let _one = one_at_a_time();
+    within(Duration::from_secs(120), || {
+        run_on(2, || {
+            let el = gorust::eventloop::EventLoop::builder()
+                .on_request(|c, _| {
+                    // Nothing until a whole line is there (then echo it).
+                    let Ok(line) = c.reader().until(b'\n') else {
+                        return Ok(());
+                    };
+                    let reply = line.to_vec();
+                    drop(line);
+                    c.writer().write_bytes(&reply);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = common::start(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            for _ in 0..BYTES {
+                s.write_all(b"x").unwrap();
+                gorust::time::sleep(Duration::from_millis(1));
+            }
+            let in_use = gorust::buffer::pool_stats().in_use;
+            assert!(in_use < 8, "{in_use} nodes hold {BYTES} trickled bytes");
+            s.write_all(b"\n").unwrap();
+            let mut back = vec![0u8; BYTES + 1];
+            s.read_exact(&mut back).unwrap();
+            assert!(back[..BYTES].iter().all(|&b| b == b'x'));
+        })
+    });
+}

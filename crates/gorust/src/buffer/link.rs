@@ -198,14 +198,28 @@ impl LinkBuffer {
         self.nodes.push_back(node);
     }
 
-    /// Moves `other`'s bytes to the end of this buffer without copying: its nodes are appended
-    /// to the chain. Both buffers are flushed first (every byte written to either becomes
+    /// Moves `other`'s bytes to the end of this buffer: its nodes are appended to the chain,
+    /// without copying. Both buffers are flushed first (every byte written to either becomes
     /// readable), since readable bytes may not follow unflushed ones.
+    ///
+    /// A few bytes (at most 512) that fit in this buffer's tail node are
+    /// copied there instead, and `other`'s nodes go back to the pool: linked, each small append
+    /// kept a node of its own, so a peer trickling one byte per segment cost the event loop
+    /// 4 KiB per byte, and a slow reader's many small messages a node each (review, session
+    /// 8).
     pub fn append(&mut self, mut other: LinkBuffer) {
         self.flush();
         other.flush();
         other.release();
         if other.nodes.is_empty() {
+            return;
+        }
+        let n = other.len();
+        if n <= COPY_APPEND_MAX && self.tail_free() >= n {
+            for run in other.runs(n) {
+                self.write_bytes(run);
+            }
+            self.flush();
             return;
         }
         self.len.set(self.len() + other.len());
@@ -216,6 +230,9 @@ impl LinkBuffer {
         }
     }
 }
+
+/// The most bytes [`LinkBuffer::append`] copies into the tail instead of linking nodes.
+pub(crate) const COPY_APPEND_MAX: usize = 512;
 
 /// Runs of contiguous readable bytes from a position, ending after a byte count. `idx`/`off`
 /// end where the last run ended.
