@@ -243,8 +243,8 @@ impl<S: Send + 'static> Conn<S> {
                 // The data took the claim for a handler that will not run now: the claim is
                 // ours, so the disconnect is too. (`close_now` would have left it to that
                 // handler, and nobody would have run it; review, session 8.)
-                lock(&self.st).close();
-                self.closed_by(CloseBy::Caller);
+                self.close_holding_claim();
+                super::handler::spawn(self.clone());
             } else {
                 self.close_now();
             }
@@ -292,6 +292,14 @@ impl<S: Send + 'static> Conn<S> {
             self.closed_by(CloseBy::Caller);
         } else if fail {
             self.close_now();
+        }
+    }
+
+    /// Closes a connection whose claim the caller holds: tears it down unless another thread
+    /// closed it first (and tore it down then), and leaves the disconnect to the caller.
+    pub(crate) fn close_holding_claim(&self) {
+        if lock(&self.st).close() == CloseBy::Handler {
+            self.teardown();
         }
     }
 

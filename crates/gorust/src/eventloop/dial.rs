@@ -85,7 +85,7 @@ use std::time::{Duration, Instant};
 use super::conn::{lock, Conn, Work};
 use super::handler::{self, park_once, ConnIo, Connection};
 use super::serve::EventLoop;
-use super::state::{CloseBy, Next};
+use super::state::Next;
 use crate::buffer::LinkBuffer;
 use crate::netpoll::wait::closed_error;
 
@@ -329,9 +329,7 @@ fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>, deadline: Option<Instant>) ->
 /// Ends a `call` holding the claim: the handler's end-of-run step (`handler::run`).
 fn release<S: Send + 'static>(conn: &Arc<Conn<S>>, ok: bool, left: usize, consumed: usize) {
     if !ok {
-        if lock(&conn.st).close() == CloseBy::Handler {
-            conn.teardown();
-        }
+        conn.close_holding_claim();
         // Still ours: the handler goroutine disconnects.
         handler::spawn(conn.clone());
         return;

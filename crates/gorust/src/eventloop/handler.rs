@@ -291,9 +291,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
     }
     if !ok {
         // Our error: we hold the claim, so `close` leaves the disconnect to us.
-        if lock(&conn.st).close() == CloseBy::Handler {
-            conn.teardown();
-        }
+        conn.close_holding_claim();
     }
     disconnect(&conn, &mut lock(&conn.work));
 }

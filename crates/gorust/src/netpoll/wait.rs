@@ -39,17 +39,6 @@ pub(crate) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
 }
 
-/// What `check` makes of a descriptor's flags: closed is an error. Orphaned alone is not: the
-/// call may still complete without waiting, and only a wait on the slot needs the dead
-/// poller (`orphaned`).
-#[cold]
-fn flags_error(flags: u8) -> io::Result<()> {
-    if flags & CLOSING != 0 {
-        return Err(closed_error());
-    }
-    Ok(())
-}
-
 /// Fails a wait on the slot of a descriptor whose poller's runtime has shut down: nobody
 /// would report its edges. (A plain thread waits in `poll(2)` and is not affected.)
 #[inline(always)]
@@ -195,14 +184,14 @@ impl Registration {
         }
     }
 
-    /// Fails if the descriptor is closing or a deadline has passed. Inlined: it runs before
-    /// every attempt, and out of line its frame was one more line of the goroutine's stack per
-    /// round trip (echo model).
+    /// Fails if the descriptor is closing or a deadline has passed. (Orphaned is not checked
+    /// here: the call may still complete without waiting; only a wait on the slot needs the
+    /// dead poller, see `orphaned`.) Inlined: it runs before every attempt, and out of line
+    /// its frame was one more line of the goroutine's stack per round trip (echo model).
     #[inline(always)]
     pub(crate) fn check(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
-        let flags = self.desc.flags();
-        if flags != 0 {
-            flags_error(flags)?;
+        if self.desc.flags() & CLOSING != 0 {
+            return Err(closed_error());
         }
         if let Some(d) = self.effective(dir, call_deadline) {
             if Instant::now() >= d {
@@ -406,15 +395,9 @@ impl Registration {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return Poll::Ready(r),
             }
-            if let Err(e) = self.ensure_registered() {
-                return Poll::Ready(Err(e));
-            }
-            let desc = &self.desc;
-            if let Err(e) = orphaned(desc) {
-                return Poll::Ready(Err(e));
-            }
-            match desc.slot(dir).poll_ready(cx, || desc.flags() != 0) {
-                Poll::Ready(()) => continue,
+            match self.poll_slot(cx, dir) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -459,18 +442,22 @@ impl Registration {
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            if let Err(e) = self.ensure_registered() {
-                return Poll::Ready(Err(e));
-            }
-            let desc = &self.desc;
-            if let Err(e) = orphaned(desc) {
-                return Poll::Ready(Err(e));
-            }
-            match slot.poll_ready(cx, || desc.flags() != 0) {
-                Poll::Ready(()) => continue,
+            match self.poll_slot(cx, dir) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// The waiting half of `poll_io` and `poll_run`: registers the descriptor on the first
+    /// wait, fails if its runtime shut down, and waits on the slot. `Ready(Ok)`: try again.
+    #[inline]
+    fn poll_slot(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
+        self.ensure_registered()?;
+        let desc = &*self.desc;
+        orphaned(desc)?;
+        desc.slot(dir).poll_ready(cx, || desc.flags() != 0).map(Ok)
     }
 
     /// `poll_run` for a call that moves at most `len` bytes: fewer is a short call.
