@@ -1,4 +1,5 @@
-//! `Runtime` and `Builder`: settings, shutdown, metrics, traces, stack overflow reports.
+//! `Runtime` and `Builder`: settings, shutdown, metrics, traces, stack overflow reports, and a
+//! seccomp filter that refuses `epoll_pwait2`.
 
 mod common;
 
@@ -327,4 +328,109 @@ fn overflow_child() {
         .build()
         .unwrap();
     rt.run(|| gorust::go(|| recurse(1_000_000)).join().ok());
+}
+
+/// A seccomp filter from before `epoll_pwait2` (Linux 5.11) fails it with `EPERM`, as some
+/// container runtimes still do: the runtime falls back to `epoll_wait`, whose timeouts are in
+/// whole milliseconds (rounded up, so timers never fire early), and idles without spinning.
+#[test]
+fn a_seccomp_filter_that_denies_epoll_pwait2_falls_back_to_epoll_wait() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let out = child("seccomp_child", ("GORUST_CHILD", "seccomp"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("fallback ok"), "{stdout}\n{stderr}");
+}
+
+/// Denies `epoll_pwait2` with `EPERM` for this thread and the threads it creates from now on.
+fn deny_epoll_pwait2() {
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JEQ_K: u16 = 0x15;
+    const BPF_RET_K: u16 = 0x06;
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut prog = [
+        // The syscall number is the first word of `struct seccomp_data`.
+        insn(BPF_LD_W_ABS, 0, 0, 0),
+        insn(BPF_JEQ_K, 0, 1, libc::SYS_epoll_pwait2 as u32),
+        insn(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: plain prctl calls on this (child) process; `fprog` points at a live program,
+    // which the kernel copies.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog),
+            0,
+            "seccomp: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[test]
+fn seccomp_child() {
+    if std::env::var("GORUST_CHILD").as_deref() != Ok("seccomp") {
+        return;
+    }
+    deny_epoll_pwait2();
+    // SAFETY: a call with an invalid descriptor and null buffers, refused before its
+    // arguments are read.
+    let r = unsafe { libc::syscall(libc::SYS_epoll_pwait2, -1, 0usize, 1, 0usize, 0usize, 0) };
+    assert_eq!(r, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EPERM),
+        "the filter is in place"
+    );
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    rt.run(|| {
+        // A sub-millisecond timer is not fired early.
+        for wait in [Duration::from_micros(300), Duration::from_micros(1500)] {
+            let t = std::time::Instant::now();
+            gorust::time::sleep(wait);
+            assert!(t.elapsed() >= wait, "{:?} < {wait:?}", t.elapsed());
+        }
+        // An idle worker blocks in the kernel instead of spinning on an error.
+        let cpu = cpu_time();
+        gorust::time::sleep(Duration::from_millis(200));
+        let used = cpu_time() - cpu;
+        assert!(used < Duration::from_millis(100), "spun for {used:?}");
+        // A read parks until the peer writes, and the poller wakes it.
+        let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = gorust::go(move || {
+            use std::io::Write;
+            let (mut s, _) = l.accept().unwrap();
+            gorust::time::sleep(Duration::from_millis(20));
+            s.write_all(b"ping").unwrap();
+        });
+        let mut c = gorust::net::TcpStream::connect(addr).unwrap();
+        let mut buf = [0u8; 4];
+        std::io::Read::read_exact(&mut c, &mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        peer.join().unwrap();
+    });
+    println!("fallback ok");
 }
