@@ -1,20 +1,13 @@
 //! Descriptor exhaustion: `accept` returns EMFILE at once, `serve` backs off without spinning
 //! and recovers when descriptors free up. Runs in a child process with a lowered limit.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -89,10 +82,10 @@ fn emfile_child() {
                 s2.fetch_add(1, Ordering::SeqCst);
             })
         });
-        let cpu0 = cpu_time();
+        let cpu0 = common::cpu_time();
         let t0 = Instant::now();
         gorust::time::sleep(Duration::from_millis(400));
-        let spent = cpu_time() - cpu0;
+        let spent = common::cpu_time() - cpu0;
         assert!(
             spent < Duration::from_millis(200),
             "the accept loop spun: {spent:?} of CPU in {:?}",

@@ -380,15 +380,6 @@ fn deny_epoll_pwait2() {
     }
 }
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 #[test]
 fn seccomp_child() {
     if std::env::var("GORUST_CHILD").as_deref() != Ok("seccomp") {
@@ -413,9 +404,9 @@ fn seccomp_child() {
             assert!(t.elapsed() >= wait, "{:?} < {wait:?}", t.elapsed());
         }
         // An idle worker blocks in the kernel instead of spinning on an error.
-        let cpu = cpu_time();
+        let cpu = common::cpu_time();
         gorust::time::sleep(Duration::from_millis(200));
-        let used = cpu_time() - cpu;
+        let used = common::cpu_time() - cpu;
         assert!(used < Duration::from_millis(100), "spun for {used:?}");
         // A read parks until the peer writes, and the poller wakes it.
         let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -19,8 +19,8 @@
 //! - Several waiters may wait on one direction (two goroutines reading one socket); all are
 //!   woken and retry, one wins and the rest wait again.
 //! - `wake_all` (close, a deadline change) wakes every waiter without touching the state; the
-//!   waiters re-check the descriptor's flags (closing, orphaned) and deadlines, which the caller publishes
-//!   *before* calling `wake_all`, and which waiters read under the same lock.
+//!   waiters re-check the descriptor's flags (closing, orphaned) and deadlines, which the
+//!   caller publishes *before* calling `wake_all`, and which waiters read under the same lock.
 //!
 //! Drained state (saves a system call per wait). The poller also counts edges. When a read
 //! returns fewer bytes than asked (or a write accepts fewer than offered), the kernel buffer

@@ -509,8 +509,8 @@ fn park_on(desc: &PollDesc, dir: Direction, seen: u64) {
     }
 }
 
-/// What ends a wait besides readiness: the descriptor closing or orphaned, or its deadline for `dir`
-/// moving from `seen` (the waiter then re-checks the deadline).
+/// What ends a wait besides readiness: the descriptor closing or orphaned, or its deadline
+/// for `dir` moving from `seen` (the waiter then re-checks the deadline).
 #[inline(always)]
 fn wait_ends(desc: &PollDesc, dir: Direction, seen: u64) -> bool {
     desc.flags() != 0 || desc.deadline_word(dir) != seen

@@ -12,6 +12,17 @@ pub fn run_on<R: Send + 'static>(workers: usize, body: impl FnOnce() -> R + Send
         .run(body)
 }
 
+/// CPU time (user and system) this process has used so far: for tests that check that a wait
+/// does not spin.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Runs `f` on a thread and fails the test if it takes longer than `limit` (a hang detector,
 /// not a speed check: limits are generous).
 pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
