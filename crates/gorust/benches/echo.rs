@@ -138,6 +138,10 @@ struct Measured {
     cpu_ns: f64,
     /// Of which in user space (ns).
     user_ns: f64,
+    /// Round trips of the least-served connection over the median connection's, in the
+    /// measured window: near 1 when the server takes connections in turn, near 0 when some
+    /// starve (a server can buy CPU per round trip by serving a few hot connections).
+    fairness: f64,
 }
 
 struct Server {
@@ -370,6 +374,7 @@ fn load(
     }
     let msg = vec![0x5au8; size];
     let mut got = vec![0usize; conns];
+    let mut per_conn = vec![0u64; conns];
     let mut buf = vec![0u8; 64 * 1024];
     let send = |s: &mut std::net::TcpStream| -> Result<(), String> {
         let mut off = 0;
@@ -393,6 +398,7 @@ fn load(
         let now = Instant::now();
         if marks.is_none() && now >= start + warmup {
             marks = Some((now, rt, cpu_ns(pid), user_ns(pid)));
+            per_conn.iter_mut().for_each(|c| *c = 0);
         }
         if let Some((t0, rt0, cpu0, user0)) = marks {
             if now >= t0 + measure {
@@ -403,10 +409,14 @@ fn load(
                 if n == 0.0 {
                     break Err("no round trips completed".to_string());
                 }
+                per_conn.sort_unstable();
+                let least = per_conn[0] as f64;
+                let mid = per_conn[conns / 2].max(1) as f64;
                 break Ok(Measured {
                     rt_per_sec: n / secs,
                     cpu_ns: cpu / n,
                     user_ns: user / n,
+                    fairness: least / mid,
                 });
             }
         }
@@ -426,6 +436,7 @@ fn load(
             while got[i] >= size {
                 got[i] -= size;
                 rt += 1;
+                per_conn[i] += 1;
                 send(s)?;
             }
         }
@@ -590,8 +601,16 @@ type Rows = Vec<(usize, usize, Vec<Vec<Option<Measured>>>)>;
 fn report(servers: &[Server], rows: &Rows, json: bool) {
     let base = servers.iter().position(|s| s.name == "c-epoll");
     println!(
-        "\n{:>6} {:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12}",
-        "conns", "bytes", "server", "rt/s", "cpu µs/rt", "rt/s vs C", "cpu vs C", "user µs/rt"
+        "\n{:>6} {:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12} {:>9}",
+        "conns",
+        "bytes",
+        "server",
+        "rt/s",
+        "cpu µs/rt",
+        "rt/s vs C",
+        "cpu vs C",
+        "user µs/rt",
+        "fairness"
     );
     let mut js = Vec::new();
     for (conns, size, results) in rows {
@@ -600,6 +619,7 @@ fn report(servers: &[Server], rows: &Rows, json: bool) {
             let rts = median(ok.iter().map(|r| r.rt_per_sec).collect());
             let cpu = median(ok.iter().map(|r| r.cpu_ns).collect());
             let user = median(ok.iter().map(|r| r.user_ns).collect());
+            let fair = median(ok.iter().map(|r| r.fairness).collect());
             let (rt_ratio, cpu_ratio) = match base {
                 Some(b) => {
                     let pairs: Vec<(Measured, Measured)> = results[si]
@@ -623,20 +643,22 @@ fn report(servers: &[Server], rows: &Rows, json: bool) {
                 v.map_or("-".to_string(), |x| format!("{:.*}", prec, x * scale))
             };
             println!(
-                "{conns:>6} {size:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12}",
+                "{conns:>6} {size:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12} {:>9}",
                 s.name,
                 f(rts, 1.0, 0),
                 f(cpu, 1e-3, 2),
                 f(rt_ratio, 1.0, 2),
                 f(cpu_ratio, 1.0, 2),
-                f(user, 1e-3, 2)
+                f(user, 1e-3, 2),
+                f(fair, 1.0, 2)
             );
             js.push(format!(
-                "{{\"conns\":{conns},\"bytes\":{size},\"server\":\"{}\",\"rt_per_s\":{},\"cpu_us_per_rt\":{},\"user_us_per_rt\":{},\"rt_vs_c\":{},\"cpu_vs_c\":{}}}",
+                "{{\"conns\":{conns},\"bytes\":{size},\"server\":\"{}\",\"rt_per_s\":{},\"cpu_us_per_rt\":{},\"user_us_per_rt\":{},\"fairness\":{},\"rt_vs_c\":{},\"cpu_vs_c\":{}}}",
                 s.name,
                 rts.map_or("null".into(), |v| format!("{v:.0}")),
                 cpu.map_or("null".into(), |v| format!("{:.3}", v / 1e3)),
                 user.map_or("null".into(), |v| format!("{:.3}", v / 1e3)),
+                fair.map_or("null".into(), |v| format!("{v:.3}")),
                 rt_ratio.map_or("null".into(), |v| format!("{v:.3}")),
                 cpu_ratio.map_or("null".into(), |v| format!("{v:.3}")),
             ));

@@ -14,6 +14,13 @@
 //! | started goroutine (bound) | LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
 //! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded | global inject queue, then `notify_parked` |
 //!
+//! One exception keeps the order fair under overload: an unbound task woken while its worker
+//! dispatches its poller's events, with tasks already waiting in the global queue, goes to the
+//! back of the global queue, behind them (Go's netpoll hands what it finds to `injectglist`).
+//! Had it gone ahead into the ring, the ring would keep refilling from each poll while the
+//! tasks that spilled from it ran once every 61 ticks (test
+//! `futures_woken_by_io_under_overload_take_turns`).
+//!
 //! A new goroutine is unbound and starts in the LIFO slot (Go's `newproc`); a new future at
 //! the back of the ring (tokio's `spawn`); an event-loop handler is bound at spawn to the
 //! spawning worker and starts at the back of its pinned queue (`spawn_goroutine_here`).

@@ -40,6 +40,9 @@ pub(crate) struct Core {
     lifo_streak: u32,
     rng: u32,
     is_searching: bool,
+    /// Set while this worker dispatches its poller's events with tasks waiting in the global
+    /// queue: an unbound task woken then queues behind them (see `schedule_local`).
+    wakes_behind_global: bool,
     pub(crate) timers: TimerHeap,
     scratch: Scratch,
     fired: Vec<Waker>,
@@ -94,6 +97,7 @@ pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
             lifo_streak: 0,
             rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             is_searching: false,
+            wakes_behind_global: false,
             timers: TimerHeap::new(),
             scratch: Scratch::new(),
             fired: Vec::new(),
@@ -166,6 +170,11 @@ impl WorkerCtx {
         let Ok(mut core) = self.core.try_borrow_mut() else {
             return Err(task);
         };
+        if home == UNBOUND && core.wakes_behind_global {
+            // Readiness found by a poll while older tasks wait in the global queue: queue
+            // behind them, as Go's netpoll does (`injectglist`), not ahead of them in the ring.
+            return Err(task);
+        }
         let shared = self.shared();
         let to_ring = if is_yield {
             core.push_back(task, &shared.inject)
@@ -349,8 +358,10 @@ impl WorkerCtx {
         if poller.registered() == 0 {
             return 0;
         }
+        let behind = !self.shared().inject.is_empty();
         let (mut scratch, mut wakers) = {
             let mut core = self.core.borrow_mut();
+            core.wakes_behind_global = behind;
             (
                 std::mem::replace(&mut core.scratch, Scratch::empty()),
                 std::mem::take(&mut core.fired),
@@ -358,6 +369,7 @@ impl WorkerCtx {
         };
         let n = poller.poll_now(&mut scratch.events, &mut wakers, true);
         let mut core = self.core.borrow_mut();
+        core.wakes_behind_global = false;
         core.scratch = scratch;
         core.fired = wakers;
         n
