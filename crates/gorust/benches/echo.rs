@@ -398,7 +398,7 @@ fn load(
         let now = Instant::now();
         if marks.is_none() && now >= start + warmup {
             marks = Some((now, rt, cpu_ns(pid), user_ns(pid)));
-            per_conn.iter_mut().for_each(|c| *c = 0);
+            per_conn.fill(0);
         }
         if let Some((t0, rt0, cpu0, user0)) = marks {
             if now >= t0 + measure {

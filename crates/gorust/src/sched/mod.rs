@@ -14,9 +14,11 @@
 //! | started goroutine (bound) | LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
 //! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded | global inject queue, then `notify_parked` |
 //!
-//! One exception keeps the order fair under overload: an unbound task woken while its worker
-//! dispatches its poller's events, with tasks already waiting in the global queue, goes to the
-//! back of the global queue, behind them (Go's netpoll hands what it finds to `injectglist`).
+//! One exception keeps the order fair under overload: an unbound task woken by its worker's
+//! non-blocking poll (the one every `event_interval` ticks, or when its queues run dry), with
+//! tasks already waiting in the global queue, goes to the back of the global queue, behind them
+//! (Go's netpoll hands what it finds to `injectglist`). A worker woken from its parked epoll
+//! wait had nothing queued, so it keeps the usual route.
 //! Had it gone ahead into the ring, the ring would keep refilling from each poll while the
 //! tasks that spilled from it ran once every 61 ticks (test
 //! `futures_woken_by_io_under_overload_take_turns`).

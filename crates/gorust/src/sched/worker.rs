@@ -40,8 +40,8 @@ pub(crate) struct Core {
     lifo_streak: u32,
     rng: u32,
     is_searching: bool,
-    /// Set while this worker dispatches its poller's events with tasks waiting in the global
-    /// queue: an unbound task woken then queues behind them (see `schedule_local`).
+    /// Set while this worker dispatches the events of a non-blocking poll (`poll_io_now`) and
+    /// tasks wait in the global queue: an unbound task woken then queues behind them.
     wakes_behind_global: bool,
     pub(crate) timers: TimerHeap,
     scratch: Scratch,
