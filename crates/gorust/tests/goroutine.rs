@@ -238,3 +238,61 @@ fn a_goroutine_with_a_large_closure_runs() {
         });
     assert_eq!(sum, 100 * 3 * 4096 + (0..100).sum::<u32>());
 }
+
+/// A burst of new goroutines (an accept loop's, say) while started ones keep the worker busy:
+/// each new one starts after a number of the busy ones' turns close to the burst's size. The
+/// burst overflows the 256-slot ring into the global queue; when the worker took from that queue
+/// only once every 61 ticks (because started goroutines, which are pinned, kept it from running
+/// dry), the last new goroutines waited about 20,000 turns here, and an echo server's first
+/// requests at 1,000 connections waited up to 390 ms.
+#[test]
+fn a_burst_of_new_goroutines_starts_while_started_ones_stay_busy() {
+    const BUSY: usize = 100;
+    const BURST: usize = 600;
+    // Far beyond what a fair order needs: the busy goroutines stop here even if the burst starves.
+    const TURN_CAP: usize = 200_000;
+    let worst_lag = within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let turns = Arc::new(AtomicUsize::new(0));
+            let started = Arc::new(AtomicUsize::new(0));
+            let busy: Vec<_> = (0..BUSY)
+                .map(|_| {
+                    let (turns, started) = (turns.clone(), started.clone());
+                    gorust::go(move || {
+                        while started.load(Ordering::Relaxed) < BURST
+                            && turns.fetch_add(1, Ordering::Relaxed) < TURN_CAP
+                        {
+                            gorust::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            // Let every busy goroutine start (and so be pinned to the worker).
+            while turns.load(Ordering::Relaxed) < 10 * BUSY {
+                gorust::yield_now();
+            }
+            let lags = Arc::new(Mutex::new(Vec::with_capacity(BURST)));
+            let burst: Vec<_> = (0..BURST)
+                .map(|_| {
+                    let (turns, started, lags) = (turns.clone(), started.clone(), lags.clone());
+                    let at_spawn = turns.load(Ordering::Relaxed);
+                    gorust::go(move || {
+                        let lag = turns.load(Ordering::Relaxed) - at_spawn;
+                        lags.lock().unwrap().push(lag);
+                        started.fetch_add(1, Ordering::Relaxed);
+                    })
+                })
+                .collect();
+            for h in burst.into_iter().chain(busy) {
+                h.join().unwrap();
+            }
+            let lags = lags.lock().unwrap();
+            assert_eq!(lags.len(), BURST);
+            *lags.iter().max().unwrap()
+        })
+    });
+    assert!(
+        worst_lag <= 2 * BURST,
+        "the last new goroutine waited {worst_lag} turns of the busy ones (burst of {BURST})"
+    );
+}

@@ -283,10 +283,21 @@ impl WorkerCtx {
             return core.runnext.take();
         }
         core.lifo_streak = 0;
+        // On the ring's turn an empty ring refills from the inject queue before the pinned
+        // queue goes again (the module header of `sched` says why).
         let t = if core.tick & 1 == 0 {
             core.pinned.pop_front().or_else(|| core.local.pop())
         } else {
-            core.local.pop().or_else(|| core.pinned.pop_front())
+            core.local
+                .pop()
+                .or_else(|| {
+                    if shared.inject.is_empty() {
+                        None
+                    } else {
+                        take_global_batch(shared, &mut core)
+                    }
+                })
+                .or_else(|| core.pinned.pop_front())
         };
         if t.is_some() {
             return t;
