@@ -395,6 +395,40 @@ fn futures_use_the_poll_methods() {
     });
 }
 
+/// `poll_accept` from a future: each connection is accepted after the last one drained the
+/// listener's queue, so every accept but the first waits for a new edge, and a parked accept
+/// wakes when the next client connects.
+#[test]
+fn a_future_accepts_with_poll_accept() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let acceptor = gorust::spawn(async move {
+                let mut peers = Vec::new();
+                for _ in 0..3 {
+                    let (mut c, peer) = std::future::poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
+                    assert_eq!(c.peer_addr().unwrap(), peer);
+                    c.write_all(b"hi").unwrap();
+                    peers.push(peer);
+                }
+                peers
+            });
+            let mut locals = Vec::new();
+            for _ in 0..3 {
+                // Each client connects only after the acceptor had time to drain and park.
+                gorust::time::sleep(Duration::from_millis(20));
+                let mut c = TcpStream::connect(addr).unwrap();
+                let mut hi = [0u8; 2];
+                c.read_exact(&mut hi).unwrap();
+                assert_eq!(&hi, b"hi");
+                locals.push(c.local_addr().unwrap());
+            }
+            assert_eq!(gorust::block_on(acceptor).unwrap(), locals);
+        })
+    });
+}
+
 /// The async face's drained logic, through both of its read calls: exact-size messages (each
 /// read fills the buffer, so it switches to `TCP_INQ` and learns from it that the socket is
 /// empty), then short ones, each message written only after the last was echoed, so that every

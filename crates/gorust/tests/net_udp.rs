@@ -53,3 +53,41 @@ fn recv_deadline_and_close() {
         })
     });
 }
+
+/// `poll_recv_from` and `poll_send_to` from a future: an echo of datagrams where each one is
+/// sent only after the last came back, so every receive but the first finds the socket
+/// drained and waits for a new edge.
+#[test]
+fn a_future_echoes_datagrams_with_the_poll_methods() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = server.local_addr().unwrap();
+            let echo = gorust::spawn(async move {
+                let mut buf = [0u8; 64];
+                for _ in 0..20 {
+                    let (n, from) = std::future::poll_fn(|cx| server.poll_recv_from(cx, &mut buf))
+                        .await
+                        .unwrap();
+                    let sent = std::future::poll_fn(|cx| server.poll_send_to(cx, &buf[..n], from))
+                        .await
+                        .unwrap();
+                    assert_eq!(sent, n);
+                }
+            });
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.connect(addr).unwrap();
+            for i in 0..20u32 {
+                if i % 5 == 0 {
+                    // Now and then the echo future is parked well before the datagram comes.
+                    gorust::time::sleep(Duration::from_millis(10));
+                }
+                client.send(&i.to_le_bytes()).unwrap();
+                let mut b = [0u8; 4];
+                assert_eq!(client.recv(&mut b).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(b), i);
+            }
+            gorust::block_on(echo).unwrap();
+        })
+    });
+}

@@ -379,28 +379,16 @@ impl Registration {
         Ok(())
     }
 
-    /// The async face: one attempt of `op`, or `Pending` with the task's waker registered.
+    /// The async face of [`io`](Self::io): one attempt of `op` (none while the direction is
+    /// known drained), or `Pending` with the task's waker registered.
+    #[inline]
     pub(crate) fn poll_io<T>(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
-        mut op: impl FnMut() -> io::Result<T>,
+        op: impl FnMut() -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
-        loop {
-            if let Err(e) = self.check(dir, None) {
-                return Poll::Ready(Err(e));
-            }
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return Poll::Ready(r),
-            }
-            match self.poll_slot(cx, dir) {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        self.poll_run(cx, dir, op, |_| false)
     }
 
     /// The async face of [`run`](Self::run): for calls that can tell by their result whether
