@@ -240,11 +240,16 @@ fn a_goroutine_with_a_large_closure_runs() {
 }
 
 /// A burst of new goroutines (an accept loop's, say) while started ones keep the worker busy:
-/// each new one starts after a number of the busy ones' turns close to the burst's size. The
-/// burst overflows the 256-slot ring into the global queue; when the worker took from that queue
-/// only once every 61 ticks (because started goroutines, which are pinned, kept it from running
-/// dry), the last new goroutines waited about 20,000 turns here, and an echo server's first
-/// requests at 1,000 connections waited up to 390 ms.
+/// the two take turns, so the last new goroutine starts after about as many of the busy ones'
+/// turns as the burst has goroutines, neither far more nor far fewer.
+/// - Far more: the burst overflows the 256-slot ring into the global queue, and when the worker
+///   took from that queue only once every 61 ticks (started goroutines are pinned and kept it
+///   from running dry), the last new goroutines waited ~22,600 turns here, and an echo server's
+///   first requests at 1,000 connections waited up to 366 ms.
+/// - Far fewer: each new goroutine, when it ends, wakes the joining main goroutine into the
+///   LIFO slot. When the ring and the pinned queue took turns by the tick's parity, the LIFO
+///   slot's runs took every other tick, always the pinned queue's, and the busy goroutines had
+///   222 turns while the 600 started.
 #[test]
 fn a_burst_of_new_goroutines_starts_while_started_ones_stay_busy() {
     const BUSY: usize = 100;
@@ -292,7 +297,8 @@ fn a_burst_of_new_goroutines_starts_while_started_ones_stay_busy() {
         })
     });
     assert!(
-        worst_lag <= 2 * BURST,
-        "the last new goroutine waited {worst_lag} turns of the busy ones (burst of {BURST})"
+        (BURST / 2..=2 * BURST).contains(&worst_lag),
+        "the busy goroutines had {worst_lag} turns before the last of {BURST} new ones started; \
+         taking turns gives about {BURST}"
     );
 }

@@ -407,9 +407,9 @@ fn a_future_accepts_with_poll_accept() {
             let acceptor = gorust::spawn(async move {
                 let mut peers = Vec::new();
                 for _ in 0..3 {
-                    let (mut c, peer) = std::future::poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
+                    let (c, peer) = std::future::poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
                     assert_eq!(c.peer_addr().unwrap(), peer);
-                    c.write_all(b"hi").unwrap();
+                    poll_write_all(&c, b"hi").await;
                     peers.push(peer);
                 }
                 peers

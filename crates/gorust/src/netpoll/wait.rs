@@ -438,7 +438,7 @@ impl Registration {
         }
     }
 
-    /// The waiting half of `poll_io` and `poll_run`: registers the descriptor on the first
+    /// The waiting half of `poll_run` (and so of `poll_io`): registers the descriptor on the first
     /// wait, fails if its runtime shut down, and waits on the slot. `Ready(Ok)`: try again.
     #[inline]
     fn poll_slot(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
@@ -623,6 +623,48 @@ mod tests {
         poll_events(&poller);
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
+    }
+
+    /// `poll_io` (accept, datagrams) has no short results: only `WouldBlock` marks the
+    /// direction drained, and then no call is made until a new edge, even with an edge from
+    /// before the `WouldBlock` still pending in the slot.
+    #[test]
+    fn an_async_one_attempt_call_waits_for_a_new_edge_after_would_block() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let (reg, poller) = registered(ours.as_raw_fd());
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let calls = Cell::new(0);
+        let mut buf = [0u8; 1];
+        let read = |cx: &mut Context<'_>, buf: &mut [u8]| {
+            reg.poll_io(cx, Direction::Read, || {
+                calls.set(calls.get() + 1);
+                (&ours).read(buf)
+            })
+        };
+
+        // Two bytes, one edge: each one-byte read is a full result, so the calls go on until
+        // `WouldBlock`; the edge stays pending in the slot, unconsumed.
+        peer.write_all(b"ab").unwrap();
+        poll_events(&poller);
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(1))));
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(1))));
+        assert!(read(&mut cx, &mut buf).is_pending());
+        assert_eq!(
+            calls.get(),
+            3,
+            "two reads, one WouldBlock, no retry for the stale edge"
+        );
+        assert!(read(&mut cx, &mut buf).is_pending());
+        assert!(read(&mut cx, &mut buf).is_pending());
+        assert_eq!(calls.get(), 3, "drained: no call until a new edge");
+
+        peer.write_all(b"c").unwrap();
+        poll_events(&poller);
+        assert_eq!(woken.0.load(SeqCst), 1);
+        assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(1))));
+        assert_eq!(calls.get(), 4);
     }
 
     #[test]

@@ -30,13 +30,14 @@
 //! What a worker runs next (`worker::WorkerCtx::next_local_task`): every
 //! `global_queue_interval` (61) ticks one task from the inject queue first, for fairness; then
 //! the LIFO slot (at most `lifo_limit` times in a row); then its pinned queue and local ring,
-//! alternating which goes first, where on the ring's turn an empty ring first refills with a
-//! batch from the inject queue (pinned goroutines never leave, so under load the pinned queue
-//! never runs dry, and a burst of new goroutines that spilled from the ring waited for the
-//! 61-tick check alone: test `a_burst_of_new_goroutines_starts_while_started_ones_stay_busy`);
-//! then a batch from the inject queue; then it steals half of a random victim's ring (never a
-//! victim's pinned queue or LIFO slot); then it parks in its epoll until woken or until its
-//! next timer.
+//! alternating which goes first (by a flag flipped at each such pick: by the tick's parity, the
+//! LIFO slot's runs could take every turn of one queue). On the ring's turn an empty ring
+//! first refills with a batch from the inject queue: pinned goroutines never leave, so under
+//! load the pinned queue never runs dry, and a burst of new goroutines that spilled from the
+//! ring waited for the 61-tick check alone (test
+//! `a_burst_of_new_goroutines_starts_while_started_ones_stay_busy`). Then a batch from the
+//! inject queue; then it steals half of a random victim's ring (never a victim's pinned queue
+//! or LIFO slot); then it parks in its epoll until woken or until its next timer.
 //!
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
 //! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,

@@ -30,7 +30,11 @@ pub(crate) struct Core {
     runnext: Option<Notified>,
     /// Started goroutines bound here; never stolen.
     pinned: VecDeque<Notified>,
-    tick: u32,
+    /// Whose turn it is between the local ring and the pinned queue. Flipped at each pick
+    /// between the two, not taken from a tick count: the LIFO slot runs on ticks of its own,
+    /// and a task that wakes a goroutine into it at every run took every other tick, which
+    /// with the tick's parity always fell on the same queue's turn.
+    ring_first: bool,
     /// Ticks left until the next timer check, netpoll check and global-queue-first pick.
     /// Countdowns, not `tick % interval`: a division by a runtime value costs tens of cycles
     /// on every tick (it showed in the ping-pong profile).
@@ -90,7 +94,7 @@ pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
             local,
             runnext: None,
             pinned: VecDeque::new(),
-            tick: 0,
+            ring_first: false,
             until_timers: 1,
             until_events: 1,
             until_global: 1,
@@ -214,7 +218,6 @@ impl WorkerCtx {
             }
             let (timers_due, events_due) = {
                 let mut core = self.core.borrow_mut();
-                core.tick = core.tick.wrapping_add(1);
                 (
                     countdown(&mut core.until_timers, config.timer_check_interval),
                     countdown(&mut core.until_events, config.event_interval),
@@ -285,7 +288,8 @@ impl WorkerCtx {
         core.lifo_streak = 0;
         // On the ring's turn an empty ring refills from the inject queue before the pinned
         // queue goes again (the module header of `sched` says why).
-        let t = if core.tick & 1 == 0 {
+        core.ring_first = !core.ring_first;
+        let t = if !core.ring_first {
             core.pinned.pop_front().or_else(|| core.local.pop())
         } else {
             core.local
