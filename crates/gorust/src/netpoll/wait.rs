@@ -571,15 +571,21 @@ mod tests {
         (reg, poller)
     }
 
+    /// A socket pair, ours non-blocking and registered as `registered` does.
+    fn registered_pair() -> (UnixStream, UnixStream, Registration, Arc<Poller>) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let (reg, poller) = registered(ours.as_raw_fd());
+        (ours, peer, reg, poller)
+    }
+
     fn poll_events(poller: &Poller) {
         poller.poll_now(&mut Events::with_capacity(8), &mut Vec::new(), true);
     }
 
     #[test]
     fn a_short_async_read_waits_for_the_next_edge_without_a_call() {
-        let (ours, mut peer) = UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        let (reg, poller) = registered(ours.as_raw_fd());
+        let (ours, mut peer, reg, poller) = registered_pair();
         let (woken, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let calls = Cell::new(0);
@@ -630,9 +636,7 @@ mod tests {
     /// before the `WouldBlock` still pending in the slot.
     #[test]
     fn an_async_one_attempt_call_waits_for_a_new_edge_after_would_block() {
-        let (ours, mut peer) = UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        let (reg, poller) = registered(ours.as_raw_fd());
+        let (ours, mut peer, reg, poller) = registered_pair();
         let (woken, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let calls = Cell::new(0);
