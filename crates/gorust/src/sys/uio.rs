@@ -28,11 +28,16 @@ pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
     }
 }
 
-/// One vectored write of `bufs` (retried on `EINTR`): `sendmsg` without `SIGPIPE` on a socket,
+/// One vectored write of `bufs` (retried on `EINTR`): `sendmsg` without `SIGPIPE` on a socket
+/// (`sendto` if there is one buffer: no message header or iovec for the kernel to copy in),
 /// `writev` on anything else.
 pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     loop {
-        let r = match socket::writev(fd, bufs) {
+        let sent = match bufs {
+            [one] => socket::write(fd, one),
+            _ => socket::writev(fd, bufs),
+        };
+        let r = match sent {
             Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => plain_writev(fd, bufs),
             r => r,
         };
