@@ -294,13 +294,7 @@ impl WorkerCtx {
         } else {
             core.local
                 .pop()
-                .or_else(|| {
-                    if shared.inject.is_empty() {
-                        None
-                    } else {
-                        take_global_batch(shared, &mut core)
-                    }
-                })
+                .or_else(|| take_global_batch(shared, &mut core))
                 .or_else(|| core.pinned.pop_front())
         };
         if t.is_some() {
