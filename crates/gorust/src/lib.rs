@@ -113,9 +113,14 @@ where
 /// Inside a goroutine it parks the goroutine (its worker runs other work meanwhile); on a
 /// thread that is not a worker it blocks the thread.
 ///
-/// On a worker thread outside a goroutine (in a future's poll, or in the destructor of a
-/// parked goroutine that a runtime's shutdown unwinds), a future that is ready at once (a free
-/// lock, a message already queued) completes.
+/// In a future's poll on a worker thread, a future that is ready at once (a free lock, a
+/// message already queued) completes.
+///
+/// In the destructor of a parked goroutine that a runtime's shutdown unwinds, it blocks the
+/// worker thread, which serves nothing any more by then: a lock that another worker's
+/// destructor holds for a moment is waited for. As with std's locks, a wait for something
+/// that only a goroutine of the same worker would do (a guard held across a park, dropped
+/// when that goroutine is unwound after this one) never ends.
 ///
 /// # Panics
 ///
@@ -127,7 +132,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     match goroutine::block_on_in_goroutine(fut) {
         Ok(v) => v,
         Err(fut) => {
-            if sched::worker::current_index().is_some() {
+            if sched::worker::is_serving() {
                 return block_on_worker(fut);
             }
             block_on_thread(fut)
@@ -135,10 +140,13 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// `block_on` on a worker outside a goroutine: one poll. Before, this panicked even for a
-/// future ready at once, and a parked goroutine whose destructor took a free
-/// `gorust::sync::Mutex` aborted the process at shutdown (a panic during the unwind that
-/// runs the destructors; review, session 8).
+/// `block_on` on a worker that still runs tasks, outside a goroutine: one poll. Before, this
+/// panicked even for a future ready at once, and a parked goroutine whose destructor took a
+/// free `gorust::sync::Mutex` aborted the process at shutdown (a panic during the unwind that
+/// runs the destructors; review, session 8). The shutdown step no longer comes here (session
+/// 12): with two workers unwinding at once, one's destructor could find the lock held by the
+/// other's for a moment, and the panic in that unwind aborted the process (1 run in ~16 of
+/// `tests/runtime.rs`).
 #[cold]
 fn block_on_worker<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);

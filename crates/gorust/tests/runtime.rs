@@ -87,18 +87,22 @@ fn shutdown_unwinds_parked_goroutines_on_their_home_thread() {
     });
 }
 
+/// Adds one to the count under a `gorust::sync::Mutex` when dropped: a destructor that a
+/// runtime's shutdown runs in a parked goroutine, and that uses gorust's own lock.
+struct Bump(Arc<gorust::sync::Mutex<u32>>);
+
+impl Drop for Bump {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
 /// The destructors that a runtime's shutdown runs in its parked goroutines may use gorust's
 /// own primitives when they need not wait: here each takes a free `gorust::sync::Mutex`.
 /// Before, `block_on` on a worker outside a goroutine always panicked, and a panic inside
 /// that unwind aborted the process (review, session 8).
 #[test]
 fn shutdown_runs_destructors_that_take_a_free_gorust_lock() {
-    struct Bump(Arc<gorust::sync::Mutex<u32>>);
-    impl Drop for Bump {
-        fn drop(&mut self) {
-            *self.0.lock() += 1;
-        }
-    }
     within(Duration::from_secs(60), || {
         let count = Arc::new(gorust::sync::Mutex::new(0u32));
         let rt = gorust::Runtime::builder().workers(2).build().unwrap();
@@ -118,6 +122,50 @@ fn shutdown_runs_destructors_that_take_a_free_gorust_lock() {
         }
         drop(rt);
         assert_eq!(*count.lock(), 10, "every destructor ran and took the lock");
+    });
+}
+
+/// A destructor that a runtime's shutdown runs may wait for a `gorust::sync::Mutex` that
+/// another thread holds: the worker serves nothing any more, so it blocks until the lock is
+/// free, as on a plain thread. Before, that wait panicked inside the unwind and aborted the
+/// process; two workers whose destructors took the same lock at once did it by chance.
+#[test]
+fn a_destructor_at_shutdown_waits_for_a_lock_another_thread_holds() {
+    within(Duration::from_secs(60), || {
+        let count = Arc::new(gorust::sync::Mutex::new(0u32));
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let started = Arc::new(AtomicUsize::new(0));
+        let (_tx, rx) = gorust::sync::mpsc::channel::<()>();
+        {
+            let (count, started) = (count.clone(), started.clone());
+            drop(rt.go(move || {
+                let _bump = Bump(count);
+                started.fetch_add(1, Ordering::SeqCst);
+                let _ = rx.recv(); // parks until shutdown: the sender stays alive
+            }));
+        }
+        while started.load(Ordering::SeqCst) < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut guard = count.lock();
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                *guard += 100;
+            })
+        };
+        locked_rx.recv().unwrap();
+        // The destructor finds the lock held (for ~100 ms more) and must wait for it.
+        drop(rt);
+        holder.join().unwrap();
+        assert_eq!(
+            *count.lock(),
+            101,
+            "the holder's update and the destructor's"
+        );
     });
 }
 

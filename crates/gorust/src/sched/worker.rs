@@ -57,6 +57,8 @@ pub(crate) struct WorkerCtx {
     pub(crate) handle: Handle,
     pub(crate) index: usize,
     pub(crate) core: RefCell<Core>,
+    /// Set when the worker has stopped running tasks and unwinds what it owned (`shutdown`).
+    shutting_down: Cell<bool>,
 }
 
 thread_local! {
@@ -77,6 +79,13 @@ pub(crate) fn current_index_in(shared: &super::Shared) -> Option<usize> {
         Some(w) if std::ptr::eq(&*w.handle, shared) => Some(w.index),
         _ => None,
     })
+}
+
+/// Whether this thread is a worker that still runs tasks: there, a wait that blocks the thread
+/// would stall everything queued on it. `false` on other threads, and on a worker in its
+/// shutdown step, which serves nothing any more while destructors run.
+pub(crate) fn is_serving() -> bool {
+    with_current(|w| w.is_some_and(|w| !w.shutting_down.get()))
 }
 
 /// The index of the worker this thread is, if any.
@@ -106,6 +115,7 @@ pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
             scratch: Scratch::new(),
             fired: Vec::new(),
         }),
+        shutting_down: Cell::new(false),
     };
     CURRENT.with(|c| c.set(&ctx));
     ctx.run();
@@ -452,6 +462,7 @@ impl WorkerCtx {
 
     /// Step 3 of shutdown (module header of `sched`).
     fn shutdown(&self) {
+        self.shutting_down.set(true);
         let shared = self.shared();
         let me = self.index as u32;
         let tasks = shared.owned.drain_matching(|h| {
