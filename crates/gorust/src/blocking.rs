@@ -15,7 +15,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let on_worker = crate::sched::worker::current_index().is_some();
+    // A worker in its shutdown step runs no task any more: `f` may block it.
+    let on_worker = crate::sched::worker::is_serving();
     if !on_worker || crate::context::handle().is_none() {
         return f();
     }

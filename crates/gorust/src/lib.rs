@@ -50,6 +50,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 pub use blocking::{blocking, spawn_blocking, BlockingHandle};
 pub use runtime::{Builder, Runtime};
@@ -116,11 +117,13 @@ where
 /// In a future's poll on a worker thread, a future that is ready at once (a free lock, a
 /// message already queued) completes.
 ///
-/// In the destructor of a parked goroutine that a runtime's shutdown unwinds, it blocks the
-/// worker thread, which serves nothing any more by then: a lock that another worker's
-/// destructor holds for a moment is waited for. As with std's locks, a wait for something
-/// that only a goroutine of the same worker would do (a guard held across a park, dropped
-/// when that goroutine is unwound after this one) never ends.
+/// In a destructor that a runtime's shutdown runs on a worker (a parked goroutine unwound, a
+/// task dropped; also when the runtime is dropped inside one of its own goroutines), it
+/// blocks the worker thread, which runs no task any more by then: a lock that another
+/// worker's destructor or a plain thread holds for a moment is waited for. A wait that only a
+/// goroutine of the same worker could end (a lock held by it across a park, or handed to it
+/// while it waited) would never end: after 5 s without a wake-up the process prints what
+/// happened and aborts, rather than hang in `Runtime`'s drop.
 ///
 /// # Panics
 ///
@@ -134,6 +137,9 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         Err(fut) => {
             if sched::worker::is_serving() {
                 return block_on_worker(fut);
+            }
+            if sched::worker::is_shutting_down() {
+                return block_on_shutting_down(fut);
             }
             block_on_thread(fut)
         }
@@ -193,6 +199,37 @@ impl Wake for ThreadWaker {
 }
 
 fn block_on_thread<F: Future>(fut: F) -> F::Output {
+    match wait_on_thread(fut, None) {
+        Some(v) => v,
+        None => unreachable!("a wait without a limit ends only when the future is ready"),
+    }
+}
+
+/// How long a destructor that a worker's shutdown step runs may wait in `block_on` without
+/// being woken.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// `block_on` in a worker's shutdown step: the thread blocks, for at most `SHUTDOWN_WAIT`
+/// between wake-ups (`block_on`'s doc says why).
+#[cold]
+fn block_on_shutting_down<F: Future>(fut: F) -> F::Output {
+    if let Some(v) = wait_on_thread(fut, Some(SHUTDOWN_WAIT)) {
+        return v;
+    }
+    eprintln!(
+        "gorust: a destructor run at runtime shutdown waited {} s in block_on (a lock, a \
+         channel, a join) without a wake-up: only a goroutine of this worker that is not \
+         unwound yet could end that wait (a lock it holds across a park, or one handed to it \
+         while it waited). Aborting rather than hanging; release such things before the \
+         runtime is dropped.",
+        SHUTDOWN_WAIT.as_secs()
+    );
+    std::process::abort();
+}
+
+/// Polls `fut` on this thread, parking the thread between polls until its waker is called;
+/// `None` if `limit` passes in one wait without a wake-up.
+fn wait_on_thread<F: Future>(fut: F, limit: Option<Duration>) -> Option<F::Output> {
     let tw = Arc::new(ThreadWaker {
         thread: std::thread::current(),
         notified: AtomicBool::new(false),
@@ -202,10 +239,20 @@ fn block_on_thread<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
+            return Some(v);
         }
+        let give_up = limit.map(|l| Instant::now() + l);
         while !tw.notified.swap(false, Ordering::Acquire) {
-            std::thread::park();
+            match give_up {
+                None => std::thread::park(),
+                Some(at) => {
+                    let now = Instant::now();
+                    if now >= at {
+                        return None;
+                    }
+                    std::thread::park_timeout(at - now);
+                }
+            }
         }
     }
 }

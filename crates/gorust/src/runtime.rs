@@ -275,6 +275,9 @@ impl Drop for Runtime {
             }
             let _ = t.join();
         }
+        // Dropped inside one of its own goroutines: this worker unwinds what is left here and
+        // runs no task any more, so destructors may block it (`gorust::block_on`).
+        crate::sched::worker::stop_serving_in(&self.handle);
         self.handle.finish_shutdown();
     }
 }

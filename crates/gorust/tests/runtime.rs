@@ -97,6 +97,35 @@ impl Drop for Bump {
     }
 }
 
+/// Starts a goroutine on `rt` that owns `value` and parks until the runtime shuts down (the
+/// channel's sender stays alive), and waits until it has started.
+fn park_holding<T: Send + 'static>(rt: &gorust::Runtime, value: T) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (keep_tx, rx) = gorust::sync::mpsc::channel::<()>();
+    drop(rt.go(move || {
+        let _value = value;
+        let _keep = keep_tx;
+        started_tx.send(()).unwrap();
+        let _ = rx.recv();
+    }));
+    started_rx.recv().unwrap();
+}
+
+/// A plain thread that takes `lock`, keeps it ~100 ms, adds 100 and lets go; returns once the
+/// lock is taken.
+fn hold_for_a_moment(lock: &Arc<gorust::sync::Mutex<u32>>) -> std::thread::JoinHandle<()> {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let lock = lock.clone();
+    let holder = std::thread::spawn(move || {
+        let mut guard = lock.lock();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        *guard += 100;
+    });
+    locked_rx.recv().unwrap();
+    holder
+}
+
 /// The destructors that a runtime's shutdown runs in its parked goroutines may use gorust's
 /// own primitives when they need not wait: here each takes a free `gorust::sync::Mutex`.
 /// Before, `block_on` on a worker outside a goroutine always panicked, and a panic inside
@@ -134,30 +163,8 @@ fn a_destructor_at_shutdown_waits_for_a_lock_another_thread_holds() {
     within(Duration::from_secs(60), || {
         let count = Arc::new(gorust::sync::Mutex::new(0u32));
         let rt = gorust::Runtime::builder().workers(1).build().unwrap();
-        let started = Arc::new(AtomicUsize::new(0));
-        let (_tx, rx) = gorust::sync::mpsc::channel::<()>();
-        {
-            let (count, started) = (count.clone(), started.clone());
-            drop(rt.go(move || {
-                let _bump = Bump(count);
-                started.fetch_add(1, Ordering::SeqCst);
-                let _ = rx.recv(); // parks until shutdown: the sender stays alive
-            }));
-        }
-        while started.load(Ordering::SeqCst) < 1 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-        let holder = {
-            let count = count.clone();
-            std::thread::spawn(move || {
-                let mut guard = count.lock();
-                locked_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-                *guard += 100;
-            })
-        };
-        locked_rx.recv().unwrap();
+        park_holding(&rt, Bump(count.clone()));
+        let holder = hold_for_a_moment(&count);
         // The destructor finds the lock held (for ~100 ms more) and must wait for it.
         drop(rt);
         holder.join().unwrap();
@@ -167,6 +174,108 @@ fn a_destructor_at_shutdown_waits_for_a_lock_another_thread_holds() {
             "the holder's update and the destructor's"
         );
     });
+}
+
+/// A destructor that a runtime's shutdown runs may wait with a time limit: the worker fires
+/// no timers any more, so the limit is kept by the fallback timer thread. Before, the timer
+/// went into that worker's heap, which nothing fired again, and the shutdown hung.
+#[test]
+fn a_destructor_at_shutdown_may_wait_with_a_time_limit() {
+    struct WaitOnDrop(Arc<AtomicUsize>);
+    impl Drop for WaitOnDrop {
+        fn drop(&mut self) {
+            let limit = Duration::from_millis(20);
+            let r = gorust::block_on(gorust::time::timeout(limit, std::future::pending::<()>()));
+            if r.is_err() {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let timed_out = Arc::new(AtomicUsize::new(0));
+        park_holding(&rt, WaitOnDrop(timed_out.clone()));
+        drop(rt);
+        assert_eq!(
+            timed_out.load(Ordering::SeqCst),
+            1,
+            "the wait ended at its limit"
+        );
+    });
+}
+
+/// The same wait for a lock as above when the runtime is dropped inside one of its own
+/// goroutines: that worker unwinds the others there, and runs no task any more, so their
+/// destructors may block it. Before, the wait panicked inside the unwind and aborted.
+#[test]
+fn a_runtime_dropped_in_its_own_goroutine_lets_destructors_wait_for_a_lock() {
+    within(Duration::from_secs(60), || {
+        let count = Arc::new(gorust::sync::Mutex::new(0u32));
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        park_holding(&rt, Bump(count.clone()));
+        let holder = hold_for_a_moment(&count);
+        let slot = Arc::new(Mutex::new(Some(rt)));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let owner = slot.clone();
+        let dropper = slot.lock().unwrap().as_ref().unwrap().go(move || {
+            drop(owner.lock().unwrap().take());
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            *count.lock(),
+            101,
+            "the holder's update and the destructor's"
+        );
+        drop(dropper);
+    });
+}
+
+/// A destructor at shutdown whose wait only a goroutine of the same worker could end (here,
+/// the lock its own goroutine holds) is not left to hang `Runtime`'s drop: after 5 s the
+/// process says what happened and aborts.
+#[test]
+fn a_destructor_at_shutdown_that_can_never_get_its_lock_aborts_with_a_message() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let out = child(
+        "self_deadlock_at_shutdown_child",
+        ("GORUST_SELF_DEADLOCK", "1"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the process must not survive: {err}");
+    assert!(
+        err.contains("gorust: a destructor run at runtime shutdown waited 5 s in block_on"),
+        "{err}"
+    );
+}
+
+#[test]
+fn self_deadlock_at_shutdown_child() {
+    if std::env::var("GORUST_SELF_DEADLOCK").is_err() {
+        return;
+    }
+    let count = Arc::new(gorust::sync::Mutex::new(0u32));
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (_tx, rx) = gorust::sync::mpsc::channel::<()>();
+    {
+        let started = started.clone();
+        drop(rt.go(move || {
+            let _held = count.lock();
+            // Dropped first, while `_held` still holds the lock.
+            let _bump = Bump(count.clone());
+            started.fetch_add(1, Ordering::SeqCst);
+            let _ = rx.recv();
+        }));
+    }
+    while started.load(Ordering::SeqCst) < 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(rt);
+    unreachable!("the shutdown must abort");
 }
 
 /// A runtime dropped inside one of its own goroutines unwinds the others on that thread,

@@ -225,10 +225,11 @@ impl Registration {
         }
     }
 
-    /// `wait` on a worker outside a goroutine (an error) or on a plain thread.
+    /// `wait` on a worker outside a goroutine (an error) or on a plain thread (or a worker in
+    /// its shutdown step, which serves nothing any more: it blocks as a plain thread does).
     #[inline(never)]
     fn wait_off_goroutine(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
-        if crate::sched::worker::current_index().is_some() {
+        if crate::sched::worker::is_serving() {
             Err(io::Error::other(
                 "gorust::net: a blocking call from a future on a worker thread would block the \
                  worker; use the poll_*/async methods there, or call it from a goroutine",
@@ -284,7 +285,7 @@ impl Registration {
         dir: Direction,
         call_deadline: Option<Instant>,
     ) -> io::Result<()> {
-        if crate::sched::worker::current_index().is_some() {
+        if crate::sched::worker::is_serving() {
             // A future must not block its worker: `wait_off_goroutine` says so.
             return self.wait_off_goroutine(dir, call_deadline);
         }

@@ -42,10 +42,12 @@
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
 //! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,
 //! the goroutines bound to it and any unbound task, then closes its inbox and drops what its
-//! queues still hold (it runs no task from here on, so a destructor that `block_on`s blocks
-//! the thread, as on a plain thread: `worker::is_serving`); (4) `Runtime` joins the workers, closes the inject queue and stops the
+//! queues still hold; (4) `Runtime` joins the workers, closes the inject queue and stops the
 //! blocking pool. A task running when shutdown begins is cancelled when its poll returns; a
 //! goroutine that never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
+//! From step 3 on a worker runs no task (`worker::is_serving` is false): a destructor that
+//! `block_on`s there blocks the thread as on a plain thread, for at most 5 s without a
+//! wake-up, and its timers go to the fallback thread.
 
 pub(crate) mod blocking;
 pub(crate) mod idle;

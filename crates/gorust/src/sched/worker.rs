@@ -85,12 +85,23 @@ pub(crate) fn current_index_in(shared: &super::Shared) -> Option<usize> {
 /// would stall everything queued on it. `false` on other threads, and on a worker in its
 /// shutdown step, which serves nothing any more while destructors run.
 pub(crate) fn is_serving() -> bool {
-    with_current(|w| w.is_some_and(|w| !w.shutting_down.get()))
+    with_current(|w| w.is_some_and(WorkerCtx::is_serving))
 }
 
-/// The index of the worker this thread is, if any.
-pub(crate) fn current_index() -> Option<usize> {
-    with_current(|w| w.map(|w| w.index))
+/// Marks this thread's worker, if it is one of `shared`'s, as serving no more: for a runtime
+/// dropped inside one of its own goroutines, whose worker unwinds what is left on its thread
+/// (`Shared::finish_shutdown`) before its own shutdown step.
+pub(crate) fn stop_serving_in(shared: &super::Shared) {
+    with_current(|w| {
+        if let Some(w) = w.filter(|w| std::ptr::eq(&*w.handle, shared)) {
+            w.shutting_down.set(true);
+        }
+    });
+}
+
+/// Whether this thread is a worker in its shutdown step (`is_serving` is then `false`).
+pub(crate) fn is_shutting_down() -> bool {
+    with_current(|w| w.is_some_and(|w| !w.is_serving()))
 }
 
 pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
@@ -170,6 +181,11 @@ impl Core {
 }
 
 impl WorkerCtx {
+    /// Whether this worker still runs tasks (`is_serving`).
+    pub(crate) fn is_serving(&self) -> bool {
+        !self.shutting_down.get()
+    }
+
     fn shared(&self) -> &super::Shared {
         &self.handle
     }

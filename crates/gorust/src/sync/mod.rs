@@ -46,9 +46,9 @@ mod waitlist;
 pub use mutex::{Lock, Mutex, MutexGuard};
 pub use waitgroup::{Wait, WaitGroup};
 
-/// `true` when the current thread is neither running a goroutine nor a worker thread: a
-/// blocking call here blocks the thread, so it first tries the operation without building a
-/// future (which, on such a thread, costs an allocation in `block_on`).
+/// `true` when the current thread is neither running a goroutine nor a worker that still runs
+/// tasks: a blocking call here blocks the thread, so it first tries the operation without
+/// building a future (which, on such a thread, costs an allocation in `block_on`).
 pub(crate) fn on_plain_thread() -> bool {
-    !crate::goroutine::in_goroutine() && crate::sched::worker::current_index().is_none()
+    !crate::goroutine::in_goroutine() && !crate::sched::worker::is_serving()
 }

@@ -103,7 +103,9 @@ fn recvmsg_inq(fd: RawFd, buf: &mut [u8]) -> (c_long, c_long) {
     INQ_MSG.with(|m| {
         // SAFETY: this thread's message, borrowed only here, for the length of this call: no
         // code runs between taking the reference and dropping it that could call `recv_inq`
-        // again on this thread (a system call and the control-message walk).
+        // again on this thread (field stores, a system call and the control-message walk; no
+        // park, so no other goroutine of this thread runs meanwhile). gorust's only signal
+        // handler (stack overflow) makes no I/O.
         let m = unsafe { &mut *m.get() };
         m.iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -113,7 +115,7 @@ fn recvmsg_inq(fd: RawFd, buf: &mut [u8]) -> (c_long, c_long) {
         m.msg.msg_iovlen = 1;
         m.msg.msg_control = m.control.as_mut_ptr().cast();
         // The kernel sets it to the length it used: it is reset for every call.
-        m.msg.msg_controllen = std::mem::size_of_val(&m.control) as _;
+        m.msg.msg_controllen = std::mem::size_of::<[u64; 4]>() as _;
         let msg_ptr = &mut m.msg as *mut libc::msghdr as c_long;
         // SAFETY: `msg` points at one iovec over `buf` (writable for its length) and at
         // `control` (writable for msg_controllen bytes); all three outlive the call. The
@@ -121,6 +123,7 @@ fn recvmsg_inq(fd: RawFd, buf: &mut [u8]) -> (c_long, c_long) {
         let n = match unsafe { raw_syscall(libc::SYS_recvmsg, [fd as c_long, msg_ptr, 0, 0, 0, 0]) }
         {
             Ok(n) => n,
+            // `raw_syscall`'s errors are all OS errors; EIO only keeps the type total.
             Err(e) => return (-c_long::from(e.raw_os_error().unwrap_or(libc::EIO)), -1),
         };
         let mut inq = -1;

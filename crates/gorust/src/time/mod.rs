@@ -138,11 +138,13 @@ impl Drop for Sleep {
     }
 }
 
-/// Puts a timer in the current worker's heap, or the fallback thread's.
+/// Puts a timer in the current worker's heap, or the fallback thread's. A worker in its
+/// shutdown step fires no timers any more (a destructor that waits with a time limit there
+/// would wait for ever): its timers go to the fallback thread too.
 pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
     let entry = crate::sched::worker::with_current(|w| match w {
-        Some(w) => w.add_timer(deadline, entry),
-        None => Err(entry),
+        Some(w) if w.is_serving() => w.add_timer(deadline, entry),
+        _ => Err(entry),
     });
     if let Err(entry) = entry {
         fallback::register(deadline, entry);
