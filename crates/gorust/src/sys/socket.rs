@@ -62,7 +62,7 @@ pub(crate) fn enable_inq(fd: RawFd) -> io::Result<()> {
 /// three cache lines that nothing else touched since that goroutine's last read, each a miss.
 /// One copy per thread is hot at every read. With the result returned in registers
 /// (`recvmsg_inq`), callgrind's cache model of the echo server at 1,000 × 4 KiB went from
-/// 8.3 to 6.1 misses per round trip. (Session 11 tried the thread-local alone, with the
+/// 8.1 to 6.1 misses per round trip. (Session 11 tried the thread-local alone, with the
 /// result still written through a pointer into the caller's frame: 8.06 → 8.25, not kept.)
 struct InqMsg {
     msg: libc::msghdr,
