@@ -8,8 +8,9 @@ use std::task::{Context, Poll, Waker};
 /// Runs `f` on a blocking-pool thread and parks the calling goroutine until it returns.
 ///
 /// Use it for anything that blocks a thread: file I/O, a C library call, CPU-heavy work.
-/// A panic in `f` is re-raised in the caller. Outside a runtime, or on a blocking-pool thread
-/// already, `f` simply runs on the current thread.
+/// A panic in `f` is re-raised in the caller. Outside a runtime, on a blocking-pool thread
+/// already, or in a destructor that a runtime's shutdown runs on a worker (which runs no task
+/// any more), `f` simply runs on the current thread.
 pub fn blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,

@@ -30,6 +30,20 @@ pub(crate) fn unconstrain() {
     LEFT.with(|l| l.set(UNCONSTRAINED));
 }
 
+/// Runs `f` with no budget, then puts back the budget there was (also if `f` panics): for a
+/// wait that blocks the thread, where no other task can be starved and a spent budget would
+/// only make every primitive report `Pending` for ever.
+pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LEFT.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LEFT.with(|l| l.replace(UNCONSTRAINED)));
+    f()
+}
+
 /// Spends one unit if one is left and says whether it did (no wake-up either way): for fast
 /// paths that fall back to a future when it did not, whose poll then yields.
 pub(crate) fn try_spend() -> bool {
@@ -59,4 +73,32 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    /// A thread that blocks in `block_on` polls without a budget: with the budget spent (as a
+    /// goroutine that drops its runtime may have it), a primitive would otherwise report
+    /// `Pending` and wake itself at every poll, and the wait would never end.
+    #[test]
+    fn a_blocking_wait_ignores_a_spent_budget_and_puts_it_back() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            super::reset();
+            while super::try_spend() {}
+            let polls = std::cell::Cell::new(0);
+            crate::block_on(std::future::poll_fn(|cx| {
+                polls.set(polls.get() + 1);
+                super::poll_proceed(cx)
+            }));
+            // The spent budget is back after the wait.
+            let _ = tx.send((polls.get(), super::try_spend()));
+        });
+        let (polls, spent) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("block_on with a spent budget never finished");
+        assert_eq!((polls, spent), (1, false));
+    }
 }

@@ -120,10 +120,10 @@ where
 /// In a destructor that a runtime's shutdown runs on a worker (a parked goroutine unwound, a
 /// task dropped; also when the runtime is dropped inside one of its own goroutines), it
 /// blocks the worker thread, which runs no task any more by then: a lock that another
-/// worker's destructor or a plain thread holds for a moment is waited for. A wait that only a
-/// goroutine of the same worker could end (a lock held by it across a park, or handed to it
-/// while it waited) would never end: after 5 s without a wake-up the process prints what
-/// happened and aborts, rather than hang in `Runtime`'s drop.
+/// worker's destructor or a plain thread holds is waited for, as a timer is. A wait that only
+/// a goroutine of the same runtime could end (a lock it holds across a park, or one handed to
+/// it while it waited) never ends and `Runtime`'s drop hangs, as with std's locks; a wait of
+/// 5 s without a wake-up prints a warning that says so.
 ///
 /// # Panics
 ///
@@ -199,37 +199,25 @@ impl Wake for ThreadWaker {
 }
 
 fn block_on_thread<F: Future>(fut: F) -> F::Output {
-    match wait_on_thread(fut, None) {
-        Some(v) => v,
-        None => unreachable!("a wait without a limit ends only when the future is ready"),
-    }
+    wait_on_thread(fut, None)
 }
 
-/// How long a destructor that a worker's shutdown step runs may wait in `block_on` without
-/// being woken.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// How long a destructor that a worker's shutdown step runs may wait in `block_on` without a
+/// wake-up before a warning says what may be wrong.
+const SHUTDOWN_WARN_AFTER: Duration = Duration::from_secs(5);
 
-/// `block_on` in a worker's shutdown step: the thread blocks, for at most `SHUTDOWN_WAIT`
-/// between wake-ups (`block_on`'s doc says why).
+/// `block_on` in a worker's shutdown step: the thread blocks, with a warning on stderr if one
+/// wait lasts `SHUTDOWN_WARN_AFTER` (`block_on`'s doc says why).
 #[cold]
 fn block_on_shutting_down<F: Future>(fut: F) -> F::Output {
-    if let Some(v) = wait_on_thread(fut, Some(SHUTDOWN_WAIT)) {
-        return v;
-    }
-    eprintln!(
-        "gorust: a destructor run at runtime shutdown waited {} s in block_on (a lock, a \
-         channel, a join) without a wake-up: only a goroutine of this worker that is not \
-         unwound yet could end that wait (a lock it holds across a park, or one handed to it \
-         while it waited). Aborting rather than hanging; release such things before the \
-         runtime is dropped.",
-        SHUTDOWN_WAIT.as_secs()
-    );
-    std::process::abort();
+    wait_on_thread(fut, Some(SHUTDOWN_WARN_AFTER))
 }
 
-/// Polls `fut` on this thread, parking the thread between polls until its waker is called;
-/// `None` if `limit` passes in one wait without a wake-up.
-fn wait_on_thread<F: Future>(fut: F, limit: Option<Duration>) -> Option<F::Output> {
+/// Polls `fut` on this thread, parking the thread between polls until its waker is called,
+/// with no cooperative budget (no task is starved by a thread that blocks, and a spent budget
+/// would make every gorust primitive report `Pending` for ever). `warn_after`: a shutdown
+/// step's wait, which prints a warning once if it goes that long without a wake-up.
+fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output {
     let tw = Arc::new(ThreadWaker {
         thread: std::thread::current(),
         notified: AtomicBool::new(false),
@@ -237,22 +225,31 @@ fn wait_on_thread<F: Future>(fut: F, limit: Option<Duration>) -> Option<F::Outpu
     let waker = Waker::from(tw.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
-    loop {
+    let mut warned = false;
+    coop::unconstrained(|| loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return Some(v);
+            return v;
         }
-        let give_up = limit.map(|l| Instant::now() + l);
+        let warn_at = warn_after.filter(|_| !warned).map(|d| Instant::now() + d);
         while !tw.notified.swap(false, Ordering::Acquire) {
-            match give_up {
-                None => std::thread::park(),
-                Some(at) => {
-                    let now = Instant::now();
-                    if now >= at {
-                        return None;
-                    }
-                    std::thread::park_timeout(at - now);
-                }
+            let Some(at) = warn_at.filter(|_| !warned) else {
+                std::thread::park();
+                continue;
+            };
+            let now = Instant::now();
+            if now < at {
+                std::thread::park_timeout(at - now);
+                continue;
             }
+            warned = true;
+            eprintln!(
+                "gorust: a destructor run at runtime shutdown has waited {} s in block_on (a \
+                 lock, a channel, a join, a timer) without a wake-up; it keeps waiting. If only \
+                 a goroutine of the same runtime could end the wait (a lock it holds across a \
+                 park, or one handed to it while it waited), it never ends: release such things \
+                 before the runtime is dropped.",
+                warn_after.map_or(0, |d| d.as_secs())
+            );
         }
-    }
+    })
 }

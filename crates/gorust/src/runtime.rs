@@ -276,8 +276,9 @@ impl Drop for Runtime {
             let _ = t.join();
         }
         // Dropped inside one of its own goroutines: this worker unwinds what is left here and
-        // runs no task any more, so destructors may block it (`gorust::block_on`).
+        // runs no task any more, so destructors may block it (`gorust::block_on`), and none
+        // of them (a task dropped unstarted, a future's state) runs as that goroutine.
         crate::sched::worker::stop_serving_in(&self.handle);
-        self.handle.finish_shutdown();
+        crate::goroutine::outside_goroutine(|| self.handle.finish_shutdown());
     }
 }

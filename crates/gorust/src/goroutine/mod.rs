@@ -214,12 +214,28 @@ where
     }
 }
 
+/// Runs `f` with no goroutine current on this thread, then makes the one that was current
+/// again (also if `f` panics). For destructors that run inside another goroutine (a runtime
+/// dropped in one of its own goroutines cancels the rest): they must not take that goroutine
+/// for theirs, since one that parked would suspend it from the wrong stack.
+pub(crate) fn outside_goroutine<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Current);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.replace(NOT_RUNNING)));
+    f()
+}
+
 impl<F, T> Drop for Goroutine<F, T> {
     fn drop(&mut self) {
         let co = match std::mem::replace(&mut self.stage, Stage::Gone) {
-            // Never ran: only the closure's captures to drop, which are `Send`.
+            // Never ran: only the closure's captures to drop, which are `Send`; no goroutine
+            // is theirs (`outside_goroutine`).
             Stage::New(f) => {
-                drop(f);
+                outside_goroutine(|| drop(f));
                 return;
             }
             Stage::Gone => return,
@@ -240,19 +256,16 @@ impl<F, T> Drop for Goroutine<F, T> {
         }
         // Unwinding a suspended goroutine (on its home thread) runs user destructors; contain
         // their panics. A finished coroutine touches no thread state when dropped. The
-        // destructors may run inside another goroutine (a runtime dropped in one of its own
-        // goroutines cancels the rest): they must not take that one for theirs, since one
-        // that parked would suspend it from the wrong stack. So no goroutine is current
-        // while they run, and the one that was is current again after.
-        let outer = CURRENT.with(|c| c.replace(NOT_RUNNING));
-        let _ = catch_unwind(AssertUnwindSafe(move || {
-            if co.done() {
-                stack::put(co.into_stack());
-            } else {
-                drop(co);
-            }
-        }));
-        CURRENT.with(|c| c.set(outer));
+        // destructors may run inside another goroutine: `outside_goroutine`.
+        outside_goroutine(|| {
+            let _ = catch_unwind(AssertUnwindSafe(move || {
+                if co.done() {
+                    stack::put(co.into_stack());
+                } else {
+                    drop(co);
+                }
+            }));
+        });
     }
 }
 

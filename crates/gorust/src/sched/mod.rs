@@ -45,9 +45,11 @@
 //! queues still hold; (4) `Runtime` joins the workers, closes the inject queue and stops the
 //! blocking pool. A task running when shutdown begins is cancelled when its poll returns; a
 //! goroutine that never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
-//! From step 3 on a worker runs no task (`worker::is_serving` is false): a destructor that
-//! `block_on`s there blocks the thread as on a plain thread, for at most 5 s without a
-//! wake-up, and its timers go to the fallback thread.
+//! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
+//! worker of a runtime dropped inside one of its own goroutines once that drop unwinds the
+//! rest (the dropping goroutine itself goes on): a destructor that `block_on`s there blocks
+//! the thread as on a plain thread (a warning after 5 s without a wake-up), and its timers go
+//! to the fallback thread.
 
 pub(crate) mod blocking;
 pub(crate) mod idle;

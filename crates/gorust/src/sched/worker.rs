@@ -57,7 +57,8 @@ pub(crate) struct WorkerCtx {
     pub(crate) handle: Handle,
     pub(crate) index: usize,
     pub(crate) core: RefCell<Core>,
-    /// Set when the worker has stopped running tasks and unwinds what it owned (`shutdown`).
+    /// Set when the worker has stopped running tasks and unwinds what it owned (`shutdown`), or
+    /// when its runtime is dropped inside one of its goroutines (`stop_serving_in`).
     shutting_down: Cell<bool>,
 }
 

@@ -1,7 +1,8 @@
 //! The fallback timer thread, for timers polled on threads that are not workers.
 //!
 //! Started on first use and kept for the life of the process; it sleeps on a condition variable
-//! until the earliest deadline and fires due timers. Workers never use it.
+//! until the earliest deadline and fires due timers. Workers use it only once they run no task
+//! any more (their shutdown step: `worker::is_serving`), when their own heaps fire nothing.
 
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;

@@ -4,7 +4,8 @@
 //! it from its scheduling loop and bounds its `epoll_pwait2` by the earliest deadline, with
 //! nanosecond resolution (Go still rounds poller sleeps to a millisecond on Linux,
 //! golang/go#44343). A `Sleep` polled on a thread that is not a worker (a plain thread's
-//! `block_on`, a blocking-pool thread) uses one shared fallback timer thread instead.
+//! `block_on`, a blocking-pool thread), or on a worker in its shutdown step, uses one shared
+//! fallback timer thread instead.
 //!
 //! Guarantees: a sleep never ends before its deadline; it ends as soon after as the worker can
 //! run it (typically within tens of microseconds on an idle machine, measured by the `sleep`
