@@ -134,15 +134,11 @@ where
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     match goroutine::block_on_in_goroutine(fut) {
         Ok(v) => v,
-        Err(fut) => {
-            if sched::worker::is_serving() {
-                return block_on_worker(fut);
-            }
-            if sched::worker::is_shutting_down() {
-                return block_on_shutting_down(fut);
-            }
-            block_on_thread(fut)
-        }
+        Err(fut) => match sched::worker::serving() {
+            Some(true) => block_on_worker(fut),
+            Some(false) => block_on_shutting_down(fut),
+            None => block_on_thread(fut),
+        },
     }
 }
 
@@ -230,15 +226,15 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        let warn_at = warn_after.filter(|_| !warned).map(|d| Instant::now() + d);
+        let started = Instant::now();
         while !tw.notified.swap(false, Ordering::Acquire) {
-            let Some(at) = warn_at.filter(|_| !warned) else {
+            let Some(after) = warn_after.filter(|_| !warned) else {
                 std::thread::park();
                 continue;
             };
-            let now = Instant::now();
-            if now < at {
-                std::thread::park_timeout(at - now);
+            let waited = started.elapsed();
+            if waited < after {
+                std::thread::park_timeout(after - waited);
                 continue;
             }
             warned = true;
@@ -248,7 +244,7 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
                  a goroutine of the same runtime could end the wait (a lock it holds across a \
                  park, or one handed to it while it waited), it never ends: release such things \
                  before the runtime is dropped.",
-                warn_after.map_or(0, |d| d.as_secs())
+                after.as_secs()
             );
         }
     })

@@ -86,7 +86,13 @@ pub(crate) fn current_index_in(shared: &super::Shared) -> Option<usize> {
 /// would stall everything queued on it. `false` on other threads, and on a worker in its
 /// shutdown step, which serves nothing any more while destructors run.
 pub(crate) fn is_serving() -> bool {
-    with_current(|w| w.is_some_and(WorkerCtx::is_serving))
+    serving() == Some(true)
+}
+
+/// Whether this thread's worker still runs tasks (`is_serving`), or `None` on a thread that
+/// is not a worker.
+pub(crate) fn serving() -> Option<bool> {
+    with_current(|w| w.map(WorkerCtx::is_serving))
 }
 
 /// Marks this thread's worker, if it is one of `shared`'s, as serving no more: for a runtime
@@ -98,11 +104,6 @@ pub(crate) fn stop_serving_in(shared: &super::Shared) {
             w.shutting_down.set(true);
         }
     });
-}
-
-/// Whether this thread is a worker in its shutdown step (`is_serving` is then `false`).
-pub(crate) fn is_shutting_down() -> bool {
-    with_current(|w| w.is_some_and(|w| !w.is_serving()))
 }
 
 pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
