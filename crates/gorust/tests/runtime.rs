@@ -632,3 +632,76 @@ fn seccomp_child() {
     });
     println!("fallback ok");
 }
+
+/// The size of this process's descriptor table (`FDSize` in `/proc/self/status`).
+fn descriptor_table_size() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Runs `descriptor_table_child` in a fresh process (whose table starts small) with
+/// `reserve_descriptors(slots)`; returns the table's size before the build, after it, and
+/// after the runtime opened 1,000 sockets.
+fn descriptor_table_in_child(slots: &str) -> [usize; 3] {
+    let out = child("descriptor_table_child", ("GORUST_FDTABLE", slots));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("fdtable ").map(|(_, sizes)| sizes))
+        .unwrap_or_else(|| panic!("no fdtable line in: {text}"));
+    let sizes: Vec<usize> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+    [sizes[0], sizes[1], sizes[2]]
+}
+
+#[test]
+fn a_runtime_grows_the_descriptor_table_before_its_workers_start() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit, which `lim` is.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let want = 4096.min(usize::try_from(lim.rlim_cur).unwrap());
+    let [before, built, serving] = descriptor_table_in_child("4096");
+    assert!(before < want, "the child's table started at {before}");
+    assert!(built >= want, "{built} slots after the build, {want} asked");
+    if want > 1100 {
+        // Room for the 1,000 sockets was there: no growth (and no stall) while serving.
+        assert_eq!(serving, built);
+    }
+    // Turned off, the table stays as it was until descriptors need it.
+    let [before, built, _] = descriptor_table_in_child("0");
+    assert_eq!(built, before);
+}
+
+#[test]
+fn descriptor_table_child() {
+    let Ok(slots) = std::env::var("GORUST_FDTABLE") else {
+        return;
+    };
+    let before = descriptor_table_size();
+    let rt = gorust::Runtime::builder()
+        .workers(1)
+        .reserve_descriptors(slots.parse().unwrap())
+        .build()
+        .unwrap();
+    let built = descriptor_table_size();
+    let serving = rt.run(|| {
+        let sockets: Vec<_> = (0..1000)
+            .map(|_| gorust::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let size = descriptor_table_size();
+        drop(sockets);
+        size
+    });
+    println!("fdtable {before} {built} {serving}");
+}

@@ -83,6 +83,7 @@ type NewTask<T> = Result<(Notified, JoinHandle<T>), JoinHandle<T>>;
 pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) stack_size: usize,
+    pub(crate) reserve_descriptors: usize,
     pub(crate) global_queue_interval: u32,
     pub(crate) lifo_limit: u32,
     pub(crate) event_interval: u32,

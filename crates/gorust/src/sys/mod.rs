@@ -9,6 +9,7 @@
 //! | `Epoll::modify` / `delete` | change a registration's interest (level-triggered, event loop) / remove it |
 //! | `Epoll::wait(events, timeout)` | block until an event or the timeout; `None` waits forever; timeouts below a millisecond are honoured (`epoll_pwait2`), or rounded *up* where the kernel lacks it; `EINTR` returns zero events |
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
+//! | `fdtable::reserve(slots)` | grow the process's descriptor table up front (capped at the soft `RLIMIT_NOFILE`), opening no descriptor that outlives the call |
 //! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory; map chunks for task cells |
 //! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recv`, `recvmsg` with `TCP_INQ` (`enable_inq`, `recv_inq`: the bytes left queued after a read), `send`/`sendmsg` with `MSG_NOSIGNAL` (the four made directly, with no glibc wrapper: `raw_syscall`, the `syscall` instruction inline on x86-64), `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
 //! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
@@ -21,6 +22,7 @@
 
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
+pub(crate) mod fdtable;
 pub(crate) mod memory;
 pub(crate) mod signal;
 pub(crate) mod socket;
