@@ -58,14 +58,17 @@ impl Builder {
     }
 
     /// Slots of the process's descriptor table to make room for when the runtime starts,
-    /// capped at the soft `RLIMIT_NOFILE`; 0 leaves the table alone. Default: 16,384 (128 KiB
-    /// of kernel memory for the life of the process; 8 KiB under the usual limit of 1,024).
+    /// capped at the soft `RLIMIT_NOFILE` (raise that limit before `build`, not after); 64 or
+    /// fewer, 0 included, leave the table alone. The kernel rounds the table up to a power of
+    /// two and keeps it for the life of the process. Default: 16,384 (about 132 KiB of kernel
+    /// memory; 8 KiB under the usual limit of 1,024).
     ///
     /// Linux grows the table by doubling as descriptors are opened, and in a process with
-    /// several threads each growth stalls the thread that opened the descriptor for an RCU
-    /// grace period (10–20 ms measured here): a worker in `accept` would run none of its
-    /// goroutines meanwhile. Growing it once, before the workers start, costs no grace period
-    /// if the process is still single-threaded then (`sys/fdtable.rs`).
+    /// several threads each growth stalls the thread that needed the room for an RCU grace
+    /// period (10–20 ms measured here): a worker in `accept` would run none of its goroutines
+    /// meanwhile. Growing it once in `build`, before the workers start, costs no grace period
+    /// if the process is still single-threaded then, and one (spent by the thread calling
+    /// `build`) if not (`sys/fdtable.rs`).
     pub fn reserve_descriptors(mut self, slots: usize) -> Self {
         self.config.reserve_descriptors = slots;
         self
@@ -165,7 +168,8 @@ impl Builder {
         }
         config.stack_size = crate::goroutine::stack::round_size(config.stack_size);
         // Before any thread of ours starts (see `reserve_descriptors`). Only an optimisation:
-        // if it fails the table grows on demand, as it would have anyway.
+        // if it fails (`EMFILE` with every number from the target up taken, or `ENOMEM`), the
+        // table grows on demand, as it would have anyway.
         let _ = crate::sys::fdtable::reserve(config.reserve_descriptors);
         crate::goroutine::install_overflow_handler();
         let (handle, locals) = Shared::new(config)?;
