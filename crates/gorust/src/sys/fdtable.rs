@@ -41,7 +41,7 @@ const BUILT_IN_SLOTS: usize = usize::BITS as usize;
 
 /// The soft `RLIMIT_NOFILE`: one more than the highest descriptor number the process may
 /// open.
-pub(crate) fn open_files_limit() -> io::Result<usize> {
+fn open_files_limit() -> io::Result<usize> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -63,15 +63,14 @@ fn target(slots: usize, limit: usize) -> usize {
 }
 
 /// Grows the descriptor table to at least `slots` slots, or to the soft limit if that is lower.
-/// Returns the number of slots asked of the kernel (0: nothing to do). Opens no descriptor that
-/// outlives the call.
+/// Opens no descriptor that outlives the call.
 ///
 /// Errors: the OS error of `eventfd` or `fcntl`, in practice `EMFILE` when every number from
 /// the target up is taken, or `ENOMEM`. The table is then left to grow on demand.
-pub(crate) fn reserve(slots: usize) -> io::Result<usize> {
+pub(crate) fn reserve(slots: usize) -> io::Result<()> {
     let slots = target(slots, open_files_limit()?);
     if slots == 0 {
-        return Ok(0);
+        return Ok(());
     }
     // Any open descriptor can be duplicated; an eventfd is the cheapest to make.
     let probe = syscall!(eventfd(0, libc::EFD_CLOEXEC))?;
@@ -83,7 +82,7 @@ pub(crate) fn reserve(slots: usize) -> io::Result<usize> {
     let copy = syscall!(fcntl(probe.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest))?;
     // SAFETY: `fcntl` just returned this descriptor and nothing else owns it.
     drop(unsafe { OwnedFd::from_raw_fd(copy) });
-    Ok(slots)
+    Ok(())
 }
 
 #[cfg(all(test, not(loom)))]
