@@ -2,7 +2,8 @@
 //!
 //! Before each poll the worker gives the task a budget of `BUDGET` operations. Every
 //! operation of the runtime's own primitives that completes without waiting (a channel receive
-//! that finds a message, a timer already due) spends one unit. When the budget is spent, the
+//! that finds a message, a timer already due, a socket call that finds its socket ready)
+//! spends one unit. When the budget is spent, the
 //! primitive reports `Pending` after waking its task, so the task goes to the back of its
 //! queue and the rest run; a goroutine in such a loop is rescheduled the same way (its
 //! `block_on` parks with the task already notified). Outside a worker the budget is unlimited.
@@ -57,6 +58,28 @@ pub(crate) fn try_spend() -> bool {
         }
         true
     })
+}
+
+/// For a goroutine's call that may complete without waiting (network I/O on a socket that is
+/// already ready): spends one unit, and when none is left yields first. A goroutine whose
+/// socket never runs dry (an accept loop under a burst, a reader of a fast peer, a writer to
+/// a fast reader) never parks, so without this it would keep its worker for as long as its
+/// loop runs. Its next resume brings a fresh budget. Off a goroutine it only spends: a
+/// blocking call from a future on a worker fails when it would wait, and a plain thread has
+/// no budget.
+#[inline(always)]
+pub(crate) fn spend_or_yield() {
+    if !try_spend() {
+        yield_spent();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn yield_spent() {
+    if crate::goroutine::in_goroutine() {
+        crate::goroutine::yield_now();
+    }
 }
 
 /// Spends one unit; `Pending` (with the task woken) when none is left.

@@ -1137,3 +1137,130 @@ fn readable_works_on_a_plain_thread() {
         drop(writer.join().unwrap());
     });
 }
+
+// A socket call that finds its socket ready spends the cooperative budget (128 calls per
+// resume or poll), and a spent budget yields: a goroutine or future whose socket never runs dry
+// still lets the others on its worker run (Go preempts such a goroutine; tokio spends its
+// budget in the same calls). Each test below runs on one worker, queues far more than one
+// budget's worth of work on one socket, and records how many calls had completed when a
+// goroutine spawned just before the loop first ran. Without the budget it runs only after the
+// loop ends.
+
+/// Bytes queued on one socket before each loop: 64 budgets' worth of one-byte calls.
+const BURST: usize = 128 * 64;
+/// The calls a loop may make before the other goroutine has run: two budgets, with room.
+const WITHIN: usize = 2 * 128 + 8;
+
+/// A connected pair with `BURST` bytes queued on the server side, all of them already in its
+/// receive queue (`peek` sees them), so that no read below ever waits.
+fn pair_with_a_burst_queued() -> (TcpStream, TcpStream) {
+    let (c, s) = pair();
+    (&c).write_all(&[7u8; BURST]).unwrap();
+    let look = std::cell::RefCell::new(vec![0u8; BURST]);
+    common::eventually("the burst to be queued", || {
+        s.peek(&mut look.borrow_mut()).unwrap() == BURST
+    });
+    (c, s)
+}
+
+/// Runs `work(i)` for `i` in `0..calls` after spawning a goroutine that sets a flag; returns
+/// how many calls had completed when the loop first saw the flag set.
+fn calls_before_another_goroutine_ran(calls: usize, mut work: impl FnMut(usize)) -> usize {
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = ran.clone();
+    let other = gorust::go(move || r2.store(true, std::sync::atomic::Ordering::SeqCst));
+    let mut seen = None;
+    for i in 0..calls {
+        work(i);
+        if seen.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
+            seen = Some(i + 1);
+        }
+    }
+    other.join().unwrap();
+    seen.unwrap_or_else(|| panic!("the other goroutine ran only after all {calls} calls"))
+}
+
+/// On one worker, reads `BURST` queued bytes one `read_one` call at a time and checks that a
+/// goroutine spawned before the loop ran within two budgets.
+fn reading_a_burst_lets_another_goroutine_run(read_one: fn(&TcpStream, &mut [u8; 1])) {
+    within(Duration::from_secs(60), move || {
+        run_on(1, move || {
+            let (_c, s) = pair_with_a_burst_queued();
+            let mut byte = [0u8; 1];
+            let n = calls_before_another_goroutine_ran(BURST, |_| {
+                read_one(&s, &mut byte);
+                assert_eq!(byte, [7]);
+            });
+            assert!(n <= WITHIN, "{n} reads before another goroutine ran");
+        })
+    });
+}
+
+#[test]
+fn a_reader_whose_socket_never_runs_dry_lets_other_goroutines_run() {
+    reading_a_burst_lets_another_goroutine_run(|s, byte| {
+        let mut s = s;
+        s.read_exact(byte).unwrap();
+    });
+}
+
+#[test]
+fn a_readable_try_read_loop_on_a_busy_socket_lets_other_goroutines_run() {
+    reading_a_burst_lets_another_goroutine_run(|s, byte| {
+        s.readable().unwrap();
+        assert_eq!(s.try_read(byte).unwrap(), 1);
+    });
+}
+
+#[test]
+fn an_accept_loop_under_a_burst_of_clients_lets_other_goroutines_run() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            const CLIENTS: usize = 3 * 128;
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // Connects complete in the kernel's backlog: nothing here waits for the runtime.
+            let _clients: Vec<_> = (0..CLIENTS)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect();
+            let mut accepted = Vec::new();
+            let n = calls_before_another_goroutine_ran(CLIENTS, |_| {
+                accepted.push(l.accept().unwrap().0);
+            });
+            assert!(n <= WITHIN, "{n} accepts before another goroutine ran");
+        })
+    });
+}
+
+/// A future polls `poll_read` on a socket that never runs dry: its poll ends with `Pending`
+/// (and its task woken) once the budget is spent, so a task spawned before it gets to run.
+#[test]
+fn a_future_reading_a_busy_socket_lets_other_tasks_run() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (_c, s) = pair_with_a_burst_queued();
+            let reader = gorust::spawn(async move {
+                let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let r2 = ran.clone();
+                let other = gorust::spawn(async move {
+                    r2.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                let mut seen = None;
+                let mut byte = [0u8; 1];
+                for i in 0..BURST {
+                    let n = std::future::poll_fn(|cx| s.poll_read(cx, &mut byte)).await;
+                    assert_eq!(n.unwrap(), 1);
+                    if seen.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
+                        seen = Some(i + 1);
+                    }
+                }
+                other.await.unwrap();
+                seen
+            });
+            let n = gorust::block_on(reader)
+                .unwrap()
+                .expect("the other task ran only after every read");
+            assert!(n <= WITHIN, "{n} reads before another task ran");
+        })
+    });
+}

@@ -9,6 +9,10 @@
 //!   `gorust::net` types also work (blocking the thread) where there is no scheduler;
 //! - as a future (`poll_io`): on the wait slot, returning `Pending`.
 //!
+//! Every call spends one unit of the cooperative budget (`coop`) before its first attempt: a
+//! goroutine whose socket never runs dry never parks, so a spent budget yields it instead (a
+//! future's poll returns `Pending` with its task woken), and the others on its worker run.
+//!
 //! Deadlines (`set_read_deadline`, and the std-style timeouts built on them) and `close` from
 //! another goroutine end a wait early: the setter publishes the change, then wakes the slot's
 //! waiters, which re-check it (see `slot.rs`). A deadline gives `ErrorKind::TimedOut` and keeps
@@ -123,6 +127,7 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> Option<io::Result<usize>> {
+        crate::coop::spend_or_yield();
         if self.edge_aware() && self.desc.slot(dir).is_drained() {
             return None;
         }
@@ -150,6 +155,7 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<T>,
         short: impl Fn(&T) -> bool,
     ) -> io::Result<T> {
+        crate::coop::spend_or_yield();
         let call_deadline = timeout.map(crate::time::deadline_in);
         let slot = self.desc.slot(dir);
         let edge_aware = self.edge_aware();
@@ -269,6 +275,7 @@ impl Registration {
         if !crate::goroutine::in_goroutine() {
             return self.ready_off_goroutine(dir, call_deadline);
         }
+        crate::coop::spend_or_yield();
         let slot = self.desc.slot(dir);
         loop {
             self.check(dir, call_deadline)?;
@@ -406,6 +413,9 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<T>,
         short: impl Fn(&T) -> bool,
     ) -> Poll<io::Result<T>> {
+        if crate::coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
         let slot = self.desc.slot(dir);
         loop {
             if let Err(e) = self.check(dir, None) {
