@@ -1,12 +1,16 @@
 //! Cooperative budget: one busy task cannot starve the others.
 //!
 //! Before each poll the worker gives the task a budget of `BUDGET` operations. Every
-//! operation of the runtime's own primitives that completes without waiting (a channel receive
-//! that finds a message, a timer already due, a socket call that finds its socket ready)
-//! spends one unit. When the budget is spent, the
-//! primitive reports `Pending` after waking its task, so the task goes to the back of its
-//! queue and the rest run; a goroutine in such a loop is rescheduled the same way (its
-//! `block_on` parks with the task already notified). Outside a worker the budget is unlimited.
+//! operation of the runtime's own primitives that completes without waiting (a channel send or
+//! receive, a lock taken, a socket call that finds its socket ready) spends one unit. When the
+//! budget is spent, the primitive reports `Pending` after waking its task, so the task goes to
+//! the back of its queue and the rest run. A goroutine in such a loop is rescheduled the same
+//! way: its `block_on` parks with the task already notified, and a socket call yields
+//! (`spend_or_yield`). A socket's future gives its unit back when it ends `Pending`, so a task
+//! that polls many idle sockets in one poll still reaches every one of them. Outside a worker
+//! the budget is unlimited. (Timers do not spend: a sleep that is already due returns, as Go's
+//! `time.Sleep(0)` does.) The non-waiting `try_*` socket calls do not spend either, as in
+//! tokio; a loop of them alone must park (`readable`, which spends) or yield.
 //!
 //! The budget counts operations, not time: a task that loops on pure computation without
 //! touching any runtime primitive must call `gorust::yield_now()` itself, as in Go before
@@ -61,7 +65,8 @@ pub(crate) fn try_spend() -> bool {
 }
 
 /// For a goroutine's call that may complete without waiting (network I/O on a socket that is
-/// already ready): spends one unit, and when none is left yields first. A goroutine whose
+/// already ready): spends one unit, and when none is left yields first (the unit a call that
+/// then parks spent does not matter: every resume brings a fresh budget). A goroutine whose
 /// socket never runs dry (an accept loop under a burst, a reader of a fast peer, a writer to
 /// a fast reader) never parks, so without this it would keep its worker for as long as its
 /// loop runs. Its next resume brings a fresh budget. Off a goroutine it only spends: a
@@ -77,9 +82,23 @@ pub(crate) fn spend_or_yield() {
 #[cold]
 #[inline(never)]
 fn yield_spent() {
-    if crate::goroutine::in_goroutine() {
+    // A goroutine that dropped its own runtime is cancelled once it parks: it only spends.
+    if crate::goroutine::in_goroutine() && crate::sched::worker::is_serving() {
         crate::goroutine::yield_now();
     }
+}
+
+/// Gives back the unit a `poll_proceed` took, for a poll that then made no progress and ends
+/// `Pending` (tokio restores it the same way): without it, a task polling more idle sockets than
+/// its budget in one poll would spend it all on those that are not ready and never reach the
+/// rest.
+pub(crate) fn refund() {
+    LEFT.with(|l| {
+        let left = l.get();
+        if left < BUDGET {
+            l.set(left + 1);
+        }
+    })
 }
 
 /// Spends one unit; `Pending` (with the task woken) when none is left.

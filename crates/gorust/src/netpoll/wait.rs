@@ -9,9 +9,12 @@
 //!   `gorust::net` types also work (blocking the thread) where there is no scheduler;
 //! - as a future (`poll_io`): on the wait slot, returning `Pending`.
 //!
-//! Every call spends one unit of the cooperative budget (`coop`) before its first attempt: a
-//! goroutine whose socket never runs dry never parks, so a spent budget yields it instead (a
-//! future's poll returns `Pending` with its task woken), and the others on its worker run.
+//! Every parking call (`run`, `ready`, the first attempt of a write) and every poll spends one
+//! unit of the cooperative budget (`coop`) before its first attempt: a goroutine whose socket
+//! never runs dry never parks, so a spent budget yields it instead (a future's poll returns
+//! `Pending` with its task woken, and a poll that ends `Pending` for want of readiness gives
+//! its unit back), and the others on its worker run. The one-attempt `try_*` calls do not
+//! spend, as in tokio.
 //!
 //! Deadlines (`set_read_deadline`, and the std-style timeouts built on them) and `close` from
 //! another goroutine end a wait early: the setter publishes the change, then wakes the slot's
@@ -444,7 +447,11 @@ impl Registration {
             match self.poll_slot(cx, dir) {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // No progress: the unit goes back (see `coop::refund`).
+                    crate::coop::refund();
+                    return Poll::Pending;
+                }
             }
         }
     }
