@@ -50,7 +50,10 @@ pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Spends one unit if one is left and says whether it did (no wake-up either way): for fast
-/// paths that fall back to a future when it did not, whose poll then yields.
+/// paths that fall back to a future when it did not, whose poll then yields. Inlined: every
+/// socket call makes it (out of line it was a call of its own, ~10 ns, per call in the echo
+/// server's profile).
+#[inline(always)]
 pub(crate) fn try_spend() -> bool {
     LEFT.with(|l| {
         let left = l.get();
