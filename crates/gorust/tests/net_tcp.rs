@@ -1240,6 +1240,21 @@ fn an_accept_loop_under_a_burst_of_clients_lets_other_goroutines_run() {
     });
 }
 
+/// A writer whose socket always has room (one-byte writes, which the kernel queues or sends
+/// at once) never parks either.
+#[test]
+fn a_writer_whose_socket_always_has_room_lets_other_goroutines_run() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (c, _s) = pair();
+            let n = calls_before_another_goroutine_ran(BURST, |_| {
+                (&c).write_all(&[7]).unwrap();
+            });
+            assert!(n <= WITHIN, "{n} writes before another goroutine ran");
+        })
+    });
+}
+
 /// A future polls `poll_read` on a socket that never runs dry: its poll ends with `Pending`
 /// (and its task woken) once the budget is spent, so a task spawned before it gets to run.
 #[test]
