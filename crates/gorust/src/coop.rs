@@ -68,13 +68,12 @@ pub(crate) fn try_spend() -> bool {
 }
 
 /// For a goroutine's call that may complete without waiting (network I/O on a socket that is
-/// already ready): spends one unit, and when none is left yields first (the unit a call that
-/// then parks spent does not matter: every resume brings a fresh budget). A goroutine whose
+/// already ready): spends one unit, and when none is left yields first. A goroutine whose
 /// socket never runs dry (an accept loop under a burst, a reader of a fast peer, a writer to
 /// a fast reader) never parks, so without this it would keep its worker for as long as its
-/// loop runs. Its next resume brings a fresh budget. Off a goroutine it only spends: a
-/// blocking call from a future on a worker fails when it would wait, and a plain thread has
-/// no budget.
+/// loop runs. Every resume brings a fresh budget, so the unit spent by a call that then parks
+/// is not missed. Off a goroutine it only spends: a blocking call from a future on a worker
+/// fails when it would wait, and a plain thread has no budget.
 #[inline(always)]
 pub(crate) fn spend_or_yield() {
     if !try_spend() {
