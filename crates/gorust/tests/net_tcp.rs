@@ -1163,95 +1163,96 @@ fn pair_with_a_burst_queued() -> (TcpStream, TcpStream) {
     (c, s)
 }
 
-/// Runs `work(i)` for `i` in `0..calls` after spawning a goroutine that sets a flag; returns
-/// how many calls had completed when the loop first saw the flag set.
-fn calls_before_another_goroutine_ran(calls: usize, mut work: impl FnMut(usize)) -> usize {
-    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let r2 = ran.clone();
-    let other = gorust::go(move || r2.store(true, std::sync::atomic::Ordering::SeqCst));
-    let mut seen = None;
-    for i in 0..calls {
-        work(i);
-        if seen.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
-            seen = Some(i + 1);
-        }
-    }
-    other.join().unwrap();
-    seen.unwrap_or_else(|| panic!("the other goroutine ran only after all {calls} calls"))
-}
-
-/// On one worker, reads `BURST` queued bytes one `read_one` call at a time and checks that a
-/// goroutine spawned before the loop ran within two budgets.
-fn reading_a_burst_lets_another_goroutine_run(read_one: fn(&TcpStream, &mut [u8; 1])) {
+/// On one worker: builds the state with `setup`, spawns a goroutine that sets a flag, makes
+/// `calls` calls of `step`, and checks that the flag was set within two budgets' worth of them
+/// (`what` names the calls in the failure).
+fn a_loop_lets_another_goroutine_run<S: 'static>(
+    what: &'static str,
+    calls: usize,
+    setup: fn() -> S,
+    step: fn(&S),
+) {
     within(Duration::from_secs(60), move || {
         run_on(1, move || {
-            let (_c, s) = pair_with_a_burst_queued();
-            let mut byte = [0u8; 1];
-            let n = calls_before_another_goroutine_ran(BURST, |_| {
-                read_one(&s, &mut byte);
-                assert_eq!(byte, [7]);
-            });
-            assert!(n <= WITHIN, "{n} reads before another goroutine ran");
+            let state = setup();
+            let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let r2 = ran.clone();
+            let other = gorust::go(move || r2.store(true, std::sync::atomic::Ordering::SeqCst));
+            let mut seen = None;
+            for i in 0..calls {
+                step(&state);
+                if seen.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
+                    seen = Some(i + 1);
+                }
+            }
+            other.join().unwrap();
+            let n = seen
+                .unwrap_or_else(|| panic!("the other goroutine ran only after all {calls} calls"));
+            assert!(n <= WITHIN, "{n} {what} before another goroutine ran");
         })
     });
 }
 
+/// Reads one queued byte from `s` with `read` (never a short read, so never a wait).
+fn read_one_byte(s: &TcpStream, read: impl FnOnce(&TcpStream, &mut [u8; 1])) {
+    let mut byte = [0u8; 1];
+    read(s, &mut byte);
+    assert_eq!(byte, [7]);
+}
+
 #[test]
 fn a_reader_whose_socket_never_runs_dry_lets_other_goroutines_run() {
-    reading_a_burst_lets_another_goroutine_run(|s, byte| {
-        let mut s = s;
-        s.read_exact(byte).unwrap();
+    a_loop_lets_another_goroutine_run("reads", BURST, pair_with_a_burst_queued, |(_, s)| {
+        read_one_byte(s, |mut s, byte| s.read_exact(byte).unwrap())
     });
 }
 
 #[test]
 fn a_readable_try_read_loop_on_a_busy_socket_lets_other_goroutines_run() {
-    reading_a_burst_lets_another_goroutine_run(|s, byte| {
-        s.readable().unwrap();
-        assert_eq!(s.try_read(byte).unwrap(), 1);
+    a_loop_lets_another_goroutine_run("reads", BURST, pair_with_a_burst_queued, |(_, s)| {
+        read_one_byte(s, |s, byte| {
+            s.readable().unwrap();
+            assert_eq!(s.try_read(byte).unwrap(), 1);
+        })
     });
 }
 
+/// More accepts than one budget. The connects complete in the kernel's backlog, so nothing
+/// waits for the runtime, as long as the backlog holds them all.
+const CLIENTS: usize = 128 + 32;
+
 #[test]
 fn an_accept_loop_under_a_burst_of_clients_lets_other_goroutines_run() {
-    within(Duration::from_secs(60), || {
-        run_on(1, || {
-            // More than one budget. The connects complete in the kernel's backlog, so nothing
-            // here waits for the runtime, as long as the backlog holds them all.
-            const CLIENTS: usize = 128 + 32;
-            let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(4096);
-            if somaxconn < CLIENTS {
-                eprintln!("skipped: net.core.somaxconn {somaxconn} < {CLIENTS}");
-                return;
-            }
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    if somaxconn < CLIENTS {
+        eprintln!("skipped: net.core.somaxconn {somaxconn} < {CLIENTS}");
+        return;
+    }
+    a_loop_lets_another_goroutine_run(
+        "accepts",
+        CLIENTS,
+        || {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = l.local_addr().unwrap();
-            let _clients: Vec<_> = (0..CLIENTS)
+            let clients: Vec<_> = (0..CLIENTS)
                 .map(|_| std::net::TcpStream::connect(addr).unwrap())
                 .collect();
-            let n = calls_before_another_goroutine_ran(CLIENTS, |_| {
-                drop(l.accept().unwrap());
-            });
-            assert!(n <= WITHIN, "{n} accepts before another goroutine ran");
-        })
-    });
+            (l, clients)
+        },
+        |(l, _)| drop(l.accept().unwrap()),
+    );
 }
 
 /// A writer whose socket always has room (one-byte writes, which the kernel queues or sends
 /// at once) never parks either.
 #[test]
 fn a_writer_whose_socket_always_has_room_lets_other_goroutines_run() {
-    within(Duration::from_secs(60), || {
-        run_on(1, || {
-            let (c, _s) = pair();
-            let n = calls_before_another_goroutine_ran(BURST, |_| {
-                (&c).write_all(&[7]).unwrap();
-            });
-            assert!(n <= WITHIN, "{n} writes before another goroutine ran");
-        })
+    a_loop_lets_another_goroutine_run("writes", BURST, pair, |(c, _)| {
+        let mut c = c;
+        c.write_all(&[7]).unwrap();
     });
 }
 
