@@ -8,7 +8,10 @@
 //!     [--servers c-epoll,gorust,readable,futures,eventloop,go,tokio]
 //!     [--configs 1000x4096,100x64]
 //!     [--idle N]   (memory per idle connection instead: see `echo/idle.rs`)
+//!     [--together] (each server at once with the first listed, for A/B work: `echo/together.rs`)
 //! ```
+//!
+//! Servers run, and are reported, in the order `--servers` lists them.
 //!
 //! Method (issue 3's benchmark):
 //! - Every server runs in its own process pinned to CPU 0 (`taskset -c 0`); the load
@@ -42,6 +45,8 @@ use std::time::{Duration, Instant};
 
 #[path = "echo/idle.rs"]
 mod idle;
+#[path = "echo/together.rs"]
+mod together;
 
 const CONFIGS: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
 
@@ -92,7 +97,16 @@ fn main() {
 
     let mut servers = available_servers();
     if let Some(only) = list("--servers") {
-        servers.retain(|s| only.iter().any(|o| o == s.name));
+        for o in &only {
+            if !servers.iter().any(|s| s.name == o) {
+                println!("echo: no server {o:?} here: skipped");
+            }
+        }
+        // A name may come twice: `--together --servers gorust,gorust` is an A/A run.
+        servers = only
+            .iter()
+            .filter_map(|o| servers.iter().find(|s| s.name == o).cloned())
+            .collect();
     }
     if let Some(n) = args.iter().position(|a| a == "--idle") {
         let conns = args
@@ -100,6 +114,9 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(if bench { 10_000 } else { 200 });
         return idle::run(&servers, conns, rounds.min(3), json);
+    }
+    if args.iter().any(|a| a == "--together") {
+        return together::run(&servers, &configs, rounds, secs);
     }
     println!(
         "echo: servers {:?}, {rounds} round(s) of {secs} s per server and configuration",
@@ -128,6 +145,10 @@ fn main() {
         rows.push((conns, size, results));
     }
     report(&servers, &rows, json);
+    if !bench && servers.len() >= 2 {
+        // The smoke run (`cargo test --benches`, as CI does) exercises `--together` too.
+        together::run(&servers[..2], &configs, 1, secs);
+    }
 }
 
 /// One run of one server.
@@ -144,9 +165,10 @@ struct Measured {
     fairness: f64,
 }
 
+#[derive(Clone)]
 struct Server {
     name: &'static str,
-    cmd: Box<dyn Fn(u16) -> Command>,
+    cmd: std::rc::Rc<dyn Fn(u16) -> Command>,
 }
 
 fn target_dir() -> PathBuf {
@@ -177,7 +199,7 @@ fn available_servers() -> Vec<Server> {
     {
         Ok(s) if s.success() => out.push(Server {
             name: "c-epoll",
-            cmd: Box::new(move |port| {
+            cmd: std::rc::Rc::new(move |port| {
                 let mut c = pinned("0", &c_bin);
                 c.arg(port.to_string());
                 c
@@ -192,7 +214,7 @@ fn available_servers() -> Vec<Server> {
     let me5 = me.clone();
     out.push(Server {
         name: "gorust",
-        cmd: Box::new(move |port| {
+        cmd: std::rc::Rc::new(move |port| {
             let mut c = pinned("0", &me);
             c.args(["--server", "gorust", "--port", &port.to_string()]);
             c
@@ -200,7 +222,7 @@ fn available_servers() -> Vec<Server> {
     });
     out.push(Server {
         name: "readable",
-        cmd: Box::new(move |port| {
+        cmd: std::rc::Rc::new(move |port| {
             let mut c = pinned("0", &me4);
             c.args(["--server", "readable", "--port", &port.to_string()]);
             c
@@ -208,7 +230,7 @@ fn available_servers() -> Vec<Server> {
     });
     out.push(Server {
         name: "futures",
-        cmd: Box::new(move |port| {
+        cmd: std::rc::Rc::new(move |port| {
             let mut c = pinned("0", &me5);
             c.args(["--server", "futures", "--port", &port.to_string()]);
             c
@@ -216,7 +238,7 @@ fn available_servers() -> Vec<Server> {
     });
     out.push(Server {
         name: "eventloop",
-        cmd: Box::new(move |port| {
+        cmd: std::rc::Rc::new(move |port| {
             let mut c = pinned("0", &me3);
             c.args(["--server", "eventloop", "--port", &port.to_string()]);
             c
@@ -232,7 +254,7 @@ fn available_servers() -> Vec<Server> {
     {
         Ok(s) if s.success() => out.push(Server {
             name: "go",
-            cmd: Box::new(move |port| {
+            cmd: std::rc::Rc::new(move |port| {
                 let mut c = pinned("0", &go_bin);
                 c.env("GOMAXPROCS", "1").args(["echo", &port.to_string()]);
                 c
@@ -242,7 +264,7 @@ fn available_servers() -> Vec<Server> {
     }
     out.push(Server {
         name: "tokio",
-        cmd: Box::new(move |port| {
+        cmd: std::rc::Rc::new(move |port| {
             let mut c = pinned("0", &me2);
             c.args(["--server", "tokio", "--port", &port.to_string()]);
             c
@@ -298,7 +320,15 @@ fn run_one(
     let out = std::thread::scope(|sc| {
         sc.spawn(|| {
             pin_to(1);
-            load(&addr, conns, size, Duration::from_millis(500), measure, pid)
+            load(
+                &addr,
+                conns,
+                size,
+                Duration::from_millis(500),
+                measure,
+                pid,
+                None,
+            )
         })
         .join()
         .unwrap()
@@ -345,7 +375,9 @@ fn user_ns(pid: u32) -> u64 {
     ticks * 1_000_000_000 / hz
 }
 
-/// The closed-loop load: round trips per second and the server's CPU per round trip.
+/// The closed-loop load: round trips per second and the server's CPU per round trip. With
+/// `connected`, waits there once its connections are open (or failed to), before the first
+/// message.
 fn load(
     addr: &str,
     conns: usize,
@@ -353,15 +385,25 @@ fn load(
     warmup: Duration,
     measure: Duration,
     pid: u32,
+    connected: Option<&std::sync::Barrier>,
 ) -> Result<Measured, String> {
     use std::os::fd::AsRawFd;
-    let mut socks = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        let s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        socks.push(s);
+    let open = || -> Result<Vec<std::net::TcpStream>, String> {
+        let mut socks = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            socks.push(s);
+        }
+        Ok(socks)
+    };
+    let socks = open();
+    // Also when opening failed: the other load must not wait for this one forever.
+    if let Some(b) = connected {
+        b.wait();
     }
+    let mut socks = socks?;
     // SAFETY: epoll_create1 has no preconditions; the descriptor is closed below.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     for (i, s) in socks.iter().enumerate() {
