@@ -429,11 +429,11 @@ fn a_future_accepts_with_poll_accept() {
     });
 }
 
-/// The async face's drained logic, through both of its read calls: exact-size messages (each
-/// read fills the buffer, so it switches to `TCP_INQ` and learns from it that the socket is
-/// empty), then short ones, each message written only after the last was echoed, so that every
-/// read after the first of a message must wait for a new edge. A mark that outlived its edge
-/// would hang here.
+/// The async face's drained logic: exact-size messages (each read fills the buffer, so the
+/// next read tries and finds the socket empty), then short ones (the read marks the direction
+/// drained), each message written only after the last was echoed, so that every read after
+/// the first of a message must wait for a new edge. A mark that outlived its edge would hang
+/// here.
 #[test]
 fn async_reads_of_exact_and_short_messages_wait_for_each_edge() {
     within(Duration::from_secs(60), || {
@@ -792,8 +792,8 @@ fn data_then_fin_before_the_read_gives_the_data_then_eof() {
     });
 }
 
-/// Reads that fill the buffer exactly switch the stream to `recvmsg` with `TCP_INQ`; whatever
-/// the kernel reports, no byte is lost and no read waits for data that is already there.
+/// Reads that fill the buffer exactly cannot tell whether more is queued, and the next read
+/// tries: no byte is lost and no read waits for data that is already there.
 #[test]
 fn exact_buffer_reads_lose_nothing_and_never_wait_for_queued_data() {
     within(Duration::from_secs(60), || {
@@ -806,7 +806,7 @@ fn exact_buffer_reads_lose_nothing_and_never_wait_for_queued_data() {
                 let pause = || gorust::time::sleep(Duration::from_millis(5));
                 c.write_all(&[1u8; 4096]).unwrap(); // exactly one buffer
                 pause();
-                c.write_all(&[2u8; 4096]).unwrap(); // again, now read with TCP_INQ
+                c.write_all(&[2u8; 4096]).unwrap(); // again
                 pause();
                 c.write_all(&[3u8; 8192]).unwrap(); // two buffers at once: the first read leaves 4096
                 pause();
@@ -944,9 +944,10 @@ fn readable_parks_after_a_short_read() {
 }
 
 /// The buffer-less echo loop of `readable`'s documentation, over many connections, with
-/// messages shorter than the buffer and exactly its size (reads that fill the buffer switch
-/// the stream to `TCP_INQ`): every byte comes back, a closed peer ends the loop with `Ok(0)`,
-/// and `readable` rarely returns for nothing (it does not spin).
+/// messages shorter than the buffer and exactly its size (after a read that fills the buffer,
+/// `readable` returns at once and the next `try_read` may find nothing): every byte comes back,
+/// a closed peer ends the loop with `Ok(0)`, and `readable` returns for nothing at most about
+/// once per read (it does not spin).
 #[test]
 fn a_readable_try_read_echo_loop_loses_nothing_and_does_not_spin() {
     within(Duration::from_secs(60), || {

@@ -3,7 +3,6 @@
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -203,14 +202,7 @@ pub struct TcpStream {
     reg: Registration,
     sock: Socket,
     timeouts: Timeouts,
-    /// Whether reads ask the kernel how much stays queued (`INQ_*`, see `read_inner`).
-    inq: AtomicU8,
 }
-
-/// `TcpStream::inq`: not tried yet, in use, unavailable.
-const INQ_UNTRIED: u8 = 0;
-const INQ_ON: u8 = 1;
-const INQ_OFF: u8 = 2;
 
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,7 +220,6 @@ impl TcpStream {
             reg: Registration::new(sock.as_raw_fd()),
             sock,
             timeouts: Timeouts::default(),
-            inq: AtomicU8::new(INQ_UNTRIED),
         }
     }
 
@@ -338,8 +329,7 @@ impl TcpStream {
     /// read deadline has passed and with [`super::ErrClosed`] after [`close`](Self::close).
     /// See [`readable`](Self::readable).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // `read`'s body (with `TCP_INQ` after exact reads, so that the next `readable` parks
-        // rather than returning for a read that would block), one attempt.
+        // `read`'s body, one attempt.
         self.read_inner(buf, Attempt::Once)
     }
 
@@ -465,10 +455,10 @@ impl TcpStream {
 
     /// A read that returns fewer bytes than asked emptied the socket, so the next read waits
     /// for an edge instead of trying (and getting `EAGAIN`). A read that fills the buffer
-    /// exactly cannot tell: the first time that happens on a stream, reads switch to
-    /// `recvmsg` with `TCP_INQ`, which reports the bytes still queued, and a count of zero
-    /// saves the `EAGAIN` call as a short read does (an echo of 4 KiB messages into a 4 KiB
-    /// buffer made one such call per message otherwise).
+    /// cannot tell, and the next read tries (as tokio's does). Asking the kernel instead
+    /// (`recvmsg` with `TCP_INQ`, which reports the bytes left queued) saved that `EAGAIN`
+    /// call but cost more than it: removed in session 15, when the echo server at 4 KiB cost
+    /// 3–3.5% less per round trip without it (ARCHITECTURE, costs).
     ///
     /// `mode`: parking (`read`) or one attempt (`try_read`).
     #[inline]
@@ -478,31 +468,9 @@ impl TcpStream {
         }
         let fd = self.fd();
         let len = buf.len();
-        if self.inq.load(Relaxed) == INQ_ON {
-            let (n, _) = self.reg.attempt(
-                Direction::Read,
-                mode,
-                || sys::recv_inq(fd, buf),
-                inq_drained(len),
-            )?;
-            return Ok(n);
-        }
         let short = |&n: &usize| n > 0 && n < len;
-        let n = self
-            .reg
-            .attempt(Direction::Read, mode, || sys::recv(fd, buf), short)?;
-        if n == len {
-            self.try_enable_inq();
-        }
-        Ok(n)
-    }
-
-    #[cold]
-    fn try_enable_inq(&self) {
-        if self.inq.load(Relaxed) == INQ_UNTRIED {
-            let on = sys::enable_inq(self.fd()).is_ok();
-            self.inq.store(if on { INQ_ON } else { INQ_OFF }, Relaxed);
-        }
+        self.reg
+            .attempt(Direction::Read, mode, || sys::recv(fd, buf), short)
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -598,35 +566,15 @@ impl TcpStream {
             })
     }
 
-    /// The async face of `read`, with its system calls: a read that comes up short, or that
-    /// `TCP_INQ` says emptied the socket, makes the next poll wait for an edge first (see
-    /// `read_inner`).
+    /// The async face of `read`, with its system calls: a read that comes up short makes the
+    /// next poll wait for an edge first (see `read_inner`).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let fd = self.fd();
-        let len = buf.len();
-        if self.inq.load(Relaxed) == INQ_ON {
-            return self
-                .reg
-                .poll_run(
-                    cx,
-                    Direction::Read,
-                    || sys::recv_inq(fd, buf),
-                    inq_drained(len),
-                )
-                .map_ok(|(n, _)| n);
-        }
-        let r = self
-            .reg
-            .poll_io_bytes(cx, Direction::Read, len, || sys::recv(fd, buf));
-        if let Poll::Ready(Ok(n)) = r {
-            if n == len {
-                self.try_enable_inq();
-            }
-        }
-        r
+        self.reg
+            .poll_io_bytes(cx, Direction::Read, buf.len(), || sys::recv(fd, buf))
     }
 
     /// The async face of `write`.
@@ -650,13 +598,6 @@ impl TcpStream {
         self.reg
             .poll_io_bytes(cx, Direction::Write, len, || sys::writev(fd, bufs))
     }
-}
-
-/// Whether a `recv_inq` result into a `len`-byte buffer emptied the socket: it came up short,
-/// or the kernel reported nothing left queued.
-#[inline(always)]
-fn inq_drained(len: usize) -> impl Fn(&(usize, Option<usize>)) -> bool {
-    move |&(n, inq)| n > 0 && (n < len || inq == Some(0))
 }
 
 impl Read for TcpStream {
