@@ -102,6 +102,13 @@ fn main() {
                 println!("echo: no server {o:?} here: skipped");
             }
         }
+        if args.iter().any(|a| a == "--together") && !servers.iter().any(|s| s.name == only[0]) {
+            println!(
+                "echo --together: the reference {:?} is not here; nothing run",
+                only[0]
+            );
+            return;
+        }
         // A name may come twice: `--together --servers gorust,gorust` is an A/A run.
         servers = only
             .iter()
@@ -285,9 +292,11 @@ impl Drop for Running {
 
 /// A first server port for this run, below Linux's ephemeral range (32768-60999 by default):
 /// a port there may be the local end of one of the load's own connections, and a server
-/// that cannot bind it fails the run. Runs count up from here (a few hundred at most).
+/// that cannot bind it fails the run. Runs count up from here (a few hundred at most; `--idle`
+/// starts 500 above it and `--together` 1,000 above, so the highest start, 30,998, leaves room
+/// below 32,768).
 fn first_port() -> u16 {
-    20000 + (std::process::id() % 6000) as u16 * 2
+    20000 + (std::process::id() % 5000) as u16 * 2
 }
 
 /// Starts `s` on `port` and waits for its `ready` line; the server dies with the guard.

@@ -458,7 +458,7 @@ impl TcpStream {
     /// cannot tell, and the next read tries (as tokio's does). Asking the kernel instead
     /// (`recvmsg` with `TCP_INQ`, which reports the bytes left queued) saved that `EAGAIN`
     /// call but cost more than it: removed in session 15, when the echo server at 4 KiB cost
-    /// 3–3.5% less per round trip without it (ARCHITECTURE, costs).
+    /// about 2.5–3% less per round trip without it (ARCHITECTURE, costs).
     ///
     /// `mode`: parking (`read`) or one attempt (`try_read`).
     #[inline]
