@@ -95,6 +95,7 @@ fn main() {
         None => vec![(20, 64)], // smoke test under `cargo test --benches`
     };
 
+    let together = args.iter().any(|a| a == "--together");
     let mut servers = available_servers();
     if let Some(only) = list("--servers") {
         for o in &only {
@@ -102,7 +103,7 @@ fn main() {
                 println!("echo: no server {o:?} here: skipped");
             }
         }
-        if args.iter().any(|a| a == "--together") && !servers.iter().any(|s| s.name == only[0]) {
+        if together && !servers.iter().any(|s| s.name == only[0]) {
             println!(
                 "echo --together: the reference {:?} is not here; nothing run",
                 only[0]
@@ -122,7 +123,7 @@ fn main() {
             .unwrap_or(if bench { 10_000 } else { 200 });
         return idle::run(&servers, conns, rounds.min(3), json);
     }
-    if args.iter().any(|a| a == "--together") {
+    if together {
         return together::run(&servers, &configs, rounds, secs);
     }
     println!(

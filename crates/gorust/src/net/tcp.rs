@@ -467,10 +467,8 @@ impl TcpStream {
             return Ok(0);
         }
         let fd = self.fd();
-        let len = buf.len();
-        let short = |&n: &usize| n > 0 && n < len;
         self.reg
-            .attempt(Direction::Read, mode, || sys::recv(fd, buf), short)
+            .attempt_bytes(Direction::Read, mode, buf.len(), || sys::recv(fd, buf))
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

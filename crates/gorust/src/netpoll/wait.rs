@@ -69,7 +69,15 @@ pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
 }
 
-/// How an I/O call waits for readiness (see [`Registration::attempt`]).
+/// Whether a call that moved `n` of a `len`-byte buffer emptied its direction: it came up
+/// short (the kernel had no more to give or take). The `*_bytes` calls mark the direction
+/// drained on such a result.
+#[inline(always)]
+fn came_up_short(len: usize) -> impl Fn(&usize) -> bool {
+    move |&n| n > 0 && n < len
+}
+
+/// How an I/O call waits for readiness (see [`Registration::attempt_bytes`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Attempt {
     /// Park until the call can complete, bounded by this per-call timeout and the deadline.
@@ -114,7 +122,7 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.run(dir, timeout, op, |&n| n > 0 && n < len)
+        self.run(dir, timeout, op, came_up_short(len))
     }
 
     /// The first attempt of [`io_bytes`](Self::io_bytes), for a caller that keeps the
@@ -248,20 +256,22 @@ impl Registration {
         }
     }
 
-    /// `run` (`Attempt::Park`) or `try_run` (`Attempt::Once`), for callers that share one body
-    /// between a parking call and its `try_` form. Inlined: the mode is a constant at each
-    /// call site, so the match folds away.
+    /// `io_bytes` (`Attempt::Park`) or `try_io_bytes` (`Attempt::Once`), for callers that
+    /// share one body between a parking call and its `try_` form. Inlined: the mode is a
+    /// constant at each call site, so the match folds away.
     #[inline(always)]
-    pub(crate) fn attempt<T>(
+    pub(crate) fn attempt_bytes(
         &self,
         dir: Direction,
         mode: Attempt,
-        op: impl FnMut() -> io::Result<T>,
-        short: impl Fn(&T) -> bool,
-    ) -> io::Result<T> {
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        // `run` and `try_run` directly, as before: no `#[inline]`-only frame between (the
+        // goroutine's stack lines on the read path, `costs` in ARCHITECTURE).
         match mode {
-            Attempt::Park(timeout) => self.run(dir, timeout, op, short),
-            Attempt::Once => self.try_run(dir, op, short),
+            Attempt::Park(timeout) => self.run(dir, timeout, op, came_up_short(len)),
+            Attempt::Once => self.try_run(dir, op, came_up_short(len)),
         }
     }
 
@@ -317,7 +327,7 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.try_run(dir, op, |&n| n > 0 && n < len)
+        self.try_run(dir, op, came_up_short(len))
     }
 
     /// The non-waiting counterpart of [`run`](Self::run): one attempt (`EINTR` retried);
@@ -475,7 +485,7 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        self.poll_run(cx, dir, op, |&n| n > 0 && n < len)
+        self.poll_run(cx, dir, op, came_up_short(len))
     }
 
     /// Marks the descriptor closing and wakes every waiter.
