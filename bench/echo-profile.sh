@@ -2,7 +2,9 @@
 # Where the echo server's CPU goes per round trip, from `perf record` samples: user and kernel
 # time in µs per round trip, and the top symbols in ns per round trip.
 #
-#   bench/echo-profile.sh [c-epoll|gorust|readable|futures|eventloop|tokio] [connections] [bytes]
+#   bench/echo-profile.sh [c-epoll|c-et|gorust|readable|futures|eventloop|tokio] [connections] [bytes]
+#
+# TOP=N (default 15) prints the N busiest symbols instead.
 #
 # Server on CPU 0, `gorust load` on CPU 1, 6 s of load with 4 s sampled in the middle. The
 # sampling is kept light on purpose: 1 kHz and no call graphs. With `-g` at 4 kHz the profiler's
@@ -16,10 +18,11 @@ need=perf
 need_pkg=linux-perf
 # shellcheck source=echo-common.sh
 source "$(dirname "$0")/echo-common.sh"
-if [ "$server" = c-epoll ]; then
+if [ "$server" = c-epoll ] || [ "$server" = c-et ]; then
     cbin=$(mktemp)
-    cc -O2 -o "$cbin" bench/c/echo_epoll.c
+    cc -O2 -pthread -o "$cbin" bench/c/echo_epoll.c
     cmd=("$cbin" "$port")
+    if [ "$server" = c-et ]; then cmd+=(et); fi
 else
     cmd=("$exe" --server "$server" --port "$port")
 fi
@@ -43,7 +46,7 @@ samples=$(perf script -i "$out/perf.data" -F ip 2>/dev/null | wc -l)
 perf report -i "$out/perf.data" --no-children --stdio --sort sym 2>/dev/null |
     grep -E '^ +[0-9]' >"$out/syms.txt" || true
 python3 - "$requests" "$samples" "$out/syms.txt" "$server" "$conns" "$size" <<'EOF'
-import re, sys
+import os, re, sys
 req, samples = int(sys.argv[1]), int(sys.argv[2])
 # The load ran 6 s, the profile covered 4 of them; one sample is 1 ms of CPU.
 rts = req * 4 / 6
@@ -53,11 +56,12 @@ for line in open(sys.argv[3]):
     m = re.match(r'\s+([\d.]+)%\s+\[(.)\]\s+(.*)', line)
     if m:
         rows.append((float(m[1]) / 100, m[2] == 'k', m[3].strip()))
+top = int(os.environ.get("TOP", "15"))
 kern = sum(p for p, k, _ in rows if k)
 user = sum(p for p, k, _ in rows if not k)
 print(f"{sys.argv[4]} {sys.argv[5]} x {sys.argv[6]} B: {req / 6:.0f} round trips/s, "
       f"server busy {samples / 4000:.2f} of a CPU, {cpu_us:.2f} µs per round trip "
       f"(user {user * cpu_us:.2f}, kernel {kern * cpu_us:.2f})")
-for p, k, s in rows[:15]:
+for p, k, s in rows[:top]:
     print(f"  {p * cpu_us * 1000:6.0f} ns  {'kernel' if k else 'user  '}  {s[:90]}")
 EOF

@@ -3,9 +3,15 @@
 //! same runtime through the streams' async face, `futures`; and its event loop) against a
 //! plain C epoll loop, Go's net (GOMAXPROCS=1) and tokio's current-thread runtime.
 //!
+//! `c-et` is the same C program built the way issue 3 requires gorust's netpoller to be, with
+//! no scheduler: edge-triggered registration once, a read after every read that fills the
+//! buffer, a record and buffer per connection, a second thread (see `bench/c/echo_epoll.c`).
+//! Its cost over `c-epoll` is the part of any such runtime's gap to the C loop that the
+//! shape itself brings.
+//!
 //! ```text
 //! cargo bench -p gorust --bench echo -- [--rounds R] [--secs S] [--quick] [--json]
-//!     [--servers c-epoll,gorust,readable,futures,eventloop,go,tokio]
+//!     [--servers c-epoll,c-et,gorust,readable,futures,eventloop,go,tokio]
 //!     [--configs 1000x4096,100x64]
 //!     [--idle N]   (memory per idle connection instead: see `echo/idle.rs`)
 //!     [--together] (each server at once with the first listed, for A/B work: `echo/together.rs`)
@@ -200,19 +206,30 @@ fn available_servers() -> Vec<Server> {
     let c_bin = target_dir().join("echo_epoll_c");
     let c_src = repo_root().join("bench/c/echo_epoll.c");
     match Command::new("cc")
-        .args(["-O2", "-o"])
+        .args(["-O2", "-pthread", "-o"])
         .arg(&c_bin)
         .arg(&c_src)
         .status()
     {
-        Ok(s) if s.success() => out.push(Server {
-            name: "c-epoll",
-            cmd: std::rc::Rc::new(move |port| {
-                let mut c = pinned("0", &c_bin);
-                c.arg(port.to_string());
-                c
-            }),
-        }),
+        Ok(s) if s.success() => {
+            let et_bin = c_bin.clone();
+            out.push(Server {
+                name: "c-epoll",
+                cmd: std::rc::Rc::new(move |port| {
+                    let mut c = pinned("0", &c_bin);
+                    c.arg(port.to_string());
+                    c
+                }),
+            });
+            out.push(Server {
+                name: "c-et",
+                cmd: std::rc::Rc::new(move |port| {
+                    let mut c = pinned("0", &et_bin);
+                    c.args([&port.to_string(), "et"]);
+                    c
+                }),
+            });
+        }
         _ => println!("echo: cc not available or failed: the C loop is skipped"),
     }
     let me = std::env::current_exe().unwrap();
