@@ -16,6 +16,7 @@ set -euo pipefail
 default_port=7900
 need=perf
 need_pkg=linux-perf
+[[ ${TOP:-15} =~ ^[0-9]+$ ]] || { echo "TOP must be a number of symbols" >&2; exit 2; }
 # shellcheck source=echo-common.sh
 source "$(dirname "$0")/echo-common.sh"
 if [ "$server" = c-epoll ] || [ "$server" = c-et ]; then

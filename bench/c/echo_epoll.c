@@ -4,14 +4,16 @@
  * keeps the rest in a per-connection buffer and waits for EPOLLOUT.
  *
  * With a second argument `et` (the bench's `c-et` server) it is instead built the way issue
- * 3 requires gorust's netpoller to be, with no scheduler: each descriptor registered once,
- * edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP; a read that fills the buffer is followed
- * by another (only a short read or EAGAIN shows the socket drained); each connection owns a
- * heap record with its own 4 KiB buffer, found from the event's pointer; and a second
- * thread, standing for the monitor, wakes every 10 ms and does nothing (its presence alone
- * makes the kernel count references on every descriptor lookup). What it costs over the
- * default loop is the part of the gap to the C loop that comes with that shape, before any
- * runtime is involved.
+ * 3 requires gorust's netpoller to be, with no scheduler:
+ * - each connection registered once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP;
+ * - a read that fills the buffer is followed by another: a short read or EAGAIN shows the
+ *   socket drained, unless the peer's FIN, a hang-up or an error has been seen, after which
+ *   it reads until 0 or the error (no later edge would come);
+ * - each connection owns a heap record with its own 4 KiB buffer, found from the event's
+ *   pointer;
+ * - a second thread, standing for the monitor, wakes every 10 ms and does nothing;
+ * - socket calls are raw system calls, as gorust's are (glibc's wrappers of blocking calls
+ *   add cancellation bookkeeping once a process has a second thread).
  *
  *   cc -O2 -pthread -o echo_epoll echo_epoll.c && ./echo_epoll 7000 [et]   # prints "ready"
  */
@@ -26,6 +28,7 @@
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAXFD 65536
@@ -44,6 +47,7 @@ static void closefd(int ep, int fd) {
 struct conn {
     int fd;
     int readable;    /* an EPOLLIN edge came and no read has come up short since */
+    int closing;     /* the peer's FIN, a hang-up or an error was reported: read to the end */
     size_t len, off; /* unsent bytes of buf, from off to len */
     char buf[4096];
 };
@@ -58,7 +62,8 @@ static void *monitor(void *arg) {
 /* Sends what is pending: 1 when all is sent, 0 when the socket is full, -1 on an error. */
 static int conn_flush(struct conn *c) {
     while (c->off < c->len) {
-        ssize_t w = send(c->fd, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL);
+        ssize_t w = syscall(SYS_sendto, c->fd, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL,
+                            NULL, 0);
         if (w < 0) {
             if (errno == EINTR) continue;
             return errno == EAGAIN ? 0 : -1;
@@ -74,7 +79,7 @@ static int conn_serve(struct conn *c) {
     int f = conn_flush(c);
     if (f <= 0) return f;
     while (c->readable) {
-        ssize_t r = recv(c->fd, c->buf, sizeof c->buf, 0);
+        ssize_t r = syscall(SYS_recvfrom, c->fd, c->buf, sizeof c->buf, 0, NULL, NULL);
         if (r < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN) return -1;
@@ -82,7 +87,7 @@ static int conn_serve(struct conn *c) {
             break;
         }
         if (r == 0) return -1;
-        if ((size_t)r < sizeof c->buf) c->readable = 0;
+        if ((size_t)r < sizeof c->buf && !c->closing) c->readable = 0;
         c->len = r;
         c->off = 0;
         f = conn_flush(c);
@@ -93,10 +98,10 @@ static int conn_serve(struct conn *c) {
 
 static void et_loop(int ep, int l) {
     pthread_t t;
-    pthread_create(&t, NULL, monitor, NULL);
+    if (pthread_create(&t, NULL, monitor, NULL)) { perror("pthread_create"); exit(1); }
     struct epoll_event evs[256];
     for (;;) {
-        int n = epoll_wait(ep, evs, 256, -1);
+        int n = syscall(SYS_epoll_pwait, ep, evs, 256, -1, NULL, 0);
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             if (c == NULL) {
@@ -112,7 +117,9 @@ static void et_loop(int ep, int l) {
                 }
                 continue;
             }
-            if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = 1;
+            uint32_t e = evs[i].events;
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->closing = 1;
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = 1;
             if (conn_serve(c) < 0) {
                 close(c->fd); /* closing drops the registration */
                 free(c);
@@ -124,6 +131,7 @@ static void et_loop(int ep, int l) {
 int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 7000;
     int et = argc > 2 && strcmp(argv[2], "et") == 0;
+    if (argc > 2 && !et) { fprintf(stderr, "usage: %s PORT [et]\n", argv[0]); return 2; }
     int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -6,8 +6,7 @@
 //! `c-et` is the same C program built the way issue 3 requires gorust's netpoller to be, with
 //! no scheduler: edge-triggered registration once, a read after every read that fills the
 //! buffer, a record and buffer per connection, a second thread (see `bench/c/echo_epoll.c`).
-//! Its cost over `c-epoll` is the part of any such runtime's gap to the C loop that the
-//! shape itself brings.
+//! Its cost over `c-epoll` is what that shape costs before any scheduler is involved.
 //!
 //! ```text
 //! cargo bench -p gorust --bench echo -- [--rounds R] [--secs S] [--quick] [--json]
@@ -36,9 +35,8 @@
 //!   round (throughput: server/C, higher is better; CPU: server/C, lower is better).
 //! - Also the server's user-space CPU time per round trip (`utime` of `/proc/PID/stat`, in
 //!   clock ticks of 10 ms, so ~2% resolution over a 3 s window): the part of the CPU time
-//!   that is the runtime's own. Every server here makes the same system calls per round trip
-//!   (strace), and the kernel's share varies most from run to run on this machine, so this
-//!   column shows a runtime's progress that the total hides.
+//!   that is the runtime's own. The kernel's share varies most from run to run on this
+//!   machine, so this column shows a runtime's progress that the total hides.
 //! - This machine is noisy (its two vCPUs are sometimes placed far apart for 10–60 s); the
 //!   paired ratios are what absorbs it. Nothing is asserted: this is a report.
 //!
