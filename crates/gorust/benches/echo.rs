@@ -230,43 +230,21 @@ fn available_servers() -> Vec<Server> {
         }
         _ => println!("echo: cc not available or failed: the C loop is skipped"),
     }
-    let me = std::env::current_exe().unwrap();
-    let me2 = me.clone();
-    let me3 = me.clone();
-    let me4 = me.clone();
-    let me5 = me.clone();
-    out.push(Server {
-        name: "gorust",
-        cmd: std::rc::Rc::new(move |port| {
-            let mut c = pinned("0", &me);
-            c.args(["--server", "gorust", "--port", &port.to_string()]);
-            c
-        }),
-    });
-    out.push(Server {
-        name: "readable",
-        cmd: std::rc::Rc::new(move |port| {
-            let mut c = pinned("0", &me4);
-            c.args(["--server", "readable", "--port", &port.to_string()]);
-            c
-        }),
-    });
-    out.push(Server {
-        name: "futures",
-        cmd: std::rc::Rc::new(move |port| {
-            let mut c = pinned("0", &me5);
-            c.args(["--server", "futures", "--port", &port.to_string()]);
-            c
-        }),
-    });
-    out.push(Server {
-        name: "eventloop",
-        cmd: std::rc::Rc::new(move |port| {
-            let mut c = pinned("0", &me3);
-            c.args(["--server", "eventloop", "--port", &port.to_string()]);
-            c
-        }),
-    });
+    // This benchmark's own binary serves the Rust servers (`--server NAME`).
+    let own = |name: &'static str| {
+        let me = std::env::current_exe().unwrap();
+        Server {
+            name,
+            cmd: std::rc::Rc::new(move |port| {
+                let mut c = pinned("0", &me);
+                c.args(["--server", name, "--port", &port.to_string()]);
+                c
+            }),
+        }
+    };
+    for name in ["gorust", "readable", "futures", "eventloop"] {
+        out.push(own(name));
+    }
     let go_bin = target_dir().join("gorust-bench-go");
     match Command::new("go")
         .args(["build", "-o"])
@@ -285,14 +263,7 @@ fn available_servers() -> Vec<Server> {
         }),
         _ => println!("echo: go: not installed, skipped"),
     }
-    out.push(Server {
-        name: "tokio",
-        cmd: std::rc::Rc::new(move |port| {
-            let mut c = pinned("0", &me2);
-            c.args(["--server", "tokio", "--port", &port.to_string()]);
-            c
-        }),
-    });
+    out.push(own("tokio"));
     out
 }
 

@@ -136,31 +136,13 @@ fn pair(
     );
     let connected = Barrier::new(2);
     let warmup = Duration::from_millis(500);
+    let serve_load = |addr: &str, pid| {
+        pin_to(1);
+        load(addr, conns, size, warmup, measure, pid, Some(&connected))
+    };
     let (ra, rb) = std::thread::scope(|sc| {
-        let ta = sc.spawn(|| {
-            pin_to(1);
-            load(
-                &addr_a,
-                conns,
-                size,
-                warmup,
-                measure,
-                pid_a,
-                Some(&connected),
-            )
-        });
-        let tb = sc.spawn(|| {
-            pin_to(1);
-            load(
-                &addr_b,
-                conns,
-                size,
-                warmup,
-                measure,
-                pid_b,
-                Some(&connected),
-            )
-        });
+        let ta = sc.spawn(|| serve_load(&addr_a, pid_a));
+        let tb = sc.spawn(|| serve_load(&addr_b, pid_b));
         (ta.join().unwrap(), tb.join().unwrap())
     });
     drop((child_a, child_b));
