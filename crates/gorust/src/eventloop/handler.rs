@@ -443,7 +443,14 @@ impl Future for SlotWait<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let stop = self.stop;
-        if self.slot.poll_ready(cx, || stop.load(Acquire)).is_ready() {
+        // No edge snapshot (`WaitSlot::poll_ready`): callers re-check their own condition
+        // under the connection's lock after every return, and a waiter that consumes READY
+        // takes what it announced (the claim, the input), whose next change signals again.
+        if self
+            .slot
+            .poll_ready(cx, None, || stop.load(Acquire))
+            .is_ready()
+        {
             return Poll::Ready(());
         }
         match self.sleep.as_mut() {

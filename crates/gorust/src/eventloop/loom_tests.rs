@@ -130,7 +130,7 @@ fn loom_eventloop_call_takes_the_released_claim_without_a_lost_wakeup() {
             handler.join().unwrap();
             return;
         }
-        if unclaimed.poll_ready(&mut cx, || false).is_ready() {
+        if unclaimed.poll_ready(&mut cx, None, || false).is_ready() {
             assert!(st.lock().unwrap().start(), "ready, but the claim is held");
             handler.join().unwrap();
             return;

@@ -273,6 +273,9 @@ impl TcpStream {
                 },
             }
         })?;
+        // The connect waited on the write slot, which watched it; nobody else holds the stream
+        // yet, so its writes may go unwatched until one has to wait (`netpoll/desc.rs`).
+        stream.reg.desc().unwatch_writes();
         Ok(stream)
     }
 
@@ -538,6 +541,8 @@ impl TcpStream {
     fn write_parking(&self, buf: &[u8], mut done: usize) -> io::Result<usize> {
         let fd = self.fd();
         let timeout = self.write_timeout_value();
+        // The first attempt found the buffer full; unwatched, it marked nothing.
+        self.reg.watch_writes();
         while done < buf.len() {
             let rest = &buf[done..];
             match self
@@ -709,5 +714,59 @@ impl From<std::net::TcpListener> for TcpListener {
     /// Adopts a std listener (switched to non-blocking mode).
     fn from(l: std::net::TcpListener) -> TcpListener {
         TcpListener::from(OwnedFd::from(l))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::TcpStream;
+    use crate::netpoll::desc::Direction;
+
+    /// A connect that waits watches the write slot; the connected stream's writes start
+    /// unwatched again (`netpoll/desc.rs`, "Watched writes"), and a write that has to wait
+    /// watches them. On loopback a handshake is over before the connect's first check, so the
+    /// listener's accept queue is full first: the SYN is dropped and the connect waits for its
+    /// retransmission (~1 s), which finds room once a plain thread has accepted.
+    #[test]
+    fn a_connected_stream_starts_with_its_writes_unwatched() {
+        let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        l.bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        l.listen(1).unwrap();
+        let l: std::net::TcpListener = l.into();
+        let addr = l.local_addr().unwrap();
+        // A backlog of 1 queues two connections.
+        let queued: Vec<_> = (0..2)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let server = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut conns: Vec<_> = (0..3).map(|_| l.accept().unwrap().0).collect();
+            let mut sink = Vec::new();
+            conns[2].read_to_end(&mut sink).unwrap();
+            sink.len()
+        });
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let sent = rt.run(move || {
+            let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(20)).unwrap();
+            assert!(!c.reg.desc().counts_edges(Direction::Write));
+            c.write_all(b"small").unwrap();
+            assert!(!c.reg.desc().counts_edges(Direction::Write));
+            // Far more than the buffers hold before the server reads: this write waits.
+            let big = vec![3u8; 32 << 20];
+            c.write_all(&big).unwrap();
+            assert!(c.reg.desc().counts_edges(Direction::Write));
+            5 + big.len()
+        });
+        assert_eq!(server.join().unwrap(), sent);
+        drop(queued);
     }
 }

@@ -14,11 +14,13 @@
 //!    whose poller has not been polled for 10 ms is polled by the monitor thread.
 //! 3. The event's token (slab index and generation, never a pointer) is looked up; a stale
 //!    generation (the descriptor was closed and the slot reused) is dropped. The slot is set
-//!    READY and its waiters are woken; they retry the call.
+//!    READY and its waiters are woken; they retry the call. (The write slot only once a write
+//!    on the descriptor has had to wait: `desc.rs`, "Watched writes".)
 //!
 //! Who touches what: the slab is behind a mutex taken once per batch of events and once per
 //! (de)registration; wait slots are atomic with a lock for their waker lists; deadlines and
-//! `flags` (closing, orphaned) are atomics published before `wake_all`.
+//! `flags` (closing, orphaned; and two write bits, see `desc.rs`) are atomics published before
+//! `wake_all`.
 
 pub(crate) mod desc;
 pub(crate) mod poller;

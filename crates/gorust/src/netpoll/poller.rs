@@ -3,7 +3,7 @@
 //! A slab entry is one of two kinds:
 //!
 //! - *edge*: a [`PollDesc`] of `gorust::net` (registered once, edge-triggered; readiness sets
-//!   its wait slots and wakes the tasks parked there);
+//!   its wait slots, the write slot only once watched, and wakes the tasks parked there);
 //! - *level*: an event-loop connection ([`LevelSource`], registered level-triggered with an
 //!   interest it changes through [`Poller::modify`]). Under the slab lock `dispatch` only
 //!   records the readiness in the source ([`LevelSource::ready`], an atomic `fetch_or`) and,
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::desc::PollDesc;
+use super::desc::{Direction, PollDesc};
 use crate::sys::epoll::{Epoll, Events, Interest, Readiness};
 use crate::sys::eventfd::EventFd;
 
@@ -262,9 +262,11 @@ impl Poller {
                     } else if ready.is_readable() {
                         desc.read.set_ready(wakers);
                     }
+                    // The write slot only while watched (`desc.rs`): epoll reports `EPOLLOUT`
+                    // with every event of a writable socket, and the slot is another line.
                     if ready.is_hangup() {
                         desc.write.set_final_ready(wakers);
-                    } else if ready.is_writable() {
+                    } else if ready.is_writable() && desc.counts_edges(Direction::Write) {
                         desc.write.set_ready(wakers);
                     }
                 }

@@ -18,6 +18,17 @@
 //!   and then gets `EAGAIN` waits again. Spurious wake-ups are therefore harmless.
 //! - Several waiters may wait on one direction (two goroutines reading one socket); all are
 //!   woken and retry, one wins and the rest wait again.
+//! - READY is one token, and a waiter that consumes it may not leave any readiness for the
+//!   others: two writers get `EAGAIN`, an edge comes, the second consumes READY and writes a
+//!   little; the first, not yet registered, finds EMPTY and would wait for an edge that will
+//!   not come (the buffer has room, and epoll reports only changes). So a waiter passes the
+//!   snapshot of the edge count it took before its failed call ([`EdgeMark`]), and after
+//!   registering it parks only if the count has not moved since. The registration and the
+//!   poller's count are a store-then-load pair on each side (the waiter: WAITING, then the
+//!   count; the poller: the count, then the state), so all four are `SeqCst`: either the
+//!   waiter sees the new count, or the poller's swap sees WAITING and wakes it. (Go keeps one
+//!   waiter per direction, serialising readers and writers with a lock; tokio's readiness is
+//!   not consumed by a waiter.) Model: `loom_watch_write_no_lost_edge`, two writers.
 //! - `wake_all` (close, a deadline change) wakes every waiter without touching the state; the
 //!   waiters re-check the descriptor's flags (closing, orphaned) and deadlines, which the
 //!   caller publishes *before* calling `wake_all`, and which waiters read under the same lock.
@@ -48,9 +59,10 @@
 //! racing with a FIN's edge on another thread erased the FIN, and the reader waited for an
 //! edge that would never come.)
 //!
-//! Orderings: the poller's swap is `AcqRel` and the waiter's CAS `AcqRel`, so a waiter that
-//! consumes READY sees what the kernel-facing side published before it (nothing in practice:
-//! the data is in the kernel), and the lock orders waker registration against waking.
+//! Orderings: the poller's count and swap and the waiter's CAS to WAITING and read of the
+//! count are `SeqCst` (the snapshot check above); a waiter that consumes READY (`AcqRel`) sees
+//! what the kernel-facing side published before it (nothing in practice: the data is in the
+//! kernel), and the lock orders waker registration against waking.
 
 use std::task::{Context, Poll, Waker};
 
@@ -171,7 +183,8 @@ impl WaitSlot {
 
     /// The poller saw readiness in this direction.
     pub(crate) fn set_ready(&self, wake: &mut Vec<Waker>) {
-        self.edges.fetch_add(EDGE, AcqRel);
+        // `SeqCst` with `ready`'s swap: see the header (on x86 the same locked instructions).
+        self.edges.fetch_add(EDGE, SeqCst);
         self.ready(wake);
     }
 
@@ -179,14 +192,14 @@ impl WaitSlot {
     /// the system call cannot block any more. The count moves first, so a caller whose
     /// snapshot shows the flag also shows this edge's count.
     pub(crate) fn set_final_ready(&self, wake: &mut Vec<Waker>) {
-        self.edges.fetch_add(EDGE, AcqRel);
-        self.edges.fetch_or(FINAL, AcqRel);
+        self.edges.fetch_add(EDGE, SeqCst);
+        self.edges.fetch_or(FINAL, SeqCst);
         self.ready(wake);
     }
 
     #[inline(always)]
     fn ready(&self, wake: &mut Vec<Waker>) {
-        if self.state.swap(READY, AcqRel) == WAITING {
+        if self.state.swap(READY, SeqCst) == WAITING {
             crate::loom::lock(&self.waiters).drain_into(wake);
         }
     }
@@ -229,9 +242,16 @@ impl WaitSlot {
     /// and no final edge ever did.
     #[inline]
     pub(crate) fn is_drained(&self) -> bool {
+        self.drained().is_some()
+    }
+
+    /// [`is_drained`](Self::is_drained), with the snapshot it judged by: a caller that then
+    /// waits passes it to [`poll_ready`](Self::poll_ready) as the state its wait starts from.
+    #[inline]
+    pub(crate) fn drained(&self) -> Option<EdgeMark> {
         let d = self.drained_at.load(Acquire);
         let now = self.edges();
-        d & DRAINED != 0 && d & !DRAINED == now.count31() && now.0 & FINAL == 0
+        (d & DRAINED != 0 && d & !DRAINED == now.count31() && now.0 & FINAL == 0).then_some(now)
     }
 
     /// Consumes readiness if there is some.
@@ -243,9 +263,18 @@ impl WaitSlot {
     }
 
     /// Waits for readiness. `stop` is evaluated under the lock (see the module header): if it
-    /// returns `true` the wait ends at once.
+    /// returns `true` the wait ends at once. `since`: the snapshot taken before the caller's
+    /// failed call (or drained check); if an edge came after it, the wait ends too, even if
+    /// another waiter consumed that edge's READY. `None` only where no edges were counted
+    /// before (the first wait of an unregistered descriptor; its registration reports the
+    /// current state as an edge).
     #[inline(always)]
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, stop: impl Fn() -> bool) -> Poll<()> {
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        since: Option<EdgeMark>,
+        stop: impl Fn() -> bool,
+    ) -> Poll<()> {
         if self.take_ready() {
             return Poll::Ready(());
         }
@@ -265,19 +294,28 @@ impl WaitSlot {
                     waiters.add(cx.waker());
                     if self
                         .state
-                        .compare_exchange(EMPTY, WAITING, AcqRel, Acquire)
+                        .compare_exchange(EMPTY, WAITING, SeqCst, Acquire)
                         .is_ok()
                     {
-                        return Poll::Pending;
+                        break;
                     }
                 }
                 _ => {
                     // WAITING: others wait too; add ourselves.
                     waiters.add(cx.waker());
-                    return Poll::Pending;
+                    break;
                 }
             }
         }
+        // Registered, and the state is WAITING: an edge from now on wakes us. One that came
+        // since the caller's call may have been consumed by another waiter (the header).
+        if let Some(mark) = since {
+            if self.edges.load(SeqCst) >> 32 != mark.0 >> 32 {
+                waiters.remove(cx.waker());
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -296,13 +334,13 @@ mod tests {
         assert!(wake.is_empty());
         let (c, w) = counting_waker();
         let mut cx = Context::from_waker(&w);
-        assert!(s.poll_ready(&mut cx, || false).is_ready());
-        assert!(s.poll_ready(&mut cx, || false).is_pending());
+        assert!(s.poll_ready(&mut cx, None, || false).is_ready());
+        assert!(s.poll_ready(&mut cx, None, || false).is_pending());
         s.set_ready(&mut wake);
         assert_eq!(wake.len(), 1);
         wake.drain(..).for_each(Waker::wake);
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
-        assert!(s.poll_ready(&mut cx, || false).is_ready());
+        assert!(s.poll_ready(&mut cx, None, || false).is_ready());
     }
 
     #[test]
@@ -380,10 +418,10 @@ mod tests {
         let s = WaitSlot::new();
         let (c, w) = counting_waker();
         let mut cx = Context::from_waker(&w);
-        assert!(s.poll_ready(&mut cx, || false).is_pending());
+        assert!(s.poll_ready(&mut cx, None, || false).is_pending());
         s.wake_all();
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
-        assert!(s.poll_ready(&mut cx, || true).is_ready());
+        assert!(s.poll_ready(&mut cx, None, || true).is_ready());
     }
 
     /// Three tasks wait on one direction (one of them twice): each is registered once and all
@@ -394,11 +432,11 @@ mod tests {
         let ws: Vec<_> = (0..3).map(|_| counting_waker()).collect();
         for (_, w) in &ws {
             assert!(s
-                .poll_ready(&mut Context::from_waker(w), || false)
+                .poll_ready(&mut Context::from_waker(w), None, || false)
                 .is_pending());
         }
         assert!(s
-            .poll_ready(&mut Context::from_waker(&ws[0].1), || false)
+            .poll_ready(&mut Context::from_waker(&ws[0].1), None, || false)
             .is_pending());
         let mut wake = Vec::new();
         s.set_ready(&mut wake);
@@ -407,13 +445,13 @@ mod tests {
         assert!(ws.iter().all(|(c, _)| c.0.load(Ordering::SeqCst) == 1));
         // The first back consumes the readiness; the others wait for the next edge.
         assert!(s
-            .poll_ready(&mut Context::from_waker(&ws[0].1), || false)
+            .poll_ready(&mut Context::from_waker(&ws[0].1), None, || false)
             .is_ready());
         assert!(s
-            .poll_ready(&mut Context::from_waker(&ws[1].1), || false)
+            .poll_ready(&mut Context::from_waker(&ws[1].1), None, || false)
             .is_pending());
         assert!(s
-            .poll_ready(&mut Context::from_waker(&ws[2].1), || false)
+            .poll_ready(&mut Context::from_waker(&ws[2].1), None, || false)
             .is_pending());
         s.set_ready(&mut wake);
         assert_eq!(wake.len(), 2);

@@ -29,8 +29,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::desc::{Direction, PollDesc, CLOSING, ORPHANED};
+use super::desc::{Direction, PollDesc, CLOSING, ORPHANED, STOPS};
 use super::poller::Poller;
+use super::slot::EdgeMark;
 use crate::time::Sleep;
 
 pub(crate) struct Registration {
@@ -44,6 +45,15 @@ pub(crate) struct Registration {
 #[cold]
 pub(crate) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
+}
+
+/// The earlier of two optional deadlines.
+#[inline(always)]
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Fails a wait on the slot of a descriptor whose poller's runtime has shut down: nobody
@@ -128,7 +138,8 @@ impl Registration {
     /// The first attempt of [`io_bytes`](Self::io_bytes), for a caller that keeps the
     /// waiting loop out of line: [`try_io_bytes`](Self::try_io_bytes) unless the direction is
     /// known drained, and `None` where that would say `WouldBlock` (it marked the direction
-    /// drained, so `io_bytes` waits for an edge instead of asking again). The per-call timeout
+    /// drained where the poller counts its edges, so `io_bytes` waits for an edge instead of
+    /// asking again; for an unwatched write, see [`watch_writes`](Self::watch_writes)). The per-call timeout
     /// cannot have passed yet; the descriptor's deadline and `close` are checked as
     /// `io_bytes` checks them.
     #[inline(always)]
@@ -139,7 +150,7 @@ impl Registration {
         op: impl FnMut() -> io::Result<usize>,
     ) -> Option<io::Result<usize>> {
         crate::coop::spend_or_yield();
-        if self.edge_aware() && self.desc.slot(dir).is_drained() {
+        if self.edge_aware() && self.desc.counts_edges(dir) && self.desc.slot(dir).is_drained() {
             return None;
         }
         match self.try_io_bytes(dir, len, op) {
@@ -157,7 +168,8 @@ impl Registration {
 
     /// The loop behind `io` and `io_bytes`, for calls that can tell by their result whether
     /// they drained the direction (`short`): a draining result makes the next call wait for
-    /// an edge first.
+    /// an edge first. Only where the poller counts the direction's edges (a write slot before
+    /// its first wait does not, see `desc.rs`): elsewhere every attempt makes the call.
     #[inline(always)]
     pub(crate) fn run<T>(
         &self,
@@ -169,36 +181,54 @@ impl Registration {
         crate::coop::spend_or_yield();
         let call_deadline = timeout.map(crate::time::deadline_in);
         let slot = self.desc.slot(dir);
-        let edge_aware = self.edge_aware();
         loop {
             self.check(dir, call_deadline)?;
-            if edge_aware && slot.is_drained() {
-                self.wait(dir, call_deadline)?;
-                continue;
+            let edge_aware = self.edge_aware();
+            let counted = edge_aware && self.desc.counts_edges(dir);
+            if counted {
+                if let Some(now) = slot.drained() {
+                    self.wait(dir, call_deadline, Some(now))?;
+                    continue;
+                }
             }
-            let edges = slot.edges();
+            let edges = counted.then(|| slot.edges());
             match op() {
                 Ok(v) => {
-                    if edge_aware && short(&v) {
+                    if let Some(edges) = edges.filter(|_| short(&v)) {
                         slot.mark_drained(edges);
                     }
                     return Ok(v);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if edge_aware && !counted {
+                        // An unwatched write: this `EAGAIN` may predate an edge the poller
+                        // left out. Watch, and ask once more before waiting.
+                        self.watch_writes();
+                        continue;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.wait(dir, call_deadline)?;
+            self.wait(dir, call_deadline, edges)?;
+        }
+    }
+
+    /// For a goroutine's write that found the send buffer full and will try again at once
+    /// (`run`, or a caller whose first attempt came up short, before it calls `io_bytes`):
+    /// starts watching the write slot, and consumes the watch's synthetic edge, which would
+    /// only buy a third call. Consuming readiness right before a call is what every waiter
+    /// does; a real edge taken with it is answered by that call.
+    pub(crate) fn watch_writes(&self) {
+        if self.desc.watch(Direction::Write) {
+            self.desc.write.take_ready();
         }
     }
 
     /// The earlier of the descriptor's deadline and the call's.
     #[inline(always)]
     fn effective(&self, dir: Direction, call_deadline: Option<Instant>) -> Option<Instant> {
-        match (self.desc.deadline(dir), call_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earlier(self.desc.deadline(dir), call_deadline)
     }
 
     /// Fails if the descriptor is closing or a deadline has passed. (Orphaned is not checked
@@ -219,22 +249,30 @@ impl Registration {
     }
 
     /// Waits once for `dir` readiness (or a close, or a deadline change). May return early.
+    /// `since`: the slot's edges before the call that failed (see `WaitSlot::poll_ready`).
     ///
     /// Inlined into the I/O loop so that a goroutine parks with as few call frames above it as
     /// possible (see "Frames across a switch" in `goroutine/mod.rs`); the other cases are out
     /// of line.
     #[inline(always)]
-    pub(crate) fn wait(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &self,
+        dir: Direction,
+        call_deadline: Option<Instant>,
+        since: Option<EdgeMark>,
+    ) -> io::Result<()> {
         if crate::goroutine::in_goroutine() {
             if self.registered.get().is_none() {
                 self.ensure_registered()?;
             }
             let desc = &*self.desc;
             orphaned(desc)?;
+            desc.watch(dir);
+            // The deadline from the word `park_on` compares, read once (see `deadline_of`).
             let seen = desc.deadline_word(dir);
-            match self.effective(dir, call_deadline) {
-                None => park_on(desc, dir, seen),
-                Some(deadline) => wait_until(desc, dir, seen, deadline),
+            match earlier(PollDesc::deadline_of(seen), call_deadline) {
+                None => park_on(desc, dir, seen, since),
+                Some(deadline) => wait_until(desc, dir, seen, since, deadline),
             }
             Ok(())
         } else {
@@ -280,7 +318,8 @@ impl Registration {
     /// ready at registration, so data that came before is not missed). For
     /// `readable`/`writable`: the caller then tries a non-blocking call ([`try_io_bytes`]),
     /// which may still see `WouldBlock` (a spurious report); that marks the direction drained,
-    /// so the next wait parks. No buffer is involved, so a goroutine waiting here holds none.
+    /// so the next wait parks (for writes, `ready` first starts watching the write slot, so
+    /// that the marks count). No buffer is involved, so a goroutine waiting here holds none.
     ///
     /// [`try_io_bytes`]: Self::try_io_bytes
     pub(crate) fn ready(&self, dir: Direction, timeout: Option<Duration>) -> io::Result<()> {
@@ -290,13 +329,40 @@ impl Registration {
         }
         crate::coop::spend_or_yield();
         let slot = self.desc.slot(dir);
+        // Before the drained state is read: unwatched, it is stale, and the `try_*` call that
+        // follows would not mark it, so a `writable`/`try_write` loop would spin.
+        if self.desc.watch(dir) {
+            self.settle_first_watch(dir)?;
+        }
         loop {
             self.check(dir, call_deadline)?;
-            if !slot.is_drained() {
+            let Some(now) = slot.drained() else {
                 return Ok(());
-            }
-            self.wait(dir, call_deadline)?;
+            };
+            self.wait(dir, call_deadline, Some(now))?;
         }
+    }
+
+    /// `ready` just started watching `dir` (writes): the slot's drained state said nothing
+    /// until now (an unwatched `try_write` marks nothing, and the watch moved the edge
+    /// count), so `ready` would return at once, though the `try_write` that failed before it
+    /// may have been right. Asks the kernel instead, once in the descriptor's life: if the
+    /// send buffer is full, the direction is marked drained (and a stale final flag, which a
+    /// full buffer disproves, cleared), so that `ready` waits for a real edge. The snapshot
+    /// comes first: an edge after it clears the mark, as for any short call. The ordering
+    /// holds as for a call: when `poll(2)` finds no room, TCP sets `SOCK_NOSPACE` behind a
+    /// full barrier, the flag that makes the freeing side wake the socket's waiters.
+    #[cold]
+    #[inline(never)]
+    fn settle_first_watch(&self, dir: Direction) -> io::Result<()> {
+        debug_assert_eq!(dir, Direction::Write, "only writes are ever unwatched");
+        let slot = self.desc.slot(dir);
+        let edges = slot.edges();
+        if !crate::sys::socket::writable_now(self.fd)? {
+            slot.clear_final(edges);
+            slot.mark_drained(edges);
+        }
+        Ok(())
     }
 
     #[inline(never)]
@@ -319,7 +385,8 @@ impl Registration {
 
     /// One attempt of a call that moves bytes from or to a buffer of `len` bytes, never
     /// waiting: `WouldBlock` if the direction is not ready. A short result or `WouldBlock`
-    /// marks the direction drained (see `io_bytes`), which `ready` then waits out.
+    /// marks the direction drained (see `io_bytes`) where the poller counts its edges, which
+    /// `ready` then waits out (an unwatched write: `ready` watches first, see there).
     #[inline(always)]
     pub(crate) fn try_io_bytes(
         &self,
@@ -331,7 +398,8 @@ impl Registration {
     }
 
     /// The non-waiting counterpart of [`run`](Self::run): one attempt (`EINTR` retried);
-    /// a result for which `short` holds, or `WouldBlock`, marks the direction drained.
+    /// a result for which `short` holds, or `WouldBlock`, marks the direction drained (where
+    /// the poller counts its edges).
     /// Inlined, as `first_attempt_bytes` is, which builds on it for every write: out of line
     /// its frame was more cache lines of the goroutine's stack per call (echo model).
     #[inline(always)]
@@ -343,18 +411,21 @@ impl Registration {
     ) -> io::Result<T> {
         self.check(dir, None)?;
         let slot = self.desc.slot(dir);
+        let counted = self.desc.counts_edges(dir);
         loop {
-            let edges = slot.edges();
+            let edges = counted.then(|| slot.edges());
             match op() {
                 Ok(v) => {
-                    if short(&v) {
+                    if let Some(edges) = edges.filter(|_| short(&v)) {
                         slot.mark_drained(edges);
                     }
                     return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    slot.clear_final(edges);
-                    slot.mark_drained(edges);
+                    if let Some(edges) = edges {
+                        slot.clear_final(edges);
+                        slot.mark_drained(edges);
+                    }
                     return Err(e);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -416,8 +487,9 @@ impl Registration {
     /// they drained the direction (`short`), as a goroutine's calls do. A call whose result is
     /// `short`, or that says `WouldBlock`, marks the direction drained, and the next poll waits
     /// on the slot for a new edge instead of making a call that can only say `EAGAIN` (tokio
-    /// clears readiness after a short read for the same reason). Only once the descriptor is
-    /// registered, so that the poller counts its edges; until then every poll makes the call.
+    /// clears readiness after a short read for the same reason). Only where the poller counts
+    /// the direction's edges: once the descriptor is registered, and for writes once watched
+    /// (`desc.rs`); until then every poll makes the call.
     #[inline]
     pub(crate) fn poll_run<T>(
         &self,
@@ -435,26 +507,35 @@ impl Registration {
                 return Poll::Ready(Err(e));
             }
             let registered = self.registered.get().is_some();
-            if !(registered && slot.is_drained()) {
-                let edges = slot.edges();
+            let counted = registered && self.desc.counts_edges(dir);
+            let drained = if counted { slot.drained() } else { None };
+            let since = if drained.is_some() {
+                drained
+            } else {
+                let edges = counted.then(|| slot.edges());
                 match op() {
                     Ok(v) => {
-                        if registered && short(&v) {
+                        if let Some(edges) = edges.filter(|_| short(&v)) {
                             slot.mark_drained(edges);
                         }
                         return Poll::Ready(Ok(v));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if registered {
+                        if let Some(edges) = edges {
                             slot.clear_final(edges);
                             slot.mark_drained(edges);
+                        } else if registered {
+                            // An unwatched write (see `run`): watch, and ask once more.
+                            self.watch_writes();
+                            continue;
                         }
+                        edges
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Poll::Ready(Err(e)),
                 }
-            }
-            match self.poll_slot(cx, dir) {
+            };
+            match self.poll_slot(cx, dir, since) {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
@@ -469,11 +550,19 @@ impl Registration {
     /// The waiting half of `poll_run` (and so of `poll_io`): registers the descriptor on the first
     /// wait, fails if its runtime shut down, and waits on the slot. `Ready(Ok)`: try again.
     #[inline]
-    fn poll_slot(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
+    fn poll_slot(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        since: Option<EdgeMark>,
+    ) -> Poll<io::Result<()>> {
         self.ensure_registered()?;
         let desc = &*self.desc;
         orphaned(desc)?;
-        desc.slot(dir).poll_ready(cx, || desc.flags() != 0).map(Ok)
+        desc.watch(dir);
+        desc.slot(dir)
+            .poll_ready(cx, since, || desc.flags() & STOPS != 0)
+            .map(Ok)
     }
 
     /// `poll_run` for a call that moves at most `len` bytes: fewer is a short call.
@@ -511,14 +600,14 @@ impl Drop for Registration {
 /// model at 1,000 connections: 8.1 misses per round trip with the future); here the
 /// descriptor, the direction and `seen` stay in registers, which the switch saves anyway.
 #[inline(always)]
-fn park_on(desc: &PollDesc, dir: Direction, seen: u64) {
+fn park_on(desc: &PollDesc, dir: Direction, seen: u64, since: Option<EdgeMark>) {
     let slot = desc.slot(dir);
     let stop = || wait_ends(desc, dir, seen);
     while let Some(waker) = crate::goroutine::resume_waker() {
         // SAFETY: the resume's waker is valid until this goroutine suspends; the context made
         // from it is dropped before `park`.
         let mut cx = Context::from_waker(unsafe { waker.as_ref() });
-        if slot.poll_ready(&mut cx, stop).is_ready() {
+        if slot.poll_ready(&mut cx, since, stop).is_ready() {
             return;
         }
         crate::goroutine::park();
@@ -529,17 +618,24 @@ fn park_on(desc: &PollDesc, dir: Direction, seen: u64) {
 /// for `dir` moving from `seen` (the waiter then re-checks the deadline).
 #[inline(always)]
 fn wait_ends(desc: &PollDesc, dir: Direction, seen: u64) -> bool {
-    desc.flags() != 0 || desc.deadline_word(dir) != seen
+    desc.flags() & STOPS != 0 || desc.deadline_word(dir) != seen
 }
 
 /// `wait` with a deadline, in a goroutine: out of line, so that the frame of a wait without
 /// one (`park_on`, every wait of a server without timeouts) holds no timer.
 #[inline(never)]
-fn wait_until(desc: &PollDesc, dir: Direction, seen: u64, deadline: Instant) {
+fn wait_until(
+    desc: &PollDesc,
+    dir: Direction,
+    seen: u64,
+    since: Option<EdgeMark>,
+    deadline: Instant,
+) {
     crate::block_on(Wait {
         desc,
         dir,
         seen,
+        since,
         deadline,
         sleep: None,
     });
@@ -551,6 +647,8 @@ struct Wait<'a> {
     dir: Direction,
     /// The descriptor's deadline word when the wait began; a change ends the wait.
     seen: u64,
+    /// The slot's edges before the failed call (see `WaitSlot::poll_ready`).
+    since: Option<EdgeMark>,
     /// When to stop waiting (descriptor's or call's deadline, whichever is first).
     deadline: Instant,
     sleep: Option<Sleep>,
@@ -561,10 +659,10 @@ impl Future for Wait<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let desc = self.desc;
-        let (dir, seen) = (self.dir, self.seen);
+        let (dir, seen, since) = (self.dir, self.seen, self.since);
         if desc
             .slot(dir)
-            .poll_ready(cx, || wait_ends(desc, dir, seen))
+            .poll_ready(cx, since, || wait_ends(desc, dir, seen))
             .is_ready()
         {
             return Poll::Ready(());
@@ -697,6 +795,59 @@ mod tests {
         assert_eq!(woken.0.load(SeqCst), 1);
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(1))));
         assert_eq!(calls.get(), 4);
+    }
+
+    /// The poller leaves the write slot alone until a write has had to wait (`desc.rs`,
+    /// "Watched writes"): the first `WouldBlock` costs one more call, once; the wait that
+    /// follows is woken by the next edge, and from then on `WouldBlock` marks the direction
+    /// drained as for reads.
+    #[test]
+    fn the_write_slot_is_watched_from_the_first_wait_on() {
+        let (ours, mut peer, reg, poller) = registered_pair();
+        let desc = &reg.desc;
+        // Registration reported the socket writable; unwatched, the slot did not take it.
+        poll_events(&poller);
+        assert!(!desc.counts_edges(Direction::Write));
+        assert!(
+            !desc.write.take_ready(),
+            "an unwatched write slot got an edge"
+        );
+
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let calls = Cell::new(0);
+        let chunk = [1u8; 4096];
+        let write = |cx: &mut Context<'_>| {
+            reg.poll_io_bytes(cx, Direction::Write, chunk.len(), || {
+                calls.set(calls.get() + 1);
+                (&ours).write(&chunk)
+            })
+        };
+        // Fill the send buffer: full writes make no mark and never wait.
+        let mut full_writes = 0;
+        while let Poll::Ready(r) = write(&mut cx) {
+            r.unwrap();
+            full_writes += 1;
+            assert!(full_writes < 1 << 16, "the buffer never filled");
+        }
+        // The last poll: a WouldBlock unwatched, the watch's synthetic edge, one more
+        // WouldBlock (now marked), then the wait.
+        assert!(desc.counts_edges(Direction::Write));
+        assert_eq!(calls.get(), full_writes + 2);
+        assert!(write(&mut cx).is_pending());
+        assert_eq!(
+            calls.get(),
+            full_writes + 2,
+            "drained: no call until an edge"
+        );
+
+        // The peer reads: the edge reaches the watched slot and wakes the writer.
+        let mut sink = vec![0u8; 1 << 20];
+        peer.set_nonblocking(true).unwrap();
+        while peer.read(&mut sink).is_ok() {}
+        poll_events(&poller);
+        assert_eq!(woken.0.load(SeqCst), 1);
+        assert!(matches!(write(&mut cx), Poll::Ready(Ok(n)) if n > 0));
     }
 
     #[test]

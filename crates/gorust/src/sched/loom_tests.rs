@@ -242,7 +242,7 @@ fn loom_wait_slot_no_lost_readiness() {
         let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
-        let ready = slot.poll_ready(&mut cx, || false).is_ready();
+        let ready = slot.poll_ready(&mut cx, None, || false).is_ready();
         poller.join().unwrap();
         assert!(
             ready || flag.0.load(SeqCst),

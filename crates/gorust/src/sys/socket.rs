@@ -116,6 +116,24 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, socket2::SockAddr)> {
     Ok((unsafe { OwnedFd::from_raw_fd(res) }, addr))
 }
 
+/// Whether `fd` would take a write now (or has an error or hang-up to report): `poll(2)` with
+/// no timeout, `EINTR` retried.
+pub(crate) fn writable_now(fd: RawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one live pollfd.
+        match syscall!(poll(&mut pfd, 1, 0)) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits in `poll(2)` for one descriptor (plain threads only). Returns whether it reported an
 /// event (readiness, hang-up or error); `EINTR` counts as a wake-up without one.
 pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
