@@ -139,9 +139,9 @@ impl Registration {
     /// waiting loop out of line: [`try_io_bytes`](Self::try_io_bytes) unless the direction is
     /// known drained, and `None` where that would say `WouldBlock` (it marked the direction
     /// drained where the poller counts its edges, so `io_bytes` waits for an edge instead of
-    /// asking again; for an unwatched write, see [`watch_writes`](Self::watch_writes)). The per-call timeout
-    /// cannot have passed yet; the descriptor's deadline and `close` are checked as
-    /// `io_bytes` checks them.
+    /// asking again; for an unwatched write, see [`watch_writes`](Self::watch_writes)). The
+    /// per-call timeout cannot have passed yet; the descriptor's deadline and `close` are
+    /// checked as `io_bytes` checks them.
     #[inline(always)]
     pub(crate) fn first_attempt_bytes(
         &self,
@@ -214,8 +214,8 @@ impl Registration {
         }
     }
 
-    /// For a goroutine's write that found the send buffer full and will try again at once
-    /// (`run`, or a caller whose first attempt came up short, before it calls `io_bytes`):
+    /// For a write that found the send buffer full and will try again at once (`run` and
+    /// `poll_run`, or a caller whose first attempt came up short, before it calls `io_bytes`):
     /// starts watching the write slot, and consumes the watch's synthetic edge, which would
     /// only buy a third call. Consuming readiness right before a call is what every waiter
     /// does; a real edge taken with it is answered by that call.
