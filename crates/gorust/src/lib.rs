@@ -42,7 +42,8 @@ pub mod sync;
 pub(crate) mod sys;
 pub mod time;
 
-#[cfg(all(test, not(loom)))]
+// Std atomics only: the unit tests and the loom models share it.
+#[cfg(test)]
 mod test_util;
 
 use std::future::Future;
