@@ -21,9 +21,10 @@
 //! the kernel (a call's result, then the event it causes, then `epoll_wait`'s return) that the
 //! drained mark's snapshot relies on. The cost is one more `EAGAIN` call, once in a
 //! descriptor's life (`Registration::watch_writes` consumes the synthetic edge where the caller
-//! retries anyway). Model: `loom_watch_write_no_lost_edge`, of writers that retry with a
-//! snapshot after watching (`slot.rs`); no model yet covers the synthetic edge's remaining use,
-//! the first wait of an unregistered descriptor, which passes no snapshot.
+//! retries anyway). Models: `loom_watch_write_no_lost_edge`, of writers that retry with a
+//! snapshot after watching (`slot.rs`), which holds without the synthetic edge; and
+//! `loom_unregistered_first_wait_no_lost_edge`, of the first wait of a descriptor not yet
+//! registered, which has no snapshot to pass and fails without it.
 //!
 //! `WRITE_DEADLINE` (also kept) says a write deadline was set at least once, so that a write
 //! without one checks `flags` alone and leaves the write line untouched. It is set *before*
@@ -336,6 +337,21 @@ mod loom_tests {
         panic!("neither wrote nor parked");
     }
 
+    /// The kernel frees space in the send buffer, and the poller handles the event it causes
+    /// (`dispatch`): the write slot gets the edge only if watched.
+    fn free_space(desc: &Arc<PollDesc>, space: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+        let (desc, space) = (desc.clone(), space.clone());
+        thread::spawn(move || {
+            space.store(true, Relaxed);
+            fence(SeqCst);
+            let mut wake = Vec::new();
+            if desc.counts_edges(Direction::Write) {
+                desc.write.set_ready(&mut wake);
+            }
+            wake.into_iter().for_each(Waker::wake);
+        })
+    }
+
     /// Two writers find the send buffer full while the write slot is unwatched, and wait;
     /// meanwhile the kernel frees space and the poller handles the edge, reporting it to the
     /// slot only if watched. Whatever the interleaving, each writer either writes or is parked
@@ -350,21 +366,55 @@ mod loom_tests {
         model.check(|| {
             let desc = Arc::new(PollDesc::new());
             let space = Arc::new(AtomicBool::new(false));
-            let (d2, s2) = (desc.clone(), space.clone());
-            let poller = thread::spawn(move || {
-                s2.store(true, Relaxed);
-                fence(SeqCst);
-                let mut wake = Vec::new();
-                if d2.counts_edges(Direction::Write) {
-                    d2.write.set_ready(&mut wake);
-                }
-                wake.into_iter().for_each(Waker::wake);
-            });
+            let poller = free_space(&desc, &space);
             let (d3, s3) = (desc.clone(), space.clone());
             let other = thread::spawn(move || writer(&d3, &s3));
             let parked = [writer(&desc, &space), other.join().unwrap()];
             poller.join().unwrap();
             for flag in parked.into_iter().flatten() {
+                assert!(
+                    flag.0.load(SeqCst) > 0,
+                    "parked with room in the buffer and no wake-up coming"
+                );
+            }
+        });
+    }
+
+    /// The synthetic edge's own job: the first wait of a descriptor not yet registered
+    /// (`Registration::run` before `ensure_registered`), which has no snapshot to pass. The
+    /// writer's call fails; it registers, and from then on the poller reports the socket's
+    /// state once (registration reports the current state, or the edge of space freed later:
+    /// the poller thread, spawned at registration, stands for both); then the writer watches
+    /// and waits with `None`, and retries as `writer` does. Whatever the interleaving, it
+    /// writes or is parked with its waker called. Without the synthetic edge, the poller can
+    /// pass over the only edge before the watch, and the writer parks for good.
+    #[test]
+    fn loom_unregistered_first_wait_no_lost_edge() {
+        loom::model(|| {
+            let desc = Arc::new(PollDesc::new());
+            let space = Arc::new(AtomicBool::new(false));
+            let write = || {
+                fence(SeqCst);
+                space.load(Relaxed)
+            };
+            assert!(!write(), "the buffer starts full");
+            // Registration.
+            let poller = free_space(&desc, &space);
+            desc.watch(Direction::Write);
+            let (flag, waker) = counting_waker();
+            let mut cx = Context::from_waker(&waker);
+            let mut since = None;
+            let parked = (0..4)
+                .find_map(|_| {
+                    if desc.write.poll_ready(&mut cx, since, || false).is_pending() {
+                        return Some(true);
+                    }
+                    since = Some(desc.write.edges());
+                    write().then_some(false)
+                })
+                .expect("neither wrote nor parked");
+            poller.join().unwrap();
+            if parked {
                 assert!(
                     flag.0.load(SeqCst) > 0,
                     "parked with room in the buffer and no wake-up coming"
