@@ -1,12 +1,14 @@
 //! `Runtime` and its `Builder`: starting and stopping the workers.
 
+use crate::loom::sync::atomic::Ordering::Release;
 use std::future::Future;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crate::sched::metrics::RuntimeMetrics;
+use crate::sched::queue::Local;
 use crate::sched::task::{JoinHandle, Kind};
 use crate::sched::{Config, Handle, Shared};
 
@@ -129,7 +131,8 @@ impl Builder {
         self
     }
 
-    /// Prefix of worker thread names. Default: `gorust-worker` (threads are `gorust-worker-0`…).
+    /// Prefix of worker thread names. Default: `gorust-worker` (threads are `gorust-worker-0`…;
+    /// worker 0 runs on the caller's thread instead when `Runtime::run` serves it there).
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.config.thread_name = name.into();
         self
@@ -173,33 +176,65 @@ impl Builder {
         let _ = crate::sys::fdtable::reserve(config.reserve_descriptors);
         crate::goroutine::install_overflow_handler();
         let (handle, locals) = Shared::new(config)?;
-        let mut threads = Vec::with_capacity(locals.len());
-        for (i, local) in locals.into_iter().enumerate() {
-            let h = handle.clone();
-            let spawned = thread::Builder::new()
-                .name(format!("{}-{i}", handle.config.thread_name))
-                .spawn(move || crate::sched::worker::run_worker(h, i, local));
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    let rt = Runtime {
-                        handle,
-                        threads: Mutex::new(threads),
-                    };
-                    drop(rt);
-                    return Err(e);
-                }
-            }
-        }
-        crate::sched::sysmon::start(&handle);
-        if let Some(every) = handle.config.schedtrace {
-            crate::sched::trace::start(&handle, every);
-        }
-        Ok(Runtime {
+        let mut rt = Runtime {
             handle,
-            threads: Mutex::new(threads),
-        })
+            threads: Mutex::new(Vec::with_capacity(locals.len())),
+            first: Mutex::new(FirstWorker::Done),
+            monitor: None,
+        };
+        let name = |i: usize| format!("{}-{i}", rt.handle.config.thread_name);
+        for (i, local) in locals.into_iter().enumerate() {
+            let h = rt.handle.clone();
+            if i == 0 {
+                // Waits on standby (see `FirstWorker`).
+                let (go, told) = mpsc::sync_channel::<bool>(1);
+                let thread = thread::Builder::new().name(name(0)).spawn(move || {
+                    if told.recv() == Ok(false) {
+                        return Some(local);
+                    }
+                    crate::sched::worker::run_worker(h, 0, local);
+                    None
+                })?;
+                rt.first = Mutex::new(FirstWorker::Standby { go, thread });
+                continue;
+            }
+            // On an error `rt` drops: the workers started so far are told to stop and joined.
+            let t = thread::Builder::new()
+                .name(name(i))
+                .spawn(move || crate::sched::worker::run_worker(h, i, local))?;
+            rt.threads
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(t);
+        }
+        rt.monitor = crate::sched::sysmon::start(&rt.handle);
+        if let Some(every) = rt.handle.config.schedtrace {
+            crate::sched::trace::start(&rt.handle, every);
+        }
+        Ok(rt)
     }
+}
+
+/// Worker 0, which [`Runtime::run`] runs on its caller's thread where it can, as Go runs the
+/// main goroutine's scheduler on the process's first thread and tokio's current-thread runtime
+/// runs on the thread that calls `block_on`: the caller would only wait meanwhile. One thread
+/// fewer is one fewer sharing the descriptor table, which the kernel counts on every socket
+/// call while more than one thread shares it (`ARCHITECTURE.md`, "Threads and the descriptor
+/// table").
+///
+/// `build` starts its thread on standby, so that a thread that cannot start is still `build`'s
+/// error. Everything that may queue work before `run` (`go`, `spawn`, `block_on`, the drop)
+/// tells it to serve; `run`, if nothing did and its thread may host a worker, tells it to hand
+/// the queue back and exit, and serves worker 0 itself.
+enum FirstWorker {
+    Standby {
+        /// `true`: serve; `false`: return the queue and exit.
+        go: mpsc::SyncSender<bool>,
+        thread: thread::JoinHandle<Option<Local>>,
+    },
+    Serving(thread::JoinHandle<Option<Local>>),
+    /// Served on `run`'s thread, or never had a thread (`build` failed before it).
+    Done,
 }
 
 /// A running scheduler: worker threads, their pollers and timers, and a blocking pool.
@@ -209,7 +244,11 @@ impl Builder {
 /// joined. Goroutines that neither park nor return keep it waiting.
 pub struct Runtime {
     handle: Handle,
+    /// Workers 1 and up.
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    first: Mutex<FirstWorker>,
+    /// The monitor thread (`sched/sysmon.rs`), joined by the drop.
+    monitor: Option<thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -233,18 +272,87 @@ impl Runtime {
 
     /// Runs `f` as the main goroutine, waits for it, shuts the runtime down and returns what
     /// `f` returned. A panic in `f` is re-raised here after shutdown.
+    ///
+    /// On a thread outside any gorust runtime, and if nothing was given to the runtime before
+    /// (`go`, `spawn`, `block_on`), this thread serves as worker 0 meanwhile, as Go's first
+    /// thread and tokio's current-thread `block_on` do: goroutines and futures on worker 0 run
+    /// on it, with its name, thread-locals and (for futures, polled on the thread's own stack)
+    /// its stack size; its timer slack and alternate signal stack are restored afterwards. The
+    /// runtime shuts down as soon as `f` returns. Otherwise (from a goroutine, a blocking-pool
+    /// thread, inside `Runtime::block_on`, or after `go`), worker 0 has a thread of its own and
+    /// this thread parks or blocks until `f` returns.
     pub fn run<F, R>(self, f: F) -> R
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let main = self.go(f);
-        let res = crate::block_on(main);
-        drop(self);
+        let res = match self.take_first_worker() {
+            Some(local) => {
+                // However the main goroutine ends (returned, unwound, or dropped unstarted when
+                // it gets no stack): what ends worker 0's loop below.
+                let stop = ShutdownOnDrop(self.handle.clone());
+                let main = crate::goroutine::go_on(&self.handle, move || {
+                    let _stop = stop;
+                    f()
+                });
+                crate::sched::worker::run_worker(self.handle.clone(), 0, local);
+                // The shutdown began, so `main` has ended, or is ending on another worker.
+                let res = crate::block_on(main);
+                drop(self);
+                crate::goroutine::stack::release_local_cache();
+                crate::sched::task::release_local_cells();
+                res
+            }
+            None => {
+                let main = self.go(f);
+                let res = crate::block_on(main);
+                drop(self);
+                res
+            }
+        };
         match res {
             Ok(v) => v,
             Err(p) => std::panic::resume_unwind(p),
         }
+    }
+
+    /// Worker 0's queue, if its thread is on standby and this thread can serve it (it belongs
+    /// to no runtime: a worker's thread or one inside `block_on` already has a role). Its
+    /// thread hands the queue back and exits.
+    fn take_first_worker(&self) -> Option<Local> {
+        if crate::context::handle().is_some() {
+            return None;
+        }
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *first, FirstWorker::Done) {
+            FirstWorker::Standby { go, thread } => {
+                let _ = go.send(false);
+                let local = thread.join();
+                self.handle.first_served_inline.store(true, Release);
+                match local {
+                    Ok(Some(local)) => Some(local),
+                    // Unreachable: told to hand back, it does nothing else.
+                    _ => panic!("gorust: worker 0's thread failed on standby"),
+                }
+            }
+            other => {
+                *first = other;
+                None
+            }
+        }
+    }
+
+    /// Tells worker 0's thread to serve, if it is still on standby: before anything may queue
+    /// work for it.
+    fn serve_first_worker(&self) {
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        *first = match std::mem::replace(&mut *first, FirstWorker::Done) {
+            FirstWorker::Standby { go, thread } => {
+                let _ = go.send(true);
+                FirstWorker::Serving(thread)
+            }
+            other => other,
+        };
     }
 
     /// Starts a goroutine on this runtime.
@@ -253,6 +361,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.serve_first_worker();
         crate::goroutine::go_on(&self.handle, f)
     }
 
@@ -262,6 +371,7 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.serve_first_worker();
         self.handle
             .spawn_with_id(crate::sched::next_task_id(), fut, Kind::Future)
     }
@@ -272,6 +382,7 @@ impl Runtime {
     /// entered only while the future is polled, so the goroutines its worker runs meanwhile
     /// still spawn onto their own runtime.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.serve_first_worker();
         crate::block_on(crate::context::enter_per_poll(self.handle.clone(), fut))
     }
 
@@ -288,10 +399,28 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // Worker 0's thread, if on standby, serves its part of the shutdown.
+        self.serve_first_worker();
         self.handle.begin_shutdown();
+        // Before this drop lets go of the handle, so that the monitor never holds the last
+        // reference (see `sysmon.rs`).
+        if let Some(m) = self.monitor.take() {
+            m.thread().unpark();
+            let _ = m.join();
+        }
         let me = thread::current().id();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
+        let mut threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let first = std::mem::replace(
+            &mut *self.first.lock().unwrap_or_else(|e| e.into_inner()),
+            FirstWorker::Done,
+        );
+        if let FirstWorker::Serving(t) = first {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+        for t in threads.drain(..) {
             if t.thread().id() == me {
                 continue; // dropped from inside one of its own workers: cannot join itself
             }
@@ -302,5 +431,14 @@ impl Drop for Runtime {
         // of them (a task dropped unstarted, a future's state) runs as that goroutine.
         crate::sched::worker::stop_serving_in(&self.handle);
         crate::goroutine::outside_goroutine(|| self.handle.finish_shutdown());
+    }
+}
+
+/// Begins the shutdown when dropped: the end of `run`'s main goroutine, returned or unwound.
+struct ShutdownOnDrop(Handle);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.begin_shutdown();
     }
 }

@@ -1,9 +1,17 @@
 //! The monitor thread polls the netpoller of a worker stuck in a long-running goroutine, so
-//! that I/O readiness registered there still reaches tasks that can run elsewhere.
+//! that I/O readiness registered there still reaches tasks that can run elsewhere; with one
+//! worker it does so from a descriptor table of its own, and leaves the wakers to the worker.
+
+mod common;
 
 use std::io::Write;
-use std::sync::mpsc;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
+
+use common::within;
 
 use gorust::net::UnixStream;
 
@@ -57,4 +65,175 @@ fn a_stuck_workers_poller_is_polled_by_the_monitor() {
         "the readiness waited for the stuck worker ({:?} after the write)",
         done - sent
     );
+}
+
+/// The descriptors the threads named `comm` of this process see, one set per thread.
+fn tables_of(comm: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.trim_end() != comm {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(task.path().join("fd")) else {
+            continue;
+        };
+        let mut fds: Vec<String> = fds
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        out.push(fds);
+    }
+    out
+}
+
+/// The monitor of a one-worker runtime moves to a table of its own with only its poller's two
+/// descriptors (so that the worker's socket calls skip the kernel's per-call file reference);
+/// a socket opened afterwards is not in it. With two workers it stays in the process's table.
+/// In a child process, where no other runtime's monitor runs.
+#[test]
+fn a_one_worker_monitor_keeps_only_its_pollers_descriptors() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "monitor_table_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("GORUST_CHILD", "monitor-table")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("monitor-table: ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn monitor_table_child() {
+    if std::env::var("GORUST_CHILD").as_deref() != Ok("monitor-table") {
+        return;
+    }
+    let (mine, process) = gorust::Runtime::builder()
+        .workers(1)
+        .build()
+        .unwrap()
+        .run(|| {
+            let listener = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let end = Instant::now() + Duration::from_secs(20);
+            let mine = loop {
+                let tables = tables_of("gorust-sysmon");
+                assert_eq!(tables.len(), 1, "one monitor");
+                if tables[0].len() == 2 || Instant::now() > end {
+                    break tables[0].clone();
+                }
+                gorust::time::sleep(Duration::from_millis(5));
+            };
+            let listener_fd = listener.as_raw_fd().to_string();
+            assert!(
+                !mine.contains(&listener_fd),
+                "the monitor sees a later socket"
+            );
+            (mine, tables_of("monitor_table_c").pop())
+        });
+    assert_eq!(mine.len(), 2, "the monitor's table: {mine:?}");
+    if let Some(process) = process {
+        assert!(process.len() > 2, "the process's table: {process:?}");
+    }
+    let shared = gorust::Runtime::builder()
+        .workers(2)
+        .build()
+        .unwrap()
+        .run(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            tables_of("gorust-sysmon").pop().unwrap().len()
+        });
+    assert!(shared > 2, "with two workers the monitor left the table");
+    // One worker, given work before `run`: worker 0 has its own thread, and the caller's
+    // thread waits in the table too, so the monitor stays.
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    let early = rt.go(|| ());
+    let stays = rt.run(move || {
+        early.join().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        tables_of("gorust-sysmon").pop().unwrap().len()
+    });
+    assert!(
+        stays > 2,
+        "the monitor left the table of a runtime run on its own thread"
+    );
+    println!("monitor-table: ok");
+}
+
+/// A waker that writes to an eventfd, as an executor's might (a pipe, an eventfd): one opened
+/// after the monitor left the process's table, so that only a thread of the process's table
+/// can call it and be heard.
+struct EventFdWaker(OwnedFd);
+
+impl Wake for EventFdWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our eventfd.
+        let n = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
+        assert_eq!(n, 8, "the wake-up was not written");
+    }
+}
+
+/// A one-worker runtime whose only worker is stuck: the monitor polls its poller from its own
+/// table and must not call the wakers there (this one writes to a descriptor the monitor's
+/// table does not have, and the wake-up would be lost); the worker calls them once it polls
+/// again. The waiter is a blocking-pool thread polling a stream registered with that poller.
+#[test]
+fn a_stuck_single_workers_wakers_reach_their_waiter() {
+    within(Duration::from_secs(30), || {
+        gorust::Runtime::builder()
+            .workers(1)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+                let reader = gorust::net::UnixStream::from(reader);
+                let (armed_tx, armed_rx) = mpsc::channel::<()>();
+                let waiter = gorust::spawn_blocking(move || {
+                    // SAFETY: eventfd takes two integers; the result is checked below.
+                    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+                    assert!(fd >= 0, "eventfd failed");
+                    // SAFETY: just returned, owned by nobody else.
+                    let efd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    let raw = efd.as_raw_fd();
+                    let waker = Waker::from(Arc::new(EventFdWaker(efd)));
+                    let mut cx = Context::from_waker(&waker);
+                    let mut b = [0u8; 1];
+                    let mut armed = Some(armed_tx);
+                    loop {
+                        if reader.poll_read(&mut cx, &mut b).is_ready() {
+                            return;
+                        }
+                        if let Some(tx) = armed.take() {
+                            tx.send(()).unwrap();
+                        }
+                        let mut count = [0u8; 8];
+                        // SAFETY: reads 8 bytes into a live buffer from our eventfd; blocks
+                        // until the waker writes.
+                        let n = unsafe { libc::read(raw, count.as_mut_ptr().cast(), 8) };
+                        assert_eq!(n, 8, "the eventfd read failed");
+                    }
+                });
+                // Blocks the only worker until the waiter is armed, then keeps it stuck (no
+                // park) for 200 ms after the write: the monitor polls meanwhile.
+                armed_rx.recv().unwrap();
+                writer.write_all(b"x").unwrap();
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(200) {
+                    std::hint::spin_loop();
+                }
+                gorust::block_on(waiter).unwrap()
+            })
+    });
 }

@@ -35,15 +35,88 @@ fn worker_threads_are_named_and_counted() {
             .thread_name("unit")
             .build()
             .unwrap();
-        let names = rt.run(|| {
+        let caller = std::thread::current().id();
+        let threads = rt.run(|| {
             let hs: Vec<_> = (0..64)
-                .map(|_| gorust::go(|| std::thread::current().name().map(str::to_owned)))
+                .map(|_| {
+                    gorust::go(|| {
+                        let t = std::thread::current();
+                        (t.id(), t.name().map(str::to_owned))
+                    })
+                })
                 .collect();
             hs.into_iter()
-                .map(|h| h.join().unwrap().unwrap())
+                .map(|h| h.join().unwrap())
                 .collect::<Vec<_>>()
         });
-        assert!(names.iter().all(|n| n.starts_with("unit-")), "{names:?}");
+        // Workers 1 and 2 on threads of their own; worker 0 on the thread that called `run`.
+        for (id, name) in &threads {
+            let named = name
+                .as_deref()
+                .is_some_and(|n| n == "unit-1" || n == "unit-2");
+            assert!(named || *id == caller, "{threads:?}");
+        }
+    });
+}
+
+/// `run` on a thread outside any runtime serves worker 0 itself: a goroutine of a one-worker
+/// runtime runs on the caller's thread, which gets its timer slack back afterwards; and a
+/// runtime given work before `run` (its worker 0 then has a thread of its own) runs it too.
+#[test]
+fn run_serves_worker_zero_on_the_calling_thread() {
+    within(Duration::from_secs(30), || {
+        let slack = || {
+            // SAFETY: PR_GET_TIMERSLACK takes no argument and reads this thread's slack.
+            unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }
+        };
+        let before = slack();
+        let caller = std::thread::current().id();
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (on, inner_slack) = rt.run(move || {
+            let h = gorust::go(move || (std::thread::current().id(), slack()));
+            h.join().unwrap()
+        });
+        assert_eq!(on, caller, "worker 0 served on another thread");
+        assert_eq!(inner_slack, 1, "the worker's timers lost their precision");
+        assert_eq!(slack(), before, "the caller's timer slack was not restored");
+
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let early = rt.go(|| std::thread::current().id());
+        let (early_on, main_on) =
+            rt.run(move || (early.join().unwrap(), std::thread::current().id()));
+        assert_eq!(early_on, main_on, "one worker, one thread");
+        assert_ne!(main_on, caller, "worker 0 had started on its own thread");
+    });
+}
+
+/// A runtime whose main goroutine returns while others still run: `run` returns, and the
+/// others are cancelled on the caller's thread, worker 0's, with their destructors run.
+#[test]
+fn run_cancels_what_is_left_when_main_returns() {
+    within(Duration::from_secs(30), || {
+        struct Mark(Arc<Mutex<Vec<std::thread::ThreadId>>>);
+        impl Drop for Mark {
+            fn drop(&mut self) {
+                self.0.lock().unwrap().push(std::thread::current().id());
+            }
+        }
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let d = dropped.clone();
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        rt.run(move || {
+            for _ in 0..3 {
+                let mark = Mark(d.clone());
+                drop(gorust::go(move || {
+                    let _mark = mark;
+                    loop {
+                        gorust::time::sleep(Duration::from_secs(3600));
+                    }
+                }));
+            }
+            gorust::yield_now();
+        });
+        let me = std::thread::current().id();
+        assert_eq!(*dropped.lock().unwrap(), vec![me; 3]);
     });
 }
 

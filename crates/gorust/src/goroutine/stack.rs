@@ -141,6 +141,15 @@ thread_local! {
     static LOCAL: RefCell<LocalCache> = const { RefCell::new(LocalCache { stacks: Vec::new() }) };
 }
 
+/// Gives this thread's cached stacks to the global pool, as its exit would: for a thread that
+/// stops being a worker and goes on with other work (`Runtime::run`).
+pub(crate) fn release_local_cache() {
+    let _ = LOCAL.try_with(|l| {
+        let cache = std::mem::replace(&mut *l.borrow_mut(), LocalCache { stacks: Vec::new() });
+        drop(cache);
+    });
+}
+
 fn lock_global() -> std::sync::MutexGuard<'static, Global> {
     GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
 }

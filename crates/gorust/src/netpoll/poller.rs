@@ -35,6 +35,10 @@ pub(crate) struct Poller {
     /// Set while the owning worker is blocked in `epoll_wait`.
     in_wait: AtomicBool,
     started: Instant,
+    /// Wakers the monitor found but may not call (`poll_deferring`), for the owner's next
+    /// `dispatch`; `has_deferred` tells it without the lock.
+    deferred: Mutex<Vec<Waker>>,
+    has_deferred: AtomicBool,
 }
 
 /// Descriptors registered with one poller. A token is `generation << 32 | index`; removing an
@@ -87,7 +91,15 @@ impl Poller {
             last_poll_us: AtomicU64::new(0),
             in_wait: AtomicBool::new(false),
             started: Instant::now(),
+            deferred: Mutex::new(Vec::new()),
+            has_deferred: AtomicBool::new(false),
         })
+    }
+
+    /// The descriptors of the poller itself: its epoll instance and wake-up eventfd (all a
+    /// monitor with a table of its own keeps, `sched/sysmon.rs`).
+    pub(crate) fn own_fds(&self) -> [RawFd; 2] {
+        [self.epoll.as_raw_fd(), self.wake.as_raw_fd()]
     }
 
     fn slab(&self) -> std::sync::MutexGuard<'_, Slab> {
@@ -189,6 +201,11 @@ impl Poller {
         for d in descs {
             d.orphan();
         }
+        // Wakers the monitor left for a worker that is gone (`poll_deferring`): their waiters
+        // see the readiness, or the orphaned descriptor, when they try again.
+        let deferred =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        deferred.into_iter().for_each(Waker::wake);
     }
 
     /// Descriptors registered here.
@@ -227,6 +244,20 @@ impl Poller {
     /// written for the worker, the worker would then sleep through it. Left undrained, the
     /// level-triggered eventfd makes the worker's next wait return at once.
     pub(crate) fn dispatch(&self, events: &Events, wakers: &mut Vec<Waker>, owner: bool) -> usize {
+        let io = self.dispatch_events(events, wakers, owner);
+        // After the events, and so after the eventfd's drain: the monitor sets the flag before
+        // it writes, so a drain that took its write is followed by a load that sees the flag.
+        if owner && self.has_deferred.load(Acquire) {
+            self.has_deferred.store(false, Relaxed);
+            let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            let n = deferred.len();
+            wakers.append(&mut deferred);
+            return io + n;
+        }
+        io
+    }
+
+    fn dispatch_events(&self, events: &Events, wakers: &mut Vec<Waker>, owner: bool) -> usize {
         if events.is_empty() {
             return 0;
         }
@@ -292,6 +323,24 @@ impl Poller {
         let n = self.dispatch(events, wakers, owner);
         wakers.drain(..).for_each(Waker::wake);
         n
+    }
+
+    /// The monitor's poll when it may not call wakers (its descriptor table is its own, and a
+    /// waker may write to any descriptor: another runtime's eventfd, an executor's pipe): the
+    /// readiness goes to the slots as usual, and the wakers wait for the owner, whose next
+    /// wait the eventfd ends at once. The owner calls them in its next `dispatch`.
+    pub(crate) fn poll_deferring(&self, events: &mut Events, wakers: &mut Vec<Waker>) {
+        self.wait(events, Some(Duration::ZERO));
+        self.dispatch(events, wakers, false);
+        if wakers.is_empty() {
+            return;
+        }
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(wakers);
+        self.has_deferred.store(true, Release);
+        self.notify();
     }
 
     /// Microseconds since this poller was last polled, and whether its worker is blocked in it.

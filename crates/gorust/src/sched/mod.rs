@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     pub(crate) owned: owned::OwnedTasks,
     pub(crate) config: Config,
     pub(crate) shutdown: AtomicBool,
+    /// Set when `Runtime::run` serves worker 0 on its caller's thread: a one-worker runtime's
+    /// monitor then leaves the descriptor table (`sysmon.rs`).
+    pub(crate) first_served_inline: AtomicBool,
     /// Goroutine starts and ends counted on threads that are not this runtime's workers (the
     /// workers count in their own `WorkerMetrics`); see `live_goroutines`.
     pub(crate) goroutines_started_elsewhere: std::sync::atomic::AtomicU64,
@@ -202,6 +205,7 @@ impl Shared {
             blocking: blocking::Pool::new(config.max_blocking_threads, config.blocking_keep_alive),
             config,
             shutdown: AtomicBool::new(false),
+            first_served_inline: AtomicBool::new(false),
             goroutines_started_elsewhere: std::sync::atomic::AtomicU64::new(0),
             goroutines_finished_elsewhere: std::sync::atomic::AtomicU64::new(0),
             started: Instant::now(),

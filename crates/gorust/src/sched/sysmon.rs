@@ -19,7 +19,33 @@
 //! It also runs the goroutine stack pool's scavenger (see `goroutine/stack.rs`) every
 //! `SCAVENGE_EVERY`.
 //!
-//! The monitor holds a `Weak` reference and exits when the runtime shuts down.
+//! The monitor holds a `Weak` reference and exits when the runtime shuts down: `Runtime`'s drop
+//! wakes it and joins it before it lets go of its own reference, so the monitor never drops the
+//! last one (the destructors that would then run on it close descriptors, which in a table of
+//! its own, below, would close the wrong ones or none).
+//!
+//! **A table of its own.** When a process's descriptor table is shared by more than one thread,
+//! Linux takes and drops a reference on the file at every system call that uses a descriptor
+//! (`fdget`/`fput`); with one thread it skips both. For a one-worker runtime run from
+//! `Runtime::run`, whose caller serves as worker 0, the monitor is the only other thread. So
+//! there it moves to a private copy of the table that keeps only the pollers' own descriptors
+//! (`sys::fdtable::leave_shared_table`), and the worker's socket calls take the single-thread
+//! path: 1.3–1.5% of the echo benchmark's CPU per round trip (`bench/RESULTS.md`, session 18).
+//! It leaves on its first look after `run` has taken worker 0 (`first_served_inline`); other
+//! one-worker runtimes have another thread in the table (the one that waits for them), would
+//! gain nothing, and keep the monitor as it was.
+//! It then calls no waker (`Poller::poll_deferring`): a waker may write to any descriptor
+//! (another runtime's eventfd, an executor's pipe), and this thread's numbers no longer name the
+//! process's files. The readiness it finds reaches the slots at once; the wakers wait for the
+//! worker, which is the only one that could run the tasks they wake, except for waiters outside
+//! the runtime (a plain thread's `block_on`, a foreign executor's task), which a worker stuck in
+//! one goroutine now keeps waiting until it polls again. With more workers the table stays
+//! shared anyway, and the monitor stays in it.
+//!
+//! Rejected: the monitor leaving the table and keeping every descriptor (it would hold files
+//! open that the process closes, and a number reused in the process would name another file
+//! here); keeping stdin, stdout and stderr for its messages (closing stdout must still end a
+//! pipe).
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -35,17 +61,23 @@ const MIN_SLEEP: Duration = Duration::from_millis(1);
 /// How often it returns surplus pooled stacks' pages to the kernel.
 const SCAVENGE_EVERY: Duration = Duration::from_millis(250);
 
-pub(crate) fn start(shared: &Arc<Shared>) {
+/// Starts the monitor; `None` if its thread cannot start (the runtime runs without it).
+/// Shutdown: `unpark` the thread once `Shared::shutdown` is set, then join it.
+pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
     let weak: Weak<Shared> = Arc::downgrade(shared);
-    let _ = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("gorust-sysmon".into())
         .spawn(move || {
             let mut events = Events::with_capacity(256);
             let mut wakers = Vec::new();
+            // Declared after `wakers`, so that an unwind reaches it first (see `AbortOnUnwind`).
+            let mut private: Option<AbortOnUnwind> = None;
+            let mut may_leave = true;
             let mut sleep = STALE;
             let mut scavenged = Instant::now();
             loop {
-                std::thread::sleep(sleep);
+                // Woken early only by the shutdown (or spuriously): the loop looks again.
+                std::thread::park_timeout(sleep);
                 if scavenged.elapsed() >= SCAVENGE_EVERY {
                     crate::goroutine::stack::scavenge(crate::goroutine::stack::SCAVENGE_BATCH);
                     scavenged = Instant::now();
@@ -53,6 +85,10 @@ pub(crate) fn start(shared: &Arc<Shared>) {
                 let Some(s) = weak.upgrade() else { return };
                 if s.shutdown.load(Acquire) {
                     return;
+                }
+                if may_leave && s.first_served_inline.load(Acquire) && s.remotes.len() == 1 {
+                    may_leave = false;
+                    private = leave_the_table(&s).then_some(AbortOnUnwind);
                 }
                 let stale_us = STALE.as_micros() as u64;
                 // Microseconds until the first poller could go stale.
@@ -63,13 +99,41 @@ pub(crate) fn start(shared: &Arc<Shared>) {
                         continue;
                     }
                     if since_us >= stale_us {
-                        // Not the owner: leaves the worker's wake-up eventfd alone.
-                        r.poller.poll_now(&mut events, &mut wakers, false);
+                        if private.is_some() {
+                            r.poller.poll_deferring(&mut events, &mut wakers);
+                        } else {
+                            // Not the owner: leaves the worker's wake-up eventfd alone.
+                            r.poller.poll_now(&mut events, &mut wakers, false);
+                        }
                     } else {
                         next_us = next_us.min(stale_us - since_us);
                     }
                 }
                 sleep = Duration::from_micros(next_us).max(MIN_SLEEP);
             }
-        });
+        })
+        .ok()
+}
+
+/// Moves the monitor to a descriptor table of its own that keeps its pollers' descriptors (see
+/// the module header). Returns whether it did; where the kernel cannot, it stays in the shared
+/// one.
+fn leave_the_table(s: &Shared) -> bool {
+    let keep: Vec<_> = s.remotes.iter().flat_map(|r| r.poller.own_fds()).collect();
+    crate::sys::fdtable::leave_shared_table(&keep).is_ok()
+}
+
+/// Held while the monitor's table is its own: a panic there aborts the process instead of
+/// unwinding, which would drop the wakers in hand, and with them perhaps the last reference
+/// to a task or socket whose destructor closes a descriptor number this table does not have
+/// (the socket would then never be closed). Its message cannot be printed either: the table
+/// has no standard error.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::process::abort();
+        }
+    }
 }

@@ -108,7 +108,7 @@ pub(crate) fn stop_serving_in(shared: &super::Shared) {
 
 pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
     let _altstack = crate::sys::signal::ensure_altstack();
-    crate::sys::set_precise_timers();
+    let _slack = crate::sys::set_precise_timers();
     let ctx = WorkerCtx {
         handle,
         index,
@@ -131,9 +131,19 @@ pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
         shutting_down: Cell::new(false),
     };
     CURRENT.with(|c| c.set(&ctx));
+    // Cleared however the frame is left: the thread may go on (`Runtime::run` runs worker 0
+    // on its caller's thread), and must not keep a pointer to this frame.
+    let _clear = ClearCurrent;
     ctx.run();
     ctx.shutdown();
-    CURRENT.with(|c| c.set(std::ptr::null()));
+}
+
+struct ClearCurrent;
+
+impl Drop for ClearCurrent {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
 }
 
 /// Takes a fair share of the global queue (Go's `globrunqget`: len / workers + 1, at most half

@@ -71,6 +71,12 @@ pub(crate) struct Epoll {
     fd: OwnedFd,
 }
 
+impl std::os::fd::AsRawFd for Epoll {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 /// A buffer of events returned by [`Epoll::wait`].
 pub(crate) struct Events {
     buf: Vec<libc::epoll_event>,

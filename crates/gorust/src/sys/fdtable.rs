@@ -32,7 +32,7 @@
 //! does it for itself).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::syscall;
 
@@ -85,6 +85,64 @@ pub(crate) fn reserve(slots: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Gives the calling thread a descriptor table of its own that holds only `keep` (Linux's
+/// `close_range` with `CLOSE_RANGE_UNSHARE`, then without it for the gaps between the kept
+/// numbers). For the monitor thread of a one-worker runtime (`sched/sysmon.rs`): the kernel
+/// counts a reference on every descriptor a system call uses, except where one thread alone
+/// uses the table.
+///
+/// The copy is of the table at the time of the call, so the thread must never use a descriptor
+/// number other than `keep`'s afterwards: another thread's later `open` does not appear here,
+/// and a number closed and reused there still names the old file here (closed below, so a
+/// stray call fails with `EBADF` instead). Keeping no other copy also keeps this thread from
+/// holding a file open that the process closes (a socket would never send its FIN).
+///
+/// Errors: `ENOSYS` (a kernel before 5.9), `InvalidInput` (with `keep` empty), `ENOMEM`, or
+/// a filter's refusal; the thread then still shares the process's table and
+/// nothing changed. A later step cannot fail on a valid range; if one did, this aborts rather
+/// than leave the thread holding files the process closes.
+pub(crate) fn leave_shared_table(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let Some(&highest) = keep.last() else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    if highest == u32::MAX {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // Everything above the highest kept number, unsharing first: the one step that may fail,
+    // and then leaves the table shared.
+    // SAFETY: unsharing first, the range is closed in the new private copy (see `close_range`).
+    unsafe { close_range(highest + 1, u32::MAX, libc::CLOSE_RANGE_UNSHARE) }?;
+    let mut from = 0;
+    for k in keep {
+        if k > from {
+            // SAFETY: the table is this thread's private copy now.
+            if let Err(e) = unsafe { close_range(from, k - 1, 0) } {
+                eprintln!(
+                    "runtime: close_range({from}, {}) failed in a private table: {e}",
+                    k - 1
+                );
+                std::process::abort();
+            }
+        }
+        from = k + 1;
+    }
+    Ok(())
+}
+
+/// # Safety
+///
+/// The range must be closed in a table of the calling thread's own (`flags` with
+/// `CLOSE_RANGE_UNSHARE`, or after a call that had it), whose entries no `OwnedFd` or other
+/// object owns: the process's objects use the shared table. In the shared table this would
+/// close descriptors that others own.
+unsafe fn close_range(first: u32, last: u32, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: `close_range` touches no memory; the caller vouches for the table.
+    syscall!(syscall(libc::SYS_close_range, first, last, flags)).map(drop)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -106,6 +164,37 @@ mod tests {
         assert_eq!(target(BUILT_IN_SLOTS, 20_000), 0);
         assert_eq!(target(16_384, BUILT_IN_SLOTS), 0);
         assert_eq!(target(BUILT_IN_SLOTS + 1, 20_000), BUILT_IN_SLOTS + 1);
+    }
+
+    /// A thread that leaves the table keeps what it asked for and loses the rest, and the
+    /// process's table is untouched; a descriptor opened afterwards is not in the copy.
+    #[test]
+    fn a_thread_leaves_the_table_with_only_what_it_keeps() {
+        let open = || {
+            let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC)).unwrap();
+            // SAFETY: just returned, owned by nobody else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        let valid = |fd: RawFd| syscall!(fcntl(fd, libc::F_GETFD)).is_ok();
+        let (kept, dropped) = (open(), open());
+        let (k, d) = (kept.as_raw_fd(), dropped.as_raw_fd());
+        let (go_on, told) = std::sync::mpsc::channel::<RawFd>();
+        let t = std::thread::spawn(move || {
+            leave_shared_table(&[k]).unwrap();
+            let here = (valid(k), valid(d));
+            let later = told.recv().unwrap();
+            (here, valid(later))
+        });
+        let later = open();
+        go_on.send(later.as_raw_fd()).unwrap();
+        let ((k_there, d_there), later_there) = t.join().unwrap();
+        assert!(k_there, "the kept descriptor is gone");
+        assert!(!d_there, "a descriptor not kept is still in the copy");
+        assert!(
+            !later_there || later.as_raw_fd() == k,
+            "a later descriptor in the copy"
+        );
+        assert!(valid(k) && valid(d), "the process's table changed");
     }
 
     #[test]

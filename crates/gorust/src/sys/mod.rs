@@ -13,7 +13,7 @@
 //! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`) and release stack memory; map chunks for task cells |
 //! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recv`, `send`/`sendmsg` with `MSG_NOSIGNAL` (`recv`, `send` and `sendmsg` made directly, with no glibc wrapper: `raw_syscall`, the `syscall` instruction inline on x86-64), `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
 //! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
-//! | `set_precise_timers()` | 1 ns timer slack for the calling thread |
+//! | `set_precise_timers()` | 1 ns timer slack for the calling thread, until the guard drops |
 //! | `uio::readv` / `uio::writev` | one vectored read or write on any descriptor; `EINTR` retried, no `SIGPIPE` on sockets |
 //!
 //! Only Linux is implemented (one file per item above); a kqueue backend would add one file per
@@ -110,10 +110,28 @@ pub(crate) unsafe fn raw_syscall(
 }
 
 /// Asks the kernel to fire this thread's timers (the `epoll_pwait2` timeout) with 1 ns of slack
-/// instead of the default 50 µs, so sub-millisecond sleeps end close to their deadline.
-pub(crate) fn set_precise_timers() {
+/// instead of the default 50 µs, so sub-millisecond sleeps end close to their deadline, until
+/// the guard drops: then the thread's previous slack is back (a worker may run on a thread
+/// that goes on with other work, `Runtime::run`).
+pub(crate) fn set_precise_timers() -> TimerSlack {
+    // SAFETY: PR_GET_TIMERSLACK takes no argument and returns this thread's slack.
+    let old = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument and affects only this thread.
     let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    TimerSlack(old)
+}
+
+/// The slack [`set_precise_timers`] replaced.
+pub(crate) struct TimerSlack(libc::c_int);
+
+impl Drop for TimerSlack {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            // SAFETY: as in `set_precise_timers`; the value came from PR_GET_TIMERSLACK.
+            let _ =
+                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, self.0 as libc::c_ulong, 0, 0, 0) };
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -37,3 +37,4 @@ pub(crate) mod state;
 
 pub use join::{JoinError, JoinHandle, CANCELLED_MESSAGE};
 pub(crate) use raw::{new_task, Header, Kind, Notified, Schedule, TaskRef, UNBOUND};
+pub(crate) use slab::release_local as release_local_cells;

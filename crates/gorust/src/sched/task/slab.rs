@@ -257,6 +257,18 @@ thread_local! {
     static LOCAL: RefCell<Local> = const { RefCell::new(Local::new()) };
 }
 
+/// Gives this thread's free cells and chunk to the depot, as its exit would: for a thread that
+/// stops being a worker and goes on with other work (`Runtime::run`).
+pub(crate) fn release_local() {
+    let _ = LOCAL.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            let old = std::mem::replace(&mut *l, Local::new());
+            drop(l);
+            drop(old);
+        }
+    });
+}
+
 /// Allocates memory for a cell of `layout` (never zero-sized). Aborts on allocation failure,
 /// as `Box::new` does.
 pub(super) fn alloc(layout: Layout) -> NonNull<u8> {
