@@ -50,7 +50,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 pub use blocking::{blocking, spawn_blocking, BlockingHandle};
@@ -178,21 +178,67 @@ pub fn metrics() -> Option<RuntimeMetrics> {
     context::handle().map(|h| h.metrics())
 }
 
+/// What a plain thread's `block_on` gives its future as waker: waking unparks the thread.
 struct ThreadWaker {
     thread: std::thread::Thread,
     notified: AtomicBool,
 }
 
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
+impl ThreadWaker {
+    fn notify(&self) {
         if !self.notified.swap(true, Ordering::Release) {
             self.thread.unpark();
         }
     }
+
+    /// The waker, on a vtable of its own so that [`is_thread_waker`] can tell it from others
+    /// (the vtable of `Waker::from` is not guaranteed one address per type).
+    fn waker(self: Arc<Self>) -> Waker {
+        let raw = RawWaker::new(Arc::into_raw(self).cast(), &THREAD_WAKER_VTABLE);
+        // SAFETY: the data is an `Arc<ThreadWaker>` turned raw, whose count this waker now
+        // holds; the vtable's functions keep that count as `RawWaker`'s contract requires.
+        unsafe { Waker::from_raw(raw) }
+    }
+}
+
+static THREAD_WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(tw_clone, tw_wake, tw_wake_by_ref, tw_drop);
+
+/// # Safety
+/// `p` is the data of a live waker made by `ThreadWaker::waker` (as for the three below).
+unsafe fn tw_clone(p: *const ()) -> RawWaker {
+    // SAFETY: `p` came from `Arc::into_raw` and the waker being cloned holds a count.
+    unsafe { Arc::increment_strong_count(p.cast::<ThreadWaker>()) };
+    RawWaker::new(p, &THREAD_WAKER_VTABLE)
+}
+
+/// # Safety
+/// As `tw_clone`; consumes the waker's count.
+unsafe fn tw_wake(p: *const ()) {
+    // SAFETY: takes back the count the consumed waker held.
+    let tw = unsafe { Arc::from_raw(p.cast::<ThreadWaker>()) };
+    tw.notify();
+}
+
+/// # Safety
+/// As `tw_clone`.
+unsafe fn tw_wake_by_ref(p: *const ()) {
+    // SAFETY: the waker holds a count, so the `ThreadWaker` is alive for this call.
+    unsafe { &*p.cast::<ThreadWaker>() }.notify();
+}
+
+/// # Safety
+/// As `tw_clone`; releases the waker's count.
+unsafe fn tw_drop(p: *const ()) {
+    // SAFETY: takes back the count the dropped waker held.
+    drop(unsafe { Arc::from_raw(p.cast::<ThreadWaker>()) });
+}
+
+/// Whether `w` is a plain thread's `block_on` waker: waking it unparks a thread and touches
+/// no descriptor, so a monitor with a descriptor table of its own may call it
+/// (`Poller::poll_deferring`).
+pub(crate) fn is_thread_waker(w: &Waker) -> bool {
+    std::ptr::eq(w.vtable(), &THREAD_WAKER_VTABLE)
 }
 
 fn block_on_thread<F: Future>(fut: F) -> F::Output {
@@ -219,7 +265,7 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
         thread: std::thread::current(),
         notified: AtomicBool::new(false),
     });
-    let waker = Waker::from(tw.clone());
+    let waker = tw.clone().waker();
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     let mut warned = false;

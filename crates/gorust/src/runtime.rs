@@ -405,8 +405,11 @@ impl Drop for Runtime {
         // Before this drop lets go of the handle, so that the monitor never holds the last
         // reference (see `sysmon.rs`).
         if let Some(m) = self.monitor.take() {
-            m.thread().unpark();
-            let _ = m.join();
+            // Not from the monitor itself (a waker it called dropped the last `Runtime`).
+            if m.thread().id() != thread::current().id() {
+                m.thread().unpark();
+                let _ = m.join();
+            }
         }
         let me = thread::current().id();
         let mut threads =

@@ -237,7 +237,8 @@ impl Poller {
     }
 
     /// Turns the events of the last `wait` into wakers (woken by the caller once it holds no
-    /// borrow). Returns how many I/O events there were.
+    /// borrow), and for the owner adds the wakers the monitor left (`poll_deferring`).
+    /// Returns how many I/O events and left wakers there were.
     ///
     /// Only the owning worker (`owner`) drains the wake-up eventfd. The monitor polls a worker's
     /// epoll while that worker may be about to block in it: had the monitor drained a wake-up
@@ -246,7 +247,8 @@ impl Poller {
     pub(crate) fn dispatch(&self, events: &Events, wakers: &mut Vec<Waker>, owner: bool) -> usize {
         let io = self.dispatch_events(events, wakers, owner);
         // After the events, and so after the eventfd's drain: the monitor sets the flag before
-        // it writes, so a drain that took its write is followed by a load that sees the flag.
+        // it writes to the eventfd, and the kernel orders that write before the `read` that
+        // drains it, so a drain that took its write is followed by a load that sees the flag.
         if owner && self.has_deferred.load(Acquire) {
             self.has_deferred.store(false, Relaxed);
             let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
@@ -325,13 +327,22 @@ impl Poller {
         n
     }
 
-    /// The monitor's poll when it may not call wakers (its descriptor table is its own, and a
-    /// waker may write to any descriptor: another runtime's eventfd, an executor's pipe): the
-    /// readiness goes to the slots as usual, and the wakers wait for the owner, whose next
-    /// wait the eventfd ends at once. The owner calls them in its next `dispatch`.
+    /// The monitor's poll when its descriptor table is its own (`sched/sysmon.rs`): the
+    /// readiness goes to the slots as usual, and a plain thread's `block_on` waker (it
+    /// unparks a thread, no descriptor involved) is called at once; any other waker may write
+    /// to a descriptor (this runtime's or another's eventfd, an executor's pipe) and waits for
+    /// the owner, whose next wait the eventfd ends at once. The owner calls them in its next
+    /// `dispatch`.
     pub(crate) fn poll_deferring(&self, events: &mut Events, wakers: &mut Vec<Waker>) {
         self.wait(events, Some(Duration::ZERO));
         self.dispatch(events, wakers, false);
+        wakers.retain(|w| {
+            let thread = crate::is_thread_waker(w);
+            if thread {
+                w.wake_by_ref();
+            }
+            !thread
+        });
         if wakers.is_empty() {
             return;
         }

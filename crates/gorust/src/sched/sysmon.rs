@@ -27,19 +27,23 @@
 //! **A table of its own.** When a process's descriptor table is shared by more than one thread,
 //! Linux takes and drops a reference on the file at every system call that uses a descriptor
 //! (`fdget`/`fput`); with one thread it skips both. For a one-worker runtime run from
-//! `Runtime::run`, whose caller serves as worker 0, the monitor is the only other thread. So
+//! `Runtime::run`, whose caller serves as worker 0, the monitor is the only other thread the
+//! runtime always has (blocking-pool threads come and go; a schedtrace thread is opt-in). So
 //! there it moves to a private copy of the table that keeps only the pollers' own descriptors
 //! (`sys::fdtable::leave_shared_table`), and the worker's socket calls take the single-thread
-//! path: 1.3–1.5% of the echo benchmark's CPU per round trip (`bench/RESULTS.md`, session 18).
+//! path: about 1–1.5% of the echo benchmark's CPU per round trip (`bench/RESULTS.md`, session
+//! 18). It blocks the process's signals first, so that no handler runs here.
 //! It leaves on its first look after `run` has taken worker 0 (`first_served_inline`); other
 //! one-worker runtimes have another thread in the table (the one that waits for them), would
 //! gain nothing, and keep the monitor as it was.
-//! It then calls no waker (`Poller::poll_deferring`): a waker may write to any descriptor
-//! (another runtime's eventfd, an executor's pipe), and this thread's numbers no longer name the
-//! process's files. The readiness it finds reaches the slots at once; the wakers wait for the
-//! worker, which is the only one that could run the tasks they wake, except for waiters outside
-//! the runtime (a plain thread's `block_on`, a foreign executor's task), which a worker stuck in
-//! one goroutine now keeps waiting until it polls again. With more workers the table stays
+//! It then calls only wakers that touch no descriptor, a plain thread's `block_on` waker
+//! (`Poller::poll_deferring`): another waker may write to any descriptor (this or another
+//! runtime's eventfd, an executor's pipe), and this thread's numbers no longer name the
+//! process's files. The readiness it finds reaches the slots at once; those wakers wait for
+//! the worker, which is the only one that could run the tasks they wake, except for a foreign
+//! executor's tasks and another runtime's, which a worker stuck in one goroutine now keeps
+//! waiting until it polls again (a goroutine that blocks its thread until one of those runs
+//! would wait for good). With more workers the table stays
 //! shared anyway, and the monitor stays in it.
 //!
 //! Rejected: the monitor leaving the table and keeping every descriptor (it would hold files
@@ -120,14 +124,17 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
 /// one.
 fn leave_the_table(s: &Shared) -> bool {
     let keep: Vec<_> = s.remotes.iter().flat_map(|r| r.poller.own_fds()).collect();
+    // A signal handler run here would find no descriptor of the process (a self-pipe); left
+    // blocked, the process's signals go to its other threads. Harmless if the table stays.
+    crate::sys::signal::block_async_signals();
     crate::sys::fdtable::leave_shared_table(&keep).is_ok()
 }
 
 /// Held while the monitor's table is its own: a panic there aborts the process instead of
 /// unwinding, which would drop the wakers in hand, and with them perhaps the last reference
 /// to a task or socket whose destructor closes a descriptor number this table does not have
-/// (the socket would then never be closed). Its message cannot be printed either: the table
-/// has no standard error.
+/// (the socket would then never be closed). Its message is likely lost: the table has no
+/// standard error.
 struct AbortOnUnwind;
 
 impl Drop for AbortOnUnwind {

@@ -95,7 +95,8 @@ pub(crate) fn reserve(slots: usize) -> io::Result<()> {
 /// number other than `keep`'s afterwards: another thread's later `open` does not appear here,
 /// and a number closed and reused there still names the old file here (closed below, so a
 /// stray call fails with `EBADF` instead). Keeping no other copy also keeps this thread from
-/// holding a file open that the process closes (a socket would never send its FIN).
+/// holding a file open that the process closes (a socket would never send its FIN); between
+/// the two steps it holds them for a moment, so such a file may be released here instead.
 ///
 /// Errors: `ENOSYS` (a kernel before 5.9), `InvalidInput` (with `keep` empty), `ENOMEM`, or
 /// a filter's refusal; the thread then still shares the process's table and
@@ -119,11 +120,8 @@ pub(crate) fn leave_shared_table(keep: &[RawFd]) -> io::Result<()> {
     for k in keep {
         if k > from {
             // SAFETY: the table is this thread's private copy now.
-            if let Err(e) = unsafe { close_range(from, k - 1, 0) } {
-                eprintln!(
-                    "runtime: close_range({from}, {}) failed in a private table: {e}",
-                    k - 1
-                );
+            if unsafe { close_range(from, k - 1, 0) }.is_err() {
+                // No message: this table's standard error, if any, is not the process's.
                 std::process::abort();
             }
         }
@@ -176,6 +174,10 @@ mod tests {
             unsafe { OwnedFd::from_raw_fd(fd) }
         };
         let valid = |fd: RawFd| syscall!(fcntl(fd, libc::F_GETFD)).is_ok();
+        if !leaving_is_supported() {
+            eprintln!("skipped: this kernel (or a filter) refuses close_range's unsharing");
+            return;
+        }
         let (kept, dropped) = (open(), open());
         let (k, d) = (kept.as_raw_fd(), dropped.as_raw_fd());
         let (go_on, told) = std::sync::mpsc::channel::<RawFd>();
@@ -190,11 +192,20 @@ mod tests {
         let ((k_there, d_there), later_there) = t.join().unwrap();
         assert!(k_there, "the kept descriptor is gone");
         assert!(!d_there, "a descriptor not kept is still in the copy");
-        assert!(
-            !later_there || later.as_raw_fd() == k,
-            "a later descriptor in the copy"
-        );
+        assert!(!later_there, "a later descriptor in the copy");
         assert!(valid(k) && valid(d), "the process's table changed");
+    }
+
+    /// Whether a thread may leave the table here (a kernel from 5.9, no filter refusing it):
+    /// asked by a thread that leaves it, keeping nothing, and then ends.
+    fn leaving_is_supported() -> bool {
+        std::thread::spawn(|| {
+            // SAFETY: unshares this short-lived thread's table and closes no descriptor
+            // (nothing is open at the highest number).
+            unsafe { close_range(u32::MAX, u32::MAX, libc::CLOSE_RANGE_UNSHARE) }.is_ok()
+        })
+        .join()
+        .unwrap()
     }
 
     #[test]

@@ -43,6 +43,30 @@ pub(crate) fn install(classifier: Classifier) {
     });
 }
 
+/// Blocks every signal but those a fault raises (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`,
+/// `SIGTRAP`, `SIGSYS`) on the calling thread, so that the kernel delivers the process's
+/// signals to another thread: for a thread whose descriptor table is its own, where a handler
+/// that writes to a self-pipe (`signal-hook`, `ctrlc`, tokio's) would write to nothing.
+pub(crate) fn block_async_signals() {
+    // SAFETY: `set` is a live sigset_t that sigfillset initialises before use; sigdelset and
+    // pthread_sigmask only read it and change this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for sig in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Gives every thread the runtime starts an alternate signal stack, so that the handler can run
 /// when the thread's own stack (or a goroutine's) is exhausted. Rust's `std` does the same for
 /// threads it spawns, but only when its own handler was installed first; this makes it certain.
