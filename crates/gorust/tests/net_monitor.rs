@@ -215,52 +215,48 @@ impl Wake for EventFdWaker {
 #[test]
 fn a_stuck_single_workers_wakers_reach_their_waiter() {
     within(Duration::from_secs(30), || {
-        gorust::Runtime::builder()
-            .workers(1)
-            .build()
-            .unwrap()
-            .run(|| {
-                let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
-                let reader = gorust::net::UnixStream::from(reader);
-                let (armed_tx, armed_rx) = mpsc::channel::<()>();
-                let waiter = gorust::spawn_blocking(move || {
-                    // SAFETY: eventfd takes two integers; the result is checked below.
-                    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-                    assert!(fd >= 0, "eventfd failed");
-                    // SAFETY: just returned, owned by nobody else.
-                    let efd = unsafe { OwnedFd::from_raw_fd(fd) };
-                    let raw = efd.as_raw_fd();
-                    let waker = Waker::from(Arc::new(EventFdWaker(efd)));
-                    let mut cx = Context::from_waker(&waker);
-                    let mut b = [0u8; 1];
-                    let mut armed = Some(armed_tx);
-                    loop {
-                        if reader.poll_read(&mut cx, &mut b).is_ready() {
-                            return;
-                        }
-                        if let Some(tx) = armed.take() {
-                            tx.send(()).unwrap();
-                        }
-                        let mut count = [0u8; 8];
-                        // SAFETY: reads 8 bytes into a live buffer from our eventfd; blocks
-                        // until the waker writes.
-                        let n = unsafe { libc::read(raw, count.as_mut_ptr().cast(), 8) };
-                        assert_eq!(n, 8, "the eventfd read failed");
+        common::run_on(1, || {
+            let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+            let reader = gorust::net::UnixStream::from(reader);
+            let (armed_tx, armed_rx) = mpsc::channel::<()>();
+            let waiter = gorust::spawn_blocking(move || {
+                // SAFETY: eventfd takes two integers; the result is checked below.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+                assert!(fd >= 0, "eventfd failed");
+                // SAFETY: just returned, owned by nobody else.
+                let efd = unsafe { OwnedFd::from_raw_fd(fd) };
+                let raw = efd.as_raw_fd();
+                let waker = Waker::from(Arc::new(EventFdWaker(efd)));
+                let mut cx = Context::from_waker(&waker);
+                let mut b = [0u8; 1];
+                let mut armed = Some(armed_tx);
+                loop {
+                    if reader.poll_read(&mut cx, &mut b).is_ready() {
+                        return;
                     }
-                });
-                // Blocks the only worker until the waiter is armed; parks long enough for the
-                // monitor to leave the table (its first look, ~10 ms after `run` began); then
-                // keeps the worker stuck (no park) for 200 ms after the write: the monitor
-                // polls meanwhile.
-                armed_rx.recv().unwrap();
-                gorust::time::sleep(Duration::from_millis(50));
-                writer.write_all(b"x").unwrap();
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_millis(200) {
-                    std::hint::spin_loop();
+                    if let Some(tx) = armed.take() {
+                        tx.send(()).unwrap();
+                    }
+                    let mut count = [0u8; 8];
+                    // SAFETY: reads 8 bytes into a live buffer from our eventfd; blocks
+                    // until the waker writes.
+                    let n = unsafe { libc::read(raw, count.as_mut_ptr().cast(), 8) };
+                    assert_eq!(n, 8, "the eventfd read failed");
                 }
-                gorust::block_on(waiter).unwrap()
-            })
+            });
+            // Blocks the only worker until the waiter is armed; parks long enough for the
+            // monitor to leave the table (its first look, ~10 ms after `run` began); then
+            // keeps the worker stuck (no park) for 200 ms after the write: the monitor
+            // polls meanwhile.
+            armed_rx.recv().unwrap();
+            gorust::time::sleep(Duration::from_millis(50));
+            writer.write_all(b"x").unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(200) {
+                std::hint::spin_loop();
+            }
+            gorust::block_on(waiter).unwrap()
+        })
     });
 }
 
@@ -271,38 +267,34 @@ fn a_stuck_single_workers_wakers_reach_their_waiter() {
 #[test]
 fn a_thread_waiting_on_a_blocked_single_worker_is_still_woken() {
     within(Duration::from_secs(60), || {
-        gorust::Runtime::builder()
-            .workers(1)
-            .build()
-            .unwrap()
-            .run(|| {
-                let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
-                let reader = gorust::net::UnixStream::from(reader);
-                let (armed_tx, armed_rx) = mpsc::channel::<()>();
-                let (done_tx, done_rx) = mpsc::channel::<()>();
-                drop(gorust::spawn_blocking(move || {
-                    let mut b = [0u8; 1];
-                    let mut armed = Some(armed_tx);
-                    gorust::block_on(std::future::poll_fn(|cx| {
-                        let r = reader.poll_read(cx, &mut b);
-                        if r.is_pending() {
-                            if let Some(tx) = armed.take() {
-                                tx.send(()).unwrap();
-                            }
+        common::run_on(1, || {
+            let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+            let reader = gorust::net::UnixStream::from(reader);
+            let (armed_tx, armed_rx) = mpsc::channel::<()>();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            drop(gorust::spawn_blocking(move || {
+                let mut b = [0u8; 1];
+                let mut armed = Some(armed_tx);
+                gorust::block_on(std::future::poll_fn(|cx| {
+                    let r = reader.poll_read(cx, &mut b);
+                    if r.is_pending() {
+                        if let Some(tx) = armed.take() {
+                            tx.send(()).unwrap();
                         }
-                        r
-                    }))
-                    .unwrap();
-                    done_tx.send(()).unwrap();
-                }));
-                armed_rx.recv().unwrap();
-                // Parked: the monitor leaves the table meanwhile (its first look).
-                gorust::time::sleep(Duration::from_millis(50));
-                writer.write_all(b"x").unwrap();
-                // Blocks the only worker's thread: nothing but the monitor polls now.
-                done_rx
-                    .recv_timeout(Duration::from_secs(30))
-                    .expect("the reader's thread was never woken");
-            })
+                    }
+                    r
+                }))
+                .unwrap();
+                done_tx.send(()).unwrap();
+            }));
+            armed_rx.recv().unwrap();
+            // Parked: the monitor leaves the table meanwhile (its first look).
+            gorust::time::sleep(Duration::from_millis(50));
+            writer.write_all(b"x").unwrap();
+            // Blocks the only worker's thread: nothing but the monitor polls now.
+            done_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the reader's thread was never woken");
+        })
     });
 }
