@@ -1,12 +1,12 @@
 //! `Runtime` and its `Builder`: starting and stopping the workers.
 
-use crate::loom::sync::atomic::Ordering::Release;
 use std::future::Future;
 use std::io;
 use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use crate::loom::sync::atomic::Ordering::Release;
 use crate::sched::metrics::RuntimeMetrics;
 use crate::sched::queue::Local;
 use crate::sched::task::{JoinHandle, Kind};

@@ -29,22 +29,21 @@
 //! (`fdget`/`fput`); with one thread it skips both. For a one-worker runtime run from
 //! `Runtime::run`, whose caller serves as worker 0, the monitor is the only other thread the
 //! runtime always has (blocking-pool threads come and go; a schedtrace thread is opt-in). So
-//! there it moves to a private copy of the table that keeps only the pollers' own descriptors
+//! there, on its first look after `run` took worker 0 (`first_served_inline`), it moves to a
+//! private copy of the table that keeps only the pollers' own descriptors
 //! (`sys::fdtable::leave_shared_table`), and the worker's socket calls take the single-thread
 //! path: about 1–1.5% of the echo benchmark's CPU per round trip (`bench/RESULTS.md`, session
-//! 18). It blocks the process's signals first, so that no handler runs here.
-//! It leaves on its first look after `run` has taken worker 0 (`first_served_inline`); other
-//! one-worker runtimes have another thread in the table (the one that waits for them), would
-//! gain nothing, and keep the monitor as it was.
-//! It then calls only wakers that touch no descriptor, a plain thread's `block_on` waker
-//! (`Poller::poll_deferring`): another waker may write to any descriptor (this or another
-//! runtime's eventfd, an executor's pipe), and this thread's numbers no longer name the
-//! process's files. The readiness it finds reaches the slots at once; those wakers wait for
-//! the worker, which is the only one that could run the tasks they wake, except for a foreign
-//! executor's tasks and another runtime's, which a worker stuck in one goroutine now keeps
-//! waiting until it polls again (a goroutine that blocks its thread until one of those runs
-//! would wait for good). With more workers the table stays
-//! shared anyway, and the monitor stays in it.
+//! 18). Other runtimes have another thread in the table anyway (more workers, or the thread
+//! that waits for `run`), would gain nothing, and keep their monitor where it was.
+//!
+//! Before it leaves, it blocks the process's signals, so that no handler (one writing to a
+//! self-pipe, say) runs here. Once out, it calls only wakers that touch no descriptor: a plain
+//! thread's `block_on` waker (`Poller::poll_deferring`). Any other waker may write to a
+//! descriptor (this or another runtime's eventfd, an executor's pipe), and this thread's
+//! numbers no longer name the process's files; those wait for the worker, which is the only
+//! thread that could run this runtime's tasks anyway. A foreign executor's task, or another
+//! runtime's, waiting on a worker stuck in one goroutine now waits until that worker polls
+//! again (and a goroutine that blocks its thread until such a task runs waits for good).
 //!
 //! Rejected: the monitor leaving the table and keeping every descriptor (it would hold files
 //! open that the process closes, and a number reused in the process would name another file

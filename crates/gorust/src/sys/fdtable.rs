@@ -99,9 +99,9 @@ pub(crate) fn reserve(slots: usize) -> io::Result<()> {
 /// the two steps it holds them for a moment, so such a file may be released here instead.
 ///
 /// Errors: `ENOSYS` (a kernel before 5.9), `InvalidInput` (with `keep` empty), `ENOMEM`, or
-/// a filter's refusal; the thread then still shares the process's table and
-/// nothing changed. A later step cannot fail on a valid range; if one did, this aborts rather
-/// than leave the thread holding files the process closes.
+/// a filter's refusal; the thread then still shares the process's table and nothing changed.
+/// A later step cannot fail on a valid range; if one did, this aborts rather than leave the
+/// thread holding files the process closes.
 pub(crate) fn leave_shared_table(keep: &[RawFd]) -> io::Result<()> {
     let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
     keep.sort_unstable();
