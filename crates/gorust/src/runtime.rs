@@ -286,7 +286,9 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let res = match self.take_first_worker() {
+        let first = self.take_first_worker();
+        let served_here = first.is_some();
+        let main = match first {
             Some(local) => {
                 // However the main goroutine ends (returned, unwound, or dropped unstarted when
                 // it gets no stack): what ends worker 0's loop below.
@@ -297,19 +299,16 @@ impl Runtime {
                 });
                 crate::sched::worker::run_worker(self.handle.clone(), 0, local);
                 // The shutdown began, so `main` has ended, or is ending on another worker.
-                let res = crate::block_on(main);
-                drop(self);
-                crate::goroutine::stack::release_local_cache();
-                crate::sched::task::release_local_cells();
-                res
+                main
             }
-            None => {
-                let main = self.go(f);
-                let res = crate::block_on(main);
-                drop(self);
-                res
-            }
+            None => self.go(f),
         };
+        let res = crate::block_on(main);
+        drop(self);
+        if served_here {
+            crate::goroutine::stack::release_local_cache();
+            crate::sched::task::release_local_cells();
+        }
         match res {
             Ok(v) => v,
             Err(p) => std::panic::resume_unwind(p),
@@ -405,35 +404,30 @@ impl Drop for Runtime {
         // Before this drop lets go of the handle, so that the monitor never holds the last
         // reference (see `sysmon.rs`).
         if let Some(m) = self.monitor.take() {
-            // Not from the monitor itself (a waker it called dropped the last `Runtime`).
-            if m.thread().id() != thread::current().id() {
-                m.thread().unpark();
-                let _ = m.join();
-            }
+            m.thread().unpark();
+            join_unless_current(m);
         }
-        let me = thread::current().id();
-        let mut threads =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        let first = std::mem::replace(
-            &mut *self.first.lock().unwrap_or_else(|e| e.into_inner()),
-            FirstWorker::Done,
-        );
-        if let FirstWorker::Serving(t) = first {
-            if t.thread().id() != me {
-                let _ = t.join();
-            }
+        let first = self.first.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let FirstWorker::Serving(t) = std::mem::replace(first, FirstWorker::Done) {
+            join_unless_current(t);
         }
-        for t in threads.drain(..) {
-            if t.thread().id() == me {
-                continue; // dropped from inside one of its own workers: cannot join itself
-            }
-            let _ = t.join();
-        }
+        let threads = self.threads.get_mut().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(threads)
+            .into_iter()
+            .for_each(join_unless_current);
         // Dropped inside one of its own goroutines: this worker unwinds what is left here and
         // runs no task any more, so destructors may block it (`gorust::block_on`), and none
         // of them (a task dropped unstarted, a future's state) runs as that goroutine.
         crate::sched::worker::stop_serving_in(&self.handle);
         crate::goroutine::outside_goroutine(|| self.handle.finish_shutdown());
+    }
+}
+
+/// Joins `t`, unless the drop runs on that very thread (inside one of its own workers, or in a
+/// waker the monitor called): a thread cannot join itself.
+fn join_unless_current<T>(t: thread::JoinHandle<T>) {
+    if t.thread().id() != thread::current().id() {
+        let _ = t.join();
     }
 }
 

@@ -208,6 +208,22 @@ impl Wake for EventFdWaker {
     }
 }
 
+/// A socket pair: a plain end to write, and a gorust end whose reads register with the
+/// current runtime's poller.
+fn stream_pair() -> (std::os::unix::net::UnixStream, UnixStream) {
+    let (writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+    (writer, UnixStream::from(reader))
+}
+
+/// In a one-worker runtime's main goroutine: blocks the worker until the waiter says it is
+/// armed, parks long enough for the monitor to leave the table (its first look, ~10 ms after
+/// `run` began), then writes the byte the waiter waits for.
+fn write_once_armed(armed: &mpsc::Receiver<()>, writer: &mut std::os::unix::net::UnixStream) {
+    armed.recv().unwrap();
+    gorust::time::sleep(Duration::from_millis(50));
+    writer.write_all(b"x").unwrap();
+}
+
 /// A one-worker runtime whose only worker is stuck: the monitor polls its poller from its own
 /// table and must not call the wakers there (this one writes to a descriptor the monitor's
 /// table does not have, and the wake-up would be lost); the worker calls them once it polls
@@ -216,8 +232,7 @@ impl Wake for EventFdWaker {
 fn a_stuck_single_workers_wakers_reach_their_waiter() {
     within(Duration::from_secs(30), || {
         common::run_on(1, || {
-            let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
-            let reader = gorust::net::UnixStream::from(reader);
+            let (mut writer, reader) = stream_pair();
             let (armed_tx, armed_rx) = mpsc::channel::<()>();
             let waiter = gorust::spawn_blocking(move || {
                 // SAFETY: eventfd takes two integers; the result is checked below.
@@ -244,13 +259,8 @@ fn a_stuck_single_workers_wakers_reach_their_waiter() {
                     assert_eq!(n, 8, "the eventfd read failed");
                 }
             });
-            // Blocks the only worker until the waiter is armed; parks long enough for the
-            // monitor to leave the table (its first look, ~10 ms after `run` began); then
-            // keeps the worker stuck (no park) for 200 ms after the write: the monitor
-            // polls meanwhile.
-            armed_rx.recv().unwrap();
-            gorust::time::sleep(Duration::from_millis(50));
-            writer.write_all(b"x").unwrap();
+            write_once_armed(&armed_rx, &mut writer);
+            // Keeps the worker stuck (no park) for 200 ms: the monitor polls meanwhile.
             let start = Instant::now();
             while start.elapsed() < Duration::from_millis(200) {
                 std::hint::spin_loop();
@@ -268,8 +278,7 @@ fn a_stuck_single_workers_wakers_reach_their_waiter() {
 fn a_thread_waiting_on_a_blocked_single_worker_is_still_woken() {
     within(Duration::from_secs(60), || {
         common::run_on(1, || {
-            let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
-            let reader = gorust::net::UnixStream::from(reader);
+            let (mut writer, reader) = stream_pair();
             let (armed_tx, armed_rx) = mpsc::channel::<()>();
             let (done_tx, done_rx) = mpsc::channel::<()>();
             drop(gorust::spawn_blocking(move || {
@@ -287,10 +296,7 @@ fn a_thread_waiting_on_a_blocked_single_worker_is_still_woken() {
                 .unwrap();
                 done_tx.send(()).unwrap();
             }));
-            armed_rx.recv().unwrap();
-            // Parked: the monitor leaves the table meanwhile (its first look).
-            gorust::time::sleep(Duration::from_millis(50));
-            writer.write_all(b"x").unwrap();
+            write_once_armed(&armed_rx, &mut writer);
             // Blocks the only worker's thread: nothing but the monitor polls now.
             done_rx
                 .recv_timeout(Duration::from_secs(30))

@@ -303,14 +303,10 @@ mod loom_tests {
     /// slot may be unwatched (its `EAGAIN` leaves no mark), then `watch_writes` (watch, and
     /// consume the synthetic edge if it was ours), then attempts with a snapshot of the edges
     /// taken before each, waiting on the slot from that snapshot in between. `space` is the
-    /// kernel's send buffer; the fence stands for the kernel's ordering between a call's
-    /// result, the event it leads to and `epoll_wait`'s return. Returns `None` if it wrote, or
-    /// its waker's wake-up count if it parked.
+    /// kernel's send buffer (see `try_write`). Returns `None` if it wrote, or its waker's
+    /// wake-up count if it parked.
     fn writer(desc: &PollDesc, space: &AtomicBool) -> Option<std::sync::Arc<Count>> {
-        let write = || {
-            fence(SeqCst);
-            space.load(Relaxed)
-        };
+        let write = || try_write(space);
         let (flag, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         if write() {
@@ -335,6 +331,21 @@ mod loom_tests {
             }
         }
         panic!("neither wrote nor parked");
+    }
+
+    /// A write call: succeeds if the send buffer has room. The fence stands for the kernel's
+    /// ordering between a call's result, the event it leads to and `epoll_wait`'s return.
+    fn try_write(space: &AtomicBool) -> bool {
+        fence(SeqCst);
+        space.load(Relaxed)
+    }
+
+    /// What every model asserts of a writer that parked: someone woke it.
+    fn assert_woken(flag: &Count) {
+        assert!(
+            flag.0.load(SeqCst) > 0,
+            "parked with room in the buffer and no wake-up coming"
+        );
     }
 
     /// The kernel frees space in the send buffer, and the poller handles the event it causes
@@ -371,12 +382,7 @@ mod loom_tests {
             let other = thread::spawn(move || writer(&d3, &s3));
             let parked = [writer(&desc, &space), other.join().unwrap()];
             poller.join().unwrap();
-            for flag in parked.into_iter().flatten() {
-                assert!(
-                    flag.0.load(SeqCst) > 0,
-                    "parked with room in the buffer and no wake-up coming"
-                );
-            }
+            parked.iter().flatten().for_each(|flag| assert_woken(flag));
         });
     }
 
@@ -393,10 +399,7 @@ mod loom_tests {
         loom::model(|| {
             let desc = Arc::new(PollDesc::new());
             let space = Arc::new(AtomicBool::new(false));
-            let write = || {
-                fence(SeqCst);
-                space.load(Relaxed)
-            };
+            let write = || try_write(&space);
             assert!(!write(), "the buffer starts full");
             // Registration.
             let poller = free_space(&desc, &space);
@@ -415,10 +418,7 @@ mod loom_tests {
                 .expect("neither wrote nor parked");
             poller.join().unwrap();
             if parked {
-                assert!(
-                    flag.0.load(SeqCst) > 0,
-                    "parked with room in the buffer and no wake-up coming"
-                );
+                assert_woken(&flag);
             }
         });
     }

@@ -2,7 +2,8 @@
 //!
 //! Linux keeps a process's open descriptors in one table that it grows by doubling when a new
 //! descriptor does not fit (64 slots built in on 64-bit, then 128, 256, …). In a process with
-//! more than one thread sharing the table (every gorust process: the workers and the monitor),
+//! more than one thread sharing the table (a gorust process: the workers, the monitor until it
+//! leaves, see `leave_shared_table`, and the caller of `run` unless it serves worker 0),
 //! each growth first waits for an RCU grace period (`expand_fdtable` calls `synchronize_rcu`,
 //! so that every `fd_install` in flight has either finished or seen the resize in progress),
 //! and the thread that needed the room sleeps uninterruptibly meanwhile. Measured here
