@@ -6,9 +6,10 @@
 //! budget is spent, the primitive reports `Pending` after waking its task, so the task goes to
 //! the back of its queue and the rest run. A goroutine in such a loop is rescheduled the same
 //! way: its `block_on` parks with the task already notified, and a socket call yields
-//! (`spend_or_yield`). A socket's future gives its unit back when it ends `Pending`, so a task
-//! that polls many idle sockets in one poll still reaches every one of them. Outside a worker
-//! the budget is unlimited. (Timers do not spend: a sleep that is already due returns, as Go's
+//! (`spend_or_yield`). A future of a socket, lock, channel or wait group gives its unit back
+//! when it ends `Pending` without progress, so a task that polls many waiting futures in one
+//! poll still reaches every one of them. Outside a worker the budget is unlimited; so is the
+//! one poll `block_on` makes for a future on a worker (it cannot wait). (Timers do not spend: a sleep that is already due returns, as Go's
 //! `time.Sleep(0)` does.) The non-waiting `try_*` socket calls do not spend either, as in
 //! tokio; a loop of them alone must park (`readable`, which spends) or yield.
 //!
@@ -91,9 +92,9 @@ fn yield_spent() {
 }
 
 /// Gives back the unit a `poll_proceed` took, for a poll that then made no progress and ends
-/// `Pending` (tokio restores it the same way): without it, a task polling more idle sockets than
-/// its budget in one poll would spend it all on those that are not ready and never reach the
-/// rest.
+/// `Pending` (tokio restores it the same way): without it, a task polling more waiting futures
+/// (idle sockets, held locks, empty channels) than its budget in one poll would spend it all
+/// on those that are not ready and never reach the rest.
 pub(crate) fn refund() {
     LEFT.with(|l| {
         let left = l.get();

@@ -1,5 +1,7 @@
 //! `gorust::sync::mpsc`: channels between goroutines, tasks and plain threads.
 
+mod common;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -500,4 +502,72 @@ fn handles_are_send_and_sync() {
     send::<mpsc::Receiver<u8>>();
     send::<mpsc::RecvFuture<'static, u8>>();
     send::<mpsc::SendFuture<'static, u8>>();
+}
+
+/// A task takes messages already queued through the blocking face, more of them in one poll
+/// than its budget allows: `block_on`'s one poll on a worker spends no budget (it cannot
+/// wait). The 129th `recv` panicked with "would have to wait" before (review, session 19).
+#[test]
+fn a_task_receives_queued_messages_past_its_budget_in_one_poll() {
+    let sum = rt().run(|| {
+        let (tx, rx) = mpsc::channel::<u64>();
+        for i in 0..1_000 {
+            tx.send(i).unwrap();
+        }
+        let task =
+            gorust::spawn(async move { (0..1_000).map(|_| rx.recv().unwrap()).sum::<u64>() });
+        gorust::block_on(task).expect("the task completes")
+    });
+    assert_eq!(sum, 999 * 1_000 / 2);
+}
+
+/// A future polling more empty channels than its budget in one poll waits on every one and
+/// sleeps; a message on the last channel reaches it.
+#[test]
+fn a_future_polling_more_receives_than_its_budget_reaches_the_last() {
+    common::within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let (txs, rxs): (Vec<_>, Vec<_>) = (0..common::OVER_BUDGET)
+                .map(|_| mpsc::channel::<u8>())
+                .unzip();
+            let polls = Arc::new(AtomicUsize::new(0));
+            let p2 = polls.clone();
+            let task = gorust::spawn(async move {
+                let mut futs: Vec<_> = rxs.iter().map(|rx| Box::pin(rx.recv_async())).collect();
+                common::first_ready(&mut futs, &p2).await
+            });
+            gorust::time::sleep(Duration::from_millis(50));
+            txs[common::OVER_BUDGET - 1].send(7).unwrap();
+            assert_eq!(gorust::block_on(task).unwrap(), common::OVER_BUDGET - 1);
+            common::assert_slept(&polls);
+        })
+    });
+}
+
+/// The same for sends into full channels: a receive on the last channel makes room, and the
+/// waiting send reaches it.
+#[test]
+fn a_future_polling_more_full_sends_than_its_budget_reaches_the_last() {
+    common::within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let (txs, rxs): (Vec<_>, Vec<_>) = (0..common::OVER_BUDGET)
+                .map(|_| mpsc::sync_channel::<u8>(1))
+                .unzip();
+            for tx in &txs {
+                tx.send(0).unwrap();
+            }
+            let polls = Arc::new(AtomicUsize::new(0));
+            let p2 = polls.clone();
+            let task = gorust::spawn(async move {
+                let mut futs: Vec<_> = txs.iter().map(|tx| Box::pin(tx.send_async(1))).collect();
+                common::first_ready(&mut futs, &p2).await
+            });
+            gorust::time::sleep(Duration::from_millis(50));
+            let last = &rxs[common::OVER_BUDGET - 1];
+            assert_eq!(last.recv(), Ok(0));
+            assert_eq!(gorust::block_on(task).unwrap(), common::OVER_BUDGET - 1);
+            assert_eq!(last.try_recv(), Ok(1));
+            common::assert_slept(&polls);
+        })
+    });
 }

@@ -1,5 +1,7 @@
 //! `gorust::sync::Mutex`: mutual exclusion across parks, from goroutines, tasks and threads.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -239,4 +241,48 @@ fn static_mutex() {
         hs.into_iter().for_each(|h| h.join().unwrap());
     });
     assert_eq!(M.lock().len(), 10);
+}
+
+/// A task takes a free lock through the blocking face more times in one poll than its budget
+/// allows: `block_on`'s one poll on a worker spends no budget (it cannot wait). It panicked
+/// with "would have to wait" at the 129th before (review, session 19).
+#[test]
+fn a_task_takes_a_free_lock_more_often_than_its_budget_in_one_poll() {
+    let n = rt().run(|| {
+        let m = Arc::new(Mutex::new(0u32));
+        let m2 = m.clone();
+        let task = gorust::spawn(async move {
+            for _ in 0..1_000 {
+                *m2.lock() += 1;
+            }
+        });
+        gorust::block_on(task).expect("the task completes");
+        let n = *m.lock();
+        n
+    });
+    assert_eq!(n, 1_000);
+}
+
+/// A future polling more held locks than its budget in one poll queues for every one and
+/// sleeps; the last lock's release reaches it.
+#[test]
+fn a_future_polling_more_held_locks_than_its_budget_reaches_the_last() {
+    common::within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let locks: Arc<Vec<Mutex<()>>> =
+                Arc::new((0..common::OVER_BUDGET).map(|_| Mutex::new(())).collect());
+            let mut held: Vec<_> = locks.iter().map(|m| m.lock()).collect();
+            let polls = Arc::new(AtomicUsize::new(0));
+            let (l2, p2) = (locks.clone(), polls.clone());
+            let task = gorust::spawn(async move {
+                let mut futs: Vec<_> = l2.iter().map(|m| Box::pin(m.lock_async())).collect();
+                common::first_ready(&mut futs, &p2).await
+            });
+            gorust::time::sleep(Duration::from_millis(50));
+            drop(held.pop());
+            assert_eq!(gorust::block_on(task).unwrap(), common::OVER_BUDGET - 1);
+            common::assert_slept(&polls);
+            drop(held);
+        })
+    });
 }

@@ -1,5 +1,7 @@
 //! `gorust::sync::WaitGroup`: Go's semantics from goroutines, tasks and threads.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,5 +190,34 @@ fn go_helper_calls_done_even_on_panic() {
         }
         wg.wait();
         assert_eq!(hits.load(SeqCst), 99);
+    });
+}
+
+/// A future polling more wait groups than its budget in one poll waits on every one and
+/// sleeps; the last group's `done` reaches it.
+#[test]
+fn a_future_polling_more_waits_than_its_budget_reaches_the_last() {
+    common::within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let groups: Arc<Vec<WaitGroup>> = Arc::new(
+                (0..common::OVER_BUDGET)
+                    .map(|_| {
+                        let wg = WaitGroup::new();
+                        wg.add(1);
+                        wg
+                    })
+                    .collect(),
+            );
+            let polls = Arc::new(AtomicUsize::new(0));
+            let (g2, p2) = (groups.clone(), polls.clone());
+            let task = gorust::spawn(async move {
+                let mut futs: Vec<_> = g2.iter().map(|wg| Box::pin(wg.wait_async())).collect();
+                common::first_ready(&mut futs, &p2).await
+            });
+            gorust::time::sleep(Duration::from_millis(50));
+            groups[common::OVER_BUDGET - 1].done();
+            assert_eq!(gorust::block_on(task).unwrap(), common::OVER_BUDGET - 1);
+            common::assert_slept(&polls);
+        })
     });
 }

@@ -311,6 +311,12 @@ impl<T> SyncSender<T> {
 
     /// Sends `t` if that needs no wait: `Full(t)` if the buffer is full (for a rendezvous
     /// channel: unless a receive is waiting), `Disconnected(t)` once the receiver is dropped.
+    ///
+    /// On a rendezvous channel the message goes to the waiting receive without a hand-off
+    /// ticket: if that receive is cancelled before it runs (its `recv_async` future dropped,
+    /// say by a timeout), the message stays in the channel for the next receive, and later
+    /// sends wait behind it. Nothing is lost, but unlike [`send`](Self::send), `Ok` here does
+    /// not prove that a receiver has taken `t`.
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
         self.chan.try_send(t)
     }
@@ -400,6 +406,8 @@ impl<T> Future for SendFuture<'_, T> {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => st.ack = Some(cx.waker().clone()),
             }
+            // Still waiting for the receiver: no progress, the unit goes back.
+            crate::coop::refund();
             return Poll::Pending;
         }
 
@@ -421,6 +429,7 @@ impl<T> Future for SendFuture<'_, T> {
         };
         if !may_push {
             st.send_waiters.register(&mut this.key, cx.waker());
+            crate::coop::refund();
             return Poll::Pending;
         }
         let v = this
@@ -623,6 +632,8 @@ impl<T> Future for RecvFuture<'_, T> {
             return Poll::Ready(Err(RecvError));
         }
         st.recv_waiters.register(&mut this.key, cx.waker());
+        // No progress: the unit goes back (see `coop::refund`).
+        crate::coop::refund();
         Poll::Pending
     }
 }

@@ -289,6 +289,8 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
             }
         }
         list.register(&mut this.key, cx.waker());
+        // No progress: the unit goes back (see `coop::refund`).
+        crate::coop::refund();
         Poll::Pending
     }
 }

@@ -226,6 +226,8 @@ impl Future for Wait<'_> {
             return Poll::Ready(());
         }
         list.register(&mut this.key, cx.waker());
+        // No progress: the unit goes back (see `coop::refund`).
+        crate::coop::refund();
         Poll::Pending
     }
 }

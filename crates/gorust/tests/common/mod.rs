@@ -53,6 +53,40 @@ pub fn eventually(what: &str, f: impl Fn() -> bool) {
     }
 }
 
+/// More waiting futures than one task's cooperative budget (128) lets it poll in one poll.
+pub const OVER_BUDGET: usize = 128 + 32;
+
+/// Polls every future of `futs` in order, at every poll of the calling task, until one is
+/// ready, and returns its index; `polls` counts the task's polls. For the tests that a future
+/// ending `Pending` without progress gives its budget unit back: had the first 128 spent the
+/// budget, the others would report `Pending` (with the task woken) before they registered,
+/// and the task would spin without ever waiting on the last one.
+pub async fn first_ready<F: std::future::Future + Unpin>(
+    futs: &mut [F],
+    polls: &std::sync::atomic::AtomicUsize,
+) -> usize {
+    std::future::poll_fn(|cx| {
+        polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for (i, f) in futs.iter_mut().enumerate() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Asserts that a task driven by [`first_ready`] slept between its polls: one to register
+/// everywhere, one for the ready future, a few spurious ones at most.
+pub fn assert_slept(polls: &std::sync::atomic::AtomicUsize) {
+    let polls = polls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        polls <= 8,
+        "{polls} polls: the task spun instead of sleeping"
+    );
+}
+
 /// Runs a test body on each scheduler configuration (1 worker, 2 workers, 4 workers).
 #[macro_export]
 macro_rules! on_each_config {
