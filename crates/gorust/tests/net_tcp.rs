@@ -1337,3 +1337,54 @@ fn a_future_polling_many_idle_sockets_reaches_the_last_one_and_sleeps() {
         })
     });
 }
+
+/// A vectored write of more slices than one call passes (1,024) returns the first 1,024's
+/// bytes, which is not a short write: the next write goes out at once. The sum of all the
+/// slices used to be the measure, so the write marked a socket with room drained, and on a
+/// watched socket the next `poll_write` waited for an edge that never came (review, session
+/// 19).
+#[test]
+fn a_vectored_write_past_the_slice_limit_leaves_the_socket_writable() {
+    use std::io::IoSlice;
+    use std::task::Poll;
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, b) = pair();
+            // A write that waits once makes the poller watch the write slot.
+            let chunk = vec![1u8; 1 << 16];
+            let mut sent = 0usize;
+            loop {
+                match a.try_write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let reader = gorust::go(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut got = 0;
+                while got < sent {
+                    got += (&b).read(&mut buf).unwrap();
+                }
+                b
+            });
+            a.writable().unwrap();
+            let b = reader.join().unwrap();
+            let one = [5u8; 1];
+            let slices: Vec<IoSlice<'_>> = (0..2_000).map(|_| IoSlice::new(&one)).collect();
+            let n = gorust::block_on(std::future::poll_fn(|cx| {
+                a.poll_write_vectored(cx, &slices)
+            }))
+            .unwrap();
+            assert_eq!(n, 1_024);
+            let next = gorust::block_on(std::future::poll_fn(|cx| {
+                Poll::Ready(a.poll_write(cx, &one))
+            }));
+            assert!(
+                matches!(next, Poll::Ready(Ok(1))),
+                "the next write waited: {next:?}"
+            );
+            drop(b);
+        })
+    });
+}

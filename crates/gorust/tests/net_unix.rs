@@ -143,3 +143,118 @@ fn connect_to_a_full_backlog_fails_at_once_and_accept_frees_it() {
         })
     });
 }
+
+/// Shutting down a datagram socket's reading ends a receive parked on it, and later ones, with
+/// `Ok(0)`, as std's blocking receive does. A non-blocking datagram receive says `EAGAIN` for
+/// ever after `SHUT_RD` while the socket polls readable: the goroutine waited for an edge that
+/// never came, and a plain thread spun (review, session 19).
+#[test]
+fn shutting_down_a_datagram_sockets_reading_ends_its_receives() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, _b) = UnixDatagram::pair().unwrap();
+            let a = std::sync::Arc::new(a);
+            let parked = {
+                let a = a.clone();
+                gorust::go(move || a.recv(&mut [0u8; 16]))
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            a.shutdown(std::net::Shutdown::Read).unwrap();
+            assert_eq!(parked.join().unwrap().unwrap(), 0);
+            assert_eq!(a.recv(&mut [0u8; 16]).unwrap(), 0);
+            let (n, from) = a.recv_from(&mut [0u8; 16]).unwrap();
+            assert_eq!(n, 0);
+            assert!(from.is_unnamed(), "{from:?}");
+        })
+    });
+    // On a plain thread, with a datagram still queued: it comes first, then the end.
+    within(Duration::from_secs(60), || {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        b.send(b"last").unwrap();
+        a.shutdown(std::net::Shutdown::Read).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(a.recv(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"last");
+        let before = common::cpu_time();
+        assert_eq!(a.recv(&mut buf).unwrap(), 0);
+        assert!(common::cpu_time() - before < Duration::from_secs(1), "spun");
+    });
+}
+
+/// Shutting down a stream's writing wakes a write parked on a full buffer, which fails with
+/// `BrokenPipe` (not `SIGPIPE`: the writes use `MSG_NOSIGNAL`). A Unix socket reports no
+/// `EPOLLOUT` for its own `SHUT_WR`, and the writer waited until the peer read (review,
+/// session 19).
+#[test]
+fn shutting_down_a_streams_writing_wakes_a_parked_writer() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, _b) = UnixStream::pair().unwrap();
+            let a = std::sync::Arc::new(a);
+            let writer = {
+                let a = a.clone();
+                gorust::go(move || (&*a).write_all(&vec![7u8; 8 << 20]))
+            };
+            gorust::time::sleep(Duration::from_millis(50));
+            a.shutdown(std::net::Shutdown::Write).unwrap();
+            let err = writer.join().unwrap().unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+        })
+    });
+}
+
+/// A path with a NUL byte is refused, as std refuses it, instead of being cut at the NUL (or,
+/// with a leading one, taken for an abstract name).
+#[test]
+fn connect_refuses_a_path_with_a_nul_byte() {
+    let path = temp_path("nul");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mut with_nul = path.clone().into_os_string();
+    with_nul.push("\0x");
+    let err = UnixStream::connect(&with_nul).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert_eq!(
+        UnixStream::connect("\0gorust-abstract").unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    drop(l);
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A write to a stream whose peer is gone fails with `BrokenPipe` and raises no `SIGPIPE`
+/// (`MSG_NOSIGNAL`, as TCP's writes): a host that does not ignore the signal, as a Rust
+/// program does, would die of it. The test thread blocks the signal, so one raised stays
+/// pending there (Linux never discards a blocked signal as ignored) where `sigpending` sees it.
+#[test]
+fn a_write_to_a_closed_peer_raises_no_sigpipe() {
+    std::thread::spawn(|| {
+        // SAFETY: a zeroed sigset_t is a valid argument for sigemptyset, which initialises it.
+        let mut pipe: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `pipe` is a valid sigset_t; the mask change affects this thread only.
+        unsafe {
+            libc::sigemptyset(&mut pipe);
+            libc::sigaddset(&mut pipe, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, std::ptr::null_mut());
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        for write in [
+            |s: &UnixStream| (&*s).write(b"x"),
+            |s: &UnixStream| (&*s).write_vectored(&[std::io::IoSlice::new(b"x")]),
+            |s: &UnixStream| s.try_write(b"x"),
+        ] {
+            let err = write(&a).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+        }
+        // SAFETY: as above; `pending` is initialised by sigpending.
+        let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `pending` is a valid sigset_t to fill.
+        unsafe { libc::sigpending(&mut pending) };
+        // SAFETY: `pending` was filled by sigpending.
+        let raised = unsafe { libc::sigismember(&pending, libc::SIGPIPE) };
+        assert_eq!(raised, 0, "a write raised SIGPIPE");
+        // A SIGPIPE pending on this thread goes with it when it ends.
+    })
+    .join()
+    .unwrap();
+}

@@ -351,13 +351,11 @@ impl TcpStream {
     /// Shuts down one or both halves. Shutting down reading (or both) also wakes a read
     /// parked in another goroutine, which then returns `Ok(0)`, end of stream, as every later
     /// read does (use [`close`](Self::close) for reads that fail with [`super::ErrClosed`]);
-    /// shutting down writing sends FIN and leaves reads working (a half-close).
+    /// shutting down writing sends FIN, wakes a parked write (it fails with
+    /// `ErrorKind::BrokenPipe`, as later writes do) and leaves reads working (a half-close).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)?;
-        match how {
-            Shutdown::Write => {}
-            Shutdown::Read | Shutdown::Both => self.reg.desc().read.wake_all(),
-        }
+        self.reg.shut(how);
         Ok(())
     }
 
@@ -393,7 +391,10 @@ impl TcpStream {
         to_inet(self.sock.peer_addr()?)
     }
 
-    /// Another handle to the same connection (its own poll descriptor).
+    /// Another handle to the same connection, with its own poll descriptor: its deadlines are
+    /// its own (`close` and `shutdown` act on the connection, for every handle), and it starts
+    /// with a copy of this handle's timeouts, which it then keeps apart (std's timeouts are
+    /// socket options that every handle shares; see ARCHITECTURE.md, known limits).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         let mut s = TcpStream::from_socket(self.sock.try_clone()?);
         s.timeouts = self.timeouts.duplicate();
@@ -597,6 +598,10 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let fd = self.fd();
+        // Only the slices one call passes count: past `MAX_IOV` the call's full count is less
+        // than the sum of all, and that would have marked a direction with room drained, and
+        // the next poll waited for an edge that never comes (review, session 19).
+        let bufs = &bufs[..bufs.len().min(sys::MAX_IOV)];
         let len = bufs.iter().map(|b| b.len()).sum();
         self.reg
             .poll_io_bytes(cx, Direction::Write, len, || sys::writev(fd, bufs))

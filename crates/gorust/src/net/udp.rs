@@ -125,9 +125,14 @@ impl UdpSocket {
         self.inner.peer_addr()
     }
 
-    /// Another handle to the same socket (its own poll descriptor).
+    /// Another handle to the same socket, with its own poll descriptor: its deadlines and
+    /// `close` are its own, and it starts with a copy of this handle's timeouts, which it then
+    /// keeps apart (std's timeouts are socket options that every handle shares; see
+    /// ARCHITECTURE.md, known limits).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(self.inner.try_clone()?)
+        let mut s = UdpSocket::from_std(self.inner.try_clone()?)?;
+        s.timeouts = self.timeouts.duplicate();
+        Ok(s)
     }
 
     /// std's per-call receive timeout (`TimedOut` after waiting this long).

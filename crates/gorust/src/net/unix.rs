@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use super::timeouts::Timeouts;
 use crate::netpoll::desc::Direction;
 use crate::netpoll::wait::Registration;
+// Writes go through `send`/`sendmsg` with `MSG_NOSIGNAL`, as TCP's do: a write to a closed
+// peer fails with `BrokenPipe` instead of raising `SIGPIPE` (std's `write(2)` relies on the
+// signal being ignored, which a host that is not a Rust program may not do).
+use crate::sys::socket as sys;
 
 fn rt(t: &Timeouts) -> Option<Duration> {
     t.read()
@@ -86,9 +90,14 @@ macro_rules! unix_common {
                 self.inner.local_addr()
             }
 
-            /// Another handle to the same socket (its own poll descriptor).
+            /// Another handle to the same socket, with its own poll descriptor: its
+            /// deadlines and `close` are its own, and it starts with a copy of this
+            /// handle's timeouts, which it then keeps apart (std's timeouts are socket
+            /// options that every handle shares; see ARCHITECTURE.md, known limits).
             pub fn try_clone(&self) -> io::Result<$ty> {
-                $ty::from_std(self.inner.try_clone()?)
+                let mut s = $ty::from_std(self.inner.try_clone()?)?;
+                s.timeouts = self.timeouts.duplicate();
+                Ok(s)
             }
         }
 
@@ -224,6 +233,14 @@ impl UnixStream {
     /// worker, and for good if the accepting goroutine was one of them.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let path = path.as_ref();
+        if std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).contains(&0) {
+            // std's message; socket2 would cut the path at the first NUL, or take a leading
+            // one for an abstract name, which `bind` (through std) refuses.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "paths must not contain interior null bytes",
+            ));
+        }
         let addr = socket2::SockAddr::unix(path)?;
         let sock = socket2::Socket::new(
             socket2::Domain::UNIX,
@@ -260,9 +277,7 @@ impl UnixStream {
     /// Shuts down one or both halves; see [`super::TcpStream::shutdown`].
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)?;
-        if how != Shutdown::Write {
-            self.reg.desc().read.wake_all();
-        }
+        self.reg.shut(how);
         Ok(())
     }
 
@@ -294,8 +309,9 @@ impl UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
+        let fd = self.inner.as_raw_fd();
         self.reg
-            .try_run(Direction::Write, || (&self.inner).write(buf), |_| false)
+            .try_run(Direction::Write, || sys::write(fd, buf), |_| false)
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -311,9 +327,9 @@ impl UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.reg.io(Direction::Write, wt(&self.timeouts), || {
-            (&self.inner).write(buf)
-        })
+        let fd = self.inner.as_raw_fd();
+        self.reg
+            .io(Direction::Write, wt(&self.timeouts), || sys::write(fd, buf))
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -323,8 +339,9 @@ impl UnixStream {
     }
 
     fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let fd = self.inner.as_raw_fd();
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
-            (&self.inner).write_vectored(bufs)
+            sys::writev(fd, bufs)
         })
     }
 
@@ -337,8 +354,9 @@ impl UnixStream {
 
     /// The async face of `write`.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let fd = self.inner.as_raw_fd();
         self.reg
-            .poll_run(cx, Direction::Write, || (&self.inner).write(buf), |_| false)
+            .poll_run(cx, Direction::Write, || sys::write(fd, buf), |_| false)
     }
 }
 
@@ -405,17 +423,38 @@ impl UnixDatagram {
         self.inner.peer_addr()
     }
 
-    /// Receives a datagram and its sender's address.
+    /// Receives a datagram and its sender's address. Once reading is shut down (by
+    /// [`shutdown`](Self::shutdown) on any handle) and the queued datagrams are taken, returns
+    /// `Ok(0)` and an unnamed address, as std's blocking receive does.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            self.inner.recv_from(buf)
+            self.or_end(self.inner.recv_from(buf), || {
+                SocketAddr::from_pathname("").map(|unnamed| (0, unnamed))
+            })
         })
     }
 
-    /// Receives from the connected peer.
+    /// Receives from the connected peer; `Ok(0)` once reading is shut down, as `recv_from`.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg
-            .io(Direction::Read, rt(&self.timeouts), || self.inner.recv(buf))
+        self.reg.io(Direction::Read, rt(&self.timeouts), || {
+            self.or_end(self.inner.recv(buf), || Ok(0))
+        })
+    }
+
+    /// A receive's result, with `end()` for a `WouldBlock` once reading is shut down. A
+    /// non-blocking datagram receive says `EAGAIN` for ever then, while the socket polls
+    /// readable (`POLLRDHUP`): a goroutine would wait for an edge that never comes, a plain
+    /// thread would spin. Only a receive that found nothing pays the extra `poll(2)`.
+    fn or_end<T>(&self, r: io::Result<T>, end: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        match r {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    && sys::read_shut_down(self.inner.as_raw_fd()) =>
+            {
+                end()
+            }
+            r => r,
+        }
     }
 
     /// Sends to the socket at `path`.
@@ -436,9 +475,7 @@ impl UnixDatagram {
     /// Shuts down one or both halves.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)?;
-        if how != Shutdown::Write {
-            self.reg.desc().read.wake_all();
-        }
+        self.reg.shut(how);
         Ok(())
     }
 }

@@ -195,6 +195,17 @@ impl PollDesc {
         self.flags.fetch_and(!WRITE_WATCHED, AcqRel);
     }
 
+    /// This side shut `dir` down (`shutdown(2)`): a call in that direction can no longer
+    /// block (a read returns 0, a write fails), so the slot gets a final edge, as the poller
+    /// gives one for the peer's FIN, and its waiters wake and make their call. The kernel does
+    /// not always report one: a Unix stream whose writer is parked on a full buffer gets no
+    /// `EPOLLOUT` when its own side stops writing.
+    pub(crate) fn shut(&self, dir: Direction) {
+        let mut wake = Vec::new();
+        self.slot(dir).set_final_ready(&mut wake);
+        wake.into_iter().for_each(Waker::wake);
+    }
+
     /// Marks the descriptor closing and wakes every waiter (they return an error).
     pub(crate) fn close(&self) {
         self.set_flag(CLOSING);

@@ -581,6 +581,18 @@ impl Registration {
     pub(crate) fn close(&self) {
         self.desc.close();
     }
+
+    /// After a successful `shutdown(2)` of `how`: the shut directions' waiters wake and make
+    /// their call, which no longer blocks (see `PollDesc::shut`).
+    pub(crate) fn shut(&self, how: std::net::Shutdown) {
+        use std::net::Shutdown;
+        if how != Shutdown::Write {
+            self.desc.shut(Direction::Read);
+        }
+        if how != Shutdown::Read {
+            self.desc.shut(Direction::Write);
+        }
+    }
 }
 
 impl Drop for Registration {
