@@ -88,6 +88,22 @@ fn tables_of(comm: &str) -> Vec<Vec<String>> {
     out
 }
 
+/// The table of this process's one monitor thread, once it has named itself: a new thread
+/// sets its own name, so just after `build` it may not be found yet (the child test below
+/// failed that way under load).
+fn monitor_table() -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut tables = tables_of("gorust-sysmon");
+        assert!(tables.len() <= 1, "more than one monitor: {tables:?}");
+        if let Some(table) = tables.pop() {
+            return table;
+        }
+        assert!(Instant::now() < end, "no monitor thread after 20 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The monitor of a one-worker runtime moves to a table of its own with only its poller's two
 /// descriptors (so that the worker's socket calls skip the kernel's per-call file reference);
 /// a socket opened afterwards is not in it. With two workers it stays in the process's table.
@@ -148,10 +164,9 @@ fn monitor_table_child() {
             let listener = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let end = Instant::now() + Duration::from_secs(20);
             let mine = loop {
-                let tables = tables_of("gorust-sysmon");
-                assert_eq!(tables.len(), 1, "one monitor");
-                if tables[0].len() == 2 || Instant::now() > end {
-                    break tables[0].clone();
+                let table = monitor_table();
+                if table.len() == 2 || Instant::now() > end {
+                    break table;
                 }
                 gorust::time::sleep(Duration::from_millis(5));
             };
@@ -171,8 +186,9 @@ fn monitor_table_child() {
         .build()
         .unwrap()
         .run(|| {
+            monitor_table();
             std::thread::sleep(Duration::from_millis(50));
-            tables_of("gorust-sysmon").pop().unwrap().len()
+            monitor_table().len()
         });
     assert!(shared > 2, "with two workers the monitor left the table");
     // One worker, given work before `run`: worker 0 has its own thread, and the caller's
@@ -181,8 +197,9 @@ fn monitor_table_child() {
     let early = rt.go(|| ());
     let stays = rt.run(move || {
         early.join().unwrap();
+        monitor_table();
         std::thread::sleep(Duration::from_millis(50));
-        tables_of("gorust-sysmon").pop().unwrap().len()
+        monitor_table().len()
     });
     assert!(
         stays > 2,
