@@ -43,6 +43,10 @@ mod mutex;
 mod waitgroup;
 mod waitlist;
 
+/// Loom models of the wake-up protocols above (`loom_sync_*`).
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use mutex::{Lock, Mutex, MutexGuard};
 pub use waitgroup::{Wait, WaitGroup};
 
