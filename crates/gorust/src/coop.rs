@@ -9,9 +9,10 @@
 //! (`spend_or_yield`). A future of a socket, lock, channel or wait group gives its unit back
 //! when it ends `Pending` without progress, so a task that polls many waiting futures in one
 //! poll still reaches every one of them. Outside a worker the budget is unlimited; so is the
-//! one poll `block_on` makes for a future on a worker (it cannot wait). (Timers do not spend: a sleep that is already due returns, as Go's
-//! `time.Sleep(0)` does.) The non-waiting `try_*` socket calls do not spend either, as in
-//! tokio; a loop of them alone must park (`readable`, which spends) or yield.
+//! one poll `block_on` makes for a future on a worker (it cannot wait). (Timers do not spend:
+//! a sleep that is already due returns, as Go's `time.Sleep(0)` does.) The non-waiting
+//! `try_*` socket calls do not spend either, as in tokio; a loop of them alone must park
+//! (`readable`, which spends) or yield.
 //!
 //! The budget counts operations, not time: a task that loops on pure computation without
 //! touching any runtime primitive must call `gorust::yield_now()` itself, as in Go before

@@ -18,7 +18,10 @@
 //! before it looks (as tokio's primitives do), and so does `Sender::send` in a goroutine; when
 //! the budget is spent the operation yields instead of completing. So a goroutine that receives
 //! from a channel that always has a message, or locks an uncontended mutex in a loop, still
-//! lets the others on its worker run. The `try_*` methods spend nothing.
+//! lets the others on its worker run. A poll that ends `Pending` without progress gives its
+//! unit back, so a future polling many waiting operations at once reaches every one. The
+//! `try_*` methods spend nothing, nor does a blocking method called from a future on a worker
+//! (its one poll cannot wait).
 //!
 //! # The `std::sync::Mutex` pitfall
 //!

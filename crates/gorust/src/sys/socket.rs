@@ -134,8 +134,6 @@ pub(crate) fn writable_now(fd: RawFd) -> io::Result<bool> {
     }
 }
 
-/// Waits in `poll(2)` for one descriptor (plain threads only). Returns whether it reported an
-/// event (readiness, hang-up or error); `EINTR` counts as a wake-up without one.
 /// Whether `fd`'s reading side is shut down (`POLLRDHUP` now), for a datagram receive that
 /// said `EAGAIN`: a non-blocking `SOCK_DGRAM` receive says that even after `shutdown(SHUT_RD)`,
 /// where a blocking one returns 0.
@@ -149,6 +147,8 @@ pub(crate) fn read_shut_down(fd: RawFd) -> bool {
     matches!(syscall!(poll(&mut pfd, 1, 0)), Ok(1)) && pfd.revents & libc::POLLRDHUP != 0
 }
 
+/// Waits in `poll(2)` for one descriptor (plain threads only). Returns whether it reported an
+/// event (readiness, hang-up or error); `EINTR` counts as a wake-up without one.
 pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
