@@ -258,3 +258,30 @@ fn a_write_to_a_closed_peer_raises_no_sigpipe() {
     .join()
     .unwrap();
 }
+
+/// `close` acts on the socket, as `TcpStream::close` does: the peer of a closed stream reads
+/// end of file although the closing handle is still alive (it used to wait until the drop),
+/// and a closed listener refuses new connections.
+#[test]
+fn close_shuts_the_socket_down_for_the_peer() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            let reader = gorust::go(move || {
+                let mut all = Vec::new();
+                b.read_to_end(&mut all).map(|_| all)
+            });
+            gorust::time::sleep(Duration::from_millis(20));
+            a.close().unwrap();
+            assert_eq!(reader.join().unwrap().unwrap(), b"");
+            assert!(gorust::net::is_closed(&(&a).write(b"x").unwrap_err()));
+
+            let path = temp_path("close");
+            let l = UnixListener::bind(&path).unwrap();
+            l.close().unwrap();
+            assert!(UnixStream::connect(&path).is_err());
+            drop(l);
+            std::fs::remove_file(&path).unwrap();
+        })
+    });
+}

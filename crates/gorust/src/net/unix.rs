@@ -73,11 +73,17 @@ macro_rules! unix_common {
                 Ok(())
             }
 
-            /// Wakes parked calls, which fail with [`super::ErrClosed`]; the descriptor is
-            /// released on drop.
+            /// Closes the socket for every goroutine using it, as `TcpStream::close` and
+            /// `TcpListener::close` do: parked and later calls on this handle fail with
+            /// [`super::ErrClosed`], and the socket is shut down both ways, so a stream's
+            /// peer reads end of file, a listener refuses new connections, and other
+            /// handles' calls end. The descriptor itself is released on drop.
             pub fn close(&self) -> io::Result<()> {
                 self.reg.close();
-                Ok(())
+                match socket2::SockRef::from(&self.inner).shutdown(Shutdown::Both) {
+                    Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
+                    _ => Ok(()),
+                }
             }
 
             /// Reads and clears `SO_ERROR`.
@@ -91,9 +97,10 @@ macro_rules! unix_common {
             }
 
             /// Another handle to the same socket, with its own poll descriptor: its
-            /// deadlines and `close` are its own, and it starts with a copy of this
-            /// handle's timeouts, which it then keeps apart (std's timeouts are socket
-            /// options that every handle shares; see ARCHITECTURE.md, known limits).
+            /// deadlines are its own (`close` and `shutdown` act on the socket, for every
+            /// handle), and it starts with a copy of this handle's timeouts, which it then
+            /// keeps apart (std's timeouts are socket options that every handle shares; see
+            /// ARCHITECTURE.md, known limits).
             pub fn try_clone(&self) -> io::Result<$ty> {
                 let mut s = $ty::from_std(self.inner.try_clone()?)?;
                 s.timeouts = self.timeouts.duplicate();
