@@ -1388,3 +1388,37 @@ fn a_vectored_write_past_the_slice_limit_leaves_the_socket_writable() {
         })
     });
 }
+
+/// Urgent data: the kernel stops a read at the urgent mark, short, with data queued behind
+/// it, so that short read must not mark the socket drained. The poller registers `EPOLLPRI`
+/// and gives the read slot a final edge for it; before, the reader below got "hello" and then
+/// waited for an edge that never came, with "world" queued (review, session 19; tokio, which
+/// skips the read after a short one too, has the same gap).
+#[test]
+fn a_read_after_urgent_data_gets_the_data_behind_it() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, b) = pair();
+            let reader = gorust::go(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while got.len() < b"xhelloworld".len() {
+                    let n = (&b).read(&mut buf).unwrap();
+                    assert!(n > 0, "end of stream after {got:?}");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                got
+            });
+            // The reader registers, takes "x" (a short read: drained) and parks again.
+            (&a).write_all(b"x").unwrap();
+            gorust::time::sleep(Duration::from_millis(20));
+            // All three arrive while it is parked (one worker: it runs when this one sleeps).
+            (&a).write_all(b"hello").unwrap();
+            socket2::SockRef::from(&a).send_out_of_band(b"!").unwrap();
+            (&a).write_all(b"world").unwrap();
+            gorust::time::sleep(Duration::from_millis(20));
+            // Without `SO_OOBINLINE` the urgent byte leaves the stream.
+            assert_eq!(reader.join().unwrap(), b"xhelloworld");
+        })
+    });
+}

@@ -289,8 +289,8 @@ impl Poller {
             match source {
                 Source::Edge(desc) => {
                     // A final edge is also a readiness edge (`is_readable` and `is_writable`
-                    // include them).
-                    if ready.is_read_closed() {
+                    // include them); urgent data gets one too (`ends_drained_reads`).
+                    if ready.ends_drained_reads() {
                         desc.read.set_final_ready(wakers);
                     } else if ready.is_readable() {
                         desc.read.set_ready(wakers);

@@ -48,7 +48,10 @@
 //! further edge will come. Without this, data and a FIN that both arrived before a short read
 //! left the next read waiting for an edge that had already happened (test
 //! `data_then_fin_before_the_read_gives_the_data_then_eof`). tokio keeps `READ_CLOSED` sticky
-//! for the same reason.
+//! for the same reason. The poller gives urgent TCP data (`EPOLLPRI`) a final edge as well:
+//! the kernel stops a read at the urgent mark, short, with more data queued behind it, so a
+//! short read there proves nothing (test `a_read_after_urgent_data_gets_the_data_behind_it`);
+//! the next `EAGAIN` clears the flag, as below.
 //!
 //! The final flag shares one word with the edge count (`edges`: the count in the high half,
 //! `FINAL` in bit 0), and callers take an [`EdgeMark`], a snapshot of that word, before their
@@ -75,7 +78,8 @@ const WAITING: u8 = 2;
 
 /// Flag bit of `drained_at`; the other 31 bits hold the edge count's low 31 bits.
 const DRAINED: u32 = 1 << 31;
-/// Flag bit of `edges`: a final edge was seen (FIN, hang-up, error).
+/// Flag bit of `edges`: a final edge was seen (FIN, hang-up, error, or urgent data: see the
+/// header).
 const FINAL: u64 = 1;
 /// One edge in `edges` (the count is the high half, so it wraps off the top).
 const EDGE: u64 = 1 << 32;

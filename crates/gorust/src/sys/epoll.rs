@@ -25,9 +25,12 @@ impl Interest {
         Interest(self.0 | other.0)
     }
     /// Read, write and peer-half-close readiness, edge-triggered: registered once per
-    /// descriptor for goroutine and future I/O (Go's netpoll registration).
-    pub(crate) const EDGE_ALL: Interest =
-        Interest((libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32);
+    /// descriptor for goroutine and future I/O (Go's netpoll registration), and TCP's urgent
+    /// data (`EPOLLPRI`), which ends a read short with more data behind it (see
+    /// [`Readiness::ends_drained_reads`]).
+    pub(crate) const EDGE_ALL: Interest = Interest(
+        (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32,
+    );
 }
 
 /// What an event reports, decoded from epoll's flags.
@@ -45,9 +48,13 @@ impl Readiness {
         self.0 & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
     }
 
-    /// The peer finished sending (`EPOLLRDHUP`), a hang-up or an error: reads will end.
-    pub(crate) fn is_read_closed(self) -> bool {
-        self.0 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    /// A read that comes up short may no longer mean the socket is drained: reads will end
+    /// (the peer finished sending, `EPOLLRDHUP`, a hang-up or an error), or urgent data is
+    /// queued (`EPOLLPRI`), and the kernel stops a read at the urgent mark with more data
+    /// behind it. The poller gives the read slot a final
+    /// edge for these (`slot.rs`), which the next `EAGAIN` clears if it was not final.
+    pub(crate) fn ends_drained_reads(self) -> bool {
+        self.0 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32 != 0
     }
 
     /// Hang-up (both directions shut, or a reset) or an error on the descriptor.
