@@ -206,6 +206,12 @@ impl Registration {
                         self.watch_writes();
                         continue;
                     }
+                    // A final flag in the snapshot was not final (an error-queue `EPOLLERR`,
+                    // urgent data since read): the drained marks hold again, as after
+                    // `try_run`'s and `poll_run`'s `EAGAIN`.
+                    if let Some(edges) = edges {
+                        slot.clear_final(edges);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
