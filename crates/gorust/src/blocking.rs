@@ -11,6 +11,11 @@ use std::task::{Context, Poll, Waker};
 /// A panic in `f` is re-raised in the caller. Outside a runtime, on a blocking-pool thread
 /// already, or in a destructor that a runtime's shutdown runs on a worker (which runs no task
 /// any more), `f` simply runs on the current thread.
+///
+/// # Panics
+///
+/// If called from a future (not a goroutine) running on a worker thread, before `f` runs:
+/// waiting for it there would block the worker. Use `spawn_blocking(f).await` there.
 pub fn blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -21,10 +26,32 @@ where
     if !on_worker || crate::context::handle().is_none() {
         return f();
     }
+    if !crate::goroutine::in_goroutine() {
+        // Before queueing `f`: `block_on` would panic after it, with `f` still to run.
+        panic!("{}", FROM_A_FUTURE);
+    }
     match crate::block_on(spawn_blocking(f)) {
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),
     }
+}
+
+const FROM_A_FUTURE: &str = "gorust::blocking (or a gorust::fs call, or a host name to resolve) \
+    from a future on a worker thread would block the worker; use spawn_blocking(f).await \
+    there, or call it from a goroutine";
+
+/// [`blocking`] for calls that return `io::Result` (`gorust::fs`, name resolution): from a
+/// future on a worker thread, an error that says so instead of a panic, as the network calls
+/// give, and `f` does not run.
+pub(crate) fn blocking_io<T, F>(f: F) -> std::io::Result<T>
+where
+    F: FnOnce() -> std::io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    if crate::sched::worker::is_serving() && !crate::goroutine::in_goroutine() {
+        return Err(std::io::Error::other(FROM_A_FUTURE));
+    }
+    blocking(f)
 }
 
 /// Runs `f` on a blocking-pool thread; the returned future resolves to its result (or its

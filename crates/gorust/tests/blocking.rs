@@ -97,3 +97,54 @@ fn spawn_blocking_from_a_future_and_go_from_the_pool() {
 fn blocking_outside_a_runtime_runs_inline() {
     assert_eq!(gorust::blocking(|| 5), 5);
 }
+
+/// From a future on a worker, `blocking` panics before it runs anything (waiting there would
+/// block the worker). It used to queue the closure first, so the task panicked while the pool
+/// still ran its side effect (review, session 19).
+#[test]
+fn blocking_from_a_future_panics_before_running_anything() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let ran = Arc::new(AtomicUsize::new(0));
+            let r2 = ran.clone();
+            let task = gorust::spawn(async move {
+                gorust::blocking(move || r2.fetch_add(1, Ordering::SeqCst));
+            });
+            let err = gorust::block_on(task).unwrap_err();
+            let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains("goroutine"), "{msg:?}");
+            gorust::time::sleep(Duration::from_millis(50));
+            assert_eq!(ran.load(Ordering::SeqCst), 0, "the closure ran anyway");
+        })
+    });
+}
+
+/// A panic on a pool thread outside the job's own catch (here the destructor of a result
+/// nobody waits for any more) leaves the pool whole: with one thread allowed, a later call
+/// still runs. The thread used to die still counted, and every later job waited for good
+/// (review, session 19).
+#[test]
+fn a_panicking_result_destructor_does_not_use_up_the_pool() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a result's destructor panics (expected by this test)");
+        }
+    }
+    within(Duration::from_secs(60), || {
+        gorust::Runtime::builder()
+            .workers(1)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap()
+            .run(|| {
+                let unwanted = gorust::spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    PanicOnDrop
+                });
+                drop(unwanted);
+                gorust::time::sleep(Duration::from_millis(100));
+                assert_eq!(gorust::blocking(|| 5), 5);
+            })
+    });
+}

@@ -42,3 +42,28 @@ fn file_round_trip_from_goroutines() {
         })
     });
 }
+
+/// From a future on a worker, a file call fails with an error that says where to call it,
+/// and touches nothing. It used to queue the call on the pool and then panic, while the pool
+/// wrote the file anyway (review, session 19). Name resolution fails the same way.
+#[test]
+fn a_file_call_from_a_future_fails_and_touches_nothing() {
+    let path = std::env::temp_dir().join(format!("gorust-fs-future-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p2 = path.clone();
+    within(Duration::from_secs(60), move || {
+        run_on(1, move || {
+            let task = gorust::spawn(async move {
+                let write = gorust::fs::write(&p2, b"x").unwrap_err();
+                let resolve =
+                    gorust::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)).unwrap_err();
+                (write.to_string(), resolve.to_string())
+            });
+            let (write, resolve) = gorust::block_on(task).unwrap();
+            assert!(write.contains("goroutine"), "{write}");
+            assert!(resolve.contains("goroutine"), "{resolve}");
+            gorust::time::sleep(Duration::from_millis(50));
+        })
+    });
+    assert!(!path.exists(), "the file was written anyway");
+}

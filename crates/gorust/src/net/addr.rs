@@ -14,7 +14,7 @@ pub trait ToSocketAddrs {
 }
 
 fn resolve(host_port: String) -> io::Result<Vec<SocketAddr>> {
-    crate::blocking(move || {
+    crate::blocking::blocking_io(move || {
         std::net::ToSocketAddrs::to_socket_addrs(&host_port).map(|i| i.collect())
     })
 }

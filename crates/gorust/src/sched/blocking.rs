@@ -121,7 +121,11 @@ impl Inner {
         loop {
             if let Some(job) = st.queue.pop_front() {
                 drop(st);
-                job(); // jobs catch their own panics
+                // A job catches its own panic, but its result is dropped here if nobody waits
+                // for it any more, and the waiter's waker runs here: a panic there would end
+                // this thread with `threads` still counting it, one slot of the pool lost for
+                // good (review, session 19). The panic hook has printed it; the thread goes on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 st = lock(&self.state);
                 continue;
             }

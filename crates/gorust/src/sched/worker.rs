@@ -518,7 +518,12 @@ impl WorkerCtx {
         };
         drop(runnext);
         drop(pinned);
-        drop(timers);
+        // Timers of `Sleep`s that outlive their task (moved to a plain thread, say) would
+        // never fire once this heap is gone: the fallback thread takes them (review, session
+        // 19). The tasks dropped above cancelled their own.
+        for (deadline, entry) in timers.into_pending() {
+            crate::time::fallback::register(deadline, entry);
+        }
         let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
         if was_searching {
             shared.idle.transition_worker_from_searching();

@@ -1,9 +1,12 @@
 //! A worker's timers: a binary min-heap of deadlines, owned by that worker alone.
 //!
 //! Insertion and expiry are `O(log n)`. Cancelled entries stay in the heap until they reach the
-//! top or until a compaction, which runs when the heap has doubled since the last one and is
-//! large; so a server that sets and cancels a deadline per request keeps the heap proportional
-//! to its live timers (amortised `O(1)` extra per insertion).
+//! top or until a compaction, which runs when the heap is large and has doubled since it was
+//! last smallest (after a compaction, or after timers left it); so a server that sets and
+//! cancels a deadline per request keeps the heap proportional to its live timers (amortised
+//! `O(1)` extra per insertion). Measured from the last compaction alone, a burst of live
+//! timers that then expired let twice the burst's size of cancelled ones pile up (review,
+//! session 19).
 //!
 //! Rejected: a hierarchical timing wheel (tokio). It gives `O(1)` insertion but rounds to its
 //! slot width (1 ms); sub-millisecond sleeps are a goal here and Go's own timers are a heap.
@@ -44,7 +47,9 @@ impl Ord for Slot {
 pub(crate) struct TimerHeap {
     heap: BinaryHeap<Slot>,
     seq: u64,
-    compacted_len: usize,
+    /// The smallest length since the last compaction (at least `COMPACT_MIN / 2`): the next
+    /// one runs at twice this.
+    low_len: usize,
 }
 
 const COMPACT_MIN: usize = 4096;
@@ -71,10 +76,25 @@ impl TimerHeap {
             entry,
         });
         let len = self.heap.len();
-        if len >= COMPACT_MIN && len >= 2 * self.compacted_len {
+        if len >= COMPACT_MIN && len >= 2 * self.low_len {
             self.heap.retain(|s| !s.entry.is_cancelled());
-            self.compacted_len = self.heap.len().max(COMPACT_MIN / 2);
+            self.low_len = self.heap.len().max(COMPACT_MIN / 2);
         }
+    }
+
+    /// After entries left the heap: a lower length lowers the next compaction's threshold.
+    #[inline]
+    fn shrunk(&mut self) {
+        self.low_len = self.low_len.min(self.heap.len().max(COMPACT_MIN / 2));
+    }
+
+    /// The timers still pending, for a heap whose owner stops firing them (a worker's
+    /// shutdown step): they go to the fallback thread, for any `Sleep` that outlives its task.
+    pub(crate) fn into_pending(self) -> impl Iterator<Item = (Instant, Arc<TimerEntry>)> {
+        self.heap
+            .into_iter()
+            .filter(|s| !s.entry.is_cancelled() && !s.entry.is_fired())
+            .map(|s| (s.deadline, s.entry))
     }
 
     /// The earliest deadline of a live timer, dropping cancelled ones from the top.
@@ -83,9 +103,12 @@ impl TimerHeap {
             if top.entry.is_cancelled() {
                 self.heap.pop();
             } else {
-                return Some(top.deadline);
+                let deadline = top.deadline;
+                self.shrunk();
+                return Some(deadline);
             }
         }
+        self.shrunk();
         None
     }
 
@@ -103,6 +126,7 @@ impl TimerHeap {
                 n += 1;
             }
         }
+        self.shrunk();
         n
     }
 }
@@ -132,6 +156,51 @@ mod tests {
         assert_eq!(h.expire(t0 + Duration::from_millis(2), &mut out), 1);
         assert!(b.is_fired() && !a.is_fired());
         assert_eq!(h.next_deadline(), Some(t0 + Duration::from_millis(3)));
+    }
+
+    /// A burst of live timers that expire does not raise the bar for the cancelled ones that
+    /// come after: the next compaction is measured from the emptied heap.
+    #[test]
+    fn compaction_after_a_burst_of_live_timers_bounds_cancelled_entries() {
+        let mut h = TimerHeap::new();
+        let t0 = Instant::now();
+        let burst: Vec<_> = (0..100_000)
+            .map(|_| Arc::new(TimerEntry::new(noop())))
+            .collect();
+        for e in &burst {
+            h.insert(t0, e.clone());
+        }
+        assert_eq!(h.expire(t0, &mut Vec::new()), 100_000);
+        let far = t0 + Duration::from_secs(3600);
+        for _ in 0..100_000 {
+            let e = Arc::new(TimerEntry::new(noop()));
+            h.insert(far, e.clone());
+            e.cancel();
+        }
+        assert!(
+            h.len() < 2 * COMPACT_MIN + 1,
+            "heap kept {} dead timers",
+            h.len()
+        );
+    }
+
+    #[test]
+    fn pending_entries_outlive_the_heap() {
+        let mut h = TimerHeap::new();
+        let t0 = Instant::now();
+        let (live, cancelled, fired) = (
+            Arc::new(TimerEntry::new(noop())),
+            Arc::new(TimerEntry::new(noop())),
+            Arc::new(TimerEntry::new(noop())),
+        );
+        h.insert(t0 + Duration::from_secs(60), live.clone());
+        h.insert(t0 + Duration::from_secs(60), cancelled.clone());
+        h.insert(t0, fired.clone());
+        cancelled.cancel();
+        h.expire(t0, &mut Vec::new());
+        let pending: Vec<_> = h.into_pending().collect();
+        assert_eq!(pending.len(), 1);
+        assert!(Arc::ptr_eq(&pending[0].1, &live));
     }
 
     #[test]

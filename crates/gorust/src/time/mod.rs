@@ -12,7 +12,7 @@
 //! benchmark, not asserted by tests). Current behaviour: cancelled timers are removed lazily.
 
 pub(crate) mod entry;
-mod fallback;
+pub(crate) mod fallback;
 pub(crate) mod heap;
 
 use std::future::Future;
@@ -120,7 +120,11 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         match &self.entry {
-            Some(e) => e.set_waker(cx.waker()),
+            Some(e) => {
+                if !e.set_waker(cx.waker()) {
+                    return Poll::Ready(()); // fired since the check above
+                }
+            }
             None => {
                 let e = Arc::new(TimerEntry::new(cx.waker().clone()));
                 register(self.deadline, e.clone());
