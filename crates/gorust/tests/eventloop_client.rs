@@ -473,3 +473,49 @@ fn client_types_are_send_and_sync() {
     send_sync::<Pool>();
     send_sync::<ClientConn<Vec<u8>>>();
 }
+
+/// Two goroutines sending past the output limit at once both return when the peer reads:
+/// the write that empties the queue wakes both, and the one that does not take the slot's
+/// readiness sees the queue below the limit instead of waiting again. It used to park for
+/// good, with no write left to wake it (review, session 19).
+#[test]
+fn concurrent_sends_past_the_output_limit_all_return() {
+    const ROUNDS: usize = 8;
+    const CHUNK: usize = 1 << 20;
+    within(LIMIT, || {
+        run_on(2, || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let peer = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                // Late, so that both senders of the first round are over the limit.
+                std::thread::sleep(Duration::from_millis(100));
+                let mut buf = vec![0u8; 1 << 16];
+                let mut total = 0;
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    total += n;
+                }
+                total
+            });
+            let client = EventLoop::builder()
+                .output_limit(64 << 10)
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let c = Arc::new(client.dial(addr, DIAL).unwrap());
+            for round in 0..ROUNDS {
+                let senders: Vec<_> = (0..2)
+                    .map(|i| {
+                        let c = c.clone();
+                        gorust::go(move || c.send(&vec![(round * 2 + i) as u8; CHUNK]))
+                    })
+                    .collect();
+                for s in senders {
+                    s.join().unwrap().unwrap();
+                }
+            }
+            drop(c);
+            assert_eq!(peer.join().unwrap(), ROUNDS * 2 * CHUNK);
+        })
+    });
+}

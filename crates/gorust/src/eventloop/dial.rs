@@ -322,7 +322,7 @@ fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>, deadline: Option<Instant>) ->
             }
         }
         // Woken by `released` (a handler or call went idle) or by teardown.
-        park_once(&conn.unclaimed, &conn.torn, deadline)?;
+        park_once(&conn.unclaimed, &conn.torn, deadline, || false)?;
     }
 }
 

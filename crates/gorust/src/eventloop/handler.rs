@@ -360,11 +360,12 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
             return Ok(());
         }
         let deadline = self.lp.config.write_timeout.map(crate::time::deadline_in);
-        while self.out_len.load(Acquire) > limit {
+        let below = || self.out_len.load(Acquire) <= limit;
+        while !below() {
             if self.torn() {
                 return Err(closed_error());
             }
-            park_once(&self.drain, &self.torn, deadline)?;
+            park_once(&self.drain, &self.torn, deadline, below)?;
         }
         Ok(())
     }
@@ -397,7 +398,7 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
             }
-            park_once(&self.data, &self.ended, deadline)?;
+            park_once(&self.data, &self.ended, deadline, || false)?;
         }
     }
 
@@ -410,12 +411,14 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
     }
 }
 
-/// Parks the handler on `slot` once: until it is ready, `stop` is set, or `deadline`
-/// (`TimedOut`). May return early; callers re-check their condition and call again.
+/// Parks the handler on `slot` once: until it is ready, `stop` is set, `done` holds, or
+/// `deadline` (`TimedOut`). May return early; callers re-check their condition and call
+/// again.
 pub(crate) fn park_once(
     slot: &WaitSlot,
     stop: &AtomicBool,
     deadline: Option<Instant>,
+    done: impl Fn() -> bool + Unpin,
 ) -> io::Result<()> {
     if stop.load(Acquire) {
         return Ok(());
@@ -426,34 +429,39 @@ pub(crate) fn park_once(
     crate::block_on(SlotWait {
         slot,
         stop,
+        done,
         sleep: deadline.map(Sleep::until),
     });
     Ok(())
 }
 
-/// Readiness of a slot, a stop flag, or a deadline.
-struct SlotWait<'a> {
+/// Readiness of a slot, a stop flag, the caller's own condition, or a deadline.
+struct SlotWait<'a, D> {
     slot: &'a WaitSlot,
     stop: &'a AtomicBool,
+    done: D,
     sleep: Option<Sleep>,
 }
 
-impl Future for SlotWait<'_> {
+impl<D: Fn() -> bool + Unpin> Future for SlotWait<'_, D> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let stop = self.stop;
-        // No edge snapshot (`WaitSlot::poll_ready`): callers re-check their own condition
-        // under the connection's lock after every return, and a waiter that consumes READY
-        // takes what it announced (the claim, the input), whose next change signals again.
-        if self
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let (stop, done) = (this.stop, &this.done);
+        // No edge snapshot (`WaitSlot::poll_ready`). A waiter that consumes READY takes what
+        // it announced where one waiter gains from it (the claim, the input: their next
+        // change signals again); where several wait for one state (room below the output
+        // limit, for every sender), `done` is that state, read under the slot's lock: a sender
+        // that lost READY to another would wait again for a signal no write will send.
+        if this
             .slot
-            .poll_ready(cx, None, || stop.load(Acquire))
+            .poll_ready(cx, None, || stop.load(Acquire) || done())
             .is_ready()
         {
             return Poll::Ready(());
         }
-        match self.sleep.as_mut() {
+        match this.sleep.as_mut() {
             Some(s) => Pin::new(s).poll(cx),
             None => Poll::Pending,
         }
