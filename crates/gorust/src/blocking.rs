@@ -26,7 +26,7 @@ where
     if !on_worker || crate::context::handle().is_none() {
         return f();
     }
-    if !crate::goroutine::in_goroutine() {
+    if in_a_future_on_a_worker() {
         // Before queueing `f`: `block_on` would panic after it, with `f` still to run.
         panic!("{}", FROM_A_FUTURE);
     }
@@ -34,6 +34,12 @@ where
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),
     }
+}
+
+/// Whether this thread is a worker that still runs tasks, outside any goroutine: a future's
+/// poll, where waiting for the pool would block the worker.
+fn in_a_future_on_a_worker() -> bool {
+    crate::sched::worker::is_serving() && !crate::goroutine::in_goroutine()
 }
 
 const FROM_A_FUTURE: &str = "gorust::blocking (or a gorust::fs call, or a host name to resolve) \
@@ -48,7 +54,7 @@ where
     F: FnOnce() -> std::io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    if crate::sched::worker::is_serving() && !crate::goroutine::in_goroutine() {
+    if in_a_future_on_a_worker() {
         return Err(std::io::Error::other(FROM_A_FUTURE));
     }
     blocking(f)

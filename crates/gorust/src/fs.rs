@@ -5,9 +5,8 @@
 //! The functions have `std::fs`'s names, arguments and errors. Outside a runtime (or on a
 //! blocking-pool thread) they call `std::fs` directly. From a future on a worker thread they
 //! fail with an error that says to call them from a goroutine (or to use `spawn_blocking`),
-//! and touch nothing. `read_dir` reads the whole directory on
-//! the pool and returns its entries as an iterator, rather than a lazy `ReadDir` that would
-//! block on each step.
+//! and touch nothing. `read_dir` reads the whole directory on the pool and returns its
+//! entries as an iterator, rather than a lazy `ReadDir` that would block on each step.
 
 use std::fs::{DirEntry, Metadata, Permissions};
 use std::io;

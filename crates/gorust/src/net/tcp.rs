@@ -364,10 +364,7 @@ impl TcpStream {
     /// when the stream is dropped.
     pub fn close(&self) -> io::Result<()> {
         self.reg.close();
-        match self.sock.shutdown(Shutdown::Both) {
-            Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
-            _ => Ok(()),
-        }
+        sys::shut_down_both(self.fd())
     }
 
     /// Sets `TCP_NODELAY` (Go sets it by default on every connection; std and this crate leave

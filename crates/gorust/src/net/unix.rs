@@ -80,10 +80,7 @@ macro_rules! unix_common {
             /// handles' calls end. The descriptor itself is released on drop.
             pub fn close(&self) -> io::Result<()> {
                 self.reg.close();
-                match socket2::SockRef::from(&self.inner).shutdown(Shutdown::Both) {
-                    Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
-                    _ => Ok(()),
-                }
+                sys::shut_down_both(self.inner.as_raw_fd())
             }
 
             /// Reads and clears `SO_ERROR`.

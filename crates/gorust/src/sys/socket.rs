@@ -134,6 +134,15 @@ pub(crate) fn writable_now(fd: RawFd) -> io::Result<bool> {
     }
 }
 
+/// Shuts `fd` down both ways, for a `close(&self)` that must end every handle's calls while
+/// the descriptor stays open: a socket that is not connected (`ENOTCONN`) has nothing to shut.
+pub(crate) fn shut_down_both(fd: RawFd) -> io::Result<()> {
+    match syscall!(shutdown(fd, libc::SHUT_RDWR)) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `fd`'s reading side is shut down (`POLLRDHUP` now), for a datagram receive that
 /// said `EAGAIN`: a non-blocking `SOCK_DGRAM` receive says that even after `shutdown(SHUT_RD)`,
 /// where a blocking one returns 0.
