@@ -439,27 +439,62 @@ fn graceful_shutdown_writes_out_queued_output() {
     });
 }
 
-/// Data and a hang-up reported in one event while the connection is idle: the handler the
-/// data would start does not run, and the poller disconnects the connection itself. Before,
-/// the data took the claim and the close left the disconnect to a handler that never ran:
-/// `on_disconnect` never came and the connection stayed registered (review, session 8).
+/// A loop on a fresh Unix-domain listener whose handler consumes at most `per_call` bytes a
+/// call (sleeping `pause` after each) and records them; it answers nothing. Returns the loop,
+/// the socket's path, the bytes received and the disconnect count.
+fn unix_recorder(
+    tag: &str,
+    input_limit: usize,
+    per_call: usize,
+    pause: Duration,
+) -> (
+    EventLoop,
+    std::path::PathBuf,
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    Arc<AtomicUsize>,
+) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gone = Arc::new(AtomicUsize::new(0));
+    let (r, g) = (got.clone(), gone.clone());
+    let el = EventLoop::builder()
+        .input_limit(input_limit)
+        .on_request(move |c, _| {
+            let n = c.reader().len().min(per_call);
+            let data = c.reader().next(n)?;
+            r.lock().unwrap().extend_from_slice(&data);
+            if !pause.is_zero() {
+                gorust::time::sleep(pause);
+            }
+            Ok(())
+        })
+        .on_disconnect(move |_, _| {
+            g.fetch_add(1, SeqCst);
+        })
+        .build()
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("gorust-el-{tag}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = gorust::net::UnixListener::bind(&path).unwrap();
+    let server = el.clone();
+    gorust::go(move || server.serve(l));
+    (el, path, got, gone)
+}
+
+/// Data and a hang-up reported in one event while the connection is idle (a Unix-socket peer
+/// that writes and closes): the data reaches `on_request`, then the connection disconnects.
+/// Session 8 made sure such a connection disconnects at all; until session 20 it did so with
+/// the data read but never handed to a handler.
 #[test]
-fn data_and_a_hangup_in_one_event_still_disconnect() {
+fn data_and_a_hangup_in_one_event_reach_the_handler_then_disconnect() {
     within(LIMIT, || {
         run_on(1, || {
-            let (el, _addr, gone) = echo_loop(|b| b);
-            let path =
-                std::env::temp_dir().join(format!("gorust-el-hup-{}.sock", std::process::id()));
-            let _ = std::fs::remove_file(&path);
-            let l = gorust::net::UnixListener::bind(&path).unwrap();
-            let server = el.clone();
-            gorust::go(move || server.serve(l));
+            let (el, path, got, gone) = unix_recorder("hup", 1 << 20, usize::MAX, Duration::ZERO);
             let p2 = path.clone();
             let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
             let peer = std::thread::spawn(move || {
                 let mut c = std::os::unix::net::UnixStream::connect(&p2).unwrap();
                 go_rx.recv().unwrap();
-                c.write_all(b"x").unwrap();
+                c.write_all(b"the last records").unwrap();
             });
             eventually("accepted", || el.connections() == 1);
             gorust::time::sleep(Duration::from_millis(50)); // idle: no handler in flight
@@ -470,6 +505,35 @@ fn data_and_a_hangup_in_one_event_still_disconnect() {
             std::thread::sleep(Duration::from_millis(50));
             eventually("disconnected", || gone.load(SeqCst) == 1);
             eventually("deregistered", || el.connections() == 0);
+            assert_eq!(got.lock().unwrap().as_slice(), b"the last records");
+            let _ = std::fs::remove_file(&path);
+        })
+    });
+}
+
+/// A Unix-socket peer that writes more than the input limit and closes, to a handler that
+/// consumes slowly: the hang-up arrives while reading is off, and every byte still reaches
+/// the handler, in order, before the disconnect.
+#[test]
+fn a_hangup_past_the_input_limit_loses_nothing() {
+    const TOTAL: usize = 96 << 10;
+    within(LIMIT, || {
+        run_on(1, || {
+            let (el, path, got, gone) =
+                unix_recorder("hup-limit", 8 << 10, 2 << 10, Duration::from_millis(2));
+            let p2 = path.clone();
+            let sent: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+            let expect = sent.clone();
+            let peer = std::thread::spawn(move || {
+                let mut c = std::os::unix::net::UnixStream::connect(&p2).unwrap();
+                c.write_all(&sent).unwrap();
+            });
+            peer.join().unwrap();
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            eventually("deregistered", || el.connections() == 0);
+            let got = got.lock().unwrap();
+            assert_eq!(got.len(), TOTAL);
+            assert!(*got == expect, "the bytes arrived out of order");
             let _ = std::fs::remove_file(&path);
         })
     });
@@ -498,49 +562,83 @@ fn serves_a_unix_listener() {
     });
 }
 
+/// Serves `b` (its `on_request` writes more than the peer takes) to a peer that sends one
+/// request and never reads, until the connection is closed by the write timeout.
+fn close_a_peer_that_never_reads(b: gorust::eventloop::Builder) {
+    let gone = Arc::new(AtomicUsize::new(0));
+    let g = gone.clone();
+    let el = b
+        .on_disconnect(move |_, _| {
+            g.fetch_add(1, SeqCst);
+        })
+        .build()
+        .unwrap();
+    let (addr, _) = start(&el);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"go").unwrap();
+    eventually("closed by the write timeout", || gone.load(SeqCst) == 1);
+    drop(s);
+}
+
 /// A peer that never reads: `flush` parks past the output limit, the write timeout fails it,
 /// and the connection is closed.
 #[test]
 fn write_timeout_closes_a_peer_that_never_reads() {
     within(LIMIT, || {
         run_on(2, || {
-            let gone = Arc::new(AtomicUsize::new(0));
             let failed = Arc::new(AtomicUsize::new(0));
-            let (g, f) = (gone.clone(), failed.clone());
-            let el = EventLoop::builder()
-                .output_limit(256 << 10)
-                .write_timeout(Some(Duration::from_millis(200)))
-                .on_request(move |c, _| {
-                    let n = c.reader().len();
-                    c.reader().skip(n)?;
-                    let chunk = vec![0u8; 64 << 10];
-                    for _ in 0..1024 {
-                        c.writer().write_bytes(&chunk);
-                        if let Err(e) = c.flush() {
-                            // The flush's own deadline, or the connection's write timer
-                            // (which counts from the first pending byte) closing it first.
-                            assert!(
-                                e.kind() == std::io::ErrorKind::TimedOut
-                                    || gorust::net::is_closed(&e),
-                                "{e}"
-                            );
-                            f.fetch_add(1, SeqCst);
-                            return Err(e);
+            let f = failed.clone();
+            close_a_peer_that_never_reads(
+                EventLoop::builder()
+                    .output_limit(256 << 10)
+                    .write_timeout(Some(Duration::from_millis(200)))
+                    .on_request(move |c, _| {
+                        let n = c.reader().len();
+                        c.reader().skip(n)?;
+                        let chunk = vec![0u8; 64 << 10];
+                        for _ in 0..1024 {
+                            c.writer().write_bytes(&chunk);
+                            if let Err(e) = c.flush() {
+                                // The flush's own deadline, or the connection's write timer
+                                // (which counts from the first pending byte) closing it first.
+                                assert!(
+                                    e.kind() == std::io::ErrorKind::TimedOut
+                                        || gorust::net::is_closed(&e),
+                                    "{e}"
+                                );
+                                f.fetch_add(1, SeqCst);
+                                return Err(e);
+                            }
                         }
-                    }
-                    Ok(())
-                })
-                .on_disconnect(move |_, _| {
-                    g.fetch_add(1, SeqCst);
-                })
-                .build()
-                .unwrap();
-            let (addr, _) = start(&el);
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"go").unwrap();
-            eventually("closed by the write timeout", || gone.load(SeqCst) == 1);
+                        Ok(())
+                    }),
+            );
             assert_eq!(failed.load(SeqCst), 1);
-            drop(s);
+        })
+    });
+}
+
+/// With an idle timeout far off, output left pending still closes the connection after the
+/// write timeout. Before, the connection's one timer stayed armed for the idle deadline and
+/// the write timeout acted only when that fired (review, session 19).
+#[test]
+fn write_timeout_acts_before_a_later_idle_timeout() {
+    within(LIMIT, || {
+        run_on(2, || {
+            close_a_peer_that_never_reads(
+                EventLoop::builder()
+                    .output_limit(256 << 20)
+                    .idle_timeout(Some(Duration::from_secs(3600)))
+                    .write_timeout(Some(Duration::from_millis(200)))
+                    .on_request(move |c, _| {
+                        let n = c.reader().len();
+                        c.reader().skip(n)?;
+                        // More than loopback's socket buffers hold, below the output limit:
+                        // the handler returns with output pending.
+                        c.writer().write_bytes(&vec![0u8; 32 << 20]);
+                        c.flush()
+                    }),
+            );
         })
     });
 }

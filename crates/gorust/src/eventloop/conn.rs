@@ -31,12 +31,12 @@ use std::task::{Wake, Waker};
 
 use super::serve::Shared;
 use super::state::{CloseBy, Pending, State};
+use super::timer::Armed;
 use crate::buffer::LinkBuffer;
 use crate::netpoll::poller::LevelSource;
 use crate::netpoll::slot::WaitSlot;
 use crate::netpoll::Poller;
 use crate::sys::epoll::{Interest, Readiness};
-use crate::time::entry::TimerEntry;
 
 /// The most one read takes: the input exceeds its limit by at most this.
 pub(crate) const READ_MAX: usize = 64 << 10;
@@ -76,11 +76,9 @@ pub(crate) struct Conn<S> {
     pub(crate) write_since: AtomicU64,
     /// Set by `teardown`: out of the poller, socket shut down.
     pub(crate) torn: AtomicBool,
-    /// A timer is armed for this connection.
-    pub(crate) timer_armed: AtomicBool,
-    /// The armed timer's entry, cancelled by `teardown`: its waker holds a `Weak` of this
-    /// connection, which would keep the allocation until the timer fired.
-    pub(crate) timer: Mutex<Option<Arc<TimerEntry>>>,
+    /// The armed timer (`timer.rs`), cancelled by `teardown`: its waker holds a `Weak` of
+    /// this connection, which would keep the allocation until the timer fired.
+    pub(crate) timer: Mutex<Armed>,
     /// The deadline of a client's `call_timeout` in flight (ns since the loop's base, 0:
     /// none). Written and read only by the claim's holder, so relaxed.
     pub(crate) call_deadline: AtomicU64,
@@ -124,8 +122,7 @@ impl<S: Send + 'static> Conn<S> {
             last_active: AtomicU64::new(now),
             write_since: AtomicU64::new(0),
             torn: AtomicBool::new(false),
-            timer_armed: AtomicBool::new(false),
-            timer: Mutex::new(None),
+            timer: Mutex::new(Armed::default()),
             call_deadline: AtomicU64::new(0),
             work: Mutex::new(Work {
                 input: LinkBuffer::new(),
@@ -154,10 +151,13 @@ impl<S: Send + 'static> Conn<S> {
     }
 
     /// Brings epoll's interest in line with `st` (read on while below the limit, write on
-    /// while output is pending).
+    /// while output is pending). A descriptor whose peer hung up reports `EPOLLHUP` at every
+    /// poll whatever its interest: while it wants nothing, it leaves epoll (`muted`), and it
+    /// comes back when it wants something again (the handler consumed input at the limit).
     fn set_interest(&self, st: &mut State, write: bool) {
         let read = st.wants_read(self.lp.config.input_limit);
-        if st.closed || (read == st.read_on && write == st.write_on) {
+        let mute = st.hup && !read && !write;
+        if st.closed || (read == st.read_on && write == st.write_on && mute == st.muted) {
             return;
         }
         st.read_on = read;
@@ -169,10 +169,16 @@ impl<S: Send + 'static> Conn<S> {
         if write {
             i = i.and(Interest::WRITABLE);
         }
-        // Fails only if the descriptor is gone, which closing handles.
-        let _ = self
-            .poller
-            .modify(self.fd.as_raw_fd(), i, self.token.load(Acquire));
+        let (fd, tok) = (self.fd.as_raw_fd(), self.token.load(Acquire));
+        // These fail only if the descriptor is gone, which closing handles.
+        let _ = if mute {
+            self.poller.mute(fd)
+        } else if st.muted {
+            self.poller.unmute(fd, i, tok)
+        } else {
+            self.poller.modify(fd, i, tok)
+        };
+        st.muted = mute;
     }
 
     /// Re-checks read interest after the handler reported its input (`st.input_len`).
@@ -193,19 +199,25 @@ impl<S: Send + 'static> Conn<S> {
         if r.is_writable() {
             self.write_out();
         }
-        if r.is_readable() || r.is_hangup() {
-            self.read_in(r.is_hangup());
+        if r.is_readable() {
+            self.read_in(r.is_hangup(), r.is_error());
         }
     }
 
-    fn read_in(self: &Arc<Self>, hangup: bool) {
+    /// Reads what arrived. A hang-up without an error is read on like any readable socket:
+    /// the data the peer sent before it closed reaches the handler, and the read that
+    /// returns 0 ends the input (`eof`); only an error (`EPOLLERR`) closes at once. (Before,
+    /// a Unix-socket peer that wrote and closed, reported as one `EPOLLIN|EPOLLHUP`, was
+    /// closed with its last data unread by any handler; session 20.)
+    fn read_in(self: &Arc<Self>, hangup: bool, error: bool) {
         let limit = self.lp.config.input_limit;
         let mut st = lock(&self.st);
         if st.closed {
             return;
         }
+        st.hup |= hangup;
         let mut start = false;
-        let mut fail = hangup;
+        let mut fail = error;
         let mut got = false;
         if st.wants_read(limit) {
             let max = st.read_size(limit);

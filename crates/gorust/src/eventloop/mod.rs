@@ -41,8 +41,9 @@
 //!    goroutine ends and the connection is idle again.
 //! 4. Output: [`Connection::flush`] writes at once with `writev`; what the socket does not take
 //!    is handed to the poller, with write interest armed only while output is pending.
-//! 5. End: the peer's FIN (after the handler's last reply is written), a reset, an error, a
-//!    handler error or panic, the idle timer, or shutdown. The descriptor is deregistered,
+//! 5. End: the peer's FIN or hang-up (after the handler has seen the data sent before it and
+//!    its last reply is written), a reset, an error, a handler error or panic, the idle or
+//!    write timer, or shutdown. The descriptor is deregistered,
 //!    [`on_disconnect`](Builder::on_disconnect) runs exactly once, the buffers go back to the
 //!    pool, and the descriptor is closed when the last reference goes.
 //!

@@ -1,13 +1,22 @@
 //! A connection's timer: the idle timeout and the write timeout, on the runtime's timers.
 //!
-//! At most one timer per connection is in a worker's heap (`Conn::timer_armed`). It is not
-//! moved on every read or write: reads and writes only store `last_active` (a relaxed store),
-//! and the timer, when it fires, compares. If the connection was active since, the timer is
-//! re-armed for `last_active + idle`; if not, and no handler is running, the connection is
-//! closed (`on_disconnect` follows). The write timeout is checked the same way against
-//! `write_since` (when output became pending). Go's netpoll deadlines and netpoll's idle
-//! timeout both rest on a real timer too; TCP keepalive (what netpoll users often mistook for
-//! an idle timeout) detects dead peers, not idle ones.
+//! At most one live timer per connection is in a worker's heap (`Conn::timer`: the entry
+//! and its deadline). It is not moved on every read or write: reads and writes only store
+//! `last_active` (a relaxed store), and the timer, when it fires, compares. If the connection
+//! was active since, the timer is re-armed for `last_active + idle`; if not, and no handler
+//! is running, the connection is closed (`on_disconnect` follows). The write timeout is
+//! checked the same way against `write_since` (when output became pending).
+//!
+//! A deadline earlier than the armed one replaces it (output became pending while only the
+//! idle timer, far off, was armed): the armed entry is cancelled and a new one registered.
+//! Each entry's waker carries the generation it was armed with, so an entry that fired while
+//! it was being replaced finds itself stale and does nothing. (Before, `arm_for` kept
+//! whatever was armed: with an idle timeout set, the write timeout acted only when the idle
+//! timer fired; review, session 19.)
+//!
+//! Go's netpoll deadlines and netpoll's idle timeout both rest on a real timer too; TCP
+//! keepalive (what netpoll users often mistook for an idle timeout) detects dead peers, not
+//! idle ones.
 //!
 //! The timer's waker holds a `Weak` reference, and `Conn::teardown` cancels the armed entry,
 //! which drops that waker: a closed connection is freed (and its descriptor closed) at once,
@@ -23,12 +32,31 @@ use std::time::{Duration, Instant};
 use super::conn::{lock, Conn};
 use crate::time::entry::TimerEntry;
 
-struct TimerWake<S>(Weak<Conn<S>>);
+/// The armed timer, under `Conn::timer`.
+#[derive(Default)]
+pub(crate) struct Armed {
+    /// The live entry and its deadline; `None` when no timer is armed.
+    entry: Option<(Arc<TimerEntry>, Instant)>,
+    /// Counts arms; an entry's waker carries the value it was armed with.
+    generation: u64,
+}
+
+impl Armed {
+    /// Takes the live entry out (teardown cancels it).
+    pub(crate) fn take(&mut self) -> Option<Arc<TimerEntry>> {
+        self.entry.take().map(|(e, _)| e)
+    }
+}
+
+struct TimerWake<S> {
+    conn: Weak<Conn<S>>,
+    generation: u64,
+}
 
 impl<S: Send + 'static> Wake for TimerWake<S> {
     fn wake(self: Arc<Self>) {
-        if let Some(c) = self.0.upgrade() {
-            on_timer(&c);
+        if let Some(c) = self.conn.upgrade() {
+            on_timer(&c, self.generation);
         }
     }
 }
@@ -40,7 +68,7 @@ pub(crate) fn start<S: Send + 'static>(conn: &Arc<Conn<S>>) {
     }
 }
 
-/// Arms a timer for `at` unless one is armed already (it re-arms itself as needed).
+/// Makes sure a timer fires at `at` or earlier (it re-arms itself as needed).
 pub(crate) fn arm_for<S: Send + 'static>(conn: &Conn<S>, at: Instant) {
     if let Some(c) = conn.lp.find(conn.id) {
         arm(&c, at);
@@ -48,24 +76,41 @@ pub(crate) fn arm_for<S: Send + 'static>(conn: &Conn<S>, at: Instant) {
 }
 
 fn arm<S: Send + 'static>(conn: &Arc<Conn<S>>, at: Instant) {
-    if conn.timer_armed.swap(true, AcqRel) {
-        return;
-    }
-    let waker = Waker::from(Arc::new(TimerWake(Arc::downgrade(conn))));
-    let entry = Arc::new(TimerEntry::new(waker));
-    *lock(&conn.timer) = Some(entry.clone());
-    if conn.torn.load(Acquire) {
-        // Torn down meanwhile (see `Conn::teardown`).
-        if let Some(t) = lock(&conn.timer).take() {
-            t.cancel();
+    let entry = {
+        let mut t = lock(&conn.timer);
+        // Under the lock `Conn::teardown` takes the entry under, after it sets `torn`: an
+        // entry stored here is either seen by teardown or not stored at all.
+        if conn.torn.load(Acquire) {
+            return;
         }
-        return;
-    }
+        if let Some((old, armed_at)) = &t.entry {
+            if *armed_at <= at {
+                return;
+            }
+            old.cancel();
+        }
+        t.generation += 1;
+        let waker = Waker::from(Arc::new(TimerWake {
+            conn: Arc::downgrade(conn),
+            generation: t.generation,
+        }));
+        let entry = Arc::new(TimerEntry::new(waker));
+        t.entry = Some((entry.clone(), at));
+        entry
+    };
+    // Off the lock. An entry cancelled meanwhile (teardown, an earlier deadline) is dropped
+    // by the heap unfired.
     crate::time::register(at, entry);
 }
 
-fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>) {
-    conn.timer_armed.store(false, Release);
+fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
+    {
+        let mut t = lock(&conn.timer);
+        if t.generation != generation || t.entry.is_none() {
+            return; // replaced by an earlier deadline, or torn down
+        }
+        t.entry = None;
+    }
     if conn.torn.load(Acquire) {
         return;
     }

@@ -62,6 +62,11 @@ impl Readiness {
         self.0 & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
     }
 
+    /// An error on the descriptor (`EPOLLERR`: a reset, a failed connect).
+    pub(crate) fn is_error(self) -> bool {
+        self.0 & libc::EPOLLERR as u32 != 0
+    }
+
     /// The raw flags (for a source that accumulates readiness in an atomic word).
     pub(crate) fn bits(self) -> u32 {
         self.0
