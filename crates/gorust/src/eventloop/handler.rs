@@ -436,11 +436,11 @@ pub(crate) fn park_once(
 }
 
 /// Readiness of a slot, a stop flag, the caller's own condition, or a deadline.
-struct SlotWait<'a, D> {
-    slot: &'a WaitSlot,
-    stop: &'a AtomicBool,
-    done: D,
-    sleep: Option<Sleep>,
+pub(super) struct SlotWait<'a, D> {
+    pub(super) slot: &'a WaitSlot,
+    pub(super) stop: &'a AtomicBool,
+    pub(super) done: D,
+    pub(super) sleep: Option<Sleep>,
 }
 
 impl<D: Fn() -> bool + Unpin> Future for SlotWait<'_, D> {
@@ -452,13 +452,19 @@ impl<D: Fn() -> bool + Unpin> Future for SlotWait<'_, D> {
         // No edge snapshot (`WaitSlot::poll_ready`). A waiter that consumes READY takes what
         // it announced where one waiter gains from it (the claim, the input: their next
         // change signals again); where several wait for one state (room below the output
-        // limit, for every sender), `done` is that state, read under the slot's lock: a sender
-        // that lost READY to another would wait again for a signal no write will send.
-        if this
-            .slot
-            .poll_ready(cx, None, || stop.load(Acquire) || done())
-            .is_ready()
-        {
+        // limit, for every sender), `done` is that state: a sender that lost READY to another
+        // would wait again for a signal no write will send.
+        //
+        // `done` is read twice: under the slot's lock before registering, and again after.
+        // The first read alone is not enough, because the writer signals without that lock
+        // (it stores `out_len`, then swaps READY, and takes the lock only if it saw WAITING):
+        // a sender could read `done` before the store, see READY taken by another sender,
+        // and register after the one swap. After registering (WAITING, `SeqCst`), either the
+        // writer's swap sees WAITING and wakes us, or it came first and so did its store,
+        // which the second read (`SeqCst`) sees. Loom model
+        // `loom_eventloop_every_sender_past_the_output_limit_returns` (found session 20).
+        let ended = || stop.load(Acquire) || done();
+        if this.slot.poll_ready(cx, None, ended).is_ready() || ended() {
             return Poll::Ready(());
         }
         match this.sleep.as_mut() {

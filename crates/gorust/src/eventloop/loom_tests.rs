@@ -1,5 +1,6 @@
-//! Loom models of a connection's scheduling state (`state.rs`) and of the claim's hand-off to
-//! a client's `call` (`dial.rs`).
+//! Loom models of a connection's scheduling state (`state.rs`), of the claim's hand-off to a
+//! client's `call` (`dial.rs`), and of senders waiting for room under the output limit
+//! (`handler.rs`).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p gorust --lib --release loom_`.
 
@@ -141,5 +142,83 @@ fn loom_eventloop_call_takes_the_released_claim_without_a_lost_wakeup() {
             "the claim was released and the caller not woken"
         );
         assert!(st.lock().unwrap().start());
+    });
+}
+
+/// Two senders past the output limit wait on the `drain` slot while the poller writes the
+/// output out: it lowers `out_len`, then readies the slot once. Only one waiter can take that
+/// readiness; the other must still end its wait, because its own condition (room below the
+/// limit) holds. Every sender that polled too early is woken, and its next poll is ready.
+/// Checked to fail when `done` is left out (`|| false`, the wait before session 19's fix), and
+/// when it is read only under the lock before registering (session 19's fix, which this model
+/// found incomplete in session 20).
+#[test]
+fn loom_eventloop_every_sender_past_the_output_limit_returns() {
+    use super::handler::SlotWait;
+    use crate::netpoll::slot::WaitSlot;
+    use loom::sync::atomic::Ordering::{Acquire, Release};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    const OUT_LIMIT: usize = 1;
+
+    /// One sender: polls the wait once; `None` if it returned, else its wake flag.
+    fn send(slot: &WaitSlot, out: &AtomicUsize) -> Option<std::sync::Arc<Flag>> {
+        let below = || out.load(Acquire) <= OUT_LIMIT;
+        if below() {
+            return None;
+        }
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        if poll_wait(slot, out, &waker) {
+            return None;
+        }
+        Some(flag)
+    }
+
+    fn poll_wait(slot: &WaitSlot, out: &AtomicUsize, waker: &Waker) -> bool {
+        let stop = AtomicBool::new(false);
+        let mut wait = SlotWait {
+            slot,
+            stop: &stop,
+            done: || out.load(Acquire) <= OUT_LIMIT,
+            sleep: None,
+        };
+        let mut cx = Context::from_waker(waker);
+        Pin::new(&mut wait).poll(&mut cx).is_ready()
+    }
+
+    loom::model(|| {
+        let slot = Arc::new(WaitSlot::new());
+        let out = Arc::new(AtomicUsize::new(OUT_LIMIT + 1));
+        let (s2, o2) = (slot.clone(), out.clone());
+        let poller = thread::spawn(move || {
+            o2.store(0, Release); // as `write_out` stores `out_len`
+            let mut w = Vec::new();
+            s2.set_ready(&mut w);
+            w.into_iter().for_each(Waker::wake);
+        });
+        let (s3, o3) = (slot.clone(), out.clone());
+        let other = thread::spawn(move || send(&s3, &o3));
+        let mine = send(&slot, &out);
+        poller.join().unwrap();
+        let other = other.join().unwrap();
+        for flag in [mine, other].into_iter().flatten() {
+            assert!(flag.0.load(SeqCst), "a waiting sender was not woken");
+            let waker = Waker::from(flag);
+            assert!(
+                poll_wait(&slot, &out, &waker),
+                "woken, below the limit, and still waiting"
+            );
+        }
     });
 }
