@@ -56,7 +56,12 @@ impl Parker {
     }
 
     /// Sleeps until `unpark` or the timeout (`None`: no timeout). May return spuriously.
+    /// `scratch` holds the events of this park's own wait afterwards, none if it returned
+    /// without waiting. (It kept the last wait's, a non-blocking poll's say, and the worker
+    /// dispatched those a second time: spurious wake-ups, an `EAGAIN` read each, and a stale
+    /// hang-up's final flag set again; review, session 20.)
     pub(crate) fn park(&self, timeout: Option<Duration>, scratch: &mut Scratch) {
+        scratch.events.clear();
         if self
             .state
             .compare_exchange(NOTIFIED, EMPTY, AcqRel, Acquire)
@@ -151,5 +156,25 @@ impl Driver {
     fn notify(&self) {
         *self.flag.lock().unwrap() = true;
         self.cond.notify_one();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::netpoll::Poller;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_park_that_does_not_wait_leaves_no_events_of_an_earlier_poll() {
+        let poller = Arc::new(Poller::new().unwrap());
+        let parker = Parker::new(poller.clone());
+        let mut scratch = Scratch::new();
+        poller.notify();
+        poller.wait(&mut scratch.events, Some(Duration::ZERO));
+        assert!(!scratch.events.is_empty(), "the wake-up line's event");
+        parker.unpark();
+        parker.park(None, &mut scratch); // notified: returns at once
+        assert!(scratch.events.is_empty(), "an earlier poll's events, to dispatch again");
     }
 }

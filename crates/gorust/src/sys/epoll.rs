@@ -113,6 +113,11 @@ impl Events {
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Forgets the events of the last wait.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
 }
 
 /// Set once `epoll_pwait2` has returned `ENOSYS` (a kernel before 5.11), or `EPERM` (a
