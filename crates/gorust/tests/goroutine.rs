@@ -239,6 +239,31 @@ fn a_goroutine_with_a_large_closure_runs() {
     assert_eq!(sum, 100 * 3 * 4096 + (0..100).sum::<u32>());
 }
 
+/// A new goroutine runs on an idle worker while its spawner computes without parking (the
+/// fork-join shape). Before, it waited in the spawner's LIFO slot, where no other worker looks,
+/// until the spawner parked (review, session 20).
+#[test]
+fn a_new_goroutine_runs_on_an_idle_worker_while_its_spawner_computes() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            gorust::time::sleep(Duration::from_millis(20)); // the other worker parks
+            let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s = started.clone();
+            let h = gorust::go(move || s.store(true, Ordering::SeqCst));
+            // Compute (no runtime call, so no yield) for up to 5 s.
+            let end = std::time::Instant::now() + Duration::from_secs(5);
+            while !started.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                std::hint::spin_loop();
+            }
+            assert!(
+                started.load(Ordering::SeqCst),
+                "the new goroutine waited for its spawner"
+            );
+            h.join().unwrap();
+        })
+    });
+}
+
 /// A burst of new goroutines (an accept loop's, say) while started ones keep the worker busy:
 /// the two take turns, so the last new goroutine starts after about as many of the busy ones'
 /// turns as the burst has goroutines, neither far more nor far fewer.

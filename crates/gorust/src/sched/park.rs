@@ -175,6 +175,9 @@ mod tests {
         assert!(!scratch.events.is_empty(), "the wake-up line's event");
         parker.unpark();
         parker.park(None, &mut scratch); // notified: returns at once
-        assert!(scratch.events.is_empty(), "an earlier poll's events, to dispatch again");
+        assert!(
+            scratch.events.is_empty(),
+            "an earlier poll's events, to dispatch again"
+        );
     }
 }
