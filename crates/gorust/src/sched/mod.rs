@@ -49,9 +49,9 @@
 //!
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
 //! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,
-//! the goroutines bound to it and any unbound task, then closes its inbox and drops what its
-//! queues still hold; (4) `Runtime` joins the workers, closes the inject queue and stops the
-//! blocking pool. A task running when shutdown begins is cancelled when its poll returns; a
+//! the goroutines bound to it and any future, then closes its inbox and drops what its queues
+//! still hold; (4) `Runtime` joins the workers, closes the inject queue, cancels what is left
+//! (goroutines that never started) and stops the blocking pool. A task running when shutdown begins is cancelled when its poll returns; a
 //! goroutine that never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
 //! worker of a runtime dropped inside one of its own goroutines once that drop unwinds the

@@ -500,13 +500,19 @@ impl WorkerCtx {
         self.shutting_down.set(true);
         let shared = self.shared();
         let me = self.index as u32;
+        // Goroutines bound here, and futures (any thread may drop them). Not a goroutine that
+        // is unbound as we look: another worker may have taken it before shutdown and be
+        // about to start it, binding it there; cancelled here once parked, it would be dropped
+        // on the wrong thread and leaked with its destructors unrun (review, session 20). The
+        // worker that starts it drains it as its own; one nobody starts is cancelled by
+        // `finish_shutdown` after the workers are joined, when nothing can start it.
         let tasks = shared.owned.drain_matching(|h| {
             let home = h.home.load(Relaxed);
-            home == me || home == UNBOUND
+            home == me || (home == UNBOUND && h.kind == Kind::Future)
         });
         for t in tasks {
-            // SAFETY: we pass the list's reference; bound goroutines in this batch are bound
-            // to this thread, the rest have not started or are futures.
+            // SAFETY: we pass the list's reference; goroutines in this batch are bound to this
+            // thread, the rest are futures.
             unsafe { t.shutdown() };
         }
         let inbox = shared.close_inbox(self.index);
