@@ -228,3 +228,33 @@ fn a_megabyte_round_trips_through_vectored_calls() {
     assert_eq!(got, expected);
     assert_eq!(input.node_count(), 0);
 }
+
+/// Appends of mid-sized buffers (600 bytes, each alone in a fresh 4 KiB node) keep node memory
+/// near the bytes held: they are copied into the tail while it has room. Before, every append
+/// over 512 bytes linked its node, 4 KiB per 600 bytes (review, session 20).
+#[test]
+fn appending_mid_sized_buffers_keeps_node_memory_near_the_bytes() {
+    let mut input = LinkBuffer::new();
+    for _ in 0..64 {
+        let mut b = LinkBuffer::new();
+        b.write_bytes(&[7; 600]);
+        input.append(b);
+    }
+    assert_eq!(input.len(), 64 * 600);
+    let cap = input.capacity_bytes();
+    assert!(
+        cap <= 2 * input.len() + NODE_SIZES[0],
+        "{cap} bytes of nodes for {} bytes",
+        input.len()
+    );
+    // Well-filled nodes are still linked, not copied: one node each.
+    let mut full = LinkBuffer::new();
+    let mut nodes = 0;
+    for _ in 0..4 {
+        let mut b = LinkBuffer::new();
+        b.write_bytes(&[1; NODE_SIZES[0]]);
+        nodes += b.node_count();
+        full.append(b);
+    }
+    assert_eq!(full.node_count(), nodes);
+}

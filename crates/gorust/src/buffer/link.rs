@@ -202,11 +202,14 @@ impl LinkBuffer {
     /// without copying. Both buffers are flushed first (every byte written to either becomes
     /// readable), since readable bytes may not follow unflushed ones.
     ///
-    /// A few bytes (at most 512) that fit in this buffer's tail node are
-    /// copied there instead, and `other`'s nodes go back to the pool: linked, each small append
-    /// kept a node of its own, so a peer trickling one byte per segment cost the event loop
-    /// 4 KiB per byte, and a slow reader's many small messages a node each (review, session
-    /// 8).
+    /// Bytes that fit in this buffer's tail node are copied there instead, and `other`'s nodes
+    /// go back to the pool, when they are few (at most 512) or fill less than half of
+    /// `other`'s node memory. Linked, each small append kept a node of its own, so a peer
+    /// trickling one byte per segment cost the event loop 4 KiB per byte, and a slow reader's
+    /// many small messages a node each (review, session 8); and 513-byte segments cost a 4 KiB
+    /// node each, so the input and output limits, which count bytes, bounded node memory only
+    /// to about 8 times (review, session 20). Well-filled nodes are still linked, uncopied;
+    /// node memory stays within twice the bytes plus one node.
     pub fn append(&mut self, mut other: LinkBuffer) {
         self.flush();
         other.flush();
@@ -215,7 +218,7 @@ impl LinkBuffer {
             return;
         }
         let n = other.len();
-        if n <= COPY_APPEND_MAX && self.tail_free() >= n {
+        if self.tail_free() >= n && (n <= COPY_APPEND_MAX || other.capacity_bytes() > 2 * n) {
             for run in other.runs(n) {
                 self.write_bytes(run);
             }
@@ -231,7 +234,8 @@ impl LinkBuffer {
     }
 }
 
-/// The most bytes [`LinkBuffer::append`] copies into the tail instead of linking nodes.
+/// The most bytes [`LinkBuffer::append`] copies into the tail instead of linking nodes, however
+/// well they fill their nodes.
 pub(crate) const COPY_APPEND_MAX: usize = 512;
 
 /// Runs of contiguous readable bytes from a position, ending after a byte count. `idx`/`off`
