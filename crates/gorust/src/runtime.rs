@@ -240,8 +240,9 @@ enum FirstWorker {
 /// A running scheduler: worker threads, their pollers and timers, and a blocking pool.
 ///
 /// Dropping it shuts it down: tasks still running are cancelled when they next park (a
-/// goroutine's stack is unwound on its own thread, running its destructors) and the workers are
-/// joined. Goroutines that neither park nor return keep it waiting.
+/// goroutine's stack is unwound on its own thread, running its destructors; leaked instead,
+/// destructors not run, in a build with `panic = "abort"`) and the workers are joined.
+/// Goroutines that neither park nor return keep it waiting.
 pub struct Runtime {
     handle: Handle,
     /// Workers 1 and up.

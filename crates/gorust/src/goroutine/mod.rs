@@ -254,9 +254,19 @@ impl<F, T> Drop for Goroutine<F, T> {
             std::mem::forget(co);
             return;
         }
-        // Unwinding a suspended goroutine (on its home thread) runs user destructors; contain
-        // their panics. A finished coroutine touches no thread state when dropped. The
-        // destructors may run inside another goroutine: `outside_goroutine`.
+        if suspended && cfg!(panic = "abort") {
+            // corosensei unwinds a suspended coroutine by resuming it with a panic payload,
+            // and under `panic = "abort"` that panic aborts the process: leak it instead, its
+            // stack and whatever its frames own (ARCHITECTURE.md, "Known limits").
+            std::mem::forget(co);
+            return;
+        }
+        // Unwinding a suspended goroutine (on its home thread) runs user destructors on its
+        // stack. A panic in one of them aborts the process (it is a panic during an unwind);
+        // `catch_unwind` only keeps a panic out of this drop if corosensei re-raised one, which
+        // it does not: the body catches every panic, the forced unwind's too, and returns. A
+        // finished coroutine touches no thread state when dropped. The destructors may run
+        // inside another goroutine: `outside_goroutine`.
         outside_goroutine(|| {
             let _ = catch_unwind(AssertUnwindSafe(move || {
                 if co.done() {
