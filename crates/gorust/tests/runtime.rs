@@ -610,6 +610,58 @@ fn overflow_child() {
     rt.run(|| gorust::go(|| recurse(1_000_000)).join().ok());
 }
 
+/// An overflow in a destructor that the shutdown runs on a parked goroutine's stack is
+/// reported as that goroutine's too: before, nothing recorded the goroutine while it was
+/// unwound, and the process died of a bare `SIGSEGV`.
+#[test]
+fn stack_overflow_in_a_destructor_at_shutdown_names_the_goroutine() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let out = child("overflow_at_shutdown_child", ("GORUST_OVERFLOW", "1"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the process must not survive: {err}");
+    assert!(
+        err.contains("overflowed its 64 KiB stack; raise it with Builder::stack_size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn overflow_at_shutdown_child() {
+    if std::env::var("GORUST_OVERFLOW").is_err() {
+        return;
+    }
+    struct Deep;
+    impl Drop for Deep {
+        fn drop(&mut self) {
+            std::hint::black_box(recurse(1_000_000));
+        }
+    }
+    #[inline(never)]
+    fn recurse(n: u64) -> u64 {
+        let buf = std::hint::black_box([n as u8; 512]);
+        if n == 0 {
+            return buf[0] as u64;
+        }
+        recurse(n - 1) + std::hint::black_box(buf[1]) as u64
+    }
+    let rt = gorust::Runtime::builder()
+        .workers(1)
+        .stack_size(64 * 1024)
+        .build()
+        .unwrap();
+    rt.run(|| {
+        let (started_tx, started_rx) = gorust::sync::mpsc::channel::<()>();
+        drop(gorust::go(move || {
+            let _deep = Deep;
+            started_tx.send(()).unwrap();
+            gorust::time::sleep(Duration::from_secs(3600));
+        }));
+        started_rx.recv().unwrap();
+    });
+}
+
 /// A seccomp filter from before `epoll_pwait2` (Linux 5.11) fails it with `EPERM`, as some
 /// container runtimes still do: the runtime falls back to `epoll_wait`, whose timeouts are in
 /// whole milliseconds (rounded up, so timers never fire early), and idles without spinning.

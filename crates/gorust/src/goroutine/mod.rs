@@ -266,13 +266,14 @@ impl<F, T> Drop for Goroutine<F, T> {
         // `catch_unwind` only keeps a panic out of this drop if corosensei re-raised one, which
         // it does not: the body catches every panic, the forced unwind's too, and returns. A
         // finished coroutine touches no thread state when dropped. The destructors may run
-        // inside another goroutine: `outside_goroutine`.
+        // inside another goroutine (`outside_goroutine`), and they run with this goroutine's
+        // guard recorded, so that an overflow in one is reported as this goroutine's.
         outside_goroutine(|| {
             let _ = catch_unwind(AssertUnwindSafe(move || {
                 if co.done() {
                     stack::put(co.into_stack());
                 } else {
-                    drop(co);
+                    overflow::entered(&self.guard, move || drop(co));
                 }
             }));
         });

@@ -1,7 +1,8 @@
 //! Reporting goroutine stack overflows.
 //!
-//! While a goroutine runs, its worker thread records the goroutine's id and guard region in a
-//! `const`-initialised thread-local (readable from a signal handler). The fault handler
+//! While a goroutine runs (and while a parked one is unwound by its drop), its worker thread
+//! records the goroutine's id and guard region in a `const`-initialised thread-local (readable
+//! from a signal handler). The fault handler
 //! (`sys::signal`) asks [`classify`] whether a faulting address lies in that guard region; if so
 //! it prints
 //!
@@ -47,11 +48,27 @@ pub(crate) fn leave() {
     RUNNING.with(|r| r.set(std::ptr::null()));
 }
 
+/// Runs `f` with `info` recorded as the running goroutine's, then records again what was
+/// there before (null on a worker, or the goroutine that is dropping this one), also if `f`
+/// panics. For the unwind of a parked goroutine (`Goroutine::drop`): its destructors run on
+/// its stack while no resume has called `enter`.
+pub(crate) fn entered<R>(info: &GuardInfo, f: impl FnOnce() -> R) -> R {
+    struct Restore(*const GuardInfo);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RUNNING.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(RUNNING.with(|r| r.replace(info)));
+    f()
+}
+
 /// Called from the signal handler: async-signal-safe (no allocation, no locks).
 fn classify(addr: usize, out: &mut [u8]) -> Option<usize> {
     let p = RUNNING.try_with(|r| r.get()).ok()?;
-    // SAFETY: a non-null RUNNING points at the running goroutine's GuardInfo, which lives in
-    // its task cell until after `leave` (the handler interrupts this very thread).
+    // SAFETY: a non-null RUNNING points at the running (or unwinding) goroutine's GuardInfo,
+    // which lives in its task cell until after `leave` or the end of `entered` (the handler
+    // interrupts this very thread).
     let running = unsafe { p.as_ref() }?;
     if addr < running.guard_lo || addr - running.guard_lo >= super::stack::GUARD {
         return None;
