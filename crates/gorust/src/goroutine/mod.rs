@@ -53,6 +53,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll, RawWaker, Waker};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -98,8 +99,8 @@ pub(crate) struct Goroutine<F, T> {
     /// The goroutine's id, its stack's usable size (to take at the first poll, already
     /// rounded) and, once it has a stack, its guard: for overflow reports.
     guard: overflow::GuardInfo,
-    /// The thread this goroutine first ran on (an address unique among live threads, never
-    /// 0), or 0 before its first poll.
+    /// The thread this goroutine first ran on (`thread_tag`, never 0), or 0 before its first
+    /// poll.
     thread: usize,
     /// The address of the coroutine's yielder (on its stack), learnt when it first parks,
     /// or 0: the worker sets `CURRENT` with it before each later resume.
@@ -121,9 +122,29 @@ enum Stage<F, T> {
 // is a handle to memory that does not move. So the future may move between polls.
 impl<F, T> Unpin for Goroutine<F, T> {}
 
+/// This thread's tag: unique in the process for its life, never reused by a later thread
+/// (the address of a thread-local, used before, is: a new thread may get the stack and TLS
+/// block of one that exited). After the thread's first call it costs one thread-local load.
+#[inline(always)]
 fn thread_tag() -> usize {
-    thread_local!(static TAG: u8 = const { 0 });
-    TAG.with(|t| t as *const u8 as usize)
+    match TAG.with(|t| t.get()) {
+        0 => new_thread_tag(),
+        tag => tag,
+    }
+}
+
+thread_local! {
+    /// This thread's `thread_tag`, or 0 before the first call.
+    static TAG: Cell<usize> = const { Cell::new(0) };
+}
+
+#[cold]
+fn new_thread_tag() -> usize {
+    // Relaxed: only uniqueness matters, and the counter's single modification order gives it.
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    let tag = NEXT.fetch_add(1, Relaxed);
+    TAG.with(|t| t.set(tag));
+    tag
 }
 
 impl<F, T> Future for Goroutine<F, T>
@@ -480,6 +501,19 @@ mod tests {
             });
         assert_eq!(spawned, 0, "spawning took stacks");
         assert_eq!(joined, N, "each goroutine takes one stack when it runs");
+    }
+
+    /// A thread started after another one exited gets a tag of its own: the address of a
+    /// thread-local, the tag before, was the same for both when the new thread reused the
+    /// old one's stack (glibc caches them).
+    #[test]
+    fn thread_tags_are_not_reused() {
+        let first = std::thread::spawn(super::thread_tag).join().unwrap();
+        let second = std::thread::spawn(super::thread_tag).join().unwrap();
+        assert_ne!(first, second);
+        let here = super::thread_tag();
+        assert_ne!(here, 0);
+        assert_eq!(here, super::thread_tag(), "stable on one thread");
     }
 
     /// A burst of `go_here` goroutines, far larger than a worker's ring, runs first come first
