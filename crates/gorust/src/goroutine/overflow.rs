@@ -21,7 +21,7 @@ use std::cell::Cell;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GuardInfo {
     pub(crate) id: u64,
-    /// Lowest address of the guard, which is `stack::GUARD` bytes long; 0 before the
+    /// Lowest address of the guard, which is `stack::guard_len()` bytes long; 0 before the
     /// goroutine has a stack.
     pub(crate) guard_lo: usize,
     /// Usable stack bytes.
@@ -70,7 +70,8 @@ fn classify(addr: usize, out: &mut [u8]) -> Option<usize> {
     // which lives in its task cell until after `leave` or the end of `entered` (the handler
     // interrupts this very thread).
     let running = unsafe { p.as_ref() }?;
-    if addr < running.guard_lo || addr - running.guard_lo >= super::stack::GUARD {
+    // `guard_len` reads the page size, a plain load here: a stack was made, so it is known.
+    if addr < running.guard_lo || addr - running.guard_lo >= super::stack::guard_len() {
         return None;
     }
     let mut w = Writer { buf: out, len: 0 };
@@ -120,7 +121,7 @@ mod tests {
             guard_lo: 0x1000,
             size: 256 * 1024,
         };
-        let guard_hi = 0x1000 + super::super::stack::GUARD;
+        let guard_hi = 0x1000 + super::super::stack::guard_len();
         enter(&info);
         let mut buf = [0u8; 256];
         let n = classify(0x2000, &mut buf).expect("in guard");

@@ -1,7 +1,7 @@
 //! Goroutine stacks: fixed virtual size, guarded, pooled.
 //!
 //! ```text
-//!   one chunk (a single mmap of STACKS_PER_CHUNK slots):
+//!   one chunk (a single mmap of `Layout::stacks` slots):
 //!
 //!   low addresses                                                        high addresses
 //!   +--------+----------------------+--------+----------------------+----
@@ -10,6 +10,10 @@
 //!   +--------+----------------------+--------+----------------------+----
 //!   ^ limit()                       ^ base() (stacks grow down toward their guard)
 //! ```
+//!
+//! Every length is a whole number of pages (`Layout`): the guard is 16 KiB or one page if
+//! pages are larger (64 KiB on some arm64 and ppc64 kernels, where a 16 KiB guard left slots
+//! off page boundaries and every `madvise`/`mprotect` failed with `EINVAL`).
 //!
 //! Colouring. Stacks of one chunk sit one slot apart (guard + stack, 272 KiB by default), and
 //! every goroutine's first frames are written at its stack's top: with page-aligned tops and an
@@ -51,9 +55,10 @@ use std::sync::Mutex;
 
 use crate::sys::memory;
 
-/// Guard below each stack. Larger than a page so that a frame of up to 16 KiB that skips
-/// ahead without probing still lands in it.
-pub(crate) const GUARD: usize = 16 * 1024;
+/// Least guard below each stack (`Layout::guard`: a page, if pages are larger). Larger than a
+/// 4 KiB page so that a frame of up to 16 KiB that skips ahead without probing still lands in
+/// it.
+const GUARD: usize = 16 * 1024;
 const STACKS_PER_CHUNK: usize = 64;
 /// Distinct starting lines of stack tops (see "Colouring"); at most 7 × 64 = 448 bytes unused.
 const LINE_COLOURS: usize = 8;
@@ -90,20 +95,61 @@ unsafe impl corosensei::stack::Stack for GuardedStack {
 
 impl GuardedStack {
     fn new(low: NonNull<u8>, size: usize) -> GuardedStack {
-        let end = low.as_ptr() as usize + GUARD + size;
+        let end = low.as_ptr() as usize + guard_len() + size;
         let top = NonZeroUsize::new(end - colour(low)).expect("non-null");
         GuardedStack { low, top }
     }
 
     /// Usable bytes above the guard (the colour is part of them).
     fn size(&self) -> usize {
-        self.top.get() + colour(self.low) - self.low.as_ptr() as usize - GUARD
+        self.top.get() + colour(self.low) - self.low.as_ptr() as usize - guard_len()
     }
 
-    /// `[low, low + GUARD)`: the guard region, for overflow reports.
+    /// `[low, low + guard_len())`: the guard region, for overflow reports.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         let lo = self.low.as_ptr() as usize;
-        (lo, lo + GUARD)
+        (lo, lo + guard_len())
+    }
+}
+
+/// Bytes of the guard below each stack on this machine (`Layout::guard`).
+pub(crate) fn guard_len() -> usize {
+    Layout::guard(memory::page_size())
+}
+
+/// Where things sit in a chunk, from the page size and the usable size of its stacks (a whole
+/// number of pages, as `round_size` makes it). A pure function, so that the arithmetic is
+/// tested for page sizes other than this machine's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    /// Bytes from one stack's start (its guard) to the next; a whole, odd number of pages.
+    slot: usize,
+    /// Stacks in one chunk.
+    stacks: usize,
+}
+
+impl Layout {
+    /// The guard: `GUARD`, or one page if pages are larger (a guard must be whole pages).
+    const fn guard(page: usize) -> usize {
+        if page > GUARD {
+            page
+        } else {
+            GUARD
+        }
+    }
+
+    fn new(page: usize, size: usize) -> Layout {
+        debug_assert!(page.is_power_of_two() && size % page == 0);
+        // Guard and stack, plus one untouched page when that is an even number of pages (see
+        // "Colouring" above).
+        let slot = Layout::guard(page) + size;
+        let slot = if (slot / page) % 2 == 0 {
+            slot + page
+        } else {
+            slot
+        };
+        let stacks = STACKS_PER_CHUNK;
+        Layout { slot, stacks }
     }
 }
 
@@ -167,9 +213,10 @@ pub(crate) fn scavenge(max: usize) -> usize {
         g.warm.drain(..surplus).collect()
     };
     let n = batch.len();
+    let guard = guard_len();
     for s in &batch {
         // SAFETY: the usable range of a pooled stack nobody runs on.
-        unsafe { memory::release(NonNull::new_unchecked(s.low.as_ptr().add(GUARD)), s.size()) };
+        unsafe { memory::release(NonNull::new_unchecked(s.low.as_ptr().add(guard)), s.size()) };
     }
     lock_global().cold.extend(batch);
     n
@@ -254,28 +301,17 @@ fn take_matching(from: &mut Vec<GuardedStack>, size: usize, n: usize, out: &mut 
     }
 }
 
-/// Address space from one stack's start to the next in a chunk: guard and stack, plus one
-/// untouched page when that is an even number of pages (see "Colouring" above).
-fn slot_len(size: usize) -> usize {
-    let page = memory::page_size();
-    let slot = GUARD + size;
-    if (slot / page) % 2 == 0 {
-        slot + page
-    } else {
-        slot
-    }
-}
-
 fn new_chunk(size: usize) -> io::Result<Vec<GuardedStack>> {
-    let slot = slot_len(size);
-    let len = slot * STACKS_PER_CHUNK;
+    let Layout { slot, stacks } = Layout::new(memory::page_size(), size);
+    let len = slot * stacks;
     let base = memory::reserve(len)?;
-    let mut out = Vec::with_capacity(STACKS_PER_CHUNK);
-    for i in 0..STACKS_PER_CHUNK {
+    let mut out = Vec::with_capacity(stacks);
+    for i in 0..stacks {
         // SAFETY: `(i + 1) * slot <= len`: the stack lies inside the mapping just made.
         let low = unsafe { NonNull::new_unchecked(base.as_ptr().add(i * slot)) };
-        // SAFETY: the guard range lies in our fresh mapping and holds nothing.
-        unsafe { memory::guard(low, GUARD) }?;
+        // SAFETY: the guard range (whole pages, `Layout`) lies in our fresh mapping and holds
+        // nothing.
+        unsafe { memory::guard(low, guard_len()) }?;
         out.push(GuardedStack::new(low, size));
     }
     Ok(out)
@@ -302,7 +338,8 @@ mod tests {
     #[test]
     fn neighbouring_stacks_start_on_different_lines_of_odd_page_slots() {
         let size = round_size(64 * 1024);
-        assert_eq!((slot_len(size) / memory::page_size()) % 2, 1);
+        let slot = Layout::new(memory::page_size(), size).slot;
+        assert_eq!((slot / memory::page_size()) % 2, 1);
         let stacks: Vec<_> = (0..LINE_COLOURS).map(|_| get(size).unwrap()).collect();
         let mut lines: Vec<usize> = stacks
             .iter()
@@ -334,6 +371,33 @@ mod tests {
             assert!(colours.len() > 1, "all stacks had one colour");
             stacks.into_iter().for_each(put);
         }
+    }
+
+    /// Slots and guards are whole pages, and slots an odd number of them, whatever the page
+    /// size: with 64 KiB pages a 16 KiB guard left every slot off a page boundary, and no
+    /// stack could be made (`madvise` and `mprotect` failed with `EINVAL`).
+    #[test]
+    fn layout_is_whole_pages_for_4k_16k_and_64k_pages() {
+        for page in [4 << 10, 16 << 10, 64 << 10] {
+            let guard = Layout::guard(page);
+            assert!(
+                guard >= GUARD && guard % page == 0,
+                "page {page}: guard {guard}"
+            );
+            for size in [16 << 10, 64 << 10, 256 << 10, 8 << 20, 1 << 30] {
+                let size = usize::max(size, page);
+                let Layout { slot, .. } = Layout::new(page, size);
+                assert_eq!(slot % page, 0, "page {page}, size {size}: slot {slot}");
+                assert_eq!((slot / page) % 2, 1, "page {page}, size {size}: even slot");
+                assert!(slot >= guard + size && slot <= guard + size + page);
+            }
+        }
+        assert_eq!(Layout::guard(4 << 10), 16 << 10);
+        assert_eq!(Layout::guard(64 << 10), 64 << 10);
+        // 16 KiB guard + 256 KiB = 68 pages of 4 KiB: one more makes it odd.
+        assert_eq!(Layout::new(4 << 10, 256 << 10).slot, 276 << 10);
+        // 64 KiB guard + 256 KiB = 5 pages of 64 KiB.
+        assert_eq!(Layout::new(64 << 10, 256 << 10).slot, 320 << 10);
     }
 
     #[test]
