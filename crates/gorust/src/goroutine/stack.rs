@@ -13,7 +13,9 @@
 //!
 //! Every length is a whole number of pages (`Layout`): the guard is 16 KiB or one page if
 //! pages are larger (64 KiB on some arm64 and ppc64 kernels, where a 16 KiB guard left slots
-//! off page boundaries and every `madvise`/`mprotect` failed with `EINVAL`).
+//! off page boundaries and every `madvise`/`mprotect` failed with `EINVAL`). A chunk holds 64
+//! stacks, fewer when that would be more than 16 MiB of usable stack (one stack at least): a
+//! 1 GiB `stack_size` used to reserve 64 GiB of address space at the first goroutine.
 //!
 //! Colouring. Stacks of one chunk sit one slot apart (guard + stack, 272 KiB by default), and
 //! every goroutine's first frames are written at its stack's top: with page-aligned tops and an
@@ -59,7 +61,10 @@ use crate::sys::memory;
 /// 4 KiB page so that a frame of up to 16 KiB that skips ahead without probing still lands in
 /// it.
 const GUARD: usize = 16 * 1024;
+/// Most stacks in a chunk, and the most usable stack bytes a chunk holds when that is more
+/// than one stack (`Layout::stacks`).
 const STACKS_PER_CHUNK: usize = 64;
+const CHUNK_STACK_BYTES: usize = 16 << 20;
 /// Distinct starting lines of stack tops (see "Colouring"); at most 7 × 64 = 448 bytes unused.
 const LINE_COLOURS: usize = 8;
 const CACHE_LINE: usize = 64;
@@ -148,7 +153,7 @@ impl Layout {
         } else {
             slot
         };
-        let stacks = STACKS_PER_CHUNK;
+        let stacks = (CHUNK_STACK_BYTES / size).clamp(1, STACKS_PER_CHUNK);
         Layout { slot, stacks }
     }
 }
@@ -398,6 +403,27 @@ mod tests {
         assert_eq!(Layout::new(4 << 10, 256 << 10).slot, 276 << 10);
         // 64 KiB guard + 256 KiB = 5 pages of 64 KiB.
         assert_eq!(Layout::new(64 << 10, 256 << 10).slot, 320 << 10);
+    }
+
+    /// A chunk holds 64 stacks, fewer when that would be more than 16 MiB of usable stack, and
+    /// one at least: a 1 GiB stack size used to reserve 64 GiB at the first goroutine.
+    #[test]
+    fn a_chunk_holds_64_stacks_or_16_mib_of_them() {
+        let page = 4 << 10;
+        let stacks = |size: usize| Layout::new(page, size).stacks;
+        assert_eq!(stacks(16 << 10), 64);
+        assert_eq!(stacks(256 << 10), 64);
+        assert_eq!(stacks(512 << 10), 32);
+        assert_eq!(stacks(8 << 20), 2);
+        assert_eq!(stacks(16 << 20), 1);
+        assert_eq!(stacks(1 << 30), 1);
+        for size in [(256 << 10) + page, 3 << 20, 100 << 20] {
+            let n = stacks(size);
+            assert!(
+                (1..=64).contains(&n) && (n == 1 || n * size <= 16 << 20),
+                "{size}: {n}"
+            );
+        }
     }
 
     #[test]
