@@ -42,8 +42,8 @@
 //!   batch at a time and moves them to a cold list for reuse. (A thread of its own was rejected:
 //!   it counted against the "workers + blocking + 2 threads" budget of a server.) Doing it on the freeing path instead cost
 //!   a system call and a TLB flush per goroutine exit and made a burst of 100,000 exits 5x
-//!   slower (measured with `gorust demo`). Address space is never unmapped: it is bounded by
-//!   the peak number of live goroutines.
+//!   slower (measured with `gorust demo`). Address space is never unmapped (but for a chunk
+//!   whose guards could not be installed): it is bounded by the peak number of live goroutines.
 //!
 //! Who touches what: a `GuardedStack` is owned by one coroutine; the caches are thread-local;
 //! the global lists are behind one mutex, taken once per cache miss or overflow, which moves
@@ -316,7 +316,13 @@ fn new_chunk(size: usize) -> io::Result<Vec<GuardedStack>> {
         let low = unsafe { NonNull::new_unchecked(base.as_ptr().add(i * slot)) };
         // SAFETY: the guard range (whole pages, `Layout`) lies in our fresh mapping and holds
         // nothing.
-        unsafe { memory::guard(low, guard_len()) }?;
+        if let Err(e) = unsafe { memory::guard(low, guard_len()) } {
+            drop(out);
+            // SAFETY: `base..base + len` is the mapping just made; the stacks carved from it
+            // were dropped unused, so nothing refers to it.
+            unsafe { memory::unreserve(base, len) };
+            return Err(e);
+        }
         out.push(GuardedStack::new(low, size));
     }
     Ok(out)

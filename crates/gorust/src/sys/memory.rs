@@ -1,4 +1,5 @@
-//! Virtual memory for goroutine stacks (reserve, guard, release) and for task cells (chunks).
+//! Virtual memory for goroutine stacks (reserve, guard, release, unreserve) and for task cells
+//! (chunks).
 
 use std::io;
 use std::ptr::NonNull;
@@ -57,6 +58,17 @@ fn map_anonymous(len: usize, flags: libc::c_int) -> io::Result<NonNull<u8>> {
         return Err(io::Error::last_os_error());
     }
     NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// Unmaps `[addr, addr+len)`, a whole reservation: for one whose stacks could not be set up.
+///
+/// # Safety
+///
+/// The range must be a whole mapping made by [`reserve`], and nothing may refer to it any more.
+pub(crate) unsafe fn unreserve(addr: NonNull<u8>, len: usize) {
+    // SAFETY: the caller guarantees the range is a mapping of ours that nobody uses. Its only
+    // error, `EINVAL`, cannot occur for a range `reserve` returned: nothing to report.
+    let _ = syscall!(munmap(addr.as_ptr().cast(), len));
 }
 
 /// How guard pages are made on this kernel.
