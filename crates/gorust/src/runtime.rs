@@ -139,7 +139,8 @@ impl Builder {
     }
 
     /// Print a scheduler trace line every `every` on stderr (like Go's
-    /// `GODEBUG=schedtrace=MS`). Default: from `GORUST_DEBUG=schedtrace=MS`, else off.
+    /// `GODEBUG=schedtrace=MS`); a zero period is an error of `build`. Default: from
+    /// `GORUST_DEBUG=schedtrace=MS`, else off.
     pub fn schedtrace(mut self, every: Option<Duration>) -> Self {
         self.config.schedtrace = every;
         self
@@ -148,8 +149,9 @@ impl Builder {
     /// Starts the workers.
     ///
     /// Errors: `InvalidInput` for a setting out of range (zero workers, more than 4,096
-    /// workers, a zero interval, a stack over 1 GiB); the OS error if a poller or a thread
-    /// cannot be created (for example `EMFILE` when descriptors run out).
+    /// workers, a zero interval or `schedtrace` period, a stack over 1 GiB, a thread name with
+    /// a NUL byte); the OS error if a poller or a thread cannot be created (for example
+    /// `EMFILE` when descriptors run out).
     pub fn build(&self) -> io::Result<Runtime> {
         let mut config = self.config.clone();
         let invalid = |msg: &str| io::Error::new(io::ErrorKind::InvalidInput, msg.to_string());
@@ -168,6 +170,18 @@ impl Builder {
         }
         if config.stack_size > 1 << 30 {
             return Err(invalid("gorust: Builder::stack_size must be at most 1 GiB"));
+        }
+        // std's thread spawn panics on a name with a NUL byte.
+        if config.thread_name.contains('\0') {
+            return Err(invalid(
+                "gorust: Builder::thread_name must not contain a NUL byte",
+            ));
+        }
+        // A zero period would print without pause (`GORUST_DEBUG=schedtrace=0` means off).
+        if config.schedtrace == Some(Duration::ZERO) {
+            return Err(invalid(
+                "gorust: Builder::schedtrace period must not be zero",
+            ));
         }
         config.stack_size = crate::goroutine::stack::round_size(config.stack_size);
         // Before any thread of ours starts (see `reserve_descriptors`). Only an optimisation:

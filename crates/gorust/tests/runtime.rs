@@ -27,6 +27,24 @@ fn invalid_settings_are_errors_not_panics() {
     assert!(e.to_string().contains("stack_size"), "{e}");
 }
 
+/// A thread name with a NUL byte made `build` panic in std's thread spawn, and a zero
+/// `schedtrace` period was accepted and printed trace lines without pause.
+#[test]
+fn a_nul_in_the_thread_name_and_a_zero_schedtrace_are_errors() {
+    let e = gorust::Runtime::builder()
+        .thread_name("a\0b")
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("thread_name"), "{e}");
+    let e = gorust::Runtime::builder()
+        .schedtrace(Some(Duration::ZERO))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("schedtrace"), "{e}");
+}
+
 #[test]
 fn worker_threads_are_named_and_counted() {
     within(Duration::from_secs(30), || {
