@@ -296,11 +296,26 @@ impl Runtime {
     /// runtime shuts down as soon as `f` returns. Otherwise (from a goroutine, a blocking-pool
     /// thread, inside `Runtime::block_on`, or after `go`), worker 0 has a thread of its own and
     /// this thread parks or blocks until `f` returns.
+    ///
+    /// # Panics
+    ///
+    /// If called from a future (not a goroutine) running on a worker thread, before `f`
+    /// starts: waiting for it there would block the worker. Use `.await` on
+    /// [`go`](Runtime::go)'s handle there.
     pub fn run<F, R>(self, f: F) -> R
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        // `blocking`'s test (`in_a_future_on_a_worker`). Checked first: `block_on` below would
+        // panic only after `f` started, with a message about itself.
+        if crate::sched::worker::is_serving() && !crate::goroutine::in_goroutine() {
+            panic!(
+                "gorust: Runtime::run called from a future on a worker thread would block the \
+                 worker until f returns; .await the handle of Runtime::go there, or call run \
+                 from a goroutine"
+            );
+        }
         let first = self.take_first_worker();
         let served_here = first.is_some();
         let main = match first {

@@ -515,6 +515,32 @@ fn runtime_block_on_in_goroutines_enters_only_while_polling() {
     });
 }
 
+/// `Runtime::run` from a future on a worker panics before `f` starts, with a message naming
+/// it. It used to start `f` on the other runtime and only then panic, in `block_on`, with a
+/// message about `gorust::block_on`.
+#[test]
+fn runtime_run_from_a_future_panics_before_starting_f() {
+    within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let ran = Arc::new(AtomicUsize::new(0));
+            let r2 = ran.clone();
+            let other = gorust::Runtime::builder().workers(1).build().unwrap();
+            let task = gorust::spawn(async move {
+                other.run(move || r2.fetch_add(1, Ordering::SeqCst));
+            });
+            let err = gorust::block_on(task).unwrap_err();
+            let msg = err
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            gorust::time::sleep(Duration::from_millis(50));
+            assert_eq!(ran.load(Ordering::SeqCst), 0, "f ran anyway ({msg:?})");
+            assert!(msg.contains("Runtime::run"), "{msg:?}");
+        })
+    });
+}
+
 #[test]
 fn join_after_shutdown_reports_cancellation() {
     within(Duration::from_secs(60), || {
