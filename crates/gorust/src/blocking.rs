@@ -37,8 +37,8 @@ where
 }
 
 /// Whether this thread is a worker that still runs tasks, outside any goroutine: a future's
-/// poll, where waiting for the pool would block the worker.
-fn in_a_future_on_a_worker() -> bool {
+/// poll, where waiting (for the pool, for another runtime) would block the worker.
+pub(crate) fn in_a_future_on_a_worker() -> bool {
     crate::sched::worker::is_serving() && !crate::goroutine::in_goroutine()
 }
 

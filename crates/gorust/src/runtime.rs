@@ -307,9 +307,9 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        // `blocking`'s test (`in_a_future_on_a_worker`). Checked first: `block_on` below would
-        // panic only after `f` started, with a message about itself.
-        if crate::sched::worker::is_serving() && !crate::goroutine::in_goroutine() {
+        // Checked first: `block_on` below would panic only after `f` started, with a message
+        // about itself.
+        if crate::blocking::in_a_future_on_a_worker() {
             panic!(
                 "gorust: Runtime::run called from a future on a worker thread would block the \
                  worker until f returns; .await the handle of Runtime::go there, or call run \

@@ -213,6 +213,34 @@ fn num_goroutines_counts_live_ones() {
     });
 }
 
+/// A finished goroutine no longer counts, even when it ended on another worker a moment ago.
+/// Before, a goroutine published its end before it counted it, and whoever saw it finished
+/// could see one goroutine too many (review, session 20).
+#[test]
+fn a_finished_goroutine_no_longer_counts() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let base = gorust::num_goroutines();
+            for i in 0..2_000 {
+                let h = gorust::go(|| ());
+                // Spin, so that the other worker runs it, and look the moment it is finished.
+                // (It may land in this worker's LIFO slot, out of the other's reach, when that
+                // one is busy as it is spawned: then yield to run it here.)
+                let spin_until = std::time::Instant::now() + Duration::from_millis(1);
+                while !h.is_finished() {
+                    if std::time::Instant::now() < spin_until {
+                        std::hint::spin_loop();
+                    } else {
+                        gorust::yield_now();
+                    }
+                }
+                assert_eq!(gorust::num_goroutines(), base, "finished {i}");
+                h.join().unwrap();
+            }
+        })
+    });
+}
+
 #[test]
 fn go_outside_a_runtime_panics_with_advice() {
     let err = std::panic::catch_unwind(|| gorust::go(|| ())).expect_err("panics");

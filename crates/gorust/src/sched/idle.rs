@@ -56,6 +56,12 @@ impl Idle {
         self.num_workers - unparked(self.state.load(Acquire))
     }
 
+    /// Whether some worker is parked or searching, so could take a task from a ring.
+    pub(crate) fn any_free(&self) -> bool {
+        let s = self.state.load(Acquire);
+        searching(s) > 0 || unparked(s) < self.num_workers
+    }
+
     /// Rule 1. Returns `false` if enough workers are searching already.
     pub(crate) fn transition_worker_to_searching(&self) -> bool {
         let s = self.state.load(SeqCst);

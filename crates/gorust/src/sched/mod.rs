@@ -12,14 +12,15 @@
 //! | task | woken on its home worker | woken elsewhere |
 //! |---|---|---|
 //! | started goroutine (bound) | LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
-//! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded or a worker is parked (then `notify_parked`) | global inject queue, then `notify_parked` |
+//! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded or a worker is parked or searching (then `notify_parked`) | global inject queue, then `notify_parked` |
 //!
 //! The LIFO slot is its worker's alone (no thief looks there), so an unbound task goes there
-//! only while no worker is parked: with one parked, the slot would keep the task from it until
-//! its worker ran dry, and `let h = go(f); compute(); h.join()` ran `f` after `compute` (test
-//! `a_new_goroutine_runs_on_an_idle_worker_while_its_spawner_computes`). Go wakes an idle P
-//! at `newproc` and lets thieves take `runnext`; a stealable slot would cost the hot path an
-//! atomic on every wake, and with every worker busy, nobody would steal it anyway.
+//! only while every worker is busy: with one parked or searching, the slot would keep the task
+//! from it until its worker ran dry, and `let h = go(f); compute(); h.join()` ran `f` after
+//! `compute` (test `a_new_goroutine_runs_on_an_idle_worker_while_its_spawner_computes`). Go
+//! wakes an idle P at `newproc` and lets thieves take `runnext`; a stealable slot would cost
+//! the hot path an atomic on every wake. Left open: a task put in the slot while every worker
+//! was busy stays out of reach of one that runs dry later (ARCHITECTURE, known limits).
 //!
 //! One exception keeps the order fair under overload: an unbound task woken by its worker's
 //! non-blocking poll (the one every `event_interval` ticks, or when its queues run dry), with
@@ -31,7 +32,7 @@
 //! `futures_woken_by_io_under_overload_take_turns`).
 //!
 //! A new goroutine is unbound and starts in the LIFO slot (Go's `newproc`; in the ring while a
-//! worker is parked); a new future at the back of the ring (tokio's `spawn`); an event-loop
+//! worker is parked or searching); a new future at the back of the ring (tokio's `spawn`); an event-loop
 //! handler is bound at spawn to the spawning worker and starts at the back of its pinned queue
 //! (`spawn_goroutine_here`).
 //!

@@ -316,6 +316,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     /// Publishes the output and releases the runner's references (plus the owned list's).
     fn complete(&self, runner_refs: usize) {
         let header = self.header();
+        // Leave the owned list, and count a goroutine's end, before COMPLETE is published:
+        // whoever sees the task finished (its joiner, `is_finished`) then sees it gone from
+        // `num_goroutines` too. Counted after, a joiner on another worker could see one
+        // goroutine too many (review, session 20).
+        let listed = self.cell().scheduler.release(self.raw());
         let prev = header.state.transition_to_complete();
         if !prev.is_join_interested() {
             // Nobody will read the output.
@@ -337,7 +342,6 @@ impl<F: Future, S: Schedule> Harness<F, S> {
                 });
             }
         }
-        let listed = self.cell().scheduler.release(self.raw());
         if header.state.ref_dec(runner_refs + listed as usize) {
             self.dealloc();
         }
