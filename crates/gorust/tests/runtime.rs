@@ -633,24 +633,31 @@ fn stack_overflow_names_the_goroutine_and_aborts() {
     assert!(err.contains("gorust: goroutine "), "{err}");
 }
 
+/// Recurses `n` frames of more than 512 bytes each: far past a 64 KiB stack.
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let buf = std::hint::black_box([n as u8; 512]);
+    if n == 0 {
+        return buf[0] as u64;
+    }
+    recurse(n - 1) + std::hint::black_box(buf[1]) as u64
+}
+
+/// One worker, 64 KiB goroutine stacks: for the overflow children.
+fn small_stack_runtime() -> gorust::Runtime {
+    gorust::Runtime::builder()
+        .workers(1)
+        .stack_size(64 * 1024)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn overflow_child() {
     if std::env::var("GORUST_OVERFLOW").is_err() {
         return;
     }
-    #[inline(never)]
-    fn recurse(n: u64) -> u64 {
-        let buf = std::hint::black_box([n as u8; 512]);
-        if n == 0 {
-            return buf[0] as u64;
-        }
-        recurse(n - 1) + std::hint::black_box(buf[1]) as u64
-    }
-    let rt = gorust::Runtime::builder()
-        .workers(1)
-        .stack_size(64 * 1024)
-        .build()
-        .unwrap();
+    let rt = small_stack_runtime();
     rt.run(|| gorust::go(|| recurse(1_000_000)).join().ok());
 }
 
@@ -682,19 +689,7 @@ fn overflow_at_shutdown_child() {
             std::hint::black_box(recurse(1_000_000));
         }
     }
-    #[inline(never)]
-    fn recurse(n: u64) -> u64 {
-        let buf = std::hint::black_box([n as u8; 512]);
-        if n == 0 {
-            return buf[0] as u64;
-        }
-        recurse(n - 1) + std::hint::black_box(buf[1]) as u64
-    }
-    let rt = gorust::Runtime::builder()
-        .workers(1)
-        .stack_size(64 * 1024)
-        .build()
-        .unwrap();
+    let rt = small_stack_runtime();
     rt.run(|| {
         let (started_tx, started_rx) = gorust::sync::mpsc::channel::<()>();
         drop(gorust::go(move || {
