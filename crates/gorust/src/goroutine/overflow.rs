@@ -2,9 +2,8 @@
 //!
 //! While a goroutine runs (and while a parked one is unwound by its drop), its worker thread
 //! records the goroutine's id and guard region in a `const`-initialised thread-local (readable
-//! from a signal handler). The fault handler
-//! (`sys::signal`) asks [`classify`] whether a faulting address lies in that guard region; if so
-//! it prints
+//! from a signal handler). The fault handler (`sys::signal`) asks [`classify`] whether a
+//! faulting address lies in that guard region; if so it prints
 //!
 //! ```text
 //! gorust: goroutine 42 overflowed its 256 KiB stack; raise it with Builder::stack_size

@@ -32,9 +32,9 @@
 //! `futures_woken_by_io_under_overload_take_turns`).
 //!
 //! A new goroutine is unbound and starts in the LIFO slot (Go's `newproc`; in the ring while a
-//! worker is parked or searching); a new future at the back of the ring (tokio's `spawn`); an event-loop
-//! handler is bound at spawn to the spawning worker and starts at the back of its pinned queue
-//! (`spawn_goroutine_here`).
+//! worker is parked or searching); a new future at the back of the ring (tokio's `spawn`); an
+//! event-loop handler is bound at spawn to the spawning worker and starts at the back of its
+//! pinned queue (`spawn_goroutine_here`).
 //!
 //! What a worker runs next (`worker::WorkerCtx::next_local_task`): every
 //! `global_queue_interval` (61) ticks one task from the inject queue first, for fairness; then
@@ -52,8 +52,9 @@
 //! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,
 //! the goroutines bound to it and any future, then closes its inbox and drops what its queues
 //! still hold; (4) `Runtime` joins the workers, closes the inject queue, cancels what is left
-//! (goroutines that never started) and stops the blocking pool. A task running when shutdown begins is cancelled when its poll returns; a
-//! goroutine that never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
+//! (goroutines that never started) and stops the blocking pool. A task running when shutdown
+//! begins is cancelled when its poll returns; a goroutine that never parks or returns keeps its
+//! worker (and so `Runtime::drop`) waiting.
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
 //! worker of a runtime dropped inside one of its own goroutines once that drop unwinds the
 //! rest (the dropping goroutine itself goes on): a destructor that `block_on`s there blocks

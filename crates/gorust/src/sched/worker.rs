@@ -218,13 +218,8 @@ impl WorkerCtx {
             return Err(task);
         }
         let shared = self.shared();
-        // The LIFO slot is this worker's alone: no thief looks there. A task any worker may
-        // run (a new goroutine, a future) goes to the ring instead while a worker is parked or
-        // searching, and a parked one is woken to take it unless one searches (Go's `newproc`
-        // wakes an idle P, and its thieves take `runnext`). Before, `let h = go(f); compute();
-        // h.join()` ran `f` only after `compute` with a worker idle (review, session 20). A
-        // started goroutine is bound and cannot move, so it keeps the slot; so does any task
-        // in a runtime whose workers are all busy (one worker, the echo benchmarks).
+        // No thief looks at the LIFO slot: an unbound task goes to the ring while another
+        // worker could take it (the module header of `sched`). Bound goroutines keep the slot.
         let to_ring = if is_yield || (home == UNBOUND && shared.idle.any_free()) {
             core.push_back(task, &shared.inject)
         } else if let Some(prev) = core.runnext.replace(task) {
