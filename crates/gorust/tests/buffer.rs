@@ -144,7 +144,8 @@ fn reader_errors_are_unexpected_eof_io_errors() {
 
 #[test]
 fn an_idle_buffer_costs_no_node_memory() {
-    assert!(std::mem::size_of::<LinkBuffer>() <= 64);
+    // The chain (32 bytes), the cursor, the counts and `until`'s record of a failed search.
+    assert!(std::mem::size_of::<LinkBuffer>() <= 72);
     let mut buf = LinkBuffer::new();
     assert_eq!((buf.node_count(), buf.capacity_bytes()), (0, 0));
     for round in 0..3 {

@@ -9,6 +9,7 @@ impl LinkBuffer {
     /// tests (O(nodes)); a correct buffer always passes.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_scan()?;
         let (idx, off) = (self.rd_node.get(), self.rd_off.get());
         if self.nodes.is_empty() {
             return match (idx, off, self.len(), self.pending) {
@@ -61,6 +62,28 @@ impl LinkBuffer {
                 "pending is {} but {pending} bytes are",
                 self.pending
             ));
+        }
+        Ok(())
+    }
+
+    /// The run a failed `until` recorded is readable and holds no delimiter.
+    fn check_scan(&self) -> Result<(), String> {
+        let (delim, clean) = self.scan.get().parts();
+        if clean > self.len() {
+            return Err(format!(
+                "until's clean run is {clean} bytes but {} are readable",
+                self.len()
+            ));
+        }
+        let mut seen = 0;
+        for run in self.runs(clean) {
+            if let Some(i) = run.iter().position(|&b| b == delim) {
+                return Err(format!(
+                    "byte {} holds {delim}, inside until's clean run of {clean}",
+                    seen + i
+                ));
+            }
+            seen += run.len();
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! [`Error`](super::Error) and consumes nothing.
 
 use super::error::{Error, Result};
-use super::link::LinkBuffer;
+use super::link::{LinkBuffer, Scan};
 use super::slice::Slice;
 
 impl LinkBuffer {
@@ -70,19 +70,18 @@ impl LinkBuffer {
     ///
     /// [`Error::NoDelimiter`] if no readable byte is `delim`; nothing is consumed.
     pub fn until(&self, delim: u8) -> Result<Slice<'_>> {
-        let (idx, off, run) = self.head();
-        if let Some(i) = run.iter().position(|&b| b == delim) {
-            self.advance_head(idx, off, i + 1);
-            return Ok(Slice::borrowed(&run[..=i]));
-        }
-        // Not in the cursor's node (the first run): search the next ones, then copy.
-        let mut seen = run.len();
-        for run in self.runs(self.len()).skip(1) {
-            if let Some(i) = run.iter().position(|&b| b == delim) {
-                return self.next(seen + i + 1);
+        // Search on from the bytes a failed search already read (`Scan`). `next` borrows the
+        // line when it lies in the cursor's node and copies it when it spans nodes.
+        let clean = self.scan.get().clean_for(delim);
+        let mut seen = 0;
+        for run in self.runs(self.len()) {
+            let from = clean.saturating_sub(seen).min(run.len());
+            if let Some(i) = run[from..].iter().position(|&b| b == delim) {
+                return self.next(seen + from + i + 1);
             }
             seen += run.len();
         }
+        self.scan.set(Scan::new(delim, self.len()));
         Err(Error::NoDelimiter {
             delim,
             buffered: self.len(),
@@ -146,7 +145,7 @@ impl LinkBuffer {
             }
         }
         out.len.set(n);
-        self.len.set(self.len() - n);
+        self.consumed(n);
         self.reset_cursor();
         Ok(out)
     }
@@ -224,6 +223,59 @@ mod tests {
         assert_eq!(b.until(b'c').unwrap(), b"bc");
         assert!(b.read_byte().is_err());
         assert_eq!(b.next(0).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_failed_until_is_not_searched_again() {
+        // A long line trickling in: each search reads only the bytes that arrived since the
+        // last one, so the whole line is searched once however slowly it comes.
+        let mut b = LinkBuffer::new();
+        for _ in 0..3 * NODE_SIZES[0] / 100 {
+            b.write_bytes(&[b'x'; 100]);
+            b.flush();
+            assert!(b.until(b'\n').is_err());
+            assert_eq!(b.scan.get().clean_for(b'\n'), b.len());
+            b.check_invariants().unwrap();
+        }
+        assert!(b.node_count() > 1, "the line spans nodes");
+        // Another delimiter knows nothing of that search.
+        assert_eq!(b.scan.get().clean_for(b';'), 0);
+        b.write_bytes(b"x;y\nz");
+        b.flush();
+        let line_len = b.len() - 1;
+        assert_eq!(
+            b.until(b'\n').unwrap().len(),
+            line_len,
+            "found past the clean run"
+        );
+        assert_eq!(b.len(), 1);
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn consuming_shortens_the_clean_run_and_another_delimiter_ignores_it() {
+        let mut b = LinkBuffer::new();
+        b.write_bytes(b"abcdef");
+        b.flush();
+        assert!(b.until(b'\n').is_err());
+        assert_eq!(b.scan.get().clean_for(b'\n'), 6);
+        b.skip(2).unwrap();
+        assert_eq!(b.scan.get().clean_for(b'\n'), 4);
+        assert_eq!(b.next(1).unwrap(), b"c");
+        assert_eq!(b.read_byte(), Ok(b'd'));
+        assert_eq!(b.scan.get().clean_for(b'\n'), 2);
+        // A search for another delimiter starts at the cursor, and a success records nothing.
+        assert_eq!(b.until(b'e').unwrap(), b"e");
+        assert_eq!(b.scan.get().clean_for(b'e'), 0);
+        b.write_bytes(b"\n");
+        b.flush();
+        assert_eq!(b.until(b'\n').unwrap(), b"f\n");
+        let mut rest = b.slice(0).unwrap();
+        assert!(rest.is_empty());
+        rest.write_bytes(b"\n");
+        rest.flush();
+        assert_eq!(rest.until(b'\n').unwrap(), b"\n");
+        b.check_invariants().unwrap();
     }
 
     #[test]
