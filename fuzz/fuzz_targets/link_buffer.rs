@@ -1,9 +1,9 @@
 //! Fuzz target: `gorust::buffer::LinkBuffer` against a model.
 //!
 //! The input decodes into a sequence of operations covering every public reader and writer
-//! (`next`, `peek`, `skip`, `until`, `read_byte`, `slice`, `release`, `malloc`, `write_bytes`,
-//! `flush`, `append`, `bytes::Buf`/`BufMut`, `std::io::Read`/`BufRead`/`Write`, `read_from_fd`
-//! and `write_to_fd` on pipes). Each runs on the buffer and on a model, a `VecDeque<u8>` of
+//! (`next`, `peek`, `skip`, `until`, `read_byte`, `slice`, `release`, `malloc`, `malloc_ack`,
+//! `write_bytes`, `flush`, `append`, `bytes::Buf`/`BufMut`, `std::io::Read`/`BufRead`/`Write`,
+//! `read_from_fd` and `write_to_fd` on pipes). Each runs on the buffer and on a model, a `VecDeque<u8>` of
 //! readable bytes plus a `Vec<u8>` of pending ones, and every result, error, length and the
 //! whole readable content must agree after every operation; the buffer's own invariant check
 //! runs after each one too. A read past the end must return the documented error (a panic is a
@@ -116,6 +116,8 @@ enum Op {
     Write(Len, Fill),
     WriteRaw(Vec<u8>),
     Malloc(Len, Fill),
+    /// `malloc_ack`, the length relative to what is pending.
+    MallocAck(Len),
     Flush,
     // The `&self` readers: one, or several whose slices are all held until the last is read.
     Look(Look),
@@ -463,6 +465,26 @@ impl Harness {
                 assert_eq!(space.len(), data.len(), "malloc");
                 space.copy_from_slice(&data);
                 m.pending.extend_from_slice(&data);
+            }
+            Op::MallocAck(len) => {
+                let n = len.get(m.pending.len());
+                match buf.malloc_ack(n) {
+                    Ok(()) => {
+                        assert!(
+                            n <= m.pending.len(),
+                            "malloc_ack({n}) of {}",
+                            m.pending.len()
+                        );
+                        m.pending.truncate(n);
+                    }
+                    Err(e) => assert_eq!(
+                        e,
+                        Error::NotPending {
+                            kept: n,
+                            pending: m.pending.len()
+                        }
+                    ),
+                }
             }
             Op::Flush => {
                 buf.flush();

@@ -31,6 +31,8 @@ enum Op {
         flush: bool,
     },
     Flush,
+    /// `malloc_ack` of `raw % (pending + 2)` bytes: mostly kept, one in a few too many.
+    MallocAck(usize),
     Next(usize),
     Peek(usize),
     Skip(usize),
@@ -76,6 +78,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (len(), any::<u8>(), any::<bool>()).prop_map(|(n, seed, flush)| Op::Malloc { n, seed, flush }),
         1 => (70_000usize..140_000, any::<u8>()).prop_map(|(n, seed)| Op::Malloc { n, seed, flush: true }),
         3 => Just(Op::Flush),
+        2 => any::<usize>().prop_map(Op::MallocAck),
         4 => len().prop_map(Op::Next),
         2 => len().prop_map(Op::Peek),
         2 => len().prop_map(Op::Skip),
@@ -207,6 +210,23 @@ impl Harness {
             Op::Flush => {
                 buf.flush();
                 m.flush();
+            }
+            Op::MallocAck(raw) => {
+                let n = raw % (m.pending.len() + 2);
+                match buf.malloc_ack(n) {
+                    Ok(()) => {
+                        prop_assert!(n <= m.pending.len());
+                        m.pending.truncate(n);
+                    }
+                    Err(e) => prop_assert_eq!(
+                        e,
+                        Error::NotPending {
+                            kept: n,
+                            pending: m.pending.len()
+                        }
+                    ),
+                }
+                prop_assert_eq!(buf.malloc_len(), m.pending.len());
             }
             Op::Next(n) => match buf.next(n) {
                 Ok(s) => same(&s, &m.take(n))?,

@@ -1,11 +1,13 @@
-//! The reader's error: too few bytes buffered.
+//! The buffer's error: too few bytes buffered, or pending for `malloc_ack`.
 
 use std::fmt;
 use std::io;
 
-/// Why a read of a [`LinkBuffer`](super::LinkBuffer) failed. Nothing was consumed.
+/// Why a read of a [`LinkBuffer`](super::LinkBuffer) failed (nothing was consumed), or a
+/// [`malloc_ack`](super::LinkBuffer::malloc_ack) (nothing was changed).
 ///
-/// Converts into an [`io::Error`] of kind [`io::ErrorKind::UnexpectedEof`] whose inner error
+/// Converts into an [`io::Error`] of kind [`io::ErrorKind::UnexpectedEof`] for a read and
+/// [`io::ErrorKind::InvalidInput`] for `malloc_ack`, whose inner error
 /// (`get_ref`/`into_inner`) downcasts back to this type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -24,6 +26,14 @@ pub enum Error {
         /// Bytes readable, all searched.
         buffered: usize,
     },
+    /// [`malloc_ack`](super::LinkBuffer::malloc_ack) was asked to keep `kept` bytes but only
+    /// `pending` were written since the last flush.
+    NotPending {
+        /// Bytes asked to keep.
+        kept: usize,
+        /// Bytes written and not yet flushed.
+        pending: usize,
+    },
 }
 
 /// The result of a [`LinkBuffer`](super::LinkBuffer) read.
@@ -41,6 +51,10 @@ impl fmt::Display for Error {
                     "no delimiter {delim:#04x} in the {buffered} buffered bytes"
                 )
             }
+            Error::NotPending { kept, pending } => write!(
+                f,
+                "cannot keep {kept} bytes: only {pending} were written since the last flush"
+            ),
         }
     }
 }
@@ -49,7 +63,11 @@ impl std::error::Error for Error {}
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
-        io::Error::new(io::ErrorKind::UnexpectedEof, e)
+        let kind = match e {
+            Error::NotPending { .. } => io::ErrorKind::InvalidInput,
+            Error::Short { .. } | Error::NoDelimiter { .. } => io::ErrorKind::UnexpectedEof,
+        };
+        io::Error::new(kind, e)
     }
 }
 
@@ -75,5 +93,14 @@ mod tests {
             buffered: 3,
         };
         assert_eq!(d.to_string(), "no delimiter 0x0a in the 3 buffered bytes");
+        let p = Error::NotPending {
+            kept: 4,
+            pending: 1,
+        };
+        assert_eq!(io::Error::from(p).kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            p.to_string(),
+            "cannot keep 4 bytes: only 1 were written since the last flush"
+        );
     }
 }

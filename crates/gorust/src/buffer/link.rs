@@ -186,17 +186,28 @@ impl LinkBuffer {
     /// Appends a node at the tail, first dropping a tail that holds nothing (a fresh node
     /// from `chunk_mut` that got no byte), so that fresh nodes never pile up in the chain.
     pub(super) fn push_node(&mut self, node: Node) {
-        if self.nodes.back().is_some_and(Node::holds_nothing) {
-            self.nodes.pop_back();
-            let len = self.nodes.len();
-            if len > 0 && self.rd_node.get() >= len {
-                // The cursor was at the end of the dropped node: put it at the end of the one
-                // before, which it had read through.
-                self.rd_node.set(len - 1);
-                self.rd_off.set(self.nodes[len - 1].flushed());
-            }
-        }
+        self.pop_empty_tail();
         self.push_fresh(node);
+    }
+
+    /// Drops the tail node if it holds nothing, and says whether it did.
+    pub(super) fn pop_empty_tail(&mut self) -> bool {
+        if !self.nodes.back().is_some_and(Node::holds_nothing) {
+            return false;
+        }
+        self.nodes.pop_back();
+        let len = self.nodes.len();
+        if len == 0 {
+            // Kept allocated: `push_node` is about to push again (`malloc_ack` frees it).
+            self.rd_node.set(0);
+            self.rd_off.set(0);
+        } else if self.rd_node.get() >= len {
+            // The cursor was at the start of the dropped node, so past every byte of the one
+            // before: put it at that one's end.
+            self.rd_node.set(len - 1);
+            self.rd_off.set(self.nodes[len - 1].flushed());
+        }
+        true
     }
 
     /// Appends a node at the tail, keeping the current tail whatever it holds.

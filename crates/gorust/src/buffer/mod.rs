@@ -119,7 +119,8 @@
 //!   uninitialised memory; blocks are zeroed once when allocated (pooled blocks stay
 //!   initialised; large fresh allocations come zeroed from the kernel), instead of tracking an
 //!   initialised prefix per block. Pooled blocks are not cleared between users (a `memset` per
-//!   node); so `malloc` warns that a byte left unfilled holds an earlier user's data.
+//!   node); so `malloc` warns that a byte left unfilled holds an earlier user's data, and
+//!   `malloc_ack` takes back the bytes a codec did not fill.
 //!
 //! # Guarantees and current behaviour
 //!

@@ -298,6 +298,19 @@ impl Node {
         self.written += n;
     }
 
+    /// Takes back the last `n` pending bytes: they become free space again.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `n` bytes are pending.
+    pub(super) fn uncommit(&mut self, n: usize) {
+        assert!(
+            n <= self.written - self.flushed,
+            "gorust::buffer: uncommit of bytes not pending"
+        );
+        self.written -= n;
+    }
+
     /// Makes everything written readable.
     pub(super) fn flush(&mut self) {
         self.flushed = self.written;

@@ -1,9 +1,10 @@
-//! The writer: netpoll's `Malloc`, `WriteBinary`, `Flush`.
+//! The writer: netpoll's `Malloc`, `MallocAck`, `WriteBinary`, `Flush`.
 //!
 //! Writes go to the free space of the tail node, and to new nodes from the pool when it is
 //! full. Written bytes are *pending* until [`LinkBuffer::flush`] makes them readable, so a
 //! reader never sees half a message.
 
+use super::error::{Error, Result};
 use super::link::LinkBuffer;
 use super::node::Node;
 use super::pool;
@@ -12,9 +13,10 @@ impl LinkBuffer {
     /// Returns `n` contiguous bytes at the tail, to be filled and then made readable by
     /// [`flush`](LinkBuffer::flush). They count as written from now on.
     ///
-    /// Fill all `n`: the bytes are initialised but not cleared, so a byte left unfilled holds
-    /// whatever an earlier user of the pooled node wrote there (zeroes for a fresh node), and
-    /// would be sent as it is.
+    /// Fill all `n`, or acknowledge what was filled with
+    /// [`malloc_ack`](LinkBuffer::malloc_ack): the bytes are initialised but not cleared, so a
+    /// byte left unfilled holds whatever an earlier user of the pooled node wrote there (zeroes
+    /// for a fresh node), and would be sent as it is.
     ///
     /// If the tail node has fewer than `n` free bytes, a new node of the smallest class that
     /// holds `n` is taken (its free space is what remains for the next writes); above the
@@ -37,6 +39,45 @@ impl LinkBuffer {
         };
         tail.commit(n);
         tail.pending_mut(n)
+    }
+
+    /// Keeps the first `n` bytes written since the last [`flush`](LinkBuffer::flush) and takes
+    /// back the rest, netpoll's `MallocAck`: a codec that [`malloc`](LinkBuffer::malloc)s the
+    /// most a message can need and fills less acknowledges what it filled, and the bytes after
+    /// it are never sent. Nodes left holding nothing go back to the pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotPending`] if fewer than `n` bytes are pending; nothing is changed.
+    pub fn malloc_ack(&mut self, n: usize) -> Result<()> {
+        if n > self.pending {
+            return Err(Error::NotPending {
+                kept: n,
+                pending: self.pending,
+            });
+        }
+        let mut surplus = self.pending - n;
+        self.pending = n;
+        // Pending bytes are the chain's last ones, after a fresh tail `chunk_mut` may have
+        // pushed (module header): take them back from the end.
+        while surplus > 0 {
+            if self.pop_empty_tail() {
+                continue;
+            }
+            let Some(tail) = self.nodes.back_mut() else {
+                unreachable!("gorust::buffer: {surplus} pending bytes missing from the chain");
+            };
+            let k = (tail.written() - tail.flushed()).min(surplus);
+            assert!(k > 0, "gorust::buffer: a settled node after pending bytes");
+            tail.uncommit(k);
+            surplus -= k;
+        }
+        // A node emptied to its start holds nothing; only a tail may, and only a fresh one.
+        while self.pop_empty_tail() {}
+        if self.nodes.is_empty() {
+            self.reset_cursor();
+        }
+        Ok(())
     }
 
     /// Copies `bytes` to the tail, into as many nodes as it takes (each new one of the
@@ -112,6 +153,63 @@ mod tests {
         assert!(b.next(200_000).unwrap().is_borrowed());
         b.release();
         assert_eq!(b.capacity_bytes(), 0);
+    }
+
+    #[test]
+    fn malloc_ack_keeps_the_filled_bytes_and_returns_emptied_nodes() {
+        let mut b = LinkBuffer::new();
+        b.write_bytes(b"hi");
+        b.flush();
+        // A codec asks for the most a message can take, fills 3 bytes and acknowledges them.
+        let m = b.malloc(10_000);
+        m[..3].copy_from_slice(b"abc");
+        assert_eq!(b.node_count(), 2);
+        b.malloc_ack(3).unwrap();
+        assert_eq!((b.len(), b.malloc_len()), (2, 3));
+        b.check_invariants().unwrap();
+        // The malloc's node held 3 bytes of 16 KiB; the next write goes on after them.
+        b.write_bytes(b"d");
+        b.flush();
+        assert_eq!(b.next(6).unwrap(), b"hiabcd");
+        // Acknowledging nothing takes back every pending byte and the node they had alone.
+        b.release();
+        b.write_bytes(b"x");
+        b.flush();
+        b.malloc(NODE_SIZES[0]).fill(b'y');
+        assert_eq!(b.node_count(), 2);
+        b.malloc_ack(0).unwrap();
+        assert_eq!((b.node_count(), b.len(), b.malloc_len()), (1, 1, 0));
+        b.check_invariants().unwrap();
+        assert_eq!(b.next(1).unwrap(), b"x");
+        b.release();
+        assert_eq!(b.node_count(), 0);
+        b.malloc(100);
+        b.malloc_ack(0).unwrap();
+        assert_eq!((b.node_count(), b.capacity_bytes()), (0, 0));
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn malloc_ack_of_more_than_is_pending_is_an_error_and_changes_nothing() {
+        let mut b = LinkBuffer::new();
+        b.malloc(5).copy_from_slice(b"hello");
+        assert_eq!(
+            b.malloc_ack(6),
+            Err(Error::NotPending {
+                kept: 6,
+                pending: 5
+            })
+        );
+        b.malloc_ack(5).unwrap();
+        b.flush();
+        assert_eq!(
+            b.malloc_ack(1),
+            Err(Error::NotPending {
+                kept: 1,
+                pending: 0
+            })
+        );
+        assert_eq!(b.next(5).unwrap(), b"hello");
     }
 
     /// Found by the model test: `flush` stopped at the fresh tail `chunk_mut` had pushed (it
