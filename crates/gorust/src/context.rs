@@ -6,18 +6,24 @@
 //!
 //! An entered handle takes precedence over the worker's own runtime: a goroutine that calls
 //! another runtime's `Runtime::block_on` spawns onto that runtime, as the method promises.
-//! Because a goroutine parks inside `block_on` and its worker runs other goroutines meanwhile,
-//! `Runtime::block_on` enters for each poll of its future (`enter_per_poll`), never across a
-//! park: an entry held across the park would leak into the goroutines run in between, and
-//! two of them leaving in the other order would restore a stale handle for good.
+//!
+//! The entry belongs to the goroutine, not to the thread, though it is kept in a thread-local:
+//! a goroutine parks inside `block_on` and its worker runs other goroutines meanwhile, and an
+//! entry left in place across the park would leak into them, and two of them leaving in the
+//! other order would restore a stale handle for good. So `Runtime::block_on` enters for each
+//! poll of its future (`enter_per_poll`), and a goroutine that parks *inside* such a poll (a
+//! blocking-looking call in the `async` block: a sync `sleep`, a socket read, a spent budget)
+//! takes its entry out of the thread-local for the length of the park (`goroutine::park`,
+//! through [`leave_for_park`]); session 8 covered only the parks between polls (review,
+//! session 21).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::Future;
 
 use crate::sched::Handle;
 
 thread_local! {
-    static ENTERED: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    static ENTERED: Cell<Option<Handle>> = const { Cell::new(None) };
 }
 
 /// The runtime of the current thread, if any.
@@ -26,7 +32,31 @@ pub(crate) fn handle() -> Option<Handle> {
 }
 
 fn entered() -> Option<Handle> {
-    ENTERED.with(|e| e.borrow().clone())
+    ENTERED.with(|e| {
+        let h = e.take();
+        let copy = h.clone();
+        e.set(h);
+        copy
+    })
+}
+
+/// Takes the running goroutine's entry out of the thread for the length of a park; the guard
+/// puts it back when the goroutine runs again. A pointer load and store when none is entered.
+#[inline(always)]
+pub(crate) fn leave_for_park() -> ParkedEntry {
+    ParkedEntry(ENTERED.with(Cell::take))
+}
+
+/// A parked goroutine's entry (see [`leave_for_park`]).
+pub(crate) struct ParkedEntry(Option<Handle>);
+
+impl Drop for ParkedEntry {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            ENTERED.with(|e| e.set(Some(h)));
+        }
+    }
 }
 
 /// The runtime of the current thread, or a panic that says how to get one.
@@ -59,7 +89,7 @@ pub(crate) fn with_handle<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
 
 /// Makes `handle` the current thread's runtime until the guard drops.
 pub(crate) fn enter(handle: Handle) -> EnterGuard {
-    let prev = ENTERED.with(|e| e.borrow_mut().replace(handle));
+    let prev = ENTERED.with(|e| e.replace(Some(handle)));
     EnterGuard { prev }
 }
 
@@ -80,6 +110,6 @@ pub(crate) struct EnterGuard {
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        ENTERED.with(|e| *e.borrow_mut() = prev);
+        ENTERED.with(|e| e.set(prev));
     }
 }

@@ -472,7 +472,27 @@ fn runtime_dropped_in_its_own_goroutine_unwinds_the_others_apart() {
 /// runtime, and left that runtime entered on the worker's thread after both had returned.
 #[test]
 fn runtime_block_on_in_goroutines_enters_only_while_polling() {
-    within(Duration::from_secs(60), || {
+    block_on_other_runtimes_in_goroutines(Wait::Async);
+}
+
+/// The same when the future itself parks the goroutine inside its poll (a blocking-looking
+/// call in the `async` block: here the sync `gorust::time::sleep`). The entry stayed in the
+/// thread across that park: the second goroutine's child went to the first's runtime, the
+/// first's to the second's, and the worker's goroutines went on spawning onto the first
+/// runtime after both had returned (review, session 21).
+#[test]
+fn runtime_block_on_whose_future_parks_inside_its_poll_enters_only_that_goroutine() {
+    block_on_other_runtimes_in_goroutines(Wait::SyncInsideThePoll);
+}
+
+#[derive(Clone, Copy)]
+enum Wait {
+    Async,
+    SyncInsideThePoll,
+}
+
+fn block_on_other_runtimes_in_goroutines(wait: Wait) {
+    within(Duration::from_secs(60), move || {
         let worker_thread = |rt: &gorust::Runtime| {
             rt.block_on(rt.spawn(async { std::thread::current().id() }))
                 .unwrap()
@@ -491,7 +511,11 @@ fn runtime_block_on_in_goroutines_enters_only_while_polling() {
                 joins.push(gorust::go(move || {
                     let ran_on = std::thread::current().id();
                     let spawned = rt.block_on(async move {
-                        gorust::time::Sleep::new(Duration::from_millis(100)).await;
+                        let pause = Duration::from_millis(100);
+                        match wait {
+                            Wait::Async => gorust::time::Sleep::new(pause).await,
+                            Wait::SyncInsideThePoll => gorust::time::sleep(pause),
+                        }
                         spawned_on().await.unwrap()
                     });
                     (ran_on, spawned)

@@ -401,6 +401,8 @@ pub(crate) fn in_goroutine() -> bool {
 pub(crate) fn park() {
     let yielder = CURRENT.with(|c| c.get()).yielder;
     assert!(!yielder.is_null(), "runtime: park outside a goroutine");
+    // A runtime this goroutine entered (`Runtime::block_on`) is not the next one's.
+    let _entry = crate::context::leave_for_park();
     // SAFETY: CURRENT holds the yielder of the coroutine running on this thread, which is
     // us: it lives on our stack until the coroutine body returns, and we are inside it. The
     // resume's input (the waker) is not needed: the worker set `CURRENT` with it before
