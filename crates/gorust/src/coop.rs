@@ -87,7 +87,14 @@ pub(crate) fn spend_or_yield() {
 #[inline(never)]
 fn yield_spent() {
     // A goroutine that dropped its own runtime is cancelled once it parks: it only spends.
-    if crate::goroutine::in_goroutine() && crate::sched::worker::is_serving() {
+    // Nor does a goroutine yield while it unwinds a panic: std counts panics per thread, so
+    // the goroutines its worker ran meanwhile would see `std::thread::panicking()` (and
+    // poison every std `Mutex` guard they dropped; review, session 21). A destructor that
+    // must wait still parks; one that would not is not made to.
+    if crate::goroutine::in_goroutine()
+        && crate::sched::worker::is_serving()
+        && !std::thread::panicking()
+    {
         crate::goroutine::yield_now();
     }
 }

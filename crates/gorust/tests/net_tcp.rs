@@ -1264,6 +1264,60 @@ fn a_writer_whose_socket_always_has_room_lets_other_goroutines_run() {
     });
 }
 
+/// A goroutine unwinding a panic does not yield on a spent budget: std counts panics per
+/// thread, so the goroutines its worker ran meanwhile saw `std::thread::panicking()` (and
+/// would poison each std `Mutex` guard they dropped). Here a destructor makes `BURST` ready
+/// writes during the unwind; before, it yielded every budget and the watching goroutine saw
+/// the panic as its own (review, session 21).
+#[test]
+fn a_goroutine_unwinding_a_panic_does_not_yield_on_a_spent_budget() {
+    struct WritesOnDrop(TcpStream);
+    impl Drop for WritesOnDrop {
+        fn drop(&mut self) {
+            for _ in 0..BURST {
+                (&self.0).write_all(&[7]).unwrap();
+            }
+        }
+    }
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+            let (c, _s) = pair();
+            let (stop, saw_panicking, turns) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicUsize::new(0)),
+            );
+            let watcher = {
+                let (stop, saw_panicking, turns) =
+                    (stop.clone(), saw_panicking.clone(), turns.clone());
+                gorust::go(move || {
+                    while !stop.load(SeqCst) {
+                        saw_panicking.fetch_or(std::thread::panicking(), SeqCst);
+                        turns.fetch_add(1, SeqCst);
+                        gorust::yield_now();
+                    }
+                })
+            };
+            while turns.load(SeqCst) == 0 {
+                gorust::yield_now();
+            }
+            // The watcher is in its loop, yielding: it runs whenever the panicker yields.
+            let panicker = gorust::go(move || {
+                let _writes = WritesOnDrop(c);
+                panic!("on purpose, to unwind through a destructor that writes");
+            });
+            assert!(panicker.join().is_err());
+            stop.store(true, SeqCst);
+            watcher.join().unwrap();
+            assert!(
+                !saw_panicking.load(SeqCst),
+                "another goroutine ran while one was unwinding, and saw its panic"
+            );
+        })
+    });
+}
+
 /// A future polls `poll_read` on a socket that never runs dry: its poll ends with `Pending`
 /// (and its task woken) once the budget is spent, so a task spawned before it gets to run.
 #[test]
