@@ -5,7 +5,7 @@
 //! signal stack, asks a classifier whether the fault address is a goroutine's guard page, and
 //! either prints the classifier's message and aborts or hands the signal to the previous handler.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Once;
 
 /// Returns a message to print and abort with, or `None` if the fault is not ours. Called inside a
@@ -13,7 +13,6 @@ use std::sync::Once;
 pub(crate) type Classifier = fn(fault_addr: usize, out: &mut [u8]) -> Option<usize>;
 
 static CLASSIFIER: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
-static INSTALLED: AtomicBool = AtomicBool::new(false);
 static mut PREV_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
 static mut PREV_BUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
 
@@ -21,25 +20,26 @@ pub(crate) fn install(classifier: Classifier) {
     static ONCE: Once = Once::new();
     CLASSIFIER.store(classifier as *mut (), Ordering::Release);
     ONCE.call_once(|| {
-        // SAFETY: runs once, before any fault can reach `handler`; PREV_* are written here only
-        // and read by the handler after INSTALLED is set.
+        // SAFETY: runs once. Each PREV_* is written here only, by a sigaction call that only
+        // reads the disposition, before the call that installs `handler` for its signal: the
+        // handler cannot run before its PREV_* is complete. (Read and install in one call, as
+        // before, and glibc copies the old action out only after the kernel has switched to
+        // the new one, so a fault on another thread in between read a zeroed PREV_*; review,
+        // session 21.) A disposition another thread changes between the two calls is lost,
+        // as it would be to any later install.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = handler as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(
-                libc::SIGSEGV,
-                &action,
-                (&raw mut PREV_SEGV).cast::<libc::sigaction>(),
-            );
-            libc::sigaction(
-                libc::SIGBUS,
-                &action,
-                (&raw mut PREV_BUS).cast::<libc::sigaction>(),
-            );
+            for (sig, prev) in [
+                (libc::SIGSEGV, &raw mut PREV_SEGV),
+                (libc::SIGBUS, &raw mut PREV_BUS),
+            ] {
+                libc::sigaction(sig, std::ptr::null(), prev.cast::<libc::sigaction>());
+                libc::sigaction(sig, &action, std::ptr::null_mut());
+            }
         }
-        INSTALLED.store(true, Ordering::Release);
     });
 }
 
