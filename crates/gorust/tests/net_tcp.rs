@@ -1264,6 +1264,46 @@ fn a_writer_whose_socket_always_has_room_lets_other_goroutines_run() {
     });
 }
 
+/// Two goroutines parked in `accept`, the first since before the listener was registered, and
+/// one edge for two connections: the goroutine woken last runs first (the LIFO slot) and takes
+/// the edge, and the other must still find the second connection. It made its first call
+/// unregistered, so it waited without the edge count of that call, could not see that the
+/// edge had come and gone, and parked again with the connection queued (review, session 21).
+#[test]
+fn two_accepts_woken_by_one_edge_both_find_their_connection() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = l.local_addr().unwrap();
+            let accept = |l: &Arc<TcpListener>| {
+                let l = l.clone();
+                let h = gorust::go(move || l.accept().map(|(s, _)| s));
+                // Let it make its call and park (one worker: it runs now).
+                gorust::yield_now();
+                h
+            };
+            let first = accept(&l);
+            let second = accept(&l);
+            // Two connections queued while the worker runs this goroutine: one edge. (std's
+            // blocking connect: loopback completes it from the backlog.)
+            let clients: Vec<_> = (0..2)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect();
+            second.join().unwrap().unwrap();
+            let start = Instant::now();
+            while !first.is_finished() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "an accept stayed parked with a connection queued"
+                );
+                gorust::time::sleep(Duration::from_millis(5));
+            }
+            first.join().unwrap().unwrap();
+            drop(clients);
+        })
+    });
+}
+
 /// A goroutine unwinding a panic does not yield on a spent budget: std counts panics per
 /// thread, so the goroutines its worker ran meanwhile saw `std::thread::panicking()` (and
 /// would poison each std `Mutex` guard they dropped). Here a destructor makes `BURST` ready

@@ -183,7 +183,8 @@ impl Registration {
         let slot = self.desc.slot(dir);
         loop {
             self.check(dir, call_deadline)?;
-            let edge_aware = self.edge_aware();
+            let registered = self.registered.get().is_some();
+            let edge_aware = registered && crate::goroutine::in_goroutine();
             let counted = edge_aware && self.desc.counts_edges(dir);
             if counted {
                 if let Some(now) = slot.drained() {
@@ -191,7 +192,14 @@ impl Registration {
                     continue;
                 }
             }
-            let edges = counted.then(|| slot.edges());
+            // The count before the call, for the wait after an `EAGAIN` to see an edge another
+            // waiter took meanwhile (`WaitSlot::poll_ready`). Also before the first wait, which
+            // registers: two goroutines woken by one edge, where the one that runs first takes
+            // it, left the one that had called before registration parked with data (or a
+            // connection) queued (review, session 21). Before registration the count moves
+            // only by a synthetic edge or a shutdown, each worth one more call at most.
+            let since = (counted || !registered).then(|| slot.edges());
+            let edges = since.filter(|_| counted);
             match op() {
                 Ok(v) => {
                     if let Some(edges) = edges.filter(|_| short(&v)) {
@@ -216,7 +224,7 @@ impl Registration {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.wait(dir, call_deadline, edges)?;
+            self.wait(dir, call_deadline, since)?;
         }
     }
 
