@@ -5,6 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use common::{run_on, within};
@@ -1301,6 +1302,47 @@ fn two_accepts_woken_by_one_edge_both_find_their_connection() {
             first.join().unwrap().unwrap();
             drop(clients);
         })
+    });
+}
+
+/// A goroutine and a future polled by `Runtime::block_on` on another thread make their first
+/// wait on one stream at the same moment, on a one-worker runtime, so both register it with
+/// the same poller. The loser's `epoll_ctl(ADD)` fails with `EEXIST`, which used to be
+/// returned from its read (review, session 21). Each round releases both at a barrier; the
+/// peer then sends a byte for each.
+#[test]
+fn first_waits_racing_to_register_one_stream_on_one_poller_both_succeed() {
+    use std::sync::Barrier;
+    within(Duration::from_secs(120), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        for round in 0..2_000 {
+            let (c, s) = rt.block_on(rt.go(pair)).unwrap();
+            let (s, barrier) = (Arc::new(s), Arc::new(Barrier::new(2)));
+            let reader = {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                rt.go(move || {
+                    barrier.wait();
+                    let mut byte = [0u8; 1];
+                    (&*s).read(&mut byte)
+                })
+            };
+            barrier.wait();
+            // One poll: nothing is readable, so it registers and returns `Pending`.
+            let mut byte = [0u8; 1];
+            let polled = rt.block_on(std::future::poll_fn(|cx| {
+                Poll::Ready(match s.poll_read(cx, &mut byte) {
+                    Poll::Pending => Ok(0),
+                    Poll::Ready(r) => r,
+                })
+            }));
+            (&c).write_all(&[1]).unwrap();
+            let read = rt.block_on(reader).unwrap();
+            for r in [polled, read] {
+                if let Err(e) = r {
+                    panic!("round {round}: a first wait failed: {e}");
+                }
+            }
+        }
     });
 }
 

@@ -477,12 +477,37 @@ impl Registration {
         let poller = crate::sched::current_poller().ok_or_else(|| {
             io::Error::other("gorust::net: asynchronous I/O needs a gorust runtime on this thread")
         })?;
-        let tok = poller.register(self.fd, self.desc.clone())?;
+        let tok = match poller.register(self.fd, self.desc.clone()) {
+            Ok(tok) => tok,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return self.registered_by_another(e)
+            }
+            Err(e) => return Err(e),
+        };
         if let Err((p, t)) = self.registered.set((poller, tok)) {
-            // Lost a race with another thread registering the same object: undo ours.
+            // Lost a race with another thread registering the same object on another poller:
+            // undo ours.
             p.deregister(self.fd, t);
         }
         Ok(())
+    }
+
+    /// `EEXIST` from the poller: another thread is registering this object on the same poller
+    /// and is between its `epoll_ctl` and recording the token, a few instructions (two threads
+    /// share a poller off the workers, and always on a one-worker runtime: a future in
+    /// `Runtime::block_on` and a goroutine making their first waits at once). Its registration
+    /// serves this wait too, once recorded. The error was returned from the read or write
+    /// before (review, session 21). If nothing records a token (another object owns the
+    /// descriptor's registration: two owners of one descriptor), the error stands.
+    #[cold]
+    fn registered_by_another(&self, e: io::Error) -> io::Result<()> {
+        for _ in 0..10_000 {
+            if self.registered.get().is_some() {
+                return Ok(());
+            }
+            std::thread::yield_now();
+        }
+        Err(e)
     }
 
     /// The async face of [`io`](Self::io): one attempt of `op` (none while the direction is
