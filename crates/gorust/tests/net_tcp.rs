@@ -1265,6 +1265,17 @@ fn a_writer_whose_socket_always_has_room_lets_other_goroutines_run() {
     });
 }
 
+/// The task's result, or a failure saying `what` if it is still running after 5 s: for waits
+/// that end in milliseconds when right and never when wrong.
+fn join_within_5s<T: Send + 'static>(task: gorust::JoinHandle<T>, what: &str) -> T {
+    let start = Instant::now();
+    while !task.is_finished() {
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+        gorust::time::sleep(Duration::from_millis(5));
+    }
+    gorust::block_on(task).unwrap()
+}
+
 /// Two goroutines parked in `accept`, the first since before the listener was registered, and
 /// one edge for two connections: the goroutine woken last runs first (the LIFO slot) and takes
 /// the edge, and the other must still find the second connection. It made its first call
@@ -1291,15 +1302,7 @@ fn two_accepts_woken_by_one_edge_both_find_their_connection() {
                 .map(|_| std::net::TcpStream::connect(addr).unwrap())
                 .collect();
             second.join().unwrap().unwrap();
-            let start = Instant::now();
-            while !first.is_finished() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(5),
-                    "an accept stayed parked with a connection queued"
-                );
-                gorust::time::sleep(Duration::from_millis(5));
-            }
-            first.join().unwrap().unwrap();
+            join_within_5s(first, "an accept stayed parked with a connection queued").unwrap();
             drop(clients);
         })
     });
@@ -1343,6 +1346,57 @@ fn first_waits_racing_to_register_one_stream_on_one_poller_both_succeed() {
                 }
             }
         }
+    });
+}
+
+/// A future that waits (`poll_accept`, `poll_read`) past its socket's deadline fails with
+/// `TimedOut` when the deadline passes. Nothing woke it before: it stayed pending for ever
+/// (review, session 21). A deadline moved later while it waits is the one that counts.
+#[test]
+fn a_future_waiting_past_its_deadline_fails_with_timed_out() {
+    // Deadlines here are 50–150 ms away.
+    const LATE: &str = "a future waited past its deadline";
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = l.local_addr().unwrap();
+            let start = Instant::now();
+            l.set_deadline(Some(start + Duration::from_millis(50)))
+                .unwrap();
+            let accept = {
+                let l = l.clone();
+                gorust::spawn(std::future::poll_fn(move |cx| {
+                    l.poll_accept(cx).map(|r| r.map(drop))
+                }))
+            };
+            let e = join_within_5s(accept, LATE).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            assert!(start.elapsed() >= Duration::from_millis(50));
+
+            let c = std::net::TcpStream::connect(addr).unwrap();
+            l.set_deadline(None).unwrap();
+            let (s, _) = l.accept().unwrap();
+            let s = Arc::new(s);
+            let start = Instant::now();
+            s.set_read_deadline(Some(start + Duration::from_millis(50)))
+                .unwrap();
+            let read = {
+                let s = s.clone();
+                let mut buf = [0u8; 16];
+                gorust::spawn(std::future::poll_fn(move |cx| s.poll_read(cx, &mut buf)))
+            };
+            // Moved later while the future waits (after its first poll).
+            gorust::time::sleep(Duration::from_millis(20));
+            s.set_read_deadline(Some(start + Duration::from_millis(150)))
+                .unwrap();
+            let e = join_within_5s(read, LATE).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            assert!(
+                start.elapsed() >= Duration::from_millis(150),
+                "the later deadline counts"
+            );
+            drop(c);
+        })
     });
 }
 

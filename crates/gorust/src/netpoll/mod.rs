@@ -22,6 +22,7 @@
 //! `flags` (closing, orphaned; and two write bits, see `desc.rs`) are atomics published before
 //! `wake_all`.
 
+pub(crate) mod deadline_timer;
 pub(crate) mod desc;
 pub(crate) mod poller;
 pub(crate) mod slot;

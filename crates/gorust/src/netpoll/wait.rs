@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::deadline_timer::DeadlineTimers;
 use super::desc::{Direction, PollDesc, CLOSING, ORPHANED, STOPS};
 use super::poller::Poller;
 use super::slot::EdgeMark;
@@ -38,6 +39,8 @@ pub(crate) struct Registration {
     fd: RawFd,
     desc: Arc<PollDesc>,
     registered: OnceLock<(Arc<Poller>, u64)>,
+    /// For the async face's waits with a deadline (`deadline_timer.rs`).
+    deadline_timers: DeadlineTimers,
 }
 
 /// The error of an operation on a descriptor closed (or shut down) by another goroutine:
@@ -102,6 +105,7 @@ impl Registration {
             fd,
             desc: Arc::new(PollDesc::new()),
             registered: OnceLock::new(),
+            deadline_timers: DeadlineTimers::default(),
         }
     }
 
@@ -599,9 +603,18 @@ impl Registration {
         let desc = &*self.desc;
         orphaned(desc)?;
         desc.watch(dir);
-        desc.slot(dir)
-            .poll_ready(cx, since, || desc.flags() & STOPS != 0)
-            .map(Ok)
+        let waited = desc
+            .slot(dir)
+            .poll_ready(cx, since, || desc.flags() & STOPS != 0);
+        if waited.is_pending() && desc.deadline(dir).is_some() {
+            // Nothing else would wake this future when the deadline passes (a goroutine's
+            // wait sleeps on a timer of its own). Armed after the waker is in the slot.
+            let word = desc.deadline_word(dir);
+            if let Some(deadline) = PollDesc::deadline_of(word) {
+                self.deadline_timers.arm(&self.desc, dir, word, deadline);
+            }
+        }
+        waited.map(Ok)
     }
 
     /// `poll_run` for a call that moves at most `len` bytes: fewer is a short call.
