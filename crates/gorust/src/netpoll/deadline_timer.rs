@@ -16,7 +16,7 @@
 //! and its timer is cancelled with it.
 //!
 //! Allocated on the first arming, so that a socket whose futures never wait with a deadline
-//! (every socket of a goroutine server) pays one empty pointer.
+//! (every socket of a goroutine server) pays an empty cell, 16 bytes.
 //!
 //! Rejected: a timer per poll that wakes the polling task alone. A future polled often before
 //! its deadline (spurious wakes, a busy `select`) would fill the heap with entries that all
