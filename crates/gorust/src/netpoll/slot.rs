@@ -40,7 +40,10 @@
 //! `EAGAIN`, so the caller waits first (`is_drained`). Any data that arrives after the call
 //! produces an edge, which moves the count, so nothing is missed; a stale mark (two readers
 //! racing) can only cost one extra system call, never a missed wake-up, because the mark
-//! names the edge count the call started from. tokio skips the same `EAGAIN` read.
+//! names the edge count the call started from. A call that does not come up short forgets the
+//! mark (`note_result`), so a mark lives only from a short call to the next call, never long
+//! enough for the 31-bit count it holds to come round again. tokio skips the same `EAGAIN`
+//! read.
 //!
 //! A final edge ends the drained state for good: once the poller has seen the peer's FIN
 //! (`EPOLLRDHUP`), a hang-up or an error in this direction (`set_final_ready`), the call can
@@ -242,6 +245,22 @@ impl WaitSlot {
         self.drained_at.store(DRAINED | mark.count31(), Release);
     }
 
+    /// A call that started at `mark` succeeded: if it came up `short`, the buffer was drained
+    /// (`mark_drained`); if not, an older mark says nothing any more and is forgotten. Kept, it
+    /// stayed until the next short call, however many full ones came first, and after 2^31
+    /// edges the count's low 31 bits would match it again: a reader of a stream that always
+    /// filled its buffer would then wait for an edge with data queued (review, session 21).
+    /// One load of a line the call's snapshot just read, and a store only when a mark is
+    /// there.
+    #[inline(always)]
+    pub(crate) fn note_result(&self, mark: EdgeMark, short: bool) {
+        if short {
+            self.mark_drained(mark);
+        } else if self.drained_at.load(Relaxed) != 0 {
+            self.drained_at.store(0, Release);
+        }
+    }
+
     /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN),
     /// and no final edge ever did.
     #[inline]
@@ -345,6 +364,22 @@ mod tests {
         wake.drain(..).for_each(Waker::wake);
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
         assert!(s.poll_ready(&mut cx, None, || false).is_ready());
+    }
+
+    #[test]
+    fn a_full_call_forgets_the_mark_so_a_wrapped_count_cannot_match_it() {
+        let s = WaitSlot::new();
+        let before = s.edges();
+        s.note_result(before, true);
+        assert!(s.is_drained());
+        // An edge, then calls that fill their buffers for a long while...
+        s.set_ready(&mut Vec::new());
+        assert!(!s.is_drained());
+        s.note_result(s.edges(), false);
+        // ...until the count has moved 2^31 edges from the mark: its low 31 bits match again.
+        s.edges.store(before.0 + (EDGE << 31), Ordering::SeqCst);
+        assert_eq!(s.edges().count31(), before.count31());
+        assert!(!s.is_drained(), "a stale mark matched a wrapped count");
     }
 
     #[test]

@@ -206,8 +206,8 @@ impl Registration {
             let edges = since.filter(|_| counted);
             match op() {
                 Ok(v) => {
-                    if let Some(edges) = edges.filter(|_| short(&v)) {
-                        slot.mark_drained(edges);
+                    if let Some(edges) = edges {
+                        slot.note_result(edges, short(&v));
                     }
                     return Ok(v);
                 }
@@ -434,8 +434,8 @@ impl Registration {
             let edges = counted.then(|| slot.edges());
             match op() {
                 Ok(v) => {
-                    if let Some(edges) = edges.filter(|_| short(&v)) {
-                        slot.mark_drained(edges);
+                    if let Some(edges) = edges {
+                        slot.note_result(edges, short(&v));
                     }
                     return Ok(v);
                 }
@@ -558,8 +558,8 @@ impl Registration {
                 let edges = counted.then(|| slot.edges());
                 match op() {
                     Ok(v) => {
-                        if let Some(edges) = edges.filter(|_| short(&v)) {
-                            slot.mark_drained(edges);
+                        if let Some(edges) = edges {
+                            slot.note_result(edges, short(&v));
                         }
                         return Poll::Ready(Ok(v));
                     }
