@@ -14,6 +14,8 @@ pub(crate) struct WorkerMetrics {
     /// Goroutines started, and finished, on this worker (see `Shared::goroutines`).
     started: AtomicU64,
     finished: AtomicU64,
+    /// Entries in the worker's timer heap, cancelled ones not yet dropped included.
+    timers: AtomicU64,
 }
 
 /// Adds one to a counter that only the calling worker writes: a plain load and store, not a
@@ -38,6 +40,9 @@ impl WorkerMetrics {
     pub(crate) fn inc_finished(&self) {
         bump(&self.finished);
     }
+    pub(crate) fn set_timers(&self, n: usize) {
+        self.timers.store(n as u64, Relaxed);
+    }
 }
 
 /// A snapshot of one worker's counters.
@@ -51,6 +56,9 @@ pub struct WorkerStats {
     pub parks: u64,
     /// Tasks waiting in the worker's stealable ring and inbox.
     pub queue_depth: usize,
+    /// Timers in the worker's heap, counting cancelled ones it has not dropped yet (it drops
+    /// them when they come to the top, or all at once when they pile up).
+    pub timers: usize,
 }
 
 /// A snapshot of the runtime's counters; see [`crate::metrics`].
@@ -119,6 +127,7 @@ impl super::Shared {
                     steals: r.metrics.steals.load(Relaxed),
                     parks: r.metrics.parks.load(Relaxed),
                     queue_depth: r.steal.len() + self.inbox_len(i),
+                    timers: r.metrics.timers.load(Relaxed) as usize,
                 })
                 .collect(),
             global_queue_depth: self.inject.len(),

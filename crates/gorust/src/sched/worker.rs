@@ -243,6 +243,7 @@ impl WorkerCtx {
         match self.core.try_borrow_mut() {
             Ok(mut core) => {
                 core.timers.insert(deadline, entry);
+                self.publish_timers(core.timers.len());
                 Ok(())
             }
             Err(_) => Err(entry),
@@ -424,6 +425,11 @@ impl WorkerCtx {
         n
     }
 
+    /// The timer heap's length for `metrics()`, after each change of it.
+    fn publish_timers(&self, len: usize) {
+        self.shared().remotes[self.index].metrics.set_timers(len);
+    }
+
     /// Fires due timers and wakes their tasks. Returns how many fired.
     fn fire_timers(&self) -> usize {
         let mut fired = {
@@ -433,6 +439,7 @@ impl WorkerCtx {
             }
             let mut out = std::mem::take(&mut core.fired);
             core.timers.expire(Instant::now(), &mut out);
+            self.publish_timers(core.timers.len());
             out
         };
         let n = fired.len();
@@ -471,6 +478,7 @@ impl WorkerCtx {
             .timers
             .next_deadline()
             .map(|d| d.saturating_duration_since(now));
+        self.publish_timers(core.timers.len());
         shared.remotes[self.index].metrics.inc_parks();
         let remote = &shared.remotes[self.index];
         remote.parker.park(timeout, &mut core.scratch);
@@ -526,6 +534,7 @@ impl WorkerCtx {
         };
         drop(runnext);
         drop(pinned);
+        self.publish_timers(0);
         // Timers of `Sleep`s that outlive their task (moved to a plain thread, say) would
         // never fire once this heap is gone: the fallback thread takes them (review, session
         // 19). The tasks dropped above cancelled their own.

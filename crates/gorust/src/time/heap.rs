@@ -59,7 +59,7 @@ impl TimerHeap {
         Self::default()
     }
 
-    #[cfg(test)]
+    /// Entries, cancelled ones not yet dropped included.
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
