@@ -6,7 +6,9 @@
 //! while bytes wait) — each in its own child process, loaded by this process's load
 //! generator (closed loop, one thread) at each connection count. While the load runs, the
 //! server's OS threads and resident memory are sampled from `/proc/PID/status`; its context
-//! switches are summed over `/proc/PID/task/*/status`. RSS per connection is (peak − the
+//! switches are summed over `/proc/PID/task/*/status` at the start and the end of the measured
+//! window, after a warm-up and before the load closes its connections (a thread that exits
+//! takes its counts out of `/proc`). RSS per connection is (peak − the
 //! server's RSS before any connection) / connections. Live goroutines are the peak of the
 //! server's own `stats live=N` lines (`serve --stats-ms`); a thread-per-connection server's
 //! live count is its threads less the accepting one; the event loop's counts its handlers in
@@ -19,6 +21,11 @@ use serde::Serialize;
 use crate::child::{self, Spec};
 use crate::load::{self, micros};
 use crate::procfs;
+
+/// Load before the measured window: a thread-per-connection server is still accepting and
+/// spawning when the last connect returns (the accept queue runs ahead of it), and a thread's
+/// creation is not a request's cost.
+const WARMUP: Duration = Duration::from_millis(200);
 
 /// The models of the network step, in table order, each a `serve --model` value (with a line
 /// in [`describe`]).
@@ -75,10 +82,12 @@ pub fn measure(
     server.reset_live();
     let rss_before = procfs::status_field_of(&pid, "VmRSS").unwrap_or(0);
     let sampler = procfs::Sampler::start(&pid);
-    let switches_before = procfs::context_switches_of(&pid);
     let wire = load::http_get("127.0.0.1", "/");
-    let res = load::drive(addr, &wire, conns, 1, secs, None, Duration::from_secs(5));
-    let switches = procfs::context_switches_of(&pid).saturating_sub(switches_before);
+    let drive = load::Drive {
+        warmup: WARMUP,
+        ..load::Drive::new(addr, &wire, conns, secs)
+    };
+    let res = drive.run_marked(|| procfs::context_switches_of(&pid));
     let (rss_peak, threads) = sampler.stop();
     let live = match model {
         // The connection threads: all but the accepting main thread.
@@ -86,7 +95,12 @@ pub fn measure(
         _ => server.live_peak(),
     };
     drop(server);
-    let (stats, secs) = res?;
+    let load::Measured {
+        stats,
+        secs,
+        marks: (switches_before, switches_after),
+    } = res?;
+    let switches = switches_after.saturating_sub(switches_before);
     let requests = stats.requests.max(1);
     Ok(Row {
         model,

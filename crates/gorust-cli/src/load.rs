@@ -139,22 +139,20 @@ pub fn run(args: Args) -> Result<(), String> {
         Proto::Echo => Wire::Echo(vec![b'x'; args.size]),
         Proto::Http => http_get(&target.host, &target.path),
     };
-    let (total, secs) = drive(
-        target.addr,
-        &wire,
-        conns,
+    let run = Drive {
         threads,
-        args.duration,
-        args.rate,
-        args.timeout,
-    )?;
+        rate: args.rate,
+        timeout: args.timeout,
+        ..Drive::new(target.addr, &wire, conns, args.duration)
+    }
+    .run()?;
     let report = Report {
         proto,
         conns,
         threads,
-        secs,
+        secs: run.secs,
         rate: args.rate,
-        stats: total,
+        stats: run.stats,
     };
     if args.json {
         println!("{}", report.json());
@@ -169,55 +167,113 @@ pub fn http_get(host: &str, path: &str) -> Wire {
     Wire::Http(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes())
 }
 
-/// Opens `conns` connections, runs the load on `threads` threads for `duration`, and returns
-/// the merged statistics and the measured seconds. Used by `load` and by `demo`.
-pub fn drive(
-    addr: SocketAddr,
-    wire: &Wire,
-    conns: usize,
-    threads: usize,
-    duration: Duration,
-    rate: Option<f64>,
-    timeout: Duration,
-) -> Result<(Stats, f64), String> {
-    let threads = threads.clamp(1, conns.max(1));
-    let mut socks = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let s = connect(&addr, timeout).map_err(|e| connect_error(&e, conns, i, &addr))?;
-        socks.push((i, s));
+/// One run of the load generator, as `load`, `demo` and `compare` drive it.
+pub struct Drive<'a> {
+    pub addr: SocketAddr,
+    pub wire: &'a Wire,
+    pub conns: usize,
+    /// Threads, each an event loop over its share of the connections (at most `conns`).
+    pub threads: usize,
+    /// Load on the same connections before the measured window; its replies are neither
+    /// counted nor timed.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Requests per second in total (`-R`); `None` is a closed loop.
+    pub rate: Option<f64>,
+    /// A reply slower than this is a timeout.
+    pub timeout: Duration,
+}
+
+/// What a [`Drive`] measured.
+pub struct Measured<T> {
+    pub stats: Stats,
+    /// The measured window's length in seconds.
+    pub secs: f64,
+    /// What the mark returned at the window's start and at its end.
+    pub marks: (T, T),
+}
+
+impl<'a> Drive<'a> {
+    /// `conns` connections measured for `duration`: one thread, closed loop, no warm-up, a
+    /// reply timeout of 5 s.
+    pub fn new(addr: SocketAddr, wire: &'a Wire, conns: usize, duration: Duration) -> Drive<'a> {
+        Drive {
+            addr,
+            wire,
+            conns,
+            threads: 1,
+            warmup: Duration::ZERO,
+            duration,
+            rate: None,
+            timeout: Duration::from_secs(5),
+        }
     }
 
-    let start = Instant::now() + Duration::from_millis(5);
-    let end = start + duration;
-    let interval = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
-    let mut handles = Vec::with_capacity(threads);
-    for k in (0..threads).rev() {
-        let share = socks.split_off(k * conns / threads);
-        let plan = Plan {
-            addr,
-            wire: wire.clone(),
-            socks: share,
-            total_conns: conns,
-            interval,
-            start,
-            end,
-            timeout,
-        };
-        let h = std::thread::Builder::new()
-            .name(format!("load-{k}"))
-            .spawn(move || load_loop::run(plan))
-            .map_err(|e| format!("cannot spawn a load thread: {e}"))?;
-        handles.push(h);
+    /// Opens the connections, loads them, and returns the merged statistics of the measured
+    /// window.
+    pub fn run(&self) -> Result<Measured<()>, String> {
+        self.run_marked(|| ())
     }
-    let mut total = Stats::new();
-    for h in handles {
-        let s = h
-            .join()
-            .map_err(|_| "a load thread panicked".to_string())??;
-        total.merge(&s);
+
+    /// As [`Drive::run`], and calls `mark` at the measured window's start and at its end, both
+    /// times with every connection open: a server's figures read there (its CPU time, its
+    /// threads' context switches) cover the requests counted, and neither the connects nor the
+    /// teardown. The connections close after the second mark: a thread-per-connection server's
+    /// threads exit then, and with them their counts in `/proc`.
+    pub fn run_marked<T>(&self, mut mark: impl FnMut() -> T) -> Result<Measured<T>, String> {
+        let (addr, conns) = (self.addr, self.conns);
+        let threads = self.threads.clamp(1, conns.max(1));
+        let mut socks = Vec::with_capacity(conns);
+        for i in 0..conns {
+            let s = connect(&addr, self.timeout).map_err(|e| connect_error(&e, conns, i, &addr))?;
+            socks.push((i, s));
+        }
+        let first_send = Instant::now() + Duration::from_millis(5);
+        let start = first_send + self.warmup;
+        let end = start + self.duration;
+        let interval = self.rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
+        let mut handles = Vec::with_capacity(threads);
+        for k in (0..threads).rev() {
+            let share = socks.split_off(k * conns / threads);
+            let plan = Plan {
+                addr,
+                wire: self.wire.clone(),
+                socks: share,
+                total_conns: conns,
+                interval,
+                first_send,
+                start,
+                end,
+                timeout: self.timeout,
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("load-{k}"))
+                .spawn(move || load_loop::run(plan))
+                .map_err(|e| format!("cannot spawn a load thread: {e}"))?;
+            handles.push(h);
+        }
+        // This thread only waits meanwhile; the load threads run to `end` on their own.
+        std::thread::sleep(start.saturating_duration_since(Instant::now()));
+        let first = mark();
+        let mut total = Stats::new();
+        let mut open = Vec::with_capacity(conns);
+        for h in handles {
+            let (s, socks) = h
+                .join()
+                .map_err(|_| "a load thread panicked".to_string())??;
+            total.merge(&s);
+            open.extend(socks);
+        }
+        let last = mark();
+        drop(open);
+        let secs = Instant::now().min(end).duration_since(start).as_secs_f64();
+        Ok(Measured {
+            stats: total,
+            secs,
+            marks: (first, last),
+        })
     }
-    let secs = Instant::now().min(end).duration_since(start).as_secs_f64();
-    Ok((total, secs))
 }
 
 fn connect(addr: &SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
@@ -406,6 +462,35 @@ mod tests {
         for bad in ["", "s", "10x", "-1s", "0s", "1.2.3s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_marks_see_every_connection_open() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = open.clone();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c.try_clone().unwrap(), &mut c);
+                    counted.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let wire = Wire::Echo(vec![b'x'; 16]);
+        let drive = Drive {
+            warmup: Duration::from_millis(50),
+            ..Drive::new(addr, &wire, 4, Duration::from_millis(100))
+        };
+        let m = drive.run_marked(|| open.load(Ordering::SeqCst)).unwrap();
+        assert_eq!(m.marks, (4, 4));
+        assert!(m.stats.requests > 0);
+        assert!((0.09..0.2).contains(&m.secs), "{}", m.secs);
     }
 
     #[test]

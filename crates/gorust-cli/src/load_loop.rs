@@ -13,6 +13,10 @@
 //! 4. on a read or write error, an unreadable reply, a reply longer than `timeout`, or a server
 //!    that closes: counted, then reconnected (a failed reconnect is counted and retried
 //!    every 100 ms).
+//!
+//! Sending starts at `first_send`; only replies that arrive in the measured window, `start` to
+//! `end`, are counted (the time before is the warm-up). At `end` the loop returns its open
+//! connections to the caller, which closes them once it has read the server's figures.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -43,6 +47,9 @@ pub struct Plan {
     pub total_conns: usize,
     /// With `-R`: the time between two requests of one connection.
     pub interval: Option<Duration>,
+    /// When the first requests go (the warm-up's start).
+    pub first_send: Instant,
+    /// The measured window.
     pub start: Instant,
     pub end: Instant,
     pub timeout: Duration,
@@ -52,12 +59,15 @@ pub struct Plan {
 pub struct Stats {
     /// Latency in microseconds.
     pub hist: Histogram<u64>,
+    /// Replies completed in the measured window, and their bytes.
     pub requests: u64,
     pub bytes: u64,
+    /// Errors over the whole run, warm-up included.
     pub connect_errors: u64,
     pub read_errors: u64,
     pub write_errors: u64,
     pub timeouts: u64,
+    /// Replies in the window whose status was not 2xx.
     pub non_2xx: u64,
 }
 
@@ -106,8 +116,8 @@ struct Conn {
     retry_at: Option<Instant>,
 }
 
-/// Runs the plan until its end; returns what was measured.
-pub fn run(plan: Plan) -> Result<Stats, String> {
+/// Runs the plan until its end; returns what was measured and the connections still open.
+pub fn run(plan: Plan) -> Result<(Stats, Vec<TcpStream>), String> {
     let ep = Epoll::new().map_err(|e| format!("epoll: {e}"))?;
     let mut st = State {
         stats: Stats::new(),
@@ -124,8 +134,8 @@ pub fn run(plan: Plan) -> Result<Stats, String> {
             .add(sock.as_raw_fd(), i as u64)
             .map_err(|e| format!("epoll_ctl: {e}"))?;
         let next = match st.plan.interval {
-            Some(iv) => st.plan.start + iv.mul_f64(global as f64 / st.plan.total_conns as f64),
-            None => st.plan.start,
+            Some(iv) => st.plan.first_send + iv.mul_f64(global as f64 / st.plan.total_conns as f64),
+            None => st.plan.first_send,
         };
         st.conns.push(Conn {
             sock: Some(sock),
@@ -163,7 +173,8 @@ pub fn run(plan: Plan) -> Result<Stats, String> {
             st.on_ready(ev.u64 as usize);
         }
     }
-    Ok(st.stats)
+    let open = st.conns.into_iter().filter_map(|c| c.sock).collect();
+    Ok((st.stats, open))
 }
 
 struct State {
@@ -247,7 +258,6 @@ impl State {
                     return self.reconnect(i);
                 }
                 Ok(n) => {
-                    self.stats.bytes += n as u64;
                     let c = &mut self.conns[i];
                     c.got += n;
                     if let Wire::Http(_) = self.plan.wire {
@@ -271,33 +281,34 @@ impl State {
         let Some(origin) = c.origin else {
             return;
         };
-        let mut close = false;
-        match &self.plan.wire {
+        // The reply's length, whether it was a success, whether the server closes after it.
+        let (len, ok, close) = match &self.plan.wire {
             Wire::Echo(m) => {
                 if c.got < m.len() {
                     return;
                 }
                 c.got -= m.len();
+                (m.len(), true, false)
             }
             Wire::Http(_) => match http::parse_response(&c.inbuf) {
                 Ok(None) => return,
                 Ok(Some(r)) => {
                     c.inbuf.drain(..r.consumed);
-                    close = r.close;
-                    if !(200..300).contains(&r.status) {
-                        self.stats.non_2xx += 1;
-                    }
+                    (r.consumed, (200..300).contains(&r.status), r.close)
                 }
                 Err(_) => {
                     self.stats.read_errors += 1;
                     return self.reconnect(i);
                 }
             },
-        }
+        };
         let now = Instant::now();
         c.origin = None;
-        if now < self.plan.end {
+        // Replies of the warm-up, and the last ones after the end, are not the window's.
+        if (self.plan.start..self.plan.end).contains(&now) {
             self.stats.requests += 1;
+            self.stats.bytes += len as u64;
+            self.stats.non_2xx += u64::from(!ok);
             let us = now.duration_since(origin).as_micros() as u64;
             self.stats.hist.saturating_record(us.max(1));
         }

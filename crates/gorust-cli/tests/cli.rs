@@ -344,6 +344,13 @@ fn demo_json_has_every_figure() {
         }
         assert_eq!(r["conns"], 10);
         assert_eq!(r["errors"], 0, "{r}");
+        if r["model"] == "threads" {
+            // Each request wakes its connection's thread from a blocking read: a switch or
+            // more each. Read after the load had closed its connections, the exited threads'
+            // counts were gone (0.1–0.6).
+            let switches = r["context_switches_per_request"].as_f64().unwrap();
+            assert!(switches >= 0.9, "{r}");
+        }
         assert!(r["requests_per_sec"].as_f64().unwrap() > 0.0, "{r}");
         let live = r["live"].as_u64().unwrap();
         if r["model"] == "eventloop" {

@@ -69,7 +69,8 @@ fn builtin_load(
             sys::pin_current_thread(cpu)?;
         }
         let dur = Duration::from_secs_f64(secs);
-        load::drive(addr, &wire, conns, 1, dur, None, Duration::from_secs(5))
+        let m = load::Drive::new(addr, &wire, conns, dur).run()?;
+        Ok::<_, String>((m.stats, m.secs))
     };
     let (stats, secs) = std::thread::spawn(run)
         .join()
