@@ -466,29 +466,14 @@ mod tests {
 
     #[test]
     fn the_marks_see_every_connection_open() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicUsize::new(0));
-        let counted = open.clone();
-        std::thread::spawn(move || {
-            for mut c in listener.incoming().flatten() {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let counted = counted.clone();
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c.try_clone().unwrap(), &mut c);
-                    counted.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
+        let (addr, counts) = crate::testing::counting_server(crate::testing::echo);
         let wire = Wire::Echo(vec![b'x'; 16]);
         let drive = Drive {
             warmup: Duration::from_millis(50),
             ..Drive::new(addr, &wire, 4, Duration::from_millis(100))
         };
-        let m = drive.run_marked(|| open.load(Ordering::SeqCst)).unwrap();
-        assert_eq!(m.marks, (4, 4));
+        let m = drive.run_marked(|| counts.get()).unwrap();
+        assert_eq!(m.marks, ((4, 4), (4, 4)), "(accepted, open)");
         assert!(m.stats.requests > 0);
         assert!((0.09..0.2).contains(&m.secs), "{}", m.secs);
     }

@@ -23,6 +23,8 @@ mod serve;
 mod serve_eventloop;
 mod serve_peers;
 mod sys;
+#[cfg(test)]
+mod testing;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};

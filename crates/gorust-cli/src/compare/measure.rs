@@ -7,6 +7,12 @@ use super::Run;
 use crate::{child, load, procfs, sys};
 
 /// Warms `server` up, then loads it for `secs` and reads its figures.
+///
+/// The built-in load warms up and measures on one set of connections and reads the server's
+/// CPU time at the measured window's start and end, with every connection open: accepting,
+/// spawning for and tearing down `conns` connections is not charged to the requests of the
+/// window. wrk opens its own connections, so with `--wrk` the server's CPU time is read
+/// around the whole wrk run, its connects included.
 pub(super) fn measure(
     server: &child::Server,
     conns: usize,
@@ -18,17 +24,20 @@ pub(super) fn measure(
 ) -> Result<Run, String> {
     let pid = server.pid();
     let addr = server.addr;
-    builtin_load(addr, conns, warm, load_cpu)?;
     let sampler = procfs::Sampler::start(&pid);
-    let cpu_before = procfs::cpu_ns_of(&pid);
-    let figures = if wrk {
-        wrk_load(addr, conns, secs, load_cpu)
+    let measured = if wrk {
+        builtin_load(addr, conns, 0.0, warm, load_cpu, || ()).and_then(|_| {
+            let cpu_before = procfs::cpu_ns_of(&pid);
+            let f = wrk_load(addr, conns, secs, load_cpu)?;
+            Ok((f, procfs::cpu_ns_of(&pid).saturating_sub(cpu_before)))
+        })
     } else {
-        builtin_load(addr, conns, secs, load_cpu)
+        let cpu = || procfs::cpu_ns_of(&pid);
+        builtin_load(addr, conns, warm, secs, load_cpu, cpu)
+            .map(|(f, (before, after))| (f, after.saturating_sub(before)))
     };
-    let cpu_ns = procfs::cpu_ns_of(&pid).saturating_sub(cpu_before);
     let (rss, threads) = sampler.stop();
-    let f = figures?;
+    let (f, cpu_ns) = measured?;
     if f.requests == 0 {
         return Err(format!("no request answered ({} errors)", f.errors));
     }
@@ -55,25 +64,30 @@ struct Figures {
     errors: u64,
 }
 
-/// The built-in generator on one thread, pinned to `cpu`.
-fn builtin_load(
+/// The built-in generator on one thread, pinned to `cpu`: `warm` seconds of warm-up, then
+/// `secs` measured, on the same connections; `mark` is read at the measured window's start
+/// and end (`load::Drive::run_marked`).
+fn builtin_load<T: Send>(
     addr: std::net::SocketAddr,
     conns: usize,
+    warm: f64,
     secs: f64,
     cpu: Option<usize>,
-) -> Result<Figures, String> {
+    mark: impl FnMut() -> T + Send,
+) -> Result<(Figures, (T, T)), String> {
     let wire = load::http_get("127.0.0.1", "/");
     let run = move || {
         if let Some(cpu) = cpu {
-            // The load thread `drive` starts inherits this thread's mask.
+            // The load thread `Drive` starts inherits this thread's mask.
             sys::pin_current_thread(cpu)?;
         }
-        let dur = Duration::from_secs_f64(secs);
-        let m = load::Drive::new(addr, &wire, conns, dur).run()?;
-        Ok::<_, String>((m.stats, m.secs))
+        load::Drive {
+            warmup: Duration::from_secs_f64(warm),
+            ..load::Drive::new(addr, &wire, conns, Duration::from_secs_f64(secs))
+        }
+        .run_marked(mark)
     };
-    let (stats, secs) = std::thread::spawn(run)
-        .join()
+    let load::Measured { stats, secs, marks } = std::thread::scope(|s| s.spawn(run).join())
         .map_err(|_| "the load thread panicked".to_string())??;
     let q = |q| {
         if stats.hist.is_empty() {
@@ -82,7 +96,7 @@ fn builtin_load(
             stats.hist.value_at_quantile(q)
         }
     };
-    Ok(Figures {
+    let figures = Figures {
         requests: stats.requests,
         requests_per_sec: stats.requests as f64 / secs,
         p50_us: q(0.5),
@@ -93,7 +107,8 @@ fn builtin_load(
             + stats.write_errors
             + stats.timeouts
             + stats.non_2xx,
-    })
+    };
+    Ok((figures, marks))
 }
 
 /// `wrk -t1` pinned to `cpu`, its summary parsed.
@@ -174,6 +189,19 @@ fn wrk_micros(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_cpu_is_read_around_one_set_of_open_connections() {
+        let serve = |mut c: std::net::TcpStream| {
+            let _ = crate::http::serve_conn(&mut c, &std::sync::atomic::AtomicU64::new(0));
+        };
+        let (addr, counts) = crate::testing::counting_server(serve);
+        let (f, marks) = builtin_load(addr, 3, 0.05, 0.1, None, || counts.get()).unwrap();
+        assert!(f.requests > 0 && f.errors == 0);
+        // No connection accepted or closed between warm-up and measurement, nor before the
+        // last read.
+        assert_eq!(marks, ((3, 3), (3, 3)), "(accepted, open)");
+    }
 
     #[test]
     fn wrk_summary() {

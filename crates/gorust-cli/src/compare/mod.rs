@@ -19,11 +19,13 @@
 //! 2. For each connection count, the servers run interleaved — A B C, A B C, … — for
 //!    `--rounds` rounds, so that a slow minute of this shared machine falls on every server
 //!    alike. Each run starts a fresh server, loads it for a warm-up (half of `--secs`, at most
-//!    0.5 s), then measures `--secs`.
+//!    0.5 s), then measures `--secs` on the same connections.
 //! 3. The load is the built-in generator (`gorust load`'s engine: one thread, one epoll loop,
 //!    closed loop, one request outstanding per connection), or `wrk -t1` with `--wrk`.
 //! 4. Figures per run: requests/s, p50/p99/p99.9 latency (wrk reports no p99.9), errors, the
-//!    server's CPU time per request (`/proc/PID/task/*/schedstat`), its peak RSS and threads.
+//!    server's CPU time per request (`/proc/PID/task/*/schedstat`, read at the measured
+//!    window's start and end with every connection open; around the whole wrk run with
+//!    `--wrk`), its peak RSS and threads.
 //! 5. Reported per server: the median of each figure over the rounds, and for each peer the
 //!    median of the per-round ratios gorust/peer — of requests/s (above 1: gorust serves
 //!    more) and of p99 (below 1: gorust's tail is shorter). Pairing by round is what absorbs
