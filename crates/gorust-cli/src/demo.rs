@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::chart::{self, Panel, Series};
 use crate::demo_net::{self, Row};
-use crate::{procfs, progress};
+use crate::{load, procfs, progress};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -105,6 +105,11 @@ pub fn run(args: Args) -> Result<(), String> {
         return Err("--secs must be a positive number of seconds".into());
     }
     let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
+    // Before step 1, so that a limit the hard one cannot lift fails at once; the servers of
+    // step 4 inherit the raised soft limit.
+    if let Some(&max) = levels.iter().max() {
+        load::check_fd_limit(max, 64)?;
+    }
     let mut builder = gorust::Runtime::builder();
     if let Some(w) = args.workers {
         builder = builder.workers(w);

@@ -294,6 +294,32 @@ fn demo_runs_every_step_on_tiny_settings() {
 }
 
 #[test]
+fn demo_raises_a_low_descriptor_limit() {
+    // 400 connections in this process and 400 in a thread-per-connection server, from a soft
+    // limit of 256 (the hard limit lets it rise).
+    let exe = assert_cmd::cargo::cargo_bin("gorust");
+    let mut args = vec!["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\""];
+    args.push(exe.to_str().unwrap());
+    args.extend(tiny_demo(&["--chart", "/dev/null"]));
+    let levels = args.iter().position(|&a| a == "--levels").unwrap();
+    args[levels + 1] = "400";
+    let out = assert_cmd::Command::new("sh")
+        .args(&args)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let rows = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("400"));
+    let errors: Vec<&str> = rows.map(|r| r.split_whitespace().last().unwrap()).collect();
+    assert_eq!(errors, ["0", "0", "0"], "{out}");
+}
+
+#[test]
 fn demo_rejects_bad_settings() {
     fails_with(
         &["demo", "--goroutines", "0"],
