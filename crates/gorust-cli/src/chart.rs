@@ -37,12 +37,36 @@ const COLORS: [RGBColor; 7] = [
 const PANEL_WIDTH: u32 = 560;
 const HEIGHT: u32 = 420;
 
+/// Fails now if the chart cannot be written to `path`, rather than after the run that draws
+/// it: creates its directory and opens the file for writing. A file this creates is removed
+/// again, so a run that fails later leaves no empty chart behind.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    create_dir(path)?;
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot write the chart {}: {e}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Creates the directory of `path` if it is missing.
+fn create_dir(path: &Path) -> Result<(), String> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display())),
+        None => Ok(()),
+    }
+}
+
 /// Writes the panels side by side to `path` (its directory is created if missing).
 pub fn write_svg(path: &Path, title: &str, panels: &[Panel]) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
+    create_dir(path)?;
     let width = PANEL_WIDTH * panels.len().max(1) as u32;
     draw(path, title, panels, width).map_err(|e| format!("chart {}: {e}", path.display()))
 }
@@ -153,6 +177,19 @@ mod tests {
             svg.starts_with("<svg") && svg.contains("requests/s"),
             "{svg}"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn checking_a_chart_path_leaves_no_file_and_keeps_an_old_one() {
+        let dir = std::env::temp_dir().join(format!("gorust-chart-check-{}", std::process::id()));
+        let path = dir.join("new").join("c.svg");
+        check_writable(&path).unwrap();
+        assert!(path.parent().unwrap().is_dir() && !path.exists());
+        std::fs::write(&path, "old").unwrap();
+        check_writable(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert!(check_writable(&path.join("below-a-file.svg")).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 

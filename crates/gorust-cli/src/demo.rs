@@ -109,6 +109,7 @@ pub fn run(args: Args) -> Result<(), String> {
     // step 4 inherit the raised soft limit.
     if let Some(&max) = levels.iter().max() {
         load::check_fd_limit(max, 64)?;
+        chart::check_writable(&args.chart)?;
     }
     let mut builder = gorust::Runtime::builder();
     if let Some(w) = args.workers {

@@ -320,6 +320,40 @@ fn demo_raises_a_low_descriptor_limit() {
 }
 
 #[test]
+fn an_unwritable_chart_fails_before_measuring() {
+    let (dir, _) = temp_chart("unwritable");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    // Below a plain file: no one can create it, root included.
+    let chart = file.join("chart.svg");
+    let chart = chart.to_str().unwrap();
+    let compare = [
+        "compare",
+        "--servers",
+        "gorust",
+        "--rounds",
+        "1",
+        "--levels",
+        "10",
+        "--secs",
+        "15",
+        "--chart",
+        chart,
+    ];
+    let mut demo = tiny_demo(&["--chart", chart]);
+    let secs = demo.iter().position(|&a| a == "--secs").unwrap();
+    demo[secs + 1] = "15";
+    for args in [&compare[..], &demo[..]] {
+        let t = std::time::Instant::now();
+        fails_with(args, "a-file");
+        // The runs would take 15 s and more; the chart was tried after them.
+        assert!(t.elapsed() < Duration::from_secs(10), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn demo_rejects_bad_settings() {
     fails_with(
         &["demo", "--goroutines", "0"],

@@ -46,7 +46,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::{child, load, procfs, progress, sys};
+use crate::{chart, child, load, procfs, progress, sys};
 use measure::measure;
 pub use servers::Peer;
 use servers::{choose_servers, program_exists, ServerDef};
@@ -189,6 +189,7 @@ pub fn run(args: Args) -> Result<(), String> {
         args.secs
     };
     let cpus = choose_cpus(&args)?;
+    chart::check_writable(&args.chart)?;
     let max_conns = args.levels.iter().copied().max().unwrap_or(1);
     load::check_fd_limit(max_conns, 64)?;
     let servers = choose_servers(&args)?;
