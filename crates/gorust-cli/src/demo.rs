@@ -25,9 +25,13 @@ use crate::chart::{self, Panel, Series};
 use crate::demo_net::{self, Row};
 use crate::{load, procfs, progress};
 
+/// The most goroutines `--goroutines` takes: their handles are one allocation, and each
+/// parked goroutine holds about 4 KiB.
+const MAX_GOROUTINES: usize = 10_000_000;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Goroutines to spawn and park at once.
+    /// Goroutines to spawn and park at once (at most 10,000,000).
     #[arg(long, default_value_t = 100_000)]
     pub goroutines: usize,
     /// Worker threads (default: available cores).
@@ -98,12 +102,12 @@ struct Network {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
-    if args.goroutines == 0 {
-        return Err("--goroutines must be at least 1".into());
+    if !(1..=MAX_GOROUTINES).contains(&args.goroutines) {
+        return Err(format!(
+            "--goroutines must be at least 1 and at most {MAX_GOROUTINES}"
+        ));
     }
-    if !(args.secs.is_finite() && args.secs > 0.0) {
-        return Err("--secs must be a positive number of seconds".into());
-    }
+    let secs = load::check_secs("--secs", args.secs)?;
     let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
     // Before step 1, so that a limit the hard one cannot lift fails at once; the servers of
     // step 4 inherit the raised soft limit.
@@ -160,7 +164,7 @@ pub fn run(args: Args) -> Result<(), String> {
         spawn_join.goroutine_us,
         spawn_join.os_thread_us / spawn_join.goroutine_us.max(1e-6)
     ));
-    let network = net_step(&args, &levels, &pb, &out)?;
+    let network = net_step(&args, secs, &levels, &pb, &out)?;
     pb.finish_and_clear();
     if args.json {
         let doc = Demo {
@@ -180,6 +184,7 @@ pub fn run(args: Args) -> Result<(), String> {
 /// chart.
 fn net_step(
     args: &Args,
+    secs: Duration,
     levels: &[usize],
     pb: &ProgressBar,
     out: &dyn Fn(String),
@@ -187,7 +192,6 @@ fn net_step(
     if levels.is_empty() {
         return Ok(None);
     }
-    let secs = Duration::from_secs_f64(args.secs);
     let models: Vec<&str> = demo_net::MODELS
         .iter()
         .map(|m| demo_net::describe(m))
@@ -282,7 +286,7 @@ fn park_and_wake(n: usize, k: usize) -> Result<Report, String> {
             })
         })
         .collect();
-    let spawn_each = t0.elapsed() / n as u32;
+    let spawn_each = t0.elapsed().div_f64(n as f64);
     while parked.load(Ordering::Relaxed) < n {
         if Instant::now() >= wake_at {
             return Err("the goroutines did not all start before the wake-up instant".into());
@@ -317,7 +321,7 @@ fn park_and_wake(n: usize, k: usize) -> Result<Report, String> {
             return Err("a goroutine returned the wrong value".into());
         }
     }
-    let spawn_join_warm = t2.elapsed() / k as u32;
+    let spawn_join_warm = t2.elapsed().div_f64(k as f64);
     Ok(Report {
         spawn_each,
         spawn_join_warm,
@@ -389,5 +393,5 @@ fn spawn_threads(n: usize) -> Result<Duration, String> {
             .join()
             .map_err(|_| "a thread panicked".to_string())?;
     }
-    Ok(t.elapsed() / n as u32)
+    Ok(t.elapsed().div_f64(n as f64))
 }

@@ -18,6 +18,14 @@ use crate::serve::Proto;
 /// Descriptors the process needs besides its connections (stdio, epoll instances, slack).
 const SPARE_FDS: u64 = 16;
 
+/// The longest time any flag takes (`-d`, `--timeout`, `--secs`, and at `-R` the time between
+/// two requests of one connection): a day. Longer is a slip of the keyboard, and an instant
+/// that far ahead can overflow.
+pub const MAX_SECS: f64 = 86_400.0;
+
+/// The largest `--size`: a message is one buffer, allocated at once.
+const MAX_SIZE: usize = 64 << 20;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Target: host:port, or http://host:port/path for http.
@@ -34,7 +42,7 @@ pub struct Args {
     /// Threads, each running one event loop over its share of the connections.
     #[arg(short = 't', long, default_value_t = 1)]
     pub threads: usize,
-    /// Message size in bytes (echo).
+    /// Message size in bytes (echo), at most 64 MiB.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
     /// Fixed total request rate per second (default: closed loop, as fast as replies come).
@@ -48,7 +56,7 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Parses `10s`, `500ms`, `1m`, `250us`, `1h`; a bare number is seconds.
+/// Parses `10s`, `500ms`, `1m`, `250us`, `1h`; a bare number is seconds. At most a day.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad =
         || format!("invalid duration '{s}': expected a number with a unit, e.g. 10s, 500ms, 1m");
@@ -65,10 +73,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => v * 3600.0,
         _ => return Err(bad()),
     };
-    Duration::try_from_secs_f64(secs)
+    let d = Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(bad)
+        .ok_or_else(bad)?;
+    if secs > MAX_SECS {
+        return Err(format!("invalid duration '{s}': at most a day (24h)"));
+    }
+    Ok(d)
+}
+
+/// Checks `--secs` of `demo` and `compare`: a positive number of seconds, at most a day.
+pub fn check_secs(flag: &str, secs: f64) -> Result<Duration, String> {
+    if secs > 0.0 && secs <= MAX_SECS {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!(
+            "{flag} must be a positive number of seconds, at most {MAX_SECS} (a day)"
+        ))
+    }
 }
 
 /// The target, resolved.
@@ -125,8 +148,10 @@ pub fn run(args: Args) -> Result<(), String> {
     if args.connections == 0 || args.threads == 0 {
         return Err("-c and -t must be at least 1".into());
     }
-    if args.size == 0 {
-        return Err("--size must be at least 1".into());
+    if !(1..=MAX_SIZE).contains(&args.size) {
+        return Err(format!(
+            "--size must be from 1 to {MAX_SIZE} bytes (64 MiB)"
+        ));
     }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err("-R must be a positive number of requests per second".into());
@@ -224,15 +249,19 @@ impl<'a> Drive<'a> {
     pub fn run_marked<T>(&self, mut mark: impl FnMut() -> T) -> Result<Measured<T>, String> {
         let (addr, conns) = (self.addr, self.conns);
         let threads = self.threads.clamp(1, conns.max(1));
+        let interval = match self.rate {
+            Some(r) => Some(send_interval(conns, r)?),
+            None => None,
+        };
         let mut socks = Vec::with_capacity(conns);
         for i in 0..conns {
             let s = connect(&addr, self.timeout).map_err(|e| connect_error(&e, conns, i, &addr))?;
             socks.push((i, s));
         }
+        let too_long = || "the run is too long to time".to_string();
         let first_send = Instant::now() + Duration::from_millis(5);
-        let start = first_send + self.warmup;
-        let end = start + self.duration;
-        let interval = self.rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
+        let start = first_send.checked_add(self.warmup).ok_or_else(too_long)?;
+        let end = start.checked_add(self.duration).ok_or_else(too_long)?;
         let mut handles = Vec::with_capacity(threads);
         for k in (0..threads).rev() {
             let share = socks.split_off(k * conns / threads);
@@ -276,6 +305,19 @@ impl<'a> Drive<'a> {
     }
 }
 
+/// With `-R`: the time between two requests of one connection when `conns` connections send
+/// `rate` requests per second in total; at most a day.
+fn send_interval(conns: usize, rate: f64) -> Result<Duration, String> {
+    let secs = conns as f64 / rate;
+    if (0.0..=MAX_SECS).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!(
+            "-R {rate}: fewer than one request a day on each of {conns} connections"
+        ))
+    }
+}
+
 fn connect(addr: &SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(addr, timeout)?;
     s.set_nodelay(true)?;
@@ -304,7 +346,10 @@ pub fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Ok(()); // Unknown: let connect report EMFILE if it comes to that.
     }
-    let want = (conns as u64 + extra + SPARE_FDS) as libc::rlim_t;
+    // Saturating: a count beyond any limit is refused below, not wrapped into a small one.
+    let want = (conns as u64)
+        .saturating_add(extra)
+        .saturating_add(SPARE_FDS) as libc::rlim_t;
     if lim.rlim_cur < want && lim.rlim_max > lim.rlim_cur {
         let raised = libc::rlimit {
             rlim_cur: lim.rlim_max.min(want),
@@ -459,7 +504,17 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        for bad in ["", "s", "10x", "-1s", "0s", "1.2.3s"] {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        for bad in [
+            "",
+            "s",
+            "10x",
+            "-1s",
+            "0s",
+            "1.2.3s",
+            "25h",
+            "10000000000000000000",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -229,6 +229,66 @@ fn connection_refused() {
 }
 
 #[test]
+fn numbers_out_of_range_are_errors_not_panics() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let huge = "18446744073709551615";
+    // (arguments, what the one line says, exit code: 2 for the command line, 1 for the run)
+    let cases: [(&[&str], &str, i32); 11] = [
+        (
+            &["load", &addr, "--size", huge],
+            "--size must be from 1 to",
+            1,
+        ),
+        (
+            &["load", &addr, "-c", huge],
+            "cannot open 18446744073709551615",
+            1,
+        ),
+        (
+            &["load", &addr, "-R", "1e-18"],
+            "fewer than one request a day",
+            1,
+        ),
+        (
+            &["load", &addr, "-d", "10000000000000000000"],
+            "at most a day",
+            2,
+        ),
+        (&["load", &addr, "--timeout", "25h"], "at most a day", 2),
+        (&["demo", "--secs", "1e20"], "--secs must be a positive", 1),
+        (
+            &["demo", "--goroutines", huge],
+            "--goroutines must be at least 1",
+            1,
+        ),
+        (
+            &["compare", "--secs", "1e20"],
+            "--secs must be a positive",
+            1,
+        ),
+        (
+            &["compare", "--levels", huge],
+            "cannot open 18446744073709551615",
+            1,
+        ),
+        (
+            &["compare", "--rounds", huge],
+            "--rounds must be at least 1",
+            1,
+        ),
+        (
+            &["compare", "--levels", &format!("10,{huge}")],
+            "cannot open",
+            1,
+        ),
+    ];
+    for (args, want, code) in cases {
+        fails_with_code(args, want, code);
+    }
+}
+
+#[test]
 fn descriptor_limit() {
     let server = Server::start(&[]);
     fails_with(

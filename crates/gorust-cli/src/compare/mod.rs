@@ -52,12 +52,15 @@ pub use servers::Peer;
 use servers::{choose_servers, program_exists, ServerDef};
 use table::{header, row, write_chart};
 
+/// The most `--rounds`: more is weeks of running, and the runs' count must not overflow.
+const MAX_ROUNDS: usize = 1000;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Connection counts (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub levels: Vec<usize>,
-    /// Rounds; each runs every server once at each level, interleaved.
+    /// Rounds, at most 1,000; each runs every server once at each level, interleaved.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
     /// Seconds of measured load per run (after a warm-up of half that, at most 0.5 s).
@@ -174,12 +177,12 @@ pub fn run(args: Args) -> Result<(), String> {
     if args.levels.is_empty() || args.levels.contains(&0) {
         return Err("--levels: every connection count must be at least 1".into());
     }
-    if args.rounds == 0 {
-        return Err("--rounds must be at least 1".into());
+    if !(1..=MAX_ROUNDS).contains(&args.rounds) {
+        return Err(format!(
+            "--rounds must be at least 1 and at most {MAX_ROUNDS}"
+        ));
     }
-    if !(args.secs.is_finite() && args.secs > 0.0) {
-        return Err("--secs must be a positive number of seconds".into());
-    }
+    load::check_secs("--secs", args.secs)?;
     let secs = if args.wrk {
         if !program_exists("wrk") {
             return Err("--wrk: wrk is not installed (apt-get install wrk)".into());
