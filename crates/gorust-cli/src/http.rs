@@ -9,7 +9,8 @@
 //! 431.
 //!
 //! Client side: [`parse_response`] finds the end of one response (head plus `Content-Length`
-//! body) for the load generator.
+//! body) for the load generator, and refuses a head longer than [`MAX_RESPONSE_HEAD`], a
+//! malformed one, and a length that overflows.
 //!
 //! Not handled, on purpose: chunked bodies, header continuation lines, methods' semantics.
 
@@ -18,6 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes buffered per connection; a request head larger than this is refused with 431.
 pub const BUF_SIZE: usize = 8192;
+
+/// The longest response head the client reads: without a bound, a server that streams a head
+/// with no blank line would grow the connection's buffer for as long as it sends.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -87,7 +92,9 @@ pub struct Request {
 
 /// Parses one request head (and skips its `Content-Length` body) if it is complete.
 pub fn parse_request(data: &[u8]) -> Option<Request> {
-    let head = Head::parse(data)?;
+    // A malformed head waits for more, like an incomplete one: serve_conn answers 431 when
+    // its buffer is full.
+    let head = Head::parse(data).ok()??;
     let http10 = head.first_line.ends_with("HTTP/1.0");
     let keep_alive = match head.connection {
         Connection::Close => false,
@@ -113,10 +120,21 @@ pub struct Response {
 }
 
 /// Parses one response if it is complete: `Ok(None)` means more bytes are needed, `Err` a
-/// response this client cannot read (a malformed status line, a chunked body).
+/// response this client cannot read (a malformed head or status line, a head longer than
+/// [`MAX_RESPONSE_HEAD`], a chunked body, a `Content-Length` past the address space).
 pub fn parse_response(data: &[u8]) -> Result<Option<Response>, String> {
-    let Some(head) = Head::parse(data) else {
-        return Ok(None);
+    // The head is looked for in the first MAX_RESPONSE_HEAD bytes only.
+    let window = &data[..data.len().min(MAX_RESPONSE_HEAD)];
+    let head = match Head::parse(window) {
+        Ok(Some(head)) => head,
+        Ok(None) if window.len() < MAX_RESPONSE_HEAD => return Ok(None),
+        Ok(None) => {
+            return Err(format!(
+                "no end of the response head in its first {} KiB",
+                MAX_RESPONSE_HEAD / 1024
+            ))
+        }
+        Err(e) => return Err(e.to_string()),
     };
     let mut parts = head.first_line.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
@@ -127,7 +145,10 @@ pub fn parse_response(data: &[u8]) -> Result<Option<Response>, String> {
     if head.chunked {
         return Err("chunked responses are not supported".into());
     }
-    let consumed = head.end + head.content_length.unwrap_or(0);
+    let consumed = head
+        .end
+        .checked_add(head.content_length.unwrap_or(0))
+        .ok_or("a Content-Length past the address space")?;
     let close = match head.connection {
         Connection::Close => true,
         Connection::KeepAlive => false,
@@ -157,14 +178,18 @@ struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
-    /// `None` until the whole head has arrived (or if it is not UTF-8 or has a bad length).
-    fn parse(data: &'a [u8]) -> Option<Head<'a>> {
-        let end = data.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        let text = std::str::from_utf8(&data[..end - 4]).ok()?;
+    /// `Ok(None)` until the whole head has arrived; `Err` for a whole head that is not UTF-8
+    /// or has a `Content-Length` that is not a number.
+    fn parse(data: &'a [u8]) -> Result<Option<Head<'a>>, &'static str> {
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&data[..end]).map_err(|_| "a head that is not UTF-8")?;
         let mut lines = text.split("\r\n");
         let mut head = Head {
-            first_line: lines.next()?,
-            end,
+            // `split` yields at least one piece.
+            first_line: lines.next().unwrap_or(""),
+            end: end + 4,
             content_length: None,
             connection: Connection::Default,
             chunked: false,
@@ -181,12 +206,15 @@ impl<'a> Head<'a> {
                     head.connection = Connection::KeepAlive;
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
-                head.content_length = Some(value.parse().ok()?);
+                let n = value
+                    .parse()
+                    .map_err(|_| "a Content-Length that is not a number")?;
+                head.content_length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 head.chunked = value.to_ascii_lowercase().contains("chunked");
             }
         }
-        Some(head)
+        Ok(Some(head))
     }
 }
 
@@ -317,5 +345,23 @@ mod tests {
         assert_eq!((got.consumed, got.status, got.close), (r.len(), 404, false));
         assert!(parse_response(b"garbage\r\n\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn a_content_length_past_the_address_space_is_an_error() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert!(parse_response(r).is_err());
+        // One more does not parse as a number: an error too, not a wait for more bytes.
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n";
+        assert!(parse_response(r).is_err());
+    }
+
+    #[test]
+    fn a_response_head_longer_than_the_bound_is_an_error() {
+        let mut r = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+        r.resize(MAX_RESPONSE_HEAD - 1, b'a');
+        assert_eq!(parse_response(&r), Ok(None));
+        r.push(b'a');
+        assert!(parse_response(&r).is_err());
     }
 }
