@@ -14,8 +14,6 @@ need=valgrind
 # shellcheck source=echo-common.sh
 source "$(dirname "$0")/echo-common.sh"
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 taskset -c 0 valgrind --tool=callgrind --cache-sim=yes --D1=32768,8,64 --LL=524288,8,64 \
     --callgrind-out-file="$out/cg" "$exe" --server "$server" --port "$port" \
     >"$out/server.log" 2>&1 &
@@ -28,6 +26,7 @@ kill -INT "$pid"
 for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+pid=
 
 requests=$(grep -o '"requests":[0-9]*' "$out/load.json" | cut -d: -f2)
 totals=$(callgrind_annotate --show=Ir,DLmr,DLmw "$out/cg" 2>/dev/null | grep 'PROGRAM TOTALS')

@@ -20,7 +20,7 @@ need_pkg=linux-perf
 # shellcheck source=echo-common.sh
 source "$(dirname "$0")/echo-common.sh"
 if [ "$server" = c-epoll ] || [ "$server" = c-et ]; then
-    cbin=$(mktemp)
+    cbin=$out/echo-c
     cc -O2 -pthread -o "$cbin" bench/c/echo_epoll.c
     cmd=("$cbin" "$port")
     if [ "$server" = c-et ]; then cmd+=(et); fi
@@ -28,8 +28,6 @@ else
     cmd=("$exe" --server "$server" --port "$port")
 fi
 
-out=$(mktemp -d)
-trap 'rm -rf "$out" ${cbin:+"$cbin"}' EXIT
 taskset -c 0 "${cmd[@]}" >"$out/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 50); do grep -q ready "$out/server.log" 2>/dev/null && break; sleep 0.1; done
@@ -39,8 +37,10 @@ load=$!
 sleep 1
 perf record -q -F 1000 -p "$pid" -o "$out/perf.data" -- sleep 4 >/dev/null 2>&1
 wait "$load"
+load=
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+pid=
 
 requests=$(grep -o '"requests":[0-9]*' "$out/load.json" | cut -d: -f2)
 samples=$(perf script -i "$out/perf.data" -F ip 2>/dev/null | wc -l)
