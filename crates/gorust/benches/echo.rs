@@ -374,6 +374,12 @@ fn user_ns(pid: u32) -> u64 {
 /// The closed-loop load: round trips per second and the server's CPU per round trip. With
 /// `connected`, waits there once its connections are open (or failed to), before the first
 /// message.
+///
+/// A message the socket cannot take at once (one larger than the socket buffers: the server
+/// echoes while it reads, and its replies wait for this loop to read them) is written in
+/// turns with the reads: the rest waits for the socket to be writable, watched by the same
+/// epoll. A write that spun until the socket took it never read, and with both sides' buffers
+/// full it spun for ever, past the run's end.
 fn load(
     addr: &str,
     conns: usize,
@@ -383,7 +389,6 @@ fn load(
     pid: u32,
     connected: Option<&std::sync::Barrier>,
 ) -> Result<Measured, String> {
-    use std::os::fd::AsRawFd;
     let open = || -> Result<Vec<std::net::TcpStream>, String> {
         let mut socks = Vec::with_capacity(conns);
         for _ in 0..conns {
@@ -400,39 +405,26 @@ fn load(
         b.wait();
     }
     let mut socks = socks?;
-    // SAFETY: epoll_create1 has no preconditions; the descriptor is closed below.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    let ep = Epoll::new()?;
     for (i, s) in socks.iter().enumerate() {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: i as u64,
-        };
-        // SAFETY: a live socket and a live event struct.
-        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+        ep.watch(libc::EPOLL_CTL_ADD, s, i, false)?;
     }
     let msg = vec![0x5au8; size];
     let mut got = vec![0usize; conns];
+    // Bytes of each connection's current message not written yet, and whether the epoll
+    // watches it for output (only while some are).
+    let mut unsent = vec![size; conns];
+    let mut watching_out = vec![false; conns];
     let mut per_conn = vec![0u64; conns];
     let mut buf = vec![0u8; 64 * 1024];
-    let send = |s: &mut std::net::TcpStream| -> Result<(), String> {
-        let mut off = 0;
-        while off < size {
-            match s.write(&msg[off..]) {
-                Ok(n) => off += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
-                Err(e) => return Err(format!("write: {e}")),
-            }
-        }
-        Ok(())
-    };
-    for s in socks.iter_mut() {
-        send(s)?;
+    for (i, s) in socks.iter_mut().enumerate() {
+        write_rest(&ep, s, i, &msg, &mut unsent[i], &mut watching_out[i])?;
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let start = Instant::now();
     let mut rt = 0u64;
     let mut marks = None;
-    let result = loop {
+    loop {
         let now = Instant::now();
         if marks.is_none() && now >= start + warmup {
             marks = Some((now, rt, cpu_ns(pid), user_ns(pid)));
@@ -445,12 +437,12 @@ fn load(
                 let cpu = cpu_ns(pid).saturating_sub(cpu0) as f64;
                 let user = user_ns(pid).saturating_sub(user0) as f64;
                 if n == 0.0 {
-                    break Err("no round trips completed".to_string());
+                    return Err("no round trips completed".to_string());
                 }
                 per_conn.sort_unstable();
                 let least = per_conn[0] as f64;
                 let mid = per_conn[conns / 2].max(1) as f64;
-                break Ok(Measured {
+                return Ok(Measured {
                     rt_per_sec: n / secs,
                     cpu_ns: cpu / n,
                     user_ns: user / n,
@@ -458,11 +450,10 @@ fn load(
                 });
             }
         }
-        // SAFETY: `events` has room for its length of epoll_events.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 10) };
-        for ev in events.iter().take(n.max(0) as usize) {
+        for ev in ep.wait(&mut events)? {
             let i = ev.u64 as usize;
             let s = &mut socks[i];
+            write_rest(&ep, s, i, &msg, &mut unsent[i], &mut watching_out[i])?;
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => return Err("server closed a connection".into()),
@@ -471,17 +462,91 @@ fn load(
                     Err(e) => return Err(format!("read: {e}")),
                 }
             }
+            // A whole echo means the whole message was written: the next one may start.
             while got[i] >= size {
                 got[i] -= size;
                 rt += 1;
                 per_conn[i] += 1;
-                send(s)?;
+                unsent[i] = size;
+                write_rest(&ep, s, i, &msg, &mut unsent[i], &mut watching_out[i])?;
             }
         }
-    };
-    // SAFETY: closing the epoll descriptor we created.
-    unsafe { libc::close(ep) };
-    result
+    }
+}
+
+/// Writes the last `unsent` bytes of `msg` until the socket would block, and has the epoll
+/// watch the socket for output exactly while some are left.
+fn write_rest(
+    ep: &Epoll,
+    s: &mut std::net::TcpStream,
+    i: usize,
+    msg: &[u8],
+    unsent: &mut usize,
+    watching_out: &mut bool,
+) -> Result<(), String> {
+    while *unsent > 0 {
+        match s.write(&msg[msg.len() - *unsent..]) {
+            Ok(n) => *unsent -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    let want_out = *unsent > 0;
+    if want_out != *watching_out {
+        ep.watch(libc::EPOLL_CTL_MOD, s, i, want_out)?;
+        *watching_out = want_out;
+    }
+    Ok(())
+}
+
+/// The load's epoll instance, closed on every way out of the load.
+struct Epoll(std::os::fd::OwnedFd);
+
+impl Epoll {
+    fn new() -> Result<Epoll, String> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: epoll_create1 has no preconditions.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(format!("epoll: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a descriptor just created, owned by nothing else.
+        Ok(Epoll(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Adds or modifies (`op`) the watch on socket `i`: input, and output if `out`.
+    fn watch(&self, op: i32, s: &std::net::TcpStream, i: usize, out: bool) -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        let out = if out { libc::EPOLLOUT } else { 0 };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | out) as u32,
+            u64: i as u64,
+        };
+        // SAFETY: both descriptors are open for the call, and `ev` is a valid epoll_event.
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, s.as_raw_fd(), &mut ev) };
+        if r < 0 {
+            return Err(format!("epoll_ctl: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Waits up to 10 ms; the events that came.
+    fn wait<'e>(
+        &self,
+        events: &'e mut [libc::epoll_event],
+    ) -> Result<&'e [libc::epoll_event], String> {
+        use std::os::fd::AsRawFd;
+        let len = events.len() as i32;
+        // SAFETY: `events` has room for its length of epoll_events.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), len, 10) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("epoll_wait: {e}"));
+            }
+        }
+        Ok(&events[..n.max(0) as usize])
+    }
 }
 
 /// A gorust server on one worker: its main goroutine accepts, and `serve` starts what serves
