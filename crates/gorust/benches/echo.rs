@@ -33,10 +33,13 @@
 //!   measured window, divided by the round trips). Each is reported as the median over the
 //!   rounds and, per server, as the median of its per-round ratio to the C loop of the same
 //!   round (throughput: server/C, higher is better; CPU: server/C, lower is better).
-//! - Also the server's user-space CPU time per round trip (`utime` of `/proc/PID/stat`, in
-//!   clock ticks of 10 ms, so ~2% resolution over a 3 s window): the part of the CPU time
-//!   that is the runtime's own. The kernel's share varies most from run to run on this
-//!   machine, so this column shows a runtime's progress that the total hides.
+//! - Also the server's user-space CPU time per round trip (`utime` of `/proc/PID/stat`): the
+//!   part of the CPU time that is the runtime's own. The kernel's share varies most from run
+//!   to run on this machine, so this column shows a runtime's progress that the total hides.
+//!   `utime` counts whole clock ticks of 10 ms, so a window's figure is good to one tick of
+//!   the user time it measures, not of the window: over 3 s, ±10 ms is ±20% of the C loop's
+//!   ~50 ms and ±5% of gorust's ~200 ms. The ticks counted are reported beside it (`ticks`,
+//!   the median over the rounds), so a small figure can be read for what it is.
 //! - This machine is noisy (its two vCPUs are sometimes placed far apart for 10–60 s); the
 //!   paired ratios are what absorbs it. Nothing is asserted: this is a report.
 //!
@@ -171,6 +174,8 @@ struct Measured {
     cpu_ns: f64,
     /// Of which in user space (ns).
     user_ns: f64,
+    /// The clock ticks of user time the window counted: `user_ns`'s resolution is one.
+    user_ticks: u64,
     /// Round trips of the least-served connection over the median connection's, in the
     /// measured window: near 1 when the server takes connections in turn, near 0 when some
     /// starve (a server can buy CPU per round trip by serving a few hot connections).
@@ -353,22 +358,26 @@ fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
-/// Nanoseconds the process has spent in user space (`utime`, whole clock ticks).
-fn user_ns(pid: u32) -> u64 {
+/// Clock ticks the process has spent in user space (`utime`).
+fn user_ticks(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
     // Fields after the command name, which is in parentheses and may hold spaces: state is
     // field 3, utime field 14.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
+    after
         .split_whitespace()
         .nth(11)
         .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Nanoseconds in a clock tick.
+fn tick_ns() -> f64 {
     // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    ticks * 1_000_000_000 / hz
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    1e9 / hz as f64
 }
 
 /// The closed-loop load: round trips per second and the server's CPU per round trip. With
@@ -427,7 +436,7 @@ fn load(
     loop {
         let now = Instant::now();
         if marks.is_none() && now >= start + warmup {
-            marks = Some((now, rt, cpu_ns(pid), user_ns(pid)));
+            marks = Some((now, rt, cpu_ns(pid), user_ticks(pid)));
             per_conn.fill(0);
         }
         if let Some((t0, rt0, cpu0, user0)) = marks {
@@ -435,7 +444,7 @@ fn load(
                 let secs = now.duration_since(t0).as_secs_f64();
                 let n = (rt - rt0) as f64;
                 let cpu = cpu_ns(pid).saturating_sub(cpu0) as f64;
-                let user = user_ns(pid).saturating_sub(user0) as f64;
+                let ticks = user_ticks(pid).saturating_sub(user0);
                 if n == 0.0 {
                     return Err("no round trips completed".to_string());
                 }
@@ -445,7 +454,8 @@ fn load(
                 return Ok(Measured {
                     rt_per_sec: n / secs,
                     cpu_ns: cpu / n,
-                    user_ns: user / n,
+                    user_ns: ticks as f64 * tick_ns() / n,
+                    user_ticks: ticks,
                     fairness: least / mid,
                 });
             }
@@ -704,7 +714,7 @@ type Rows = Vec<(usize, usize, Vec<Vec<Option<Measured>>>)>;
 fn report(servers: &[Server], rows: &Rows, json: bool) {
     let base = servers.iter().position(|s| s.name == "c-epoll");
     println!(
-        "\n{:>6} {:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12} {:>9}",
+        "\n{:>6} {:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12} {:>6} {:>9}",
         "conns",
         "bytes",
         "server",
@@ -713,6 +723,7 @@ fn report(servers: &[Server], rows: &Rows, json: bool) {
         "rt/s vs C",
         "cpu vs C",
         "user µs/rt",
+        "ticks",
         "fairness"
     );
     let mut js = Vec::new();
@@ -722,6 +733,7 @@ fn report(servers: &[Server], rows: &Rows, json: bool) {
             let rts = median(ok.iter().map(|r| r.rt_per_sec).collect());
             let cpu = median(ok.iter().map(|r| r.cpu_ns).collect());
             let user = median(ok.iter().map(|r| r.user_ns).collect());
+            let ticks = median(ok.iter().map(|r| r.user_ticks as f64).collect());
             let fair = median(ok.iter().map(|r| r.fairness).collect());
             let (rt_ratio, cpu_ratio) = match base {
                 Some(b) => {
@@ -746,21 +758,23 @@ fn report(servers: &[Server], rows: &Rows, json: bool) {
                 v.map_or("-".to_string(), |x| format!("{:.*}", prec, x * scale))
             };
             println!(
-                "{conns:>6} {size:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12} {:>9}",
+                "{conns:>6} {size:>6}  {:<8} {:>12} {:>14} {:>12} {:>12} {:>12} {:>6} {:>9}",
                 s.name,
                 f(rts, 1.0, 0),
                 f(cpu, 1e-3, 2),
                 f(rt_ratio, 1.0, 2),
                 f(cpu_ratio, 1.0, 2),
                 f(user, 1e-3, 2),
+                f(ticks, 1.0, 0),
                 f(fair, 1.0, 2)
             );
             js.push(format!(
-                "{{\"conns\":{conns},\"bytes\":{size},\"server\":\"{}\",\"rt_per_s\":{},\"cpu_us_per_rt\":{},\"user_us_per_rt\":{},\"fairness\":{},\"rt_vs_c\":{},\"cpu_vs_c\":{}}}",
+                "{{\"conns\":{conns},\"bytes\":{size},\"server\":\"{}\",\"rt_per_s\":{},\"cpu_us_per_rt\":{},\"user_us_per_rt\":{},\"user_ticks\":{},\"fairness\":{},\"rt_vs_c\":{},\"cpu_vs_c\":{}}}",
                 s.name,
                 rts.map_or("null".into(), |v| format!("{v:.0}")),
                 cpu.map_or("null".into(), |v| format!("{:.3}", v / 1e3)),
                 user.map_or("null".into(), |v| format!("{:.3}", v / 1e3)),
+                ticks.map_or("null".into(), |v| format!("{v:.0}")),
                 fair.map_or("null".into(), |v| format!("{v:.3}")),
                 rt_ratio.map_or("null".into(), |v| format!("{v:.3}")),
                 cpu_ratio.map_or("null".into(), |v| format!("{v:.3}")),
