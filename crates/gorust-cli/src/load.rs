@@ -179,12 +179,13 @@ pub fn run(args: Args) -> Result<(), String> {
         rate: args.rate,
         stats: run.stats,
     };
-    if args.json {
-        println!("{}", report.json());
+    // Not println!, which panics on a closed stdout (`gorust load ... | true`).
+    let text = if args.json {
+        report.json()
     } else {
-        report.print(&target.addr, &args.addr);
-    }
-    Ok(())
+        report.text(&target.addr, &args.addr)
+    };
+    crate::progress::print_document(text.trim_end())
 }
 
 /// An HTTP/1.1 `GET` of `path` on `host`, as the load generator sends it.
@@ -393,28 +394,36 @@ impl Report {
         s.connect_errors + s.read_errors + s.write_errors + s.timeouts + s.non_2xx
     }
 
-    fn print(&self, addr: &SocketAddr, target: &str) {
+    /// The summary, for people.
+    fn text(&self, addr: &SocketAddr, target: &str) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
         let s = &self.stats;
         let proto = format!("{:?}", self.proto).to_lowercase();
         let mode = match self.rate {
             Some(r) => format!("{r} requests/s in total, latency from intended send times"),
             None => "closed loop".to_string(),
         };
-        println!(
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
             "{:.1}s {proto} load on {target} ({addr}): {} connections, {} threads, {mode}",
             self.secs, self.conns, self.threads
         );
-        println!(
+        let _ = writeln!(
+            out,
             "  requests     {:>12}   {:>12.1} requests/s",
             s.requests,
             s.requests as f64 / self.secs
         );
-        println!(
+        let _ = writeln!(
+            out,
             "  transfer     {:>12}   {:>12}/s",
             bytes(s.bytes as f64),
             bytes(s.bytes as f64 / self.secs)
         );
-        println!(
+        let _ = writeln!(
+            out,
             "  latency      p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             micros(self.latency_us(0.5)),
             micros(self.latency_us(0.9)),
@@ -422,7 +431,8 @@ impl Report {
             micros(self.latency_us(0.999)),
             micros(s.hist.max())
         );
-        println!(
+        let _ = writeln!(
+            out,
             "  errors       {:>12}   (connect {}, read {}, write {}, timeout {}, non-2xx {})",
             self.errors(),
             s.connect_errors,
@@ -431,6 +441,7 @@ impl Report {
             s.timeouts,
             s.non_2xx
         );
+        out
     }
 
     fn json(&self) -> String {

@@ -160,6 +160,32 @@ fn load_echo_against_serve() {
 }
 
 #[test]
+fn load_to_a_closed_stdout_ends_with_one_line() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    for json in [false, true] {
+        let mut args = vec!["load", &addr, "-c", "2", "-d", "200ms"];
+        if json {
+            args.push("--json");
+        }
+        // `gorust load ... | true`: the reader is gone before the report is written.
+        let mut child = Command::cargo_bin("gorust")
+            .unwrap()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("gorust: stdout:"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
 fn load_http_against_serve() {
     let server = Server::start(&["--proto", "http", "--model", "threads"]);
     let url = format!("http://{}/", server.addr());
