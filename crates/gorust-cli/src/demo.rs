@@ -40,8 +40,8 @@ pub struct Args {
     /// OS threads to spawn for the comparison.
     #[arg(long, default_value_t = 2_000)]
     pub threads: usize,
-    /// Connection counts for the network step (comma-separated; empty skips it).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    /// Connection counts for the network step (comma-separated; empty, or 0, skips it).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000", value_parser = parse_level)]
     pub levels: Vec<usize>,
     /// Seconds of load per model and connection count.
     #[arg(long, default_value_t = 2.0)]
@@ -52,6 +52,15 @@ pub struct Args {
     /// Where to write the SVG chart of the network step.
     #[arg(long, default_value = "target/gorust-demo.svg")]
     pub chart: PathBuf,
+}
+
+/// A `--levels` entry: an empty one is read as 0, which `run` leaves out, so that
+/// `--levels ""` skips the network step (clap's integer parser refuses an empty string).
+fn parse_level(s: &str) -> Result<usize, String> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    s.parse().map_err(|e| format!("{e}"))
 }
 
 /// Everything the demo measured: the `--json` document.

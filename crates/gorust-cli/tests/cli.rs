@@ -440,6 +440,17 @@ fn an_unwritable_chart_fails_before_measuring() {
 }
 
 #[test]
+fn demo_with_empty_levels_skips_the_network_step() {
+    let mut args = tiny_demo(&[]);
+    let levels = args.iter().position(|&a| a == "--levels").unwrap();
+    args[levels + 1] = "";
+    let out = gorust(&args).success().get_output().stdout.clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("woke at the same instant"), "{out}");
+    assert!(!out.contains("HTTP hello"), "{out}");
+}
+
+#[test]
 fn demo_rejects_bad_settings() {
     fails_with(
         &["demo", "--goroutines", "0"],
