@@ -37,7 +37,7 @@ pub struct Args {
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// OS threads to spawn for the comparison.
+    /// OS threads (and goroutines) to spawn one at a time for the comparison; at least 1.
     #[arg(long, default_value_t = 2_000)]
     pub threads: usize,
     /// Connection counts for the network step (comma-separated; empty, or 0, skips it).
@@ -116,6 +116,9 @@ pub fn run(args: Args) -> Result<(), String> {
             "--goroutines must be at least 1 and at most {MAX_GOROUTINES}"
         ));
     }
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
     let secs = load::check_secs("--secs", args.secs)?;
     let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
     // Before step 1, so that a limit the hard one cannot lift fails at once; the servers of
@@ -145,7 +148,7 @@ pub fn run(args: Args) -> Result<(), String> {
     ));
 
     let n = args.goroutines;
-    let k = args.threads.max(1);
+    let k = args.threads;
     pb.set_message(format!("1-2. parking and waking {n} goroutines"));
     let report = rt.run(move || park_and_wake(n, k))?;
     pb.inc(2);

@@ -460,6 +460,11 @@ fn demo_rejects_bad_settings() {
         &["demo", "--levels", "10", "--secs", "0"],
         "--secs must be a positive",
     );
+    fails_with_code(
+        &["demo", "--threads", "0"],
+        "--threads must be at least 1",
+        1,
+    );
 }
 
 #[test]
