@@ -114,7 +114,9 @@ fn parse_target(s: &str) -> Result<Target, String> {
     } else {
         (s, "/".to_string(), false)
     };
-    let with_port = if is_url && !hostport.contains(':') {
+    // A port follows the last ':' outside an IPv6 literal's brackets (`[::1]` has none).
+    let after_host = hostport.rfind(']').map_or(hostport, |i| &hostport[i..]);
+    let with_port = if is_url && !after_host.contains(':') {
         format!("{hostport}:80")
     } else {
         hostport.to_string()
@@ -552,6 +554,14 @@ mod tests {
         let t = parse_target("127.0.0.1:9").unwrap();
         assert!(!t.is_url);
         assert_eq!(parse_target("http://127.0.0.1").unwrap().addr.port(), 80);
+        let t = parse_target("http://[::1]/").unwrap();
+        assert_eq!(
+            (t.addr, t.host.as_str()),
+            ("[::1]:80".parse().unwrap(), "[::1]")
+        );
+        let t = parse_target("http://[::1]:8080/x").unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str()), (8080, "/x"));
+        assert_eq!(parse_target("[::1]:9").unwrap().addr.port(), 9);
         for bad in [
             "127.0.0.1",
             "nonsense",
