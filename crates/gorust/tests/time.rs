@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +106,43 @@ on_each_config!(cancelled_timers_do_not_pile_up_in_the_heap, || {
         "{held} of 20,000 cancelled timers still held"
     );
 });
+
+/// A future's timer armed on a worker that then gets stuck in one goroutine (computing without
+/// a park) fires anyway, from the monitor, and the future runs on the other worker. Before, a
+/// worker's timers fired only on that worker, so the future waited for the goroutine to end
+/// (here it would never end: it spins until the future is done, or 5 s).
+#[test]
+fn a_timer_on_a_stuck_worker_fires_and_its_future_runs_elsewhere() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let stuck = gorust::go(|| {
+                // Armed here, in this worker's heap: the first poll registers the timer...
+                let mut sleep = Box::pin(gorust::time::Sleep::new(Duration::from_millis(20)));
+                let first = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(sleep.as_mut().poll(cx).is_pending())
+                });
+                assert!(gorust::block_on(first), "a 20 ms sleep is pending at first");
+                // ...and a future takes it over (its later polls only change the waker).
+                let done = Arc::new(AtomicUsize::new(0));
+                let d2 = done.clone();
+                let _task = gorust::spawn(async move {
+                    sleep.await;
+                    d2.store(1, Ordering::SeqCst);
+                });
+                let start = Instant::now();
+                while done.load(Ordering::SeqCst) == 0 && start.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                (done.load(Ordering::SeqCst), start.elapsed())
+            });
+            let (done, waited) = stuck.join().unwrap();
+            assert_eq!(
+                done, 1,
+                "the future slept past its timer while its timer's worker was stuck ({waited:?})"
+            );
+        })
+    });
+}
 
 #[test]
 fn sleep_future_on_a_plain_thread_uses_the_fallback_timer() {

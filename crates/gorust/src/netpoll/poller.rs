@@ -243,6 +243,13 @@ impl Poller {
         if blocking {
             self.in_wait.store(false, Release);
         }
+        self.mark_polled();
+    }
+
+    /// Records a poll now, for `staleness`; the owner also calls it when it skips a poll of an
+    /// epoll with nothing registered, so that the monitor sees it alive (and leaves its timers
+    /// to it).
+    pub(crate) fn mark_polled(&self) {
         self.last_poll_us
             .store(self.started.elapsed().as_micros() as u64, Relaxed);
     }

@@ -43,6 +43,11 @@ impl WorkerMetrics {
     pub(crate) fn set_timers(&self, n: usize) {
         self.timers.store(n as u64, Relaxed);
     }
+    /// The timers in the worker's heap as last published. Exact for the worker itself, which
+    /// alone inserts; the monitor only ever lowers it.
+    pub(crate) fn timers(&self) -> usize {
+        self.timers.load(Relaxed) as usize
+    }
 }
 
 /// A snapshot of one worker's counters.
@@ -127,7 +132,7 @@ impl super::Shared {
                     steals: r.metrics.steals.load(Relaxed),
                     parks: r.metrics.parks.load(Relaxed),
                     queue_depth: r.steal.len() + self.inbox_len(i),
-                    timers: r.metrics.timers.load(Relaxed) as usize,
+                    timers: r.metrics.timers(),
                 })
                 .collect(),
             global_queue_depth: self.inject.len(),

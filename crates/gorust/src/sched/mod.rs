@@ -2,7 +2,8 @@
 //!
 //! Go's names map onto this module as follows: a *G* is a task ([`task`]), either a future or a
 //! goroutine (a task that drives a stackful coroutine); an *M* is a worker thread
-//! ([`worker`]); a *P* is the worker's [`Core`](worker::Core), its run queues and timers. Unlike
+//! ([`worker`]); a *P* is the worker's [`Core`](worker::Core), its run queues, with its timers
+//! in the shared part (`Remote::timers`, which the monitor fires for a stuck worker). Unlike
 //! Go, an M never gives its P away: goroutines are pinned to the thread of their first poll
 //! (DESIGN.md decision 2), so a worker blocked in a system call would strand them; blocking work
 //! goes to the [`blocking`] pool instead.
@@ -83,6 +84,7 @@ use std::time::{Duration, Instant};
 
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::loom::sync::Mutex;
+use crate::time::heap::TimerHeap;
 use task::{JoinHandle, Kind, Notified, Schedule, TaskRef, UNBOUND};
 
 /// A new task ready to schedule, or (the runtime shutting down) its handle alone.
@@ -142,7 +144,25 @@ pub(crate) struct Remote {
     pub(crate) parker: park::Parker,
     /// The worker's netpoller (its epoll; parking waits on it too).
     pub(crate) poller: Arc<crate::netpoll::Poller>,
+    /// The timers armed on this worker. Only the worker inserts; the worker fires them, and so
+    /// does the monitor when the worker is stuck in one task (`sysmon.rs`), so they are behind
+    /// a lock, which the worker skips while `metrics` counts no timer.
+    pub(crate) timers: Mutex<TimerHeap>,
     pub(crate) metrics: metrics::WorkerMetrics,
+}
+
+impl Remote {
+    /// Fires this worker's due timers, pushing their wakers to `out` (to be woken by the
+    /// caller, after the lock). Returns how many fired.
+    pub(crate) fn expire_timers(&self, out: &mut Vec<std::task::Waker>) -> usize {
+        if self.metrics.timers() == 0 {
+            return 0;
+        }
+        let mut heap = crate::loom::lock(&self.timers);
+        let n = heap.expire(Instant::now(), out);
+        self.metrics.set_timers(heap.len());
+        n
+    }
 }
 
 struct Inbox {
@@ -204,6 +224,7 @@ impl Shared {
                 #[cfg(loom)]
                 parker: park::Parker::new(),
                 poller,
+                timers: Mutex::new(TimerHeap::new()),
                 metrics: metrics::WorkerMetrics::default(),
             });
         }

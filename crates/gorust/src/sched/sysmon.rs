@@ -1,11 +1,16 @@
-//! The monitor thread (Go's `sysmon`): polls the netpoller of a worker that is stuck.
+//! The monitor thread (Go's `sysmon`): polls the netpoller, and fires the timers, of a worker
+//! that is stuck.
 //!
 //! A busy worker polls its own epoll every `event_interval` ticks; but a worker stuck in one
-//! long-running goroutine polls nothing, and readiness for the goroutines bound to it (and any
-//! future registered there) would wait. The monitor looks at each worker's poller; one that has
-//! not been polled for `STALE` and whose worker is not blocked in it is polled from here, and
-//! the woken tasks go to their workers' queues (a bound goroutine still waits for its own
-//! worker; a future can be stolen and run elsewhere).
+//! long-running goroutine polls nothing and fires no timer, and readiness and timers for the
+//! goroutines bound to it (and any future registered or armed there) would wait. The monitor
+//! looks at each worker's poller; one that has not been polled for `STALE` and whose worker is
+//! not blocked in it is polled from here, the worker's due timers are fired from here, and the
+//! woken tasks go to their workers' queues (a bound goroutine still waits for its own worker;
+//! a future can be stolen and run elsewhere). Timers only while the monitor shares the
+//! process's descriptor table (below): a timer's waker may write to any descriptor, and in a
+//! one-worker runtime no other worker could run the woken task anyway. (Before session 21,
+//! timers fired only on their own worker.)
 //!
 //! When it looks: it sleeps until the first moment some poller could have gone `STALE` (the
 //! oldest last poll plus `STALE`; `STALE` from now when every worker is blocked in its poller
@@ -98,15 +103,24 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
                 let mut next_us = stale_us;
                 for r in s.remotes.iter() {
                     let (since_us, in_wait) = r.poller.staleness();
-                    if in_wait || r.poller.registered() == 0 {
+                    let io = r.poller.registered() > 0;
+                    // Timers' wakers may write to any descriptor: not from a table of our own.
+                    let timers = private.is_none() && r.metrics.timers() > 0;
+                    if in_wait || !(io || timers) {
                         continue;
                     }
                     if since_us >= stale_us {
-                        if private.is_some() {
-                            r.poller.poll_deferring(&mut events, &mut wakers);
-                        } else {
+                        match (io, private.is_some()) {
+                            (false, _) => {}
+                            (true, true) => r.poller.poll_deferring(&mut events, &mut wakers),
                             // Not the owner: leaves the worker's wake-up eventfd alone.
-                            r.poller.poll_now(&mut events, &mut wakers, false);
+                            (true, false) => {
+                                r.poller.poll_now(&mut events, &mut wakers, false);
+                            }
+                        }
+                        if timers {
+                            r.expire_timers(&mut wakers);
+                            wakers.drain(..).for_each(std::task::Waker::wake);
                         }
                     } else {
                         next_us = next_us.min(stale_us - since_us);

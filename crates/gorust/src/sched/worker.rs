@@ -19,7 +19,6 @@ use super::queue::{self, CAP};
 use super::task::{Kind, Notified, UNBOUND};
 use super::Handle;
 use crate::loom::sync::atomic::Ordering::*;
-use crate::time::heap::TimerHeap;
 
 /// Pause instructions between two looks at the queues while spinning (`Builder::spin_rounds`).
 const SPIN_PAUSES: u32 = 32;
@@ -47,7 +46,6 @@ pub(crate) struct Core {
     /// Set while this worker dispatches the events of a non-blocking poll (`poll_io_now`) and
     /// tasks wait in the global queue: an unbound task woken then queues behind them.
     wakes_behind_global: bool,
-    pub(crate) timers: TimerHeap,
     scratch: Scratch,
     fired: Vec<Waker>,
 }
@@ -124,7 +122,6 @@ pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
             rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             is_searching: false,
             wakes_behind_global: false,
-            timers: TimerHeap::new(),
             scratch: Scratch::new(),
             fired: Vec::new(),
         }),
@@ -240,14 +237,11 @@ impl WorkerCtx {
         deadline: Instant,
         entry: std::sync::Arc<crate::time::entry::TimerEntry>,
     ) -> Result<(), std::sync::Arc<crate::time::entry::TimerEntry>> {
-        match self.core.try_borrow_mut() {
-            Ok(mut core) => {
-                core.timers.insert(deadline, entry);
-                self.publish_timers(core.timers.len());
-                Ok(())
-            }
-            Err(_) => Err(entry),
-        }
+        let remote = &self.shared().remotes[self.index];
+        let mut heap = crate::loom::lock(&remote.timers);
+        heap.insert(deadline, entry);
+        remote.metrics.set_timers(heap.len());
+        Ok(())
     }
 
     fn run(&self) {
@@ -406,6 +400,7 @@ impl WorkerCtx {
     fn poll_io_now(&self) -> usize {
         let poller = &self.shared().remotes[self.index].poller;
         if poller.registered() == 0 {
+            poller.mark_polled();
             return 0;
         }
         let behind = !self.shared().inject.is_empty();
@@ -425,23 +420,14 @@ impl WorkerCtx {
         n
     }
 
-    /// The timer heap's length for `metrics()`, after each change of it.
-    fn publish_timers(&self, len: usize) {
-        self.shared().remotes[self.index].metrics.set_timers(len);
-    }
-
     /// Fires due timers and wakes their tasks. Returns how many fired.
     fn fire_timers(&self) -> usize {
-        let mut fired = {
-            let mut core = self.core.borrow_mut();
-            if core.timers.is_empty() {
-                return 0;
-            }
-            let mut out = std::mem::take(&mut core.fired);
-            core.timers.expire(Instant::now(), &mut out);
-            self.publish_timers(core.timers.len());
-            out
-        };
+        let remote = &self.shared().remotes[self.index];
+        if remote.metrics.timers() == 0 {
+            return 0;
+        }
+        let mut fired = std::mem::take(&mut self.core.borrow_mut().fired);
+        remote.expire_timers(&mut fired);
         let n = fired.len();
         // Wake with the core released: wakers push into it.
         for w in fired.drain(..) {
@@ -473,14 +459,16 @@ impl WorkerCtx {
             }
             return;
         }
-        let now = Instant::now();
-        let timeout = core
-            .timers
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(now));
-        self.publish_timers(core.timers.len());
-        shared.remotes[self.index].metrics.inc_parks();
         let remote = &shared.remotes[self.index];
+        let timeout = if remote.metrics.timers() == 0 {
+            None
+        } else {
+            let mut heap = crate::loom::lock(&remote.timers);
+            let next = heap.next_deadline();
+            remote.metrics.set_timers(heap.len());
+            next.map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        remote.metrics.inc_parks();
         remote.parker.park(timeout, &mut core.scratch);
         if !idle.unpark_self(self.index) {
             // `notify_parked` took us off the list and counted us as searching.
@@ -520,7 +508,7 @@ impl WorkerCtx {
         }
         let inbox = shared.close_inbox(self.index);
         drop(inbox);
-        let (runnext, pinned, timers) = {
+        let (runnext, pinned) = {
             let mut core = self.core.borrow_mut();
             let mut local = Vec::new();
             while let Some(t) = core.local.pop() {
@@ -529,12 +517,13 @@ impl WorkerCtx {
             (
                 (core.runnext.take(), local),
                 std::mem::take(&mut core.pinned),
-                std::mem::take(&mut core.timers),
             )
         };
         drop(runnext);
         drop(pinned);
-        self.publish_timers(0);
+        let remote = &shared.remotes[self.index];
+        let timers = std::mem::take(&mut *crate::loom::lock(&remote.timers));
+        remote.metrics.set_timers(0);
         // Timers of `Sleep`s that outlive their task (moved to a plain thread, say) would
         // never fire once this heap is gone: the fallback thread takes them (review, session
         // 19). The tasks dropped above cancelled their own.

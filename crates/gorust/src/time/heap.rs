@@ -64,10 +64,6 @@ impl TimerHeap {
         self.heap.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
     pub(crate) fn insert(&mut self, deadline: Instant, entry: Arc<TimerEntry>) {
         self.seq += 1;
         self.heap.push(Slot {
