@@ -16,7 +16,9 @@
 //! No lost wake-up: a pusher does `push; fence(SeqCst); read state`; a parking worker does
 //! `update state (RMW under the lock); fence(SeqCst); read queues`. With the two fences at least
 //! one side sees the other (store-buffering), so either the pusher wakes someone or the worker
-//! sees the task. The loom model `idle_no_lost_wakeup` checks this.
+//! sees the task. The loom models `loom_idle_no_lost_wakeup` (a parking worker) and
+//! `loom_idle_last_searcher_parking_sees_work_or_is_woken` (the last searcher parking, rule 4)
+//! check this; both fail with the two fences removed.
 
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering::*};
 use crate::loom::sync::Mutex;

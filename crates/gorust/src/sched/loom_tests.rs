@@ -217,6 +217,35 @@ fn loom_idle_no_lost_wakeup() {
     });
 }
 
+/// Rules 2 and 4 of `idle` together, with a worker searching (the model above has none):
+/// worker 0 is parked; worker 1 searched, found nothing, and parks as the last searcher while
+/// another thread queues a task. A pusher wakes nobody while a worker searches (rule 2), so
+/// either the last searcher sees the task when it re-checks (rule 4) or the pusher, seeing
+/// nobody searching any more, wakes a worker.
+#[test]
+fn loom_idle_last_searcher_parking_sees_work_or_is_woken() {
+    loom::model(|| {
+        let idle = Arc::new(super::idle::Idle::new(2));
+        idle.transition_worker_to_parked(0, false);
+        assert!(idle.transition_worker_to_searching());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (i2, q2) = (idle.clone(), queued.clone());
+        let pusher = thread::spawn(move || {
+            q2.store(1, SeqCst);
+            i2.worker_to_notify()
+        });
+        // Worker 1 found every queue empty (the task was not there yet) and parks.
+        let last = idle.transition_worker_to_parked(1, true);
+        assert!(last, "it was the only searcher");
+        let sees_work = queued.load(SeqCst) == 1;
+        let notified = pusher.join().unwrap();
+        assert!(
+            sees_work || notified.is_some(),
+            "the task would sit in the queue with both workers asleep"
+        );
+    });
+}
+
 /// The netpoller's wait slot: readiness published by the poller while a waiter registers is
 /// never lost — the waiter either sees READY or its waker is called.
 #[test]
