@@ -11,17 +11,30 @@ use common::{run_on, within};
 #[test]
 fn blocking_parks_the_goroutine_not_the_worker() {
     within(Duration::from_secs(60), || {
-        // One worker: while a goroutine waits in `blocking`, another goroutine must run.
+        // One worker: while a goroutine waits in `blocking`, another goroutine must run. The
+        // closure waits (up to 10 s) for `other` to run: it can run meanwhile only if the
+        // caller parked and left the one worker free.
         run_on(1, || {
             let ran = Arc::new(AtomicUsize::new(0));
             let r2 = ran.clone();
             let other = gorust::go(move || {
                 r2.fetch_add(1, Ordering::SeqCst);
             });
-            let seen = gorust::blocking(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                std::thread::current().name().map(str::to_owned)
+            let r3 = ran.clone();
+            let (ran_meanwhile, seen) = gorust::blocking(move || {
+                let end = std::time::Instant::now() + Duration::from_secs(10);
+                while r3.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                (
+                    r3.load(Ordering::SeqCst) == 1,
+                    std::thread::current().name().map(str::to_owned),
+                )
             });
+            assert!(
+                ran_meanwhile,
+                "no other goroutine ran while `blocking` waited"
+            );
             assert_eq!(seen.as_deref(), Some("gorust-blocking"));
             other.join().unwrap();
             assert_eq!(ran.load(Ordering::SeqCst), 1);
