@@ -369,34 +369,82 @@ fn large_replies_are_finished_by_the_poller() {
 
 /// The worker is stuck in a goroutine that never parks: the monitor thread polls its epoll and
 /// does the event loop's reads (the `owner = false` dispatch); every byte still comes back.
+///
+/// Worker 0 has a thread of its own (the runtime is not `run` from this thread), so the monitor
+/// stays in the shared descriptor table and runs the connection's reads itself (after a
+/// one-worker `run` it has a table of its own and leaves them to the worker, `sched/sysmon.rs`).
+/// The connection exists before the hog starts (one echo round trip). Its socket buffers are
+/// small, so while the worker is stuck the client can write more than both hold only if the
+/// monitor reads; the hog spins until it did (for at most 10 s).
 #[test]
 fn reads_done_by_the_monitor_thread_are_correct() {
+    const TOTAL: u32 = 4 << 20;
+    const BUF: usize = 16 << 10;
     within(LIMIT, || {
-        run_on(1, || {
-            let (_el, addr, _gone) = echo_loop(|b| b.input_limit(256 << 10));
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let main = rt.go(|| {
+            let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            // Inherited by the accepted socket.
+            socket2::SockRef::from(&l)
+                .set_recv_buffer_size(BUF)
+                .unwrap();
+            let rcvbuf = socket2::SockRef::from(&l).recv_buffer_size().unwrap();
+            let (el, addr, _gone) = common::echo_loop_on(l, |b| b.input_limit(1 << 20));
+            let hogging = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let written = Arc::new(AtomicUsize::new(0));
+            let (h, w) = (hogging.clone(), written.clone());
+            let (connected_tx, connected) = std::sync::mpsc::channel();
             let client = std::thread::spawn(move || {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
+                socket2::SockRef::from(&s)
+                    .set_send_buffer_size(BUF)
+                    .unwrap();
+                let sndbuf = socket2::SockRef::from(&s).send_buffer_size().unwrap();
+                s.write_all(b"hi").unwrap();
+                let mut back = [0u8; 2];
+                s.read_exact(&mut back).unwrap();
+                assert_eq!(&back, b"hi");
+                connected_tx.send(sndbuf).unwrap();
+                while !h.load(SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 let r = s.try_clone().unwrap();
                 let reader = std::thread::spawn(move || {
                     let mut all = Vec::new();
-                    (&r).take(4 << 20).read_to_end(&mut all).unwrap();
+                    (&r).take(TOTAL as u64).read_to_end(&mut all).unwrap();
                     all
                 });
-                let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
-                s.write_all(&data).unwrap();
+                let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+                for chunk in data.chunks(4096) {
+                    s.write_all(chunk).unwrap();
+                    w.fetch_add(chunk.len(), SeqCst);
+                }
                 assert_eq!(reader.join().unwrap(), data);
             });
+            let sndbuf = gorust::blocking(move || connected.recv().unwrap());
+            assert_eq!(el.connections(), 1);
+            // Twice what the client's send and the server's receive buffers hold (as the
+            // kernel reports them, with its overhead): past it, someone read.
+            let beyond_buffers = 2 * (sndbuf + rcvbuf);
             // Hog the only worker while the client sends.
-            gorust::go(|| {
-                let end = Instant::now() + Duration::from_millis(300);
-                while Instant::now() < end {
+            let seen = gorust::go(move || {
+                hogging.store(true, SeqCst);
+                let end = Instant::now() + Duration::from_secs(10);
+                while written.load(SeqCst) <= beyond_buffers && Instant::now() < end {
                     std::hint::spin_loop();
                 }
+                written.load(SeqCst)
             })
             .join()
             .unwrap();
+            assert!(
+                seen > beyond_buffers,
+                "the client wrote {seen} bytes while the worker was stuck, no more than the \
+                 buffers hold ({beyond_buffers}): the monitor read nothing"
+            );
             gorust::blocking(move || client.join().unwrap());
-        })
+        });
+        rt.block_on(main).unwrap();
     });
 }
 

@@ -177,6 +177,21 @@ pub fn echo_loop(
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
+    echo_loop_on(
+        gorust::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        tweak,
+    )
+}
+
+/// [`echo_loop`] on a listener the caller made (to set its socket options first).
+pub fn echo_loop_on(
+    l: gorust::net::TcpListener,
+    tweak: impl FnOnce(gorust::eventloop::Builder) -> gorust::eventloop::Builder,
+) -> (
+    gorust::eventloop::EventLoop,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let gone = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let g = gone.clone();
     let b = gorust::eventloop::EventLoop::builder()
@@ -190,7 +205,9 @@ pub fn echo_loop(
             g.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         });
     let el = tweak(b).build().unwrap();
-    let (addr, _) = start(&el);
+    let addr = l.local_addr().unwrap();
+    let server = el.clone();
+    gorust::go(move || server.serve(l));
     (el, addr, gone)
 }
 
