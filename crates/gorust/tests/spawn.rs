@@ -134,10 +134,11 @@ fn send_sync_assertions() {
 /// model `loom_idle_abort_park_keeps_count`.
 #[test]
 fn spawns_from_a_plain_thread_always_run() {
+    const TASKS: u32 = 20_000;
     let (progress_tx, progress_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let spawner = std::thread::spawn(move || {
         let rt = gorust::Runtime::builder().workers(2).build().unwrap();
-        for i in 0..20_000u32 {
+        for i in 0..TASKS {
             let h = rt.spawn(async move { i });
             assert_eq!(gorust::block_on(h).unwrap(), i);
             if progress_tx.send(i).is_err() {
@@ -149,12 +150,19 @@ fn spawns_from_a_plain_thread_always_run() {
     loop {
         match progress_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(i) => last = Some(i),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            // The spawner ended: by returning, or by a panic that this join passes on.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                if let Err(p) = spawner.join() {
+                    std::panic::resume_unwind(p);
+                }
+                break;
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 panic!("a task spawned from a plain thread never ran (after task {last:?})")
             }
         }
     }
+    assert_eq!(last, Some(TASKS - 1), "not every task ran");
 }
 
 /// Futures woken by I/O while older tasks wait in the global queue are queued behind them. One
