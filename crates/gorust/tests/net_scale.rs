@@ -45,6 +45,9 @@ fn ten_thousand_connections_on_a_few_threads() {
     let rt = gorust::Runtime::builder().workers(workers).build().unwrap();
     let peak = Arc::new(AtomicI64::new(i64::MIN));
     let p = peak.clone();
+    // Samples taken while serving: the first gives no excess yet (it needs two).
+    let samples = Arc::new(AtomicI64::new(0));
+    let taken = samples.clone();
     let (status, stdout, stderr) = rt.run(move || {
         let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
@@ -92,6 +95,7 @@ fn ten_thousand_connections_on_a_few_threads() {
                 // lists entries that live for microseconds.
                 let over = now_over.min(prev_over);
                 prev_over = now_over;
+                taken.fetch_add(1, Ordering::Relaxed);
                 if over > p.fetch_max(over, Ordering::Relaxed) {
                     *PEAK_NAMES.lock().unwrap() = thread_names();
                 }
@@ -120,7 +124,12 @@ fn ten_thousand_connections_on_a_few_threads() {
         )),
         "{stdout}"
     );
+    let samples = samples.load(Ordering::Relaxed);
     let over = peak.load(Ordering::Relaxed);
+    assert!(
+        samples >= 2 && over > i64::MIN,
+        "{samples} sample(s) of the server's threads while it served: nothing was measured"
+    );
     assert!(
         over <= 0,
         "the server used {over} OS thread(s) more than workers + blocking threads + 2 for \
