@@ -45,6 +45,22 @@ fn a_nul_in_the_thread_name_and_a_zero_schedtrace_are_errors() {
     assert!(e.to_string().contains("schedtrace"), "{e}");
 }
 
+/// The process's threads named after the prefix `unit` (`/proc/self/task/*/comm`), sorted.
+fn unit_threads() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n.starts_with("unit-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Three workers: the runtime counts three, and the process has one thread for each of
+/// workers 1 and 2, named `unit-1` and `unit-2` (worker 0 runs on the thread that called
+/// `run`; its standby thread `unit-0` has exited). Every goroutine runs on one of the three.
 #[test]
 fn worker_threads_are_named_and_counted() {
     within(Duration::from_secs(30), || {
@@ -54,7 +70,7 @@ fn worker_threads_are_named_and_counted() {
             .build()
             .unwrap();
         let caller = std::thread::current().id();
-        let threads = rt.run(|| {
+        let (workers, names, threads) = rt.run(|| {
             let hs: Vec<_> = (0..64)
                 .map(|_| {
                     gorust::go(|| {
@@ -63,11 +79,18 @@ fn worker_threads_are_named_and_counted() {
                     })
                 })
                 .collect();
-            hs.into_iter()
+            let threads = hs
+                .into_iter()
                 .map(|h| h.join().unwrap())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (
+                gorust::metrics().unwrap().workers.len(),
+                unit_threads(),
+                threads,
+            )
         });
-        // Workers 1 and 2 on threads of their own; worker 0 on the thread that called `run`.
+        assert_eq!(workers, 3);
+        assert_eq!(names, ["unit-1", "unit-2"]);
         for (id, name) in &threads {
             let named = name
                 .as_deref()
