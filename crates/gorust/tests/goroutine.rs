@@ -361,27 +361,49 @@ fn a_burst_of_new_goroutines_starts_while_started_ones_stay_busy() {
 /// including one another worker had just taken and started; parked by then, it was dropped on
 /// the wrong thread and so leaked, destructors unrun (review, session 20). Racy by nature:
 /// many runtimes, each ending while its goroutines start on the other worker. The race did not
-/// show here in 5,000 rounds before the fix; the test holds the behaviour around it.
+/// show here in 5,000 rounds before the fix; the test holds the behaviour around it. Each
+/// goroutine records the thread it started on, and its destructor checks it runs there.
 #[test]
 fn goroutines_started_during_shutdown_run_their_destructors() {
-    struct Count(Arc<AtomicUsize>);
+    /// Counts its drop; `home` is the thread its goroutine started on (none if it never
+    /// started: then only the closure is dropped, anywhere).
+    struct Count {
+        dropped: Arc<AtomicUsize>,
+        unwound: Arc<AtomicUsize>,
+        off_home: Arc<AtomicUsize>,
+        home: Option<std::thread::ThreadId>,
+    }
     impl Drop for Count {
         fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            if let Some(home) = self.home {
+                self.unwound.fetch_add(1, Ordering::SeqCst);
+                if std::thread::current().id() != home {
+                    self.off_home.fetch_add(1, Ordering::SeqCst);
+                }
+            }
         }
     }
     const GOROUTINES: usize = 64;
     within(Duration::from_secs(120), || {
+        let unwound = Arc::new(AtomicUsize::new(0));
         for round in 0..200 {
             let dropped = Arc::new(AtomicUsize::new(0));
-            let d = dropped.clone();
+            let off_home = Arc::new(AtomicUsize::new(0));
+            let (d, u, o) = (dropped.clone(), unwound.clone(), off_home.clone());
             run_on(2, move || {
                 for _ in 0..GOROUTINES {
-                    let c = Count(d.clone());
+                    let mut c = Count {
+                        dropped: d.clone(),
+                        unwound: u.clone(),
+                        off_home: o.clone(),
+                        home: None,
+                    };
                     gorust::go(move || {
-                        let _c = c;
+                        c.home = Some(std::thread::current().id());
                         // Parks for longer than the test; shutdown unwinds it.
                         gorust::time::sleep(Duration::from_secs(3600));
+                        drop(c);
                     });
                 }
                 // Return while the other worker is starting them: after a different short
@@ -396,6 +418,16 @@ fn goroutines_started_during_shutdown_run_their_destructors() {
                 GOROUTINES,
                 "round {round}: goroutines leaked at shutdown"
             );
+            assert_eq!(
+                off_home.load(Ordering::SeqCst),
+                0,
+                "round {round}: goroutines unwound off the thread they started on"
+            );
         }
+        // Some started before their runtime ended, so the home check saw unwinds.
+        assert!(
+            unwound.load(Ordering::SeqCst) > 0,
+            "no goroutine ever started"
+        );
     });
 }
