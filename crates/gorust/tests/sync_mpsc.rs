@@ -416,19 +416,25 @@ fn async_face_from_tasks() {
     });
 }
 
+/// A send parked for room, given the freed slot by a receive, and then dropped without being
+/// polled again gives the slot to the next parked sender.
 #[test]
 fn cancelled_send_async_gives_its_turn_away() {
     rt().run(|| {
         let (tx, rx) = mpsc::sync_channel::<u32>(1);
         tx.send(0).unwrap();
-        // Parked for room, then cancelled by a timeout.
-        let r = gorust::block_on(gorust::time::timeout(ms(10), tx.send_async(1)));
-        assert!(r.is_err());
-        let tx2 = tx.clone();
-        let h = gorust::go(move || tx2.send(2).unwrap());
+        // Both parked for room, `a` first.
+        let mut a = tx.send_async(1);
+        let mut b = tx.send_async(2);
+        assert!(common::poll_once(&mut a).is_pending());
+        assert!(common::poll_once(&mut b).is_pending());
+        // The freed slot is reserved for `a`, which drops it unused.
         assert_eq!(rx.recv(), Ok(0));
+        drop(a);
+        gorust::block_on(gorust::time::timeout(ms(10_000), b))
+            .expect("the slot reserved for the dropped send reached the next sender")
+            .unwrap();
         assert_eq!(rx.recv(), Ok(2));
-        h.join().unwrap();
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 
         // A rendezvous send cancelled after offering its value withdraws it.

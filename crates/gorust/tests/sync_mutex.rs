@@ -195,22 +195,35 @@ fn a_waiter_is_not_starved_by_a_relocking_hog() {
     });
 }
 
+/// A lock future queued behind the holder, handed the lock when the holder releases it, and
+/// then dropped without being polled again passes the lock to the next queued locker.
 #[test]
 fn cancelled_lock_async_passes_the_lock_on() {
     rt().run(|| {
-        let m = Arc::new(Mutex::new(0));
+        let m = Mutex::new(0);
         let g = m.lock();
-        // Queued behind the holder, then cancelled by a timeout.
+        // Both queued behind the holder, `a` first.
+        let mut a = m.lock_async();
+        let mut b = m.lock_async();
+        assert!(common::poll_once(&mut a).is_pending());
+        assert!(common::poll_once(&mut b).is_pending());
+        // The lock goes to `a`, which drops it unused.
+        drop(g);
+        drop(a);
+        let mut g = gorust::block_on(gorust::time::timeout(Duration::from_secs(10), b))
+            .expect("the lock handed to the dropped future reached the next locker");
+        *g += 1;
+        drop(g);
+        assert_eq!(*m.lock(), 1);
+
+        // Cancelled while still queued (by a timeout), it leaves the queue.
+        let g = m.lock();
         let r = gorust::block_on(gorust::time::timeout(
             Duration::from_millis(10),
             m.lock_async(),
         ));
         assert!(r.is_err());
-        let m2 = m.clone();
-        let h = gorust::go(move || *m2.lock() += 1);
-        gorust::time::sleep(Duration::from_millis(10));
         drop(g);
-        h.join().unwrap();
         assert_eq!(*m.lock(), 1);
     });
 }

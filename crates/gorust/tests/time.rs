@@ -157,15 +157,6 @@ fn sleep_future_on_a_plain_thread_uses_the_fallback_timer() {
     });
 }
 
-/// Polls `s` once (registering its timer, as a first poll does) and asserts it is pending.
-fn poll_once_pending(s: &mut gorust::time::Sleep) {
-    use std::future::Future;
-    let first = gorust::block_on(std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(std::pin::Pin::new(&mut *s).poll(cx))
-    }));
-    assert!(first.is_pending());
-}
-
 /// A sleep already waiting on a 60 s timer, reset to 2 ms from now, ends then: `reset` cancels
 /// the armed timer and the next poll arms one at the new deadline.
 #[test]
@@ -173,7 +164,7 @@ fn sleep_reset_moves_the_deadline() {
     within(Duration::from_secs(30), || {
         run_on(1, || {
             let mut s = gorust::time::Sleep::new(Duration::from_secs(60));
-            poll_once_pending(&mut s);
+            assert!(common::poll_once(&mut s).is_pending());
             let t = Instant::now();
             s.reset(Instant::now() + Duration::from_millis(2));
             gorust::block_on(&mut s);
@@ -190,7 +181,7 @@ fn sleep_reset_to_later_is_not_early() {
     within(Duration::from_secs(30), || {
         run_on(1, || {
             let mut s = gorust::time::Sleep::new(Duration::from_millis(20));
-            poll_once_pending(&mut s);
+            assert!(common::poll_once(&mut s).is_pending());
             let later = Instant::now() + Duration::from_millis(300);
             s.reset(later);
             gorust::block_on(&mut s);

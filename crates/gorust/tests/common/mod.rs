@@ -53,6 +53,14 @@ pub fn eventually(what: &str, f: impl Fn() -> bool) {
     }
 }
 
+/// Polls `f` once from the calling goroutine (its waker is the goroutine's) and returns the
+/// result: to register a future (queue it for a lock, a channel, a timer) without waiting.
+pub fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+    gorust::block_on(std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx))
+    }))
+}
+
 /// More waiting futures than one task's cooperative budget (128) lets it poll in one poll.
 pub const OVER_BUDGET: usize = 128 + 32;
 
