@@ -290,11 +290,20 @@ mod tests {
         // The handler left 3 bytes (a partial request) and nothing new came: idle, no spin.
         assert_eq!(s.finish(3, 0, false, LIMIT), Next::Idle);
         assert!(!s.running);
-        // New data while running: rerun.
+        // New data while running (the poller appends it and reports it): no second handler,
+        // and the one in flight reruns and takes the new bytes.
+        s.inbox.write_bytes(b"de");
+        s.inbox.flush();
         assert!(s.arrived());
         let _ = s.take_inbox();
-        s.new_data = true;
+        s.inbox.write_bytes(b"fg");
+        s.inbox.flush();
+        assert!(!s.arrived(), "running: no second handler");
         assert_eq!(s.finish(3, 0, false, LIMIT), Next::Rerun);
+        assert!(s.running, "a rerun keeps the claim");
+        assert_eq!(s.take_inbox().len(), 2);
+        // Nothing new since: idle.
+        assert_eq!(s.finish(5, 0, false, LIMIT), Next::Idle);
     }
 
     #[test]
