@@ -40,6 +40,13 @@ enum Op {
     ReadByte,
     Slice(usize),
     Release,
+    /// `Next`, `Peek`, `Skip` or `Slice` (by `kind % 4`) of one byte less than is readable,
+    /// exactly what is, or one more (by `delta % 3`): the edge between a read and a short one,
+    /// which lengths drawn blind rarely hit.
+    AtEdge {
+        kind: u8,
+        delta: u8,
+    },
     ReadFd {
         put: usize,
         max: usize,
@@ -86,6 +93,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::ReadByte),
         3 => len().prop_map(Op::Slice),
         3 => Just(Op::Release),
+        3 => (any::<u8>(), any::<u8>()).prop_map(|(kind, delta)| Op::AtEdge { kind, delta }),
         3 => (len(), prop_oneof![0usize..10, len(), 100_000usize..200_000])
             .prop_map(|(put, max)| Op::ReadFd { put, max }),
         2 => Just(Op::WriteFd),
@@ -138,11 +146,24 @@ impl Model {
         self.readable.extend(self.pending.drain(..));
     }
 
-    fn short(&self, n: usize) -> Error {
-        Error::Short {
-            wanted: n,
-            buffered: self.readable.len(),
-        }
+    /// `e`, the error of a read of `n` bytes, is the model's `Short`, and rightly so: fewer
+    /// than `n` bytes are readable (the error's `buffered` alone would match any `Short`).
+    fn check_short(&self, e: Error, n: usize) -> Result<(), TestCaseError> {
+        prop_assert!(
+            n > self.readable.len(),
+            "{:?} for {} bytes, with {} readable",
+            e,
+            n,
+            self.readable.len()
+        );
+        prop_assert_eq!(
+            e,
+            Error::Short {
+                wanted: n,
+                buffered: self.readable.len(),
+            }
+        );
+        Ok(())
     }
 
     fn take(&mut self, n: usize) -> Vec<u8> {
@@ -230,17 +251,17 @@ impl Harness {
             }
             Op::Next(n) => match buf.next(n) {
                 Ok(s) => same(&s, &m.take(n))?,
-                Err(e) => prop_assert_eq!(e, m.short(n)),
+                Err(e) => m.check_short(e, n)?,
             },
             Op::Peek(n) => match buf.peek(n) {
                 Ok(s) => same(&s, &m.front(n))?,
-                Err(e) => prop_assert_eq!(e, m.short(n)),
+                Err(e) => m.check_short(e, n)?,
             },
             Op::Skip(n) => match buf.skip(n) {
                 Ok(()) => {
                     m.take(n);
                 }
-                Err(e) => prop_assert_eq!(e, m.short(n)),
+                Err(e) => m.check_short(e, n)?,
             },
             Op::Until(delim) => {
                 let at = m.readable.iter().position(|&b| b == delim);
@@ -260,7 +281,7 @@ impl Harness {
             }
             Op::ReadByte => match buf.read_byte() {
                 Ok(b) => prop_assert_eq!(Some(b), m.readable.pop_front()),
-                Err(e) => prop_assert_eq!(e, m.short(1)),
+                Err(e) => m.check_short(e, 1)?,
             },
             Op::Slice(n) => match buf.slice(n) {
                 Ok(s) => {
@@ -276,8 +297,18 @@ impl Harness {
                         check_all(old)?;
                     }
                 }
-                Err(e) => prop_assert_eq!(e, m.short(n)),
+                Err(e) => m.check_short(e, n)?,
             },
+            Op::AtEdge { kind, delta } => {
+                let n = (m.readable.len() + (delta % 3) as usize).saturating_sub(1);
+                let op = match kind % 4 {
+                    0 => Op::Next(n),
+                    1 => Op::Peek(n),
+                    2 => Op::Skip(n),
+                    _ => Op::Slice(n),
+                };
+                return self.apply(&op);
+            }
             Op::Release => {
                 buf.release();
                 // Every node left holds at least one unread or unflushed byte, but for a fresh
@@ -392,7 +423,7 @@ impl Harness {
                 if let Some(k) = self.kept_mut(i) {
                     match k.buf.next(n) {
                         Ok(s) => same(&s, &k.model.take(n))?,
-                        Err(e) => prop_assert_eq!(e, k.model.short(n)),
+                        Err(e) => k.model.check_short(e, n)?,
                     }
                     k.buf.release();
                 }
