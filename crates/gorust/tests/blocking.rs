@@ -117,7 +117,7 @@ fn blocking_outside_a_runtime_runs_inline() {
 #[test]
 fn blocking_from_a_future_panics_before_running_anything() {
     within(Duration::from_secs(60), || {
-        run_on(1, || {
+        common::run_with_one_pool_thread(|| {
             let ran = Arc::new(AtomicUsize::new(0));
             let r2 = ran.clone();
             let task = gorust::spawn(async move {
@@ -126,7 +126,8 @@ fn blocking_from_a_future_panics_before_running_anything() {
             let err = gorust::block_on(task).unwrap_err();
             let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
             assert!(msg.contains("goroutine"), "{msg:?}");
-            gorust::time::sleep(Duration::from_millis(50));
+            // Behind the closure on the one pool thread, had it been queued.
+            gorust::blocking(|| ());
             assert_eq!(ran.load(Ordering::SeqCst), 0, "the closure ran anyway");
         })
     });

@@ -52,7 +52,7 @@ fn a_file_call_from_a_future_fails_and_touches_nothing() {
     let _ = std::fs::remove_file(&path);
     let p2 = path.clone();
     within(Duration::from_secs(60), move || {
-        run_on(1, move || {
+        common::run_with_one_pool_thread(move || {
             let task = gorust::spawn(async move {
                 let write = gorust::fs::write(&p2, b"x").unwrap_err();
                 let resolve =
@@ -62,7 +62,8 @@ fn a_file_call_from_a_future_fails_and_touches_nothing() {
             let (write, resolve) = gorust::block_on(task).unwrap();
             assert!(write.contains("goroutine"), "{write}");
             assert!(resolve.contains("goroutine"), "{resolve}");
-            gorust::time::sleep(Duration::from_millis(50));
+            // Behind the write on the one pool thread, had it been queued.
+            gorust::blocking(|| ());
         })
     });
     assert!(!path.exists(), "the file was written anyway");

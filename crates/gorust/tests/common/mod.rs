@@ -12,6 +12,18 @@ pub fn run_on<R: Send + 'static>(workers: usize, body: impl FnOnce() -> R + Send
         .run(body)
 }
 
+/// [`run_on`] with one worker and a blocking pool of one thread: the pool runs its jobs one
+/// at a time in the order queued, so once `gorust::blocking(|| ())` returns, every job queued
+/// before it has run (a check that a call queued nothing, without sleeping).
+pub fn run_with_one_pool_thread<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+    gorust::Runtime::builder()
+        .workers(1)
+        .max_blocking_threads(1)
+        .build()
+        .expect("runtime starts")
+        .run(body)
+}
+
 /// CPU time (user and system) this process has used so far: for tests that check that a wait
 /// does not spin.
 pub fn cpu_time() -> Duration {
