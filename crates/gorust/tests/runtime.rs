@@ -203,16 +203,18 @@ fn shutdown_unwinds_parked_goroutines_on_their_home_thread() {
 
 /// Adds one to the count under a `gorust::sync::Mutex` when dropped: a destructor that a
 /// runtime's shutdown runs in a parked goroutine, and that uses gorust's own lock. If given a
-/// sender, it says so on it just before it takes the lock (`hold_until_waited_for`).
+/// sender, it sends its thread's id on it just before it takes the lock
+/// (`hold_until_waited_for`).
 struct Bump(
     Arc<gorust::sync::Mutex<u32>>,
-    Option<std::sync::mpsc::Sender<()>>,
+    Option<std::sync::mpsc::Sender<libc::pid_t>>,
 );
 
 impl Drop for Bump {
     fn drop(&mut self) {
         if let Some(about_to_lock) = self.1.take() {
-            let _ = about_to_lock.send(());
+            // SAFETY: gettid has no preconditions.
+            let _ = about_to_lock.send(unsafe { libc::gettid() });
         }
         *self.0.lock() += 1;
     }
@@ -232,13 +234,40 @@ fn park_holding<T: Send + 'static>(rt: &gorust::Runtime, value: T) {
     started_rx.recv().unwrap();
 }
 
+/// Waits (30 s at most) until thread `tid` of this process is blocked in a `futex` wait
+/// (`/proc/self/task/TID/syscall`), seen on two reads 1 ms apart: where a thread waiting for
+/// a lock sleeps, and not where a thread sleeps for a time. Panics if it never is.
+fn wait_until_blocked_in_futex(tid: libc::pid_t) {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let futex = format!("{} ", libc::SYS_futex);
+    let blocked = || std::fs::read_to_string(&path).is_ok_and(|s| s.starts_with(&futex));
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if blocked() {
+            std::thread::sleep(Duration::from_millis(1));
+            if blocked() {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "thread {tid} never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A plain thread that takes `lock` and keeps it until `waiters` destructors have said they
-/// are about to take it (on the senders it returns; 30 s at most each) and 20 ms more, so that
-/// they find it held; then it adds 100 and lets go. Returns once the lock is taken.
+/// are about to take it (on the senders it returns; 30 s at most each) and each of their
+/// threads is blocked waiting (so they found it held); then it adds 100 and lets go. Returns
+/// once the lock is taken.
 fn hold_until_waited_for(
     lock: &Arc<gorust::sync::Mutex<u32>>,
     waiters: usize,
-) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+) -> (
+    std::thread::JoinHandle<()>,
+    std::sync::mpsc::Sender<libc::pid_t>,
+) {
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let (about_tx, about_rx) = std::sync::mpsc::channel();
     let lock = lock.clone();
@@ -246,9 +275,11 @@ fn hold_until_waited_for(
         let mut guard = lock.lock();
         locked_tx.send(()).unwrap();
         for _ in 0..waiters {
-            let _ = about_rx.recv_timeout(Duration::from_secs(30));
+            let tid = about_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a destructor about to take the lock");
+            wait_until_blocked_in_futex(tid);
         }
-        std::thread::sleep(Duration::from_millis(20));
         *guard += 100;
     });
     locked_rx.recv().unwrap();
