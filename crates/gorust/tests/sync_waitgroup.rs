@@ -63,49 +63,56 @@ fn wait_really_waits() {
     });
 }
 
+/// 50 goroutines, 50 tasks and a plain thread wait (each as `wait` does, `block_on` of
+/// `wait_async`, counted once it is queued); once all 101 are queued, the last `done`, from a
+/// plain thread, releases them all.
 #[test]
 fn many_waiters_of_every_kind_are_released() {
-    rt().run(|| {
-        let wg = WaitGroup::new();
-        wg.add(1);
-        let released = Arc::new(AtomicUsize::new(0));
-        let mut goroutines = Vec::new();
-        for _ in 0..50 {
-            let (wg, r) = (wg.clone(), released.clone());
-            goroutines.push(gorust::go(move || {
-                wg.wait();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            wg.add(1);
+            let queued = Arc::new(AtomicUsize::new(0));
+            let released = Arc::new(AtomicUsize::new(0));
+            let mut goroutines = Vec::new();
+            for _ in 0..50 {
+                let (wg, q, r) = (wg.clone(), queued.clone(), released.clone());
+                goroutines.push(gorust::go(move || {
+                    gorust::block_on(common::counting_registration(wg.wait_async(), &q));
+                    r.fetch_add(1, SeqCst);
+                }));
+            }
+            let mut tasks = Vec::new();
+            for _ in 0..50 {
+                let (wg, q, r) = (wg.clone(), queued.clone(), released.clone());
+                tasks.push(gorust::spawn(async move {
+                    common::counting_registration(wg.wait_async(), &q).await;
+                    r.fetch_add(1, SeqCst);
+                }));
+            }
+            let (w, q, r) = (wg.clone(), queued.clone(), released.clone());
+            let (done_tx, done_rx) = gorust::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                // Blocks this plain thread.
+                gorust::block_on(common::counting_registration(w.wait_async(), &q));
                 r.fetch_add(1, SeqCst);
-            }));
-        }
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let (wg, r) = (wg.clone(), released.clone());
-            tasks.push(gorust::spawn(async move {
-                wg.wait_async().await;
-                r.fetch_add(1, SeqCst);
-            }));
-        }
-        let (w, r) = (wg.clone(), released.clone());
-        let (done_tx, done_rx) = gorust::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            w.wait(); // blocks this plain thread
-            r.fetch_add(1, SeqCst);
-            done_tx.send(()).unwrap();
-        });
-        gorust::time::sleep(Duration::from_millis(30));
-        assert_eq!(released.load(SeqCst), 0);
-        // The last `done` comes from a plain thread: it wakes goroutines, tasks and a thread.
-        let w = wg.clone();
-        std::thread::spawn(move || w.done());
-        for h in goroutines {
-            h.join().unwrap();
-        }
-        for h in tasks {
-            gorust::block_on(h).unwrap();
-        }
-        done_rx.recv().unwrap();
-        thread.join().unwrap();
-        assert_eq!(released.load(SeqCst), 101);
+                done_tx.send(()).unwrap();
+            });
+            common::eventually("every waiter queued", || queued.load(SeqCst) == 101);
+            assert_eq!(released.load(SeqCst), 0);
+            // The last `done` comes from a plain thread: it wakes goroutines, tasks and a thread.
+            let w = wg.clone();
+            std::thread::spawn(move || w.done());
+            for h in goroutines {
+                h.join().unwrap();
+            }
+            for h in tasks {
+                gorust::block_on(h).unwrap();
+            }
+            done_rx.recv().unwrap();
+            thread.join().unwrap();
+            assert_eq!(released.load(SeqCst), 101);
+        })
     });
 }
 
@@ -135,21 +142,28 @@ fn done_below_zero_panics_on_a_thread() {
     WaitGroup::new().done();
 }
 
+/// A `wait_async` cancelled (by a timeout) while queued leaves the list; another waiter,
+/// queued after it, is still released by the last `done`.
 #[test]
 fn cancelled_wait_async_does_not_disturb_others() {
-    rt().run(|| {
-        let wg = WaitGroup::new();
-        wg.add(1);
-        let r = gorust::block_on(gorust::time::timeout(
-            Duration::from_millis(10),
-            wg.wait_async(),
-        ));
-        assert!(r.is_err());
-        let w = wg.clone();
-        let h = gorust::go(move || w.wait());
-        gorust::time::sleep(Duration::from_millis(10));
-        wg.done();
-        h.join().unwrap();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            wg.add(1);
+            let r = gorust::block_on(gorust::time::timeout(
+                Duration::from_millis(10),
+                wg.wait_async(),
+            ));
+            assert!(r.is_err());
+            let queued = Arc::new(AtomicUsize::new(0));
+            let (w, q) = (wg.clone(), queued.clone());
+            let h = gorust::go(move || {
+                gorust::block_on(common::counting_registration(w.wait_async(), &q))
+            });
+            common::eventually("the other waiter queued", || queued.load(SeqCst) == 1);
+            wg.done();
+            h.join().unwrap();
+        })
     });
 }
 

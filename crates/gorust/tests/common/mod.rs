@@ -73,6 +73,24 @@ pub fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F
     }))
 }
 
+/// `f`, counting in `registered` its first poll that ends `Pending`: once counted, the waiter
+/// is queued (its waker registered), which a test can wait for instead of sleeping.
+pub async fn counting_registration<F: std::future::Future + Unpin>(
+    mut f: F,
+    registered: &std::sync::atomic::AtomicUsize,
+) -> F::Output {
+    let mut counted = false;
+    std::future::poll_fn(|cx| {
+        let p = std::pin::Pin::new(&mut f).poll(cx);
+        if p.is_pending() && !counted {
+            counted = true;
+            registered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        p
+    })
+    .await
+}
+
 /// More waiting futures than one task's cooperative budget (128) lets it poll in one poll.
 pub const OVER_BUDGET: usize = 128 + 32;
 
