@@ -863,21 +863,26 @@ fn read_when_ready(s: &TcpStream, buf: &mut [u8], spurious: &mut usize) -> std::
     }
 }
 
-/// Whether `f` (run in a goroutine) is still parked after 100 ms; then `release` runs and
-/// `f`'s result is returned.
+/// Whether `f` (run in a goroutine) is still parked 100 ms after the goroutine called it (it
+/// says so just before the call: a goroutine that had not started yet would look parked);
+/// then `release` runs and `f`'s result is returned.
 fn parks_until<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
     release: impl FnOnce(),
 ) -> (bool, R) {
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d2 = done.clone();
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let entered = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let (e2, d2) = (entered.clone(), done.clone());
     let h = gorust::go(move || {
+        e2.store(true, SeqCst);
         let r = f();
-        d2.store(true, std::sync::atomic::Ordering::SeqCst);
+        d2.store(true, SeqCst);
         r
     });
+    common::eventually("the goroutine calls f", || entered.load(SeqCst));
     gorust::time::sleep(Duration::from_millis(100));
-    let parked = !done.load(std::sync::atomic::Ordering::SeqCst);
+    let parked = entered.load(SeqCst) && !done.load(SeqCst);
     release();
     (parked, h.join().unwrap())
 }
