@@ -758,7 +758,15 @@ mod tests {
         });
         let rt = crate::Runtime::builder().workers(1).build().unwrap();
         let sent = rt.run(move || {
+            let started = std::time::Instant::now();
             let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(20)).unwrap();
+            // What follows means something only if the connect waited (for the SYN's
+            // retransmission, ~1 s; the server accepts after 200 ms).
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(500),
+                "the connect did not wait ({took:?}): its SYN was not dropped"
+            );
             assert!(!c.reg.desc().counts_edges(Direction::Write));
             c.write_all(b"small").unwrap();
             assert!(!c.reg.desc().counts_edges(Direction::Write));
