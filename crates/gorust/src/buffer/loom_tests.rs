@@ -12,7 +12,9 @@ pub(crate) static POOL_MODELS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// After `slice` splits a node, each buffer reads its own part on its own thread and drops it;
 /// in every interleaving the block is returned exactly once, after both reads (the Release
-/// decrement / Acquire fence pair of `Block::drop`).
+/// decrement / Acquire fence pair of `Block::drop`). Loom sees the reads and the hand-back as
+/// accesses to a model-only cell in the block's header (`node.rs`), and reports a read that
+/// does not happen before the hand-back.
 #[test]
 fn loom_buffer_shared_block_returned_once() {
     let _serial = POOL_MODELS.lock().unwrap_or_else(|e| e.into_inner());

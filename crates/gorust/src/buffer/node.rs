@@ -42,6 +42,11 @@ struct Header {
     refs: AtomicUsize,
     /// Bytes of data; set at allocation, never changed.
     cap: usize,
+    /// Under loom only: stands for the data bytes, so that the model checks that every read
+    /// (`Node::bytes`) happens before the block is handed back (`Block::drop`); the bytes
+    /// themselves are reached through raw pointers, which loom does not see.
+    #[cfg(loom)]
+    data: crate::loom::cell::UnsafeCell<()>,
 }
 
 /// Where the data starts: after the header, 16-byte aligned.
@@ -80,6 +85,8 @@ impl FreeBlock {
         let header = Header {
             refs: AtomicUsize::new(0),
             cap,
+            #[cfg(loom)]
+            data: crate::loom::cell::UnsafeCell::new(()),
         };
         // SAFETY: `ptr` is a fresh allocation, aligned for Header and larger than it.
         unsafe { ptr.as_ptr().write(header) };
@@ -174,6 +181,8 @@ impl Drop for Block {
             return;
         }
         fence(Acquire);
+        #[cfg(loom)]
+        self.header().data.with_mut(|_| ());
         pool::give(FreeBlock(self.header));
     }
 }
@@ -251,6 +260,8 @@ impl Node {
             self.start,
             self.flushed
         );
+        #[cfg(loom)]
+        self.block.header().data.with(|_| ());
         // SAFETY: [from, to) lies in this node's readable range, which is inside the block,
         // initialised (zeroed at allocation), and written by nobody while this node lives:
         // writes go only to [written, limit) through `&mut self`, and other nodes of the same
