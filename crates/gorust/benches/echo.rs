@@ -57,30 +57,46 @@ mod together;
 
 const CONFIGS: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
 
+/// Ends the run on a malformed argument: one line saying what was expected, exit status 2.
+fn usage_error(msg: &str) -> ! {
+    eprintln!("echo: {msg}");
+    std::process::exit(2)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // The value after flag `name`, parsed; `None` without the flag; a usage error if the value
+    // is missing or does not parse (a typo must not run the default silently).
+    let value = |name: &str| -> Option<u64> {
+        let i = args.iter().position(|a| a == name)?;
+        let v = args.get(i + 1);
+        Some(v.and_then(|v| v.parse().ok()).unwrap_or_else(|| match v {
+            Some(v) => usage_error(&format!("{name} takes a number, not {v:?}")),
+            None => usage_error(&format!("{name} takes a number; none followed")),
+        }))
+    };
     if let Some(i) = args.iter().position(|a| a == "--server") {
-        let which = args[i + 1].clone();
-        let port: u16 = args[args.iter().position(|a| a == "--port").unwrap() + 1]
-            .parse()
-            .unwrap();
+        let which = args.get(i + 1).cloned().unwrap_or_default();
+        let port = value("--port")
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(|| usage_error("--server needs --port PORT (1-65535)"));
         return match which.as_str() {
             "gorust" => gorust_server(port),
             "readable" => readable_server(port),
             "futures" => futures_server(port),
             "eventloop" => eventloop_server(port),
             "tokio" => tokio_server(port),
-            other => panic!("unknown server {other}"),
+            other => usage_error(&format!(
+                "--server {other:?}: one of gorust, readable, futures, eventloop, tokio"
+            )),
         };
     }
     let bench = args.iter().any(|a| a == "--bench");
     let quick = args.iter().any(|a| a == "--quick") || !bench;
-    let opt = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
+    let opt = |name: &str, default: u64| match value(name) {
+        Some(0) => usage_error(&format!("{name} must be at least 1")),
+        Some(v) => v,
+        None => default,
     };
     let rounds = opt("--rounds", if quick { 1 } else { 5 }) as usize;
     let secs = opt("--secs", if quick { 1 } else { 3 });
@@ -94,8 +110,16 @@ fn main() {
         Some(cs) => cs
             .iter()
             .map(|c| {
-                let (a, b) = c.split_once('x').expect("--configs: CONNSxBYTES,...");
-                (a.parse().expect("conns"), b.parse().expect("bytes"))
+                let parsed = c
+                    .split_once('x')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                match parsed {
+                    Some((conns, bytes)) if conns > 0 && bytes > 0 => (conns, bytes),
+                    _ => usage_error(&format!(
+                        "--configs {c:?}: each entry is CONNSxBYTES, both at least 1 \
+                         (e.g. 1000x4096,100x64)"
+                    )),
+                }
             })
             .collect(),
         None if bench => CONFIGS.to_vec(),
