@@ -701,14 +701,21 @@ fn stack_overflow_names_the_goroutine_and_aborts() {
     if std::env::var("GORUST_CHILD").is_ok() {
         return;
     }
-    let out = child("overflow_child", ("GORUST_OVERFLOW", "1"));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = overflow_report("overflow_child");
+    assert!(err.contains("gorust: goroutine "), "{err}");
+}
+
+/// Runs an overflow child, checks that it died reporting the overflow, and returns its
+/// standard error.
+fn overflow_report(test: &str) -> String {
+    let out = child(test, ("GORUST_OVERFLOW", "1"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "the process must not survive: {err}");
     assert!(
         err.contains("overflowed its 64 KiB stack; raise it with Builder::stack_size"),
         "{err}"
     );
-    assert!(err.contains("gorust: goroutine "), "{err}");
+    err
 }
 
 /// Recurses `n` frames of more than 512 bytes each: far past a 64 KiB stack.
@@ -747,13 +754,7 @@ fn stack_overflow_in_a_destructor_at_shutdown_names_the_goroutine() {
     if std::env::var("GORUST_CHILD").is_ok() {
         return;
     }
-    let out = child("overflow_at_shutdown_child", ("GORUST_OVERFLOW", "1"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the process must not survive: {err}");
-    assert!(
-        err.contains("overflowed its 64 KiB stack; raise it with Builder::stack_size"),
-        "{err}"
-    );
+    overflow_report("overflow_at_shutdown_child");
 }
 
 #[test]

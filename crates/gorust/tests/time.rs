@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,10 +117,10 @@ fn a_timer_on_a_stuck_worker_fires_and_its_future_runs_elsewhere() {
             let stuck = gorust::go(|| {
                 // Armed here, in this worker's heap: the first poll registers the timer...
                 let mut sleep = Box::pin(gorust::time::Sleep::new(Duration::from_millis(20)));
-                let first = std::future::poll_fn(|cx| {
-                    std::task::Poll::Ready(sleep.as_mut().poll(cx).is_pending())
-                });
-                assert!(gorust::block_on(first), "a 20 ms sleep is pending at first");
+                assert!(
+                    common::poll_once(&mut sleep).is_pending(),
+                    "a 20 ms sleep is pending at first"
+                );
                 // ...and a future takes it over (its later polls only change the waker).
                 let done = Arc::new(AtomicUsize::new(0));
                 let d2 = done.clone();

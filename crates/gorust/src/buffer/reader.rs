@@ -70,11 +70,18 @@ impl LinkBuffer {
     ///
     /// [`Error::NoDelimiter`] if no readable byte is `delim`; nothing is consumed.
     pub fn until(&self, delim: u8) -> Result<Slice<'_>> {
-        // Search on from the bytes a failed search already read (`Scan`). `next` borrows the
-        // line when it lies in the cursor's node and copies it when it spans nodes.
+        // Search on from the bytes a failed search already read (`Scan`).
         let clean = self.scan.get().clean_for(delim);
-        let mut seen = 0;
-        for run in self.runs(self.len()) {
+        let (idx, off, run) = self.head();
+        let from = clean.min(run.len());
+        if let Some(i) = run[from..].iter().position(|&b| b == delim) {
+            let n = from + i + 1;
+            self.advance_head(idx, off, n);
+            return Ok(Slice::borrowed(&run[..n]));
+        }
+        // Not in the cursor's node (the first run): search the next ones, then copy.
+        let mut seen = run.len();
+        for run in self.runs(self.len()).skip(1) {
             let from = clean.saturating_sub(seen).min(run.len());
             if let Some(i) = run[from..].iter().position(|&b| b == delim) {
                 return self.next(seen + from + i + 1);
