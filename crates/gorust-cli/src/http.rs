@@ -8,9 +8,10 @@
 //! write, skips a `Content-Length` body, and refuses a header block larger than its buffer with
 //! 431.
 //!
-//! Client side: [`parse_response`] finds the end of one response (head plus `Content-Length`
-//! body) for the load generator, and refuses a head longer than [`MAX_RESPONSE_HEAD`], a
-//! malformed one, and a length that overflows.
+//! Client side: [`ResponseReader`] reads responses (head plus `Content-Length` body) for the
+//! load generator as their bytes arrive, keeping a head's bytes but only counting a body's, and
+//! refuses a head longer than [`MAX_RESPONSE_HEAD`], a malformed one, and a length that
+//! overflows.
 //!
 //! Not handled, on purpose: chunked bodies, header continuation lines, methods' semantics.
 
@@ -119,10 +120,11 @@ pub struct Response {
     pub close: bool,
 }
 
-/// Parses one response if it is complete: `Ok(None)` means more bytes are needed, `Err` a
-/// response this client cannot read (a malformed head or status line, a head longer than
-/// [`MAX_RESPONSE_HEAD`], a chunked body, a `Content-Length` past the address space).
-pub fn parse_response(data: &[u8]) -> Result<Option<Response>, String> {
+/// Parses a response's head once it has arrived, whether or not its body has: the response (its
+/// `consumed` counts the whole body) and the length of the head. `Err` for a response this
+/// client cannot read: a malformed head or status line, a head longer than
+/// [`MAX_RESPONSE_HEAD`], a chunked body, a `Content-Length` past the address space.
+fn parse_response_head(data: &[u8]) -> Result<Option<(Response, usize)>, String> {
     // The head is looked for in the first MAX_RESPONSE_HEAD bytes only.
     let window = &data[..data.len().min(MAX_RESPONSE_HEAD)];
     let head = match Head::parse(window) {
@@ -154,11 +156,82 @@ pub fn parse_response(data: &[u8]) -> Result<Option<Response>, String> {
         Connection::KeepAlive => false,
         Connection::Default => version == "HTTP/1.0",
     };
-    Ok((data.len() >= consumed).then_some(Response {
+    let response = Response {
         consumed,
         status,
         close,
-    }))
+    };
+    Ok(Some((response, head.end)))
+}
+
+/// Reads responses from one connection's byte stream as it arrives, keeping the bytes of a
+/// head until it is whole but only counting those of a body: a load generator must not hold a
+/// large (valid) body in memory, as it did when it buffered whole responses.
+///
+/// States: looking for a head (`parsed` empty, `pending` holds the head's bytes so far); in a
+/// body (`parsed` set, `body_left` > 0); done (`parsed` set, `body_left` 0) until [`Self::take_response`]
+/// takes the response. Bytes that arrive after a response are kept as the next head's, bounded
+/// like a head.
+#[derive(Default)]
+pub struct ResponseReader {
+    pending: Vec<u8>,
+    parsed: Option<Response>,
+    body_left: usize,
+}
+
+impl ResponseReader {
+    /// Takes bytes read from the connection. `Err` for a response this client cannot read (see
+    /// `parse_response_head`), or more than [`MAX_RESPONSE_HEAD`] bytes sent past a response.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), String> {
+        let skipped = self.body_left.min(data.len());
+        self.body_left -= skipped;
+        let rest = &data[skipped..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.pending.extend_from_slice(rest);
+        if self.parsed.is_some() && self.pending.len() > MAX_RESPONSE_HEAD {
+            return Err(format!(
+                "more than {} KiB sent past the end of a response",
+                MAX_RESPONSE_HEAD / 1024
+            ));
+        }
+        self.find_head()
+    }
+
+    /// The next complete response, if one has arrived.
+    pub fn take_response(&mut self) -> Result<Option<Response>, String> {
+        if self.body_left > 0 || self.parsed.is_none() {
+            return Ok(None);
+        }
+        let done = self.parsed.take();
+        self.find_head()?;
+        Ok(done)
+    }
+
+    /// Forgets everything (the connection was replaced).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.parsed = None;
+        self.body_left = 0;
+    }
+
+    /// With no response parsed, parses one from the pending bytes if its head is whole, and
+    /// drops the head and what part of the body is there.
+    fn find_head(&mut self) -> Result<(), String> {
+        if self.parsed.is_some() {
+            return Ok(());
+        }
+        let Some((response, head_len)) = parse_response_head(&self.pending)? else {
+            return Ok(());
+        };
+        let body = response.consumed - head_len;
+        let here = (self.pending.len() - head_len).min(body);
+        self.pending.drain(..head_len + here);
+        self.body_left = body - here;
+        self.parsed = Some(response);
+        Ok(())
+    }
 }
 
 enum Connection {
@@ -253,6 +326,13 @@ mod tests {
         }
     }
 
+    /// One response from the front of `data`, through a fresh reader.
+    fn parse_response(data: &[u8]) -> Result<Option<Response>, String> {
+        let mut reader = ResponseReader::default();
+        reader.push(data)?;
+        reader.take_response()
+    }
+
     /// Serves the pieces and returns the responses, parsed.
     fn run(pieces: &[&[u8]]) -> (Vec<Response>, String) {
         let mut s = Script {
@@ -345,6 +425,75 @@ mod tests {
         assert_eq!((got.consumed, got.status, got.close), (r.len(), 404, false));
         assert!(parse_response(b"garbage\r\n\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+    }
+
+    /// Feeds `data` to a reader in pieces of `piece` bytes, taking responses as they complete.
+    fn read_in_pieces(data: &[u8], piece: usize) -> Result<Vec<Response>, String> {
+        let mut reader = ResponseReader::default();
+        let mut got = Vec::new();
+        for chunk in data.chunks(piece) {
+            reader.push(chunk)?;
+            while let Some(r) = reader.take_response()? {
+                got.push(r);
+            }
+        }
+        Ok(got)
+    }
+
+    #[test]
+    fn the_reader_finds_each_response_however_the_bytes_are_split() {
+        let mut stream = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+        stream.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+        stream.extend_from_slice(b"HTTP/1.0 404 Not Found\r\nContent-Length: 3\r\n\r\nabc");
+        let want = [(43, 200, false), (27, 204, false), (48, 404, true)];
+        for piece in [1, 2, 3, 7, 40, stream.len()] {
+            let got = read_in_pieces(&stream, piece).unwrap();
+            let got: Vec<_> = got
+                .iter()
+                .map(|r| (r.consumed, r.status, r.close))
+                .collect();
+            assert_eq!(got, want, "in pieces of {piece} bytes");
+        }
+    }
+
+    #[test]
+    fn the_reader_counts_a_large_body_without_keeping_it() {
+        let body = 64 * 1024 * 1024;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\n\r\n");
+        let mut reader = ResponseReader::default();
+        reader.push(head.as_bytes()).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..body / chunk.len() {
+            assert_eq!(reader.take_response(), Ok(None));
+            reader.push(&chunk).unwrap();
+            // Before, the whole body was buffered: 64 MiB here.
+            assert!(
+                reader.pending.capacity() <= 64 * 1024,
+                "a body's bytes were kept"
+            );
+        }
+        let r = reader.take_response().unwrap().unwrap();
+        assert_eq!((r.consumed, r.status), (head.len() + body, 200));
+        assert_eq!(reader.take_response(), Ok(None));
+    }
+
+    #[test]
+    fn the_reader_refuses_what_it_cannot_read_and_bounds_trailing_bytes() {
+        assert!(read_in_pieces(b"garbage\r\n\r\n", 3).is_err());
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(read_in_pieces(chunked, 5).is_err());
+        let endless_head = vec![b'a'; MAX_RESPONSE_HEAD + 10];
+        assert!(read_in_pieces(&endless_head, 4096).is_err());
+        // A response not yet taken, followed by more than a head's worth of bytes.
+        let mut reader = ResponseReader::default();
+        reader
+            .push(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        assert!(reader.push(&vec![b'a'; MAX_RESPONSE_HEAD + 1]).is_err());
+        // Cleared, the reader starts afresh.
+        reader.clear();
+        reader.push(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert_eq!(reader.take_response().unwrap().map(|r| r.status), Some(200));
     }
 
     #[test]

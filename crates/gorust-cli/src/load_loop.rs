@@ -105,7 +105,8 @@ struct Conn {
     out_off: usize,
     /// Reply bytes so far: counted for echo, kept for http.
     got: usize,
-    inbuf: Vec<u8>,
+    /// The reply being read (http only).
+    reply: http::ResponseReader,
     /// The latency origin of the outstanding request, if one is.
     origin: Option<Instant>,
     /// When the outstanding request was actually sent (for the timeout).
@@ -141,7 +142,7 @@ pub fn run(plan: Plan) -> Result<(Stats, Vec<TcpStream>), String> {
             sock: Some(sock),
             out_off: 0,
             got: 0,
-            inbuf: Vec::new(),
+            reply: http::ResponseReader::default(),
             origin: None,
             sent_at: next,
             next,
@@ -261,7 +262,10 @@ impl State {
                     let c = &mut self.conns[i];
                     c.got += n;
                     if let Wire::Http(_) = self.plan.wire {
-                        c.inbuf.extend_from_slice(&self.buf[..n]);
+                        if c.reply.push(&self.buf[..n]).is_err() {
+                            self.stats.read_errors += 1;
+                            return self.reconnect(i);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -290,12 +294,9 @@ impl State {
                 c.got -= m.len();
                 (m.len(), true, false)
             }
-            Wire::Http(_) => match http::parse_response(&c.inbuf) {
+            Wire::Http(_) => match c.reply.take_response() {
                 Ok(None) => return,
-                Ok(Some(r)) => {
-                    c.inbuf.drain(..r.consumed);
-                    (r.consumed, (200..300).contains(&r.status), r.close)
-                }
+                Ok(Some(r)) => (r.consumed, (200..300).contains(&r.status), r.close),
                 Err(_) => {
                     self.stats.read_errors += 1;
                     return self.reconnect(i);
@@ -357,7 +358,7 @@ impl State {
         let c = &mut self.conns[i];
         c.sock = None;
         c.origin = None;
-        c.inbuf.clear();
+        c.reply.clear();
         c.got = 0;
         let now = Instant::now();
         if now >= self.plan.end {
