@@ -341,33 +341,16 @@ fn connect_error(e: &std::io::Error, conns: usize, opened: usize, addr: &SocketA
 /// Fails with a clear message if the process may not open `conns` connections and `extra`
 /// other descriptors, after raising its soft limit as far as the hard limit allows.
 pub fn check_fd_limit(conns: usize, extra: u64) -> Result<(), String> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Ok(()); // Unknown: let connect report EMFILE if it comes to that.
-    }
     // Saturating: a count beyond any limit is refused below, not wrapped into a small one.
     let want = (conns as u64)
         .saturating_add(extra)
-        .saturating_add(SPARE_FDS) as libc::rlim_t;
-    if lim.rlim_cur < want && lim.rlim_max > lim.rlim_cur {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max.min(want),
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard one is
-        // always permitted.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = raised.rlim_cur;
-        }
-    }
-    if lim.rlim_cur < want {
+        .saturating_add(SPARE_FDS);
+    let Some(limit) = crate::sys::raise_fd_limit(want) else {
+        return Ok(()); // Unknown: let connect report EMFILE if it comes to that.
+    };
+    if limit < want {
         return Err(format!(
-            "cannot open {conns} connections: the process may open at most {} files (ulimit -n); use fewer connections",
-            lim.rlim_cur
+            "cannot open {conns} connections: the process may open at most {limit} files (ulimit -n); use fewer connections"
         ));
     }
     Ok(())

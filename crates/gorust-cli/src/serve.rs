@@ -85,6 +85,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     let addr = resolve(&args.addr, args.port)?;
+    // Every model: a server's connections are bounded by the soft limit (see `sys`). Before the
+    // runtime is built, which sizes its descriptor table by that limit.
+    crate::sys::raise_fd_limit(u64::MAX);
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
     }

@@ -9,6 +9,10 @@
 //!   `gorust` killed by a signal it cannot catch (a test's timeout sends SIGKILL) leaves no
 //!   server behind. The signal follows the *thread* that spawned the child: children are
 //!   spawned from threads that outlive them (the main thread in `demo` and `compare`).
+//! - The descriptor limit: the soft `RLIMIT_NOFILE` is raised towards what a command needs, as
+//!   far as the hard limit allows (always permitted). `serve` raises it to the hard limit, as
+//!   Go's `os` package does at start-up: many systems ship a soft limit of 1,024 under a hard
+//!   one hundreds of times larger.
 
 use std::io;
 use std::process::Command;
@@ -82,4 +86,30 @@ pub fn child_setup(cmd: &mut Command, cpu: Option<usize>) -> Result<(), String> 
 /// Pins the calling thread to `cpu`.
 pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
     apply(&cpu_set(cpu)?).map_err(|e| format!("cannot pin a thread to CPU {cpu}: {e}"))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` towards `want`, no further than the hard limit, and returns
+/// the soft limit then in force (`None` if it cannot be read).
+pub fn raise_fd_limit(want: u64) -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let want = want as libc::rlim_t;
+    if lim.rlim_cur < want && lim.rlim_max > lim.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max.min(want),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard one is
+        // always permitted.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = raised.rlim_cur;
+        }
+    }
+    Some(lim.rlim_cur)
 }

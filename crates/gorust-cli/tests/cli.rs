@@ -19,10 +19,27 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::cargo_bin("gorust")
-            .unwrap()
-            .args(["serve", "--port", "0"])
-            .args(args)
+        let mut cmd = Command::cargo_bin("gorust").unwrap();
+        cmd.args(["serve", "--port", "0"]).args(args);
+        Server::spawn(cmd)
+    }
+
+    /// `gorust serve` with `args`, started by a shell that first lowers its soft descriptor
+    /// limit to `soft`.
+    fn start_with_soft_fd_limit(soft: u32, args: &[&str]) -> Server {
+        let bin = assert_cmd::cargo::cargo_bin("gorust");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                r#"ulimit -Sn {soft} && exec "$0" serve --port 0 "$@""#
+            ))
+            .arg(bin)
+            .args(args);
+        Server::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -128,6 +145,31 @@ fn serve_http_answers_in_every_model() {
         assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
         assert!(first.ends_with("Request #1\n"), "{first}");
         assert!(http_get(&server).ends_with("Request #2\n"));
+    }
+}
+
+/// The soft and hard "Max open files" of process `pid`.
+fn fd_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut words = line["Max open files".len()..].split_whitespace();
+    let soft = words.next().unwrap().to_string();
+    (soft, words.next().unwrap().to_string())
+}
+
+#[test]
+fn serve_raises_its_soft_descriptor_limit_to_the_hard_one_in_every_model() {
+    for model in ["goroutine", "eventloop", "threads"] {
+        let server = Server::start_with_soft_fd_limit(256, &["--model", model]);
+        echo_round_trip(&server);
+        let (soft, hard) = fd_limits(server.child.id());
+        assert_eq!(
+            soft, hard,
+            "--model {model} kept a soft limit under the hard one"
+        );
     }
 }
 
