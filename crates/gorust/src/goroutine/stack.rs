@@ -239,6 +239,27 @@ thread_local! {
     pub(crate) static TAKEN_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// Stacks of `size` in the global lists and this thread's cache (for tests).
+#[cfg(test)]
+pub(crate) fn pooled(size: usize) -> usize {
+    let g = lock_global();
+    let global = g
+        .warm
+        .iter()
+        .chain(&g.cold)
+        .filter(|s| s.size() == size)
+        .count();
+    drop(g);
+    global
+        + LOCAL.with(|l| {
+            l.borrow()
+                .stacks
+                .iter()
+                .filter(|s| s.size() == size)
+                .count()
+        })
+}
+
 /// Takes a stack of `size` usable bytes (already rounded by `round_size`).
 pub(crate) fn get(size: usize) -> io::Result<GuardedStack> {
     #[cfg(test)]
