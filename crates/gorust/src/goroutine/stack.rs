@@ -240,7 +240,7 @@ thread_local! {
 }
 
 /// Stacks of `size` in the global lists and this thread's cache (for tests).
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn pooled(size: usize) -> usize {
     let g = lock_global();
     let global = g
