@@ -292,6 +292,55 @@ fn a_new_goroutine_runs_on_an_idle_worker_while_its_spawner_computes() {
     });
 }
 
+/// Spins without any runtime call (so without yielding) until `flag` is set, for up to 5 s;
+/// returns whether it was.
+fn compute_until(flag: &std::sync::atomic::AtomicBool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while !flag.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+        std::hint::spin_loop();
+    }
+    flag.load(Ordering::SeqCst)
+}
+
+/// A goroutine spawned while every worker is busy goes to its spawner's LIFO slot; a worker
+/// that runs dry later takes it from there, as Go's thieves take `runnext`. Before, no thief
+/// looked at the slot: the goroutine waited until its spawner stopped computing.
+#[test]
+fn a_goroutine_spawned_while_every_worker_is_busy_runs_on_the_first_to_run_dry() {
+    use std::sync::atomic::AtomicBool;
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            gorust::time::sleep(Duration::from_millis(20)); // the other worker parks
+            let (other_busy, spawned, started) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            // Woken for it, the other worker computes until the goroutine below is spawned.
+            let (b, s) = (other_busy.clone(), spawned.clone());
+            let busy = gorust::go(move || {
+                b.store(true, Ordering::SeqCst);
+                compute_until(&s)
+            });
+            assert!(
+                compute_until(&other_busy),
+                "the other worker never took its goroutine"
+            );
+            // Every worker busy: to this worker's LIFO slot.
+            let st = started.clone();
+            let h = gorust::go(move || st.store(true, Ordering::SeqCst));
+            spawned.store(true, Ordering::SeqCst);
+            // The other worker runs dry now, while this one computes.
+            assert!(
+                compute_until(&started),
+                "the goroutine waited in the LIFO slot for its spawner"
+            );
+            assert!(busy.join().unwrap());
+            h.join().unwrap();
+        })
+    });
+}
+
 /// A burst of new goroutines (an accept loop's, say) while started ones keep the worker busy:
 /// the two take turns, so the last new goroutine starts after about as many of the busy ones'
 /// turns as the burst has goroutines, neither far more nor far fewer.

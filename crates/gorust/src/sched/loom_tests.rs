@@ -96,6 +96,37 @@ fn loom_queue_push_pop_steal() {
     });
 }
 
+/// The stealable LIFO slot: the owner puts two tasks (the second displaces the first, which
+/// it queues) and then takes, while a thief takes from the slot. Each task is taken once, and
+/// the thief sees the task's contents as the owner wrote them (loom checks the cell accesses
+/// that `Notified::run` and the drops make).
+#[test]
+fn loom_lifo_slot_put_take_steal() {
+    loom::model(|| {
+        let (mut local, steal) = queue::new();
+        let inject = Arc::new(Inject::new());
+        let mut owned = Vec::new();
+        let first = task(0, &mut owned);
+        let second = task(1, &mut owned);
+        let th = thread::spawn(move || steal.steal_lifo().map(|t| t.header().id));
+        let mut taken = Vec::new();
+        assert!(
+            local.put_lifo(first).is_none(),
+            "an empty slot displaces nothing"
+        );
+        if let Some(prev) = local.put_lifo(second) {
+            local.push_back(prev, &inject);
+        }
+        while let Some(t) = local.take_lifo().or_else(|| local.pop()) {
+            taken.push(t.header().id);
+        }
+        taken.extend(th.join().unwrap());
+        taken.sort_unstable();
+        assert_eq!(taken, [0, 1], "every task is taken exactly once");
+        finish(owned);
+    });
+}
+
 #[test]
 fn loom_queue_overflow_while_stealing() {
     loom::model(|| {

@@ -12,16 +12,19 @@
 //!
 //! | task | woken on its home worker | woken elsewhere |
 //! |---|---|---|
-//! | started goroutine (bound) | LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
-//! | future or unstarted goroutine (unbound) | LIFO slot, or back of the local ring if it yielded or a worker is parked or searching (then `notify_parked`) | global inject queue, then `notify_parked` |
+//! | started goroutine (bound) | the core's LIFO slot (`runnext`), or back of the pinned queue if it yielded | home worker's inbox, then unpark that worker |
+//! | future or unstarted goroutine (unbound) | the stealable LIFO slot, or back of the local ring if it yielded or a worker is parked or searching (then `notify_parked`) | global inject queue, then `notify_parked` |
 //!
-//! The LIFO slot is its worker's alone (no thief looks there), so an unbound task goes there
-//! only while every worker is busy: with one parked or searching, the slot would keep the task
-//! from it until its worker ran dry, and `let h = go(f); compute(); h.join()` ran `f` after
-//! `compute` (test `a_new_goroutine_runs_on_an_idle_worker_while_its_spawner_computes`). Go
-//! wakes an idle P at `newproc` and lets thieves take `runnext`; a stealable slot would cost
-//! the hot path an atomic on every wake. Left open: a task put in the slot while every worker
-//! was busy stays out of reach of one that runs dry later (ARCHITECTURE, known limits).
+//! A bound goroutine's LIFO slot is its worker's alone (`Core::runnext`, no thief may take it).
+//! Unbound tasks have a slot of their own, beside the ring (`queue`), which a worker that runs
+//! dry takes last, after every ring and the global queue (Go's thieves take `runnext`): a task
+//! put there while every worker was busy no longer waits for its worker's current task. An
+//! unbound task still goes there only while every worker is busy: with one parked or
+//! searching, it goes to the ring and that worker is notified at once, so that
+//! `let h = go(f); compute(); h.join()` runs `f` beside `compute` (test
+//! `a_new_goroutine_runs_on_an_idle_worker_while_its_spawner_computes`; Go wakes an idle P at
+//! `newproc`), and a worker that runs dry later takes it from the slot (test
+//! `a_goroutine_spawned_while_every_worker_is_busy_runs_on_the_first_to_run_dry`).
 //!
 //! One exception keeps the order fair under overload: an unbound task woken by its worker's
 //! non-blocking poll (the one every `event_interval` ticks, or when its queues run dry), with
@@ -39,15 +42,17 @@
 //!
 //! What a worker runs next (`worker::WorkerCtx::next_local_task`): every
 //! `global_queue_interval` (61) ticks one task from the inject queue first, for fairness; then
-//! the LIFO slot (at most `lifo_limit` times in a row); then its pinned queue and local ring,
+//! a LIFO slot, the core's then the stealable one (at most `lifo_limit` runs in a row from
+//! either); then its pinned queue and local ring,
 //! alternating which goes first (by a flag flipped at each such pick: by the tick's parity, the
 //! LIFO slot's runs could take every turn of one queue). On the ring's turn an empty ring
 //! first refills with a batch from the inject queue: pinned goroutines never leave, so under
 //! load the pinned queue never runs dry, and a burst of new goroutines that spilled from the
 //! ring waited for the 61-tick check alone (test
 //! `a_burst_of_new_goroutines_starts_while_started_ones_stay_busy`). Then a batch from the
-//! inject queue; then it steals half of a random victim's ring (never a victim's pinned queue
-//! or LIFO slot); then it parks in its epoll until woken or until its next timer.
+//! inject queue; then it steals half of a random victim's ring (never a victim's pinned queue),
+//! looks at the inject queue once more, and takes a victim's stealable LIFO slot; then it parks
+//! in its epoll until woken or until its next timer.
 //!
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
 //! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,

@@ -18,6 +18,15 @@
 //!
 //! Indices are free-running `u32`s compared with wrapping arithmetic; `CAP` divides 2^32.
 //!
+//! Beside the ring, one stealable LIFO slot (`lifo`) holds the unbound task that runs next
+//! (Go's `runnext`): a `Notified` as a raw pointer, or null. The owner puts with a swap, which
+//! hands it the task displaced; the owner and thieves take with a swap to null, so whoever gets
+//! the pointer owns that reference, and a put and a take cannot both keep one. A thief looks at
+//! it only after the ring gave it nothing (`Steal::steal_lifo`): a task put there while every
+//! worker was busy used to wait until its worker's current task parked or ended, even when
+//! another worker ran dry meanwhile. Bound goroutines keep a slot of their own in the worker's
+//! `Core`: no thief may take them, so that slot needs no atomic.
+//!
 //! Orderings: the owner publishes a written slot with a `Release` store of `tail`; a thief
 //! reads `tail` with `Acquire` before reading slots. Claims on `head` are `AcqRel` CASes, so a
 //! thief's reads of the slots it claimed happen before the owner can see `steal` move past them
@@ -29,11 +38,12 @@
 //! already absorbs overflow) and stealing single tasks (one CAS per task under contention).
 
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 
 use super::inject::Inject;
-use super::task::Notified;
+use super::task::{Header, Notified};
 use crate::loom::cell::UnsafeCell;
-use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use crate::loom::sync::Arc;
 
 /// Capacity of each worker's ring (Go and tokio both use 256).
@@ -47,6 +57,8 @@ const MASK: u32 = CAP as u32 - 1;
 struct Inner {
     head: AtomicU64,
     tail: AtomicU32,
+    /// The stealable LIFO slot: a task given up by `Notified::into_raw`, or null.
+    lifo: AtomicPtr<Header>,
     buffer: Box<[UnsafeCell<MaybeUninit<Notified>>]>,
 }
 
@@ -79,6 +91,7 @@ pub(crate) fn new() -> (Local, Steal) {
     let inner = Arc::new(Inner {
         head: AtomicU64::new(0),
         tail: AtomicU32::new(0),
+        lifo: AtomicPtr::new(std::ptr::null_mut()),
         buffer,
     });
     (
@@ -94,6 +107,22 @@ impl Inner {
         let (_, real) = unpack(self.head.load(Acquire));
         self.tail.load(Acquire).wrapping_sub(real)
     }
+
+    fn has_lifo(&self) -> bool {
+        !self.lifo.load(Relaxed).is_null()
+    }
+
+    /// Takes the task in the LIFO slot, if any (owner or thief).
+    fn take_lifo(&self) -> Option<Notified> {
+        if !self.has_lifo() {
+            return None;
+        }
+        // Acquire: the task's writes made before its put (Release).
+        let ptr = NonNull::new(self.lifo.swap(std::ptr::null_mut(), AcqRel))?;
+        // SAFETY: a non-null slot holds a pointer from `Notified::into_raw` (`put_lifo`), and
+        // the swap made us the only holder of it.
+        Some(unsafe { Notified::from_raw(ptr) })
+    }
 }
 
 impl Local {
@@ -106,6 +135,21 @@ impl Local {
     fn remaining(&self) -> u32 {
         let (steal, _) = unpack(self.inner.head.load(Acquire));
         CAP as u32 - self.tail().wrapping_sub(steal)
+    }
+
+    /// Puts `task` in the LIFO slot, to run next here unless a thief takes it first. Returns
+    /// the task it displaced, for the caller to queue.
+    pub(crate) fn put_lifo(&mut self, task: Notified) -> Option<Notified> {
+        // Release: the task's writes, for whoever takes it; Acquire is not needed for the
+        // displaced task (only the owner puts), but the swap is one instruction either way.
+        let prev = self.inner.lifo.swap(task.into_raw().as_ptr(), AcqRel);
+        // SAFETY: as in `take_lifo`: the swap made us the only holder of the displaced task.
+        NonNull::new(prev).map(|p| unsafe { Notified::from_raw(p) })
+    }
+
+    /// Takes the task in the LIFO slot, if a thief has not.
+    pub(crate) fn take_lifo(&mut self) -> Option<Notified> {
+        self.inner.take_lifo()
     }
 
     /// Pushes at the back; when full, moves half the ring and the task to `overflow`.
@@ -199,8 +243,19 @@ impl Local {
 }
 
 impl Steal {
+    /// Whether the ring is empty (the LIFO slot aside).
     pub(crate) fn is_empty(&self) -> bool {
         self.0.len() == 0
+    }
+
+    /// Whether the LIFO slot holds a task.
+    pub(crate) fn has_lifo(&self) -> bool {
+        self.0.has_lifo()
+    }
+
+    /// Takes the task in the owner's LIFO slot, for a thief that found the ring empty.
+    pub(crate) fn steal_lifo(&self) -> Option<Notified> {
+        self.0.take_lifo()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -273,6 +328,7 @@ impl Steal {
 impl Drop for Local {
     fn drop(&mut self) {
         // Release any remaining references (workers drain before exit; this is the backstop).
+        drop(self.take_lifo());
         while self.pop().is_some() {}
     }
 }

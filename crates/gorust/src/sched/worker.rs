@@ -25,7 +25,9 @@ const SPIN_PAUSES: u32 = 32;
 
 /// The worker's private scheduling state (Go's P).
 pub(crate) struct Core {
+    /// The ring and the stealable LIFO slot of unbound tasks.
     local: queue::Local,
+    /// The LIFO slot of bound goroutines, which no thief may take.
     runnext: Option<Notified>,
     /// Started goroutines bound here; never stolen.
     pinned: VecDeque<Notified>,
@@ -215,10 +217,16 @@ impl WorkerCtx {
             return Err(task);
         }
         let shared = self.shared();
-        // No thief looks at the LIFO slot: an unbound task goes to the ring while another
-        // worker could take it (the module header of `sched`). Bound goroutines keep the slot.
+        // An unbound task goes to the ring while a worker is parked or searching, and that
+        // worker is notified; otherwise to the stealable LIFO slot. A bound goroutine goes to
+        // the core's own slot (the module header of `sched`).
         let to_ring = if is_yield || (home == UNBOUND && shared.idle.any_free()) {
             core.push_back(task, &shared.inject)
+        } else if home == UNBOUND {
+            match core.local.put_lifo(task) {
+                Some(prev) => core.push_back(prev, &shared.inject),
+                None => false,
+            }
         } else if let Some(prev) = core.runnext.replace(task) {
             core.push_back(prev, &shared.inject)
         } else {
@@ -316,9 +324,11 @@ impl WorkerCtx {
         if shared.inbox_len(self.index) > 0 {
             shared.drain_inbox(self.index, &mut core.pinned);
         }
-        if core.runnext.is_some() && core.lifo_streak < shared.config.lifo_limit {
-            core.lifo_streak += 1;
-            return core.runnext.take();
+        if core.lifo_streak < shared.config.lifo_limit {
+            if let Some(t) = core.runnext.take().or_else(|| core.local.take_lifo()) {
+                core.lifo_streak += 1;
+                return Some(t);
+            }
         }
         core.lifo_streak = 0;
         // On the ring's turn an empty ring refills from the inject queue before the pinned
@@ -335,7 +345,7 @@ impl WorkerCtx {
         if t.is_some() {
             return t;
         }
-        if let Some(t) = core.runnext.take() {
+        if let Some(t) = core.runnext.take().or_else(|| core.local.take_lifo()) {
             return Some(t);
         }
         take_global_batch(shared, &mut core)
@@ -363,6 +373,23 @@ impl WorkerCtx {
                     return Some(t);
                 }
             }
+            if let Some(t) = take_global_batch(shared, &mut core) {
+                return Some(t);
+            }
+            // Every ring and the global queue are empty: take a busy worker's LIFO slot (Go's
+            // thieves take `runnext` last, too). Its task waits until that worker's current
+            // task parks or ends, which may be long.
+            for i in 0..n {
+                let victim = (start + i) % n;
+                if victim == self.index {
+                    continue;
+                }
+                if let Some(t) = shared.remotes[victim].steal.steal_lifo() {
+                    shared.remotes[self.index].metrics.inc_steals();
+                    return Some(t);
+                }
+            }
+            return None;
         }
         take_global_batch(shared, &mut core)
     }
@@ -386,7 +413,9 @@ impl WorkerCtx {
             if shared.inbox_len(self.index) > 0 || !shared.inject.is_empty() {
                 return self.next_local_task();
             }
-            if shared.work_visible() {
+            // The LIFO slots too: a task put in one as this worker began to search (before
+            // it was counted) is found here rather than waiting for its worker.
+            if shared.work_visible() || shared.remotes.iter().any(|r| r.steal.has_lifo()) {
                 if let Some(t) = self.steal() {
                     return Some(t);
                 }
@@ -510,7 +539,7 @@ impl WorkerCtx {
         drop(inbox);
         let (runnext, pinned) = {
             let mut core = self.core.borrow_mut();
-            let mut local = Vec::new();
+            let mut local: Vec<_> = core.local.take_lifo().into_iter().collect();
             while let Some(t) = core.local.pop() {
                 local.push(t);
             }

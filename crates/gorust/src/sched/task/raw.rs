@@ -120,6 +120,21 @@ impl Notified {
         self.0.header()
     }
 
+    /// Gives up this reference as a raw pointer, for a slot that holds it as an atomic
+    /// (`queue`'s LIFO slot); [`Notified::from_raw`] takes it back.
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        ManuallyDrop::new(self).0 .0
+    }
+
+    /// Takes back a reference given up by [`Notified::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_raw`, and be taken back once only.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> Notified {
+        Notified(TaskRef(ptr))
+    }
+
     /// Polls the task (or drops it if cancelled), consuming this reference.
     pub(crate) fn run(self) {
         let ptr = ManuallyDrop::new(self).0 .0;
