@@ -612,6 +612,14 @@ impl Registration {
             let word = desc.deadline_word(dir);
             if let Some(deadline) = PollDesc::deadline_of(word) {
                 self.deadline_timers.arm(&self.desc, dir, word, deadline);
+                // The timer fires once. If it fired while this poll ran (another thread's, or
+                // the monitor's), its waker before this poll's was in the slot, it woke nobody,
+                // and arming the same word again does nothing: the future would wait for I/O
+                // alone (review, session 22). Past the deadline now, the caller's `check` fails
+                // with `TimedOut` instead.
+                if Instant::now() >= deadline {
+                    return Poll::Ready(Ok(()));
+                }
             }
         }
         waited.map(Ok)
@@ -819,6 +827,40 @@ mod tests {
         poll_events(&poller);
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
+    }
+
+    /// A future's deadline timer that fires during one of its polls, after the deadline check
+    /// and before the poll's waker is in the slot, wakes nobody; that poll must end the wait
+    /// itself. Here the second poll's call lasts until past the deadline, while the timer
+    /// fires on the fallback thread.
+    #[test]
+    fn a_deadline_that_passes_during_a_poll_ends_it_with_timed_out() {
+        let (_ours, _peer, reg, _poller) = registered_pair();
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let deadline = Instant::now() + Duration::from_millis(30);
+        reg.desc.set_deadline(Direction::Read, Some(deadline));
+        let would_block = || Err::<usize, _>(io::Error::from(io::ErrorKind::WouldBlock));
+        // First poll: the call would block; the future waits, and its timer is armed.
+        let first = reg.poll_io_bytes(&mut cx, Direction::Read, 64, would_block);
+        assert!(first.is_pending());
+        // Woken by something other than an edge (another future of its task, say), which
+        // takes its waker out of the slot; and a full call by another handle since, so the
+        // direction is not known drained and the next poll makes its call.
+        reg.desc.read.wake_all();
+        assert_eq!(woken.0.load(SeqCst), 1);
+        reg.desc.read.note_result(reg.desc.read.edges(), false);
+        // Second poll, before the deadline: its call lasts until well past it.
+        let second = reg.poll_io_bytes(&mut cx, Direction::Read, 64, || {
+            std::thread::sleep(Duration::from_millis(100));
+            would_block()
+        });
+        match second {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => {
+                panic!("past its deadline, a poll ended {other:?} with no timer left to wake it")
+            }
+        }
     }
 
     /// `poll_io` (accept, datagrams) has no short results: only `WouldBlock` marks the
