@@ -112,15 +112,18 @@ pub(crate) fn refund() {
     })
 }
 
-/// Spends one unit; `Pending` (with the task woken) when none is left.
+/// Spends one unit; `Pending` (with the task woken) when none is left, but for a thread that
+/// is unwinding a panic: a goroutine that yielded there would let other goroutines run while
+/// `std::thread::panicking()` is true on their thread, and every std lock they released would
+/// be poisoned (as in `yield_spent`).
 pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     LEFT.with(|l| {
         let left = l.get();
-        if left == 0 {
+        if left == 0 && !std::thread::panicking() {
             cx.waker().wake_by_ref();
             Poll::Pending
         } else {
-            if left != UNCONSTRAINED {
+            if left != UNCONSTRAINED && left != 0 {
                 l.set(left - 1);
             }
             Poll::Ready(())

@@ -1422,39 +1422,7 @@ fn a_goroutine_unwinding_a_panic_does_not_yield_on_a_spent_budget() {
     }
     within(Duration::from_secs(60), || {
         run_on(1, || {
-            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-            let (c, _s) = pair();
-            let (stop, saw_panicking, turns) = (
-                Arc::new(AtomicBool::new(false)),
-                Arc::new(AtomicBool::new(false)),
-                Arc::new(AtomicUsize::new(0)),
-            );
-            let watcher = {
-                let (stop, saw_panicking, turns) =
-                    (stop.clone(), saw_panicking.clone(), turns.clone());
-                gorust::go(move || {
-                    while !stop.load(SeqCst) {
-                        saw_panicking.fetch_or(std::thread::panicking(), SeqCst);
-                        turns.fetch_add(1, SeqCst);
-                        gorust::yield_now();
-                    }
-                })
-            };
-            while turns.load(SeqCst) == 0 {
-                gorust::yield_now();
-            }
-            // The watcher is in its loop, yielding: it runs whenever the panicker yields.
-            let panicker = gorust::go(move || {
-                let _writes = WritesOnDrop(c);
-                panic!("on purpose, to unwind through a destructor that writes");
-            });
-            assert!(panicker.join().is_err());
-            stop.store(true, SeqCst);
-            watcher.join().unwrap();
-            assert!(
-                !saw_panicking.load(SeqCst),
-                "another goroutine ran while one was unwinding, and saw its panic"
-            );
+            common::assert_unwind_does_not_yield(WritesOnDrop(pair().0))
         })
     });
 }

@@ -577,3 +577,24 @@ fn a_future_polling_more_full_sends_than_its_budget_reaches_the_last() {
         })
     });
 }
+
+/// A destructor that sends on an unbounded channel many times during a panic's unwind does not
+/// yield when a send spends the last of the budget (review, session 22).
+#[test]
+fn a_goroutine_unwinding_a_panic_does_not_yield_in_send() {
+    struct SendsOnDrop(gorust::sync::mpsc::Sender<u32>);
+    impl Drop for SendsOnDrop {
+        fn drop(&mut self) {
+            for i in 0..1_000 {
+                self.0.send(i).unwrap();
+            }
+        }
+    }
+    common::within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let (tx, rx) = gorust::sync::mpsc::channel();
+            common::assert_unwind_does_not_yield(SendsOnDrop(tx));
+            assert_eq!(rx.iter().count(), 1_000);
+        })
+    });
+}

@@ -299,3 +299,25 @@ fn a_future_polling_more_held_locks_than_its_budget_reaches_the_last() {
         })
     });
 }
+
+/// A destructor that locks an uncontended mutex many times during a panic's unwind does not
+/// yield when the lock spends the last of the budget (review, session 22: the guard covered
+/// socket calls only, and `lock` yielded through `coop::poll_proceed`).
+#[test]
+fn a_goroutine_unwinding_a_panic_does_not_yield_in_lock() {
+    struct LocksOnDrop(Arc<Mutex<u64>>);
+    impl Drop for LocksOnDrop {
+        fn drop(&mut self) {
+            for _ in 0..1_000 {
+                *self.0.lock() += 1;
+            }
+        }
+    }
+    common::within(Duration::from_secs(60), || {
+        common::run_on(1, || {
+            let m = Arc::new(Mutex::new(0));
+            common::assert_unwind_does_not_yield(LocksOnDrop(m.clone()));
+            assert_eq!(*m.lock(), 1_000);
+        })
+    });
+}

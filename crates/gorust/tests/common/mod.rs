@@ -115,6 +115,46 @@ pub async fn first_ready<F: std::future::Future + Unpin>(
     .await
 }
 
+/// Inside a goroutine on a one-worker runtime: a goroutine that panics while holding
+/// `guard`, whose destructor may spend the cooperative budget, unwinds without yielding. std
+/// counts panics per thread, so a goroutine run meanwhile would see
+/// `std::thread::panicking()` (and poison each std `Mutex` guard it dropped); a watcher that
+/// yields in a loop checks that none did.
+pub fn assert_unwind_does_not_yield<G: Send + 'static>(guard: G) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let (stop, saw_panicking, turns) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let watcher = {
+        let (stop, saw_panicking, turns) = (stop.clone(), saw_panicking.clone(), turns.clone());
+        gorust::go(move || {
+            while !stop.load(SeqCst) {
+                saw_panicking.fetch_or(std::thread::panicking(), SeqCst);
+                turns.fetch_add(1, SeqCst);
+                gorust::yield_now();
+            }
+        })
+    };
+    while turns.load(SeqCst) == 0 {
+        gorust::yield_now();
+    }
+    // The watcher is in its loop, yielding: it runs whenever the panicker yields.
+    let panicker = gorust::go(move || {
+        let _guard = guard;
+        panic!("on purpose, to unwind through a destructor that spends the budget");
+    });
+    assert!(panicker.join().is_err());
+    stop.store(true, SeqCst);
+    watcher.join().unwrap();
+    assert!(
+        !saw_panicking.load(SeqCst),
+        "another goroutine ran while one was unwinding, and saw its panic"
+    );
+}
+
 /// Asserts that a task driven by [`first_ready`] slept between its polls: one to register
 /// everywhere, one for the ready future, a few spurious ones at most.
 pub fn assert_slept(polls: &std::sync::atomic::AtomicUsize) {
