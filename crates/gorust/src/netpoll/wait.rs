@@ -35,6 +35,10 @@ use super::poller::Poller;
 use super::slot::EdgeMark;
 use crate::time::Sleep;
 
+/// Locks that serialise first registrations (`Registration::ensure_registered`), striped by
+/// descriptor number: the two threads racing to register one object share a stripe.
+static REGISTERING: [std::sync::Mutex<()>; 16] = [const { std::sync::Mutex::new(()) }; 16];
+
 pub(crate) struct Registration {
     fd: RawFd,
     desc: Arc<PollDesc>,
@@ -473,6 +477,16 @@ impl Registration {
 
     /// Registers with the current worker's poller (or, off a worker, one of the current
     /// runtime's), once.
+    ///
+    /// Serialised per descriptor (`REGISTERING`): two threads may make an object's first waits
+    /// at once (a goroutine and a future in `Runtime::block_on`; always on one poller in a
+    /// one-worker runtime). The loser of an unserialised race got `EEXIST` from `epoll_ctl`
+    /// while the winner had yet to record its token; session 21 had it wait for the record a
+    /// bounded number of yields, which failed the wait when the winner was preempted for
+    /// longer (review, session 22). Under the lock the second thread finds the token recorded,
+    /// and `EEXIST` only means that another object owns the descriptor's registration (two
+    /// owners of one descriptor), an error at once. The lock is taken once per object (with
+    /// an `epoll_ctl` beside it), never on the I/O path.
     #[cold]
     fn ensure_registered(&self) -> io::Result<()> {
         if self.registered.get().is_some() {
@@ -481,37 +495,20 @@ impl Registration {
         let poller = crate::sched::current_poller().ok_or_else(|| {
             io::Error::other("gorust::net: asynchronous I/O needs a gorust runtime on this thread")
         })?;
-        let tok = match poller.register(self.fd, self.desc.clone()) {
-            Ok(tok) => tok,
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                return self.registered_by_another(e)
-            }
-            Err(e) => return Err(e),
-        };
+        let stripe = &REGISTERING[self.fd as usize % REGISTERING.len()];
+        let _serial = stripe.lock().unwrap_or_else(|e| e.into_inner());
+        if self.registered.get().is_some() {
+            return Ok(()); // registered by another thread while we waited
+        }
+        let tok = poller.register(self.fd, self.desc.clone())?;
+        #[cfg(test)]
+        std::thread::sleep(tests::STALL_AFTER_REGISTER.with(std::cell::Cell::get));
         if let Err((p, t)) = self.registered.set((poller, tok)) {
-            // Lost a race with another thread registering the same object on another poller:
-            // undo ours.
+            // Not reachable under the lock (only this function records a token); undone
+            // rather than left registered twice if it ever were.
             p.deregister(self.fd, t);
         }
         Ok(())
-    }
-
-    /// `EEXIST` from the poller: another thread is registering this object on the same poller
-    /// and is between its `epoll_ctl` and recording the token, a few instructions (two threads
-    /// share a poller off the workers, and always on a one-worker runtime: a future in
-    /// `Runtime::block_on` and a goroutine making their first waits at once). Its registration
-    /// serves this wait too, once recorded. The error was returned from the read or write
-    /// before (review, session 21). If nothing records a token (another object owns the
-    /// descriptor's registration: two owners of one descriptor), the error stands.
-    #[cold]
-    fn registered_by_another(&self, e: io::Error) -> io::Result<()> {
-        for _ in 0..10_000 {
-            if self.registered.get().is_some() {
-                return Ok(());
-            }
-            std::thread::yield_now();
-        }
-        Err(e)
     }
 
     /// The async face of [`io`](Self::io): one attempt of `op` (none while the direction is
@@ -827,6 +824,36 @@ mod tests {
         poll_events(&poller);
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
+    }
+
+    thread_local! {
+        /// How long `ensure_registered` stalls between its `epoll_ctl` and recording the token
+        /// on this thread, for the test of a preempted registrant.
+        pub(super) static STALL_AFTER_REGISTER: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    }
+
+    /// A first wait that races one stalled between its `epoll_ctl` and recording the token
+    /// (preempted, on a busy machine) succeeds once the other records it. It failed with
+    /// `EEXIST` after a bounded number of yields, a few milliseconds (review, session 22).
+    #[test]
+    fn a_first_wait_racing_a_stalled_registration_succeeds() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let reg = Registration::new(ours.as_raw_fd());
+        let (first, second) = std::thread::scope(|scope| {
+            let stalled = scope.spawn(|| {
+                STALL_AFTER_REGISTER.with(|s| s.set(Duration::from_millis(200)));
+                rt.block_on(async { reg.ensure_registered() })
+            });
+            // Well inside the stall: the first thread's epoll_ctl is done, its record is not.
+            std::thread::sleep(Duration::from_millis(50));
+            let second = rt.block_on(async { reg.ensure_registered() });
+            (stalled.join().unwrap(), second)
+        });
+        first.unwrap();
+        second.expect("the racing first wait failed");
+        assert!(reg.registered.get().is_some());
     }
 
     /// A future's deadline timer that fires during one of its polls, after the deadline check
