@@ -47,6 +47,19 @@ pub(crate) fn leave_for_park() -> ParkedEntry {
     ParkedEntry(ENTERED.with(Cell::take))
 }
 
+/// Takes the thread's own entry out until the guard drops, for a drop that unwinds parked
+/// goroutines inline (a runtime dropped inside one of its goroutines, possibly inside another
+/// runtime's `block_on` poll, which entered that runtime). Left in place, the entry was seen
+/// by the unwinding goroutines' destructors, and one that had parked with an entry of its own
+/// put that back on its resume for the unwind, over the thread's (review, session 22). A
+/// thread never becomes a worker with an entry: `Runtime::run` serves inline only where no
+/// runtime is entered.
+pub(crate) fn suspend_entry() -> EnterGuard {
+    EnterGuard {
+        prev: ENTERED.with(Cell::take),
+    }
+}
+
 /// A parked goroutine's entry (see [`leave_for_park`]).
 pub(crate) struct ParkedEntry(Option<Handle>);
 

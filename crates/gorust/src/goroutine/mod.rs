@@ -294,6 +294,7 @@ impl<F, T> Drop for Goroutine<F, T> {
         // one's (dropping the coroutine instead lost the stack's slot and its touched pages
         // for good: a runtime dropped with 10,000 parked goroutines leaked 10,000 stacks).
         outside_goroutine(|| {
+            let _outer_entry = crate::context::suspend_entry();
             let _ = catch_unwind(AssertUnwindSafe(move || {
                 let mut co = co;
                 if !co.done() {
