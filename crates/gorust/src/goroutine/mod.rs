@@ -294,10 +294,12 @@ impl<F, T> Drop for Goroutine<F, T> {
         // one's (dropping the coroutine instead lost the stack's slot and its touched pages
         // for good: a runtime dropped with 10,000 parked goroutines leaked 10,000 stacks).
         outside_goroutine(|| {
-            let _outer_entry = crate::context::suspend_entry();
             let _ = catch_unwind(AssertUnwindSafe(move || {
                 let mut co = co;
                 if !co.done() {
+                    // Only here: on every goroutine's exit the two thread-local accesses cost
+                    // ~12 ns of a spawn and join (`spawn_batch` on 1 worker, 187 → 199 ns).
+                    let _outer_entry = crate::context::suspend_entry();
                     overflow::entered(&self.guard, || co.force_unwind());
                 }
                 stack::put(co.into_stack());
