@@ -501,7 +501,7 @@ impl Registration {
             return Ok(()); // registered by another thread while we waited
         }
         let tok = poller.register(self.fd, self.desc.clone())?;
-        #[cfg(test)]
+        #[cfg(all(test, not(loom)))]
         std::thread::sleep(tests::STALL_AFTER_REGISTER.with(std::cell::Cell::get));
         if let Err((p, t)) = self.registered.set((poller, tok)) {
             // Not reachable under the lock (only this function records a token); undone
