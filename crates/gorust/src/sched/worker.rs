@@ -365,15 +365,15 @@ impl WorkerCtx {
                 core.is_searching = true;
             }
             let start = core.next_rand() as usize % n;
-            for i in 0..n {
-                let victim = (start + i) % n;
-                if victim == self.index {
-                    continue;
-                }
-                if let Some(t) = shared.remotes[victim].steal.steal_into(&mut core.local) {
-                    shared.remotes[self.index].metrics.inc_steals();
-                    return Some(t);
-                }
+            let me = self.index;
+            let mut victims = (0..n).map(|i| (start + i) % n).filter(|&v| v != me);
+            let metrics = &shared.remotes[me].metrics;
+            let from_ring = victims
+                .clone()
+                .find_map(|v| shared.remotes[v].steal.steal_into(&mut core.local));
+            if from_ring.is_some() {
+                metrics.inc_steals();
+                return from_ring;
             }
             if let Some(t) = take_global_batch(shared, &mut core) {
                 return Some(t);
@@ -381,17 +381,11 @@ impl WorkerCtx {
             // Every ring and the global queue are empty: take a busy worker's LIFO slot (Go's
             // thieves take `runnext` last, too). Its task waits until that worker's current
             // task parks or ends, which may be long.
-            for i in 0..n {
-                let victim = (start + i) % n;
-                if victim == self.index {
-                    continue;
-                }
-                if let Some(t) = shared.remotes[victim].steal.steal_lifo() {
-                    shared.remotes[self.index].metrics.inc_steals();
-                    return Some(t);
-                }
+            let from_slot = victims.find_map(|v| shared.remotes[v].steal.steal_lifo());
+            if from_slot.is_some() {
+                metrics.inc_steals();
             }
-            return None;
+            return from_slot;
         }
         take_global_batch(shared, &mut core)
     }
