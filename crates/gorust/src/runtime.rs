@@ -258,7 +258,7 @@ enum FirstWorker {
 /// destructors not run, in a build with `panic = "abort"`) and the workers are joined.
 /// Goroutines that neither park nor return keep it waiting.
 pub struct Runtime {
-    handle: Handle,
+    pub(crate) handle: Handle,
     /// Workers 1 and up.
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
     first: Mutex<FirstWorker>,

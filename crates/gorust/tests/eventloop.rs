@@ -448,6 +448,76 @@ fn reads_done_by_the_monitor_thread_are_correct() {
     });
 }
 
+/// A connection's idle timer that falls due while its worker is stuck in one goroutine is
+/// fired by the monitor thread, and the re-arm that follows (the connection was active, or
+/// its handler is pending) goes back into that worker's heap. It used to go to the process's
+/// fallback timer thread, and every later re-arm ran there, for the connection's life, while
+/// the worker's heap counted none (review, session 22). One worker, started by `build` (so
+/// the monitor shares the descriptor table and fires timers).
+#[test]
+fn a_connection_timer_fired_by_the_monitor_goes_back_to_its_worker() {
+    within(LIMIT, || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let idle = Duration::from_millis(150);
+        let (el, addr, gone) =
+            rt.block_on(async move { echo_loop(|b| b.idle_timeout(Some(idle))) });
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let echo = |s: &mut std::net::TcpStream| {
+            s.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+        };
+        echo(&mut s);
+        let worker_timers = || rt.metrics().workers[0].timers;
+        assert_eq!(worker_timers(), 1, "the idle timer is armed on the worker");
+        // Hold the only worker for four idle periods; meanwhile the client writes, so the
+        // monitor reads (the handlers wait for the worker) and re-arms the timer each time it
+        // fires.
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let hog = rt.go(move || {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(4 * idle);
+        });
+        started.recv().unwrap();
+        let stuck = Instant::now();
+        let mut sent = 0;
+        while stuck.elapsed() < 4 * idle {
+            s.write_all(b"y").unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        rt.block_on(hog).unwrap();
+        // The handlers ran once the worker was free: every byte comes back.
+        let mut back = vec![0u8; sent];
+        s.read_exact(&mut back).unwrap();
+        assert!(back.iter().all(|&b| b == b'y'));
+        // While the connection lives and is active, its timer is in the worker's heap (it is
+        // out of it only between a firing and its re-arm, a few microseconds).
+        let mut seen = false;
+        for _ in 0..10 {
+            echo(&mut s);
+            seen |= worker_timers() >= 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            seen,
+            "the re-armed idle timer never came back to the worker's heap"
+        );
+        // And it still closes the connection once idle.
+        let idle_from = Instant::now();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert!(idle_from.elapsed() >= idle - Duration::from_millis(20));
+        let gone_by = Instant::now() + Duration::from_secs(10);
+        while gone.load(SeqCst) != 1 {
+            assert!(Instant::now() < gone_by, "on_disconnect never ran");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(el.connections(), 0);
+    });
+}
+
 /// Output still queued for a slow reader when a graceful shutdown starts is written out before
 /// the connection closes, and counted as finished: closed at once as idle, the response was
 /// cut short (review, session 8).

@@ -261,6 +261,48 @@ fn dial_times_out_when_the_peer_never_answers() {
     });
 }
 
+/// A connection dialed from a plain thread (inside `Runtime::block_on`) has its idle timer
+/// armed there: it goes into the heap of the worker that polls the connection, and wakes that
+/// worker, parked with no timer to bound its sleep, so the timer fires on time. (Armed in the
+/// arming thread's heap, it went to the fallback timer thread; review, session 22.)
+#[test]
+fn a_dial_from_a_plain_thread_arms_its_idle_timer_on_the_worker() {
+    within(LIMIT, || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // The peer: reads until the dialed connection closes, and says when.
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut rest = Vec::new();
+            let end = s.read_to_end(&mut rest).map(|_| Instant::now());
+            (end, rest)
+        });
+        let idle = Duration::from_millis(100);
+        let client = EventLoop::builder()
+            .on_request(|_, _| Ok(()))
+            .idle_timeout(Some(idle))
+            .build()
+            .unwrap();
+        let dialed = Instant::now();
+        let conn = rt.block_on(async { client.dial(addr, DIAL) }).unwrap();
+        assert_eq!(
+            rt.metrics().workers[0].timers,
+            1,
+            "the idle timer is on the worker"
+        );
+        let (end, rest) = peer.join().unwrap();
+        let end = end.expect("the idle connection was not closed within 10 s");
+        assert!(rest.is_empty());
+        assert!(
+            end - dialed >= idle - Duration::from_millis(20),
+            "closed early"
+        );
+        drop(conn);
+    });
+}
+
 /// A counting echo server: (loop, address, connections accepted, connections gone).
 fn counting_server(
     idle: Option<Duration>,

@@ -199,7 +199,7 @@ impl AsFd for Prepare<'_> {
 
 /// Starts the handler goroutine of `conn`; the caller took the claim for it.
 pub(crate) fn spawn<S: Send + 'static>(conn: Arc<Conn<S>>) {
-    let rt = conn.lp.runtime();
+    let rt = conn.lp.runtime().clone();
     // Bound to this worker, first come first served: see `Shared::spawn_goroutine_here`.
     crate::goroutine::go_here(&rt, move || run(conn));
 }

@@ -206,8 +206,7 @@ impl<S: Send + 'static> Pool<S> {
         drop(evicted);
         if start {
             let weak = Arc::downgrade(&self.shared);
-            let rt = sh.el.shared.runtime();
-            crate::goroutine::go_on(&rt, move || reap(weak));
+            crate::goroutine::go_on(sh.el.shared.runtime(), move || reap(weak));
         }
     }
 

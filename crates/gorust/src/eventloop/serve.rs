@@ -87,9 +87,9 @@ impl<S> Shared<S> {
         self.base + Duration::from_nanos(ns)
     }
 
-    pub(crate) fn runtime(&self) -> Handle {
+    pub(crate) fn runtime(&self) -> &Handle {
         match self.rt.get() {
-            Some(rt) => rt.handle.clone(),
+            Some(rt) => &rt.handle,
             None => unreachable!("runtime: a connection exists only after serve set the runtime"),
         }
     }

@@ -14,6 +14,13 @@
 //! whatever was armed: with an idle timeout set, the write timeout acted only when the idle
 //! timer fired; review, session 19.)
 //!
+//! The timer lives in the heap of the worker whose poller holds the connection, whichever
+//! thread arms it: the worker itself, the monitor thread that fires a stuck worker's timers
+//! (and so runs `on_timer`'s re-arm), or a plain thread that dials. Armed in the arming
+//! thread's heap, as a `Sleep` is, a re-arm on the monitor went to the process's fallback
+//! timer thread, and every later re-arm ran there too, for the life of the connection
+//! (review, session 22).
+//!
 //! Go's netpoll deadlines and netpoll's idle timeout both rest on a real timer too; TCP
 //! keepalive (what netpoll users often mistook for an idle timeout) detects dead peers, not
 //! idle ones.
@@ -99,8 +106,9 @@ fn arm<S: Send + 'static>(conn: &Arc<Conn<S>>, at: Instant) {
         entry
     };
     // Off the lock. An entry cancelled meanwhile (teardown, an earlier deadline) is dropped
-    // by the heap unfired.
-    crate::time::register(at, entry);
+    // by the heap unfired. In the heap of the worker that polls the connection, whichever
+    // thread arms it (see the module header).
+    crate::time::register_on(conn.lp.runtime(), conn.worker, at, entry);
 }
 
 fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {

@@ -149,9 +149,10 @@ pub(crate) struct Remote {
     pub(crate) parker: park::Parker,
     /// The worker's netpoller (its epoll; parking waits on it too).
     pub(crate) poller: Arc<crate::netpoll::Poller>,
-    /// The timers armed on this worker. Only the worker inserts; the worker fires them, and so
-    /// does the monitor when the worker is stuck in one task (`sysmon.rs`), so they are behind
-    /// a lock, which the worker skips while `metrics` counts no timer.
+    /// The timers armed on this worker. The worker inserts and fires them; the monitor fires
+    /// them too when the worker is stuck in one task (`sysmon.rs`), and other threads insert
+    /// the event loop's connection timers (`Shared::add_timer_to`). So they are behind a lock,
+    /// which the worker skips while `metrics` counts no timer.
     pub(crate) timers: Mutex<TimerHeap>,
     pub(crate) metrics: metrics::WorkerMetrics,
 }
@@ -208,6 +209,38 @@ pub(crate) fn current_poller() -> Option<Arc<crate::netpoll::Poller>> {
 }
 
 impl Shared {
+    /// Inserts a timer in worker `index`'s heap from any thread, and wakes that worker if it
+    /// may be asleep past the new deadline. For a timer that belongs with one worker's
+    /// registrations but is armed elsewhere: an event-loop connection's timer re-armed by its
+    /// own firing on the monitor thread, or armed by a dial on a plain thread. Through the
+    /// current thread's heap (`time::register`) such a timer went to the fallback thread,
+    /// and each re-arm from there kept it there for the life of the connection (review,
+    /// session 22). `Err` (the entry back) once the runtime shuts down: the worker's shutdown
+    /// step may have emptied its heap already.
+    pub(crate) fn add_timer_to(
+        &self,
+        index: usize,
+        deadline: Instant,
+        entry: Arc<crate::time::entry::TimerEntry>,
+    ) -> Result<(), Arc<crate::time::entry::TimerEntry>> {
+        let remote = &self.remotes[index];
+        let mut heap = crate::loom::lock(&remote.timers);
+        // Under the lock the shutdown step empties the heap under: an entry inserted here is
+        // either in the heap it takes or refused (`shutdown` is set before that step).
+        if self.shutdown.load(Acquire) {
+            return Err(entry);
+        }
+        let earliest = heap.next_deadline().is_none_or(|d| deadline < d);
+        heap.insert(deadline, entry);
+        remote.metrics.set_timers(heap.len());
+        drop(heap);
+        // A parked worker bounded its sleep by the deadline it read before this insert.
+        if earliest {
+            remote.parker.unpark();
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(config: Config) -> std::io::Result<(Handle, Vec<queue::Local>)> {
         let mut locals = Vec::with_capacity(config.workers);
         let mut remotes = Vec::with_capacity(config.workers);
@@ -428,5 +461,43 @@ impl Schedule for Handle {
             self.goroutine_finished();
         }
         self.owned.remove(task)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::test_util::counting_waker;
+    use crate::time::entry::TimerEntry;
+
+    /// A timer inserted from another thread into the heap of a worker blocked in its poller
+    /// with no timer to bound the sleep wakes that worker, which then fires it on time.
+    #[test]
+    fn a_timer_added_from_another_thread_wakes_its_parked_worker() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(async {});
+        let remote = &rt.handle.remotes[0];
+        let parked_by = Instant::now() + Duration::from_secs(5);
+        while !remote.poller.staleness().1 {
+            assert!(Instant::now() < parked_by, "the worker never parked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (fired, waker) = counting_waker();
+        let entry = Arc::new(TimerEntry::new(waker));
+        let armed = Instant::now();
+        rt.handle
+            .add_timer_to(0, armed + Duration::from_millis(20), entry)
+            .unwrap();
+        while fired.0.load(SeqCst) == 0 {
+            assert!(
+                armed.elapsed() < Duration::from_secs(5),
+                "the parked worker slept past the timer"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(armed.elapsed() >= Duration::from_millis(20));
     }
 }

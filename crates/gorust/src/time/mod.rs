@@ -156,6 +156,28 @@ pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
     }
 }
 
+/// Puts a timer in the current worker's heap if this thread is a serving worker of `handle`;
+/// otherwise in the heap of `handle`'s worker `index` (`Shared::add_timer_to`), or, once that
+/// runtime shuts down, the fallback thread's. For timers that belong with a worker whatever
+/// thread arms them: the event loop's connection timers.
+pub(crate) fn register_on(
+    handle: &crate::sched::Handle,
+    index: usize,
+    deadline: Instant,
+    entry: Arc<TimerEntry>,
+) {
+    let entry = crate::sched::worker::with_current(|w| match w {
+        Some(w) if w.is_serving() && std::ptr::eq(&*w.handle, &**handle) => {
+            w.add_timer(deadline, entry)
+        }
+        _ => Err(entry),
+    });
+    let Err(entry) = entry else { return };
+    if let Err(entry) = handle.add_timer_to(index, deadline, entry) {
+        fallback::register(deadline, entry);
+    }
+}
+
 /// The error of a [`timeout`] whose deadline passed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
