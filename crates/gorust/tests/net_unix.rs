@@ -285,3 +285,38 @@ fn close_shuts_the_socket_down_for_the_peer() {
         })
     });
 }
+
+/// `close` on a listener ends an accept parked on another handle of the same socket (a
+/// `try_clone`), in a goroutine and on a plain thread, with the error a TCP listener's accept
+/// gives then (`EINVAL`). A shut-down Unix listener answers a non-blocking accept with
+/// `EAGAIN` while it polls readable: the goroutine waited for good and the thread spun
+/// (review, session 23).
+#[test]
+fn closing_a_listener_ends_an_accept_on_its_clone() {
+    let path = temp_path("close-clone");
+    let p = path.clone();
+    within(Duration::from_secs(60), move || {
+        run_on(1, move || {
+            let l = UnixListener::bind(&p).unwrap();
+            let clone = l.try_clone().unwrap();
+            let parked = gorust::go(move || clone.accept().map(|_| ()));
+            gorust::time::sleep(Duration::from_millis(20));
+            l.close().unwrap();
+            let e = parked.join().unwrap().unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+        })
+    });
+    std::fs::remove_file(&path).unwrap();
+    // On a plain thread.
+    let path = temp_path("close-clone-thread");
+    let l = UnixListener::bind(&path).unwrap();
+    let clone = l.try_clone().unwrap();
+    l.close().unwrap();
+    let before = common::cpu_time();
+    let e = within(Duration::from_secs(60), move || {
+        clone.accept().map(|_| ()).unwrap_err()
+    });
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    assert!(common::cpu_time() - before < Duration::from_secs(1), "spun");
+    std::fs::remove_file(&path).unwrap();
+}

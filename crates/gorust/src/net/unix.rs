@@ -188,11 +188,22 @@ impl UnixListener {
         UnixListener::from_std(std_unix::UnixListener::bind(path)?)
     }
 
-    /// Accepts a connection, parking the goroutine until one arrives.
+    /// Accepts a connection, parking the goroutine until one arrives. Once the socket is shut
+    /// down (`close` on this handle or another), fails with `InvalidInput` (`EINVAL`), as a
+    /// TCP listener's accept does then.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let fd = self.inner.as_raw_fd();
         let (sock, _) = self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            super::retry_aborted(|| crate::sys::socket::accept(fd))
+            match super::retry_aborted(|| crate::sys::socket::accept(fd)) {
+                // A shut-down Unix listener answers a non-blocking accept with `EAGAIN` for
+                // ever (a blocking one with `EINVAL`) while it polls readable: a clone's
+                // goroutine parked on it waited for an edge that never came, and a plain
+                // thread spun (review, session 23). A TCP listener says `EINVAL` itself.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && sys::read_shut_down(fd) => {
+                    Err(io::Error::from_raw_os_error(libc::EINVAL))
+                }
+                r => r,
+            }
         })?;
         let stream = UnixStream::from(sock);
         let addr = stream.inner.peer_addr()?;
