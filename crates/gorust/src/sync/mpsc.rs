@@ -575,9 +575,13 @@ impl<T> Drop for Receiver<T> {
         st.receiver_alive = false;
         let mut wakers = Vec::new();
         st.send_waiters.notify_all(&mut wakers);
+        // A rendezvous message with an `ack` belongs to its parked sender, which takes it
+        // back. One without is a `try_send`'s, made while a receive waited that was then
+        // cancelled: nobody takes it back, and kept, it lived as long as a sender (review,
+        // session 23).
+        let sender_owns = chan.cap == 0 && st.ack.is_some();
         wakers.extend(st.ack.take());
-        // A rendezvous message belongs to its parked sender, which takes it back.
-        let dropped = if chan.cap == 0 {
+        let dropped = if sender_owns {
             VecDeque::new()
         } else {
             std::mem::take(&mut st.queue)
@@ -784,6 +788,30 @@ mod tests {
         assert!(poll(&mut r, &wr).is_pending());
         tx.try_send(8).unwrap();
         assert_eq!(poll(&mut r, &wr), Poll::Ready(Ok(8)));
+    }
+
+    /// A `try_send` through a waiting receive that is then cancelled leaves its message in
+    /// the rendezvous buffer with no sender to take it back; the receiver's drop drops it
+    /// (it stayed until the last sender went).
+    #[test]
+    fn a_rendezvous_try_send_message_goes_with_the_receiver() {
+        let (tx, rx) = sync_channel::<Arc<()>>(0);
+        let (_c, w) = cx_waker();
+        let mut r = rx.recv_async();
+        assert!(poll(&mut r, &w).is_pending());
+        let msg = Arc::new(());
+        tx.try_send(msg.clone()).unwrap();
+        drop(r);
+        drop(rx);
+        assert_eq!(
+            Arc::strong_count(&msg),
+            1,
+            "the message outlived the receiver"
+        );
+        assert!(matches!(
+            tx.try_send(msg.clone()),
+            Err(TrySendError::Disconnected(_))
+        ));
     }
 
     #[test]
