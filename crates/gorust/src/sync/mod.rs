@@ -1,9 +1,12 @@
 //! Goroutine-aware synchronisation: channels ([`mpsc`]), [`WaitGroup`] and [`Mutex`].
 //!
-//! These are `std::sync`'s types with the same names, signatures and error types, except that
-//! waiting parks the *goroutine*, not the worker thread, so the worker runs other goroutines
-//! meanwhile (Go's `chan`, `sync.WaitGroup` and `sync.Mutex`). Porting code means changing the
-//! import. Every type works from three places:
+//! Waiting parks the *goroutine*, not the worker thread, so the worker runs other goroutines
+//! meanwhile (Go's `chan`, `sync.WaitGroup` and `sync.Mutex`). The channels have
+//! `std::sync::mpsc`'s names, signatures and error types: porting code that uses them means
+//! changing the import. [`Mutex`] has `std::sync::Mutex`'s methods without poisoning (as Go's
+//! and tokio's mutexes): `lock` returns the guard and `try_lock` an `Option`, so ported code
+//! also drops the `.unwrap()` after them. [`WaitGroup`] is Go's. Every type works from three
+//! places:
 //!
 //! | caller | waiting method (`recv`, `SyncSender::send`, `lock`, `wait`) | async method (`recv_async`, …) |
 //! |---|---|---|
@@ -20,8 +23,9 @@
 //! from a channel that always has a message, or locks an uncontended mutex in a loop, still
 //! lets the others on its worker run. A poll that ends `Pending` without progress gives its
 //! unit back, so a future polling many waiting operations at once reaches every one. The
-//! `try_*` methods spend nothing, nor does a blocking method called from a future on a worker
-//! (its one poll cannot wait).
+//! `try_*` methods spend nothing. A blocking method called from a future on a worker spends a
+//! unit on its fast path, as the future would, but never yields: when none is left it polls
+//! the operation once without a budget (that poll cannot wait).
 //!
 //! # The `std::sync::Mutex` pitfall
 //!
