@@ -336,6 +336,35 @@ fn connection_refused_is_an_error() {
     });
 }
 
+/// An address string with no port, or a bad one, is `InvalidInput` with std's message, at
+/// once and from anywhere: std checks it before resolving, and so does gorust now. It was
+/// resolved on the blocking pool first, so a future on a worker got the error that the call
+/// would block it instead (review, session 23).
+#[test]
+fn a_malformed_address_string_is_invalid_input_everywhere() {
+    const BAD: [&str; 4] = ["localhost", "localhost:http", "127.0.0.1:65536", "[::1]"];
+    fn check(from: &str) {
+        for bad in BAD {
+            let ours = gorust::net::ToSocketAddrs::to_socket_addrs(bad).unwrap_err();
+            let std = std::net::ToSocketAddrs::to_socket_addrs(bad).unwrap_err();
+            assert_eq!(
+                ours.kind(),
+                std::io::ErrorKind::InvalidInput,
+                "{bad} {from}: {ours}"
+            );
+            assert_eq!(ours.to_string(), std.to_string(), "{bad} {from}");
+            assert!(TcpStream::connect(bad).is_err());
+        }
+    }
+    check("a plain thread");
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            check("a goroutine");
+            gorust::block_on(gorust::spawn(async { check("a future") })).unwrap();
+        })
+    });
+}
+
 #[test]
 fn works_from_plain_threads_outside_the_runtime() {
     within(Duration::from_secs(60), || {

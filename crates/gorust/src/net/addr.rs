@@ -75,7 +75,16 @@ impl ToSocketAddrs for str {
         if let Ok(a) = self.parse::<SocketAddr>() {
             return Ok(vec![a]);
         }
-        resolve(self.to_string())
+        // Split and checked here, as std does before it resolves: a string with no port or a
+        // bad one is `InvalidInput` at once, with std's message, without a trip to the pool
+        // (from a future on a worker, which may not wait for the pool, it was the error
+        // saying so instead; review, session 23).
+        let invalid = |what| io::Error::new(io::ErrorKind::InvalidInput, what);
+        let (host, port) = self
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("invalid socket address"))?;
+        let port: u16 = port.parse().map_err(|_| invalid("invalid port value"))?;
+        (host, port).to_socket_addrs()
     }
 }
 
