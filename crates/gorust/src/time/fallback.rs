@@ -49,7 +49,14 @@ impl Fallback {
             heap.expire(Instant::now(), &mut fired);
             if !fired.is_empty() {
                 drop(heap);
-                fired.drain(..).for_each(|w: std::task::Waker| w.wake());
+                // One waker at a time under `catch_unwind`: a waker that panics (a foreign
+                // executor's, or any custom one polled off the workers) would otherwise end
+                // this thread, drop the other wakers in hand unwoken, and leave every later
+                // fallback timer of the process unfired, since `get` keeps handing out this
+                // `Fallback` (review, session 23). The panic hook has printed it.
+                for w in fired.drain(..) {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
+                }
                 heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
