@@ -213,12 +213,18 @@ where
         let stack = match stack::get(self.guard.size) {
             Ok(s) => s,
             // Caught by the task harness: the goroutine ends with this panic, which its
-            // `JoinHandle::join` returns; the runtime goes on.
-            Err(e) => panic!(
-                "gorust: cannot allocate a {} KiB stack for goroutine {}: {e}",
-                self.guard.size / 1024,
-                self.guard.id
-            ),
+            // `JoinHandle::join` returns; the runtime goes on. The closure is dropped first,
+            // as an unstarted goroutine's is (`Drop`), outside any goroutine: dropped by the
+            // unwind, a destructor that waits would panic in `block_on` on the worker, a
+            // panic during a panic (review, session 23).
+            Err(e) => {
+                outside_goroutine(|| drop(f));
+                panic!(
+                    "gorust: cannot allocate a {} KiB stack for goroutine {}: {e}",
+                    self.guard.size / 1024,
+                    self.guard.id
+                )
+            }
         };
         self.guard.guard_lo = stack.guard_range().0;
         let co: Co<T> = Coroutine::with_stack(stack, move |yielder, first: WakerPtr| {
