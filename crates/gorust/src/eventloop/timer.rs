@@ -14,9 +14,10 @@
 //! whatever was armed: with an idle timeout set, the write timeout acted only when the idle
 //! timer fired; review, session 19.)
 //!
-//! The timer lives in the heap of the worker whose poller holds the connection, whichever
-//! thread arms it: the worker itself, the monitor thread that fires a stuck worker's timers
-//! (and so runs `on_timer`'s re-arm), or a plain thread that dials. Armed in the arming
+//! Where the timer lives: armed on a worker of the loop's runtime (the acceptor, a handler),
+//! in that worker's heap; armed anywhere else (the monitor thread, which fires a stuck
+//! worker's timers and so runs `on_timer`'s re-arm, or a plain thread that dials), in the heap
+//! of the worker whose poller holds the connection (`time::register_on`). Armed in the arming
 //! thread's heap, as a `Sleep` is, a re-arm on the monitor went to the process's fallback
 //! timer thread, and every later re-arm ran there too, for the life of the connection
 //! (review, session 22).
@@ -106,8 +107,8 @@ fn arm<S: Send + 'static>(conn: &Arc<Conn<S>>, at: Instant) {
         entry
     };
     // Off the lock. An entry cancelled meanwhile (teardown, an earlier deadline) is dropped
-    // by the heap unfired. In the heap of the worker that polls the connection, whichever
-    // thread arms it (see the module header).
+    // by the heap unfired. Off the workers, in the heap of the worker that polls the
+    // connection (see the module header).
     crate::time::register_on(conn.lp.runtime(), conn.worker, at, entry);
 }
 
@@ -133,7 +134,13 @@ fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
             conn.close_now();
             return;
         }
-        next = Some(if running { now + ns(idle) } else { due });
+        // Saturating: `idle_timeout(Some(Duration::MAX))` is a valid "never" (review, session
+        // 23: the sum overflowed, a panic in a debug build, a deadline in the past in release).
+        next = Some(if running {
+            now.saturating_add(ns(idle))
+        } else {
+            due
+        });
     }
     if let Some(wt) = cfg.write_timeout {
         let since = conn.write_since.load(Relaxed);
