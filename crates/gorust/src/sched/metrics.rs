@@ -43,8 +43,10 @@ impl WorkerMetrics {
     pub(crate) fn set_timers(&self, n: usize) {
         self.timers.store(n as u64, Relaxed);
     }
-    /// The timers in the worker's heap as last published. Exact for the worker itself, which
-    /// alone inserts; the monitor only ever lowers it.
+    /// The timers in the worker's heap as last published, under the heap's lock, by whoever
+    /// inserted or fired last: the worker, the monitor, or a thread arming an event-loop
+    /// timer there (`Shared::add_timer_to`). A worker that read a stale 0 and parked without a
+    /// timeout is woken by that insert's unpark, and reads the count again.
     pub(crate) fn timers(&self) -> usize {
         self.timers.load(Relaxed) as usize
     }

@@ -1,4 +1,5 @@
-//! A worker's timers: a binary min-heap of deadlines, owned by that worker alone.
+//! A worker's timers: a binary min-heap of deadlines, behind a lock in the worker's shared part
+//! (`sched::Remote::timers`; who inserts and fires is listed there).
 //!
 //! Insertion and expiry are `O(log n)`. Cancelled entries stay in the heap until they reach the
 //! top or until a compaction, which runs when the heap is large and has doubled since it was
