@@ -495,16 +495,19 @@ fn a_connection_timer_fired_by_the_monitor_goes_back_to_its_worker() {
         // out of it only between a firing and its re-arm, a few microseconds).
         let mut seen = false;
         for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(20));
             echo(&mut s);
             seen |= worker_timers() >= 1;
-            std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
             seen,
             "the re-armed idle timer never came back to the worker's heap"
         );
-        // And it still closes the connection once idle.
+        // And it still closes the connection once idle, no sooner than `idle` after the last
+        // round trip began (measured from after a sleep, as first written, the lateness of
+        // that sleep under load counted as early closing).
         let idle_from = Instant::now();
+        echo(&mut s);
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).unwrap();
