@@ -147,13 +147,25 @@ impl Drop for Sleep {
 /// shutdown step fires no timers any more (a destructor that waits with a time limit there
 /// would wait for ever): its timers go to the fallback thread too.
 pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
-    let entry = crate::sched::worker::with_current(|w| match w {
-        Some(w) if w.is_serving() => w.add_timer(deadline, entry),
-        _ => Err(entry),
-    });
-    if let Err(entry) = entry {
+    if let Err(entry) = add_to_current_worker(None, deadline, entry) {
         fallback::register(deadline, entry);
     }
+}
+
+/// Inserts in the heap of the worker this thread is, if it still serves (and belongs to `of`,
+/// when given); otherwise hands the entry back.
+#[inline]
+fn add_to_current_worker(
+    of: Option<&crate::sched::Handle>,
+    deadline: Instant,
+    entry: Arc<TimerEntry>,
+) -> Result<(), Arc<TimerEntry>> {
+    crate::sched::worker::with_current(|w| match w {
+        Some(w) if w.is_serving() && of.is_none_or(|h| std::ptr::eq(&*w.handle, &**h)) => {
+            w.add_timer(deadline, entry)
+        }
+        _ => Err(entry),
+    })
 }
 
 /// Puts a timer in the current worker's heap if this thread is a serving worker of `handle`;
@@ -166,13 +178,9 @@ pub(crate) fn register_on(
     deadline: Instant,
     entry: Arc<TimerEntry>,
 ) {
-    let entry = crate::sched::worker::with_current(|w| match w {
-        Some(w) if w.is_serving() && std::ptr::eq(&*w.handle, &**handle) => {
-            w.add_timer(deadline, entry)
-        }
-        _ => Err(entry),
-    });
-    let Err(entry) = entry else { return };
+    let Err(entry) = add_to_current_worker(Some(handle), deadline, entry) else {
+        return;
+    };
     if let Err(entry) = handle.add_timer_to(index, deadline, entry) {
         fallback::register(deadline, entry);
     }
