@@ -131,6 +131,9 @@ where
 /// If called from a future (not a goroutine) running on a worker thread and the future would
 /// have to wait: blocking there would stall the worker and everything queued on it. Use
 /// `.await` there.
+///
+/// In a goroutine that a runtime's shutdown is unwinding and that caught that unwind, if the
+/// future would have to wait: see [`Runtime`].
 #[inline(always)]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     match goroutine::block_on_in_goroutine(fut) {
@@ -161,6 +164,7 @@ fn block_on_worker<F: Future>(fut: F) -> F::Output {
     if let Poll::Ready(v) = polled {
         return v;
     }
+    goroutine::refuse_wait_if_cancelled();
     panic!(
         "gorust::block_on called from a future on a worker thread, and it would have to \
          wait: that would block the worker; use .await there, or call block_on from a goroutine"
@@ -278,6 +282,7 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
+        goroutine::refuse_wait_if_cancelled();
         let started = Instant::now();
         while !tw.notified.swap(false, Ordering::Acquire) {
             let Some(after) = warn_after.filter(|_| !warned) else {

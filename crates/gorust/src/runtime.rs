@@ -256,7 +256,10 @@ enum FirstWorker {
 /// Dropping it shuts it down: tasks still running are cancelled when they next park (a
 /// goroutine's stack is unwound on its own thread, running its destructors; leaked instead,
 /// destructors not run, in a build with `panic = "abort"`) and the workers are joined.
-/// Goroutines that neither park nor return keep it waiting.
+/// Goroutines that neither park nor return keep it waiting. The unwind is a panic: a
+/// goroutine that catches it (`catch_unwind` around a wait) runs on, but each wait it then
+/// makes panics again instead of waiting, and after a thousand such catches in a row the
+/// process aborts with a message that names the goroutine.
 pub struct Runtime {
     pub(crate) handle: Handle,
     /// Workers 1 and up.

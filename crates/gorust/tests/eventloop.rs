@@ -261,6 +261,43 @@ fn graceful_shutdown_lets_in_flight_handlers_finish() {
     });
 }
 
+/// A runtime dropped with a handler parked in a wait unwinds it; the event loop's guard
+/// catches that unwind and runs `on_disconnect`, where a wait is refused (it panics, caught by
+/// the guard) instead of holding the shutdown. Before, the hour-long sleep in `on_disconnect`
+/// blocked the worker's shutdown step, and the runtime's drop, for that hour.
+#[test]
+fn a_runtime_dropped_with_a_handler_in_flight_ends_and_disconnects_once() {
+    within(LIMIT, || {
+        let gone = Arc::new(AtomicUsize::new(0));
+        let g = gone.clone();
+        let (client, dropping) = run_on(1, move || {
+            let el = EventLoop::builder()
+                .on_request(|c, _| {
+                    drop(c.reader().until(b'\n')?);
+                    gorust::time::sleep(Duration::from_secs(3600));
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    g.fetch_add(1, SeqCst);
+                    gorust::time::sleep(Duration::from_secs(3600));
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            client.write_all(b"hang\n").unwrap();
+            eventually("the connection accepted", || el.connections() == 1);
+            // The handler reads its line and parks in its sleep.
+            gorust::time::sleep(Duration::from_millis(50));
+            (client, Instant::now())
+        });
+        let took = dropping.elapsed();
+        assert!(took < Duration::from_secs(20), "the drop took {took:?}");
+        assert_eq!(gone.load(SeqCst), 1, "on_disconnect ran once");
+        drop(client);
+    });
+}
+
 #[test]
 fn half_close_gets_its_answer_and_reset_disconnects() {
     within(LIMIT, || {

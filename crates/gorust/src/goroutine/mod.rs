@@ -45,6 +45,7 @@
 //! stacks (Rust cannot move a stack: it holds pointers into itself); running goroutines on
 //! any worker after they start (unsound with thread-locals, above).
 
+mod cancel;
 mod overflow;
 pub(crate) mod stack;
 
@@ -306,6 +307,7 @@ impl<F, T> Drop for Goroutine<F, T> {
                     // Only here: on every goroutine's exit the two thread-local accesses cost
                     // ~12 ns of a spawn and join (`spawn_batch` on 1 worker, 187 → 199 ns).
                     let _outer_entry = crate::context::suspend_entry();
+                    let _unwinding = cancel::Unwinding::enter(self.guard.id);
                     overflow::entered(&self.guard, || co.force_unwind());
                 }
                 stack::put(co.into_stack());
@@ -485,6 +487,7 @@ pub(crate) fn yield_now() {
     park();
 }
 
+pub(crate) use cancel::refuse_wait_if_cancelled;
 pub(crate) use overflow::install as install_overflow_handler;
 
 #[cfg(all(test, not(loom)))]

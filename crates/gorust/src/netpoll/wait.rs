@@ -463,6 +463,7 @@ impl Registration {
 
     /// One slice of `wait_thread`; returns whether poll(2) reported the descriptor.
     fn poll_thread(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<bool> {
+        crate::goroutine::refuse_wait_if_cancelled();
         const SLICE: Duration = Duration::from_millis(100);
         let timeout = match self.effective(dir, call_deadline) {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),

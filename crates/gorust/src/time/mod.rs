@@ -47,6 +47,7 @@ pub fn sleep_until(deadline: Instant) {
     } else {
         let now = Instant::now();
         if deadline > now {
+            crate::goroutine::refuse_wait_if_cancelled();
             std::thread::sleep(deadline - now);
         }
     }

@@ -1,0 +1,101 @@
+//! Waits refused to a goroutine that is being cancelled.
+//!
+//! At shutdown a goroutine still parked is unwound on its home worker (`Goroutine::drop`:
+//! corosensei's forced unwind, a panic raised where it suspended). Its destructors run during
+//! that unwind with no goroutine current, so a wait in one of them blocks the thread
+//! (`block_on`'s doc). A `catch_unwind` of the goroutine's own around the wait, though, stops
+//! the unwind, and the code after it runs on, still with no goroutine current: before this
+//! module its next wait blocked the worker's shutdown step, and a loop around the catch kept
+//! `Runtime`'s drop waiting for good (review, session 23).
+//!
+//! So while a goroutine is unwound on this thread ([`Unwinding`]), a wait that blocks the
+//! thread asks [`refuse_wait_if_cancelled`] first: outside a destructor run by an unwind
+//! (`std::thread::panicking()` is false), the cancellation was caught, and the wait panics
+//! again with [`CANCELLED`] instead of waiting. A loop around the catch meets that at each
+//! wait; after [`REFUSALS_BEFORE_ABORT`] of them in one unwind the process aborts with a
+//! message that names the goroutine, rather than spin for ever.
+//!
+//! State: one thread-local, set only around a forced unwind (the id of the goroutine and the
+//! refusals so far), saved and restored around nested unwinds (a destructor dropping another
+//! runtime's parked goroutine). Nothing here runs on the hot path: the checks sit in the
+//! waits that block a thread.
+//!
+//! Rejected: aborting at the first caught cancellation (a server that catches panics around
+//! each request, with its accept outside the catch, is the common case, and one more panic
+//! ends it cleanly); letting the wait suspend the coroutine so that corosensei unwinds it
+//! again (a wait in a destructor during the unwind would then panic inside a panic, an abort);
+//! exposing a way to test a payload for the cancellation (the first unwind's payload is
+//! corosensei's private type).
+
+use std::cell::Cell;
+use std::panic::resume_unwind;
+
+/// The payload of the panic that refuses a wait: what a `catch_unwind` that prints `&str`
+/// payloads shows.
+pub(crate) const CANCELLED: &str =
+    "gorust: this goroutine is being cancelled by its runtime's shutdown and may not wait";
+
+/// Refused waits in one forced unwind before the process aborts.
+pub(crate) const REFUSALS_BEFORE_ABORT: u32 = 1_000;
+
+#[derive(Clone, Copy)]
+struct State {
+    goroutine: u64,
+    refusals: u32,
+}
+
+thread_local! {
+    /// The goroutine being unwound on this thread, if any.
+    static UNWINDING: Cell<Option<State>> = const { Cell::new(None) };
+}
+
+/// Marks goroutine `id` as unwound on this thread until dropped; then restores what was
+/// marked before.
+pub(crate) struct Unwinding(Option<State>);
+
+impl Unwinding {
+    pub(crate) fn enter(id: u64) -> Self {
+        let state = State {
+            goroutine: id,
+            refusals: 0,
+        };
+        Unwinding(UNWINDING.with(|u| u.replace(Some(state))))
+    }
+}
+
+impl Drop for Unwinding {
+    fn drop(&mut self) {
+        UNWINDING.with(|u| u.set(self.0));
+    }
+}
+
+/// Called by every wait that would block the thread: panics with [`CANCELLED`] if a
+/// goroutine unwound here caught its cancellation and went on to wait (see the module
+/// header); returns otherwise, also in a destructor that the unwind itself runs.
+#[inline]
+pub(crate) fn refuse_wait_if_cancelled() {
+    if UNWINDING.with(|u| u.get()).is_some() && !std::thread::panicking() {
+        refuse();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn refuse() -> ! {
+    let Some(mut state) = UNWINDING.with(|u| u.get()) else {
+        unreachable!("checked by the caller")
+    };
+    state.refusals += 1;
+    UNWINDING.with(|u| u.set(Some(state)));
+    if state.refusals >= REFUSALS_BEFORE_ABORT {
+        eprintln!(
+            "gorust: goroutine {} is being cancelled by its runtime's shutdown, and caught the \
+             panic that cancels it {} times, waiting again each time; aborting. A catch_unwind \
+             around a wait must let a panic it did not raise go on (std::panic::resume_unwind).",
+            state.goroutine, state.refusals
+        );
+        std::process::abort();
+    }
+    // `resume_unwind`: no panic hook, so no message on stderr for each refusal.
+    resume_unwind(Box::new(CANCELLED))
+}
