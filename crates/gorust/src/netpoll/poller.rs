@@ -216,7 +216,7 @@ impl Poller {
         // see the readiness, or the orphaned descriptor, when they try again.
         let deferred =
             std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
-        deferred.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(deferred);
     }
 
     /// Descriptors registered here.
@@ -341,7 +341,7 @@ impl Poller {
     ) -> usize {
         self.wait(events, Some(Duration::ZERO));
         let n = self.dispatch(events, wakers, owner);
-        wakers.drain(..).for_each(Waker::wake);
+        crate::sched::wake::wake_all(wakers.drain(..));
         n
     }
 

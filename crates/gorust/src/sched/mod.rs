@@ -77,6 +77,7 @@ pub(crate) mod queue;
 pub(crate) mod sysmon;
 pub(crate) mod task;
 pub(crate) mod trace;
+pub(crate) mod wake;
 pub(crate) mod worker;
 
 #[cfg(all(test, loom))]

@@ -120,7 +120,7 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
                         }
                         if timers {
                             r.expire_timers(&mut wakers);
-                            wakers.drain(..).for_each(std::task::Waker::wake);
+                            super::wake::wake_all(wakers.drain(..));
                         }
                     } else {
                         next_us = next_us.min(stale_us - since_us);

@@ -455,9 +455,7 @@ impl WorkerCtx {
         remote.expire_timers(&mut fired);
         let n = fired.len();
         // Wake with the core released: wakers push into it.
-        for w in fired.drain(..) {
-            w.wake();
-        }
+        super::wake::wake_all(fired.drain(..));
         self.core.borrow_mut().fired = fired;
         n
     }
@@ -505,9 +503,7 @@ impl WorkerCtx {
             .poller
             .dispatch(&core.scratch.events, &mut wakers, true);
         drop(core);
-        for w in wakers.drain(..) {
-            w.wake();
-        }
+        super::wake::wake_all(wakers.drain(..));
         self.core.borrow_mut().fired = wakers;
     }
 

@@ -49,14 +49,11 @@ impl Fallback {
             heap.expire(Instant::now(), &mut fired);
             if !fired.is_empty() {
                 drop(heap);
-                // One waker at a time under `catch_unwind`: a waker that panics (a foreign
-                // executor's, or any custom one polled off the workers) would otherwise end
-                // this thread, drop the other wakers in hand unwoken, and leave every later
-                // fallback timer of the process unfired, since `get` keeps handing out this
-                // `Fallback` (review, session 23). The panic hook has printed it.
-                for w in fired.drain(..) {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
-                }
+                // Past any waker that panics (a foreign executor's, or any custom one polled
+                // off the workers): one would otherwise end this thread, drop the other wakers
+                // in hand unwoken, and leave every later fallback timer of the process
+                // unfired, since `get` keeps handing out this `Fallback` (review, session 23).
+                crate::sched::wake::wake_all(fired.drain(..));
                 heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }

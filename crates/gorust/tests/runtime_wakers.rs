@@ -1,0 +1,105 @@
+//! Wakers that panic, called by a worker between tasks.
+//!
+//! A future polled with another executor's waker (or a custom one) may register it with a
+//! worker's timer heap or poller; the worker calls it when the timer fires or the socket is
+//! ready, outside any task. A waker that panics there is reported by the panic hook and the
+//! worker goes on; before, the panic ended the worker thread, and the goroutines bound to it
+//! never ran again.
+
+mod common;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use common::within;
+
+/// Counts its wakes, then panics.
+struct PanicOnWake(AtomicUsize);
+
+impl Wake for PanicOnWake {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+        panic!("this waker panics on purpose");
+    }
+}
+
+/// Waits (10 s at most) until `waker` was woken.
+fn wait_for_wake(waker: &PanicOnWake) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while waker.0.load(SeqCst) == 0 {
+        assert!(Instant::now() < end, "the waker was never called");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The one worker of `rt` still runs a goroutine parked on it before the panic and a new one.
+fn assert_worker_alive(rt: &gorust::Runtime, parked: gorust::JoinHandle<u32>) {
+    assert_eq!(parked.join().unwrap(), 1, "the parked goroutine ran on");
+    assert_eq!(rt.go(|| 2).join().unwrap(), 2, "a new goroutine ran");
+}
+
+/// A goroutine bound to the worker, parked for `d`.
+fn parked_for(rt: &gorust::Runtime, d: Duration) -> gorust::JoinHandle<u32> {
+    rt.go(move || {
+        gorust::time::sleep(d);
+        1
+    })
+}
+
+/// A timer armed in the worker's heap with a panicking waker fires; the worker goes on.
+#[test]
+fn a_panicking_waker_of_a_timer_leaves_the_worker_running() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let waker = Arc::new(PanicOnWake(AtomicUsize::new(0)));
+        let parked = parked_for(&rt, Duration::from_millis(200));
+        let w = waker.clone();
+        // Kept alive here, so that its timer stays armed.
+        let sleep = rt
+            .go(move || {
+                let mut sleep = Box::pin(gorust::time::Sleep::new(Duration::from_millis(20)));
+                let waker = Waker::from(w);
+                let polled = sleep.as_mut().poll(&mut Context::from_waker(&waker));
+                assert!(polled.is_pending());
+                sleep
+            })
+            .join()
+            .unwrap();
+        wait_for_wake(&waker);
+        assert_worker_alive(&rt, parked);
+        drop(sleep);
+    });
+}
+
+/// A socket read polled with a panicking waker becomes ready; the worker's poller calls the
+/// waker and the worker goes on.
+#[test]
+fn a_panicking_waker_of_a_socket_leaves_the_worker_running() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let server = gorust::net::TcpStream::from(listener.accept().unwrap().0);
+        let waker = Arc::new(PanicOnWake(AtomicUsize::new(0)));
+        let parked = parked_for(&rt, Duration::from_millis(500));
+        let w = waker.clone();
+        // Registered with the worker's poller by a poll on the worker; kept alive here.
+        let server = rt
+            .go(move || {
+                let waker = Waker::from(w);
+                let polled = server.poll_read(&mut Context::from_waker(&waker), &mut [0u8; 8]);
+                assert!(matches!(polled, Poll::Pending));
+                server
+            })
+            .join()
+            .unwrap();
+        client.write_all(b"ready").unwrap();
+        wait_for_wake(&waker);
+        assert_worker_alive(&rt, parked);
+        drop(server);
+    });
+}
