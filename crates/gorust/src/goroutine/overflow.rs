@@ -38,11 +38,13 @@ pub(crate) fn install() {
 }
 
 /// Records the goroutine about to be resumed. `info` must stay in place until `leave`.
+#[inline]
 pub(crate) fn enter(info: &GuardInfo) {
     RUNNING.with(|r| r.set(info));
 }
 
 /// The goroutine was suspended or finished.
+#[inline]
 pub(crate) fn leave() {
     RUNNING.with(|r| r.set(std::ptr::null()));
 }

@@ -148,7 +148,11 @@ impl Drop for ClearCurrent {
 /// Takes a fair share of the global queue (Go's `globrunqget`: len / workers + 1, at most half
 /// a ring) into the local ring and returns one task of it.
 fn take_global_batch(shared: &super::Shared, core: &mut Core) -> Option<Notified> {
-    let n = (shared.inject.len() / shared.remotes.len() + 1).min(CAP / 2);
+    let queued = shared.inject.len();
+    if queued == 0 {
+        return None;
+    }
+    let n = (queued / shared.remotes.len() + 1).min(CAP / 2);
     let mut batch = shared.inject.pop_n(n).into_iter();
     let first = batch.next()?;
     for t in batch {
