@@ -1614,3 +1614,108 @@ fn a_read_after_urgent_data_gets_the_data_behind_it() {
         })
     });
 }
+
+/// Shrinks the kernel's buffers on both ends of a connection, so that a slow reader wakes a
+/// parked writer for every few KiB it takes.
+fn small_buffers(writer: &TcpStream, reader: &TcpStream) {
+    socket2::SockRef::from(writer)
+        .set_send_buffer_size(8 << 10)
+        .unwrap();
+    socket2::SockRef::from(reader)
+        .set_recv_buffer_size(16 << 10)
+        .unwrap();
+}
+
+/// std's write timeout bounds one `write` call as a whole, as `SO_SNDTIMEO` bounds one
+/// blocking `send`: with a peer that reads a little now and then, the call returns the count
+/// written once the timeout has passed. Before, each wait after some progress got the full
+/// timeout again, so the call went on for as long as the peer kept reading (here, minutes).
+#[test]
+fn a_write_timeout_bounds_the_whole_call_while_the_peer_reads_slowly() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (c, s) = pair();
+            small_buffers(&c, &s);
+            let slow = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let reading = slow.clone();
+            let reader = gorust::go(move || {
+                let mut s = s;
+                let mut buf = vec![0u8; 16 << 10];
+                let mut total = 0;
+                loop {
+                    match s.read(&mut buf).unwrap() {
+                        0 => return total,
+                        n => total += n,
+                    }
+                    if reading.load(std::sync::atomic::Ordering::SeqCst) {
+                        gorust::time::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+            c.set_write_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let big = vec![1u8; 64 << 20];
+            let t = Instant::now();
+            let n = (&c).write(&big).unwrap();
+            let took = t.elapsed();
+            slow.store(false, std::sync::atomic::Ordering::SeqCst);
+            assert!(n > 0 && n < big.len(), "{n}");
+            assert!(took >= Duration::from_millis(300), "{took:?}");
+            assert!(took < Duration::from_secs(10), "{took:?}");
+            c.shutdown(Shutdown::Write).unwrap();
+            assert_eq!(
+                reader.join().unwrap(),
+                n,
+                "every byte reported written arrived"
+            );
+        })
+    });
+}
+
+/// A reset that ends a `write` part way: the call returns the count written, and the next
+/// write fails with the reset (`ConnectionReset`). The kernel reports a socket error once and
+/// then answers `EPIPE`; before, the loop's failing call consumed the reset and the next
+/// write said `BrokenPipe`.
+#[test]
+fn a_reset_that_ends_a_write_part_way_is_the_next_writes_error() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (c, s) = pair();
+            small_buffers(&c, &s);
+            let resetter = gorust::go(move || {
+                gorust::time::sleep(Duration::from_millis(100));
+                // Unread data in its receive buffer: closing sends a reset.
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+                drop(s);
+            });
+            let big = vec![1u8; 64 << 20];
+            let n = (&c).write(&big).unwrap();
+            assert!(n > 0 && n < big.len(), "{n}");
+            resetter.join().unwrap();
+            let e = (&c).write(b"more").unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+            // Reported once, as the kernel does: then the closed socket's own error.
+            let e = (&c).write(b"more").unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        })
+    });
+}
+
+/// `serve` outside a runtime fails at once and accepts nothing: no goroutine could take the
+/// connection. Before, it accepted the first connection, then panicked in `go`, dropping it.
+#[test]
+fn serve_outside_a_runtime_is_an_error_and_accepts_nothing() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let e = gorust::net::serve(&l, |_| ()).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::Other, "{e}");
+    assert!(e.to_string().contains("inside a gorust runtime"), "{e}");
+    // The connection is still queued, and served by a later accept.
+    let (mut conn, _) = l.accept().unwrap();
+    client.write_all(b"hi").unwrap();
+    let mut got = [0u8; 2];
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hi");
+}

@@ -9,8 +9,9 @@
 //! - a deadline (`set_read_deadline`, or std's `set_read_timeout`) fails a call with
 //!   `ErrorKind::TimedOut`, and keeps failing until it is moved; one set in the past wakes a
 //!   parked call at once;
-//! - `close` (or `shutdown`) from another goroutine wakes a parked call, which fails with
-//!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`);
+//! - `close` from another goroutine wakes a parked call, which fails with
+//!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`); `shutdown`
+//!   wakes one too, which then sees end of stream (a read) or `BrokenPipe` (a write);
 //! - a zero-length read returns `Ok(0)` at once; the peer's FIN gives `Ok(0)`;
 //! - `EINTR` is retried; `accept4` makes sockets non-blocking and close-on-exec in one call;
 //!   `ECONNABORTED` from accept is retried silently;
@@ -35,7 +36,7 @@ pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
 /// The error inside an `io::Error` (kind `NotConnected`) returned by an operation on a socket
-/// that another goroutine closed or shut down (Go's `net.ErrClosed`).
+/// that another goroutine closed (Go's `net.ErrClosed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrClosed;
 

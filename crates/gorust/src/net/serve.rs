@@ -26,10 +26,21 @@ pub fn is_resource_exhausted(e: &io::Error) -> bool {
 /// Accepts connections until the listener is closed, running `handler` on each in its own
 /// goroutine. Resource errors are logged to stderr and retried after a back-off of 5 ms
 /// doubling to 1 s; any other error (a closed listener: [`super::ErrClosed`]) is returned.
+///
+/// # Errors
+///
+/// Besides accept's errors, `Other` at once, before accepting anything, when called outside a
+/// gorust runtime (no goroutine could serve a connection: before, the first one was accepted,
+/// then dropped by a panic; review, session 24).
 pub fn serve<F>(listener: &TcpListener, handler: F) -> io::Result<()>
 where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
+    let Some(runtime) = crate::context::handle() else {
+        return Err(io::Error::other(
+            "gorust::net::serve must run inside a gorust runtime (gorust::run, Runtime::block_on)",
+        ));
+    };
     let handler = Arc::new(handler);
     let mut backoff = Backoff::default();
     loop {
@@ -37,7 +48,7 @@ where
             Ok((conn, _)) => {
                 backoff.reset();
                 let h = handler.clone();
-                crate::go(move || h(conn));
+                crate::goroutine::go_on(&runtime, move || h(conn));
             }
             Err(e) => backoff.pause("gorust::net::serve", e)?,
         }

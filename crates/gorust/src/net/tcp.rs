@@ -3,6 +3,7 @@
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,13 @@ impl TcpListener {
 
     /// Stops accepting: a parked or later `accept` fails with [`super::ErrClosed`]. The
     /// descriptor is released when the listener is dropped.
+    ///
+    /// It acts on the socket, not only on this handle: the socket is shut down, so it refuses
+    /// new connections at once (as Go's `Close` of the only descriptor does), and connections
+    /// queued and not yet accepted are reset. Every other handle to it (a
+    /// [`try_clone`](Self::try_clone), a descriptor inherited by another process) stops
+    /// accepting too, with `EINVAL`. To hand a listener to another process and stop using it
+    /// here, drop it instead.
     pub fn close(&self) -> io::Result<()> {
         self.reg.close();
         // Wakes threads blocked in poll(2) outside the runtime too.
@@ -202,6 +210,12 @@ pub struct TcpStream {
     reg: Registration,
     sock: Socket,
     timeouts: Timeouts,
+    /// The OS error that ended a write after some of its bytes had gone out (`write_parking`),
+    /// or 0. That write returned its count; the kernel reports a socket error once, so the
+    /// calls after it see `EPIPE` instead. The next write call of this handle that fails with
+    /// `EPIPE`, or `take_error`, returns this one (review, session 24: a reset mid-write
+    /// surfaced as `BrokenPipe`). Touched only on those paths.
+    write_error: AtomicI32,
 }
 
 impl std::fmt::Debug for TcpStream {
@@ -220,6 +234,7 @@ impl TcpStream {
             reg: Registration::new(sock.as_raw_fd()),
             sock,
             timeouts: Timeouts::default(),
+            write_error: AtomicI32::new(0),
         }
     }
 
@@ -344,8 +359,9 @@ impl TcpStream {
             return Ok(0);
         }
         let fd = self.fd();
-        self.reg
-            .try_io_bytes(Direction::Write, buf.len(), || sys::write(fd, buf))
+        self.reg.try_io_bytes(Direction::Write, buf.len(), || {
+            self.sent(sys::write(fd, buf))
+        })
     }
 
     /// Shuts down one or both halves. Shutting down reading (or both) also wakes a read
@@ -451,7 +467,28 @@ impl TcpStream {
 
     /// Reads and clears `SO_ERROR`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.take_error()
+        match self.write_error.swap(0, Relaxed) {
+            0 => self.sock.take_error(),
+            code => Ok(Some(io::Error::from_raw_os_error(code))),
+        }
+    }
+
+    /// A write call's result, with the error kept by `write_parking` in place of the `EPIPE`
+    /// that follows it (see `write_error`). Only the error path does more than return `r`.
+    #[inline(always)]
+    fn sent(&self, r: io::Result<usize>) -> io::Result<usize> {
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Err(self.kept_write_error(e)),
+            r => r,
+        }
+    }
+
+    #[cold]
+    fn kept_write_error(&self, epipe: io::Error) -> io::Error {
+        match self.write_error.swap(0, Relaxed) {
+            0 => epipe,
+            code => io::Error::from_raw_os_error(code),
+        }
     }
 
     /// A read that returns fewer bytes than asked emptied the socket, so the next read waits
@@ -483,8 +520,10 @@ impl TcpStream {
     }
 
     /// Go's `Write`: loops until the whole buffer is written. If an error (a closed peer, a
-    /// deadline) interrupts it after some bytes went out, the count written so far is returned
-    /// and the error comes from the next call; std's `Write` contract allows both.
+    /// deadline, std's write timeout, which bounds the whole call) interrupts it after some
+    /// bytes went out, the count written so far is returned and the error comes from the next
+    /// call; std's `Write` contract allows both. An OS error (a reset) is kept for that call,
+    /// which the kernel would otherwise answer with `EPIPE`.
     ///
     /// The first attempt is inline and the loop that parks is not: a write usually goes out
     /// whole at once, and the parking loop's frame (its future, its context, the registers
@@ -499,8 +538,9 @@ impl TcpStream {
         let fd = self.fd();
         let done = match self
             .reg
-            .first_attempt_bytes(Direction::Write, buf.len(), || sys::write(fd, buf))
-        {
+            .first_attempt_bytes(Direction::Write, buf.len(), || {
+                self.sent(sys::write(fd, buf))
+            }) {
             Some(Ok(n)) if n == buf.len() => return Ok(n),
             Some(Ok(n)) => n,
             Some(Err(e)) => return Err(e),
@@ -535,22 +575,30 @@ impl TcpStream {
     }
 
     /// `write_inner` from `done` bytes on, parking while the send buffer is full.
+    ///
+    /// std's write timeout bounds the whole call, as `SO_SNDTIMEO` bounds one blocking `send`:
+    /// each wait gets the time left, not the full timeout again (review, session 24: a peer
+    /// that read a little at a time kept one `write` going for minutes).
     #[inline(never)]
     fn write_parking(&self, buf: &[u8], mut done: usize) -> io::Result<usize> {
         let fd = self.fd();
-        let timeout = self.write_timeout_value();
+        let deadline = self.write_timeout_value().map(crate::time::deadline_in);
         // The first attempt found the buffer full; unwatched, it marked nothing.
         self.reg.watch_writes();
         while done < buf.len() {
             let rest = &buf[done..];
-            match self
-                .reg
-                .io_bytes(Direction::Write, timeout, rest.len(), || {
-                    sys::write(fd, rest)
-                }) {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.reg.io_bytes(Direction::Write, left, rest.len(), || {
+                self.sent(sys::write(fd, rest))
+            }) {
                 Ok(n) => done += n,
                 Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
+                Err(e) => {
+                    if let Some(code) = e.raw_os_error() {
+                        self.write_error.store(code, Relaxed);
+                    }
+                    break;
+                }
             }
         }
         Ok(done)
@@ -563,7 +611,7 @@ impl TcpStream {
         let fd = self.fd();
         self.reg
             .io(Direction::Write, self.write_timeout_value(), || {
-                sys::writev(fd, bufs)
+                self.sent(sys::writev(fd, bufs))
             })
     }
 
@@ -584,8 +632,9 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         let fd = self.fd();
-        self.reg
-            .poll_io_bytes(cx, Direction::Write, buf.len(), || sys::write(fd, buf))
+        self.reg.poll_io_bytes(cx, Direction::Write, buf.len(), || {
+            self.sent(sys::write(fd, buf))
+        })
     }
 
     /// The async face of `write_vectored`.
@@ -600,8 +649,9 @@ impl TcpStream {
         // the next poll waited for an edge that never comes (review, session 19).
         let bufs = &bufs[..bufs.len().min(sys::MAX_IOV)];
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.reg
-            .poll_io_bytes(cx, Direction::Write, len, || sys::writev(fd, bufs))
+        self.reg.poll_io_bytes(cx, Direction::Write, len, || {
+            self.sent(sys::writev(fd, bufs))
+        })
     }
 }
 

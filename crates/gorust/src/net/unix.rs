@@ -77,7 +77,9 @@ macro_rules! unix_common {
             /// `TcpListener::close` do: parked and later calls on this handle fail with
             /// [`super::ErrClosed`], and the socket is shut down both ways, so a stream's
             /// peer reads end of file, a listener refuses new connections, and other
-            /// handles' calls end. The descriptor itself is released on drop.
+            /// handles' calls end (a `try_clone`'s, a descriptor inherited by another
+            /// process: to hand a socket over and stop using it here, drop it instead). The
+            /// descriptor itself is released on drop.
             pub fn close(&self) -> io::Result<()> {
                 self.reg.close();
                 sys::shut_down_both(self.inner.as_raw_fd())
