@@ -1,10 +1,11 @@
-//! Wakers that panic, called by a worker between tasks.
+//! Wakers that panic, called by a worker between tasks, by a task's completion, or by a close.
 //!
 //! A future polled with another executor's waker (or a custom one) may register it with a
-//! worker's timer heap or poller; the worker calls it when the timer fires or the socket is
-//! ready, outside any task. A waker that panics there is reported by the panic hook and the
-//! worker goes on; before, the panic ended the worker thread, and the goroutines bound to it
-//! never ran again.
+//! worker's timer heap or poller, or with a `JoinHandle`; the worker calls it when the timer
+//! fires, the socket is ready or the task completes, outside the poll of the task that
+//! registered it. A waker that panics there is reported by the panic hook and the worker goes
+//! on; before, the panic ended the worker thread, and the goroutines bound to it never ran
+//! again. A close wakes every waiter of its socket, the ones after a panicking waker too.
 
 mod common;
 
@@ -101,5 +102,65 @@ fn a_panicking_waker_of_a_socket_leaves_the_worker_running() {
         wait_for_wake(&waker);
         assert_worker_alive(&rt, parked);
         drop(server);
+    });
+}
+
+/// Counts its wakes.
+struct CountWakes(AtomicUsize);
+
+impl Wake for CountWakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// A `JoinHandle` polled with a panicking waker: the worker that completes the task calls it,
+/// and goes on. Before, the panic left the completion half done and ended the worker.
+#[test]
+fn a_panicking_join_waker_leaves_the_worker_running() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = gorust::sync::mpsc::channel::<u32>();
+        let parked = parked_for(&rt, Duration::from_millis(200));
+        let mut task = rt.spawn(async move { rx.recv_async().await.unwrap() });
+        let waker = Arc::new(PanicOnWake(AtomicUsize::new(0)));
+        let w = Waker::from(waker.clone());
+        assert!(std::pin::Pin::new(&mut task)
+            .poll(&mut Context::from_waker(&w))
+            .is_pending());
+        tx.send(5).unwrap();
+        wait_for_wake(&waker);
+        assert_worker_alive(&rt, parked);
+        assert_eq!(task.join().unwrap(), 5, "the output is still there");
+    });
+}
+
+/// `close` wakes every waiter of a socket, also when one of their wakers panics: the close
+/// goes on and the others are woken. Before, the panic left the close's caller and the other
+/// waiters asleep.
+#[test]
+fn a_panicking_waker_does_not_keep_a_close_from_the_other_waiters() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let server = gorust::net::TcpStream::from(listener.accept().unwrap().0);
+        let panicking = Arc::new(PanicOnWake(AtomicUsize::new(0)));
+        let counting = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let (p, c) = (panicking.clone(), counting.clone());
+        // Both wait on the read slot, the panicking one first.
+        let server = rt
+            .go(move || {
+                for w in [Waker::from(p), Waker::from(c)] {
+                    let polled = server.poll_read(&mut Context::from_waker(&w), &mut [0u8; 8]);
+                    assert!(matches!(polled, Poll::Pending));
+                }
+                server
+            })
+            .join()
+            .unwrap();
+        server.close().unwrap();
+        assert_eq!(panicking.0.load(SeqCst), 1);
+        assert_eq!(counting.0.load(SeqCst), 1, "the other waiter was woken");
     });
 }

@@ -41,7 +41,6 @@
 //! leave it, and a writer that blocked once usually blocks again.
 
 use std::sync::OnceLock;
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::slot::WaitSlot;
@@ -183,7 +182,7 @@ impl PollDesc {
         // since: wake whatever is there.
         let mut wake = Vec::new();
         self.write.set_ready(&mut wake);
-        wake.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(wake);
         true
     }
 
@@ -203,7 +202,7 @@ impl PollDesc {
     pub(crate) fn shut(&self, dir: Direction) {
         let mut wake = Vec::new();
         self.slot(dir).set_final_ready(&mut wake);
-        wake.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(wake);
     }
 
     /// Marks the descriptor closing and wakes every waiter (they return an error).

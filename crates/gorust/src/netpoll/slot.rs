@@ -230,7 +230,7 @@ impl WaitSlot {
     pub(crate) fn wake_all(&self) {
         let mut ws = Vec::new();
         crate::loom::lock(&self.waiters).drain_into(&mut ws);
-        ws.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(ws);
     }
 
     /// The edge count and final flag, read before a system call that may come up short.

@@ -111,7 +111,9 @@ impl Pool {
             std::mem::take(&mut st.queue)
         };
         self.inner.cond.notify_all();
-        drop(dropped);
+        // A queued job's drop wakes its waiter, whose waker may panic (another executor's):
+        // the runtime's drop must go on (review, session 24).
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(dropped)));
     }
 }
 

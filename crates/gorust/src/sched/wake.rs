@@ -3,10 +3,14 @@
 //! A worker between tasks (the timers it fires, the readiness its poller reports), the monitor
 //! (a stuck worker's poller and timers), a poller orphaned at shutdown and the fallback timer
 //! thread call wakers that anyone may have registered: a future polled with another
-//! executor's waker, or with a custom one. `Waker::wake` may panic. Inside a task, the task's
-//! harness catches that; here nothing did, and the panic ended the thread: a worker, and with
-//! it the goroutines bound to it (they never ran again, and `Runtime`'s drop found their
-//! worker gone), or the monitor. It also dropped the wakers still in hand unwoken.
+//! executor's waker, or with a custom one. `Waker::wake` may panic. Inside a task's poll, the
+//! task's harness catches that; here nothing did, and the panic ended the thread: a worker,
+//! and with it the goroutines bound to it (they never ran again, and `Runtime`'s drop found
+//! their worker gone), or the monitor. It also dropped the wakers still in hand unwoken.
+//!
+//! Also used where a slot wakes all its waiters (a close, a shutdown, a deadline change, a
+//! deadline timer firing on a worker), so that one panicking waker does not leave the others
+//! asleep. The join waker a task's completion calls is caught by the harness itself.
 //!
 //! [`wake_all`] wakes each waker in order; a panic is left to the panic hook (which has printed
 //! it), and the wakers after it are still woken. One `catch_unwind` covers the whole batch and

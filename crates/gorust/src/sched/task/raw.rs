@@ -345,7 +345,10 @@ impl<F: Future, S: Schedule> Harness<F, S> {
                 // SAFETY: COMPLETE with JOIN_WAKER set gives the completer the waker field
                 // until it clears the bit.
                 if let Some(w) = unsafe { &*w } {
-                    w.wake_by_ref();
+                    // Another executor's waker may panic: caught, so that the references
+                    // below are still released and the worker lives on (the panic hook has
+                    // printed it; review, session 24).
+                    let _ = catch_unwind(AssertUnwindSafe(|| w.wake_by_ref()));
                 }
             });
             let after = header.state.unset_join_waker_after_complete();
