@@ -553,7 +553,12 @@ impl Registration {
             let since = if drained.is_some() {
                 drained
             } else {
-                let edges = counted.then(|| slot.edges());
+                // Also before registration, as in `run`: a waiter that registered meanwhile
+                // may take the edge that the queued data or connection made, and a wait
+                // without the count from before this call would not see that it came
+                // (review, session 24).
+                let snapshot = (counted || !registered).then(|| slot.edges());
+                let edges = snapshot.filter(|_| counted);
                 match op() {
                     Ok(v) => {
                         if let Some(edges) = edges {
@@ -570,7 +575,7 @@ impl Registration {
                             self.watch_writes();
                             continue;
                         }
-                        edges
+                        snapshot
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Poll::Ready(Err(e)),
@@ -825,6 +830,51 @@ mod tests {
         poll_events(&poller);
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
         assert!(matches!(read(&mut cx, &mut buf), Poll::Ready(Ok(0))));
+    }
+
+    /// A future's first call, made before the descriptor was registered, comes back with
+    /// `EAGAIN` after another waiter registered, parked, was woken by the edge of data that
+    /// came meanwhile and took that edge (a goroutine's wait consumes the readiness it wakes
+    /// for), reading part of the data. The future's wait must still see the edge: it carries
+    /// the count from before its call, as `run` does. Before, it waited without one, found the
+    /// slot empty and parked with data queued (review, session 24).
+    #[test]
+    fn an_unregistered_first_async_call_sees_an_edge_another_waiter_took() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let reg = Registration::new(ours.as_raw_fd());
+        let poller = Arc::new(Poller::new().unwrap());
+        let (first_woken, first_waker) = counting_waker();
+        let (_, waker) = counting_waker();
+        let calls = Cell::new(0);
+        let mut buf = [0u8; 8];
+        let polled =
+            reg.poll_io_bytes(&mut Context::from_waker(&waker), Direction::Read, 8, || {
+                calls.set(calls.get() + 1);
+                if calls.get() > 1 {
+                    return (&ours).read(&mut buf);
+                }
+                // While this call is in the kernel: the other waiter registers and parks ...
+                let tok = poller.register(ours.as_raw_fd(), reg.desc.clone()).unwrap();
+                assert!(reg.registered.set((poller.clone(), tok)).is_ok());
+                let mut other = [0u8; 4];
+                let mut read_other = |cx: &mut Context<'_>| {
+                    reg.poll_io_bytes(cx, Direction::Read, 4, || (&ours).read(&mut other))
+                };
+                assert!(read_other(&mut Context::from_waker(&first_waker)).is_pending());
+                // ... data comes, and its edge wakes the other waiter, which reads part of it.
+                peer.write_all(b"12345678").unwrap();
+                poll_events(&poller);
+                assert_eq!(first_woken.0.load(SeqCst), 1);
+                let slot = reg.desc.slot(Direction::Read);
+                let took = slot.poll_ready(&mut Context::from_waker(&first_waker), None, || false);
+                assert!(took.is_ready(), "the other waiter takes the readiness");
+                assert_eq!((&ours).read(&mut other).unwrap(), 4);
+                // This call was made before all that.
+                Err(io::ErrorKind::WouldBlock.into())
+            });
+        assert!(matches!(polled, Poll::Ready(Ok(4))), "{polled:?}");
+        assert_eq!(&buf[..4], b"5678");
     }
 
     thread_local! {
