@@ -277,6 +277,22 @@ impl WaitSlot {
         (d & DRAINED != 0 && d & !DRAINED == now.count31() && now.0 & FINAL == 0).then_some(now)
     }
 
+    /// Forgets `w`'s waiter: its wait ended without readiness (its deadline passed). Kept, the
+    /// waker stayed until the next edge, and with it its task: a goroutine per timed-out read
+    /// of a silent peer left one more each time (review, session 24). The state may stay
+    /// WAITING with nobody left; the next edge then just sets READY.
+    #[cold]
+    pub(crate) fn forget(&self, w: &Waker) {
+        crate::loom::lock(&self.waiters).remove(w);
+    }
+
+    /// Parked waiters' wakers, for tests.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn waiter_count(&self) -> usize {
+        let w = crate::loom::lock(&self.waiters);
+        usize::from(w.first.is_some()) + w.more.as_ref().map_or(0, |m| m.len())
+    }
+
     /// Consumes readiness if there is some.
     #[inline]
     pub(crate) fn take_ready(&self) -> bool {

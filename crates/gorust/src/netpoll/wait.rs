@@ -621,6 +621,7 @@ impl Registration {
                 // alone (review, session 22). Past the deadline now, the caller's `check` fails
                 // with `TimedOut` instead.
                 if Instant::now() >= deadline {
+                    desc.slot(dir).forget(cx.waker());
                     return Poll::Ready(Ok(()));
                 }
             }
@@ -745,6 +746,8 @@ impl Future for Wait<'_> {
         let d = self.deadline;
         let sleep = self.sleep.get_or_insert_with(|| Sleep::until(d));
         if Pin::new(sleep).poll(cx).is_ready() {
+            // Timed out: the slot's waiter is this goroutine's no more (`WaitSlot::forget`).
+            desc.slot(dir).forget(cx.waker());
             return Poll::Ready(());
         }
         Poll::Pending
@@ -875,6 +878,36 @@ mod tests {
             });
         assert!(matches!(polled, Poll::Ready(Ok(4))), "{polled:?}");
         assert_eq!(&buf[..4], b"5678");
+    }
+
+    /// Goroutines that each time out reading a silent socket leave no waker behind in its
+    /// slot: each would keep its ended task alive until the next edge (review, session 24).
+    #[test]
+    fn a_timed_out_wait_leaves_no_waker_in_the_slot() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let fd = ours.as_raw_fd();
+        let reg = Arc::new(Registration::new(fd));
+        for _ in 0..20 {
+            let reg = reg.clone();
+            let timed_out = rt
+                .go(move || {
+                    let mut buf = [0u8; 8];
+                    let timeout = Some(Duration::from_millis(1));
+                    reg.io_bytes(Direction::Read, timeout, 8, || {
+                        crate::sys::socket::recv(fd, &mut buf)
+                    })
+                })
+                .join()
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(timed_out.kind(), io::ErrorKind::TimedOut);
+        }
+        let left = reg.desc.slot(Direction::Read).waiter_count();
+        assert_eq!(left, 0, "wakers of ended goroutines");
+        drop(rt);
+        drop(ours);
     }
 
     thread_local! {
