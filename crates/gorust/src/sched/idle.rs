@@ -6,12 +6,15 @@
 //! Rules (Go's "spinning M" protocol, `proc.go`):
 //! 1. At most half the workers search at once (`transition_worker_to_searching` refuses past
 //!    that), so an idle runtime does not burn every core stealing from itself.
-//! 2. Whoever makes work stealable (a push to the inject queue or to a local ring) calls
-//!    `notify_parked`, which wakes one parked worker only if *nobody* is searching: a searcher
-//!    will find the work anyway. The woken worker starts out searching.
+//! 2. Whoever makes work stealable (a push to the inject queue or to a local ring, a put in a
+//!    worker's stealable LIFO slot) calls `notify_parked`, which wakes one parked worker only
+//!    if *nobody* is searching: a searcher will find the work anyway. The woken worker starts
+//!    out searching.
 //! 3. A searcher that finds work stops searching; if it was the last searcher, it wakes another
 //!    (`notify_parked`), since more work may be queued behind the task it found.
-//! 4. The last searcher to park re-checks every queue after it is counted as parked.
+//! 4. The last searcher to park re-checks every queue after it is counted as parked, the
+//!    stealable LIFO slots included (`Shared::work_visible`; they were left out until session
+//!    24, and a task put in one as its worker's last peer parked waited for that worker).
 //!
 //! No lost wake-up: a pusher does `push; fence(SeqCst); read state`; a parking worker does
 //! `update state (RMW under the lock); fence(SeqCst); read queues`. With the two fences at least

@@ -284,6 +284,39 @@ fn loom_idle_last_searcher_parking_sees_work_or_is_woken() {
     });
 }
 
+/// Rules 2 and 4 of `idle` for the stealable LIFO slot: worker 0, busy, puts a new task in its
+/// slot (having seen no free worker a moment before) while worker 1, the only searcher, found
+/// nothing and parks. Either worker 1's re-check sees the slot taken, or worker 0's look at the
+/// idle state after the put wakes a worker. Before session 24 neither side looked: the putter
+/// notified nobody, and the re-check left the slots out (review, session 24).
+#[test]
+fn loom_idle_lifo_put_while_the_last_searcher_parks() {
+    loom::model(|| {
+        let idle = Arc::new(super::idle::Idle::new(2));
+        assert!(idle.transition_worker_to_searching());
+        let (mut local, steal) = queue::new();
+        let mut owned = Vec::new();
+        let t = task(0, &mut owned);
+        let i2 = idle.clone();
+        let putter = thread::spawn(move || {
+            assert!(local.put_lifo(t).is_none());
+            let notified = i2.worker_to_notify();
+            (notified, local)
+        });
+        // Worker 1 found the slot empty (the task was not there yet) and parks.
+        let last = idle.transition_worker_to_parked(1, true);
+        assert!(last, "it was the only searcher");
+        let sees_work = steal.has_lifo();
+        let (notified, mut local) = putter.join().unwrap();
+        assert!(
+            sees_work || notified.is_some(),
+            "the task would wait in the slot with a worker asleep"
+        );
+        drop(local.take_lifo());
+        finish(owned);
+    });
+}
+
 /// The netpoller's wait slot: readiness published by the poller while a waiter registers is
 /// never lost — the waiter either sees READY or its waker is called.
 #[test]

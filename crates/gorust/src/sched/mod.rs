@@ -414,9 +414,14 @@ impl Shared {
         }
     }
 
-    /// Whether any queue another worker could take from holds work (for the last searcher).
+    /// Whether any queue another worker could take from holds work (for the last searcher),
+    /// the stealable LIFO slots included.
     pub(crate) fn work_visible(&self) -> bool {
-        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
+        !self.inject.is_empty()
+            || self
+                .remotes
+                .iter()
+                .any(|r| !r.steal.is_empty() || r.steal.has_lifo())
     }
 
     /// Begins shutdown (steps 1–2 of the module header).

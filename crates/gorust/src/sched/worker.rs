@@ -226,12 +226,17 @@ impl WorkerCtx {
         // the core's own slot (the module header of `sched`). A one-worker runtime, which has
         // no thief, uses the stealable slot too: its two swaps cost a spawn and join ~3 ns
         // (`spawn_batch` on 1 worker), and the plain slot for that case measured no faster.
-        let to_ring = if is_yield || (home == UNBOUND && shared.idle.any_free()) {
+        let notify = if is_yield || (home == UNBOUND && shared.idle.any_free()) {
             core.push_back(task, &shared.inject)
         } else if home == UNBOUND {
             match core.local.put_lifo(task) {
                 Some(prev) => core.push_back(prev, &shared.inject),
-                None => false,
+                // Rule 2 of `idle` for the slot: `any_free` was read before the put, and a
+                // worker that stopped and parked in between, its re-check (rule 4) done before
+                // the put landed, would sleep while the task waits for this worker's current
+                // one. So as after a push to the ring: the same fence and look at the idle
+                // state (review, session 24). Only with a thief to wake.
+                None => shared.remotes.len() > 1,
             }
         } else if let Some(prev) = core.runnext.replace(task) {
             core.push_back(prev, &shared.inject)
@@ -239,7 +244,7 @@ impl WorkerCtx {
             false
         };
         drop(core);
-        if to_ring {
+        if notify {
             shared.notify_parked();
         }
         Ok(())
@@ -413,9 +418,9 @@ impl WorkerCtx {
             if shared.inbox_len(self.index) > 0 || !shared.inject.is_empty() {
                 return self.next_local_task();
             }
-            // The LIFO slots too: a task put in one as this worker began to search (before
-            // it was counted) is found here rather than waiting for its worker.
-            if shared.work_visible() || shared.remotes.iter().any(|r| r.steal.has_lifo()) {
+            // The LIFO slots too (`work_visible`): a task put in one as this worker began to
+            // search (before it was counted) is found here rather than waiting for its worker.
+            if shared.work_visible() {
                 if let Some(t) = self.steal() {
                     return Some(t);
                 }

@@ -29,8 +29,8 @@
 //! Rejected: growing the table lazily from the monitor thread (the growth still takes a grace
 //! period, and a worker's `accept` that needs a slot beyond the current table meanwhile waits
 //! for the resize to end); raising the soft limit to the hard one as Go does at start-up (a
-//! process-wide setting a library should not change behind its user's back; `gorust load`
-//! does it for itself).
+//! process-wide setting a library should not change behind its user's back; the CLI's
+//! `load` and `serve` do it for themselves, `gorust-cli/src/sys.rs`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
