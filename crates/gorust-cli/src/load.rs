@@ -83,13 +83,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Checks `--secs` of `demo` and `compare`: a positive number of seconds, at most a day.
+/// Checks `--secs` of `demo` and `compare`: from a millisecond to a day (a value that rounds
+/// to almost nothing measured nothing, and reports divided by it: `NaN` requests/s).
 pub fn check_secs(flag: &str, secs: f64) -> Result<Duration, String> {
-    if secs > 0.0 && secs <= MAX_SECS {
+    if (1e-3..=MAX_SECS).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err(format!(
-            "{flag} must be a positive number of seconds, at most {MAX_SECS} (a day)"
+            "{flag} must be a number of seconds from 0.001 to {MAX_SECS} (a day)"
         ))
     }
 }
@@ -309,15 +310,22 @@ impl<'a> Drive<'a> {
 }
 
 /// With `-R`: the time between two requests of one connection when `conns` connections send
-/// `rate` requests per second in total; at most a day.
+/// `rate` requests per second in total; from 1 µs to a day. Under a microsecond the schedule
+/// cannot be kept (and a rate past ~10^9 per connection rounded the interval to zero: a closed
+/// loop reported as that rate; review, session 24).
 fn send_interval(conns: usize, rate: f64) -> Result<Duration, String> {
     let secs = conns as f64 / rate;
-    if (0.0..=MAX_SECS).contains(&secs) {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
+    if secs > MAX_SECS {
         Err(format!(
             "-R {rate}: fewer than one request a day on each of {conns} connections"
         ))
+    } else if secs < 1e-6 {
+        Err(format!(
+            "-R {rate}: more than a million requests a second on each of {conns} connections; \
+             use a lower rate or more connections (-c)"
+        ))
+    } else {
+        Ok(Duration::from_secs_f64(secs))
     }
 }
 
@@ -527,6 +535,33 @@ mod tests {
         assert_eq!(m.marks, ((4, 4), (4, 4)), "(accepted, open)");
         assert!(m.stats.requests > 0);
         assert!((0.09..0.2).contains(&m.secs), "{}", m.secs);
+    }
+
+    /// A server that answers one request per connection and closes it (`Connection: close`,
+    /// HTTP/1.0): the reply and the close come in one read pass, and the reply counts. Before,
+    /// the close was seen first and every request was a read error (review, session 24).
+    #[test]
+    fn replies_followed_by_the_close_count_and_are_not_errors() {
+        fn answer_once(mut conn: std::net::TcpStream) {
+            use std::io::{Read, Write};
+            let mut head = Vec::new();
+            let mut buf = [0u8; 512];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = conn.write_all(reply);
+        }
+        let (addr, _) = crate::testing::counting_server(answer_once);
+        let wire = Wire::Http(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
+        let m = Drive::new(addr, &wire, 2, Duration::from_millis(300))
+            .run()
+            .unwrap();
+        assert!(m.stats.requests > 0, "no reply counted");
+        assert_eq!(m.stats.read_errors, 0, "{} replies", m.stats.requests);
     }
 
     #[test]

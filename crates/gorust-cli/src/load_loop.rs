@@ -246,17 +246,19 @@ impl State {
             return;
         }
         self.flush(i);
+        // The server closed. What came before the close is read first: a server that closes
+        // after each reply (HTTP/1.0, `Connection: close`, nginx's `keepalive_requests`) sends
+        // its last reply and the close in one go, and that reply counts (review, session 24:
+        // it was dropped and counted as a read error).
+        let mut closed = false;
         loop {
             let Some(sock) = &self.conns[i].sock else {
                 return;
             };
             match (&*sock).read(&mut self.buf) {
                 Ok(0) => {
-                    // The server closed: an error only if a reply was due.
-                    if self.conns[i].origin.is_some() {
-                        self.stats.read_errors += 1;
-                    }
-                    return self.reconnect(i);
+                    closed = true;
+                    break;
                 }
                 Ok(n) => {
                     let c = &mut self.conns[i];
@@ -276,26 +278,31 @@ impl State {
                 }
             }
         }
-        self.complete(i);
+        self.complete(i, closed);
     }
 
-    /// Finishes conn `i`'s request if its whole reply has arrived.
-    fn complete(&mut self, i: usize) {
+    /// Finishes conn `i`'s request if its whole reply has arrived. `closed`: the server closed
+    /// the connection after what was read, so it reconnects; an error only if a reply was due
+    /// and did not come whole.
+    fn complete(&mut self, i: usize, closed: bool) {
         let c = &mut self.conns[i];
         let Some(origin) = c.origin else {
+            if closed {
+                self.reconnect(i);
+            }
             return;
         };
         // The reply's length, whether it was a success, whether the server closes after it.
         let (len, ok, close) = match &self.plan.wire {
             Wire::Echo(m) => {
                 if c.got < m.len() {
-                    return;
+                    return self.incomplete(i, closed);
                 }
                 c.got -= m.len();
                 (m.len(), true, false)
             }
             Wire::Http(_) => match c.reply.take_response() {
-                Ok(None) => return,
+                Ok(None) => return self.incomplete(i, closed),
                 Ok(Some(r)) => (r.consumed, (200..300).contains(&r.status), r.close),
                 Err(_) => {
                     self.stats.read_errors += 1;
@@ -313,10 +320,18 @@ impl State {
             let us = now.duration_since(origin).as_micros() as u64;
             self.stats.hist.saturating_record(us.max(1));
         }
-        if close {
+        if close || closed {
             return self.reconnect(i);
         }
         self.schedule(i, now);
+    }
+
+    /// Conn `i`'s reply is not whole yet: it waits for more, unless the server closed.
+    fn incomplete(&mut self, i: usize, closed: bool) {
+        if closed {
+            self.stats.read_errors += 1;
+            self.reconnect(i);
+        }
     }
 
     /// Schedules idle conn `i`'s next request: at once in a closed loop, else at its next

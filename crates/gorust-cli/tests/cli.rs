@@ -302,7 +302,7 @@ fn numbers_out_of_range_are_errors_not_panics() {
     let addr = server.addr();
     let huge = "18446744073709551615";
     // (arguments, what the one line says, exit code: 2 for the command line, 1 for the run)
-    let cases: [(&[&str], &str, i32); 11] = [
+    let cases: [(&[&str], &str, i32); 13] = [
         (
             &["load", &addr, "--size", huge],
             "--size must be from 1 to",
@@ -319,12 +319,26 @@ fn numbers_out_of_range_are_errors_not_panics() {
             1,
         ),
         (
+            &["load", &addr, "-c", "1", "-R", "1e12"],
+            "more than a million requests a second",
+            1,
+        ),
+        (
+            &["demo", "--secs", "1e-10"],
+            "--secs must be a number of seconds",
+            1,
+        ),
+        (
             &["load", &addr, "-d", "10000000000000000000"],
             "at most a day",
             2,
         ),
         (&["load", &addr, "--timeout", "25h"], "at most a day", 2),
-        (&["demo", "--secs", "1e20"], "--secs must be a positive", 1),
+        (
+            &["demo", "--secs", "1e20"],
+            "--secs must be a number of seconds",
+            1,
+        ),
         (
             &["demo", "--goroutines", huge],
             "--goroutines must be at least 1",
@@ -332,7 +346,7 @@ fn numbers_out_of_range_are_errors_not_panics() {
         ),
         (
             &["compare", "--secs", "1e20"],
-            "--secs must be a positive",
+            "--secs must be a number of seconds",
             1,
         ),
         (
@@ -500,7 +514,7 @@ fn demo_rejects_bad_settings() {
     );
     fails_with(
         &["demo", "--levels", "10", "--secs", "0"],
-        "--secs must be a positive",
+        "--secs must be a number of seconds",
     );
     fails_with_code(
         &["demo", "--threads", "0"],
@@ -693,7 +707,11 @@ fn compare_rejects_bad_input() {
         "--rounds must be at least 1",
         1,
     );
-    fails_with_code(&["compare", "--secs", "0"], "--secs must be a positive", 1);
+    fails_with_code(
+        &["compare", "--secs", "0"],
+        "--secs must be a number of seconds",
+        1,
+    );
     fails_with_code(&["compare", "--pin", "--no-pin"], "cannot be used with", 2);
     fails_with_code(
         &[
