@@ -98,6 +98,9 @@ pub fn check_secs(flag: &str, secs: f64) -> Result<Duration, String> {
 /// The target, resolved.
 struct Target {
     addr: SocketAddr,
+    /// The name's other addresses, in the resolver's order (`localhost`: `::1` and
+    /// `127.0.0.1`), tried when `addr` refuses (`reachable`).
+    others: Vec<SocketAddr>,
     host: String,
     path: String,
     is_url: bool,
@@ -128,13 +131,13 @@ fn parse_target(s: &str) -> Result<Target, String> {
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad("expected host:port or http://host:port/path"));
     }
-    let addr = with_port
+    let mut addrs = with_port
         .to_socket_addrs()
-        .map_err(|e| bad(&format!("cannot resolve: {e}")))?
-        .next()
-        .ok_or_else(|| bad("the host has no address"))?;
+        .map_err(|e| bad(&format!("cannot resolve: {e}")))?;
+    let addr = addrs.next().ok_or_else(|| bad("the host has no address"))?;
     Ok(Target {
         addr,
+        others: addrs.collect(),
         host: hostport.to_string(),
         path,
         is_url,
@@ -167,11 +170,12 @@ pub fn run(args: Args) -> Result<(), String> {
         Proto::Echo => Wire::Echo(vec![b'x'; args.size]),
         Proto::Http => http_get(&target.host, &target.path),
     };
+    let addr = reachable(target.addr, &target.others, args.timeout);
     let run = Drive {
         threads,
         rate: args.rate,
         timeout: args.timeout,
-        ..Drive::new(target.addr, &wire, conns, args.duration)
+        ..Drive::new(addr, &wire, conns, args.duration)
     }
     .run()?;
     let report = Report {
@@ -186,9 +190,23 @@ pub fn run(args: Args) -> Result<(), String> {
     let text = if args.json {
         report.json()
     } else {
-        report.text(&target.addr, &args.addr)
+        report.text(&addr, &args.addr)
     };
     crate::progress::print_document(text.trim_end())
+}
+
+/// The first of a name's addresses that accepts a connection (a probe, closed at once), in the
+/// resolver's order, or `first` if none does (the run then reports `first`'s error). Where
+/// `localhost` resolves to `::1` first, a server bound to 127.0.0.1 was refused: only the
+/// first address was tried (review, session 24).
+fn reachable(first: SocketAddr, others: &[SocketAddr], timeout: Duration) -> SocketAddr {
+    if others.is_empty() {
+        return first;
+    }
+    std::iter::once(first)
+        .chain(others.iter().copied())
+        .find(|a| TcpStream::connect_timeout(a, timeout).is_ok())
+        .unwrap_or(first)
 }
 
 /// An HTTP/1.1 `GET` of `path` on `host`, as the load generator sends it.
@@ -291,12 +309,21 @@ impl<'a> Drive<'a> {
         let first = mark();
         let mut total = Stats::new();
         let mut open = Vec::with_capacity(conns);
+        // Every thread is joined before an error is returned: one returned at the first failed
+        // join left the others connecting and sending until `end` (review, session 24).
+        let mut failed = None;
         for h in handles {
-            let (s, socks) = h
-                .join()
-                .map_err(|_| "a load thread panicked".to_string())??;
-            total.merge(&s);
-            open.extend(socks);
+            match h.join() {
+                Ok(Ok((s, socks))) => {
+                    total.merge(&s);
+                    open.extend(socks);
+                }
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(_) => failed = failed.or_else(|| Some("a load thread panicked".to_string())),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let last = mark();
         drop(open);
@@ -340,6 +367,11 @@ fn connect_error(e: &std::io::Error, conns: usize, opened: usize, addr: &SocketA
     if gorust::net::is_resource_exhausted(e) {
         format!(
             "cannot open {conns} connections: ran out of descriptors after {opened} ({e}); use fewer connections"
+        )
+    } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+        format!(
+            "cannot open {conns} connections to {addr}: ran out of local ports after {opened} ({e}; \
+             the range is net.ipv4.ip_local_port_range); use fewer connections"
         )
     } else {
         format!("cannot connect to {addr}: {e}")
@@ -562,6 +594,31 @@ mod tests {
             .unwrap();
         assert!(m.stats.requests > 0, "no reply counted");
         assert_eq!(m.stats.read_errors, 0, "{} replies", m.stats.requests);
+    }
+
+    /// A name's addresses are tried in order until one accepts: a refused first address (as
+    /// `::1` for a server bound to 127.0.0.1) no longer fails the run.
+    #[test]
+    fn the_first_address_that_accepts_is_used() {
+        let refused = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (open, _) = crate::testing::counting_server(crate::testing::echo);
+        let t = Duration::from_secs(2);
+        assert_eq!(reachable(refused, &[open], t), open);
+        assert_eq!(reachable(open, &[refused], t), open);
+        assert_eq!(reachable(refused, &[], t), refused, "one address: no probe");
+        assert_eq!(reachable(refused, &[refused], t), refused, "none accepts");
+    }
+
+    #[test]
+    fn out_of_local_ports_says_so() {
+        let e = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let msg = connect_error(&e, 30_000, 28_000, &addr);
+        assert!(msg.contains("ran out of local ports after 28000"), "{msg}");
+        assert!(msg.contains("use fewer connections"), "{msg}");
     }
 
     #[test]

@@ -390,13 +390,17 @@ impl State {
             Ok(s) => {
                 c.sock = Some(s);
                 c.retry_at = None;
-                if self.plan.interval.is_some() {
-                    // Resume the schedule from now: time lost reconnecting is not charged.
-                    c.next = c.next.max(now);
-                    self.heap.push(Reverse((c.next, i)));
+                // With `-R`, the schedule resumes from now: time lost reconnecting is not
+                // charged. Either way the request goes from the loop (`send_due`), not from
+                // here: a write that failed at once reconnected again from inside this call,
+                // a recursion that a server resetting every new connection did not bound
+                // (review, session 24).
+                c.next = if self.plan.interval.is_some() {
+                    c.next.max(now)
                 } else {
-                    self.send(i, now, now);
-                }
+                    now
+                };
+                self.heap.push(Reverse((c.next, i)));
             }
             Err(_) => {
                 self.stats.connect_errors += 1;
