@@ -316,6 +316,10 @@ fn park_and_wake(n: usize, k: usize) -> Result<Report, String> {
         ));
     }
     let switches_before = procfs::context_switches();
+    // The wake step's polls and steals, as its context switches: the counters run since the
+    // runtime started, so the parking step's (a poll per spawn) are taken off (review, session
+    // 24: they were reported as the wake step's).
+    let before = gorust::metrics().expect("inside the runtime");
     gorust::time::sleep_until(wake_at);
     let mut joined = 0;
     for h in handles {
@@ -346,9 +350,14 @@ fn park_and_wake(n: usize, k: usize) -> Result<Report, String> {
         wake_all,
         joined,
         switches,
-        polls: m.workers.iter().map(|w| w.polls).sum(),
-        steals: m.workers.iter().map(|w| w.steals).sum(),
+        polls: sum_of(&m, |w| w.polls).saturating_sub(sum_of(&before, |w| w.polls)),
+        steals: sum_of(&m, |w| w.steals).saturating_sub(sum_of(&before, |w| w.steals)),
     })
+}
+
+/// A per-worker counter summed over the workers.
+fn sum_of(m: &gorust::RuntimeMetrics, counter: impl Fn(&gorust::WorkerStats) -> u64) -> u64 {
+    m.workers.iter().map(counter).sum()
 }
 
 fn park_figures(r: &Report, n: usize) -> Park {

@@ -55,12 +55,20 @@ fn http_hello(c: &mut Connection<'_>, counter: &AtomicU64) -> io::Result<()> {
             let data = c.reader().peek(c.reader().len())?;
             http::parse_request(&data)
         };
-        let Some(req) = req else {
-            if c.reader().len() >= http::BUF_SIZE {
-                c.writer().write_bytes(http::TOO_LARGE);
-                c.close();
+        let req = match req {
+            Ok(Some(req)) => req,
+            Ok(None) => {
+                if c.reader().len() >= http::BUF_SIZE {
+                    c.writer().write_bytes(http::TOO_LARGE);
+                    c.close();
+                }
+                return Ok(());
             }
-            return Ok(());
+            Err(_) => {
+                c.writer().write_bytes(http::BAD_REQUEST);
+                c.close();
+                return Ok(());
+            }
         };
         c.reader().skip(req.consumed)?;
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;

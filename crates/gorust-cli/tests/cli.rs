@@ -541,6 +541,10 @@ fn demo_json_has_every_figure() {
     for key in ["woken_and_joined", "wake_all_ms", "os_context_switches"] {
         assert!(v["wake"][key].is_number(), "wake.{key} in {v}");
     }
+    // The wake step's own polls: each of the 500 goroutines once or so, not also the parking
+    // step's first polls (before session 24 the counts were totals since start, >= 1,000).
+    let polls = v["wake"]["task_polls"].as_u64().unwrap();
+    assert!((500..1000).contains(&polls), "wake.task_polls {polls}");
     for key in ["os_thread_us", "goroutine_us"] {
         assert!(v["spawn_join"][key].is_number(), "spawn_join.{key} in {v}");
     }
