@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::within;
+use common::{park_holding, within};
 
 #[test]
 fn invalid_settings_are_errors_not_panics() {
@@ -218,20 +218,6 @@ impl Drop for Bump {
         }
         *self.0.lock() += 1;
     }
-}
-
-/// Starts a goroutine on `rt` that owns `value` and parks until the runtime shuts down (the
-/// channel's sender stays alive), and waits until it has started.
-fn park_holding<T: Send + 'static>(rt: &gorust::Runtime, value: T) {
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (keep_tx, rx) = gorust::sync::mpsc::channel::<()>();
-    drop(rt.go(move || {
-        let _value = value;
-        let _keep = keep_tx;
-        started_tx.send(()).unwrap();
-        let _ = rx.recv();
-    }));
-    started_rx.recv().unwrap();
 }
 
 /// Waits (30 s at most) until thread `tid` of this process is blocked in a `futex` wait

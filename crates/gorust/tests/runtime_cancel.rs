@@ -165,16 +165,7 @@ fn a_destructor_during_the_unwind_may_still_wait() {
     within(Duration::from_secs(60), || {
         let rt = gorust::Runtime::builder().workers(1).build().unwrap();
         let slept = Arc::new(AtomicUsize::new(0));
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (keep, rx) = gorust::sync::mpsc::channel::<()>();
-        let on_drop = SleepOnDrop(slept.clone());
-        drop(rt.go(move || {
-            let _on_drop = on_drop;
-            let _keep = keep;
-            started_tx.send(()).unwrap();
-            let _ = rx.recv();
-        }));
-        started_rx.recv().unwrap();
+        common::park_holding(&rt, SleepOnDrop(slept.clone()));
         drop(rt);
         assert_eq!(slept.load(Ordering::SeqCst), 1, "the destructor slept");
     });

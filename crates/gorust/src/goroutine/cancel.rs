@@ -74,17 +74,16 @@ impl Drop for Unwinding {
 /// header); returns otherwise, also in a destructor that the unwind itself runs.
 #[inline]
 pub(crate) fn refuse_wait_if_cancelled() {
-    if UNWINDING.with(|u| u.get()).is_some() && !std::thread::panicking() {
-        refuse();
+    if let Some(state) = UNWINDING.with(|u| u.get()) {
+        if !std::thread::panicking() {
+            refuse(state);
+        }
     }
 }
 
 #[cold]
 #[inline(never)]
-fn refuse() -> ! {
-    let Some(mut state) = UNWINDING.with(|u| u.get()) else {
-        unreachable!("checked by the caller")
-    };
+fn refuse(mut state: State) -> ! {
     state.refusals += 1;
     UNWINDING.with(|u| u.set(Some(state)));
     if state.refusals >= REFUSALS_BEFORE_ABORT {

@@ -301,3 +301,17 @@ pub fn start<S: Send + 'static>(
     let server = el.clone();
     (addr, gorust::go(move || server.serve(l)))
 }
+
+/// Starts a goroutine on `rt` that owns `value` and parks until the runtime shuts down (the
+/// channel's sender stays alive), and waits until it has started.
+pub fn park_holding<T: Send + 'static>(rt: &gorust::Runtime, value: T) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (keep_tx, rx) = gorust::sync::mpsc::channel::<()>();
+    drop(rt.go(move || {
+        let _value = value;
+        let _keep = keep_tx;
+        started_tx.send(()).unwrap();
+        let _ = rx.recv();
+    }));
+    started_rx.recv().unwrap();
+}
