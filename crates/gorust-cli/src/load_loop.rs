@@ -12,7 +12,12 @@
 //!    charged for the requests it delayed (coordinated omission, corrected as wrk2 does);
 //! 4. on a read or write error, an unreadable reply, a reply longer than `timeout`, or a server
 //!    that closes: counted, then reconnected (a failed reconnect is counted and retried
-//!    every 100 ms).
+//!    every 100 ms). A reconnect does not block the loop: its socket is non-blocking and
+//!    registered at once, and the connection stays *connecting* until the socket is writable
+//!    (then `SO_ERROR` says whether it connected) or `timeout` has passed. A blocking
+//!    `connect_timeout` stalled every other connection of the thread, for up to `timeout`,
+//!    while a server that had stopped answering SYNs (a full accept queue drops them) was
+//!    tried (review, session 24).
 //!
 //! Sending starts at `first_send`; only replies that arrive in the measured window, `start` to
 //! `end`, are counted (the time before is the warm-up). At `end` the loop returns its open
@@ -115,6 +120,8 @@ struct Conn {
     next: Instant,
     /// For a connection that failed to reconnect: when to try again.
     retry_at: Option<Instant>,
+    /// For a reconnect under way: when it started (for the timeout).
+    connecting: Option<Instant>,
 }
 
 /// Runs the plan until its end; returns what was measured and the connections still open.
@@ -147,6 +154,7 @@ pub fn run(plan: Plan) -> Result<(Stats, Vec<TcpStream>), String> {
             sent_at: next,
             next,
             retry_at: None,
+            connecting: None,
         });
         st.heap.push(Reverse((next, i)));
     }
@@ -174,7 +182,12 @@ pub fn run(plan: Plan) -> Result<(Stats, Vec<TcpStream>), String> {
             st.on_ready(ev.u64 as usize);
         }
     }
-    let open = st.conns.into_iter().filter_map(|c| c.sock).collect();
+    let open = st
+        .conns
+        .into_iter()
+        .filter(|c| c.connecting.is_none())
+        .filter_map(|c| c.sock)
+        .collect();
     Ok((st.stats, open))
 }
 
@@ -204,7 +217,7 @@ impl State {
             }
             self.heap.pop();
             let c = &self.conns[i];
-            if c.sock.is_some() && c.origin.is_none() && c.next == t {
+            if c.sock.is_some() && c.connecting.is_none() && c.origin.is_none() && c.next == t {
                 self.send(i, t, now);
             }
         }
@@ -244,6 +257,9 @@ impl State {
     fn on_ready(&mut self, i: usize) {
         if self.conns[i].sock.is_none() {
             return;
+        }
+        if self.conns[i].connecting.is_some() {
+            return self.connected(i);
         }
         self.flush(i);
         // The server closed. What came before the close is read first: a server that closes
@@ -355,20 +371,27 @@ impl State {
         }
     }
 
-    /// Every 10 ms: times out replies that are too late, retries failed reconnects.
+    /// Every 10 ms: times out replies that are too late and reconnects that take too long,
+    /// retries failed reconnects.
     fn scan(&mut self, now: Instant) {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             if c.origin.is_some() && now.duration_since(c.sent_at) > self.plan.timeout {
                 self.stats.timeouts += 1;
                 self.reconnect(i);
+            } else if c
+                .connecting
+                .is_some_and(|t| now.duration_since(t) > self.plan.timeout)
+            {
+                self.connect_failed(i, now);
             } else if c.retry_at.is_some_and(|t| t <= now) {
                 self.reconnect(i);
             }
         }
     }
 
-    /// Replaces conn `i`'s socket with a new connection, idle and scheduled.
+    /// Replaces conn `i`'s socket with a new connection, started without waiting: it is
+    /// *connecting* until `connected` or `connect_failed`.
     fn reconnect(&mut self, i: usize) {
         let c = &mut self.conns[i];
         c.sock = None;
@@ -379,35 +402,76 @@ impl State {
         if now >= self.plan.end {
             return;
         }
-        let sock = TcpStream::connect_timeout(&self.plan.addr, self.plan.timeout).and_then(|s| {
-            s.set_nodelay(true)?;
-            s.set_nonblocking(true)?;
+        match start_connect(&self.plan.addr).and_then(|s| {
             self.ep.add(s.as_raw_fd(), i as u64)?;
             Ok(s)
-        });
-        let c = &mut self.conns[i];
-        match sock {
+        }) {
             Ok(s) => {
+                let c = &mut self.conns[i];
                 c.sock = Some(s);
                 c.retry_at = None;
-                // With `-R`, the schedule resumes from now: time lost reconnecting is not
-                // charged. Either way the request goes from the loop (`send_due`), not from
-                // here: a write that failed at once reconnected again from inside this call,
-                // a recursion that a server resetting every new connection did not bound
-                // (review, session 24).
-                c.next = if self.plan.interval.is_some() {
-                    c.next.max(now)
-                } else {
-                    now
-                };
-                self.heap.push(Reverse((c.next, i)));
+                c.connecting = Some(now);
+                // Writable at once if the connect completed in the call: the edge that
+                // registration reports says so, and `connected` reads `SO_ERROR` then.
             }
-            Err(_) => {
-                self.stats.connect_errors += 1;
-                c.retry_at = Some(now + Duration::from_millis(100));
-            }
+            Err(_) => self.connect_failed(i, now),
         }
     }
+
+    /// Conn `i`'s reconnect reported readiness: connected, failed, or not yet.
+    fn connected(&mut self, i: usize) {
+        let now = Instant::now();
+        let Some(sock) = &self.conns[i].sock else {
+            return;
+        };
+        match sock.take_error() {
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => return self.connect_failed(i, now),
+        }
+        // No error yet, and no peer: still under way (a spurious wake-up).
+        if sock.peer_addr().is_err() {
+            return;
+        }
+        let c = &mut self.conns[i];
+        c.connecting = None;
+        // With `-R`, the schedule resumes from now: time lost reconnecting is not charged.
+        // Either way the request goes from the loop (`send_due`), not from here: a write that
+        // failed at once reconnected again from inside this call, a recursion that a server
+        // resetting every new connection did not bound (review, session 24).
+        c.next = if self.plan.interval.is_some() {
+            c.next.max(now)
+        } else {
+            now
+        };
+        self.heap.push(Reverse((c.next, i)));
+    }
+
+    /// Conn `i`'s reconnect failed or took longer than `timeout`: counted, retried in 100 ms.
+    fn connect_failed(&mut self, i: usize, now: Instant) {
+        self.stats.connect_errors += 1;
+        let c = &mut self.conns[i];
+        c.sock = None; // Closing it also takes it out of the epoll set.
+        c.connecting = None;
+        c.retry_at = Some(now + Duration::from_millis(100));
+    }
+}
+
+/// A non-blocking socket whose connect to `addr` has started (or, rarely, completed).
+fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    s.set_nonblocking(true)?;
+    s.set_tcp_nodelay(true)?;
+    match s.connect(&(*addr).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(s.into())
 }
 
 /// An epoll instance: the only `unsafe` of the load generator.
@@ -468,5 +532,103 @@ impl Epoll {
             };
         }
         Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A reconnect to a server that has stopped answering SYNs does not stall the thread's
+    /// other connections. The server serves one connection, closes the other after its first
+    /// request, and never accepts again; its accept queue is full, so the reconnect's SYNs are
+    /// dropped. Before, the loop sat in a blocking `connect_timeout` for the whole `timeout`:
+    /// the run overran its end by seconds and the served connection stopped counting.
+    #[test]
+    fn a_reconnect_that_hangs_does_not_stall_the_other_connections() {
+        let listener =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        listener.listen(1).unwrap();
+        let listener: TcpListener = listener.into();
+        let addr = listener.local_addr().unwrap();
+        let served = TcpStream::connect(addr).unwrap();
+        let closed = TcpStream::connect(addr).unwrap();
+        let (a, _) = listener.accept().unwrap();
+        let (mut b, _) = listener.accept().unwrap();
+        std::thread::spawn(move || crate::testing::echo(a));
+        // Fill the accept queue (backlog 1 holds two) so that later SYNs are dropped.
+        let fillers: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let closer = std::thread::spawn(move || {
+            let _ = b.read(&mut [0u8; 64]);
+            drop(b);
+        });
+        for s in [&served, &closed] {
+            s.set_nonblocking(true).unwrap();
+            s.set_nodelay(true).unwrap();
+        }
+        let now = Instant::now();
+        let plan = Plan {
+            addr,
+            wire: Wire::Echo(vec![b'x'; 16]),
+            socks: vec![(0, served), (1, closed)],
+            total_conns: 2,
+            interval: None,
+            first_send: now,
+            start: now,
+            end: now + Duration::from_millis(600),
+            timeout: Duration::from_secs(10),
+        };
+        let (stats, open) = run(plan).unwrap();
+        let took = now.elapsed();
+        closer.join().unwrap();
+        assert!(took < Duration::from_secs(3), "the run took {took:?}");
+        assert!(stats.requests > 100, "{} requests", stats.requests);
+        assert_eq!(stats.read_errors, 1, "the request the server closed on");
+        assert_eq!(
+            stats.connect_errors, 0,
+            "the hung reconnect has not timed out"
+        );
+        assert_eq!(
+            open.len(),
+            1,
+            "the hung reconnect is not an open connection"
+        );
+        drop((listener, fillers));
+    }
+
+    /// A reconnect that is refused is counted as a connect error and tried again every 100 ms
+    /// without holding up the loop.
+    #[test]
+    fn a_refused_reconnect_is_counted_and_retried() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conn = TcpStream::connect(addr).unwrap();
+        conn.set_nonblocking(true).unwrap();
+        let (b, _) = listener.accept().unwrap();
+        drop((b, listener)); // The connection closes, and nothing listens any more.
+        let now = Instant::now();
+        let plan = Plan {
+            addr,
+            wire: Wire::Echo(vec![b'x'; 16]),
+            socks: vec![(0, conn)],
+            total_conns: 1,
+            interval: None,
+            first_send: now,
+            start: now,
+            end: now + Duration::from_millis(450),
+            timeout: Duration::from_secs(10),
+        };
+        let (stats, open) = run(plan).unwrap();
+        assert!(now.elapsed() < Duration::from_secs(3));
+        assert!(
+            (2..=6).contains(&stats.connect_errors),
+            "{} connect errors in 450 ms",
+            stats.connect_errors
+        );
+        assert!(open.is_empty());
     }
 }
