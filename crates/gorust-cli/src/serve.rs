@@ -125,7 +125,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 addr,
                 args.workers,
                 args.proto == Proto::Http,
-                move |_| {
+                move || {
                     if let Some(ms) = stats_ms {
                         report_live(Duration::from_millis(ms.max(1)));
                     }

@@ -17,7 +17,7 @@ pub fn serve(
     addr: SocketAddr,
     workers: Option<usize>,
     proto_http: bool,
-    stats: impl FnOnce(&EventLoop<()>) + Send + 'static,
+    stats: impl FnOnce() + Send + 'static,
     ready: impl FnOnce(io::Result<SocketAddr>) -> Result<(), String> + Send + 'static,
 ) -> Result<(), String> {
     crate::serve::runtime(workers)?.run(move || {
@@ -26,14 +26,21 @@ pub fn serve(
         ready(listener.local_addr())?;
         let counter = Arc::new(AtomicU64::new(0));
         let el = EventLoop::builder().on_prepare(|p| p.set_nodelay(true));
-        let el = if proto_http {
-            el.on_request(move |c, _| http_hello(c, &counter))
+        stats();
+        let served = if proto_http {
+            // Each connection's state: where it is in its requests.
+            el.on_connect(|_| http::Requests::default())
+                .on_request(move |c, reqs| http_hello(c, reqs, &counter))
+                .build()
+                .map_err(|e| format!("event loop: {e}"))?
+                .serve(listener)
         } else {
             el.on_request(|c, _| echo(c))
+                .build()
+                .map_err(|e| format!("event loop: {e}"))?
+                .serve(listener)
         };
-        let el = el.build().map_err(|e| format!("event loop: {e}"))?;
-        stats(&el);
-        el.serve(listener).map_err(|e| format!("accept: {e}"))
+        served.map_err(|e| format!("accept: {e}"))
     })
 }
 
@@ -46,31 +53,38 @@ fn echo(c: &mut Connection<'_>) -> io::Result<()> {
 }
 
 /// Answers every complete request that has arrived (pipelining); a partial request stays in the
-/// input until the rest arrives. Requests larger than `http::BUF_SIZE` are refused, as the
-/// goroutine model's buffer does.
-fn http_hello(c: &mut Connection<'_>, counter: &AtomicU64) -> io::Result<()> {
+/// input until the rest arrives, except a body, which is dropped as it comes (`reqs`). Heads
+/// larger than `http::BUF_SIZE` are refused, as the goroutine model's buffer does.
+fn http_hello(
+    c: &mut Connection<'_>,
+    reqs: &mut http::Requests,
+    counter: &AtomicU64,
+) -> io::Result<()> {
     let mut out = Vec::with_capacity(128);
     loop {
-        let req = {
+        let step = {
             let data = c.reader().peek(c.reader().len())?;
-            http::parse_request(&data)
+            reqs.step(&data)
         };
-        let req = match req {
-            Ok(Some(req)) => req,
-            Ok(None) => {
-                if c.reader().len() >= http::BUF_SIZE {
-                    c.writer().write_bytes(http::TOO_LARGE);
-                    c.close();
-                }
-                return Ok(());
-            }
+        let step = match step {
+            Ok(step) => step,
             Err(_) => {
                 c.writer().write_bytes(http::BAD_REQUEST);
                 c.close();
                 return Ok(());
             }
         };
-        c.reader().skip(req.consumed)?;
+        c.reader().skip(step.drop)?;
+        let Some(req) = step.answer else {
+            if step.drop > 0 {
+                continue;
+            }
+            if c.reader().len() >= http::BUF_SIZE {
+                c.writer().write_bytes(http::TOO_LARGE);
+                c.close();
+            }
+            return Ok(());
+        };
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         out.clear();
         http::write_response(&mut out, n, req.keep_alive, req.http10);

@@ -32,30 +32,44 @@ fn main() -> io::Result<()> {
         let counter = Arc::new(AtomicU64::new(0));
         let el = EventLoop::builder()
             .on_prepare(|p| p.set_nodelay(true))
-            .on_request(move |c, _| serve(c, &counter))
+            // Each connection's state: where it is in its requests.
+            .on_connect(|_| http::Requests::default())
+            .on_request(move |c, requests| serve(c, requests, &counter))
             .idle_timeout(Some(Duration::from_secs(60)))
             .build()?;
         el.serve(listener)
     })
 }
 
-/// Answers every complete request that has arrived (pipelining); a partial one stays in the
-/// input until the rest arrives.
-fn serve(c: &mut Connection<'_>, counter: &AtomicU64) -> io::Result<()> {
+/// Answers every complete request that has arrived (pipelining); a partial head stays in the
+/// input until the rest arrives, and a body is consumed as it comes.
+fn serve(
+    c: &mut Connection<'_>,
+    requests: &mut http::Requests,
+    counter: &AtomicU64,
+) -> io::Result<()> {
     loop {
-        let req = {
+        let next = {
             // Contiguous only if the request spans nodes: `peek` copies then.
             let data = c.reader().peek(c.reader().len())?;
-            http::parse(&data)
+            requests.next(&data)
         };
+        let Ok((used, req)) = next else {
+            c.writer().write_bytes(http::BAD_REQUEST);
+            c.close();
+            return Ok(());
+        };
+        c.reader().skip(used)?;
         let Some(req) = req else {
+            if used > 0 {
+                continue;
+            }
             if c.reader().len() >= MAX_HEAD {
                 c.writer().write_bytes(http::TOO_LARGE);
                 c.close();
             }
             return Ok(());
         };
-        c.reader().skip(req.consumed)?;
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         http::respond(&mut *c.writer(), n, &req)?;
         if !req.keep_alive {

@@ -37,20 +37,31 @@ fn main() -> io::Result<()> {
 fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
+    let mut requests = http::Requests::default();
     let mut out = Vec::with_capacity(256);
     loop {
         // Answer every complete request in the buffer (pipelining), then write once.
         let mut keep_alive = true;
-        while let Some(req) = http::parse(&buf[..len]) {
+        let mut at = 0;
+        while keep_alive {
+            let Ok((used, req)) = requests.next(&buf[at..len]) else {
+                out.extend_from_slice(http::BAD_REQUEST);
+                keep_alive = false;
+                break;
+            };
+            at += used;
+            let Some(req) = req else {
+                if used == 0 {
+                    break;
+                }
+                continue;
+            };
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
             keep_alive = req.keep_alive;
             http::respond(&mut out, n, &req)?;
-            buf.copy_within(req.consumed..len, 0);
-            len -= req.consumed;
-            if !keep_alive {
-                break;
-            }
         }
+        buf.copy_within(at..len, 0);
+        len -= at;
         if !out.is_empty() {
             conn.write_all(&out)?;
             out.clear();

@@ -31,13 +31,22 @@ pub fn respond(out: &mut impl Write, n: u64, req: &Request) -> io::Result<()> {
 pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-/// Parses one request head (and skips its `Content-Length` body) if complete.
-pub fn parse(data: &[u8]) -> Option<Request> {
-    let end = data.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&data[..end]).ok()?;
+/// The answer to a malformed head: not UTF-8, or a `Content-Length` that is not a number.
+pub const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// A head that cannot be answered but with [`BAD_REQUEST`].
+pub struct Malformed;
+
+/// Parses one request head once it has arrived: `Ok(None)` until then. The request's
+/// `consumed` counts its `Content-Length` body, which may not have arrived yet.
+fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
+    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&data[..end]).map_err(|_| Malformed)?;
     let mut lines = head.split("\r\n");
-    let request_line = lines.next()?;
-    let http10 = request_line.ends_with("HTTP/1.0");
+    let http10 = lines.next().is_some_and(|l| l.ends_with("HTTP/1.0"));
     let mut keep_alive = !http10;
     let mut body = 0usize;
     for line in lines {
@@ -52,15 +61,46 @@ pub fn parse(data: &[u8]) -> Option<Request> {
                 keep_alive = true;
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            body = value.parse().ok()?;
+            body = value.parse().map_err(|_| Malformed)?;
         }
     }
-    if data.len() < end + body {
-        return None;
-    }
-    Some(Request {
-        consumed: end + body,
+    let consumed = (end + 4).checked_add(body).ok_or(Malformed)?;
+    Ok(Some(Request {
+        consumed,
         keep_alive,
         http10,
-    })
+    }))
+}
+
+/// A connection's requests as their bytes arrive. A body is dropped as it comes, so a request
+/// of any length needs buffer room only for its head; the request is answered once its last
+/// byte has come.
+#[derive(Default)]
+pub struct Requests {
+    /// The request whose body is arriving, and how many of its bytes are still to come.
+    in_body: Option<(Request, usize)>,
+}
+
+impl Requests {
+    /// Given the connection's unconsumed bytes, returns how many of them to consume and the
+    /// request to answer if one is now whole. Call again after consuming; nothing consumed and
+    /// nothing to answer means: read more.
+    pub fn next(&mut self, data: &[u8]) -> Result<(usize, Option<Request>), Malformed> {
+        let (req, still_to_come) = match self.in_body.take() {
+            Some(pending) => pending,
+            None => match parse_head(data)? {
+                Some(req) => {
+                    let n = req.consumed;
+                    (req, n)
+                }
+                None => return Ok((0, None)),
+            },
+        };
+        let here = still_to_come.min(data.len());
+        if here < still_to_come {
+            self.in_body = Some((req, still_to_come - here));
+            return Ok((here, None));
+        }
+        Ok((here, Some(req)))
+    }
 }

@@ -1,0 +1,168 @@
+//! The examples, run as a user runs them: each server is started on a free loopback port and
+//! answered the way `nc`, `curl`, `wrk`, `ab` and `hey` talk to it. `cargo test` builds the
+//! examples next to this test's executable (`target/<profile>/examples/`); a run filtered to
+//! this file (`--test examples`) does not, and needs `cargo build --examples` first.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running example, killed (by its PID, through `Child`) when dropped.
+struct Example {
+    child: Child,
+    addr: String,
+}
+
+impl Example {
+    /// Starts example `name` on a free port and waits for its "listening on" line.
+    fn start(name: &str) -> Example {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+        let path = dir.join("examples").join(name);
+        let mut child = Command::new(&path)
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (build the examples: cargo build --examples)",
+                    path.display()
+                )
+            });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name} printed {line:?}"))
+            .trim()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        Example { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    }
+
+    /// Sends `request` in pieces of `piece` bytes and reads until the server closes. A server
+    /// that refuses a request closes with some of it unread, which resets the connection:
+    /// what came before the reset is the answer.
+    fn exchange(&self, request: &[u8], piece: usize) -> String {
+        let mut s = self.connect();
+        for p in request.chunks(piece) {
+            if s.write_all(p).is_err() {
+                break;
+            }
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_echo_servers_echo_every_byte() {
+    for name in ["echo", "eventloop-echo"] {
+        let ex = Example::start(name);
+        let mut s = ex.connect();
+        let msg: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let writer = {
+            let mut s = s.try_clone().unwrap();
+            let msg = msg.clone();
+            std::thread::spawn(move || {
+                s.write_all(&msg).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert!(
+            got == msg,
+            "{name}: {} of {} bytes came back",
+            got.len(),
+            msg.len()
+        );
+    }
+}
+
+#[test]
+fn the_http_servers_answer_as_wrk_ab_and_hey_expect() {
+    let get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let close = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    for name in ["http-hello", "eventloop-http"] {
+        let ex = Example::start(name);
+        // wrk: keep-alive, here pipelined, then a close.
+        let got = ex.exchange(format!("{get}{get}{close}").as_bytes(), 1 << 20);
+        assert_eq!(
+            got.matches("HTTP/1.1 200 OK\r\n").count(),
+            3,
+            "{name}: {got}"
+        );
+        assert!(got.ends_with("Request #3\n"), "{name}: {got}");
+        assert!(got.contains("Connection: close\r\n"), "{name}: {got}");
+        // ab: HTTP/1.0 closes after one answer; ab -k keeps it open when asked.
+        let got = ex.exchange(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n", 1 << 20);
+        assert_eq!(
+            got.matches("HTTP/1.1 200 OK\r\n").count(),
+            1,
+            "{name}: {got}"
+        );
+        let keep = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        let got = ex.exchange(format!("{keep}{close}").as_bytes(), 1 << 20);
+        assert!(got.contains("Connection: keep-alive\r\n"), "{name}: {got}");
+        assert_eq!(
+            got.matches("HTTP/1.1 200 OK\r\n").count(),
+            2,
+            "{name}: {got}"
+        );
+        // hey -D: a body larger than the server's buffer, in pieces, then more requests.
+        let body = "b".repeat(40 * 1024);
+        let post = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let got = ex.exchange(format!("{post}{get}{close}").as_bytes(), 3000);
+        assert_eq!(
+            got.matches("HTTP/1.1 200 OK\r\n").count(),
+            3,
+            "{name}: {got}"
+        );
+        // A request split byte by byte is answered once.
+        let got = ex.exchange(close.as_bytes(), 1);
+        assert_eq!(
+            got.matches("HTTP/1.1 200 OK\r\n").count(),
+            1,
+            "{name}: {got}"
+        );
+        // Malformed heads get 400 and the close, not a connection held open for good.
+        for bad in [
+            &b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"[..],
+        ] {
+            let got = ex.exchange(bad, 1 << 20);
+            assert!(got.starts_with("HTTP/1.1 400 "), "{name}: {got}");
+        }
+        // A head that goes on past the server's buffer gets 431 and the close.
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}", "a".repeat(9000));
+        let got = ex.exchange(big.as_bytes(), 1 << 20);
+        assert!(got.starts_with("HTTP/1.1 431 "), "{name}: {got}");
+    }
+}
