@@ -136,7 +136,9 @@ impl<S: Send + 'static> Builder<S> {
     /// at a time per connection. It reads from [`Connection::reader`] (what it does not
     /// consume is kept for the next run, which happens when more data arrives) and writes to
     /// [`Connection::writer`]; what it wrote is flushed when it returns if it did not flush.
-    /// An error or a panic closes the connection (and only it).
+    /// An error or a panic closes the connection (and only it); what the run wrote before it
+    /// is still flushed first, as Go's `net/http` flushes a panicking handler's buffered
+    /// response when it closes the connection.
     pub fn on_request<F>(mut self, f: F) -> Self
     where
         F: Fn(&mut Connection<'_>, &mut S) -> io::Result<()> + Send + Sync + 'static,

@@ -12,7 +12,9 @@
 //!   bytes into the inbox (`State::read_size`); start a handler if none is in flight; at the
 //!   limit, remove read interest; at the peer's FIN (read returns 0), remove it too
 //!   (level-triggered, it would fire forever);
-//! - hang-up or error (`EPOLLHUP`/`EPOLLERR`, or a read error): close.
+//! - an error (`EPOLLERR`, or a read error): close. A hang-up without an error is read on
+//!   like any readable socket, so the data the peer sent before it closed reaches the handler
+//!   (`read_in`).
 //!
 //! Both pollers may run `on_wake` for one connection at the same time (the worker and the
 //! monitor); every step is under the connection's locks, so the second finds nothing to do.
@@ -38,7 +40,7 @@ use crate::netpoll::slot::WaitSlot;
 use crate::netpoll::Poller;
 use crate::sys::epoll::{Interest, Readiness};
 
-/// The most one read takes: the input exceeds its limit by at most this.
+/// The most one read takes (also bounded by the room under the input limit).
 pub(crate) const READ_MAX: usize = 64 << 10;
 
 /// The handler-side half: touched only by the holder of the claim (`State::running`).
@@ -76,6 +78,9 @@ pub(crate) struct Conn<S> {
     pub(crate) write_since: AtomicU64,
     /// Set by `teardown`: out of the poller, socket shut down.
     pub(crate) torn: AtomicBool,
+    /// Set (before the close) when the write timeout closed the connection: a `flush`
+    /// waiting for room then fails with `TimedOut`, as documented, not `ErrClosed`.
+    pub(crate) write_timed_out: AtomicBool,
     /// The armed timer (`timer.rs`), cancelled by `teardown`: its waker holds a `Weak` of
     /// this connection, which would keep the allocation until the timer fired.
     pub(crate) timer: Mutex<Armed>,
@@ -122,6 +127,7 @@ impl<S: Send + 'static> Conn<S> {
             last_active: AtomicU64::new(now),
             write_since: AtomicU64::new(0),
             torn: AtomicBool::new(false),
+            write_timed_out: AtomicBool::new(false),
             timer: Mutex::new(Armed::default()),
             call_deadline: AtomicU64::new(0),
             work: Mutex::new(Work {
@@ -367,6 +373,12 @@ impl<S: Send + 'static> Conn<S> {
 impl<S: Send + 'static> LevelSource for Conn<S> {
     fn ready(&self, r: Readiness) -> bool {
         self.pending.add(r)
+    }
+
+    /// The runtime shut down: closed now. The disconnect goroutine this starts is refused,
+    /// and its claim disconnects in its place (`handler::Claim`).
+    fn orphan(self: Arc<Self>) {
+        self.close_now();
     }
 }
 

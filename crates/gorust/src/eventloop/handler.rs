@@ -17,6 +17,14 @@
 //!
 //! A panic in a callback is caught here: it closes only its connection (the default panic
 //! hook has printed it).
+//!
+//! A handler goroutine the runtime will not run (refused by a runtime that is shutting down,
+//! or dropped unstarted by its shutdown) still ends its connection: the claim it was handed
+//! ([`Claim`]) closes the connection and runs `on_disconnect` where it is dropped, with waits
+//! refused as in a cancelled goroutine's unwind. This is how the runtime's shutdown ends the
+//! connections that no handler holds: the poller orphaning them closes them, and the
+//! disconnect goroutine it starts is refused (before, they stayed open, their `on_disconnect`
+//! never ran, and the loop leaked with them; review, session 25).
 
 use std::cell::{RefCell, RefMut};
 use std::future::Future;
@@ -200,8 +208,29 @@ impl AsFd for Prepare<'_> {
 /// Starts the handler goroutine of `conn`; the caller took the claim for it.
 pub(crate) fn spawn<S: Send + 'static>(conn: Arc<Conn<S>>) {
     let rt = conn.lp.runtime().clone();
+    let claim = Claim(Some(conn));
     // Bound to this worker, first come first served: see `Shared::spawn_goroutine_here`.
-    crate::goroutine::go_here(&rt, move || run(conn));
+    crate::goroutine::go_here(&rt, move || {
+        let mut claim = claim;
+        if let Some(conn) = claim.0.take() {
+            run(conn);
+        }
+    });
+}
+
+/// The claim a handler goroutine is handed, taken when it runs. Dropped untaken (the
+/// goroutine will never run), it ends the connection here: see the module header.
+struct Claim<S: Send + 'static>(Option<Arc<Conn<S>>>);
+
+impl<S: Send + 'static> Drop for Claim<S> {
+    fn drop(&mut self) {
+        let Some(conn) = self.0.take() else {
+            return;
+        };
+        conn.close_holding_claim();
+        let cancelled = crate::goroutine::Cancelled::Disconnect(conn.id);
+        crate::goroutine::refusing_waits(cancelled, || disconnect(&conn, &mut lock(&conn.work)));
+    }
 }
 
 /// Calls `f`, turning a panic into `None`.
@@ -298,6 +327,11 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
 
 /// Step 4 of the module header: `on_disconnect`, then every buffer back to the pool.
 fn disconnect<S: Send + 'static>(conn: &Arc<Conn<S>>, work: &mut Work<S>) {
+    // Bytes the poller read after the handler last took them (a close while it ran): still
+    // readable, as `on_disconnect`'s doc says (before, they were dropped unseen; review,
+    // session 25).
+    let inbox = lock(&conn.st).take_inbox();
+    work.input.append(inbox);
     if let (Some(user), Some(d)) = (work.user.take(), &conn.lp.callbacks.disconnect) {
         let mut c = Connection::new(&**conn, &mut work.input);
         let _ = guarded(|| d(&mut c, user));
@@ -363,7 +397,14 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
         let below = || self.out_len.load(Acquire) <= limit;
         while !below() {
             if self.torn() {
-                return Err(closed_error());
+                // The connection's write timer (counting from the first pending byte) may
+                // close it before this flush's own deadline: the same timeout (before, this
+                // said `ErrClosed`; review, session 25).
+                return Err(if self.write_timed_out.load(Acquire) {
+                    timed_out()
+                } else {
+                    closed_error()
+                });
             }
             park_once(&self.drain, &self.torn, deadline, below)?;
         }
@@ -479,7 +520,9 @@ impl<S: Send + 'static> Conn<S> {
     /// disconnects itself; a writer without the claim (a client's `send`) takes it here and
     /// starts the disconnect.
     fn fail_now(&self) {
-        match lock(&self.st).close() {
+        // Off the lock: a refused handler goroutine disconnects where it is dropped (`Claim`).
+        let by = lock(&self.st).close();
+        match by {
             CloseBy::Nobody => {}
             CloseBy::Handler => self.teardown(),
             CloseBy::Caller => {

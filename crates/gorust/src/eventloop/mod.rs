@@ -78,8 +78,8 @@
 //! | [`read_timeout`](Builder::read_timeout) | none | bounds [`Connection::wait_input`] |
 //! | [`write_timeout`](Builder::write_timeout) | none | output pending this long closes the connection; bounds a `flush` waiting for room |
 //!
-//! One read takes at most 64 KiB (`READ_MAX` in `conn.rs`), so the input exceeds its limit by
-//! at most that.
+//! One read takes at most 64 KiB (`READ_MAX` in `conn.rs`), and never more than the room left
+//! under the input limit, so the input never exceeds it.
 //!
 //! # Who touches what
 //!

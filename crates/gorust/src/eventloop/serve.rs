@@ -2,12 +2,19 @@
 //! connections, and graceful shutdown.
 //!
 //! Shutdown, in order: (1) `shutting_down` is set and every listener closed, so each `serve`
-//! returns `Ok(())`; (2) each connection with no handler in flight is closed at once; each one
-//! with a handler in flight is marked draining (no more reads, no more runs; it closes when
-//! the handler returns and its output is written); (3) the caller waits, up to the grace
-//! period, for the registry to empty; (4) what is left is closed by force: the socket is shut
-//! down, so a handler parked on it wakes with an error, and `on_disconnect` runs when it
-//! returns (a handler stuck in user code cannot be preempted).
+//! returns `Ok(())`; (2) each connection with no handler in flight and no output queued is
+//! closed at once; each one with a handler in flight or output queued is marked draining (no
+//! more reads, no more runs; it closes when the handler returns and its output is written);
+//! (3) the caller waits, up to the grace period, for all of them to leave the registry, the
+//! idle ones too (their `on_disconnect` runs on a goroutine of its own: before, `shutdown`
+//! returned before it had, and a `main` returning then dropped it unrun; review, session
+//! 25); (4) what is still busy is closed by force: the socket is shut down, so a handler
+//! parked on it wakes with an error, and `on_disconnect` runs when it returns (a handler stuck
+//! in user code cannot be preempted).
+//!
+//! A runtime that ends without `shutdown` closes the loop's connections too: its pollers
+//! orphan them, and each is disconnected where its refused handler goroutine is dropped
+//! (`handler::Claim`), with waits refused.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -233,7 +240,9 @@ impl<S: Send + 'static> EventLoop<S> {
 
     /// Graceful shutdown (steps in the module header): stops accepting, closes idle
     /// connections, lets in-flight handlers finish for up to `grace`, closes the rest, and
-    /// reports the counts. Parks the calling goroutine (sleeps a plain thread) meanwhile.
+    /// reports the counts. Within `grace`, it returns once every connection it closed has
+    /// disconnected (`on_disconnect` has returned), idle ones too. Parks the calling goroutine
+    /// (sleeps a plain thread) meanwhile.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let sh = &self.shared;
         let deadline = crate::time::deadline_in(grace);
@@ -244,6 +253,8 @@ impl<S: Send + 'static> EventLoop<S> {
         let conns: Vec<Arc<Conn<S>>> = lock(&sh.conns).values().cloned().collect();
         let mut report = ShutdownReport::default();
         let mut busy = HashSet::new();
+        // Closed here; waited for until their disconnect has run.
+        let mut idle = Vec::new();
         for c in conns {
             let mut st = lock(&c.st);
             if st.closed {
@@ -260,12 +271,16 @@ impl<S: Send + 'static> EventLoop<S> {
             } else {
                 drop(st);
                 c.close_now();
+                idle.push(c.id);
                 report.closed_idle += 1;
             }
         }
         let left = || {
             let conns = lock(&sh.conns);
-            busy.iter().filter(|id| conns.contains_key(id)).count()
+            busy.iter()
+                .chain(&idle)
+                .filter(|id| conns.contains_key(id))
+                .count()
         };
         while left() > 0 && Instant::now() < deadline {
             crate::time::sleep(Duration::from_millis(1));

@@ -126,9 +126,13 @@ impl State {
         self.inbox.len() + self.input_len
     }
 
-    /// Whether reading should be on: not closed or finished, and below `limit`.
+    /// Whether reading should be on: not closed or finished, below `limit`, and not draining
+    /// unless a handler is in flight. That handler may be waiting for the rest of its request
+    /// (`wait_input`), or a client's `call` for its reply: with reads off while draining,
+    /// both waited for bytes never read, until a graceful shutdown's grace ran out (review,
+    /// session 25). Draining still starts no new run (`start`).
     pub(crate) fn wants_read(&self, limit: usize) -> bool {
-        !self.closed && !self.eof && !self.draining && self.buffered() < limit
+        !self.closed && !self.eof && (!self.draining || self.running) && self.buffered() < limit
     }
 
     /// How many bytes the poller's next read asks for: the room under `limit` (at most
@@ -318,6 +322,21 @@ mod tests {
             s.finish(LIMIT, 0, false, LIMIT),
             Next::Close { deregister: true }
         );
+    }
+
+    #[test]
+    fn draining_reads_for_a_handler_in_flight_and_starts_no_new_one() {
+        let mut s = State {
+            running: true,
+            draining: true,
+            ..State::default()
+        };
+        assert!(s.wants_read(LIMIT), "the handler may be waiting for input");
+        assert!(!s.arrived(), "no second handler");
+        // Output still pending: the claim is released, the close waits for the poller.
+        assert_eq!(s.finish(0, 0, true, LIMIT), Next::Idle);
+        assert!(!s.wants_read(LIMIT), "no handler: reading stops");
+        assert!(!s.start(), "draining starts no run");
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
         if since != 0 {
             let due = since.saturating_add(ns(wt));
             if now >= due {
+                conn.write_timed_out.store(true, Release);
                 conn.close_now();
                 return;
             }

@@ -15,10 +15,15 @@
 //! wait; after [`REFUSALS_BEFORE_ABORT`] of them in one unwind the process aborts with a
 //! message that names the goroutine, rather than spin for ever.
 //!
-//! State: one thread-local, set only around a forced unwind (the id of the goroutine and the
-//! refusals so far), saved and restored around nested unwinds (a destructor dropping another
-//! runtime's parked goroutine). Nothing here runs on the hot path: the checks sit in the
-//! waits that block a thread.
+//! The event loop's `on_disconnect` is refused waits the same way when the runtime's shutdown
+//! runs it in place of a handler goroutine it will not start ([`refusing_waits`]): an idle
+//! connection closed by the shutdown itself has no goroutine to run it on, and a wait there
+//! would hold the shutdown as long as it lasted.
+//!
+//! State: one thread-local, set only around a forced unwind or such a callback (what is being
+//! cancelled and the refusals so far), saved and restored around nested unwinds (a
+//! destructor dropping another runtime's parked goroutine). Nothing here runs on the hot
+//! path: the checks sit in the waits that block a thread.
 //!
 //! Rejected: aborting at the first caught cancellation (a server that catches panics around
 //! each request, with its accept outside the catch, is the common case, and one more panic
@@ -38,9 +43,29 @@ pub(crate) const CANCELLED: &str =
 /// Refused waits in one forced unwind before the process aborts.
 pub(crate) const REFUSALS_BEFORE_ABORT: u32 = 1_000;
 
+/// What the shutdown is cancelling.
+#[derive(Clone, Copy)]
+pub(crate) enum Cancelled {
+    /// A goroutine, by its id.
+    Goroutine(u64),
+    /// The event loop's `on_disconnect` of a connection, by its id.
+    Disconnect(u64),
+}
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cancelled::Goroutine(id) => write!(f, "goroutine {id}"),
+            Cancelled::Disconnect(id) => {
+                write!(f, "the event loop's on_disconnect of connection {id}")
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct State {
-    goroutine: u64,
+    cancelled: Cancelled,
     refusals: u32,
 }
 
@@ -54,13 +79,20 @@ thread_local! {
 pub(crate) struct Unwinding(Option<State>);
 
 impl Unwinding {
-    pub(crate) fn enter(id: u64) -> Self {
+    pub(crate) fn enter(cancelled: Cancelled) -> Self {
         let state = State {
-            goroutine: id,
+            cancelled,
             refusals: 0,
         };
         Unwinding(UNWINDING.with(|u| u.replace(Some(state))))
     }
+}
+
+/// Runs `f`, a callback the shutdown runs in place of a goroutine it cancelled, with waits
+/// refused as in that goroutine's unwind (see the module header).
+pub(crate) fn refusing_waits<R>(cancelled: Cancelled, f: impl FnOnce() -> R) -> R {
+    let _unwinding = Unwinding::enter(cancelled);
+    f()
 }
 
 impl Drop for Unwinding {
@@ -88,10 +120,10 @@ fn refuse(mut state: State) -> ! {
     UNWINDING.with(|u| u.set(Some(state)));
     if state.refusals >= REFUSALS_BEFORE_ABORT {
         eprintln!(
-            "gorust: goroutine {} is being cancelled by its runtime's shutdown, and caught the \
+            "gorust: {} is being cancelled by its runtime's shutdown, and caught the \
              panic that cancels it {} times, waiting again each time; aborting. A catch_unwind \
              around a wait must let a panic it did not raise go on (std::panic::resume_unwind).",
-            state.goroutine, state.refusals
+            state.cancelled, state.refusals
         );
         std::process::abort();
     }

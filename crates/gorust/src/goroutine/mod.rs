@@ -307,7 +307,8 @@ impl<F, T> Drop for Goroutine<F, T> {
                     // Only here: on every goroutine's exit the two thread-local accesses cost
                     // ~12 ns of a spawn and join (`spawn_batch` on 1 worker, 187 → 199 ns).
                     let _outer_entry = crate::context::suspend_entry();
-                    let _unwinding = cancel::Unwinding::enter(self.guard.id);
+                    let _unwinding =
+                        cancel::Unwinding::enter(cancel::Cancelled::Goroutine(self.guard.id));
                     overflow::entered(&self.guard, || co.force_unwind());
                 }
                 stack::put(co.into_stack());
@@ -487,7 +488,7 @@ pub(crate) fn yield_now() {
     park();
 }
 
-pub(crate) use cancel::refuse_wait_if_cancelled;
+pub(crate) use cancel::{refuse_wait_if_cancelled, refusing_waits, Cancelled};
 pub(crate) use overflow::install as install_overflow_handler;
 
 #[cfg(all(test, not(loom)))]

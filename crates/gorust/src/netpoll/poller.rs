@@ -73,6 +73,10 @@ pub(crate) trait LevelSource: Send + Sync {
     /// readiness is still waiting to be handled). Called under the slab lock, from the owning
     /// worker or the monitor thread: must not block or make system calls.
     fn ready(&self, r: Readiness) -> bool;
+
+    /// The runtime shut down: nobody will poll this registration again. Called off the slab
+    /// lock, once the workers have exited; the source ends itself (it may deregister).
+    fn orphan(self: Arc<Self>);
 }
 
 fn token(index: u32, generation: u32) -> u64 {
@@ -197,20 +201,26 @@ impl Poller {
     /// The runtime shut down: nobody will poll this epoll again. Marks every descriptor still
     /// registered here orphaned and wakes its waiters, so that a socket that outlives the
     /// runtime fails its next wait in another runtime instead of waiting forever (its own
-    /// runtime's goroutines and futures are gone by now).
+    /// runtime's goroutines and futures are gone by now), and ends every level-triggered
+    /// source (an event-loop connection closes and disconnects).
     pub(crate) fn orphan_all(&self) {
-        let descs: Vec<Arc<PollDesc>> = self
-            .slab()
-            .entries
-            .iter()
-            .filter_map(|e| match &e.source {
-                Some(Source::Edge(d)) => Some(d.clone()),
-                _ => None,
-            })
-            .collect();
-        // Off the slab lock: waking runs wakers.
+        let mut descs = Vec::new();
+        let mut levels = Vec::new();
+        for e in self.slab().entries.iter() {
+            match &e.source {
+                Some(Source::Edge(d)) => descs.push(d.clone()),
+                Some(Source::Level { source, .. }) => levels.push(source.clone()),
+                None => {}
+            }
+        }
+        // Off the slab lock: waking runs wakers, and a level source deregisters.
         for d in descs {
             d.orphan();
+        }
+        // The event loop's connections: closed, and disconnected (before, they were left
+        // registered, open and leaked; review, session 25).
+        for l in levels {
+            l.orphan();
         }
         // Wakers the monitor left for a worker that is gone (`poll_deferring`): their waiters
         // see the readiness, or the orphaned descriptor, when they try again.
