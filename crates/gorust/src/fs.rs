@@ -6,7 +6,10 @@
 //! blocking-pool thread) they call `std::fs` directly. From a future on a worker thread they
 //! fail with an error that says to call them from a goroutine (or to use `spawn_blocking`),
 //! and touch nothing. `read_dir` reads the whole directory on the pool and returns its
-//! entries as an iterator, rather than a lazy `ReadDir` that would block on each step.
+//! entries as an iterator, rather than a lazy `ReadDir` that would block on each step. The
+//! entries are std's `DirEntry`: their `metadata()` (and `file_type()` on a file system that
+//! does not report types in the listing) is a system call on the calling thread; use
+//! [`metadata`] on `entry.path()` to keep it on the pool.
 
 use std::fs::{DirEntry, Metadata, Permissions};
 use std::io;
@@ -36,7 +39,8 @@ pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<(
     blocking_io(move || std::fs::write(p, c))
 }
 
-/// [`std::fs::read_dir`] on the blocking pool; the entries are read eagerly.
+/// [`std::fs::read_dir`] on the blocking pool; the entries are read eagerly. An entry's
+/// `metadata()` runs on the calling thread (see the module header).
 pub fn read_dir(path: impl AsRef<Path>) -> io::Result<std::vec::IntoIter<io::Result<DirEntry>>> {
     let p = owned(path);
     blocking_io(move || Ok(std::fs::read_dir(p)?.collect::<Vec<_>>().into_iter()))

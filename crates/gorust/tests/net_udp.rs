@@ -91,3 +91,32 @@ fn a_future_echoes_datagrams_with_the_poll_methods() {
         })
     });
 }
+
+/// std's socket options, with std's names: what is set reads back (the multicast ones were
+/// missing, so an IPv6 group could be joined and never left).
+#[test]
+fn socket_options_read_back_what_was_set() {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_broadcast(true).unwrap();
+    assert!(s.broadcast().unwrap());
+    s.set_ttl(17).unwrap();
+    assert_eq!(s.ttl().unwrap(), 17);
+    s.set_multicast_loop_v4(false).unwrap();
+    assert!(!s.multicast_loop_v4().unwrap());
+    s.set_multicast_ttl_v4(9).unwrap();
+    assert_eq!(s.multicast_ttl_v4().unwrap(), 9);
+    let group = std::net::Ipv4Addr::new(239, 255, 0, 77);
+    let any = std::net::Ipv4Addr::UNSPECIFIED;
+    // Joining needs a multicast route, which a bare container may lack: only if it works.
+    if s.join_multicast_v4(&group, &any).is_ok() {
+        s.leave_multicast_v4(&group, &any).unwrap();
+    }
+    if let Ok(s6) = UdpSocket::bind("[::1]:0") {
+        s6.set_multicast_loop_v6(false).unwrap();
+        assert!(!s6.multicast_loop_v6().unwrap());
+        let group6: std::net::Ipv6Addr = "ff02::1:3".parse().unwrap();
+        if s6.join_multicast_v6(&group6, 0).is_ok() {
+            s6.leave_multicast_v6(&group6, 0).unwrap();
+        }
+    }
+}

@@ -320,3 +320,54 @@ fn closing_a_listener_ends_an_accept_on_its_clone() {
     assert!(common::cpu_time() - before < Duration::from_secs(1), "spun");
     std::fs::remove_file(&path).unwrap();
 }
+
+/// std's `*_addr` methods: abstract names (Linux) and paths, for streams and datagrams. They
+/// were missing, so an abstract address could be reached only by adopting a std socket.
+#[test]
+fn abstract_names_and_addresses_through_the_addr_methods() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let name = format!("gorust-abstract-{}", std::process::id());
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            let listener = UnixListener::bind_addr(&addr).unwrap();
+            let server = gorust::go(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 5];
+                s.read_exact(&mut buf).unwrap();
+                s.write_all(&buf).unwrap();
+            });
+            let mut c = UnixStream::connect_addr(&addr).unwrap();
+            c.write_all(b"hello").unwrap();
+            let mut got = [0u8; 5];
+            c.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"hello");
+            server.join().unwrap();
+            // A path through `connect_addr`, and an unnamed address refused.
+            let path = temp_path("addr");
+            let l = UnixListener::bind(&path).unwrap();
+            let by_path = SocketAddr::from_pathname(&path).unwrap();
+            let _c = UnixStream::connect_addr(&by_path).unwrap();
+            drop(l.accept().unwrap());
+            let unnamed = UnixDatagram::unbound().unwrap().local_addr().unwrap();
+            let e = UnixStream::connect_addr(&unnamed).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+            let _ = std::fs::remove_file(&path);
+            // Datagrams between two abstract names.
+            let a = SocketAddr::from_abstract_name(format!("{name}-a").as_bytes()).unwrap();
+            let b = SocketAddr::from_abstract_name(format!("{name}-b").as_bytes()).unwrap();
+            let da = UnixDatagram::bind_addr(&a).unwrap();
+            let db = UnixDatagram::bind_addr(&b).unwrap();
+            assert_eq!(da.send_to_addr(b"ping", &b).unwrap(), 4);
+            let mut buf = [0u8; 8];
+            let (n, from) = db.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"ping");
+            assert_eq!(from.as_abstract_name(), a.as_abstract_name());
+            db.connect_addr(&a).unwrap();
+            db.send(b"pong").unwrap();
+            let n = da.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"pong");
+        })
+    });
+}

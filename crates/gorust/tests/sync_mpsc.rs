@@ -598,3 +598,31 @@ fn a_goroutine_unwinding_a_panic_does_not_yield_in_send() {
         })
     });
 }
+
+/// A rendezvous `send` from a future on a worker always has to wait for the receiver, so it
+/// panics, and sends nothing: a receive already parked on another thread gets no message.
+/// Before, the panic came after the push, and the receiver usually had the message by then.
+/// With the receiver gone it returns the message instead.
+#[test]
+fn a_rendezvous_send_from_a_future_panics_before_sending() {
+    common::within(Duration::from_secs(60), || {
+        let rt = rt();
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let receiving = std::thread::spawn(move || {
+            let got = rx.recv_timeout(Duration::from_millis(500));
+            (got, rx)
+        });
+        std::thread::sleep(Duration::from_millis(50)); // the receive is parked
+        let task = rt.spawn(async move {
+            let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.send(1)));
+            (sent.is_err(), tx)
+        });
+        let (panicked, tx) = rt.block_on(task).unwrap();
+        assert!(panicked, "the send panicked");
+        let (got, rx) = receiving.join().unwrap();
+        assert_eq!(got, Err(RecvTimeoutError::Timeout), "nothing was sent");
+        drop(rx);
+        let task = rt.spawn(async move { tx.send(2) });
+        assert_eq!(rt.block_on(task).unwrap(), Err(SendError(2)));
+    });
+}

@@ -167,8 +167,10 @@ impl UdpSocket {
         Ok(())
     }
 
-    /// Wakes parked receives and sends, which fail with [`super::ErrClosed`]; the descriptor
-    /// is released on drop.
+    /// Wakes parked receives and sends of this handle, which fail with [`super::ErrClosed`];
+    /// the descriptor is released on drop. Unlike the stream types' `close`, the socket is not
+    /// shut down (std's `UdpSocket` has no `shutdown`): a `try_clone` goes on receiving, and a
+    /// plain thread blocked in this handle's receive sees the close within 100 ms.
     pub fn close(&self) -> io::Result<()> {
         self.reg.close();
         Ok(())
@@ -207,6 +209,41 @@ impl UdpSocket {
     /// Joins an IPv6 multicast group.
     pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.inner.join_multicast_v6(group, interface)
+    }
+
+    /// Leaves an IPv6 multicast group.
+    pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.inner.leave_multicast_v6(group, interface)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v4(on)
+    }
+
+    /// Reads `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_multicast_ttl_v4(ttl)
+    }
+
+    /// Reads `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.inner.multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v6(on)
+    }
+
+    /// Reads `IPV6_MULTICAST_LOOP`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v6()
     }
 
     /// Reads and clears `SO_ERROR`.

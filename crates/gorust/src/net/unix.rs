@@ -190,9 +190,16 @@ impl UnixListener {
         UnixListener::from_std(std_unix::UnixListener::bind(path)?)
     }
 
-    /// Accepts a connection, parking the goroutine until one arrives. Once the socket is shut
-    /// down (`close` on this handle or another), fails with `InvalidInput` (`EINVAL`), as a
-    /// TCP listener's accept does then.
+    /// Binds to `addr` and listens: a path, or on Linux an abstract name
+    /// (`std::os::linux::net::SocketAddrExt::from_abstract_name`).
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
+        UnixListener::from_std(std_unix::UnixListener::bind_addr(addr)?)
+    }
+
+    /// Accepts a connection, parking the goroutine until one arrives. After `close` on this
+    /// handle, fails with `NotConnected` wrapping [`super::ErrClosed`]; once another handle
+    /// has closed the socket (shutting it down), with `InvalidInput` (`EINVAL`), as a TCP
+    /// listener's accept does then.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let fd = self.inner.as_raw_fd();
         let (sock, _) = self.reg.io(Direction::Read, rt(&self.timeouts), || {
@@ -258,26 +265,27 @@ impl UnixStream {
                 "paths must not contain interior null bytes",
             ));
         }
-        let addr = socket2::SockAddr::unix(path)?;
-        let sock = socket2::Socket::new(
-            socket2::Domain::UNIX,
-            socket2::Type::STREAM.nonblocking().cloexec(),
-            None,
-        )?;
-        match sock.connect(&addr) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!(
-                        "connect to {}: the listener's backlog is full; retry later",
-                        path.display()
-                    ),
-                ));
-            }
-            Err(e) => return Err(e),
+        connect_to(&socket2::SockAddr::unix(path)?, &path.display())
+    }
+
+    /// Connects to `addr`: a path, or on Linux an abstract name. Non-blocking as
+    /// [`connect`](Self::connect) is.
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        if let Some(path) = addr.as_pathname() {
+            return UnixStream::connect(path);
         }
-        UnixStream::from_std(std_unix::UnixStream::from(OwnedFd::from(sock)))
+        let Some(name) = std::os::linux::net::SocketAddrExt::as_abstract_name(addr) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to an unnamed address",
+            ));
+        };
+        // socket2 reads a path whose first byte is NUL as an abstract name.
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(name);
+        let path = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&raw));
+        let shown = format!("the abstract name {:?}", String::from_utf8_lossy(name));
+        connect_to(&socket2::SockAddr::unix(path)?, &shown)
     }
 
     /// A connected pair.
@@ -404,6 +412,26 @@ macro_rules! unix_stream_io {
 unix_stream_io!(UnixStream);
 unix_stream_io!(&UnixStream);
 
+/// A non-blocking connect to `addr` (`shown` in the error): see [`UnixStream::connect`].
+fn connect_to(addr: &socket2::SockAddr, shown: &dyn std::fmt::Display) -> io::Result<UnixStream> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::UNIX,
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
+    match sock.connect(addr) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("connect to {shown}: the listener's backlog is full; retry later"),
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    UnixStream::from_std(std_unix::UnixStream::from(OwnedFd::from(sock)))
+}
+
 /// A Unix-domain datagram socket.
 pub struct UnixDatagram {
     reg: Registration,
@@ -417,6 +445,11 @@ impl UnixDatagram {
     /// Binds to a filesystem path.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
         UnixDatagram::from_std(std_unix::UnixDatagram::bind(path)?)
+    }
+
+    /// Binds to `addr`: a path, or on Linux an abstract name.
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std_unix::UnixDatagram::bind_addr(addr)?)
     }
 
     /// A socket bound to no address.
@@ -433,6 +466,11 @@ impl UnixDatagram {
     /// Sets the default destination.
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
         self.inner.connect(path)
+    }
+
+    /// Sets the default destination to `addr`: a path, or on Linux an abstract name.
+    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.inner.connect_addr(addr)
     }
 
     /// The connected peer's address.
@@ -479,6 +517,13 @@ impl UnixDatagram {
         let path = path.as_ref();
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
             self.inner.send_to(buf, path)
+        })
+    }
+
+    /// Sends to `addr`: a path, or on Linux an abstract name.
+    pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        self.reg.io(Direction::Write, wt(&self.timeouts), || {
+            self.inner.send_to_addr(buf, addr)
         })
     }
 

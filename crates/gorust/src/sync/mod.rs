@@ -23,9 +23,11 @@
 //! from a channel that always has a message, or locks an uncontended mutex in a loop, still
 //! lets the others on its worker run. A poll that ends `Pending` without progress gives its
 //! unit back, so a future polling many waiting operations at once reaches every one. The
-//! `try_*` methods spend nothing. A blocking method called from a future on a worker spends a
-//! unit on its fast path, as the future would, but never yields: when none is left it polls
-//! the operation once without a budget (that poll cannot wait).
+//! `try_*` methods spend nothing. A blocking method called from a future on a worker never
+//! yields: the channel methods with a fast path (`recv`, a buffered `send`) spend a unit there,
+//! as the future would, and when none is left poll the operation once without a budget (that
+//! poll cannot wait); the others (`Mutex::lock`, `WaitGroup::wait`) make that one
+//! unconstrained poll at once and spend nothing.
 //!
 //! # The `std::sync::Mutex` pitfall
 //!

@@ -293,7 +293,9 @@ impl<T> SyncSender<T> {
     /// # Panics
     ///
     /// If it must wait while called from a future on a worker thread (it would block the
-    /// worker); use [`send_async`](Self::send_async) there.
+    /// worker); use [`send_async`](Self::send_async) there. On a rendezvous channel (capacity
+    /// 0) it always must, so it panics there before sending anything, unless the receiver is
+    /// gone.
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         // Fast path: room now (one lock, no future). Spends a unit of the cooperative budget
         // as the future would; when none is left, the future's poll yields.
@@ -306,6 +308,19 @@ impl<T> SyncSender<T> {
         } else {
             t
         };
+        // A rendezvous send always waits for the receiver to take `t`, so from a future on a
+        // worker `block_on` would panic: refused before `t` is pushed. (Before, it panicked
+        // after, with `t` often received already; review, session 25.)
+        if self.chan.cap == 0 && crate::blocking::in_a_future_on_a_worker() {
+            if !self.chan.lock().receiver_alive {
+                return Err(SendError(t));
+            }
+            panic!(
+                "gorust::sync::SyncSender::send on a rendezvous channel from a future on a \
+                 worker thread waits for the receiver, which would block the worker; use \
+                 send_async(t).await there, or call send from a goroutine"
+            );
+        }
         crate::block_on(self.send_async(t))
     }
 
