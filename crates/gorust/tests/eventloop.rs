@@ -450,6 +450,46 @@ fn on_disconnect_sees_what_arrived_before_a_reset() {
     });
 }
 
+/// A handler that answers with more than the socket buffers hold and closes, while the peer
+/// has sent bytes nobody will read: the peer still gets the whole answer and then the end of
+/// the stream. Before, the close with unread input sent a reset, which threw away the part of
+/// the answer not sent yet: the peer read a short answer and `ECONNRESET`.
+#[test]
+fn a_close_with_unread_input_still_delivers_the_whole_answer() {
+    within(LIMIT, || {
+        run_on(2, || {
+            const ANSWER: usize = 16 << 20;
+            let el = EventLoop::builder()
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.writer().write_bytes(&vec![7u8; ANSWER]);
+                    c.close();
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                s.write_all(b"x").unwrap();
+                // Most of the answer, so that the handler has returned (its output is below
+                // the output limit) and nobody reads any more.
+                let mut got = vec![0u8; ANSWER - (3 << 20)];
+                s.read_exact(&mut got).unwrap();
+                // Sent while the rest of the answer is on its way: nobody reads these.
+                s.write_all(&[1u8; 64 << 10]).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                let r = s.read_to_end(&mut got);
+                (r.map(drop).map_err(|e| e.kind()), got.len())
+            });
+            let (r, len) = gorust::blocking(move || client.join().unwrap());
+            assert_eq!((r, len), (Ok(()), ANSWER));
+        })
+    });
+}
+
 #[test]
 fn half_close_gets_its_answer_and_reset_disconnects() {
     within(LIMIT, || {

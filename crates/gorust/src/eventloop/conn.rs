@@ -23,9 +23,13 @@
 //! `st` takes the descriptor out of the poller and shuts the socket down (so the peer sees
 //! the close at once, and a parked handler wakes); the holder of the claim runs the
 //! disconnect (`handler::disconnect`). The descriptor itself is closed when the last `Arc`
-//! goes, so no handler can write to a reused descriptor number.
+//! goes, so no handler can write to a reused descriptor number. A close after the output was
+//! written (`teardown_gracefully`) shuts down only the write side, and a TCP socket then
+//! lingers at that last drop (`linger`: read and drop what the peer still sends, up to
+//! `LINGER`), so that late input does not reset it and cut the answer short.
 
-use std::io;
+use std::io::{self, Read};
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,7 +55,10 @@ pub(crate) struct Work<S> {
 
 pub(crate) struct Conn<S> {
     pub(crate) id: u64,
-    pub(crate) fd: OwnedFd,
+    /// Closed, or handed to [`linger`], when the connection is dropped (`Drop`).
+    pub(crate) fd: ManuallyDrop<OwnedFd>,
+    /// Set by `teardown_gracefully` for a TCP socket: the drop lingers instead of closing.
+    linger: AtomicBool,
     /// Index of the worker whose poller holds the registration.
     pub(crate) worker: usize,
     poller: Arc<Poller>,
@@ -107,7 +114,8 @@ impl<S: Send + 'static> Conn<S> {
         let now = lp.now_ns();
         Conn {
             id,
-            fd,
+            fd: ManuallyDrop::new(fd),
+            linger: AtomicBool::new(false),
             worker,
             poller,
             token: AtomicU64::new(0),
@@ -313,7 +321,9 @@ impl<S: Send + 'static> Conn<S> {
             w.into_iter().for_each(Waker::wake);
         }
         if close {
-            self.closed_by(CloseBy::Caller);
+            // The output is written: a graceful close (the disconnect is ours).
+            self.teardown_gracefully();
+            super::handler::spawn(self.clone());
         } else if fail {
             self.close_now();
         }
@@ -347,6 +357,25 @@ impl<S: Send + 'static> Conn<S> {
 
     /// Out of the poller, socket shut down, waiters woken. Once, by whoever set `closed`.
     pub(crate) fn teardown(&self) {
+        self.teardown_with(std::net::Shutdown::Both);
+    }
+
+    /// [`teardown`](Self::teardown) for a close after the output was written (the handler's
+    /// `close`, a drain): only the write side is shut down, and a TCP socket lingers when the
+    /// connection goes (see [`linger`]). A TCP socket closed with input nobody read, or that
+    /// receives some after its close, sends a reset instead of a FIN, and Linux then throws
+    /// away what it has not sent yet: a peer that sent a request body the handler skipped, or
+    /// pipelined a request behind the last answer, lost the end of that answer (review,
+    /// session 25).
+    pub(crate) fn teardown_gracefully(&self) {
+        self.teardown_with(std::net::Shutdown::Write);
+        let tcp = socket2::SockRef::from(&*self.fd)
+            .local_addr()
+            .is_ok_and(|a| a.as_socket().is_some());
+        self.linger.store(tcp, Relaxed);
+    }
+
+    fn teardown_with(&self, how: std::net::Shutdown) {
         self.torn.store(true, Release);
         // After `torn`, under the lock `timer::arm` stores under: an entry armed concurrently
         // is either taken here or cancelled by `arm` itself.
@@ -356,7 +385,7 @@ impl<S: Send + 'static> Conn<S> {
         self.ended.store(true, Release);
         self.poller
             .deregister(self.fd.as_raw_fd(), self.token.load(Acquire));
-        let _ = socket2::SockRef::from(&self.fd).shutdown(std::net::Shutdown::Both);
+        let _ = socket2::SockRef::from(&*self.fd).shutdown(how);
         self.data.wake_all();
         self.drain.wake_all();
         self.unclaimed.wake_all();
@@ -367,6 +396,34 @@ impl<S: Send + 'static> Conn<S> {
         let _ = self
             .write_since
             .compare_exchange(0, self.lp.now_ns().max(1), Relaxed, Relaxed);
+    }
+}
+
+/// How long a gracefully closed TCP socket goes on reading (and dropping) what its peer sends,
+/// so that bytes the peer sent before it saw the close do not reset it: Go's `net/http` waits
+/// as long (`rstAvoidanceDelay`).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keeps a gracefully closed TCP socket open for up to [`LINGER`], reading and dropping
+/// until the peer finishes, on a goroutine of `rt` that owns the descriptor from here; then
+/// closes it. Where the runtime takes no goroutine any more (its shutdown), closes it now.
+fn linger(rt: &crate::sched::Handle, fd: OwnedFd) {
+    crate::goroutine::go_on(rt, move || {
+        let s = crate::net::TcpStream::from(fd);
+        let _ = s.set_read_deadline(Some(crate::time::deadline_in(LINGER)));
+        let mut buf = [0u8; 4096];
+        while matches!((&s).read(&mut buf), Ok(1..)) {}
+    });
+}
+
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, as the connection goes; nothing touches `fd` after.
+        let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
+        match self.lp.runtime_if_set() {
+            Some(rt) if *self.linger.get_mut() => linger(rt, fd),
+            _ => drop(fd),
+        }
     }
 }
 

@@ -143,7 +143,7 @@ impl<S: Send + 'static> ClientConn<S> {
     ///
     /// As `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sock_addr(socket2::SockRef::from(&self.conn.fd).local_addr()?)
+        sock_addr(socket2::SockRef::from(&*self.conn.fd).local_addr()?)
     }
 
     /// The peer's address.
@@ -152,7 +152,7 @@ impl<S: Send + 'static> ClientConn<S> {
     ///
     /// As `getpeername` (`NotConnected` once the socket is shut down).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sock_addr(socket2::SockRef::from(&self.conn.fd).peer_addr()?)
+        sock_addr(socket2::SockRef::from(&*self.conn.fd).peer_addr()?)
     }
 
     /// Writes `bytes` from any goroutine (or plain thread): now as far as the socket takes
@@ -348,7 +348,7 @@ fn release<S: Send + 'static>(conn: &Arc<Conn<S>>, ok: bool, left: usize, consum
         Next::Rerun => handler::spawn(conn.clone()),
         Next::Close { deregister } => {
             if deregister {
-                conn.teardown();
+                conn.teardown_gracefully();
             }
             handler::spawn(conn.clone());
         }

@@ -312,7 +312,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             }
             Next::Close { deregister } => {
                 if deregister {
-                    conn.teardown();
+                    conn.teardown_gracefully();
                 }
                 break;
             }

@@ -94,6 +94,11 @@ impl<S> Shared<S> {
         self.base + Duration::from_nanos(ns)
     }
 
+    /// The runtime, once `serve` or `dial` has fixed it.
+    pub(crate) fn runtime_if_set(&self) -> Option<&Handle> {
+        self.rt.get().map(|rt| &rt.handle)
+    }
+
     pub(crate) fn runtime(&self) -> &Handle {
         match self.rt.get() {
             Some(rt) => &rt.handle,
