@@ -192,3 +192,36 @@ fn sleep_reset_to_later_is_not_early() {
         })
     });
 }
+
+/// `sleep` from a future on a worker panics, with advice, instead of sleeping the worker (and
+/// every goroutine queued on it): the other waits already refused. A sleep with no time left
+/// returns, and a plain thread's `sleep` still sleeps the thread.
+#[test]
+fn sleep_from_a_future_on_a_worker_panics_instead_of_blocking_it() {
+    within(Duration::from_secs(60), sleep_from_a_future_panics);
+}
+
+fn sleep_from_a_future_panics() {
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    let task = rt.spawn(async {
+        let past = std::panic::catch_unwind(|| gorust::time::sleep(Duration::ZERO));
+        let started = Instant::now();
+        let r = std::panic::catch_unwind(|| gorust::time::sleep(Duration::from_secs(3600)));
+        let text = |p: Box<dyn std::any::Any + Send>| match p.downcast::<&str>() {
+            Ok(s) => Some(s.to_string()),
+            Err(p) => p.downcast::<String>().ok().map(|s| *s),
+        };
+        (past.is_ok(), r.map_err(text), started.elapsed())
+    });
+    let (past_ok, r, took) = rt.block_on(task).unwrap();
+    assert!(past_ok, "no time left: returns");
+    let msg = r.expect_err("it panicked").expect("a text payload");
+    assert!(msg.contains("Sleep::new(d).await"), "{msg}");
+    assert!(took < Duration::from_secs(60), "it did not sleep: {took:?}");
+    let t = Instant::now();
+    gorust::time::sleep(Duration::from_millis(20));
+    assert!(
+        t.elapsed() >= Duration::from_millis(20),
+        "a plain thread sleeps"
+    );
+}

@@ -36,14 +36,28 @@ pub(crate) fn deadline_in(d: Duration) -> Instant {
 
 /// Parks the current goroutine for at least `d`. On a thread that is not running a goroutine,
 /// sleeps the thread (`std::thread::sleep`).
+///
+/// # Panics
+///
+/// Called from a future (not a goroutine) on a worker thread, with time left to wait: that
+/// would block the worker and everything queued on it, as every other wait refuses to (before
+/// session 25 it slept the worker). Use `Sleep::new(d).await` there.
 pub fn sleep(d: Duration) {
     sleep_until(deadline_in(d))
 }
 
-/// Parks the current goroutine until `deadline`. On other threads, sleeps the thread.
+/// Parks the current goroutine until `deadline`. On other threads, sleeps the thread. Panics
+/// as [`sleep`] does.
 pub fn sleep_until(deadline: Instant) {
     if crate::goroutine::in_goroutine() {
         crate::block_on(Sleep::until(deadline));
+    } else if crate::blocking::in_a_future_on_a_worker() {
+        if deadline > Instant::now() {
+            panic!(
+                "gorust::time::sleep from a future on a worker thread would block the worker; \
+                 use gorust::time::Sleep::new(d).await there, or sleep in a goroutine"
+            );
+        }
     } else {
         let now = Instant::now();
         if deadline > now {
