@@ -38,30 +38,42 @@ const PANEL_WIDTH: u32 = 560;
 const HEIGHT: u32 = 420;
 
 /// Fails now if the chart cannot be written to `path`, rather than after the run that draws
-/// it: creates its directory and opens the file for writing. A file this creates is removed
-/// again, so a run that fails later leaves no empty chart behind.
+/// it: creates its directory and opens the file for writing. What this creates (the file, the
+/// directories that were missing) is removed again, so a run that fails later leaves nothing
+/// behind (before, a `target/` it made stayed in the working directory; review, session 24).
 pub fn check_writable(path: &Path) -> Result<(), String> {
-    create_dir(path)?;
+    let created = create_dir(path)?;
     let existed = path.exists();
-    std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| format!("cannot write the chart {}: {e}", path.display()))?;
-    if !existed {
+        .map_err(|e| format!("cannot write the chart {}: {e}", path.display()));
+    if opened.is_ok() && !existed {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    // Deepest first; `remove_dir` leaves a directory something else has written to since.
+    for dir in created.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    opened.map(drop)
 }
 
-/// Creates the directory of `path` if it is missing.
-fn create_dir(path: &Path) -> Result<(), String> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display())),
-        None => Ok(()),
-    }
+/// Creates the directory of `path` if it is missing; returns the directories it created,
+/// outermost first.
+fn create_dir(path: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut missing: Vec<_> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(missing)
 }
 
 /// Writes the panels side by side to `path` (its directory is created if missing).
@@ -181,23 +193,28 @@ mod tests {
     }
 
     #[test]
-    fn checking_a_chart_path_leaves_no_file_and_keeps_an_old_one() {
-        let dir = std::env::temp_dir().join(format!("gorust-chart-check-{}", std::process::id()));
-        let path = dir.join("new").join("c.svg");
-        check_writable(&path).unwrap();
-        assert!(path.parent().unwrap().is_dir() && !path.exists());
-        std::fs::write(&path, "old").unwrap();
-        check_writable(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
-        assert!(check_writable(&path.join("below-a-file.svg")).is_err());
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
     fn short_numbers() {
         assert_eq!(short(1_234_567.0), "1.2M");
         assert_eq!(short(84_000.0), "84k");
         assert_eq!(short(12.5), "12.5");
         assert_eq!(short(0.0), "0");
+    }
+
+    /// The check leaves nothing behind, neither the probe file nor the directories it made
+    /// (before, a `target/` it made stayed in the working directory of a run that failed
+    /// later), keeps an old chart, and fails below a plain file.
+    #[test]
+    fn checking_a_chart_path_leaves_nothing_and_keeps_an_old_one() {
+        let top = std::env::temp_dir().join(format!("gorust-chart-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        check_writable(&top.join("a").join("b").join("c.svg")).unwrap();
+        assert!(!top.exists(), "{} left behind", top.display());
+        let path = top.join("c.svg");
+        std::fs::create_dir_all(&top).unwrap();
+        std::fs::write(&path, "old").unwrap();
+        check_writable(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert!(check_writable(&path.join("below-a-file.svg")).is_err());
+        std::fs::remove_dir_all(&top).unwrap();
     }
 }

@@ -73,10 +73,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => v * 3600.0,
         _ => return Err(bad()),
     };
-    let d = Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(bad)?;
+    let d = Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
+    if d.is_zero() {
+        return Err(format!("invalid duration '{s}': must be more than zero"));
+    }
     if secs > MAX_SECS {
         return Err(format!("invalid duration '{s}': at most a day (24h)"));
     }

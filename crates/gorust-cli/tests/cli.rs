@@ -339,7 +339,13 @@ fn numbers_out_of_range_are_errors_not_panics() {
     let addr = server.addr();
     let huge = "18446744073709551615";
     // (arguments, what the one line says, exit code: 2 for the command line, 1 for the run)
-    let cases: [(&[&str], &str, i32); 13] = [
+    let cases: [(&[&str], &str, i32); 15] = [
+        (&["load", &addr, "-d", "0s"], "must be more than zero", 2),
+        (
+            &["demo", "--workers", "0"],
+            "--workers must be at least 1",
+            1,
+        ),
         (
             &["load", &addr, "--size", huge],
             "--size must be from 1 to",
