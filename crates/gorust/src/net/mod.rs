@@ -19,6 +19,16 @@
 //!   [`serve`] backs off (5 ms doubling to 1 s) and recovers when descriptors free up.
 //!
 //! Host names are resolved on the blocking pool ([`ToSocketAddrs`]).
+//!
+//! Porting from std, mind where the behaviours differ:
+//! - an expired `set_read_timeout`/`set_write_timeout` fails with `TimedOut`, where std on
+//!   Unix usually says `WouldBlock` (its `SO_RCVTIMEO` gives `EAGAIN`): a loop that retries on
+//!   `WouldBlock` must look for `TimedOut` too;
+//! - the sockets are non-blocking underneath and have no `set_nonblocking`: a call that would
+//!   block parks the goroutine, and the `poll_*` methods and the async traits give the
+//!   non-blocking face;
+//! - `close` has no std counterpart (std closes on drop); it acts on the socket, for every
+//!   handle, except `UdpSocket::close`, which acts on its handle.
 
 mod addr;
 mod async_io;
