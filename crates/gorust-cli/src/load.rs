@@ -10,6 +10,8 @@
 //!    with `--json`.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::load_loop::{self, Plan, Stats, Wire};
@@ -285,6 +287,8 @@ impl<'a> Drive<'a> {
         let start = first_send.checked_add(self.warmup).ok_or_else(too_long)?;
         let end = start.checked_add(self.duration).ok_or_else(too_long)?;
         let mut handles = Vec::with_capacity(threads);
+        // Raised if a thread cannot be started: the others stop at once and are joined.
+        let stop = Arc::new(AtomicBool::new(false));
         for k in (0..threads).rev() {
             let share = socks.split_off(k * conns / threads);
             let plan = Plan {
@@ -297,12 +301,21 @@ impl<'a> Drive<'a> {
                 start,
                 end,
                 timeout: self.timeout,
+                stop: stop.clone(),
             };
-            let h = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("load-{k}"))
-                .spawn(move || load_loop::run(plan))
-                .map_err(|e| format!("cannot spawn a load thread: {e}"))?;
-            handles.push(h);
+                .spawn(move || load_loop::run(plan));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Before, the threads already started went on sending until `end`, into
+                    // whatever the caller measured next (review, session 24).
+                    stop.store(true, Ordering::Relaxed);
+                    handles.into_iter().for_each(|h| drop(h.join()));
+                    return Err(format!("cannot spawn a load thread: {e}"));
+                }
+            }
         }
         // This thread only waits meanwhile; the load threads run to `end` on their own.
         std::thread::sleep(start.saturating_duration_since(Instant::now()));

@@ -28,6 +28,8 @@ use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -58,6 +60,8 @@ pub struct Plan {
     pub start: Instant,
     pub end: Instant,
     pub timeout: Duration,
+    /// Ends the run before `end` (the caller could not start every thread).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What one thread measured.
@@ -162,7 +166,7 @@ pub fn run(plan: Plan) -> Result<(Stats, Vec<TcpStream>), String> {
     let mut last_scan = Instant::now();
     loop {
         let now = Instant::now();
-        if now >= st.plan.end {
+        if now >= st.plan.end || st.plan.stop.load(Ordering::Relaxed) {
             break;
         }
         st.send_due(now);
@@ -581,6 +585,7 @@ mod tests {
             start: now,
             end: now + Duration::from_millis(600),
             timeout: Duration::from_secs(10),
+            stop: Arc::default(),
         };
         let (stats, open) = run(plan).unwrap();
         let took = now.elapsed();
@@ -621,6 +626,7 @@ mod tests {
             start: now,
             end: now + Duration::from_millis(450),
             timeout: Duration::from_secs(10),
+            stop: Arc::default(),
         };
         let (stats, open) = run(plan).unwrap();
         assert!(now.elapsed() < Duration::from_secs(3));
@@ -630,5 +636,38 @@ mod tests {
             stats.connect_errors
         );
         assert!(open.is_empty());
+    }
+
+    /// The stop flag ends a run before its end: what the caller raises when it cannot start
+    /// every thread, so that the started ones do not go on sending into what it measures next.
+    #[test]
+    fn a_raised_stop_ends_the_run_early() {
+        let (addr, _) = crate::testing::counting_server(crate::testing::echo);
+        let conn = TcpStream::connect(addr).unwrap();
+        conn.set_nonblocking(true).unwrap();
+        let now = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let plan = Plan {
+            addr,
+            wire: Wire::Echo(vec![b'x'; 16]),
+            socks: vec![(0, conn)],
+            total_conns: 1,
+            interval: None,
+            first_send: now,
+            start: now,
+            end: now + Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            stop: stop.clone(),
+        };
+        let running = std::thread::spawn(move || run(plan));
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        let (stats, _) = running.join().unwrap().unwrap();
+        assert!(
+            now.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            now.elapsed()
+        );
+        assert!(stats.requests > 0);
     }
 }
