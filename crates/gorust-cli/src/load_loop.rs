@@ -544,6 +544,23 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
+    /// A closed-loop echo plan over `socks` (connected, non-blocking) from now for `run`.
+    fn echo_plan(addr: SocketAddr, socks: Vec<TcpStream>, run: Duration) -> Plan {
+        let now = Instant::now();
+        Plan {
+            addr,
+            wire: Wire::Echo(vec![b'x'; 16]),
+            total_conns: socks.len(),
+            socks: socks.into_iter().enumerate().collect(),
+            interval: None,
+            first_send: now,
+            start: now,
+            end: now + run,
+            timeout: Duration::from_secs(10),
+            stop: Arc::default(),
+        }
+    }
+
     /// A reconnect to a server that has stopped answering SYNs does not stall the thread's
     /// other connections. The server serves one connection, closes the other after its first
     /// request, and never accepts again; its accept queue is full, so the reconnect's SYNs are
@@ -575,18 +592,7 @@ mod tests {
             s.set_nodelay(true).unwrap();
         }
         let now = Instant::now();
-        let plan = Plan {
-            addr,
-            wire: Wire::Echo(vec![b'x'; 16]),
-            socks: vec![(0, served), (1, closed)],
-            total_conns: 2,
-            interval: None,
-            first_send: now,
-            start: now,
-            end: now + Duration::from_millis(600),
-            timeout: Duration::from_secs(10),
-            stop: Arc::default(),
-        };
+        let plan = echo_plan(addr, vec![served, closed], Duration::from_millis(600));
         let (stats, open) = run(plan).unwrap();
         let took = now.elapsed();
         closer.join().unwrap();
@@ -616,18 +622,7 @@ mod tests {
         let (b, _) = listener.accept().unwrap();
         drop((b, listener)); // The connection closes, and nothing listens any more.
         let now = Instant::now();
-        let plan = Plan {
-            addr,
-            wire: Wire::Echo(vec![b'x'; 16]),
-            socks: vec![(0, conn)],
-            total_conns: 1,
-            interval: None,
-            first_send: now,
-            start: now,
-            end: now + Duration::from_millis(450),
-            timeout: Duration::from_secs(10),
-            stop: Arc::default(),
-        };
+        let plan = echo_plan(addr, vec![conn], Duration::from_millis(450));
         let (stats, open) = run(plan).unwrap();
         assert!(now.elapsed() < Duration::from_secs(3));
         assert!(
@@ -646,19 +641,8 @@ mod tests {
         let conn = TcpStream::connect(addr).unwrap();
         conn.set_nonblocking(true).unwrap();
         let now = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
-        let plan = Plan {
-            addr,
-            wire: Wire::Echo(vec![b'x'; 16]),
-            socks: vec![(0, conn)],
-            total_conns: 1,
-            interval: None,
-            first_send: now,
-            start: now,
-            end: now + Duration::from_secs(60),
-            timeout: Duration::from_secs(10),
-            stop: stop.clone(),
-        };
+        let plan = echo_plan(addr, vec![conn], Duration::from_secs(60));
+        let stop = plan.stop.clone();
         let running = std::thread::spawn(move || run(plan));
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::Relaxed);
