@@ -21,19 +21,25 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    run_blocking(f).unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// [`blocking`], returning `f`'s panic (or the pool's cancellation) as the payload.
+fn run_blocking<F, T>(f: F) -> std::thread::Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     // A worker in its shutdown step runs no task any more: `f` may block it.
     let on_worker = crate::sched::worker::is_serving();
     if !on_worker || crate::context::handle().is_none() {
-        return f();
+        return Ok(f());
     }
     if in_a_future_on_a_worker() {
         // Before queueing `f`: `block_on` would panic after it, with `f` still to run.
         panic!("{}", FROM_A_FUTURE);
     }
-    match crate::block_on(spawn_blocking(f)) {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    }
+    crate::block_on(spawn_blocking(f))
 }
 
 /// Whether this thread is a worker that still runs tasks, outside any goroutine: a future's
@@ -57,7 +63,16 @@ where
     if in_a_future_on_a_worker() {
         return Err(std::io::Error::other(FROM_A_FUTURE));
     }
-    blocking(f)
+    match run_blocking(f) {
+        Ok(r) => r,
+        Err(p) if p.downcast_ref::<&str>() == Some(&crate::sched::task::CANCELLED_MESSAGE) => {
+            Err(std::io::Error::other(
+                "gorust: the blocking pool did not run this call: the runtime is shutting \
+                 down, or no thread could be started (see stderr)",
+            ))
+        }
+        Err(p) => std::panic::resume_unwind(p),
+    }
 }
 
 /// Runs `f` on a blocking-pool thread; the returned future resolves to its result (or its

@@ -149,8 +149,8 @@ impl Builder {
     /// Starts the workers.
     ///
     /// Errors: `InvalidInput` for a setting out of range (zero workers, more than 4,096
-    /// workers, a zero interval or `schedtrace` period, a stack over 1 GiB, a thread name with
-    /// a NUL byte); the OS error if a poller or a thread cannot be created (for example
+    /// workers, no blocking thread, a zero interval or `schedtrace` period, a stack over 1
+    /// GiB, a thread name with a NUL byte); the OS error if a poller or a thread cannot be created (for example
     /// `EMFILE` when descriptors run out).
     pub fn build(&self) -> io::Result<Runtime> {
         let mut config = self.config.clone();
@@ -160,6 +160,13 @@ impl Builder {
         }
         if config.workers > 4096 {
             return Err(invalid("gorust: Builder::workers must be at most 4096"));
+        }
+        // Zero was quietly taken as one (review, session 25): a pool of no thread would leave
+        // every blocking call waiting.
+        if config.max_blocking_threads == 0 {
+            return Err(invalid(
+                "gorust: Builder::max_blocking_threads must be at least 1",
+            ));
         }
         if config.global_queue_interval == 0
             || config.lifo_limit == 0
@@ -255,7 +262,9 @@ enum FirstWorker {
 ///
 /// Dropping it shuts it down: tasks still running are cancelled when they next park (a
 /// goroutine's stack is unwound on its own thread, running its destructors; leaked instead,
-/// destructors not run, in a build with `panic = "abort"`) and the workers are joined.
+/// destructors not run, in a build with `panic = "abort"`) and the workers are joined. A
+/// blocking-pool thread busy in a job is not waited for: it finishes the job and exits, and
+/// holds the runtime's shared state (its pollers' descriptors too) until then.
 /// Goroutines that neither park nor return keep it waiting. The unwind is a panic: a
 /// goroutine that catches it (`catch_unwind` around a wait) runs on, but each wait it then
 /// makes panics again instead of waiting, and after a thousand such catches in a row the
@@ -413,6 +422,11 @@ impl Runtime {
     /// runtime or another) it parks the goroutine, as `gorust::block_on` does; the runtime is
     /// entered only while the future is polled, so the goroutines its worker runs meanwhile
     /// still spawn onto their own runtime.
+    ///
+    /// # Panics
+    ///
+    /// As [`crate::block_on`]: from a future (not a goroutine) on a worker thread, if the
+    /// future would have to wait.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.serve_first_worker();
         crate::block_on(crate::context::enter_per_poll(self.handle.clone(), fut))

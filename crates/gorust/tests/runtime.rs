@@ -25,6 +25,12 @@ fn invalid_settings_are_errors_not_panics() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("stack_size"), "{e}");
+    // It was quietly taken as one (session 25).
+    let e = gorust::Runtime::builder()
+        .max_blocking_threads(0)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("max_blocking_threads"), "{e}");
 }
 
 /// A thread name with a NUL byte made `build` panic in std's thread spawn, and a zero
@@ -783,22 +789,29 @@ fn a_seccomp_filter_that_denies_epoll_pwait2_falls_back_to_epoll_wait() {
 
 /// Denies `epoll_pwait2` with `EPERM` for this thread and the threads it creates from now on.
 fn deny_epoll_pwait2() {
+    deny(&[libc::SYS_epoll_pwait2], libc::EPERM);
+}
+
+/// Fails `syscalls` with `errno` for this thread and the threads it creates from now on.
+fn deny(syscalls: &[libc::c_long], errno: i32) {
     const BPF_LD_W_ABS: u16 = 0x20;
     const BPF_JEQ_K: u16 = 0x15;
     const BPF_RET_K: u16 = 0x06;
     let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let mut prog = [
-        // The syscall number is the first word of `struct seccomp_data`.
-        insn(BPF_LD_W_ABS, 0, 0, 0),
-        insn(BPF_JEQ_K, 0, 1, libc::SYS_epoll_pwait2 as u32),
-        insn(
-            BPF_RET_K,
-            0,
-            0,
-            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        ),
-        insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ];
+    let n = syscalls.len();
+    // The syscall number is the first word of `struct seccomp_data`; each match jumps past
+    // the remaining tests and the ALLOW to the ERRNO.
+    let mut prog = vec![insn(BPF_LD_W_ABS, 0, 0, 0)];
+    for (i, &nr) in syscalls.iter().enumerate() {
+        prog.push(insn(BPF_JEQ_K, (n - i) as u8, 0, nr as u32));
+    }
+    prog.push(insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    prog.push(insn(
+        BPF_RET_K,
+        0,
+        0,
+        libc::SECCOMP_RET_ERRNO | errno as u32,
+    ));
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
@@ -814,6 +827,42 @@ fn deny_epoll_pwait2() {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// A blocking-pool thread that cannot be started (the system's thread limit; here a seccomp
+/// filter fails `clone` with `EAGAIN`) fails the calls waiting for the pool, `gorust::fs` with
+/// an error, and the runtime goes on. Before, the process aborted.
+#[test]
+fn a_pool_thread_that_cannot_start_fails_the_call_instead_of_aborting() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let out = child("thread_limit_child", ("GORUST_CHILD", "thread-limit"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("failed ok"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("cannot start a blocking-pool thread"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn thread_limit_child() {
+    if std::env::var("GORUST_CHILD").as_deref() != Ok("thread-limit") {
+        return;
+    }
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    rt.run(|| {
+        // On the worker's thread, which starts the pool's threads.
+        deny(&[libc::SYS_clone, libc::SYS_clone3], libc::EAGAIN);
+        let e = gorust::fs::metadata("/").unwrap_err();
+        assert!(e.to_string().contains("blocking pool"), "{e}");
+        // The runtime goes on.
+        assert_eq!(gorust::go(|| 7).join().unwrap(), 7);
+        println!("failed ok");
+    });
 }
 
 #[test]

@@ -9,7 +9,12 @@
 //! thread if there is one, else starts a thread if under the limit, else waits in the queue.
 //!
 //! Shutdown: queued jobs that have not started are dropped (their callers see a cancelled
-//! result), idle threads exit, busy threads finish their job and exit; nobody waits for them.
+//! result), idle threads exit, busy threads finish their job and exit; nobody waits for them,
+//! so a busy thread outlives `Runtime`'s drop (and holds the runtime's shared state, its
+//! pollers' descriptors included) until its job returns.
+//!
+//! A thread that cannot be started (the system's thread limit) leaves its job to the threads
+//! there are; with none, the queued jobs are dropped as at shutdown.
 //!
 //! Rejected: handing the worker's P to a new thread when a goroutine blocks (Go's `entersyscall`
 //! hand-off): goroutines here are pinned to their thread, so a blocked thread's goroutines could
@@ -94,10 +99,18 @@ impl Pool {
                 let mut st = lock(&self.inner.state);
                 st.threads -= 1;
                 if st.threads == 0 {
-                    // No thread will ever run the queue: fail loudly rather than hang.
+                    // No thread will run the queue: its jobs are dropped, and their callers
+                    // see them cancelled (`gorust::fs` and name resolution: an error). Before,
+                    // the process aborted (review, session 25: a container's `pids.max`, or
+                    // `RLIMIT_NPROC`, reached while the pool had idled down to no thread).
+                    let stranded = std::mem::take(&mut st.queue);
                     drop(st);
-                    eprintln!("gorust: cannot start a blocking-pool thread: {e}");
-                    std::process::abort();
+                    eprintln!(
+                        "gorust: cannot start a blocking-pool thread ({e}); {} queued call(s) \
+                         fail as cancelled",
+                        stranded.len()
+                    );
+                    drop_jobs(stranded);
                 }
             }
         }
@@ -111,10 +124,14 @@ impl Pool {
             std::mem::take(&mut st.queue)
         };
         self.inner.cond.notify_all();
-        // A queued job's drop wakes its waiter, whose waker may panic (another executor's):
-        // the runtime's drop must go on (review, session 24).
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(dropped)));
+        drop_jobs(dropped);
     }
+}
+
+/// Drops jobs that will not run; each one's drop tells its waiter. That waiter's waker may
+/// panic (another executor's): the caller must go on (review, session 24).
+fn drop_jobs(jobs: VecDeque<Job>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(jobs)));
 }
 
 impl Inner {
