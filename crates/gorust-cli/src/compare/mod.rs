@@ -1,12 +1,15 @@
 //! `gorust compare`: gorust's HTTP/1.1 hello against its peers, measured in the same run.
 //!
 //! ```text
-//! gorust compare [--levels 100,1000] [--rounds 5] [--secs 5] [--servers gorust,hyper-tokio,may,go]
+//! gorust compare [--levels 100,1000] [--rounds 5] [--secs 5]
+//!                [--servers gorust,gorust-eventloop,hyper-tokio,may,go]
 //!                [--pin | --no-pin] [--wrk] [--json] [--chart PATH]
 //! ```
 //!
-//! Servers, each a child process serving the same hello (`Request #N`, keep-alive):
+//! Servers, each a child process serving the same hello (`Request #N`, keep-alive); all of
+//! them by default, `gorust` always:
 //! - `gorust`: `gorust serve --proto http --model goroutine --workers 1`;
+//! - `gorust-eventloop`: `gorust serve --proto http --model eventloop --workers 1`;
 //! - `hyper-tokio`: hyper 1 on tokio's current-thread runtime (`serve --model hyper-tokio`);
 //! - `may`: may_minihttp on one may worker (`serve --model may`);
 //! - `go`: Go's net/http with `GOMAXPROCS=1`, built from `bench/go/` with `go build` when `go`
