@@ -5,10 +5,9 @@
 //! stream, so the goroutine model (`gorust::net::TcpStream`) and the thread model
 //! (`std::net::TcpStream`) share it. It keeps the connection alive as HTTP/1.1 says (and
 //! HTTP/1.0 with `Connection: keep-alive`, as `ab -k` sends), answers pipelined requests in one
-//! write, skips a `Content-Length` body of any length as it arrives ([`Requests`]), refuses a
-//! header block larger than its buffer with
-//! 431 and a malformed head (not UTF-8, a `Content-Length` that is not a number) with 400,
-//! closing the connection after either.
+//! write, skips a `Content-Length` body of any length as it arrives ([`Requests`]), and
+//! refuses a header block larger than its buffer with 431 and a malformed head (not UTF-8, a
+//! `Content-Length` that is not a number) with 400, closing the connection after either.
 //!
 //! Client side: [`ResponseReader`] reads responses (head plus `Content-Length` body) for the
 //! load generator as their bytes arrive, keeping a head's bytes but only counting a body's, and
