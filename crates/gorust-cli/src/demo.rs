@@ -123,6 +123,7 @@ pub fn run(args: Args) -> Result<(), String> {
         // Before the runtime's own check, whose message names its API.
         return Err("--workers must be at least 1".into());
     }
+    procfs::check("demo")?;
     let secs = load::check_secs("--secs", args.secs)?;
     let levels: Vec<usize> = args.levels.iter().copied().filter(|&c| c > 0).collect();
     // Before step 1, so that a limit the hard one cannot lift fails at once; the servers of

@@ -4,6 +4,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Fails with a message that says what is missing if this process cannot read its own
+/// figures in `/proc` (a sandbox without it, another system): `demo` and `compare` would
+/// otherwise print each figure they could not read as a measured 0 (review, session 24).
+pub fn check(command: &str) -> Result<(), String> {
+    let readable = |path: &str| {
+        std::fs::read_to_string(path).map(drop).map_err(|e| {
+            format!(
+                "gorust {command} reads its figures from /proc, and {path} is not readable ({e})"
+            )
+        })
+    };
+    readable("/proc/self/status")?;
+    readable("/proc/self/maps")?;
+    let task = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| format!("gorust {command} reads its figures from /proc, and /proc/self/task is not readable ({e})"))?;
+    let first = task.flatten().next().map(|t| t.path().join("schedstat"));
+    match first {
+        Some(p) => readable(&p.display().to_string()),
+        None => Err(format!(
+            "gorust {command} reads its figures from /proc, and /proc/self/task lists no thread"
+        )),
+    }
+}
+
 /// A field of `/proc/self/status` in its unit (kB for memory, a count for `Threads`).
 pub fn status_field(name: &str) -> Option<u64> {
     status_field_of("self", name)
@@ -112,5 +136,18 @@ impl Sampler {
     pub fn stop(self) -> (u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or((0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where `/proc` is readable the check passes, and the figures it guards are real.
+    #[test]
+    fn the_check_passes_where_the_figures_are_readable() {
+        assert_eq!(check("demo"), Ok(()));
+        assert!(rss_kib() > 0 && threads() > 0 && mappings() > 0);
+        assert!(cpu_ns_of("self") > 0);
     }
 }

@@ -195,6 +195,7 @@ pub fn run(args: Args) -> Result<(), String> {
         args.secs
     };
     let cpus = choose_cpus(&args)?;
+    procfs::check("compare")?;
     chart::check_writable(&args.chart)?;
     let max_conns = args.levels.iter().copied().max().unwrap_or(1);
     load::check_fd_limit(max_conns, 64)?;
