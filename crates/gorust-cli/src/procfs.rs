@@ -8,23 +8,20 @@ use std::time::Duration;
 /// figures in `/proc` (a sandbox without it, another system): `demo` and `compare` would
 /// otherwise print each figure they could not read as a measured 0 (review, session 24).
 pub fn check(command: &str) -> Result<(), String> {
+    let missing =
+        |what: String| format!("gorust {command} reads its figures from /proc, and {what}");
     let readable = |path: &str| {
-        std::fs::read_to_string(path).map(drop).map_err(|e| {
-            format!(
-                "gorust {command} reads its figures from /proc, and {path} is not readable ({e})"
-            )
-        })
+        std::fs::read_to_string(path)
+            .map(drop)
+            .map_err(|e| missing(format!("{path} is not readable ({e})")))
     };
     readable("/proc/self/status")?;
     readable("/proc/self/maps")?;
     let task = std::fs::read_dir("/proc/self/task")
-        .map_err(|e| format!("gorust {command} reads its figures from /proc, and /proc/self/task is not readable ({e})"))?;
-    let first = task.flatten().next().map(|t| t.path().join("schedstat"));
-    match first {
-        Some(p) => readable(&p.display().to_string()),
-        None => Err(format!(
-            "gorust {command} reads its figures from /proc, and /proc/self/task lists no thread"
-        )),
+        .map_err(|e| missing(format!("/proc/self/task is not readable ({e})")))?;
+    match task.flatten().next() {
+        Some(t) => readable(&t.path().join("schedstat").display().to_string()),
+        None => Err(missing("/proc/self/task lists no thread".into())),
     }
 }
 

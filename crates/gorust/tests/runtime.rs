@@ -780,11 +780,18 @@ fn a_seccomp_filter_that_denies_epoll_pwait2_falls_back_to_epoll_wait() {
     if std::env::var("GORUST_CHILD").is_ok() {
         return;
     }
-    let out = child("seccomp_child", ("GORUST_CHILD", "seccomp"));
+    child_says("seccomp_child", "seccomp", "fallback ok");
+}
+
+/// Runs `test` as a `GORUST_CHILD=mode` child, checks that it succeeded and printed `done` on
+/// stdout, and returns its standard error.
+fn child_says(test: &str, mode: &str, done: &str) -> String {
+    let out = child(test, ("GORUST_CHILD", mode));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("fallback ok"), "{stdout}\n{stderr}");
+    assert!(stdout.contains(done), "{stdout}\n{stderr}");
+    stderr
 }
 
 /// Denies `epoll_pwait2` with `EPERM` for this thread and the threads it creates from now on.
@@ -837,11 +844,7 @@ fn a_pool_thread_that_cannot_start_fails_the_call_instead_of_aborting() {
     if std::env::var("GORUST_CHILD").is_ok() {
         return;
     }
-    let out = child("thread_limit_child", ("GORUST_CHILD", "thread-limit"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("failed ok"), "{stdout}\n{stderr}");
+    let stderr = child_says("thread_limit_child", "thread-limit", "failed ok");
     assert!(
         stderr.contains("cannot start a blocking-pool thread"),
         "{stderr}"

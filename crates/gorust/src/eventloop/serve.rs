@@ -100,8 +100,8 @@ impl<S> Shared<S> {
     }
 
     pub(crate) fn runtime(&self) -> &Handle {
-        match self.rt.get() {
-            Some(rt) => &rt.handle,
+        match self.runtime_if_set() {
+            Some(handle) => handle,
             None => unreachable!("runtime: a connection exists only after serve set the runtime"),
         }
     }
