@@ -299,8 +299,9 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
                 "gorust: a destructor run at runtime shutdown has waited {} s in block_on (a \
                  lock, a channel, a join, a timer) without a wake-up; it keeps waiting. If only \
                  a goroutine of the same runtime could end the wait (a lock it holds across a \
-                 park, or one handed to it while it waited), it never ends: release such things \
-                 before the runtime is dropped.",
+                 park, or one handed to it while it waited; the end of a goroutine that this \
+                 worker has yet to unwind), it never ends: release such things, or join such \
+                 goroutines, before the runtime is dropped.",
                 after.as_secs()
             );
         }

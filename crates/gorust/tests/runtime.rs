@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -354,6 +354,121 @@ fn a_destructor_at_shutdown_may_wait_with_a_time_limit() {
             "the wait ended at its limit"
         );
     });
+}
+
+/// Joins, when dropped, the goroutine whose handle has been put in its slot, and records
+/// whether the join failed (the goroutine was cancelled).
+struct JoinOnDrop {
+    handle: Arc<Mutex<Option<gorust::JoinHandle<()>>>>,
+    failed: Arc<Mutex<Option<bool>>>,
+}
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        let handle = self.handle.lock().unwrap().take();
+        if let Some(h) = handle {
+            *self.failed.lock().unwrap() = Some(h.join().is_err());
+        }
+    }
+}
+
+/// A destructor that a runtime's shutdown runs in a parked goroutine may join a goroutine
+/// that never started: the shutdown cancels goroutines nobody started before it unwinds the
+/// parked ones, and the join returns their cancellation. Before, they were cancelled only
+/// after the workers were joined, and `Runtime`'s drop hung in that join for good.
+#[test]
+fn a_destructor_at_shutdown_may_join_a_goroutine_that_never_started() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (handle, failed) = Default::default();
+        let ran = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let guard = JoinOnDrop {
+            handle: Arc::clone(&handle),
+            failed: Arc::clone(&failed),
+        };
+        let r = ran.clone();
+        drop(rt.go(move || {
+            let _guard = guard;
+            // The one worker stays in this goroutine until the shutdown has begun, so the
+            // other cannot start before it.
+            *handle.lock().unwrap() = Some(gorust::go(move || r.store(true, Ordering::SeqCst)));
+            let (keep, rx) = gorust::sync::mpsc::channel::<()>();
+            ready_tx.send(()).unwrap();
+            block_until_spawns_are_refused();
+            let _keep = keep;
+            let _ = rx.recv(); // parks: the worker's shutdown step unwinds it here
+        }));
+        ready_rx.recv().unwrap();
+        drop(rt);
+        assert_eq!(
+            *failed.lock().unwrap(),
+            Some(true),
+            "the join saw it cancelled"
+        );
+        assert!(!ran.load(Ordering::SeqCst), "it never ran");
+    });
+}
+
+/// The same join when the runtime is dropped inside one of its own goroutines, where that
+/// worker's thread cancels what is left (`finish_shutdown`): there too the goroutine that
+/// never started goes first. Before, the parked one was unwound first and its join hung.
+#[test]
+fn a_runtime_dropped_in_its_own_goroutine_lets_destructors_join_unstarted_ones() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (handle, failed) = Default::default();
+        let ran = Arc::new(AtomicBool::new(false));
+        // One in every shard of the owned-task list (by id), so that whatever shard the
+        // unstarted one lands in, a parked one is listed ahead of it; the first unwound joins.
+        for _ in 0..32 {
+            park_holding(
+                &rt,
+                JoinOnDrop {
+                    handle: Arc::clone(&handle),
+                    failed: Arc::clone(&failed),
+                },
+            );
+        }
+        let slot = Arc::new(Mutex::new(Some(rt)));
+        let owner = slot.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let r = ran.clone();
+        let dropper = slot.lock().unwrap().as_ref().unwrap().go(move || {
+            // Queued behind this goroutine on the one worker: it never starts.
+            *handle.lock().unwrap() = Some(gorust::go(move || r.store(true, Ordering::SeqCst)));
+            drop(owner.lock().unwrap().take());
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            *failed.lock().unwrap(),
+            Some(true),
+            "the join saw it cancelled"
+        );
+        assert!(!ran.load(Ordering::SeqCst), "it never ran");
+        drop(dropper);
+    });
+}
+
+/// Blocks the calling goroutine's thread (it does not park) until its runtime's shutdown has
+/// begun, which shows as a spawn cancelled at once: the closure is dropped inside `go`.
+fn block_until_spawns_are_refused() {
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    loop {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let probe = SetOnDrop(dropped.clone());
+        drop(gorust::go(move || drop(probe)));
+        if dropped.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The same wait for a lock as above when the runtime is dropped inside one of its own

@@ -212,6 +212,58 @@ fn loom_join_waker_vs_complete() {
     });
 }
 
+/// A future that counts its polls in a plain (unmodelled) counter.
+struct CountPolls(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Future for CountPolls {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        self.0.fetch_add(1, SeqCst);
+        Poll::Ready(())
+    }
+}
+
+#[test]
+fn loom_start_races_with_the_shutdown_claim() {
+    // A worker about to start an unstarted goroutine (it holds its Notified) races another
+    // worker's shutdown step, which claims unstarted goroutines to cancel them. Exactly one
+    // binds it: either it runs (once, and the join sees its output) or it is cancelled
+    // unpolled (and the join sees the cancellation); never polled after the claim.
+    loom::model(|| {
+        let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (n, owned, mut join) =
+            new_task(CountPolls(polls.clone()), NoopSchedule, Kind::Goroutine, 1);
+        let starter = thread::spawn(move || {
+            if n.header().try_bind(1) {
+                n.run();
+                true
+            } else {
+                drop(n);
+                false
+            }
+        });
+        let claimed = owned.header().try_bind(0);
+        if claimed {
+            // SAFETY: the owned-list reference, given up once; the goroutine never started.
+            unsafe { owned.shutdown() };
+        }
+        let started = starter.join().unwrap();
+        assert_ne!(claimed, started, "exactly one binds it");
+        if started {
+            // SAFETY: as above; the goroutine ran to completion on the starter.
+            unsafe { owned.shutdown() };
+        }
+        assert_eq!(polls.load(SeqCst), started as usize);
+        let waker = Waker::from(std::sync::Arc::new(Flag(AtomicBool::new(false))));
+        let out = join.poll_result(&mut Context::from_waker(&waker));
+        match out {
+            Poll::Ready(Ok(())) => assert!(started),
+            Poll::Ready(Err(super::task::JoinError::Cancelled)) => assert!(claimed),
+            _ => panic!("the join must be ready: it ran or was cancelled"),
+        }
+    });
+}
+
 #[test]
 fn loom_parker_no_lost_wakeup() {
     loom::model(|| {

@@ -55,10 +55,12 @@
 //! in its epoll until woken or until its next timer.
 //!
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
-//! cancelled at once; (2) every worker is unparked; (3) each worker cancels, on its own thread,
-//! the goroutines bound to it and any future, then closes its inbox and drops what its queues
-//! still hold; (4) `Runtime` joins the workers, closes the inject queue, cancels what is left
-//! (goroutines that never started) and stops the blocking pool. A task running when shutdown
+//! cancelled at once; (2) every worker is unparked; (3) each worker cancels the goroutines
+//! nobody started (claimed by binding them to itself, which no start can then do), then, on
+//! its own thread, the goroutines bound to it and any future, then closes its inbox and drops
+//! what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
+//! cancels what is left (a runtime dropped inside one of its own goroutines leaves that
+//! worker's, nobody started first) and stops the blocking pool. A task running when shutdown
 //! begins is cancelled when its poll returns; a goroutine that never parks or returns keeps its
 //! worker (and so `Runtime::drop`) waiting.
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
@@ -443,6 +445,17 @@ impl Shared {
         }
         for i in 0..self.remotes.len() {
             drop(self.close_inbox(i));
+        }
+        // Goroutines nobody started first, as in a worker's step (`worker::WorkerCtx::
+        // shutdown`): a destructor of the parked ones cancelled next may wait for them. No
+        // worker can start one any more: the others are joined, and this thread's (a runtime
+        // dropped inside one of its own goroutines) runs no task now.
+        let unstarted = self
+            .owned
+            .drain_matching(|h| h.kind == Kind::Goroutine && h.home.load(Relaxed) == UNBOUND);
+        for t in unstarted {
+            // SAFETY: we pass the list's reference; the goroutine never started.
+            unsafe { t.shutdown() };
         }
         for t in self.owned.drain_matching(|_| true) {
             // SAFETY: we pass the list's reference. A started goroutine whose worker is gone

@@ -313,10 +313,16 @@ impl WorkerCtx {
             shared.notify_parked();
         }
         let h = task.header();
-        if h.kind == Kind::Goroutine && h.home.load(Relaxed) == UNBOUND {
-            // First poll of a goroutine: bind it here for life. Readers of `home` (wakers)
-            // synchronise through the AcqRel state transition that publishes its first park.
-            h.home.store(self.index as u32, Relaxed);
+        if h.kind == Kind::Goroutine
+            && h.home.load(Relaxed) == UNBOUND
+            && !h.try_bind(self.index as u32)
+        {
+            // First poll of a goroutine: it is bound here for life, unless a worker's shutdown
+            // step claimed it first to cancel it (`shutdown`); that step owns it now, and this
+            // reference is only dropped. Readers of `home` (wakers) synchronise through the
+            // AcqRel state transition that publishes the first park.
+            drop(task);
+            return;
         }
         shared.remotes[self.index].metrics.inc_polls();
         crate::coop::reset();
@@ -521,12 +527,22 @@ impl WorkerCtx {
         self.shutting_down.set(true);
         let shared = self.shared();
         let me = self.index as u32;
-        // Goroutines bound here, and futures (any thread may drop them). Not a goroutine that
-        // is unbound as we look: another worker may have taken it before shutdown and be
-        // about to start it, binding it there; cancelled here once parked, it would be dropped
-        // on the wrong thread and leaked with its destructors unrun (review, session 20). The
-        // worker that starts it drains it as its own; one nobody starts is cancelled by
-        // `finish_shutdown` after the workers are joined, when nothing can start it.
+        // First the goroutines nobody started: a destructor unwound below may wait for one
+        // (join it, or wait on a channel its closure holds), and only their cancellation ends
+        // that wait. Each is claimed by binding it here (`Header::try_bind`): another worker
+        // may have taken it before shutdown and be about to start it, and whichever binds it
+        // first has it (review, session 20: one cancelled here while another worker started
+        // it was dropped on the wrong thread; session 25: cancelled only after the workers
+        // were joined, such a wait hung `Runtime`'s drop).
+        let unstarted = shared
+            .owned
+            .drain_matching(|h| h.kind == Kind::Goroutine && h.try_bind(me));
+        for t in unstarted {
+            // SAFETY: we pass the list's reference; the goroutine never started (binding it
+            // here kept any worker from starting it), so it may be cancelled on any thread.
+            unsafe { t.shutdown() };
+        }
+        // Then goroutines bound here, and futures (any thread may drop them).
         let tasks = shared.owned.drain_matching(|h| {
             let home = h.home.load(Relaxed);
             home == me || (home == UNBOUND && h.kind == Kind::Future)

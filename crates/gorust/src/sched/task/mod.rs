@@ -19,8 +19,9 @@
 //!
 //! Who touches what: `state` is atomic; `stage` only under `RUNNING` (or after `COMPLETE`, by
 //! the JoinHandle, or by the completer when nobody will join); `owned` links only under the
-//! owned-list shard lock; `home` is written once, by the first runner of a goroutine, before its
-//! first park, and read by wakers after the `AcqRel` transition that publishes the park.
+//! owned-list shard lock; `home` is bound once, by a compare-exchange from `UNBOUND`: by the
+//! first runner of a goroutine before its first park (wakers read it after the `AcqRel`
+//! transition that publishes the park), or by a shutdown step that cancels it unstarted.
 //!
 //! Memory: cells come from size-class slabs (`slab.rs`): a free list per thread and class, a
 //! depot that moves freed cells between threads in batches, and chunks of up to 2 MiB for

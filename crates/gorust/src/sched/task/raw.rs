@@ -11,7 +11,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToNotified, ToRunning};
 use crate::loom::cell::UnsafeCell;
-use crate::loom::sync::atomic::AtomicU32;
+use crate::loom::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// `Header::home` of a task that may run on any worker.
 pub(crate) const UNBOUND: u32 = u32::MAX;
@@ -49,6 +49,17 @@ pub(crate) struct Header {
     pub(crate) home: AtomicU32,
     pub(crate) kind: Kind,
     pub(crate) id: u64,
+}
+
+impl Header {
+    /// Binds an unbound task to `worker`; `false` if another worker bound it first. The start
+    /// of a goroutine (`worker::WorkerCtx::run_task`) and a worker's shutdown step, which
+    /// claims goroutines nobody started in order to cancel them, race here: exactly one wins.
+    pub(crate) fn try_bind(&self, worker: u32) -> bool {
+        self.home
+            .compare_exchange(UNBOUND, worker, Relaxed, Relaxed)
+            .is_ok()
+    }
 }
 
 // SAFETY: the header's non-atomic fields are only touched under the protocols described in
