@@ -1,7 +1,8 @@
 /* A plain C epoll echo server: the baseline of gorust's echo benchmark
  * (crates/gorust/benches/echo.rs). One thread, level-triggered epoll, non-blocking sockets
- * accepted with accept4, a 4 KiB buffer on the stack, echo what was read; a partial write
- * keeps the rest in a per-connection buffer and waits for EPOLLOUT.
+ * accepted with accept4 and set TCP_NODELAY (as Go's net and every server of the benchmark do),
+ * a 4 KiB buffer on the stack, echo what was read; a partial write keeps the rest in a
+ * per-connection buffer and waits for EPOLLOUT.
  *
  * With a second argument `et` (the bench's `c-et` server) it is instead built the way issue
  * 3 requires gorust's netpoller to be, with no scheduler:
@@ -35,6 +36,12 @@
 #define MAXFD 65536
 struct pending { char *buf; size_t len, off; };
 static struct pending out[MAXFD];
+
+/* Sends small writes at once, without waiting for the peer's ACK (Nagle's algorithm off). */
+static void nodelay(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
 
 static void closefd(int ep, int fd) {
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
@@ -109,6 +116,7 @@ static void et_loop(int ep, int l) {
                 for (;;) {
                     int fd = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                     if (fd < 0) break;
+                    nodelay(fd);
                     struct conn *nc = calloc(1, sizeof *nc);
                     if (nc == NULL) { close(fd); continue; }
                     nc->fd = fd;
@@ -159,6 +167,7 @@ int main(int argc, char **argv) {
                     int c = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                     if (c < 0) break;
                     if (c >= MAXFD) { close(c); continue; }
+                    nodelay(c);
                     struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
                 }

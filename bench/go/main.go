@@ -152,10 +152,11 @@ func mem(n int) {
 	time.Sleep(50 * time.Millisecond)
 	after := vmRSSKiB()
 	maps := mapCount()
+	live := runtime.NumGoroutine() - 1 // less the main goroutine, as gorust's count
 	close(gate)
 	wg.Wait()
 	fmt.Printf("rss_kib_per_goroutine=%.3f goroutines=%d rss_before_kib=%d rss_after_kib=%d maps=%d\n",
-		float64(after-before)/float64(n), n, before, after, maps)
+		float64(after-before)/float64(n), live, before, after, maps)
 }
 
 func vmRSSKiB() int64 {
@@ -184,7 +185,8 @@ func vmRSSKiB() int64 {
 func mapCount() int {
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return -1
+		fmt.Fprintln(os.Stderr, "gorust-bench-go:", err)
+		os.Exit(1)
 	}
 	return strings.Count(string(b), "\n")
 }

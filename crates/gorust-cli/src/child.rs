@@ -82,6 +82,16 @@ impl Server {
     pub fn reset_live(&self) {
         self.live_peak.store(0, Ordering::Relaxed);
     }
+
+    /// An error if the server has exited: a run it left early (a crash) must not be read as
+    /// figures, though the load may have seen only some errors.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("the server exited during the run ({status})")),
+            Err(e) => Err(format!("cannot tell whether the server still runs: {e}")),
+        }
+    }
 }
 
 impl Drop for Server {
@@ -89,6 +99,20 @@ impl Drop for Server {
         // Our own child, by its PID; `wait` reaps it so no zombie is left.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Whether this program was built with optimizations (`--release`): the servers `demo` and
+/// `compare` measure are this program, so a debug build's figures say little about gorust
+/// (Go's peer is always built optimized).
+pub const OPTIMIZED: bool = !cfg!(debug_assertions);
+
+/// A line for the reports of a debug build, which says so; empty for a release build.
+pub fn build_note() -> &'static str {
+    if OPTIMIZED {
+        ""
+    } else {
+        "build: debug, unoptimized: these figures say little about speed; run with --release\n"
     }
 }
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::chart::{self, Panel, Series};
 use crate::demo_net::{self, Row};
-use crate::{load, procfs, progress};
+use crate::{child, load, procfs, progress};
 
 /// The most goroutines `--goroutines` takes: their handles are one allocation, and each
 /// parked goroutine holds about 4 KiB.
@@ -148,8 +148,9 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     };
     out(format!(
-        "gorust demo: {} goroutines on {workers} worker threads\n",
-        args.goroutines
+        "gorust demo: {} goroutines on {workers} worker threads\n{}",
+        args.goroutines,
+        child::build_note()
     ));
 
     let n = args.goroutines;

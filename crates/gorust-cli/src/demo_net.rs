@@ -76,11 +76,13 @@ pub fn measure(
     secs: Duration,
     workers: Option<usize>,
 ) -> Result<Row, String> {
-    let server = start_server(model, workers)?;
+    let mut server = start_server(model, workers)?;
     let (pid, addr) = (server.pid(), server.addr);
     std::thread::sleep(Duration::from_millis(100));
     server.reset_live();
-    let rss_before = procfs::status_field_of(&pid, "VmRSS").unwrap_or(0);
+    // Not a 0 if unreadable: the whole RSS would then be charged to the connections.
+    let rss_before = procfs::status_field_of(&pid, "VmRSS")
+        .ok_or_else(|| format!("cannot read the {model} server's VmRSS in /proc/{pid}/status"))?;
     let sampler = procfs::Sampler::start(&pid);
     let wire = load::http_get("127.0.0.1", "/");
     let drive = load::Drive {
@@ -94,14 +96,27 @@ pub fn measure(
         "threads" => threads.saturating_sub(1),
         _ => server.live_peak(),
     };
+    let exited = server.check_running();
     drop(server);
+    exited?;
     let load::Measured {
         stats,
         secs,
         marks: (switches_before, switches_after),
     } = res?;
+    let errors = stats.connect_errors
+        + stats.read_errors
+        + stats.write_errors
+        + stats.timeouts
+        + stats.non_2xx;
+    if stats.requests == 0 {
+        // Printed as `0 req/s` and `p50 0µs`, this would read as a measurement.
+        return Err(format!(
+            "the {model} server answered no request ({errors} errors)"
+        ));
+    }
     let switches = switches_after.saturating_sub(switches_before);
-    let requests = stats.requests.max(1);
+    let requests = stats.requests;
     Ok(Row {
         model,
         conns,
@@ -113,11 +128,7 @@ pub fn measure(
         p99_us: stats.hist.value_at_quantile(0.99),
         p999_us: stats.hist.value_at_quantile(0.999),
         context_switches_per_request: switches as f64 / requests as f64,
-        errors: stats.connect_errors
-            + stats.read_errors
-            + stats.write_errors
-            + stats.timeouts
-            + stats.non_2xx,
+        errors,
     })
 }
 

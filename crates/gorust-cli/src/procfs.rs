@@ -78,15 +78,32 @@ pub fn mappings() -> u64 {
 }
 
 /// Nanoseconds the threads of process `pid` have spent on a CPU (`/proc/PID/task/*/schedstat`,
-/// summed over the threads alive now).
-pub fn cpu_ns_of(pid: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    dir.flatten()
+/// summed over the threads alive now); an error when `/proc` cannot say (the process
+/// exited), never a 0 that would read as a measured figure.
+pub fn cpu_ns_of(pid: &str) -> Result<u64, String> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| format!("cannot read /proc/{pid}/task ({e}): did the server exit?"))?;
+    // A thread that exits between the listing and its read is left out.
+    let times: Vec<u64> = dir
+        .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .collect();
+    if times.is_empty() {
+        return Err(format!("no readable /proc/{pid}/task/*/schedstat"));
+    }
+    Ok(times.iter().sum())
+}
+
+/// The CPU time of process `pid` between two readings of [`cpu_ns_of`]; an error if either
+/// failed, or if the sum shrank (a thread exited in between and took its time with it).
+pub fn cpu_ns_between(
+    before: Result<u64, String>,
+    after: Result<u64, String>,
+) -> Result<u64, String> {
+    after?
+        .checked_sub(before?)
+        .ok_or_else(|| "a server thread exited in the measured window".to_string())
 }
 
 /// The machine, for reports: the CPU model, the CPUs online, the kernel release.
@@ -145,6 +162,16 @@ mod tests {
     fn the_check_passes_where_the_figures_are_readable() {
         assert_eq!(check("demo"), Ok(()));
         assert!(rss_kib() > 0 && threads() > 0 && mappings() > 0);
-        assert!(cpu_ns_of("self") > 0);
+        assert!(cpu_ns_of("self").unwrap() > 0);
+    }
+
+    /// A process that is gone, or a window a thread left, is an error, not a figure of 0.
+    #[test]
+    fn cpu_time_that_cannot_be_read_is_an_error() {
+        let gone = cpu_ns_of(&u32::MAX.to_string()).unwrap_err();
+        assert!(gone.contains("did the server exit?"), "{gone}");
+        assert_eq!(cpu_ns_between(Ok(5), Ok(8)), Ok(3));
+        assert!(cpu_ns_between(Ok(8), Ok(5)).is_err());
+        assert!(cpu_ns_between(Err("gone".into()), Ok(5)).is_err());
     }
 }

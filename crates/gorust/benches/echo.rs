@@ -22,7 +22,8 @@
 //! - Every server runs in its own process pinned to CPU 0 (`taskset -c 0`); the load
 //!   generator is a single thread of this process pinned to CPU 1: one epoll loop over all
 //!   connections, each connection doing closed-loop round trips (write a message, read it all
-//!   back, repeat), `TCP_NODELAY` on.
+//!   back, repeat), `TCP_NODELAY` on. Every server sets `TCP_NODELAY` on its connections too,
+//!   as Go's net does by default (before session 26 only Go's did).
 //! - Configurations: 100 and 1,000 connections × 64 B and 4 KiB messages.
 //! - For each configuration, the servers run interleaved for R rounds (default 5), each round
 //!   starting one server later — C, gorust, tokio; gorust, tokio, C; … — so that no server
@@ -148,10 +149,15 @@ fn main() {
             .collect();
     }
     if let Some(n) = args.iter().position(|a| a == "--idle") {
-        let conns = args
-            .get(n + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if bench { 10_000 } else { 200 });
+        // `--idle` alone (or before another flag) takes the default.
+        let conns = match args.get(n + 1).filter(|v| !v.starts_with("--")) {
+            Some(v) => match v.parse() {
+                Ok(c) if c > 0 => c,
+                _ => usage_error(&format!("--idle takes a number of connections, not {v:?}")),
+            },
+            None if bench => 10_000,
+            None => 200,
+        };
         return idle::run(&servers, conns, rounds.min(3), json);
     }
     if together {
@@ -173,7 +179,7 @@ fn main() {
             for k in 0..servers.len() {
                 let si = (round + k) % servers.len();
                 let s = &servers[si];
-                port += 1;
+                let port = next_port(&mut port, 1);
                 let r = run_one(s, port, conns, size, Duration::from_secs(secs));
                 if let Err(e) = &r {
                     eprintln!("echo: {} at {conns} conns × {size} B: {e}", s.name);
@@ -308,14 +314,34 @@ impl Drop for Running {
 
 /// A first server port for this run, below Linux's ephemeral range (32768-60999 by default):
 /// a port there may be the local end of one of the load's own connections, and a server
-/// that cannot bind it fails the run. Runs count up from here (a few hundred at most; `--idle`
-/// starts 500 above it and `--together` 1,000 above, so the highest start, 30,998, leaves room
-/// below 32,768).
+/// that cannot bind it fails the run. Runs count up from here (`next_port`); `--idle` starts
+/// 500 above it and `--together` 1,000 above.
 fn first_port() -> u16 {
     20000 + (std::process::id() % 5000) as u16 * 2
 }
 
-/// Starts `s` on `port` and waits for its `ready` line; the server dies with the guard.
+/// The highest port a run takes; past it, runs start again from 20,000 (every server binds
+/// with `SO_REUSEADDR`, so a port an earlier run closed is free again).
+const LAST_PORT: u16 = 32_000;
+
+/// The first of `n` consecutive ports for the next run, after `port` (the last one used):
+/// many rounds must not count up into the ephemeral range, nor past `u16::MAX`.
+fn next_port(port: &mut u16, n: u16) -> u16 {
+    *port = if *port + n > LAST_PORT {
+        20_000
+    } else {
+        *port + 1
+    };
+    let first = *port;
+    *port += n - 1;
+    first
+}
+
+/// How long a server may take to say `ready`.
+const START_LIMIT: Duration = Duration::from_secs(15);
+
+/// Starts `s` on `port` and waits for its `ready` line, at most `START_LIMIT`; the server
+/// dies with the guard (also when it never says it: the reader then sees the pipe close).
 fn start(s: &Server, port: u16) -> Result<(Running, u32), String> {
     let mut cmd = (s.cmd)(port);
     cmd.stdout(Stdio::piped())
@@ -323,10 +349,16 @@ fn start(s: &Server, port: u16) -> Result<(Running, u32), String> {
         .stdin(Stdio::null());
     let mut child = Running(cmd.spawn().map_err(|e| format!("cannot start: {e}"))?);
     let pid = child.0.id();
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = tx.send(BufReader::new(stdout).read_line(&mut line).map(|_| line));
+    });
+    let line = match rx.recv_timeout(START_LIMIT) {
+        Ok(read) => read.map_err(|e| e.to_string())?,
+        Err(_) => return Err(format!("not ready after {} s", START_LIMIT.as_secs())),
+    };
     if line.trim() != "ready" {
         return Err(format!("server said {line:?}"));
     }
@@ -344,7 +376,7 @@ fn run_one(
     let addr = format!("127.0.0.1:{port}");
     let out = std::thread::scope(|sc| {
         sc.spawn(|| {
-            pin_to(1);
+            pin_to(1)?;
             load(
                 &addr,
                 conns,
@@ -362,31 +394,45 @@ fn run_one(
     Ok(out)
 }
 
-fn pin_to(cpu: usize) {
+/// Pins the calling thread to `cpu`; an error if it may not run there (the servers run on
+/// CPU 0, the load on CPU 1: an unpinned load would share the server's CPU unnoticed).
+fn pin_to(cpu: usize) -> Result<(), String> {
     // SAFETY: a zeroed cpu_set_t with one bit set, applied to the calling thread.
-    unsafe {
+    let r = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "cannot pin the load to CPU {cpu}: {e} (the benchmark needs CPUs 0 and 1)"
+        ));
     }
+    Ok(())
 }
 
-/// Nanoseconds the process's threads have spent on a CPU.
-fn cpu_ns(pid: u32) -> u64 {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    dir.flatten()
+/// Nanoseconds the process's threads have spent on a CPU; an error if `/proc` cannot say
+/// (the server exited, or the kernel has no `schedstat`), never a 0 that reads as a figure.
+fn cpu_ns(pid: u32) -> Result<u64, String> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| format!("reading /proc/{pid}/task: {e} (did the server exit?)"))?;
+    // A thread that exits between the listing and its read is left out.
+    let times: Vec<u64> = dir
+        .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .collect();
+    if times.is_empty() {
+        return Err(format!("no readable /proc/{pid}/task/*/schedstat"));
+    }
+    Ok(times.iter().sum())
 }
 
-/// Clock ticks the process has spent in user space (`utime`).
-fn user_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
+/// Clock ticks the process has spent in user space (`utime`); an error if unreadable.
+fn user_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("reading /proc/{pid}/stat: {e} (did the server exit?)"))?;
     // Fields after the command name, which is in parentheses and may hold spaces: state is
     // field 3, utime field 14.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -394,7 +440,7 @@ fn user_ticks(pid: u32) -> u64 {
         .split_whitespace()
         .nth(11)
         .and_then(|t| t.parse().ok())
-        .unwrap_or(0)
+        .ok_or_else(|| format!("no utime in /proc/{pid}/stat"))
 }
 
 /// Nanoseconds in a clock tick.
@@ -460,15 +506,20 @@ fn load(
     loop {
         let now = Instant::now();
         if marks.is_none() && now >= start + warmup {
-            marks = Some((now, rt, cpu_ns(pid), user_ticks(pid)));
+            marks = Some((now, rt, cpu_ns(pid)?, user_ticks(pid)?));
             per_conn.fill(0);
         }
         if let Some((t0, rt0, cpu0, user0)) = marks {
             if now >= t0 + measure {
                 let secs = now.duration_since(t0).as_secs_f64();
                 let n = (rt - rt0) as f64;
-                let cpu = cpu_ns(pid).saturating_sub(cpu0) as f64;
-                let ticks = user_ticks(pid).saturating_sub(user0);
+                // A thread that exited in the window takes its time with it: the sum may
+                // shrink, and the window is then refused rather than read as a small figure.
+                let cpu = cpu_ns(pid)?
+                    .checked_sub(cpu0)
+                    .ok_or("a server thread exited in the measured window")?
+                    as f64;
+                let ticks = user_ticks(pid)?.saturating_sub(user0);
                 if n == 0.0 {
                     return Err("no round trips completed".to_string());
                 }
@@ -593,7 +644,10 @@ fn serve_each(port: u16, serve: impl Fn(gorust::net::TcpStream) + Send + 'static
         std::io::stdout().flush().unwrap();
         for conn in l.incoming() {
             let Ok(c) = conn else { continue };
-            serve(c);
+            // As Go's net does for every TCP connection, and every server here does.
+            if c.set_nodelay(true).is_ok() {
+                serve(c);
+            }
         }
     });
 }
@@ -673,6 +727,7 @@ fn eventloop_server(port: u16) {
     rt.run(move || {
         let l = gorust::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let el = gorust::eventloop::EventLoop::builder()
+            .on_prepare(|c| c.set_nodelay(true))
             .on_request(|c, _| {
                 let n = c.reader().len();
                 let data = c.reader().next(n)?;
@@ -703,6 +758,9 @@ fn tokio_server(port: u16) {
             let Ok((mut c, _)) = l.accept().await else {
                 continue;
             };
+            if c.set_nodelay(true).is_err() {
+                continue;
+            }
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 loop {

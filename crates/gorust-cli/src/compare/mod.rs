@@ -19,9 +19,10 @@
 //! 1. With `--pin` (the default when the process may use two CPUs or more), every server runs
 //!    pinned to the first allowed CPU and the load to the second: one core each, as issue 5's
 //!    reference figures were measured.
-//! 2. For each connection count, the servers run interleaved — A B C, A B C, … — for
+//! 2. For each connection count, the servers run interleaved — A B C, B C A, C A B, … — for
 //!    `--rounds` rounds, so that a slow minute of this shared machine falls on every server
-//!    alike. Each run starts a fresh server, loads it for a warm-up (half of `--secs`, at most
+//!    alike, and each round starts one server later, so that none always runs first (before
+//!    session 26 gorust did). Each run starts a fresh server, loads it for a warm-up (half of `--secs`, at most
 //!    0.5 s), then measures `--secs` on the same connections.
 //! 3. The load is the built-in generator (`gorust load`'s engine: one thread, one epoll loop,
 //!    closed loop, one request outstanding per connection), or `wrk -t1` with `--wrk`.
@@ -35,7 +36,8 @@
 //!    this machine's noise; single runs vary by ±30%.
 //!
 //! A server that cannot start (a failed bind, a missing program) ends the command with its
-//! own error message; a run whose load fails is reported and left out of the medians. Every
+//! own error message; a run whose load fails, whose server exits before the run ends, or whose
+//! server CPU time cannot be read is reported and left out of the medians. Every
 //! child is killed by its PID when its run ends, on every path (`child::Server`).
 //!
 //! Files: `servers.rs` (which servers, how each starts), `measure.rs` (one run under load),
@@ -159,6 +161,8 @@ struct Settings {
     load: &'static str,
     server_cpu: Option<usize>,
     load_cpu: Option<usize>,
+    /// Whether gorust and the Rust peers were built with optimizations (`child::OPTIMIZED`).
+    optimized: bool,
 }
 
 #[derive(Serialize)]
@@ -219,9 +223,10 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     };
     out(format!(
-        "gorust compare: HTTP/1.1 hello, servers {}; {} round(s) of {secs} s per server and level,\ninterleaved; {where_}\nmachine: {cpu}, {ncpus} CPUs, Linux {kernel}\n",
+        "gorust compare: HTTP/1.1 hello, servers {}; {} round(s) of {secs} s per server and level,\ninterleaved; {where_}\nmachine: {cpu}, {ncpus} CPUs, Linux {kernel}\n{}",
         names.join(", "),
-        args.rounds
+        args.rounds,
+        child::build_note()
     ));
     out(header());
 
@@ -230,15 +235,21 @@ pub fn run(args: Args) -> Result<(), String> {
         // runs[server][round]
         let mut runs: Vec<Vec<Result<Run, String>>> = vec![Vec::new(); servers.len()];
         for round in 0..args.rounds {
-            for (i, s) in servers.iter().enumerate() {
+            // Each round starts one server later, so that no server always runs first (the
+            // echo benchmark saw a position in the round move CPU per round trip by up to
+            // 20%); runs stay paired by round.
+            for k in 0..servers.len() {
+                let i = (round + k) % servers.len();
+                let s = &servers[i];
                 pb.set_message(format!(
                     "{conns} connections, round {}/{}: {}",
                     round + 1,
                     args.rounds,
                     s.peer.name()
                 ));
-                let server = child::start(s.spec(cpus.server))?;
-                let r = measure(&server, conns, secs, warm, cpus.load, args.wrk, round);
+                let mut server = child::start(s.spec(cpus.server))?;
+                let r = measure(&server, conns, secs, warm, cpus.load, args.wrk, round)
+                    .and_then(|run| server.check_running().map(|()| run));
                 drop(server);
                 if let Err(e) = &r {
                     pb.suspend(|| {
@@ -284,6 +295,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 load: load_name,
                 server_cpu: cpus.server,
                 load_cpu: cpus.load,
+                optimized: child::OPTIMIZED,
             },
             levels,
             chart,

@@ -28,7 +28,12 @@ pub fn measure(mut cmd: Command, limit: Duration) -> Result<Fields, String> {
                 return Err(format!("timed out after {} s (killed)", limit.as_secs()));
             }
             Ok(None) => thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("wait: {e}")),
+            Err(e) => {
+                // Our own child, by its PID: not left running when we cannot watch it.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("wait: {e}"));
+            }
         }
     };
     let out = out.join().unwrap_or_default();

@@ -41,12 +41,21 @@ fn vm_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| fail("no VmRSS in /proc/self/status"))
+}
+
+/// Ends this child run with `why` on stderr, which the parent reports: a figure it cannot
+/// read must not be printed as a 0.
+fn fail(why: &str) -> ! {
+    eprintln!("{why}");
+    std::process::exit(1)
 }
 
 /// Memory mappings of this process (what `vm.max_map_count` limits).
 fn map_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count())
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or_else(|e| fail(&format!("cannot read /proc/self/maps: {e}")))
 }
 
 mod gorust_side {

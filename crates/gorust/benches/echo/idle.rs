@@ -24,7 +24,7 @@ pub fn run(servers: &[Server], conns: usize, rounds: usize, json: bool) {
     let mut per: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     for _ in 0..rounds.max(1) {
         for (si, s) in servers.iter().enumerate() {
-            port += 1;
+            let port = super::next_port(&mut port, 1);
             match one(s, port, conns) {
                 Ok(kib) => per[si].push(kib),
                 Err(e) => eprintln!("echo --idle: {}: {e}", s.name),

@@ -60,7 +60,7 @@ pub fn run(servers: &[Server], configs: &[(usize, usize)], rounds: usize, secs: 
         for round in 0..rounds {
             for k in 0..others.len() {
                 let oi = (round + k) % others.len();
-                port += 2;
+                let port = super::next_port(&mut port, 2);
                 // Which of the two starts first, on the lower port, with the first load thread,
                 // alternates by round: a position in a pair can move CPU per round trip.
                 match pair(
@@ -136,9 +136,12 @@ fn pair(
     );
     let connected = Barrier::new(2);
     let warmup = Duration::from_millis(500);
-    let serve_load = |addr: &str, pid| {
-        pin_to(1);
-        load(addr, conns, size, warmup, measure, pid, Some(&connected))
+    let serve_load = |addr: &str, pid| match pin_to(1) {
+        Ok(()) => load(addr, conns, size, warmup, measure, pid, Some(&connected)),
+        Err(e) => {
+            connected.wait(); // the other load must not wait for this one for ever
+            Err(e)
+        }
     };
     let (ra, rb) = std::thread::scope(|sc| {
         let ta = sc.spawn(|| serve_load(&addr_a, pid_a));
