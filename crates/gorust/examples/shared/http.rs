@@ -31,7 +31,10 @@ pub fn respond(out: &mut impl Write, n: u64, req: &Request) -> io::Result<()> {
 pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-/// The answer to a malformed head: not UTF-8, or a `Content-Length` that is not a number.
+/// The answer to a head these servers cannot frame: not UTF-8, no `METHOD TARGET HTTP/1.x`
+/// line, a `Content-Length` that is not a number or given twice with different values, or a
+/// chunked body (they read `Content-Length` bodies only; reading on after one would take its
+/// chunks for the next requests).
 pub const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -46,9 +49,18 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
     };
     let head = std::str::from_utf8(&data[..end]).map_err(|_| Malformed)?;
     let mut lines = head.split("\r\n");
-    let http10 = lines.next().is_some_and(|l| l.ends_with("HTTP/1.0"));
+    let request_line = lines.next().unwrap_or("");
+    let version = match request_line.split(' ').collect::<Vec<_>>()[..] {
+        [method, target, version] if !method.is_empty() && !target.is_empty() => version,
+        _ => return Err(Malformed),
+    };
+    let http10 = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        _ => return Err(Malformed),
+    };
     let mut keep_alive = !http10;
-    let mut body = 0usize;
+    let mut body: Option<usize> = None;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -61,10 +73,20 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
                 keep_alive = true;
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            body = value.parse().map_err(|_| Malformed)?;
+            // Digits only (`parse` would take a `+`), and one value however often it is sent.
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Malformed);
+            }
+            let n = value.parse().map_err(|_| Malformed)?;
+            if body.is_some_and(|m| m != n) {
+                return Err(Malformed);
+            }
+            body = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(Malformed);
         }
     }
-    let consumed = (end + 4).checked_add(body).ok_or(Malformed)?;
+    let consumed = (end + 4).checked_add(body.unwrap_or(0)).ok_or(Malformed)?;
     Ok(Some(Request {
         consumed,
         keep_alive,
