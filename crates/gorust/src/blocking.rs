@@ -15,7 +15,9 @@ use std::task::{Context, Poll, Waker};
 /// # Panics
 ///
 /// If called from a future (not a goroutine) running on a worker thread, before `f` runs:
-/// waiting for it there would block the worker. Use `spawn_blocking(f).await` there.
+/// waiting for it there would block the worker. Use `spawn_blocking(f).await` there. If the
+/// pool drops `f` without running it (its runtime shuts down, or no pool thread can be
+/// started while it has none: the system's thread limit), with a `&str` payload that says so.
 pub fn blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -65,18 +67,22 @@ where
     }
     match run_blocking(f) {
         Ok(r) => r,
-        Err(p) if p.downcast_ref::<&str>() == Some(&crate::sched::task::CANCELLED_MESSAGE) => {
-            Err(std::io::Error::other(
-                "gorust: the blocking pool did not run this call: the runtime is shutting \
-                 down, or no thread could be started (see stderr)",
-            ))
-        }
+        Err(p) if p.downcast_ref::<&str>() == Some(&NOT_RUN) => Err(std::io::Error::other(NOT_RUN)),
         Err(p) => std::panic::resume_unwind(p),
     }
 }
 
+/// The payload of a call the blocking pool dropped without running it: what [`blocking`]
+/// panics with then, and what `gorust::fs` and name resolution return as an error. Not the
+/// tasks' "runtime shut down": the pool also drops its queue when it cannot start a thread
+/// while it has none, with the runtime alive (review, session 26).
+pub(crate) const NOT_RUN: &str = "gorust: the blocking pool dropped this call without running \
+    it: its runtime is shutting down, or no pool thread could be started (the reason is on \
+    stderr)";
+
 /// Runs `f` on a blocking-pool thread; the returned future resolves to its result (or its
-/// panic's payload, or a cancellation payload if the runtime shut down first).
+/// panic's payload, or a payload that says it was not run: the runtime shut down first, or
+/// no pool thread could be started).
 ///
 /// # Panics
 ///
@@ -135,7 +141,7 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.complete(Err(Box::new(crate::sched::task::CANCELLED_MESSAGE)));
+        self.complete(Err(Box::new(NOT_RUN)));
     }
 }
 

@@ -36,6 +36,6 @@ mod raw;
 mod slab;
 pub(crate) mod state;
 
-pub use join::{JoinError, JoinHandle, CANCELLED_MESSAGE};
+pub use join::{JoinError, JoinHandle};
 pub(crate) use raw::{new_task, Header, Kind, Notified, Schedule, TaskRef, UNBOUND};
 pub(crate) use slab::release_local as release_local_cells;
