@@ -415,6 +415,56 @@ fn a_runtime_that_ends_without_shutdown_closes_idle_connections() {
     }
 }
 
+/// A runtime that ends while a handler's final flush waits for room (its peer reads nothing)
+/// still disconnects the connection: `on_disconnect` runs, the peer sees the connection end,
+/// and nothing of the loop is left. Before, the shutdown's unwind left the handler goroutine
+/// through that flush, outside the guard around the handler, with its claim taken: nothing
+/// disconnected the connection, and it, its descriptor and the loop leaked.
+#[test]
+fn a_runtime_that_ends_during_a_handlers_final_flush_still_disconnects() {
+    within(LIMIT, || {
+        let marker = Arc::new(());
+        let weak = Arc::downgrade(&marker);
+        let gone = Arc::new(AtomicUsize::new(0));
+        let g = gone.clone();
+        let peer = run_on(1, move || {
+            let el = EventLoop::builder()
+                .output_limit(64 * 1024)
+                .on_prepare(move |_| {
+                    let _keep = &marker;
+                    Ok(())
+                })
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    // Far more than the socket and the output limit hold: the flush after
+                    // the handler returns parks for room the peer never makes.
+                    c.writer().write_bytes(&vec![7u8; 16 << 20]);
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    g.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let peer = std::net::TcpStream::connect(addr).unwrap();
+            (&peer).write_all(b"go").unwrap();
+            gorust::time::sleep(Duration::from_millis(300)); // the flush fills the socket
+            peer
+        });
+        assert_eq!(gone.load(SeqCst), 1, "on_disconnect ran");
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let r = (&peer).read_to_end(&mut Vec::new());
+        assert!(
+            !matches!(&r, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "the peer sees the connection end: {r:?}"
+        );
+        assert!(weak.upgrade().is_none(), "the loop was freed");
+    });
+}
+
 /// Bytes that arrive while a handler runs, followed by a reset, are still readable in
 /// `on_disconnect`. Before, the run saw the close and left them in the poller's inbox, and
 /// the disconnect dropped them unseen.
@@ -452,40 +502,138 @@ fn on_disconnect_sees_what_arrived_before_a_reset() {
 
 /// A handler that answers with more than the socket buffers hold and closes, while the peer
 /// has sent bytes nobody will read: the peer still gets the whole answer and then the end of
-/// the stream. Before, the close with unread input sent a reset, which threw away the part of
-/// the answer not sent yet: the peer read a short answer and `ECONNRESET`.
+/// the stream, over TCP and Unix sockets. Before, the close with unread input sent a reset,
+/// which threw away the part of the answer not sent yet: the peer read a short answer and
+/// `ECONNRESET` (TCP; session 25); a Unix peer read the whole answer and then `ECONNRESET`
+/// instead of the end (session 26).
 #[test]
 fn a_close_with_unread_input_still_delivers_the_whole_answer() {
+    for unix in [false, true] {
+        within(LIMIT, move || {
+            run_on(2, move || close_with_unread_input(unix))
+        });
+    }
+}
+
+fn close_with_unread_input(unix: bool) {
+    const ANSWER: usize = 16 << 20;
+    let el = EventLoop::builder()
+        .on_request(|c, _| {
+            let n = c.reader().len();
+            c.reader().skip(n)?;
+            c.writer().write_bytes(&vec![7u8; ANSWER]);
+            c.close();
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    // Most of the answer, so that the handler has returned (its output is below the output
+    // limit) and nobody reads any more; then bytes nobody reads, sent while the rest of the
+    // answer is on its way; then the rest.
+    fn talk(mut s: impl Read + Write) -> (Result<(), std::io::ErrorKind>, usize) {
+        s.write_all(b"x").unwrap();
+        let mut got = vec![0u8; ANSWER - (3 << 20)];
+        s.read_exact(&mut got).unwrap();
+        s.write_all(&[1u8; 64 << 10]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let r = s.read_to_end(&mut got);
+        (r.map(drop).map_err(|e| e.kind()), got.len())
+    }
+    let limit = Some(Duration::from_secs(30));
+    let client = if unix {
+        let path =
+            std::env::temp_dir().join(format!("gorust-el-linger-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = gorust::net::UnixListener::bind(&path).unwrap();
+        let server = el.clone();
+        drop(gorust::go(move || server.serve(l)));
+        std::thread::spawn(move || {
+            let s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            let _ = std::fs::remove_file(&path);
+            s.set_read_timeout(limit).unwrap();
+            talk(s)
+        })
+    } else {
+        let (addr, _serving) = start(&el);
+        std::thread::spawn(move || {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(limit).unwrap();
+            talk(s)
+        })
+    };
+    let (r, len) = gorust::blocking(move || client.join().unwrap());
+    assert_eq!((r, len), (Ok(()), ANSWER), "unix: {unix}");
+}
+
+/// A graceful shutdown returns only after the sockets it drained have stopped lingering:
+/// a runtime dropped right after would close them at once, with a reset if input arrives
+/// late, cutting short the answers the drain was for. Here the peer stays open, so the
+/// socket lingers its whole 500 ms. Before, `shutdown` returned as soon as the connection had
+/// disconnected.
+#[test]
+fn graceful_shutdown_waits_for_drained_sockets_to_stop_lingering() {
     within(LIMIT, || {
-        run_on(2, || {
-            const ANSWER: usize = 16 << 20;
+        run_on(1, || {
             let el = EventLoop::builder()
                 .on_request(|c, _| {
                     let n = c.reader().len();
                     c.reader().skip(n)?;
-                    c.writer().write_bytes(&vec![7u8; ANSWER]);
-                    c.close();
+                    gorust::time::sleep(Duration::from_millis(100)); // in flight at shutdown
+                    c.writer().write_bytes(b"answer");
                     Ok(())
                 })
                 .build()
                 .unwrap();
             let (addr, _serving) = start(&el);
-            let client = std::thread::spawn(move || {
-                let mut s = std::net::TcpStream::connect(addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                s.write_all(b"x").unwrap();
-                // Most of the answer, so that the handler has returned (its output is below
-                // the output limit) and nobody reads any more.
-                let mut got = vec![0u8; ANSWER - (3 << 20)];
-                s.read_exact(&mut got).unwrap();
-                // Sent while the rest of the answer is on its way: nobody reads these.
-                s.write_all(&[1u8; 64 << 10]).unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-                let r = s.read_to_end(&mut got);
-                (r.map(drop).map_err(|e| e.kind()), got.len())
-            });
-            let (r, len) = gorust::blocking(move || client.join().unwrap());
-            assert_eq!((r, len), (Ok(()), ANSWER));
+            let peer = std::net::TcpStream::connect(addr).unwrap();
+            (&peer).write_all(b"x").unwrap();
+            gorust::time::sleep(Duration::from_millis(30));
+            let t = Instant::now();
+            let report = el.shutdown(Duration::from_secs(20));
+            let took = t.elapsed();
+            assert_eq!(report.finished, 1, "{report:?}");
+            assert!(
+                took >= Duration::from_millis(450),
+                "returned after {took:?}, before the linger's 500 ms"
+            );
+            let mut got = Vec::new();
+            (&peer).read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"answer");
+        })
+    });
+}
+
+/// A connection closed at its input limit with output still unwritten (a handler that
+/// consumes nothing while its peer reads nothing) ends in a reset: the answer was cut short,
+/// and a FIN after it would pass it as whole. Before (session 25), it was shut down gracefully
+/// and the peer read a clean end after a truncated answer.
+#[test]
+fn a_close_at_the_input_limit_with_output_unwritten_resets() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let el = EventLoop::builder()
+                .input_limit(1024)
+                .output_limit(64 << 20) // the flush never waits for room
+                .on_request(|c, _| {
+                    // Consumes nothing; answers more than the socket buffers hold.
+                    if !c.reader().is_empty() {
+                        c.writer().write_bytes(&vec![7u8; 8 << 20]);
+                    }
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let peer = std::net::TcpStream::connect(addr).unwrap();
+            peer.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            (&peer).write_all(&[1u8; 4096]).unwrap();
+            gorust::time::sleep(Duration::from_millis(300)); // the limit is reached, closed
+            let r = (&peer).read_to_end(&mut Vec::new());
+            assert_eq!(
+                r.map(drop).map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::ConnectionReset)
+            );
         })
     });
 }

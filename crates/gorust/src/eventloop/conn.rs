@@ -24,9 +24,11 @@
 //! the close at once, and a parked handler wakes); the holder of the claim runs the
 //! disconnect (`handler::disconnect`). The descriptor itself is closed when the last `Arc`
 //! goes, so no handler can write to a reused descriptor number. A close after the output was
-//! written (`teardown_gracefully`) shuts down only the write side, and a TCP socket then
+//! written (`teardown_gracefully`) shuts down only the write side, and the socket then
 //! lingers at that last drop (`linger`: read and drop what the peer still sends, up to
-//! `LINGER`), so that late input does not reset it and cut the answer short.
+//! `LINGER`), so that late input does not reset it and cut the answer short; not once the
+//! peer has finished (nothing more can come), nor with output left unwritten (the cut
+//! answer must not end in a FIN, as if whole).
 
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
@@ -57,7 +59,7 @@ pub(crate) struct Conn<S> {
     pub(crate) id: u64,
     /// Closed, or handed to [`linger`], when the connection is dropped (`Drop`).
     pub(crate) fd: ManuallyDrop<OwnedFd>,
-    /// Set by `teardown_gracefully` for a TCP socket: the drop lingers instead of closing.
+    /// Set by `teardown_gracefully`: the drop lingers instead of closing.
     linger: AtomicBool,
     /// Index of the worker whose poller holds the registration.
     pub(crate) worker: usize,
@@ -361,18 +363,29 @@ impl<S: Send + 'static> Conn<S> {
     }
 
     /// [`teardown`](Self::teardown) for a close after the output was written (the handler's
-    /// `close`, a drain): only the write side is shut down, and a TCP socket lingers when the
-    /// connection goes (see [`linger`]). A TCP socket closed with input nobody read, or that
-    /// receives some after its close, sends a reset instead of a FIN, and Linux then throws
-    /// away what it has not sent yet: a peer that sent a request body the handler skipped, or
-    /// pipelined a request behind the last answer, lost the end of that answer (review,
-    /// session 25).
+    /// `close`, a drain): only the write side is shut down, and the socket lingers when the
+    /// connection goes (see [`linger`]). A socket closed with input nobody read, or that
+    /// receives some after its close, resets the connection (TCP sends a reset instead of a
+    /// FIN and throws away what it has not sent yet; a Unix peer's next read fails): a peer
+    /// that sent a request body the handler skipped, or pipelined a request behind the last
+    /// answer, lost the end of that answer (review, session 25).
+    ///
+    /// Not when output is left unwritten (the close at the input limit): that answer is cut
+    /// short whatever happens, and a FIN after it would present it as whole; the socket is
+    /// shut down both ways and closed at once, as before session 25 (review, session 26).
+    /// Nor does a socket linger whose peer has finished (its FIN was read): nothing more can
+    /// arrive, and the goroutine would only wait out the peer.
     pub(crate) fn teardown_gracefully(&self) {
+        if self.out_len.load(Acquire) > 0 {
+            return self.teardown();
+        }
         self.teardown_with(std::net::Shutdown::Write);
-        let tcp = socket2::SockRef::from(&*self.fd)
-            .local_addr()
-            .is_ok_and(|a| a.as_socket().is_some());
-        self.linger.store(tcp, Relaxed);
+        if !lock(&self.st).eof {
+            // Counted from here, not from the drop, so that `EventLoop::shutdown` cannot see
+            // the connection gone and nothing lingering in between; `Drop` takes it over.
+            self.lp.lingering.fetch_add(1, AcqRel);
+            self.linger.store(true, Relaxed);
+        }
     }
 
     fn teardown_with(&self, how: std::net::Shutdown) {
@@ -404,25 +417,58 @@ impl<S: Send + 'static> Conn<S> {
 /// as long (`rstAvoidanceDelay`).
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Keeps a gracefully closed TCP socket open for up to [`LINGER`], reading and dropping
-/// until the peer finishes, on a goroutine of `rt` that owns the descriptor from here; then
-/// closes it. Where the runtime takes no goroutine any more (its shutdown), closes it now.
-fn linger(rt: &crate::sched::Handle, fd: OwnedFd) {
+/// Keeps a gracefully closed socket (TCP or Unix) open for up to [`LINGER`], reading and
+/// dropping until the peer finishes, on a goroutine of `rt` that owns the descriptor from
+/// here; then closes it. Where the runtime takes no goroutine any more (its shutdown), closes
+/// it now. `lingering` is counted until then.
+fn linger(rt: &crate::sched::Handle, fd: OwnedFd, lingering: Lingering) {
+    let unix = socket2::SockRef::from(&fd)
+        .local_addr()
+        .is_ok_and(|a| a.domain() == socket2::Domain::UNIX);
     crate::goroutine::go_on(rt, move || {
-        let s = crate::net::TcpStream::from(fd);
-        let _ = s.set_read_deadline(Some(crate::time::deadline_in(LINGER)));
-        let mut buf = [0u8; 4096];
-        while matches!((&s).read(&mut buf), Ok(1..)) {}
+        let _lingering = lingering;
+        let until = Some(crate::time::deadline_in(LINGER));
+        if unix {
+            let s = crate::net::UnixStream::from(fd);
+            if s.set_read_deadline(until).is_ok() {
+                read_until_done(&s);
+            }
+        } else {
+            let s = crate::net::TcpStream::from(fd);
+            if s.set_read_deadline(until).is_ok() {
+                read_until_done(&s);
+            }
+        }
     });
+}
+
+/// Reads and drops until the end of input, an error or the read deadline.
+fn read_until_done(mut r: impl Read) {
+    let mut buf = [0u8; 4096];
+    while matches!(r.read(&mut buf), Ok(1..)) {}
+}
+
+/// One lingering socket, counted in the loop's `lingering` by `teardown_gracefully`; the count
+/// goes down when this is dropped (the lingering goroutine ends, or is never started).
+struct Lingering(Arc<AtomicUsize>);
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AcqRel);
+    }
 }
 
 impl<S> Drop for Conn<S> {
     fn drop(&mut self) {
         // SAFETY: taken once, here, as the connection goes; nothing touches `fd` after.
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
+        if !*self.linger.get_mut() {
+            return drop(fd);
+        }
+        let lingering = Lingering(self.lp.lingering.clone());
         match self.lp.runtime_if_set() {
-            Some(rt) if *self.linger.get_mut() => linger(rt, fd),
-            _ => drop(fd),
+            Some(rt) => linger(rt, fd, lingering),
+            None => drop((fd, lingering)),
         }
     }
 }

@@ -235,13 +235,13 @@ impl<S: Send + 'static> ClientConn<S> {
             None => (Ok(Err(closed_error())), 0),
             Some(user) => {
                 let mut c = Connection::new(&**conn, &mut work.input);
-                let r = catch_unwind(AssertUnwindSafe(|| f(&mut c, user)));
                 // What `f` wrote is flushed only if it succeeded: the connection closes
-                // otherwise.
-                let r = match r {
-                    Ok(Ok(v)) => Ok(c.finish().map(|()| v)),
-                    other => other,
-                };
+                // otherwise. The flush is inside the catch too: it may park for room, and a
+                // panic there (a refused wait, a wait from a future on a worker) must still
+                // release the claim below (review, session 26).
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    f(&mut c, user).and_then(|v| c.finish().map(|()| v))
+                }));
                 (r, c.pulled)
             }
         };

@@ -238,6 +238,15 @@ pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
+/// Flushes what a handler wrote; `false` if that failed or panicked. Guarded like the handler
+/// itself: the flush may park for room, and a shutdown's unwind there (or a wait refused after
+/// a caught one) must still end in the disconnect. Unguarded, it unwound out of `run` with
+/// the claim taken, and the connection, its descriptor and the loop were never freed
+/// (review, session 26).
+fn flushed(c: &mut Connection<'_>) -> bool {
+    matches!(guarded(|| c.finish()), Some(Ok(())))
+}
+
 /// The handler goroutine; see the module header.
 fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
     let cb = &conn.lp.callbacks;
@@ -250,7 +259,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             let mut c = Connection::new(&*conn, &mut work.input);
             match guarded(|| (cb.connect)(&mut c)) {
                 Some(s) => {
-                    ok = c.finish().is_ok();
+                    ok = flushed(&mut c);
                     drop(c);
                     work.user = Some(s);
                 }
@@ -282,7 +291,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             };
             let mut c = Connection::new(&*conn, &mut work.input);
             ok = matches!(guarded(|| (cb.request)(&mut c, user)), Some(Ok(())));
-            ok = c.finish().is_ok() && ok;
+            ok = flushed(&mut c) && ok;
             pulled = c.pulled;
             drop(c);
             work.input.release();

@@ -82,6 +82,8 @@ pub(crate) struct Shared<S> {
     next_worker: AtomicUsize,
     shutting_down: AtomicBool,
     base: Instant,
+    /// Gracefully closed sockets still lingering (`conn::linger`); `shutdown` waits for them.
+    pub(crate) lingering: Arc<AtomicUsize>,
 }
 
 impl<S> Shared<S> {
@@ -143,6 +145,7 @@ impl<S: Send + 'static> EventLoop<S> {
                 next_worker: AtomicUsize::new(0),
                 shutting_down: AtomicBool::new(false),
                 base: Instant::now(),
+                lingering: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -246,9 +249,24 @@ impl<S: Send + 'static> EventLoop<S> {
     /// Graceful shutdown (steps in the module header): stops accepting, closes idle
     /// connections, lets in-flight handlers finish for up to `grace`, closes the rest, and
     /// reports the counts. Within `grace`, it returns once every connection it closed has
-    /// disconnected (`on_disconnect` has returned), idle ones too. Parks the calling goroutine
-    /// (sleeps a plain thread) meanwhile.
+    /// disconnected (`on_disconnect` has returned), idle ones too, and the sockets closed
+    /// after their output was written have stopped lingering (a runtime dropped at once
+    /// after would close those with a reset, cutting short the answers the drain was for).
+    /// Parks the calling goroutine (sleeps a plain thread) meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// Called with a `grace` above zero from a future (not a goroutine) on a worker thread,
+    /// where the wait would block the worker; before it changes anything. Call it from a
+    /// goroutine or a plain thread.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        if !grace.is_zero() && crate::blocking::in_a_future_on_a_worker() {
+            panic!(
+                "gorust::eventloop::EventLoop::shutdown from a future on a worker thread would \
+                 block the worker while it waits; call it from a goroutine (gorust::go) or a \
+                 plain thread"
+            );
+        }
         let sh = &self.shared;
         let deadline = crate::time::deadline_in(grace);
         sh.shutting_down.store(true, Release);
@@ -300,6 +318,9 @@ impl<S: Send + 'static> EventLoop<S> {
         report.finished = busy.len() - stuck.len();
         for c in stuck {
             c.close_now();
+        }
+        while sh.lingering.load(Acquire) > 0 && Instant::now() < deadline {
+            crate::time::sleep(Duration::from_millis(1));
         }
         report
     }
