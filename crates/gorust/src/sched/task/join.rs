@@ -28,7 +28,8 @@ impl JoinError {
 }
 
 /// The payload `join` returns for a task cancelled by runtime shutdown.
-pub(crate) const CANCELLED_MESSAGE: &str = "gorust: the task was cancelled because its runtime shut down";
+pub(crate) const CANCELLED_MESSAGE: &str =
+    "gorust: the task was cancelled because its runtime shut down";
 
 impl std::fmt::Debug for JoinError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
