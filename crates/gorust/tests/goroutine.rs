@@ -162,7 +162,6 @@ fn block_on_in_goroutine_parks_not_blocks() {
         // One worker: if block_on blocked the thread, the goroutine that completes the future
         // could never run.
         run_on(1, || {
-            let (tx, rx) = std::sync::mpsc::channel::<()>();
             let flag = Arc::new(AtomicUsize::new(0));
             let f2 = flag.clone();
             let waiter = gorust::go(move || {
@@ -172,8 +171,6 @@ fn block_on_in_goroutine_parks_not_blocks() {
                 }))
                 .unwrap()
             });
-            drop(tx);
-            drop(rx);
             assert_eq!(waiter.join().unwrap(), 7);
             assert_eq!(flag.load(Ordering::SeqCst), 1);
         })
@@ -198,8 +195,6 @@ fn num_goroutines_counts_live_ones() {
         run_on(2, || {
             let base = gorust::num_goroutines();
             assert!(base >= 1, "the main goroutine counts");
-            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-            let stop_rx = Arc::new(Mutex::new(stop_rx));
             let hs: Vec<_> = (0..100)
                 .map(|_| gorust::go(|| gorust::time::sleep(Duration::from_millis(200))))
                 .collect();
@@ -207,7 +202,6 @@ fn num_goroutines_counts_live_ones() {
             for h in hs {
                 h.join().unwrap();
             }
-            drop((stop_tx, stop_rx));
             assert_eq!(gorust::num_goroutines(), base);
         })
     });

@@ -149,19 +149,27 @@ fn run_cancels_what_is_left_when_main_returns() {
         }
         let dropped = Arc::new(Mutex::new(Vec::new()));
         let d = dropped.clone();
+        let started = Arc::new(AtomicUsize::new(0));
+        let s = started.clone();
         let rt = gorust::Runtime::builder().workers(1).build().unwrap();
         rt.run(move || {
             for _ in 0..3 {
                 let mark = Mark(d.clone());
+                let s = s.clone();
                 drop(gorust::go(move || {
                     let _mark = mark;
+                    s.fetch_add(1, Ordering::SeqCst);
                     loop {
                         gorust::time::sleep(Duration::from_secs(3600));
                     }
                 }));
             }
-            gorust::yield_now();
+            // Parked, not merely queued: a closure dropped unstarted would log this thread too.
+            while s.load(Ordering::SeqCst) < 3 {
+                gorust::yield_now();
+            }
         });
+        assert_eq!(started.load(Ordering::SeqCst), 3);
         let me = std::thread::current().id();
         assert_eq!(*dropped.lock().unwrap(), vec![me; 3]);
     });

@@ -81,7 +81,7 @@ fn goroutine_to_plain_thread_outside_the_runtime() {
     let rt = rt();
     let (tx, rx) = mpsc::sync_channel::<u32>(1);
     let (back_tx, back_rx) = mpsc::channel::<u32>();
-    rt.go(move || {
+    let sender = rt.go(move || {
         for i in 0..100 {
             tx.send(i).unwrap();
             assert_eq!(back_rx.recv().unwrap(), i + 1);
@@ -94,6 +94,8 @@ fn goroutine_to_plain_thread_outside_the_runtime() {
     }
     assert_eq!(rx.recv(), Err(RecvError));
     assert_eq!(rx.recv_timeout(ms(10)), Err(RecvTimeoutError::Disconnected));
+    // The goroutine's own checks: a failed one would also have ended the channel.
+    sender.join().unwrap();
 }
 
 #[test]

@@ -499,9 +499,6 @@ mod tests {
         super::stack::TAKEN_HERE.with(|t| t.get())
     }
 
-    /// Spawning takes no stack: a goroutine takes one at its first run, on its worker, and a
-    /// burst of spawns that have not run yet holds none (a million of them used to fault in a
-    /// million stack pages before the first ran).
     /// A goroutine still parked when its runtime shuts down is unwound, and its stack goes
     /// back to the pool: the stacks a runtime took are all there after it is dropped.
     #[test]
@@ -533,6 +530,9 @@ mod tests {
         assert!(pooled >= N, "{pooled} stacks of {N} back in the pool");
     }
 
+    /// Spawning takes no stack: a goroutine takes one at its first run, on its worker, and a
+    /// burst of spawns that have not run yet holds none (a million of them used to fault in a
+    /// million stack pages before the first ran).
     #[test]
     fn goroutines_take_their_stacks_when_they_first_run() {
         const N: usize = 10_000;
