@@ -21,400 +21,438 @@ fn ms(n: u64) -> Duration {
 
 #[test]
 fn send_recv_across_goroutines_in_order() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::channel();
-        let h = gorust::go(move || {
-            for i in 0..10_000u32 {
-                tx.send(i).unwrap();
-            }
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::channel();
+            let h = gorust::go(move || {
+                for i in 0..10_000u32 {
+                    tx.send(i).unwrap();
+                }
+            });
+            let got: Vec<u32> = rx.iter().collect(); // ends when the sender is dropped
+            assert_eq!(got, (0..10_000).collect::<Vec<_>>());
+            h.join().unwrap();
         });
-        let got: Vec<u32> = rx.iter().collect(); // ends when the sender is dropped
-        assert_eq!(got, (0..10_000).collect::<Vec<_>>());
-        h.join().unwrap();
     });
 }
 
 #[test]
 fn many_producers_one_consumer() {
-    let sum = rt().run(|| {
-        let (tx, rx) = mpsc::channel::<u64>();
-        for p in 0..100u64 {
-            let tx = tx.clone();
-            gorust::go(move || {
-                for i in 0..100 {
-                    tx.send(p * 100 + i).unwrap();
-                    if i % 10 == 0 {
-                        gorust::yield_now();
+    common::within(Duration::from_secs(60), || {
+        let sum = rt().run(|| {
+            let (tx, rx) = mpsc::channel::<u64>();
+            for p in 0..100u64 {
+                let tx = tx.clone();
+                gorust::go(move || {
+                    for i in 0..100 {
+                        tx.send(p * 100 + i).unwrap();
+                        if i % 10 == 0 {
+                            gorust::yield_now();
+                        }
                     }
-                }
-            });
-        }
-        drop(tx);
-        rx.into_iter().sum::<u64>()
+                });
+            }
+            drop(tx);
+            rx.into_iter().sum::<u64>()
+        });
+        assert_eq!(sum, (0..10_000u64).sum());
     });
-    assert_eq!(sum, (0..10_000u64).sum());
 }
 
 #[test]
 fn plain_thread_and_goroutine_ping_pong() {
-    rt().run(|| {
-        let (to_thread, from_go) = mpsc::channel::<u32>();
-        let (to_go, from_thread) = mpsc::sync_channel::<u32>(0);
-        let t = std::thread::spawn(move || {
-            // A plain thread: these block the thread.
-            for v in from_go.iter() {
-                to_go.send(v * 2).unwrap();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (to_thread, from_go) = mpsc::channel::<u32>();
+            let (to_go, from_thread) = mpsc::sync_channel::<u32>(0);
+            let t = std::thread::spawn(move || {
+                // A plain thread: these block the thread.
+                for v in from_go.iter() {
+                    to_go.send(v * 2).unwrap();
+                }
+            });
+            for i in 0..200 {
+                to_thread.send(i).unwrap();
+                assert_eq!(from_thread.recv().unwrap(), i * 2);
             }
+            drop(to_thread);
+            assert_eq!(from_thread.recv(), Err(RecvError));
+            t.join().unwrap();
         });
-        for i in 0..200 {
-            to_thread.send(i).unwrap();
-            assert_eq!(from_thread.recv().unwrap(), i * 2);
-        }
-        drop(to_thread);
-        assert_eq!(from_thread.recv(), Err(RecvError));
-        t.join().unwrap();
     });
 }
 
 #[test]
 fn goroutine_to_plain_thread_outside_the_runtime() {
-    let rt = rt();
-    let (tx, rx) = mpsc::sync_channel::<u32>(1);
-    let (back_tx, back_rx) = mpsc::channel::<u32>();
-    let sender = rt.go(move || {
+    common::within(Duration::from_secs(60), || {
+        let rt = rt();
+        let (tx, rx) = mpsc::sync_channel::<u32>(1);
+        let (back_tx, back_rx) = mpsc::channel::<u32>();
+        let sender = rt.go(move || {
+            for i in 0..100 {
+                tx.send(i).unwrap();
+                assert_eq!(back_rx.recv().unwrap(), i + 1);
+            }
+        });
+        // This thread is not part of the runtime at all.
         for i in 0..100 {
-            tx.send(i).unwrap();
-            assert_eq!(back_rx.recv().unwrap(), i + 1);
+            assert_eq!(rx.recv().unwrap(), i);
+            back_tx.send(i + 1).unwrap();
         }
+        assert_eq!(rx.recv(), Err(RecvError));
+        assert_eq!(rx.recv_timeout(ms(10)), Err(RecvTimeoutError::Disconnected));
+        // The goroutine's own checks: a failed one would also have ended the channel.
+        sender.join().unwrap();
     });
-    // This thread is not part of the runtime at all.
-    for i in 0..100 {
-        assert_eq!(rx.recv().unwrap(), i);
-        back_tx.send(i + 1).unwrap();
-    }
-    assert_eq!(rx.recv(), Err(RecvError));
-    assert_eq!(rx.recv_timeout(ms(10)), Err(RecvTimeoutError::Disconnected));
-    // The goroutine's own checks: a failed one would also have ended the channel.
-    sender.join().unwrap();
 }
 
 #[test]
 fn disconnect_wakes_a_parked_receiver() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::channel::<u8>();
-        let h = gorust::go(move || rx.recv());
-        gorust::time::sleep(ms(20));
-        tx.send(1).unwrap();
-        assert_eq!(h.join().unwrap(), Ok(1));
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::channel::<u8>();
+            let h = gorust::go(move || rx.recv());
+            gorust::time::sleep(ms(20));
+            tx.send(1).unwrap();
+            assert_eq!(h.join().unwrap(), Ok(1));
 
-        let (tx, rx) = mpsc::sync_channel::<u8>(3);
-        let h = gorust::go(move || {
-            let first = rx.recv();
-            let second = rx.recv();
-            (first, second, rx.try_recv())
+            let (tx, rx) = mpsc::sync_channel::<u8>(3);
+            let h = gorust::go(move || {
+                let first = rx.recv();
+                let second = rx.recv();
+                (first, second, rx.try_recv())
+            });
+            tx.send(9).unwrap();
+            gorust::time::sleep(ms(20));
+            drop(tx);
+            assert_eq!(
+                h.join().unwrap(),
+                (Ok(9), Err(RecvError), Err(TryRecvError::Disconnected))
+            );
         });
-        tx.send(9).unwrap();
-        gorust::time::sleep(ms(20));
-        drop(tx);
-        assert_eq!(
-            h.join().unwrap(),
-            (Ok(9), Err(RecvError), Err(TryRecvError::Disconnected))
-        );
     });
 }
 
 #[test]
 fn buffered_messages_outlive_the_senders() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel(4);
-        for i in 0..4 {
-            tx.send(i).unwrap();
-        }
-        drop(tx);
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
-        assert_eq!(rx.recv(), Err(RecvError));
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel(4);
+            for i in 0..4 {
+                tx.send(i).unwrap();
+            }
+            drop(tx);
+            assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+            assert_eq!(rx.recv(), Err(RecvError));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        });
     });
 }
 
 #[test]
 fn send_after_receiver_dropped_returns_the_value() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::channel::<String>();
-        drop(rx);
-        assert_eq!(tx.send("a".into()), Err(SendError("a".to_string())));
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::channel::<String>();
+            drop(rx);
+            assert_eq!(tx.send("a".into()), Err(SendError("a".to_string())));
 
-        let (tx, rx) = mpsc::sync_channel::<String>(1);
-        drop(rx);
-        assert_eq!(tx.send("b".into()), Err(SendError("b".to_string())));
-        assert_eq!(
-            tx.try_send("c".into()),
-            Err(TrySendError::Disconnected("c".to_string()))
-        );
+            let (tx, rx) = mpsc::sync_channel::<String>(1);
+            drop(rx);
+            assert_eq!(tx.send("b".into()), Err(SendError("b".to_string())));
+            assert_eq!(
+                tx.try_send("c".into()),
+                Err(TrySendError::Disconnected("c".to_string()))
+            );
+        });
     });
 }
 
 #[test]
 fn receiver_drop_wakes_parked_senders_with_their_values() {
-    rt().run(|| {
-        // Bounded and full.
-        let (tx, rx) = mpsc::sync_channel::<u32>(1);
-        tx.send(1).unwrap();
-        let h = gorust::go(move || tx.send(2));
-        gorust::time::sleep(ms(20));
-        drop(rx);
-        assert_eq!(h.join().unwrap(), Err(SendError(2)));
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            // Bounded and full.
+            let (tx, rx) = mpsc::sync_channel::<u32>(1);
+            tx.send(1).unwrap();
+            let h = gorust::go(move || tx.send(2));
+            gorust::time::sleep(ms(20));
+            drop(rx);
+            assert_eq!(h.join().unwrap(), Err(SendError(2)));
 
-        // Rendezvous: the value is handed back although it was offered.
-        let (tx, rx) = mpsc::sync_channel::<u32>(0);
-        let h = gorust::go(move || tx.send(3));
-        gorust::time::sleep(ms(20));
-        drop(rx);
-        assert_eq!(h.join().unwrap(), Err(SendError(3)));
+            // Rendezvous: the value is handed back although it was offered.
+            let (tx, rx) = mpsc::sync_channel::<u32>(0);
+            let h = gorust::go(move || tx.send(3));
+            gorust::time::sleep(ms(20));
+            drop(rx);
+            assert_eq!(h.join().unwrap(), Err(SendError(3)));
+        });
     });
 }
 
 #[test]
 fn receiver_drop_drops_buffered_messages() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
+    common::within(Duration::from_secs(60), || {
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, SeqCst);
+            }
         }
-    }
-    let drops = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = mpsc::channel();
-    for _ in 0..5 {
-        tx.send(Counted(drops.clone())).unwrap();
-    }
-    drop(rx);
-    assert_eq!(drops.load(SeqCst), 5);
-    drop(tx);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..5 {
+            tx.send(Counted(drops.clone())).unwrap();
+        }
+        drop(rx);
+        assert_eq!(drops.load(SeqCst), 5);
+        drop(tx);
+    });
 }
 
 #[test]
 fn rendezvous_send_completes_only_when_received() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel::<u32>(0);
-        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
-        let sent = Arc::new(AtomicBool::new(false));
-        let s = sent.clone();
-        let h = gorust::go(move || {
-            tx.send(7).unwrap();
-            s.store(true, SeqCst);
-            tx.send(8).unwrap();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(0);
+            assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+            let sent = Arc::new(AtomicBool::new(false));
+            let s = sent.clone();
+            let h = gorust::go(move || {
+                tx.send(7).unwrap();
+                s.store(true, SeqCst);
+                tx.send(8).unwrap();
+            });
+            gorust::time::sleep(ms(30));
+            assert!(
+                !sent.load(SeqCst),
+                "rendezvous send returned before any receive"
+            );
+            assert_eq!(rx.recv(), Ok(7));
+            assert_eq!(rx.recv(), Ok(8));
+            h.join().unwrap();
+            assert!(sent.load(SeqCst));
+            assert_eq!(rx.recv(), Err(RecvError));
         });
-        gorust::time::sleep(ms(30));
-        assert!(
-            !sent.load(SeqCst),
-            "rendezvous send returned before any receive"
-        );
-        assert_eq!(rx.recv(), Ok(7));
-        assert_eq!(rx.recv(), Ok(8));
-        h.join().unwrap();
-        assert!(sent.load(SeqCst));
-        assert_eq!(rx.recv(), Err(RecvError));
     });
 }
 
 #[test]
 fn rendezvous_many_senders_each_value_once() {
-    let got = rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel::<u32>(0);
-        for i in 0..50 {
-            let tx = tx.clone();
-            gorust::go(move || {
-                for j in 0..20 {
-                    tx.send(i * 20 + j).unwrap();
-                }
-            });
-        }
-        drop(tx);
-        let mut v: Vec<u32> = rx.iter().collect();
-        v.sort_unstable();
-        v
+    common::within(Duration::from_secs(60), || {
+        let got = rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(0);
+            for i in 0..50 {
+                let tx = tx.clone();
+                gorust::go(move || {
+                    for j in 0..20 {
+                        tx.send(i * 20 + j).unwrap();
+                    }
+                });
+            }
+            drop(tx);
+            let mut v: Vec<u32> = rx.iter().collect();
+            v.sort_unstable();
+            v
+        });
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
     });
-    assert_eq!(got, (0..1000).collect::<Vec<_>>());
 }
 
 #[test]
 fn bounded_capacity_blocks_then_releases() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel::<u32>(2);
-        tx.send(1).unwrap();
-        tx.try_send(2).unwrap();
-        assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        let tx2 = tx.clone();
-        let h = gorust::go(move || {
-            tx2.send(3).unwrap();
-            d.store(true, SeqCst);
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(2);
+            tx.send(1).unwrap();
+            tx.try_send(2).unwrap();
+            assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+            let done = Arc::new(AtomicBool::new(false));
+            let d = done.clone();
+            let tx2 = tx.clone();
+            let h = gorust::go(move || {
+                tx2.send(3).unwrap();
+                d.store(true, SeqCst);
+            });
+            gorust::time::sleep(ms(30));
+            assert!(!done.load(SeqCst), "send into a full channel returned");
+            assert_eq!(rx.recv(), Ok(1));
+            h.join().unwrap();
+            assert!(done.load(SeqCst));
+            assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![2, 3]);
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
         });
-        gorust::time::sleep(ms(30));
-        assert!(!done.load(SeqCst), "send into a full channel returned");
-        assert_eq!(rx.recv(), Ok(1));
-        h.join().unwrap();
-        assert!(done.load(SeqCst));
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     });
 }
 
 #[test]
 fn bounded_parked_senders_are_served_in_order() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel::<u32>(1);
-        tx.send(0).unwrap();
-        let mut hs = Vec::new();
-        for i in 1..=5 {
-            let tx = tx.clone();
-            hs.push(gorust::go(move || tx.send(i).unwrap()));
-            gorust::time::sleep(ms(5)); // let it park before the next one starts
-        }
-        drop(tx);
-        let got: Vec<u32> = rx.iter().collect();
-        assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
-        hs.into_iter().for_each(|h| h.join().unwrap());
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(1);
+            tx.send(0).unwrap();
+            let mut hs = Vec::new();
+            for i in 1..=5 {
+                let tx = tx.clone();
+                hs.push(gorust::go(move || tx.send(i).unwrap()));
+                gorust::time::sleep(ms(5)); // let it park before the next one starts
+            }
+            drop(tx);
+            let got: Vec<u32> = rx.iter().collect();
+            assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+            hs.into_iter().for_each(|h| h.join().unwrap());
+        });
     });
 }
 
 #[test]
 fn try_variants() {
-    let (tx, rx) = mpsc::channel::<u8>();
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-    tx.send(1).unwrap();
-    tx.send(2).unwrap();
-    assert_eq!(rx.try_recv(), Ok(1));
-    assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![2]);
-    drop(tx);
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    common::within(Duration::from_secs(60), || {
+        let (tx, rx) = mpsc::channel::<u8>();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![2]);
+        drop(tx);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 
-    let (tx, rx) = mpsc::sync_channel::<u8>(1);
-    assert_eq!(tx.try_send(1), Ok(()));
-    assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
-    assert_eq!(rx.try_recv(), Ok(1));
-    assert_eq!(tx.try_send(3), Ok(()));
-    drop(rx);
-    assert_eq!(tx.try_send(4), Err(TrySendError::Disconnected(4)));
+        let (tx, rx) = mpsc::sync_channel::<u8>(1);
+        assert_eq!(tx.try_send(1), Ok(()));
+        assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(tx.try_send(3), Ok(()));
+        drop(rx);
+        assert_eq!(tx.try_send(4), Err(TrySendError::Disconnected(4)));
+    });
 }
 
 #[test]
 fn recv_timeout_times_out() {
-    rt().run(|| {
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (_tx, rx) = mpsc::channel::<u8>();
+            let t = Instant::now();
+            assert_eq!(rx.recv_timeout(ms(50)), Err(RecvTimeoutError::Timeout));
+            let e = t.elapsed();
+            assert!(e >= ms(50), "returned early: {e:?}");
+            assert!(e < Duration::from_secs(5), "returned late: {e:?}");
+
+            let t = Instant::now();
+            let deadline = t + ms(30);
+            assert_eq!(rx.recv_deadline(deadline), Err(RecvTimeoutError::Timeout));
+            assert!(Instant::now() >= deadline);
+        });
+        // And on a plain thread.
         let (_tx, rx) = mpsc::channel::<u8>();
         let t = Instant::now();
-        assert_eq!(rx.recv_timeout(ms(50)), Err(RecvTimeoutError::Timeout));
-        let e = t.elapsed();
-        assert!(e >= ms(50), "returned early: {e:?}");
-        assert!(e < Duration::from_secs(5), "returned late: {e:?}");
-
-        let t = Instant::now();
-        let deadline = t + ms(30);
-        assert_eq!(rx.recv_deadline(deadline), Err(RecvTimeoutError::Timeout));
-        assert!(Instant::now() >= deadline);
+        assert_eq!(rx.recv_timeout(ms(30)), Err(RecvTimeoutError::Timeout));
+        assert!(t.elapsed() >= ms(30));
     });
-    // And on a plain thread.
-    let (_tx, rx) = mpsc::channel::<u8>();
-    let t = Instant::now();
-    assert_eq!(rx.recv_timeout(ms(30)), Err(RecvTimeoutError::Timeout));
-    assert!(t.elapsed() >= ms(30));
 }
 
 #[test]
 fn recv_timeout_gets_a_value_that_arrives_in_time() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::channel::<u8>();
-        gorust::go(move || {
-            gorust::time::sleep(ms(20));
-            tx.send(5).unwrap();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::channel::<u8>();
+            gorust::go(move || {
+                gorust::time::sleep(ms(20));
+                tx.send(5).unwrap();
+            });
+            let t = Instant::now();
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(5));
+            assert!(t.elapsed() < Duration::from_secs(5));
+            // The sender is gone now.
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(5)),
+                Err(RecvTimeoutError::Disconnected)
+            );
         });
-        let t = Instant::now();
-        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(5));
-        assert!(t.elapsed() < Duration::from_secs(5));
-        // The sender is gone now.
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)),
-            Err(RecvTimeoutError::Disconnected)
-        );
     });
 }
 
 #[test]
 fn dropping_recv_async_loses_nothing() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::channel::<u32>();
-        // A receive future that times out and is dropped.
-        let r = gorust::block_on(gorust::time::timeout(ms(10), rx.recv_async()));
-        assert!(r.is_err());
-        tx.send(1).unwrap();
-        assert_eq!(rx.recv(), Ok(1));
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::channel::<u32>();
+            // A receive future that times out and is dropped.
+            let r = gorust::block_on(gorust::time::timeout(ms(10), rx.recv_async()));
+            assert!(r.is_err());
+            tx.send(1).unwrap();
+            assert_eq!(rx.recv(), Ok(1));
 
-        // A future that was woken for a message but dropped before it looked: the message
-        // stays for the next receive.
-        let w = std::task::Waker::noop();
-        let mut f = Box::pin(rx.recv_async());
-        assert!(f
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(w))
-            .is_pending());
-        tx.send(2).unwrap();
-        drop(f);
-        assert_eq!(rx.recv(), Ok(2));
+            // A future that was woken for a message but dropped before it looked: the message
+            // stays for the next receive.
+            let w = std::task::Waker::noop();
+            let mut f = Box::pin(rx.recv_async());
+            assert!(f
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(w))
+                .is_pending());
+            tx.send(2).unwrap();
+            drop(f);
+            assert_eq!(rx.recv(), Ok(2));
+        });
     });
 }
 
 #[test]
 fn racing_timeouts_lose_no_message() {
-    let n = 2_000u32;
-    let got = rt().run(move || {
-        let (tx, rx) = mpsc::channel::<u32>();
-        let h = gorust::go(move || {
-            for i in 0..n {
-                tx.send(i).unwrap();
-                if i % 3 == 0 {
-                    gorust::time::sleep(Duration::from_micros(50));
+    common::within(Duration::from_secs(60), || {
+        let n = 2_000u32;
+        let got = rt().run(move || {
+            let (tx, rx) = mpsc::channel::<u32>();
+            let h = gorust::go(move || {
+                for i in 0..n {
+                    tx.send(i).unwrap();
+                    if i % 3 == 0 {
+                        gorust::time::sleep(Duration::from_micros(50));
+                    }
+                }
+            });
+            let mut got = Vec::new();
+            loop {
+                // Timeouts short enough to race with the sends.
+                match gorust::block_on(gorust::time::timeout(
+                    Duration::from_micros(20),
+                    rx.recv_async(),
+                )) {
+                    Ok(Ok(v)) => got.push(v),
+                    Ok(Err(RecvError)) => break,
+                    Err(_) => {}
                 }
             }
+            h.join().unwrap();
+            got
         });
-        let mut got = Vec::new();
-        loop {
-            // Timeouts short enough to race with the sends.
-            match gorust::block_on(gorust::time::timeout(
-                Duration::from_micros(20),
-                rx.recv_async(),
-            )) {
-                Ok(Ok(v)) => got.push(v),
-                Ok(Err(RecvError)) => break,
-                Err(_) => {}
-            }
-        }
-        h.join().unwrap();
-        got
+        assert_eq!(got, (0..n).collect::<Vec<_>>());
     });
-    assert_eq!(got, (0..n).collect::<Vec<_>>());
 }
 
 #[test]
 fn async_face_from_tasks() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel::<u32>(0);
-        let (done_tx, done_rx) = mpsc::channel::<u32>();
-        let consumer = gorust::spawn(async move {
-            let mut sum = 0;
-            while let Ok(v) = rx.recv_async().await {
-                sum += v;
-            }
-            done_tx.send(sum).unwrap();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(0);
+            let (done_tx, done_rx) = mpsc::channel::<u32>();
+            let consumer = gorust::spawn(async move {
+                let mut sum = 0;
+                while let Ok(v) = rx.recv_async().await {
+                    sum += v;
+                }
+                done_tx.send(sum).unwrap();
+            });
+            let producer = gorust::spawn(async move {
+                for i in 1..=100 {
+                    tx.send_async(i).await.unwrap();
+                }
+            });
+            gorust::block_on(producer).unwrap();
+            gorust::block_on(consumer).unwrap();
+            assert_eq!(done_rx.recv(), Ok(5050));
         });
-        let producer = gorust::spawn(async move {
-            for i in 1..=100 {
-                tx.send_async(i).await.unwrap();
-            }
-        });
-        gorust::block_on(producer).unwrap();
-        gorust::block_on(consumer).unwrap();
-        assert_eq!(done_rx.recv(), Ok(5050));
     });
 }
 
@@ -422,67 +460,71 @@ fn async_face_from_tasks() {
 /// polled again gives the slot to the next parked sender.
 #[test]
 fn cancelled_send_async_gives_its_turn_away() {
-    rt().run(|| {
-        let (tx, rx) = mpsc::sync_channel::<u32>(1);
-        tx.send(0).unwrap();
-        // Both parked for room, `a` first.
-        let mut a = tx.send_async(1);
-        let mut b = tx.send_async(2);
-        assert!(common::poll_once(&mut a).is_pending());
-        assert!(common::poll_once(&mut b).is_pending());
-        // The freed slot is reserved for `a`, which drops it unused.
-        assert_eq!(rx.recv(), Ok(0));
-        drop(a);
-        gorust::block_on(gorust::time::timeout(ms(10_000), b))
-            .expect("the slot reserved for the dropped send reached the next sender")
-            .unwrap();
-        assert_eq!(rx.recv(), Ok(2));
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(1);
+            tx.send(0).unwrap();
+            // Both parked for room, `a` first.
+            let mut a = tx.send_async(1);
+            let mut b = tx.send_async(2);
+            assert!(common::poll_once(&mut a).is_pending());
+            assert!(common::poll_once(&mut b).is_pending());
+            // The freed slot is reserved for `a`, which drops it unused.
+            assert_eq!(rx.recv(), Ok(0));
+            drop(a);
+            gorust::block_on(gorust::time::timeout(ms(10_000), b))
+                .expect("the slot reserved for the dropped send reached the next sender")
+                .unwrap();
+            assert_eq!(rx.recv(), Ok(2));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 
-        // A rendezvous send cancelled after offering its value withdraws it.
-        let (tx, rx) = mpsc::sync_channel::<u32>(0);
-        let r = gorust::block_on(gorust::time::timeout(ms(10), tx.send_async(5)));
-        assert!(r.is_err());
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            // A rendezvous send cancelled after offering its value withdraws it.
+            let (tx, rx) = mpsc::sync_channel::<u32>(0);
+            let r = gorust::block_on(gorust::time::timeout(ms(10), tx.send_async(5)));
+            assert!(r.is_err());
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        });
     });
 }
 
 /// 100,000 goroutines: 50,000 pairs each doing a few ping-pong round trips, on 2 workers.
 #[test]
 fn stress_100k_goroutines_ping_pong() {
-    const PAIRS: usize = 50_000;
-    const ROUNDS: u32 = 3;
-    let total = rt().run(|| {
-        let mut handles = Vec::with_capacity(PAIRS);
-        for p in 0..PAIRS {
-            let (ping_tx, ping_rx) = mpsc::channel::<u32>();
-            let (pong_tx, pong_rx) = if p % 2 == 0 {
-                let (t, r) = mpsc::sync_channel::<u32>(0);
-                (Pong::Sync(t), r)
-            } else {
-                let (t, r) = mpsc::channel::<u32>();
-                (Pong::Unbounded(t), r)
-            };
-            gorust::go(move || {
-                for v in ping_rx.iter() {
-                    pong_tx.send(v + 1);
-                }
-            });
-            handles.push(gorust::go(move || {
-                let mut v = 0;
-                for _ in 0..ROUNDS {
-                    ping_tx.send(v).unwrap();
-                    v = pong_rx.recv().unwrap();
-                }
-                v
-            }));
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap() as u64)
-            .sum::<u64>()
+    common::within(Duration::from_secs(60), || {
+        const PAIRS: usize = 50_000;
+        const ROUNDS: u32 = 3;
+        let total = rt().run(|| {
+            let mut handles = Vec::with_capacity(PAIRS);
+            for p in 0..PAIRS {
+                let (ping_tx, ping_rx) = mpsc::channel::<u32>();
+                let (pong_tx, pong_rx) = if p % 2 == 0 {
+                    let (t, r) = mpsc::sync_channel::<u32>(0);
+                    (Pong::Sync(t), r)
+                } else {
+                    let (t, r) = mpsc::channel::<u32>();
+                    (Pong::Unbounded(t), r)
+                };
+                gorust::go(move || {
+                    for v in ping_rx.iter() {
+                        pong_tx.send(v + 1);
+                    }
+                });
+                handles.push(gorust::go(move || {
+                    let mut v = 0;
+                    for _ in 0..ROUNDS {
+                        ping_tx.send(v).unwrap();
+                        v = pong_rx.recv().unwrap();
+                    }
+                    v
+                }));
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap() as u64)
+                .sum::<u64>()
+        });
+        assert_eq!(total, PAIRS as u64 * ROUNDS as u64);
     });
-    assert_eq!(total, PAIRS as u64 * ROUNDS as u64);
 }
 
 enum Pong {
@@ -501,15 +543,17 @@ impl Pong {
 
 #[test]
 fn handles_are_send_and_sync() {
-    fn send<T: Send>() {}
-    fn sync<T: Sync>() {}
-    send::<mpsc::Sender<u8>>();
-    sync::<mpsc::Sender<u8>>();
-    send::<mpsc::SyncSender<u8>>();
-    sync::<mpsc::SyncSender<u8>>();
-    send::<mpsc::Receiver<u8>>();
-    send::<mpsc::RecvFuture<'static, u8>>();
-    send::<mpsc::SendFuture<'static, u8>>();
+    common::within(Duration::from_secs(60), || {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<mpsc::Sender<u8>>();
+        sync::<mpsc::Sender<u8>>();
+        send::<mpsc::SyncSender<u8>>();
+        sync::<mpsc::SyncSender<u8>>();
+        send::<mpsc::Receiver<u8>>();
+        send::<mpsc::RecvFuture<'static, u8>>();
+        send::<mpsc::SendFuture<'static, u8>>();
+    });
 }
 
 /// A task takes messages already queued through the blocking face, more of them in one poll
@@ -517,16 +561,18 @@ fn handles_are_send_and_sync() {
 /// wait). The 129th `recv` panicked with "would have to wait" before (review, session 19).
 #[test]
 fn a_task_receives_queued_messages_past_its_budget_in_one_poll() {
-    let sum = rt().run(|| {
-        let (tx, rx) = mpsc::channel::<u64>();
-        for i in 0..1_000 {
-            tx.send(i).unwrap();
-        }
-        let task =
-            gorust::spawn(async move { (0..1_000).map(|_| rx.recv().unwrap()).sum::<u64>() });
-        gorust::block_on(task).expect("the task completes")
+    common::within(Duration::from_secs(60), || {
+        let sum = rt().run(|| {
+            let (tx, rx) = mpsc::channel::<u64>();
+            for i in 0..1_000 {
+                tx.send(i).unwrap();
+            }
+            let task =
+                gorust::spawn(async move { (0..1_000).map(|_| rx.recv().unwrap()).sum::<u64>() });
+            gorust::block_on(task).expect("the task completes")
+        });
+        assert_eq!(sum, 999 * 1_000 / 2);
     });
-    assert_eq!(sum, 999 * 1_000 / 2);
 }
 
 /// A future polling more empty channels than its budget in one poll waits on every one and
@@ -584,20 +630,22 @@ fn a_future_polling_more_full_sends_than_its_budget_reaches_the_last() {
 /// yield when a send spends the last of the budget (review, session 22).
 #[test]
 fn a_goroutine_unwinding_a_panic_does_not_yield_in_send() {
-    struct SendsOnDrop(gorust::sync::mpsc::Sender<u32>);
-    impl Drop for SendsOnDrop {
-        fn drop(&mut self) {
-            for i in 0..1_000 {
-                self.0.send(i).unwrap();
+    common::within(Duration::from_secs(60), || {
+        struct SendsOnDrop(gorust::sync::mpsc::Sender<u32>);
+        impl Drop for SendsOnDrop {
+            fn drop(&mut self) {
+                for i in 0..1_000 {
+                    self.0.send(i).unwrap();
+                }
             }
         }
-    }
-    common::within(Duration::from_secs(60), || {
-        common::run_on(1, || {
-            let (tx, rx) = gorust::sync::mpsc::channel();
-            common::assert_unwind_does_not_yield(SendsOnDrop(tx));
-            assert_eq!(rx.iter().count(), 1_000);
-        })
+        common::within(Duration::from_secs(60), || {
+            common::run_on(1, || {
+                let (tx, rx) = gorust::sync::mpsc::channel();
+                common::assert_unwind_does_not_yield(SendsOnDrop(tx));
+                assert_eq!(rx.iter().count(), 1_000);
+            })
+        });
     });
 }
 

@@ -14,52 +14,58 @@ fn rt() -> gorust::Runtime {
 
 #[test]
 fn ten_thousand_goroutines() {
-    rt().run(|| {
-        let wg = WaitGroup::new();
-        let hits = Arc::new(AtomicUsize::new(0));
-        for i in 0..10_000 {
-            wg.add(1);
-            let (wg, hits) = (wg.clone(), hits.clone());
-            gorust::go(move || {
-                if i % 7 == 0 {
-                    gorust::yield_now();
-                }
-                hits.fetch_add(1, SeqCst);
-                wg.done();
-            });
-        }
-        wg.wait();
-        assert_eq!(hits.load(SeqCst), 10_000);
-        assert_eq!(wg.count(), 0);
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            let hits = Arc::new(AtomicUsize::new(0));
+            for i in 0..10_000 {
+                wg.add(1);
+                let (wg, hits) = (wg.clone(), hits.clone());
+                gorust::go(move || {
+                    if i % 7 == 0 {
+                        gorust::yield_now();
+                    }
+                    hits.fetch_add(1, SeqCst);
+                    wg.done();
+                });
+            }
+            wg.wait();
+            assert_eq!(hits.load(SeqCst), 10_000);
+            assert_eq!(wg.count(), 0);
+        });
     });
 }
 
 #[test]
 fn wait_at_zero_returns_at_once() {
-    let wg = WaitGroup::new();
-    wg.wait(); // plain thread
-    rt().run(move || {
-        wg.wait();
-        gorust::block_on(wg.wait_async());
+    common::within(Duration::from_secs(60), || {
+        let wg = WaitGroup::new();
+        wg.wait(); // plain thread
+        rt().run(move || {
+            wg.wait();
+            gorust::block_on(wg.wait_async());
+        });
     });
 }
 
 #[test]
 fn wait_really_waits() {
-    rt().run(|| {
-        let wg = WaitGroup::new();
-        wg.add(2);
-        let w = wg.clone();
-        gorust::go(move || {
-            gorust::time::sleep(Duration::from_millis(30));
-            w.done();
-            gorust::time::sleep(Duration::from_millis(10));
-            w.done();
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            wg.add(2);
+            let w = wg.clone();
+            gorust::go(move || {
+                gorust::time::sleep(Duration::from_millis(30));
+                w.done();
+                gorust::time::sleep(Duration::from_millis(10));
+                w.done();
+            });
+            let t = Instant::now();
+            wg.wait();
+            assert!(t.elapsed() >= Duration::from_millis(40));
+            assert_eq!(wg.count(), 0);
         });
-        let t = Instant::now();
-        wg.wait();
-        assert!(t.elapsed() >= Duration::from_millis(40));
-        assert_eq!(wg.count(), 0);
     });
 }
 
@@ -118,22 +124,24 @@ fn many_waiters_of_every_kind_are_released() {
 
 #[test]
 fn done_below_zero_panics_like_go() {
-    let r = rt().run(|| {
-        gorust::go(|| {
-            let wg = WaitGroup::new();
-            wg.add(1);
-            wg.done();
-            wg.done();
-        })
-        .join()
+    common::within(Duration::from_secs(60), || {
+        let r = rt().run(|| {
+            gorust::go(|| {
+                let wg = WaitGroup::new();
+                wg.add(1);
+                wg.done();
+                wg.done();
+            })
+            .join()
+        });
+        let p = r.unwrap_err(); // `join` gives the panic payload, like std's
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(msg.contains("sync: negative WaitGroup counter"), "{msg}");
     });
-    let p = r.unwrap_err(); // `join` gives the panic payload, like std's
-    let msg = p
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    assert!(msg.contains("sync: negative WaitGroup counter"), "{msg}");
 }
 
 #[test]
@@ -169,41 +177,45 @@ fn cancelled_wait_async_does_not_disturb_others() {
 
 #[test]
 fn reuse_after_zero() {
-    rt().run(|| {
-        let wg = WaitGroup::new();
-        for round in 0..20 {
-            for _ in 0..10 {
-                wg.add(1);
-                let wg = wg.clone();
-                gorust::go(move || {
-                    if round % 2 == 0 {
-                        gorust::yield_now();
-                    }
-                    wg.done();
-                });
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            for round in 0..20 {
+                for _ in 0..10 {
+                    wg.add(1);
+                    let wg = wg.clone();
+                    gorust::go(move || {
+                        if round % 2 == 0 {
+                            gorust::yield_now();
+                        }
+                        wg.done();
+                    });
+                }
+                wg.wait();
+                assert_eq!(wg.count(), 0);
             }
-            wg.wait();
-            assert_eq!(wg.count(), 0);
-        }
+        });
     });
 }
 
 #[test]
 fn go_helper_calls_done_even_on_panic() {
-    rt().run(|| {
-        let wg = WaitGroup::new();
-        let hits = Arc::new(AtomicUsize::new(0));
-        for i in 0..100 {
-            let hits = hits.clone();
-            wg.go(move || {
-                if i == 50 {
-                    panic!("one goroutine fails");
-                }
-                hits.fetch_add(1, SeqCst);
-            });
-        }
-        wg.wait();
-        assert_eq!(hits.load(SeqCst), 99);
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            let hits = Arc::new(AtomicUsize::new(0));
+            for i in 0..100 {
+                let hits = hits.clone();
+                wg.go(move || {
+                    if i == 50 {
+                        panic!("one goroutine fails");
+                    }
+                    hits.fetch_add(1, SeqCst);
+                });
+            }
+            wg.wait();
+            assert_eq!(hits.load(SeqCst), 99);
+        });
     });
 }
 
