@@ -22,8 +22,8 @@
 //! 2. For each connection count, the servers run interleaved — A B C, B C A, C A B, … — for
 //!    `--rounds` rounds, so that a slow minute of this shared machine falls on every server
 //!    alike, and each round starts one server later, so that none always runs first (before
-//!    session 26 gorust did). Each run starts a fresh server, loads it for a warm-up (half of `--secs`, at most
-//!    0.5 s), then measures `--secs` on the same connections.
+//!    session 26 gorust did). Each run starts a fresh server, loads it for a warm-up (half of
+//!    `--secs`, at most 0.5 s), then measures `--secs` on the same connections.
 //! 3. The load is the built-in generator (`gorust load`'s engine: one thread, one epoll loop,
 //!    closed loop, one request outstanding per connection), or `wrk -t1` with `--wrk`.
 //! 4. Figures per run: requests/s, p50/p99/p99.9 latency (wrk reports no p99.9), errors, the
