@@ -104,11 +104,7 @@ pub fn measure(
         secs,
         marks: (switches_before, switches_after),
     } = res?;
-    let errors = stats.connect_errors
-        + stats.read_errors
-        + stats.write_errors
-        + stats.timeouts
-        + stats.non_2xx;
+    let errors = stats.errors();
     if stats.requests == 0 {
         // Printed as `0 req/s` and `p50 0µs`, this would read as a measurement.
         return Err(format!(

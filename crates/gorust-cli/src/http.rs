@@ -120,12 +120,13 @@ pub fn parse_request(data: &[u8]) -> Result<Option<Request>, &'static str> {
     let Some(head) = Head::parse(data)? else {
         return Ok(None);
     };
-    let http10 = match head.first_line.split(' ').collect::<Vec<_>>()[..] {
-        [method, target, "HTTP/1.1"] if !method.is_empty() && !target.is_empty() => false,
-        [method, target, "HTTP/1.0"] if !method.is_empty() && !target.is_empty() => true,
+    let mut parts = head.first_line.split(' ');
+    let http10 = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(t), Some("HTTP/1.1"), None) if !m.is_empty() && !t.is_empty() => false,
+        (Some(m), Some(t), Some("HTTP/1.0"), None) if !m.is_empty() && !t.is_empty() => true,
         _ => return Err("a request line that is not METHOD TARGET HTTP/1.x"),
     };
-    if head.chunked {
+    if head.transfer_encoding {
         // Read on as if it had no body, its chunks would be taken for the next requests and
         // every answer after would be one off (review, session 26).
         return Err("a chunked request body (this server reads Content-Length bodies only)");
@@ -234,7 +235,7 @@ fn parse_response_head(data: &[u8]) -> Result<Option<(Response, usize)>, String>
     let Some(status) = status.filter(|_| version.starts_with("HTTP/1.")) else {
         return Err(format!("malformed status line {:?}", head.first_line));
     };
-    if head.chunked {
+    if head.transfer_encoding {
         return Err("chunked responses are not supported".into());
     }
     let consumed = head
@@ -337,12 +338,13 @@ struct Head<'a> {
     end: usize,
     content_length: Option<usize>,
     connection: Connection,
-    chunked: bool,
+    /// A `Transfer-Encoding` header was sent (chunked, in practice): no body is read here.
+    transfer_encoding: bool,
 }
 
 impl<'a> Head<'a> {
     /// `Ok(None)` until the whole head has arrived; `Err` for a whole head that is not UTF-8
-    /// or has a `Content-Length` that is not a number.
+    /// or has a `Content-Length` that is not a number, or two that differ.
     fn parse(data: &'a [u8]) -> Result<Option<Head<'a>>, &'static str> {
         let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
             return Ok(None);
@@ -355,7 +357,7 @@ impl<'a> Head<'a> {
             end: end + 4,
             content_length: None,
             connection: Connection::Default,
-            chunked: false,
+            transfer_encoding: false,
         };
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
@@ -383,7 +385,7 @@ impl<'a> Head<'a> {
                 head.content_length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 // Any transfer coding ends with chunked in a valid message; none is read here.
-                head.chunked = true;
+                head.transfer_encoding = true;
             }
         }
         Ok(Some(head))

@@ -428,8 +428,7 @@ impl Report {
     }
 
     fn errors(&self) -> u64 {
-        let s = &self.stats;
-        s.connect_errors + s.read_errors + s.write_errors + s.timeouts + s.non_2xx
+        self.stats.errors()
     }
 
     /// The summary, for people.

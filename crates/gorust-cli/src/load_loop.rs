@@ -106,6 +106,11 @@ impl Stats {
         self.timeouts += o.timeouts;
         self.non_2xx += o.non_2xx;
     }
+
+    /// Every error counted: connects, reads, writes, timeouts and non-2xx replies.
+    pub fn errors(&self) -> u64 {
+        self.connect_errors + self.read_errors + self.write_errors + self.timeouts + self.non_2xx
+    }
 }
 
 struct Conn {

@@ -105,11 +105,7 @@ fn builtin_load<T: Send>(
         p50_us: q(0.5),
         p99_us: q(0.99),
         p999_us: Some(q(0.999)),
-        errors: stats.connect_errors
-            + stats.read_errors
-            + stats.write_errors
-            + stats.timeouts
-            + stats.non_2xx,
+        errors: stats.errors(),
     };
     Ok((figures, marks))
 }

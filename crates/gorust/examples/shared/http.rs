@@ -50,8 +50,13 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
     let head = std::str::from_utf8(&data[..end]).map_err(|_| Malformed)?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or("");
-    let version = match request_line.split(' ').collect::<Vec<_>>()[..] {
-        [method, target, version] if !method.is_empty() && !target.is_empty() => version,
+    let mut parts = request_line.split(' ');
+    let version = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), Some(version), None)
+            if !method.is_empty() && !target.is_empty() =>
+        {
+            version
+        }
         _ => return Err(Malformed),
     };
     let http10 = match version {
