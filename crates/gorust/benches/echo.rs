@@ -44,7 +44,8 @@
 //! - This machine is noisy (its two vCPUs are sometimes placed far apart for 10–60 s); the
 //!   paired ratios are what absorbs it. Nothing is asserted: this is a report.
 //!
-//! A server missing from the machine (no `cc`, no `go`) is skipped with a note.
+//! A server missing from the machine (no `cc`, no `go`) is skipped with a note; under
+//! `GORUST_NO_SKIP=1` (set by `.ci/run`, which installs both) the run fails instead.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -57,6 +58,15 @@ mod idle;
 mod together;
 
 const CONFIGS: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
+
+/// Notes a peer this machine cannot run; under `GORUST_NO_SKIP=1` ends the run with status 1.
+fn skip(what: &str) {
+    if std::env::var_os("GORUST_NO_SKIP").is_some_and(|v| v == "1") {
+        eprintln!("echo: {what} is missing, and GORUST_NO_SKIP=1 forbids skipping it");
+        std::process::exit(1);
+    }
+    println!("echo: {what} is skipped");
+}
 
 /// Ends the run on a malformed argument: one line saying what was expected, exit status 2.
 fn usage_error(msg: &str) -> ! {
@@ -263,7 +273,7 @@ fn available_servers() -> Vec<Server> {
                 }),
             });
         }
-        _ => println!("echo: cc not available or failed: the C loop is skipped"),
+        _ => skip("cc not available or failed: the C loop"),
     }
     // This benchmark's own binary serves the Rust servers (`--server NAME`).
     let own = |name: &'static str| {
@@ -296,7 +306,7 @@ fn available_servers() -> Vec<Server> {
                 c
             }),
         }),
-        _ => println!("echo: go: not installed, skipped"),
+        _ => skip("go not installed or its build failed: the Go server"),
     }
     out.push(own("tokio"));
     out

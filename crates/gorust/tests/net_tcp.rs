@@ -1283,7 +1283,7 @@ fn an_accept_loop_under_a_burst_of_clients_lets_other_goroutines_run() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(4096);
     if somaxconn < CLIENTS {
-        eprintln!("skipped: net.core.somaxconn {somaxconn} < {CLIENTS}");
+        common::skip(&format!("net.core.somaxconn {somaxconn} < {CLIENTS}"));
         return;
     }
     a_loop_lets_another_goroutine_run(
