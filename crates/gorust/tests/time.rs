@@ -173,6 +173,46 @@ fn sleep_reset_moves_the_deadline() {
     });
 }
 
+/// A future that polls its sleep, resets it and returns `Pending` without polling it again is
+/// woken at the new deadline, or at once when that has passed, as with tokio: `reset` keeps the
+/// armed timer's waker. Before, `reset` dropped it and such a future slept for ever.
+#[test]
+fn a_reset_sleep_wakes_its_task_without_another_poll() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Polls the sleep; on the first poll only, resets it `to` from now without polling again.
+    struct ResetOnce {
+        sleep: gorust::time::Sleep,
+        to: Option<Duration>,
+    }
+    impl Future for ResetOnce {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if Pin::new(&mut self.sleep).poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if let Some(to) = self.to.take() {
+                self.sleep.reset(Instant::now() + to);
+            }
+            Poll::Pending
+        }
+    }
+    within(Duration::from_secs(30), || {
+        run_on(1, || {
+            for to in [Duration::from_millis(5), Duration::ZERO] {
+                let t = Instant::now();
+                gorust::block_on(ResetOnce {
+                    sleep: gorust::time::Sleep::new(Duration::from_secs(3600)),
+                    to: Some(to),
+                });
+                assert!(t.elapsed() >= to);
+            }
+        })
+    });
+}
+
 /// The reverse: a sleep waiting on a 20 ms timer, reset to 300 ms from now, does not end when
 /// the first timer would have fired.
 #[test]

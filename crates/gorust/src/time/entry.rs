@@ -69,14 +69,16 @@ impl TimerEntry {
     }
 
     pub(crate) fn cancel(&self) {
-        if self
-            .state
+        drop(self.cancel_for_waker());
+    }
+
+    /// Cancels a pending timer and hands back its waker (for a re-armed timer to keep); `None`
+    /// if the timer had fired or been cancelled already.
+    pub(crate) fn cancel_for_waker(&self) -> Option<Waker> {
+        self.state
             .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
-            .is_ok()
-        {
-            let w = crate::loom::lock(&self.waker).take();
-            drop(w);
-        }
+            .ok()
+            .and_then(|_| crate::loom::lock(&self.waker).take())
     }
 }
 

@@ -110,12 +110,23 @@ impl Sleep {
         Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline (the timer is re-armed on the next poll).
+    /// Moves the deadline. A sleep that is armed (polled, and its timer not yet fired) stays
+    /// armed, with the waker of its last poll: the task is woken at the new deadline, or at
+    /// once if that has passed, even if it does not poll the sleep again first, as with
+    /// tokio's `Sleep::reset`. Otherwise the timer is armed at the next poll.
     pub fn reset(&mut self, deadline: Instant) {
-        if let Some(e) = self.entry.take() {
-            e.cancel();
-        }
         self.deadline = deadline;
+        let Some(waker) = self.entry.take().and_then(|e| e.cancel_for_waker()) else {
+            return;
+        };
+        if Instant::now() >= deadline {
+            // Woken now, the task's next poll finds the deadline passed.
+            waker.wake();
+            return;
+        }
+        let e = Arc::new(TimerEntry::new(waker));
+        register(deadline, e.clone());
+        self.entry = Some(e);
     }
 }
 
