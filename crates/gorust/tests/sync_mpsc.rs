@@ -676,3 +676,32 @@ fn a_rendezvous_send_from_a_future_panics_before_sending() {
         assert_eq!(rt.block_on(task).unwrap(), Err(SendError(2)));
     });
 }
+
+/// A sender whose waker panics (another executor's, say) does not keep the senders after it
+/// parked: dropping the receiver wakes them all, going on past the panic, and each gets its
+/// message back. Before, the drop panicked with the goroutine's send still parked.
+#[test]
+fn a_panicking_waker_does_not_keep_the_other_senders_parked() {
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let (tx, rx) = mpsc::sync_channel::<u32>(1);
+            tx.send(0).unwrap(); // full
+            let mut foreign = Box::pin(tx.send_async(1));
+            let waker = common::panicking_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(foreign.as_mut().poll(&mut cx).is_pending());
+            let queued = Arc::new(AtomicUsize::new(0));
+            let (tx2, q) = (tx.clone(), queued.clone());
+            let h = gorust::go(move || {
+                gorust::block_on(common::counting_registration(
+                    Box::pin(tx2.send_async(2)),
+                    &q,
+                ))
+            });
+            common::eventually("the goroutine's send queued", || queued.load(SeqCst) == 1);
+            drop(rx);
+            assert_eq!(h.join().unwrap(), Err(SendError(2)));
+            assert!(foreign.as_mut().poll(&mut cx).is_ready());
+        })
+    });
+}

@@ -175,6 +175,33 @@ fn cancelled_wait_async_does_not_disturb_others() {
     });
 }
 
+/// A waiter whose waker panics (another executor's, say) does not keep the waiters after it
+/// asleep: the last `done` wakes them all, going on past the panic, and returns. Before, it
+/// panicked with the others still parked.
+#[test]
+fn a_panicking_waker_does_not_keep_the_other_waiters_asleep() {
+    use std::future::Future;
+    common::within(Duration::from_secs(60), || {
+        rt().run(|| {
+            let wg = WaitGroup::new();
+            wg.add(1);
+            let mut foreign = Box::pin(wg.wait_async());
+            let waker = common::panicking_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(foreign.as_mut().poll(&mut cx).is_pending());
+            let queued = Arc::new(AtomicUsize::new(0));
+            let (w, q) = (wg.clone(), queued.clone());
+            let h = gorust::go(move || {
+                gorust::block_on(common::counting_registration(w.wait_async(), &q))
+            });
+            common::eventually("the goroutine queued", || queued.load(SeqCst) == 1);
+            wg.done();
+            h.join().unwrap();
+            assert!(foreign.as_mut().poll(&mut cx).is_ready());
+        })
+    });
+}
+
 #[test]
 fn reuse_after_zero() {
     common::within(Duration::from_secs(60), || {

@@ -24,7 +24,7 @@
 //!
 //! | field | written by | meaning |
 //! |---|---|---|
-//! | `queue` | senders push, the receiver pops | messages in flight (a `VecDeque`, reused: no allocation per message once it has grown) |
+//! | `queue` | senders push, the receiver pops | messages in flight (a `VecDeque`, reused: no allocation per message once it has grown; unbounded, it halves as it drains below a quarter, down to `SHRINK_FLOOR` slots) |
 //! | `recv_waiters` | receive futures | parked receives (usually one; several if one thread polls several `recv_async`) |
 //! | `send_waiters` | bounded send futures | senders parked because the buffer is full, FIFO |
 //! | `reserved` | `notify_sender` (+1), the notified sender (−1) | slots promised to notified senders that have not pushed yet, so a newcomer cannot take a slot from a sender that waited for it |
@@ -73,6 +73,8 @@ use crate::loom::sync::{Arc, Mutex, MutexGuard};
 
 /// `cap` of an unbounded channel.
 const UNBOUNDED: usize = usize::MAX;
+/// Slots an unbounded channel's queue keeps however far it drains (see `State::after_pop`).
+const SHRINK_FLOOR: usize = 64;
 
 /// Creates an unbounded channel: `send` never waits. Like `std::sync::mpsc::channel`.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
@@ -191,7 +193,7 @@ impl<T> Chan<T> {
         let mut wakers = Vec::new();
         st.recv_waiters.notify_all(&mut wakers);
         drop(st);
-        wakers.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(wakers);
     }
 }
 
@@ -215,6 +217,13 @@ impl<T> State<T> {
     /// and the parked sender that may now push.
     fn after_pop(&mut self, chan: &Chan<T>) -> (Option<Waker>, Option<Waker>) {
         self.received += 1;
+        // An unbounded queue gives back what a burst made it grow by, halving as it drains
+        // (each halving copies under a quarter of the slots, so a drain stays linear).
+        // A bounded one keeps its at most `cap` slots.
+        let kept = self.queue.capacity();
+        if chan.cap == UNBOUNDED && kept > SHRINK_FLOOR && self.queue.len() <= kept / 4 {
+            self.queue.shrink_to(kept / 2);
+        }
         let ack = if chan.cap == 0 { self.ack.take() } else { None };
         (ack, self.notify_sender(chan.slots()))
     }
@@ -602,7 +611,7 @@ impl<T> Drop for Receiver<T> {
             std::mem::take(&mut st.queue)
         };
         drop(st);
-        wakers.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(wakers);
         drop(dropped);
     }
 }
@@ -760,6 +769,31 @@ mod tests {
         drop(a);
         assert_eq!(cb.0.load(Ordering::SeqCst), 1, "b inherits a's wake-up");
         assert_eq!(poll(&mut b, &wb), Poll::Ready(Ok(7)));
+    }
+
+    /// After a burst, an unbounded channel's queue shrinks as it drains, in order; a bounded
+    /// one keeps its slots.
+    #[test]
+    fn an_unbounded_queue_gives_back_a_bursts_memory() {
+        let (tx, rx) = channel::<u64>();
+        for i in 0..100_000 {
+            tx.send(i).unwrap();
+        }
+        let grown = rx.chan.lock().queue.capacity();
+        assert!(grown >= 100_000);
+        for i in 0..100_000 {
+            assert_eq!(rx.try_recv(), Ok(i));
+        }
+        let left = rx.chan.lock().queue.capacity();
+        assert!(left <= 4 * SHRINK_FLOOR, "{left} of {grown} slots kept");
+
+        let (tx, rx) = sync_channel::<u64>(1_000);
+        for i in 0..1_000 {
+            tx.try_send(i).unwrap();
+        }
+        let full = rx.chan.lock().queue.capacity();
+        while rx.try_recv().is_ok() {}
+        assert_eq!(rx.chan.lock().queue.capacity(), full);
     }
 
     #[test]

@@ -43,7 +43,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 
 use super::on_plain_thread;
 use super::waitlist::{WaitKey, WaitList};
@@ -187,7 +187,7 @@ impl Inner {
         let mut wakers = Vec::new();
         list.notify_all(&mut wakers);
         drop(list);
-        wakers.into_iter().for_each(Waker::wake);
+        crate::sched::wake::wake_all(wakers);
     }
 }
 

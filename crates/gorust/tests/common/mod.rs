@@ -83,6 +83,18 @@ pub fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F
     }))
 }
 
+/// A waker that panics when woken, as another executor's buggy waker might: a runtime that
+/// wakes a batch of waiters must still wake the others.
+pub fn panicking_waker() -> std::task::Waker {
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: std::sync::Arc<Self>) {
+            panic!("this waker panics on purpose");
+        }
+    }
+    std::task::Waker::from(std::sync::Arc::new(Panics))
+}
+
 /// `f`, counting in `registered` its first poll that ends `Pending`: once counted, the waiter
 /// is queued (its waker registered), which a test can wait for instead of sleeping.
 pub async fn counting_registration<F: std::future::Future + Unpin>(
