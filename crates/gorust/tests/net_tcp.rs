@@ -250,6 +250,9 @@ fn read_timeout_like_std() {
     });
 }
 
+/// A zero-length read or write returns 0 at once, with nothing queued and a deadline passed,
+/// as in Go; once the stream is closed it fails with `ErrClosed`, as Go's does (review,
+/// session 27: it returned `Ok(0)`).
 #[test]
 fn zero_length_read_returns_at_once() {
     within(Duration::from_secs(60), || {
@@ -257,6 +260,20 @@ fn zero_length_read_returns_at_once() {
             let (addr, _server) = echo_server();
             let mut c = TcpStream::connect(addr).unwrap();
             assert_eq!(c.read(&mut []).unwrap(), 0);
+            c.set_read_deadline(Some(Instant::now())).unwrap();
+            assert_eq!(c.read(&mut []).unwrap(), 0);
+            assert_eq!(c.try_read(&mut []).unwrap(), 0);
+            assert_eq!(c.write(&[]).unwrap(), 0);
+            c.close().unwrap();
+            for e in [
+                c.read(&mut []).unwrap_err(),
+                c.try_read(&mut []).unwrap_err(),
+                c.peek(&mut []).unwrap_err(),
+                c.write(&[]).unwrap_err(),
+                c.try_write(&[]).unwrap_err(),
+            ] {
+                assert!(gorust::net::is_closed(&e), "{e:?}");
+            }
         })
     });
 }

@@ -123,3 +123,59 @@ fn socket_options_read_back_what_was_set() {
         Err(e) => common::skip(&format!("the IPv6 options: no IPv6 loopback ({e})")),
     }
 }
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A receive on a plain thread, from a socket whose error queue holds an entry no receive
+/// takes (`IP_RECVERR`, after a send to a closed port), waits out its timeout without
+/// spinning: poll(2) reports `POLLERR` for such a queue whatever was asked, and every retry
+/// said `EAGAIN`. Before, the wait used a whole core until the timeout.
+#[test]
+fn a_plain_thread_does_not_spin_on_an_error_queue() {
+    use std::os::fd::AsRawFd;
+    within(Duration::from_secs(60), || {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let on: libc::c_int = 1;
+        // SAFETY: sets an int option from a live int of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVERR,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        s.connect(to).unwrap();
+        s.send(b"anyone?").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        // The ICMP error comes back first (ECONNREFUSED), and stays in the error queue.
+        let first = s.recv(&mut buf).unwrap_err();
+        assert_eq!(
+            first.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{first}"
+        );
+        let (cpu, wall) = (thread_cpu(), Instant::now());
+        let e = s.recv(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        let (cpu, wall) = (thread_cpu() - cpu, wall.elapsed());
+        assert!(wall >= Duration::from_millis(290), "{wall:?}");
+        assert!(cpu < wall / 3, "the wait spun: {cpu:?} of CPU in {wall:?}");
+    });
+}

@@ -60,6 +60,10 @@ fn pair_half_close_and_close_wakeup() {
             gorust::time::sleep(Duration::from_millis(20));
             c.close().unwrap();
             assert!(gorust::net::is_closed(&r.join().unwrap().unwrap_err()));
+            // Calls with nothing to move fail the same way once closed, as in Go.
+            assert!(gorust::net::is_closed(&(&*c).read(&mut []).unwrap_err()));
+            assert!(gorust::net::is_closed(&(&*c).write(&[]).unwrap_err()));
+            assert!(gorust::net::is_closed(&c.try_read(&mut []).unwrap_err()));
         })
     });
 }

@@ -12,7 +12,8 @@
 //! - `close` from another goroutine wakes a parked call, which fails with
 //!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`); `shutdown`
 //!   wakes one too, which then sees end of stream (a read) or `BrokenPipe` (a write);
-//! - a zero-length read returns `Ok(0)` at once; the peer's FIN gives `Ok(0)`;
+//! - a zero-length read or write returns `Ok(0)` at once (`ErrClosed` once closed); the
+//!   peer's FIN gives `Ok(0)`;
 //! - `EINTR` is retried; `accept4` makes sockets non-blocking and close-on-exec in one call;
 //!   `ECONNABORTED` from accept is retried silently;
 //! - running out of descriptors (`EMFILE`) is returned by `accept` as an error at once, and

@@ -297,7 +297,7 @@ impl TcpStream {
     /// Reads without removing the data from the socket's queue.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.fd();
         self.reg.io(Direction::Read, self.read_timeout_value(), || {
@@ -356,7 +356,7 @@ impl TcpStream {
     /// See [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.fd();
         self.reg.try_io_bytes(Direction::Write, buf.len(), || {
@@ -502,7 +502,7 @@ impl TcpStream {
     #[inline]
     fn read_inner(&self, buf: &mut [u8], mode: Attempt) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.fd();
         self.reg
@@ -511,7 +511,7 @@ impl TcpStream {
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.fd();
         self.reg.io(Direction::Read, self.read_timeout_value(), || {
@@ -533,7 +533,7 @@ impl TcpStream {
     #[inline(always)]
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.fd();
         let done = match self
@@ -606,7 +606,7 @@ impl TcpStream {
 
     fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.fd();
         self.reg
@@ -619,7 +619,7 @@ impl TcpStream {
     /// next poll wait for an edge first (see `read_inner`).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(self.reg.nothing_to_move());
         }
         let fd = self.fd();
         self.reg
@@ -629,7 +629,7 @@ impl TcpStream {
     /// The async face of `write`.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(self.reg.nothing_to_move());
         }
         let fd = self.fd();
         self.reg.poll_io_bytes(cx, Direction::Write, buf.len(), || {

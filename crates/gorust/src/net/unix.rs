@@ -321,7 +321,7 @@ impl UnixStream {
     /// [`super::TcpStream::try_read`].
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         // Drained only on `WouldBlock`: a short read does not prove the queue empty on a
         // Unix socket (the kernel stops at a message carrying descriptors or credentials).
@@ -332,7 +332,7 @@ impl UnixStream {
     /// One write that never parks; see [`super::TcpStream::try_write`].
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.inner.as_raw_fd();
         self.reg
@@ -341,7 +341,7 @@ impl UnixStream {
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
             (&self.inner).read(buf)
@@ -350,7 +350,7 @@ impl UnixStream {
 
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return Ok(0);
+            return self.reg.nothing_to_move();
         }
         let fd = self.inner.as_raw_fd();
         self.reg

@@ -135,11 +135,11 @@ impl Waiters {
                 .is_some_and(|m| m.iter().any(|m| m.will_wake(w)))
     }
 
-    /// Registers `w` unless a waker that wakes the same task is there already.
+    /// Registers `w` unless a waker that wakes the same task is there already; whether it did.
     #[inline(always)]
-    fn add(&mut self, w: &Waker) {
+    fn add(&mut self, w: &Waker) -> bool {
         if self.contains(w) {
-            return;
+            return false;
         }
         if self.first.is_none() {
             self.first = Some(w.clone());
@@ -148,6 +148,7 @@ impl Waiters {
                 .get_or_insert_with(Default::default)
                 .push(w.clone());
         }
+        true
     }
 
     /// Forgets the wakers that wake the same task as `w`.
@@ -314,23 +315,46 @@ impl WaitSlot {
         since: Option<EdgeMark>,
         stop: impl Fn() -> bool,
     ) -> Poll<()> {
+        self.poll_ready_adding(cx, since, stop).0
+    }
+
+    /// [`poll_ready`](Self::poll_ready), and whether this poll put the task's waker in the
+    /// slot (it was not there already), so that a pending wait the caller abandons after all
+    /// may take it out again with [`forget`](Self::forget).
+    ///
+    /// A wait that ends after it registered takes out only a waker it put there itself. Two
+    /// futures of one task (a `join!` of two reads of one socket) share the task's waker, and
+    /// the one that finished first took out the one the other still waited with: the edges
+    /// after that woke nobody (review, session 27; test
+    /// `a_sibling_future_that_finishes_leaves_the_other_registered`). One left there by this
+    /// task's earlier poll of the same wait stays until the next edge, a spurious wake-up.
+    #[inline(always)]
+    pub(crate) fn poll_ready_adding(
+        &self,
+        cx: &mut Context<'_>,
+        since: Option<EdgeMark>,
+        stop: impl Fn() -> bool,
+    ) -> (Poll<()>, bool) {
         if self.take_ready() {
-            return Poll::Ready(());
+            return (Poll::Ready(()), false);
         }
         let mut waiters = crate::loom::lock(&self.waiters);
         if stop() {
-            return Poll::Ready(());
+            return (Poll::Ready(()), false);
         }
+        let mut added = false;
         loop {
             match self.state.load(Acquire) {
                 READY => {
                     if self.take_ready() {
-                        waiters.remove(cx.waker());
-                        return Poll::Ready(());
+                        if added {
+                            waiters.remove(cx.waker());
+                        }
+                        return (Poll::Ready(()), false);
                     }
                 }
                 EMPTY => {
-                    waiters.add(cx.waker());
+                    added |= waiters.add(cx.waker());
                     if self
                         .state
                         .compare_exchange(EMPTY, WAITING, SeqCst, Acquire)
@@ -341,7 +365,7 @@ impl WaitSlot {
                 }
                 _ => {
                     // WAITING: others wait too; add ourselves.
-                    waiters.add(cx.waker());
+                    added |= waiters.add(cx.waker());
                     break;
                 }
             }
@@ -350,11 +374,13 @@ impl WaitSlot {
         // since the caller's call may have been consumed by another waiter (the header).
         if let Some(mark) = since {
             if self.edges.load(SeqCst) >> 32 != mark.0 >> 32 {
-                waiters.remove(cx.waker());
-                return Poll::Ready(());
+                if added {
+                    waiters.remove(cx.waker());
+                }
+                return (Poll::Ready(()), false);
             }
         }
-        Poll::Pending
+        (Poll::Pending, added)
     }
 }
 
@@ -477,6 +503,38 @@ mod tests {
         s.wake_all();
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
         assert!(s.poll_ready(&mut cx, None, || true).is_ready());
+    }
+
+    /// Two futures of one task wait on one direction with the task's one waker (a `join!` of
+    /// two reads). The second's call fails, an edge comes, and its wait sees the edge and ends:
+    /// the first must stay registered, and the next edge must wake the task. Before, the
+    /// second took the shared waker out and no edge woke the task again.
+    #[test]
+    fn a_sibling_future_that_finishes_leaves_the_other_registered() {
+        let s = WaitSlot::new();
+        let (c, w) = counting_waker();
+        let mut cx = Context::from_waker(&w);
+        let first = s.edges();
+        assert!(s.poll_ready(&mut cx, Some(first), || false).is_pending());
+        let second = s.edges();
+        s.edges.fetch_add(EDGE, Ordering::SeqCst); // the poller's count, before its swap
+        assert!(s.poll_ready(&mut cx, Some(second), || false).is_ready());
+        let mut woken = Vec::new();
+        s.ready(&mut woken); // the poller's swap
+        assert_eq!(
+            woken.len(),
+            1,
+            "the first future's wait is still registered"
+        );
+        woken.drain(..).for_each(Waker::wake);
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+
+        // A wait that registered in this poll and then ends takes its waker out again.
+        let s = WaitSlot::new();
+        let since = s.edges();
+        s.edges.fetch_add(EDGE, Ordering::SeqCst);
+        assert!(s.poll_ready(&mut cx, Some(since), || false).is_ready());
+        assert_eq!(s.waiter_count(), 0);
     }
 
     /// Three tasks wait on one direction (one of them twice): each is registered once and all

@@ -253,6 +253,17 @@ impl Registration {
         earlier(self.desc.deadline(dir), call_deadline)
     }
 
+    /// The answer to a call with nothing to move (an empty buffer), which makes no system call:
+    /// `Ok(0)` at once, or Go's `ErrClosed` once the descriptor is closed, as Go's `Read` and
+    /// `Write` check that first too (review, session 27). Deadlines are not checked, as in Go.
+    #[cold]
+    pub(crate) fn nothing_to_move(&self) -> io::Result<usize> {
+        if self.desc.flags() & CLOSING != 0 {
+            return Err(closed_error());
+        }
+        Ok(0)
+    }
+
     /// Fails if the descriptor is closing or a deadline has passed. (Orphaned is not checked
     /// here: the call may still complete without waiting; only a wait on the slot needs the
     /// dead poller, see `orphaned`.) Inlined: it runs before every attempt, and out of line
@@ -606,9 +617,9 @@ impl Registration {
         let desc = &*self.desc;
         orphaned(desc)?;
         desc.watch(dir);
-        let waited = desc
+        let (waited, added) = desc
             .slot(dir)
-            .poll_ready(cx, since, || desc.flags() & STOPS != 0);
+            .poll_ready_adding(cx, since, || desc.flags() & STOPS != 0);
         if waited.is_pending() && desc.deadline(dir).is_some() {
             // Nothing else would wake this future when the deadline passes (a goroutine's
             // wait sleeps on a timer of its own). Armed after the waker is in the slot.
@@ -621,7 +632,11 @@ impl Registration {
                 // alone (review, session 22). Past the deadline now, the caller's `check` fails
                 // with `TimedOut` instead.
                 if Instant::now() >= deadline {
-                    desc.slot(dir).forget(cx.waker());
+                    // Only a waker this poll added: one already there may be another
+                    // future's of this task, waiting on (`poll_ready_adding`).
+                    if added {
+                        desc.slot(dir).forget(cx.waker());
+                    }
                     return Poll::Ready(Ok(()));
                 }
             }

@@ -168,6 +168,17 @@ pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> i
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one live pollfd.
     match syscall!(poll(&mut pfd, 1, ms)) {
+        Ok(n) if n > 0 && pfd.revents == libc::POLLERR => {
+            // Only `POLLERR`, which poll(2) reports whatever was asked: it stays while the
+            // socket's error queue holds something (`IP_RECVERR`, `MSG_ZEROCOPY`
+            // completions), which no read or write takes, so the caller's retry says
+            // `EAGAIN` and it would poll again at once, spinning until data came (review,
+            // session 27). A pending `SO_ERROR` shows as `POLLERR` alone too: the retry
+            // returns it, 1 ms later. A queue that stays costs a 1 ms pause per retry
+            // instead of a spin.
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+            Ok(true)
+        }
         Ok(n) => Ok(n > 0 && pfd.revents != 0),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
         Err(e) => Err(e),
