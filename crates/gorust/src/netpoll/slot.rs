@@ -552,7 +552,10 @@ mod tests {
         let s = WaitSlot::new();
         let since = s.edges();
         s.edges.fetch_add(EDGE, Ordering::SeqCst);
-        assert!(s.poll_ready_adding(&mut cx, Some(since), || false).0.is_ready());
+        assert!(s
+            .poll_ready_adding(&mut cx, Some(since), || false)
+            .0
+            .is_ready());
         assert_eq!(s.waiter_count(), 0);
     }
 

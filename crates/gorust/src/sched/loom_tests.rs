@@ -234,7 +234,8 @@ fn loom_start_races_with_the_shutdown_claim() {
         let (n, owned, mut join) =
             new_task(CountPolls(polls.clone()), NoopSchedule, Kind::Goroutine, 1);
         let starter = thread::spawn(move || {
-            if n.header().try_bind(1) {
+            // As `run_task` decides.
+            if n.header().may_poll_on(1) {
                 n.run();
                 true
             } else {

@@ -283,14 +283,24 @@ impl Shared {
         Ok((shared, locals))
     }
 
-    /// Allocates a task and lists it as owned; `Err` (the task cancelled, its handle for the
-    /// caller to return) if the runtime is shutting down.
-    fn new_owned<F>(self: &Arc<Self>, id: u64, future: F, kind: Kind) -> NewTask<F::Output>
+    /// Allocates a task bound to worker `home` (or `UNBOUND`) and lists it as owned; `Err`
+    /// (the task cancelled, its handle for the caller to return) if the runtime is shutting
+    /// down. Bound before it is listed: a worker's shutdown step claims listed goroutines
+    /// that are unbound, and a bind stored after the listing could overwrite that claim, so
+    /// that the goroutine was both cancelled there and run here (review, session 27).
+    fn new_owned<F>(
+        self: &Arc<Self>,
+        id: u64,
+        future: F,
+        kind: Kind,
+        home: u32,
+    ) -> NewTask<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
         let (notified, owned_ref, join) = task::new_task(future, self.clone(), kind, id);
+        owned_ref.header().home.store(home, Relaxed);
         if !self.owned.insert(owned_ref) {
             // Closed: cancel at once. The list's reference is ours to give to `shutdown`.
             // SAFETY: the task never ran, so it can be cancelled on any thread; we pass the
@@ -313,7 +323,7 @@ impl Shared {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (notified, join) = match self.new_owned(id, future, kind) {
+        let (notified, join) = match self.new_owned(id, future, kind, UNBOUND) {
             Ok(t) => t,
             Err(join) => return join,
         };
@@ -348,12 +358,11 @@ impl Shared {
         let Some(index) = worker::current_index_in(self) else {
             return self.spawn_with_id(id, future, Kind::Goroutine);
         };
-        let (notified, join) = match self.new_owned(id, future, Kind::Goroutine) {
+        // Bound before anyone can see it: routing (and the first-poll check) then keep it here.
+        let (notified, join) = match self.new_owned(id, future, Kind::Goroutine, index as u32) {
             Ok(t) => t,
             Err(join) => return join,
         };
-        // Bound before anyone can see it: routing (and the first-poll check) then keep it here.
-        notified.header().home.store(index as u32, Relaxed);
         self.schedule(notified, true);
         join
     }

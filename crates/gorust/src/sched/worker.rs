@@ -313,12 +313,9 @@ impl WorkerCtx {
             shared.notify_parked();
         }
         let h = task.header();
-        if h.kind == Kind::Goroutine
-            && h.home.load(Relaxed) == UNBOUND
-            && !h.try_bind(self.index as u32)
-        {
-            // First poll of a goroutine: it is bound here for life, unless a worker's shutdown
-            // step claimed it first to cancel it (`shutdown`); that step owns it now, and this
+        if h.kind == Kind::Goroutine && !h.may_poll_on(self.index as u32) {
+            // A goroutine's first poll binds it here for life, unless a worker's shutdown step
+            // claimed it first to cancel it (`shutdown`): that step owns it now, and this
             // reference is only dropped. Readers of `home` (wakers) synchronise through the
             // AcqRel state transition that publishes the first park.
             drop(task);

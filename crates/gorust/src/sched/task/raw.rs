@@ -60,6 +60,17 @@ impl Header {
             .compare_exchange(UNBOUND, worker, Relaxed, Relaxed)
             .is_ok()
     }
+
+    /// Whether `worker`, about to poll this goroutine, may: it is bound there already, or
+    /// unbound and binds there now. Bound to another worker, it was claimed by that worker's
+    /// shutdown step (routing never queues a goroutine on a worker it is not bound to), and
+    /// the caller must only drop its reference. Checking only for "unbound and lost the
+    /// bind" let a worker start a goroutine that the shutdown step had claimed before the
+    /// worker looked (review, session 27).
+    pub(crate) fn may_poll_on(&self, worker: u32) -> bool {
+        let home = self.home.load(Relaxed);
+        home == worker || (home == UNBOUND && self.try_bind(worker))
+    }
 }
 
 // SAFETY: the header's non-atomic fields are only touched under the protocols described in
