@@ -523,9 +523,10 @@ mod tests {
     }
 
     /// Two futures of one task wait on one direction with the task's one waker (a `join!` of
-    /// two reads, through `poll_ready_adding`). The second's call fails, an edge comes, and its wait sees the edge and ends:
-    /// the first must stay registered, and the next edge must wake the task. Before, the
-    /// second took the shared waker out and no edge woke the task again.
+    /// two reads, through `poll_ready_adding`). The second's call fails, an edge comes, and
+    /// its wait sees the edge and ends: the first must stay registered, and the next edge
+    /// must wake the task. Before, the second took the shared waker out and no edge woke the
+    /// task again.
     #[test]
     fn a_sibling_future_that_finishes_leaves_the_other_registered() {
         let s = WaitSlot::new();
