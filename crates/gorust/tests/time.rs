@@ -157,7 +157,7 @@ fn sleep_future_on_a_plain_thread_uses_the_fallback_timer() {
 }
 
 /// A sleep already waiting on a 60 s timer, reset to 2 ms from now, ends then: `reset` cancels
-/// the armed timer and the next poll arms one at the new deadline.
+/// the armed timer and arms one at the new deadline.
 #[test]
 fn sleep_reset_moves_the_deadline() {
     within(Duration::from_secs(30), || {

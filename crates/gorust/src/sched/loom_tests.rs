@@ -16,7 +16,7 @@ use super::inject::Inject;
 use super::park::{Parker, Scratch};
 use super::queue;
 use super::task::state::{State, ToIdle, ToNotified, ToRunning};
-use super::task::{new_task, Kind, Notified, Schedule, TaskRef};
+use super::task::{new_task, Kind, Notified, Schedule, TaskRef, UNBOUND};
 
 struct NoopSchedule;
 
@@ -40,7 +40,7 @@ impl Future for Ready {
 /// A task for the queue models: returns its Notified; the rest is released when it runs or at
 /// the end through `finish`.
 fn task(id: u64, owned: &mut Vec<TaskRef>) -> Notified {
-    let (n, r, join) = new_task(Ready, NoopSchedule, Kind::Future, id);
+    let (n, r, join) = new_task(Ready, NoopSchedule, Kind::Future, id, UNBOUND);
     drop(join);
     owned.push(r);
     n
@@ -195,7 +195,7 @@ fn loom_join_waker_vs_complete() {
     // completion or the completer wakes the waker it registered; loom checks that the field is
     // never accessed by both threads at once (one of them writing), and the output cell too.
     loom::model(|| {
-        let (n, owned, mut join) = new_task(Ready, NoopSchedule, Kind::Future, 1);
+        let (n, owned, mut join) = new_task(Ready, NoopSchedule, Kind::Future, 1, UNBOUND);
         let runner = thread::spawn(move || n.run());
         let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
         let waker = Waker::from(flag.clone());
@@ -231,8 +231,13 @@ fn loom_start_races_with_the_shutdown_claim() {
     // unpolled (and the join sees the cancellation); never polled after the claim.
     loom::model(|| {
         let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (n, owned, mut join) =
-            new_task(CountPolls(polls.clone()), NoopSchedule, Kind::Goroutine, 1);
+        let (n, owned, mut join) = new_task(
+            CountPolls(polls.clone()),
+            NoopSchedule,
+            Kind::Goroutine,
+            1,
+            UNBOUND,
+        );
         let starter = thread::spawn(move || {
             // As `run_task` decides.
             if n.header().may_poll_on(1) {

@@ -285,9 +285,10 @@ impl Shared {
 
     /// Allocates a task bound to worker `home` (or `UNBOUND`) and lists it as owned; `Err`
     /// (the task cancelled, its handle for the caller to return) if the runtime is shutting
-    /// down. Bound before it is listed: a worker's shutdown step claims listed goroutines
-    /// that are unbound, and a bind stored after the listing could overwrite that claim, so
-    /// that the goroutine was both cancelled there and run here (review, session 27).
+    /// down. Bound from creation, before it is listed: a worker's shutdown step claims listed
+    /// goroutines that are unbound, and a bind stored after the listing could overwrite that
+    /// claim, so that the goroutine was both cancelled there and run here (review, session
+    /// 27).
     fn new_owned<F>(
         self: &Arc<Self>,
         id: u64,
@@ -299,8 +300,7 @@ impl Shared {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (notified, owned_ref, join) = task::new_task(future, self.clone(), kind, id);
-        owned_ref.header().home.store(home, Relaxed);
+        let (notified, owned_ref, join) = task::new_task(future, self.clone(), kind, id, home);
         if !self.owned.insert(owned_ref) {
             // Closed: cancel at once. The list's reference is ours to give to `shutdown`.
             // SAFETY: the task never ran, so it can be cancelled on any thread; we pass the

@@ -220,9 +220,11 @@ impl<T> State<T> {
         // An unbounded queue gives back what a burst made it grow by, halving as it drains
         // (each halving copies under a quarter of the slots, so a drain stays linear).
         // A bounded one keeps its at most `cap` slots.
-        let kept = self.queue.capacity();
-        if chan.cap == UNBOUNDED && kept > SHRINK_FLOOR && self.queue.len() <= kept / 4 {
-            self.queue.shrink_to(kept / 2);
+        if chan.cap == UNBOUNDED {
+            let kept = self.queue.capacity();
+            if kept > SHRINK_FLOOR && self.queue.len() <= kept / 4 {
+                self.queue.shrink_to(kept / 2);
+            }
         }
         let ack = if chan.cap == 0 { self.ack.take() } else { None };
         (ack, self.notify_sender(chan.slots()))

@@ -19,7 +19,8 @@
 //!
 //! Who touches what: `state` is atomic; `stage` only under `RUNNING` (or after `COMPLETE`, by
 //! the JoinHandle, or by the completer when nobody will join); `owned` links only under the
-//! owned-list shard lock; `home` is bound once, by a compare-exchange from `UNBOUND`: by the
+//! owned-list shard lock; `home` is set at creation for a goroutine spawned bound to its
+//! worker (`go_here`), and otherwise bound once, by a compare-exchange from `UNBOUND`: by the
 //! first runner of a goroutine before its first park (wakers read it after the `AcqRel`
 //! transition that publishes the park), or by a shutdown step that cancels it unstarted.
 //!

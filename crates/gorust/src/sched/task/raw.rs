@@ -188,6 +188,7 @@ pub(crate) fn new_task<F, S>(
     scheduler: S,
     kind: Kind,
     id: u64,
+    home: u32,
 ) -> (Notified, TaskRef, super::JoinHandle<F::Output>)
 where
     F: Future + 'static,
@@ -202,7 +203,7 @@ where
                 prev: UnsafeCell::new(None),
                 next: UnsafeCell::new(None),
             },
-            home: AtomicU32::new(UNBOUND),
+            home: AtomicU32::new(home),
             kind,
             id,
         },
