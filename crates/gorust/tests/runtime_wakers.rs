@@ -1,4 +1,5 @@
-//! Wakers that panic, called by a worker between tasks, by a task's completion, or by a close.
+//! Wakers that panic, called (or dropped) by a worker between tasks, by a task's completion,
+//! or by a close.
 //!
 //! A future polled with another executor's waker (or a custom one) may register it with a
 //! worker's timer heap or poller, or with a `JoinHandle`; the worker calls it when the timer
@@ -132,6 +133,56 @@ fn a_panicking_join_waker_leaves_the_worker_running() {
         wait_for_wake(&waker);
         assert_worker_alive(&rt, parked);
         assert_eq!(task.join().unwrap(), 5, "the output is still there");
+    });
+}
+
+/// Says when it is woken, sleeps a while in `wake_by_ref`, and panics when its last clone is
+/// dropped.
+struct SlowWakePanicOnDrop(Arc<AtomicUsize>);
+
+impl Wake for SlowWakePanicOnDrop {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Drop for SlowWakePanicOnDrop {
+    fn drop(&mut self) {
+        panic!("this waker panics on purpose when dropped");
+    }
+}
+
+/// A `JoinHandle` dropped while the completing worker calls its waker leaves that waker for
+/// the worker to drop; a waker whose drop panics must not end the worker. Before, the drop
+/// ran outside any catch and the worker thread unwound, so the goroutines bound to it never
+/// ran again. The slow `wake_by_ref` holds the window open, so the order is certain.
+#[test]
+fn a_join_waker_that_panics_when_dropped_leaves_the_worker_running() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = gorust::sync::mpsc::channel::<u32>();
+        let parked = parked_for(&rt, Duration::from_millis(500));
+        let mut task = rt.spawn(async move { rx.recv_async().await.unwrap() });
+        let woken = Arc::new(AtomicUsize::new(0));
+        let w = Waker::from(Arc::new(SlowWakePanicOnDrop(woken.clone())));
+        assert!(std::pin::Pin::new(&mut task)
+            .poll(&mut Context::from_waker(&w))
+            .is_pending());
+        // The handle's clone is now the only one.
+        drop(w);
+        tx.send(5).unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while woken.load(SeqCst) == 0 {
+            assert!(Instant::now() < end, "the join waker was never called");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The worker is inside `wake_by_ref`: the handle leaves the waker to it.
+        drop(task);
+        assert_worker_alive(&rt, parked);
     });
 }
 

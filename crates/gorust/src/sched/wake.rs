@@ -10,7 +10,8 @@
 //!
 //! Also used where a slot wakes all its waiters (a close, a shutdown, a deadline change, a
 //! deadline timer firing on a worker), so that one panicking waker does not leave the others
-//! asleep. The join waker a task's completion calls is caught by the harness itself.
+//! asleep. The join waker a task's completion calls (and drops, when the handle has gone) is
+//! caught by the harness itself.
 //!
 //! [`wake_all`] wakes each waker in order; a panic is left to the panic hook (which has printed
 //! it), and the wakers after it are still woken. One `catch_unwind` covers the whole batch and

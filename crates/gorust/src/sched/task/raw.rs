@@ -376,11 +376,13 @@ impl<F: Future, S: Schedule> Harness<F, S> {
             });
             let after = header.state.unset_join_waker_after_complete();
             if !after.is_join_interested() {
-                // The handle went away meanwhile and left the waker to us.
-                self.cell().join_waker.with_mut(|w| {
+                // The handle went away meanwhile and left the waker to us. Its drop is another
+                // executor's code and may panic: caught, as the wake above.
+                let w = self.cell().join_waker.with_mut(|w| {
                     // SAFETY: we still own the field (we cleared JOIN_WAKER just now).
-                    unsafe { *w = None }
+                    unsafe { (*w).take() }
                 });
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(w)));
             }
         }
         if header.state.ref_dec(runner_refs + listed as usize) {
