@@ -230,6 +230,47 @@ fn a_megabyte_round_trips_through_vectored_calls() {
     assert_eq!(input.node_count(), 0);
 }
 
+/// A slow peer's output queue, appended to alternately with a large message (a 64 KiB node,
+/// full) and a smaller well-filled one (4 KiB): node memory stays within twice the bytes plus
+/// a node at each end. Before, the smaller one was linked although the tail had room for it,
+/// and each link stranded that room: 3.4 times the bytes in nodes, and 17 times when the large
+/// one was a `malloc`ed 64 KiB node holding one byte (review, session 28).
+#[test]
+fn alternating_appends_keep_node_memory_near_the_bytes() {
+    // 100 rounds of `large()` then 4 KiB of 2s; checks the node memory.
+    let queue = |large: &dyn Fn() -> LinkBuffer| {
+        let mut out = LinkBuffer::new();
+        for _ in 0..100 {
+            out.append(large());
+            let mut x = LinkBuffer::new();
+            x.write_bytes(&[2; 4096]);
+            out.append(x);
+        }
+        let cap = out.capacity_bytes();
+        let bound = 2 * out.len() + 2 * NODE_SIZES[NODE_SIZES.len() - 1];
+        assert!(cap <= bound, "{cap} bytes of nodes for {} bytes", out.len());
+        out
+    };
+    queue(&|| {
+        let mut y = LinkBuffer::new();
+        y.write_bytes(&[1; 16_385]);
+        y
+    });
+    let mut codec = queue(&|| {
+        let mut y = LinkBuffer::new();
+        y.malloc(65_536)[0] = 1;
+        y.malloc_ack(1).unwrap();
+        y
+    });
+    // Every byte is still there, in order.
+    let mut got = Vec::new();
+    codec.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 100 * 4097);
+    assert!(got
+        .chunks(4097)
+        .all(|c| c[0] == 1 && c[1..].iter().all(|&b| b == 2)));
+}
+
 /// Appends of mid-sized buffers (600 bytes, each alone in a fresh 4 KiB node) keep node memory
 /// near the bytes held: they are copied into the tail while it has room. Before, every append
 /// over 512 bytes linked its node, 4 KiB per 600 bytes (review, session 20).

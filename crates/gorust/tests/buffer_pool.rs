@@ -1,5 +1,6 @@
-//! The global node pool stays bounded after a burst, and every block comes back. One test in
-//! its own binary, so no other test moves the pool's counters meanwhile.
+//! The global node pool stays bounded after a burst, and every block comes back (a failed
+//! allocation counts none). One test in its own binary, so no other test moves the pool's
+//! counters meanwhile.
 
 use gorust::buffer::{pool_stats, LinkBuffer, NODE_SIZES, POOL_LIMITS};
 
@@ -55,4 +56,12 @@ fn a_burst_leaves_a_bounded_pool_and_no_block_in_use() {
     assert_eq!(after.cached[2], 300.min(POOL_LIMITS[2]));
     drop(conns);
     assert_eq!(pool_stats(), after, "empty buffers hold nothing more");
+
+    // A `malloc` too large to allocate panics (as documented) and counts no block in use.
+    // Before, the count went up before the allocation and stayed up (review, session 28).
+    let huge = std::panic::catch_unwind(|| {
+        LinkBuffer::new().malloc(1 << 63);
+    });
+    assert!(huge.is_err());
+    assert_eq!(pool_stats(), after, "the failed malloc counts no block");
 }

@@ -223,14 +223,21 @@ impl LinkBuffer {
     /// without copying. Both buffers are flushed first (every byte written to either becomes
     /// readable), since readable bytes may not follow unflushed ones.
     ///
-    /// Bytes that fit in this buffer's tail node are copied there instead, and `other`'s nodes
-    /// go back to the pool, when they are few (at most 512) or fill less than half of
-    /// `other`'s node memory. Linked, each small append kept a node of its own, so a peer
-    /// trickling one byte per segment cost the event loop 4 KiB per byte, and a slow reader's
-    /// many small messages a node each (review, session 8); and 513-byte segments cost a 4 KiB
-    /// node each, so the input and output limits, which count bytes, bounded node memory only
-    /// to about 8 times (review, session 20). Well-filled nodes are still linked, uncopied;
-    /// node memory stays within twice the bytes plus one node.
+    /// The bytes are copied instead (into the tail node's room, then into new nodes), and
+    /// `other`'s nodes go back to the pool, when linking would waste memory: when they fit in
+    /// the tail's room (linking would strand it), when they are few (at most 512), or when
+    /// `other`'s node memory plus the tail's room they would strand passes twice the bytes.
+    /// Into a buffer with no node, one node (or well-filled nodes) is linked as it is: nothing
+    /// is stranded. Node memory so stays within twice the bytes plus a node at each end.
+    ///
+    /// History: linked, each small append kept a node of its own, so a peer trickling one
+    /// byte per segment cost the event loop 4 KiB per byte (review, session 8), and 513-byte
+    /// segments cost a 4 KiB node each (review, session 20). A well-filled append that the
+    /// tail had room for was still linked, stranding that room, so alternating large and
+    /// small appends to a slow peer's output held 3.4 times the bytes in nodes, and 17 times
+    /// with mostly empty `malloc`ed nodes (review, session 28; test
+    /// `alternating_appends_keep_node_memory_near_the_bytes`). The input and output limits
+    /// count bytes, so they bound node memory only as far as this does.
     pub fn append(&mut self, mut other: LinkBuffer) {
         self.flush();
         other.flush();
@@ -239,7 +246,14 @@ impl LinkBuffer {
             return;
         }
         let n = other.len();
-        if self.tail_free() >= n && (n <= COPY_APPEND_MAX || other.capacity_bytes() > 2 * n) {
+        let room = self.tail_free();
+        let well_filled = other.capacity_bytes() + room <= 2 * n;
+        let link = if self.nodes.is_empty() {
+            well_filled || other.nodes.len() == 1
+        } else {
+            well_filled && room < n && n > COPY_APPEND_MAX
+        };
+        if !link {
             for run in other.runs(n) {
                 self.write_bytes(run);
             }
@@ -298,8 +312,8 @@ impl Scan {
     }
 }
 
-/// The most bytes [`LinkBuffer::append`] copies into the tail instead of linking nodes, however
-/// well they fill their nodes.
+/// The most bytes [`LinkBuffer::append`] copies into a buffer that has nodes instead of
+/// linking its own, however well they fill them.
 pub(crate) const COPY_APPEND_MAX: usize = 512;
 
 /// Runs of contiguous readable bytes from a position, ending after a byte count. `idx`/`off`

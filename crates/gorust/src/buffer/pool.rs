@@ -78,8 +78,11 @@ pub(super) fn take(min: usize) -> Block {
             let cap = min
                 .checked_next_multiple_of(LARGE_ROUND)
                 .expect("gorust::buffer: allocation size overflows");
+            // Counted once allocated: `alloc` panics on a size past `isize::MAX`, and a count
+            // taken before stayed up for good (review, session 28).
+            let block = FreeBlock::alloc(cap);
             IN_USE.fetch_add(1, Relaxed);
-            FreeBlock::alloc(cap).into_block()
+            block.into_block()
         }
     }
 }

@@ -154,6 +154,9 @@ impl LinkBuffer {
         out.len.set(n);
         self.consumed(n);
         self.reset_cursor();
+        // A buffer left with nothing holds no node (a fresh tail from `chunk_mut` stayed
+        // behind the moved ones before; review, session 28).
+        self.release();
         Ok(out)
     }
 }
@@ -308,6 +311,21 @@ mod tests {
         drop(s);
         assert!(!b.nodes[0].is_shared());
         assert_eq!(b.next(3).unwrap(), [2, 2, 2]);
+    }
+
+    /// Sliced to the end, a buffer holds no node, also when `chunk_mut` had pushed a fresh
+    /// tail behind a full one (it stayed, 4 KiB held for nothing; review, session 28).
+    #[test]
+    fn slicing_everything_leaves_no_node() {
+        let mut b = LinkBuffer::new();
+        b.write_bytes(&[1; NODE_SIZES[0]]);
+        b.flush();
+        let _ = bytes::BufMut::chunk_mut(&mut b);
+        assert_eq!(b.node_count(), 2, "a fresh tail behind the full node");
+        let s = b.slice(NODE_SIZES[0]).unwrap();
+        assert_eq!((b.len(), b.malloc_len(), b.node_count()), (0, 0, 0));
+        assert_eq!(s.len(), NODE_SIZES[0]);
+        b.check_invariants().unwrap();
     }
 
     #[test]

@@ -72,7 +72,7 @@
 //!
 //! | setting | default | why |
 //! |---|---|---|
-//! | [`input_limit`](Builder::input_limit) | 4 MiB | bytes buffered per connection (inbox + unconsumed input); past it read interest is removed until the handler consumes. Large enough for any ordinary request and a pipelined burst, small enough that 1,000 slow consumers cost at most 4 GiB worst-case, not unbounded (netpoll's most reported failure) |
+//! | [`input_limit`](Builder::input_limit) | 4 MiB | bytes buffered per connection (inbox + unconsumed input); past it read interest is removed until the handler consumes. Large enough for any ordinary request and a pipelined burst, small enough that 1,000 slow consumers hold at most 4 GiB of bytes worst-case (node memory within about twice that: `LinkBuffer::append`), not unbounded (netpoll's most reported failure) |
 //! | [`output_limit`](Builder::output_limit) | 4 MiB | output handed to the poller; a `flush` past it parks the handler (never a poller) until the socket drains below it |
 //! | [`idle_timeout`](Builder::idle_timeout) | none | a real timer: no read or write for this long closes the connection |
 //! | [`read_timeout`](Builder::read_timeout) | none | bounds [`Connection::wait_input`] |
