@@ -395,6 +395,68 @@ fn pool_reaper_closes_connections_idle_too_long() {
     });
 }
 
+/// A dialed connection closed gracefully while its `ClientConn` is still held does not hold
+/// up the loop's shutdown: its socket lingers only once the handle goes. Before, the shutdown
+/// counted it as lingering from the close and waited out its whole grace for a handle it
+/// could not drop (review, session 28).
+#[test]
+fn a_held_client_conn_closed_gracefully_does_not_hold_up_shutdown() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (_server, addr, _, _) = counting_server(None);
+            let client = caller_loop();
+            let conn = client.dial(addr, DIAL).unwrap();
+            conn.call(|c, _| {
+                c.close();
+                Ok(())
+            })
+            .unwrap();
+            let started = Instant::now();
+            client.shutdown(Duration::from_secs(10));
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+            drop(conn);
+        })
+    });
+}
+
+/// `Duration::MAX` as a pool's idle timeout means "never": the reaper sleeps (on a timer
+/// of the one worker) and the connection stays. Before, the reaper's deadline overflowed and
+/// it panicked, leaving `reaping` set for good (review, session 28).
+#[test]
+fn a_pool_idle_timeout_of_duration_max_never_expires() {
+    within(LIMIT, || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (server, client, pool, first) = rt
+            .go(|| {
+                let (server, addr, _, _) = counting_server(None);
+                let client = caller_loop();
+                let pool = Pool::builder(&client, addr)
+                    .idle_timeout(Some(Duration::MAX))
+                    .build();
+                let c = pool.get().unwrap();
+                let first = c.id();
+                pool.put(c);
+                (server, client, pool, first)
+            })
+            .join()
+            .unwrap();
+        eventually("the reaper sleeps on a timer", || {
+            rt.metrics().workers[0].timers == 1
+        });
+        let pool = rt
+            .go(move || {
+                gorust::time::sleep(Duration::from_millis(100));
+                let c = pool.get().unwrap();
+                assert_eq!(c.id(), first, "the idle connection was kept");
+                pool
+            })
+            .join()
+            .unwrap();
+        drop((pool, client, server));
+    });
+}
+
 #[test]
 fn pool_never_hands_out_a_connection_the_peer_closed() {
     within(LIMIT, || {

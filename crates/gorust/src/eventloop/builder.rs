@@ -123,7 +123,8 @@ impl Builder<()> {
 
 impl<S: Send + 'static> Builder<S> {
     /// Runs `f` in the accept loop before a connection is registered: set socket options, or
-    /// return an error to refuse the connection (it is closed; no other callback runs).
+    /// return an error to refuse the connection (it is closed; no other callback runs). A
+    /// panic refuses it too; the loop goes on accepting.
     pub fn on_prepare<F>(mut self, f: F) -> Self
     where
         F: Fn(&Prepare<'_>) -> io::Result<()> + Send + Sync + 'static,

@@ -61,6 +61,9 @@ pub(crate) struct Conn<S> {
     pub(crate) fd: ManuallyDrop<OwnedFd>,
     /// Set by `teardown_gracefully`: the drop lingers instead of closing.
     linger: AtomicBool,
+    /// Dialed (`EventLoop::dial`): a [`ClientConn`](super::ClientConn) may keep the
+    /// connection, and so its descriptor, for as long as its user likes.
+    dialed: bool,
     /// Index of the worker whose poller holds the registration.
     pub(crate) worker: usize,
     poller: Arc<Poller>,
@@ -112,12 +115,14 @@ impl<S: Send + 'static> Conn<S> {
         worker: usize,
         poller: Arc<Poller>,
         lp: Arc<Shared<S>>,
+        dialed: bool,
     ) -> Conn<S> {
         let now = lp.now_ns();
         Conn {
             id,
             fd: ManuallyDrop::new(fd),
             linger: AtomicBool::new(false),
+            dialed,
             worker,
             poller,
             token: AtomicU64::new(0),
@@ -358,8 +363,30 @@ impl<S: Send + 'static> Conn<S> {
     }
 
     /// Out of the poller, socket shut down, waiters woken. Once, by whoever set `closed`.
+    ///
+    /// With output left unwritten (the write timeout, the input limit, a forced close at the
+    /// loop's shutdown), the answer is cut short, and a FIN after what the kernel holds would
+    /// pass it to the peer as whole. A TCP socket is then shut down for reading only and set
+    /// to reset when its descriptor closes (`SO_LINGER` 0), which also drops what it has not
+    /// sent. Before, only a close with unread input reset the connection; a write timeout's
+    /// cut ended in a clean FIN (review, session 28). A Unix socket has no reset: shut down
+    /// both ways.
     pub(crate) fn teardown(&self) {
-        self.teardown_with(std::net::Shutdown::Both);
+        let cut = self.out_len.load(Acquire) > 0 && self.reset_on_close();
+        self.teardown_with(if cut {
+            std::net::Shutdown::Read
+        } else {
+            std::net::Shutdown::Both
+        });
+    }
+
+    /// Sets a TCP socket to reset the connection when it closes; `false` for any other socket.
+    fn reset_on_close(&self) -> bool {
+        let s = socket2::SockRef::from(&*self.fd);
+        let tcp = s
+            .local_addr()
+            .is_ok_and(|a| matches!(a.domain(), socket2::Domain::IPV4 | socket2::Domain::IPV6));
+        tcp && s.set_linger(Some(std::time::Duration::ZERO)).is_ok()
     }
 
     /// [`teardown`](Self::teardown) for a close after the output was written (the handler's
@@ -372,7 +399,7 @@ impl<S: Send + 'static> Conn<S> {
     ///
     /// Not when output is left unwritten (the close at the input limit): that answer is cut
     /// short whatever happens, and a FIN after it would present it as whole; the socket is
-    /// shut down both ways and closed at once, as before session 25 (review, session 26).
+    /// torn down at once, with a reset ([`teardown`](Self::teardown); review, session 26).
     /// Nor does a socket linger whose peer has finished (its FIN was read): nothing more can
     /// arrive, and the goroutine would only wait out the peer.
     pub(crate) fn teardown_gracefully(&self) {
@@ -383,7 +410,11 @@ impl<S: Send + 'static> Conn<S> {
         if !lock(&self.st).eof {
             // Counted from here, not from the drop, so that `EventLoop::shutdown` cannot see
             // the connection gone and nothing lingering in between; `Drop` takes it over.
-            self.lp.lingering.fetch_add(1, AcqRel);
+            // A dialed connection is counted from its drop: its `ClientConn` may outlive the
+            // shutdown, which waited out its whole grace for it (review, session 28).
+            if !self.dialed {
+                self.lp.lingering.fetch_add(1, AcqRel);
+            }
             self.linger.store(true, Relaxed);
         }
     }
@@ -448,8 +479,9 @@ fn read_until_done(mut r: impl Read) {
     while matches!(r.read(&mut buf), Ok(1..)) {}
 }
 
-/// One lingering socket, counted in the loop's `lingering` by `teardown_gracefully`; the count
-/// goes down when this is dropped (the lingering goroutine ends, or is never started).
+/// One lingering socket, counted in the loop's `lingering` by `teardown_gracefully` (a dialed
+/// one by `Conn`'s drop); the count goes down when this is dropped (the lingering goroutine
+/// ends, or is never started).
 struct Lingering(Arc<AtomicUsize>);
 
 impl Drop for Lingering {
@@ -464,6 +496,9 @@ impl<S> Drop for Conn<S> {
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
         if !*self.linger.get_mut() {
             return drop(fd);
+        }
+        if self.dialed {
+            self.lp.lingering.fetch_add(1, AcqRel);
         }
         let lingering = Lingering(self.lp.lingering.clone());
         match self.lp.runtime_if_set() {

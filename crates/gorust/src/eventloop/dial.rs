@@ -125,7 +125,7 @@ impl<S: Send + 'static> EventLoop<S> {
         };
         // Out of the netpoller (edge-triggered) before the loop registers it level-triggered.
         let fd = OwnedFd::from(stream);
-        let conn = self.admit(rt, fd)?;
+        let conn = self.admit(rt, fd, true)?;
         Ok(ClientConn { conn })
     }
 }

@@ -16,7 +16,8 @@
 //!    the pool) and the connection leaves the loop's registry.
 //!
 //! A panic in a callback is caught here: it closes only its connection (the default panic
-//! hook has printed it).
+//! hook has printed it). An error or a panic in `on_request` closes it as [`Connection::close`]
+//! does: after the output the run wrote is written, with a graceful shutdown.
 //!
 //! A handler goroutine the runtime will not run (refused by a runtime that is shutting down,
 //! or dropped unstarted by its shutdown) still ends its connection: the claim it was handed
@@ -290,8 +291,14 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
                 break;
             };
             let mut c = Connection::new(&*conn, &mut work.input);
-            ok = matches!(guarded(|| (cb.request)(&mut c, user)), Some(Ok(())));
-            ok = flushed(&mut c) && ok;
+            if !matches!(guarded(|| (cb.request)(&mut c, user)), Some(Ok(()))) {
+                // An error or a panic closes the connection once what the run wrote is
+                // written, as `close` does (the builder's promise). Closed at once, an answer
+                // longer than the socket buffers took was cut short, and the FIN after what
+                // they held passed it to the peer as whole (review, session 28).
+                c.close();
+            }
+            ok = flushed(&mut c);
             pulled = c.pulled;
             drop(c);
             work.input.release();

@@ -236,7 +236,13 @@ fn reap<S: Send + 'static>(pool: Weak<PoolShared<S>>) {
             {
                 expired.extend(idle.list.pop_front());
             }
-            let next = idle.list.front().map(|(_, since)| *since + timeout);
+            // Saturating: `Duration::MAX` says "never", and an instant past the clock's range
+            // panicked here, ending the reaper with `reaping` still set (review, session 28).
+            let next = idle.list.front().map(|(_, since)| {
+                since
+                    .checked_add(timeout)
+                    .unwrap_or_else(|| crate::time::deadline_in(timeout))
+            });
             if next.is_none() {
                 idle.reaping = false;
             }

@@ -175,7 +175,7 @@ impl<S: Send + 'static> EventLoop<S> {
                 Ok(fd) => {
                     backoff.reset();
                     // A refused or unregistrable connection is closed; the loop goes on.
-                    let _ = self.admit(rt, fd);
+                    let _ = self.admit(rt, fd, false);
                 }
                 Err(_) if sh.shutting_down.load(Acquire) => return Ok(()),
                 Err(e) => backoff.pause("gorust::eventloop", e)?,
@@ -204,16 +204,20 @@ impl<S: Send + 'static> EventLoop<S> {
         Ok(rt)
     }
 
-    /// Registers a connection (accepted, or dialed by `dial.rs`) and starts its `on_connect`.
+    /// Registers a connection (accepted, or `dialed` by `dial.rs`) and starts its `on_connect`.
     ///
     /// # Errors
     ///
-    /// `on_prepare`'s refusal, a failed registration, or `NotConnected` wrapping
+    /// `on_prepare`'s refusal or panic, a failed registration, or `NotConnected` wrapping
     /// [`crate::net::ErrClosed`] during shutdown; the descriptor is then closed.
-    pub(crate) fn admit(&self, rt: &Rt, fd: OwnedFd) -> io::Result<Arc<Conn<S>>> {
+    pub(crate) fn admit(&self, rt: &Rt, fd: OwnedFd, dialed: bool) -> io::Result<Arc<Conn<S>>> {
         let sh = &self.shared;
         if let Some(p) = &sh.callbacks.prepare {
-            p(&Prepare { fd: fd.as_fd() })?;
+            // A panic refuses the connection as an error does. Uncaught, it ended `serve`,
+            // and the listener stayed open with its backlog never served (review, session 28).
+            handler::guarded(|| p(&Prepare { fd: fd.as_fd() })).unwrap_or_else(|| {
+                Err(io::Error::other("gorust::eventloop: on_prepare panicked"))
+            })?;
         }
         let worker = match sh.config.balance {
             Balance::RoundRobin => sh.next_worker.fetch_add(1, Relaxed) % rt.per_worker.len(),
@@ -223,7 +227,7 @@ impl<S: Send + 'static> EventLoop<S> {
         };
         let poller = rt.handle.remotes[worker].poller.clone();
         let id = sh.next_id.fetch_add(1, Relaxed);
-        let conn = Arc::new(Conn::new(id, fd, worker, poller, sh.clone()));
+        let conn = Arc::new(Conn::new(id, fd, worker, poller, sh.clone(), dialed));
         rt.per_worker[worker].fetch_add(1, Relaxed);
         lock(&sh.conns).insert(id, conn.clone());
         if let Err(e) = conn.register() {
@@ -252,6 +256,8 @@ impl<S: Send + 'static> EventLoop<S> {
     /// disconnected (`on_disconnect` has returned), idle ones too, and the sockets closed
     /// after their output was written have stopped lingering (a runtime dropped at once
     /// after would close those with a reset, cutting short the answers the drain was for).
+    /// A dialed connection's socket lingers only once its `ClientConn` is dropped, and is
+    /// waited for only if that happened.
     /// Parks the calling goroutine (sleeps a plain thread) meanwhile.
     ///
     /// # Panics
@@ -292,8 +298,11 @@ impl<S: Send + 'static> EventLoop<S> {
                 c.update_read(&mut st);
                 busy.insert(c.id);
             } else {
+                // Closed under the same lock as the check: a request arriving in between
+                // would start a handler that the close then cut off (review, session 28).
+                let by = st.close();
                 drop(st);
-                c.close_now();
+                c.closed_by(by);
                 idle.push(c.id);
                 report.closed_idle += 1;
             }

@@ -129,11 +129,17 @@ fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
     let mut next: Option<u64> = None;
     if let Some(idle) = cfg.idle_timeout {
         let due = conn.last_active.load(Relaxed).saturating_add(ns(idle));
-        let running = lock(&conn.st).running;
+        let mut st = lock(&conn.st);
+        let running = st.running;
         if now >= due && !running {
-            conn.close_now();
+            // Closed under the lock the check read: bytes arriving in between would start a
+            // handler that the close then cut off (review, session 28).
+            let by = st.close();
+            drop(st);
+            conn.closed_by(by);
             return;
         }
+        drop(st);
         // Saturating: `idle_timeout(Some(Duration::MAX))` is a valid "never" (review, session
         // 23: the sum overflowed, a panic in a debug build, a deadline in the past in release).
         next = Some(if running {
