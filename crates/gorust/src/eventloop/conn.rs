@@ -28,7 +28,8 @@
 //! lingers at that last drop (`linger`: read and drop what the peer still sends, up to
 //! `LINGER`), so that late input does not reset it and cut the answer short; not once the
 //! peer has finished (nothing more can come), nor with output left unwritten (the cut
-//! answer must not end in a FIN, as if whole).
+//! answer must not end in a FIN, as if whole: a TCP socket then resets, see `teardown`).
+//! A dialed connection's socket lingers once its `ClientConn` is dropped too.
 
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
