@@ -61,7 +61,7 @@ pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Res
             };
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
             keep_alive = req.keep_alive;
-            write_response(&mut out, n, req.keep_alive, req.http10);
+            write_response(&mut out, n, &req);
         }
         buf.copy_within(at..len, 0);
         len -= at;
@@ -86,12 +86,14 @@ pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Res
     }
 }
 
-/// Appends the response to request number `n`.
-pub fn write_response(out: &mut Vec<u8>, n: u64, keep_alive: bool, http10: bool) {
+/// Appends the response to request number `n`: for a `HEAD` request, its head alone (the
+/// same `Content-Length`, no body; with one, a kept-alive client read the body as the start
+/// of the next response; review, session 28).
+pub fn write_response(out: &mut Vec<u8>, n: u64, req: &Request) {
     let body = format!("Request #{n}\n");
     // HTTP/1.1 is persistent unless told otherwise; an HTTP/1.0 client keeps the connection
     // only if the response says so.
-    let connection = match (keep_alive, http10) {
+    let connection = match (req.keep_alive, req.http10) {
         (false, _) => "Connection: close\r\n",
         (true, true) => "Connection: keep-alive\r\n",
         (true, false) => "",
@@ -99,8 +101,9 @@ pub fn write_response(out: &mut Vec<u8>, n: u64, keep_alive: bool, http10: bool)
     // Writing to a Vec cannot fail.
     let _ = write!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{body}",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{}",
         body.len(),
+        if req.head { "" } else { &body },
     );
 }
 
@@ -111,6 +114,8 @@ pub struct Request {
     pub consumed: usize,
     pub keep_alive: bool,
     pub http10: bool,
+    /// A `HEAD` request: answered with the response's head alone.
+    pub head: bool,
 }
 
 /// Parses one request head if it has arrived: `Ok(None)` until it has, `Err` for a malformed
@@ -121,9 +126,9 @@ pub fn parse_request(data: &[u8]) -> Result<Option<Request>, &'static str> {
         return Ok(None);
     };
     let mut parts = head.first_line.split(' ');
-    let http10 = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(t), Some("HTTP/1.1"), None) if !m.is_empty() && !t.is_empty() => false,
-        (Some(m), Some(t), Some("HTTP/1.0"), None) if !m.is_empty() && !t.is_empty() => true,
+    let (method, http10) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(t), Some("HTTP/1.1"), None) if !m.is_empty() && !t.is_empty() => (m, false),
+        (Some(m), Some(t), Some("HTTP/1.0"), None) if !m.is_empty() && !t.is_empty() => (m, true),
         _ => return Err("a request line that is not METHOD TARGET HTTP/1.x"),
     };
     if head.transfer_encoding {
@@ -144,6 +149,7 @@ pub fn parse_request(data: &[u8]) -> Result<Option<Request>, &'static str> {
         consumed,
         keep_alive,
         http10,
+        head: method == "HEAD",
     }))
 }
 
@@ -484,6 +490,26 @@ mod tests {
         assert_eq!(rs.len(), 2);
         assert!(rs.iter().all(|r| !r.close));
         assert!(text.contains("Connection: keep-alive"));
+    }
+
+    /// A HEAD request gets the response's head alone, so the next response on the
+    /// connection starts where the client expects it (before, the body followed, and a
+    /// kept-alive client read it as the start of the next response; review, session 28).
+    #[test]
+    fn a_head_request_is_answered_without_a_body() {
+        let mut s = Script {
+            input: vec![
+                b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            ],
+            output: Vec::new(),
+        };
+        serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n";
+        assert_eq!(
+            String::from_utf8(s.output).unwrap(),
+            format!("{head}\r\n{head}Connection: close\r\n\r\nRequest #2\n")
+        );
     }
 
     #[test]

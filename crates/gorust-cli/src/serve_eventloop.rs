@@ -87,7 +87,7 @@ fn http_hello(
         };
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         out.clear();
-        http::write_response(&mut out, n, req.keep_alive, req.http10);
+        http::write_response(&mut out, n, &req);
         c.writer().write_bytes(&out);
         if !req.keep_alive {
             c.close();

@@ -38,17 +38,29 @@ impl Server {
         Server::spawn(cmd)
     }
 
+    /// Starts `cmd` and waits (30 s at most) for its first line; the server is killed on
+    /// every path from here (`Server`'s drop), and the rest of its stdout is read and dropped
+    /// until it exits.
     fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
         let mut server = Server { child, port: 0 };
+        let out = server.child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(out);
+            let mut line = String::new();
+            let _ = tx.send(r.read_line(&mut line).map(|_| line));
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading the server's first line: {e}"),
+            Err(_) => panic!("the server printed no line within 30 s"),
+        };
         // "listening on http://127.0.0.1:PORT/ (model, proto)"
         let port = line
             .split("127.0.0.1:")

@@ -7,7 +7,8 @@
 //! Why interleaved: on the machine this was written for, the two vCPUs are sometimes placed far
 //! apart for 10-60 s and throughput then drops about 1.75x. Running all of A's rounds and then
 //! all of B's would compare A in a good minute with B in a bad one. So each scenario runs the
-//! programs in turn — gorust, tokio, Go, gorust, tokio, Go, … — for R rounds (default 7), and
+//! programs in turn for R rounds (default 7), each round starting one program later — gorust,
+//! tokio, Go; tokio, Go, gorust; … — so that none always runs first, and
 //! the table gives, per program, the median ns/op over the rounds and, per peer, the median of
 //! the per-round *paired* ratios gorust/peer (below 1: gorust costs less). A slow spell hits
 //! the three measurements of a round alike and mostly cancels out of that round's ratios.
@@ -48,6 +49,8 @@
 //! `--bench` argument that `cargo bench` passes (for example by `cargo test --benches`), it is
 //! a smoke test: counts / 1000, one round.
 
+#[path = "common/child.rs"]
+mod child;
 #[path = "compare/proc.rs"]
 mod proc;
 #[path = "compare/report.rs"]
@@ -172,6 +175,15 @@ fn main() {
     if opts.json {
         println!("{}", report::json(opts.rounds, opts.quick, &timed, &memory));
     }
+    // A measurement that failed (a program that crashed, hung or printed no figure) fails the
+    // run after the report, so that CI's smoke run fails with it (before, only a missing Go
+    // did).
+    let failed: usize = timed.iter().map(|t| t.errors.len()).sum::<usize>()
+        + memory.iter().map(|m| m.errors.len()).sum::<usize>();
+    if failed > 0 {
+        eprintln!("compare: {failed} measurement(s) failed (listed above)");
+        std::process::exit(1);
+    }
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -274,7 +286,7 @@ fn run_timed(
             "  {scenario} workers={workers} round {}/{rounds}:",
             round + 1
         );
-        for (i, program) in PROGRAMS.iter().enumerate() {
+        for (i, program) in round_order(round) {
             let v = command(program, scenario, workers, ops, go)
                 .map(|c| proc::measure(c, LIMIT).and_then(|f| proc::field(&f, "ns_per_op")));
             let v = match v {
@@ -299,6 +311,17 @@ fn run_timed(
     t
 }
 
+/// The programs of round `round` with their indices: each round starts one program later
+/// (gorust, tokio, Go; tokio, Go, gorust; …), as the echo bench and the CLI's `compare` run
+/// theirs, so that no program always runs first (on this machine the position in a round
+/// moved a figure by up to 20%).
+fn round_order(round: usize) -> impl Iterator<Item = (usize, &'static &'static str)> {
+    (0..PROGRAMS.len()).map(move |k| {
+        let i = (round + k) % PROGRAMS.len();
+        (i, &PROGRAMS[i])
+    })
+}
+
 fn run_memory(workers: usize, n: u64, rounds: usize, go: Option<&Path>) -> Memory {
     let mut m = Memory {
         workers,
@@ -310,7 +333,7 @@ fn run_memory(workers: usize, n: u64, rounds: usize, go: Option<&Path>) -> Memor
     };
     for round in 0..rounds {
         let mut line = format!("  mem workers={workers} round {}/{rounds}:", round + 1);
-        for (i, program) in PROGRAMS.iter().enumerate() {
+        for (i, program) in round_order(round) {
             let Some(c) = command(program, "mem", workers, n, go) else {
                 m.kib[i].push(None);
                 continue;

@@ -19,8 +19,9 @@
 //! Servers run, and are reported, in the order `--servers` lists them.
 //!
 //! Method (issue 3's benchmark):
-//! - Every server runs in its own process pinned to CPU 0 (`taskset -c 0`); the load
-//!   generator is a single thread of this process pinned to CPU 1: one epoll loop over all
+//! - Every server runs in its own process pinned to CPU 0 (`taskset -c 0`; the first CPU
+//!   this process may run on); the load generator is a single thread of this process pinned
+//!   to CPU 1 (the second): one epoll loop over all
 //!   connections, each connection doing closed-loop round trips (write a message, read it all
 //!   back, repeat), `TCP_NODELAY` on. Every server sets `TCP_NODELAY` on its connections too,
 //!   as Go's net does by default (before session 26 only Go's did).
@@ -45,19 +46,47 @@
 //!   paired ratios are what absorbs it. Nothing is asserted: this is a report.
 //!
 //! A server missing from the machine (no `cc`, no `go`) is skipped with a note; under
-//! `GORUST_NO_SKIP=1` (set by `.ci/run`, which installs both) the run fails instead.
+//! `GORUST_NO_SKIP=1` (set by `.ci/run`, which installs both) the run fails instead. A run
+//! that fails (a server that does not start, a load error) is reported as it happens and ends
+//! the whole run with status 1 after the report.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/child.rs"]
+mod child;
 #[path = "echo/idle.rs"]
 mod idle;
 #[path = "echo/together.rs"]
 mod together;
 
 const CONFIGS: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
+
+/// Every server this benchmark knows (`available_servers` offers those this machine runs).
+const ALL_SERVERS: [&str; 8] = [
+    "c-epoll",
+    "c-et",
+    "gorust",
+    "readable",
+    "futures",
+    "eventloop",
+    "go",
+    "tokio",
+];
+
+/// The most connections a configuration may ask for: the load's and a server's descriptors
+/// stay under this machine's 20,000 per process.
+const MAX_CONNS: usize = 15_000;
+
+/// The largest message a configuration may ask for (a larger one aborted the run on the
+/// allocation of its buffers).
+const MAX_BYTES: usize = 16 << 20;
+
+/// The longest `--secs` taken: an hour per run (a larger value overflowed the load's clock
+/// arithmetic, a panic instead of a usage error).
+const MAX_SECS: u64 = 3600;
 
 /// Notes a peer this machine cannot run; under `GORUST_NO_SKIP=1` ends the run with status 1.
 fn skip(what: &str) {
@@ -68,6 +97,17 @@ fn skip(what: &str) {
     println!("echo: {what} is skipped");
 }
 
+/// Runs that failed (a server that would not start, a load error): reported as they happen,
+/// and the run then ends with status 1 after its report, so that a smoke run in CI fails
+/// when a peer fails, not only when it is missing.
+static FAILED_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Reports one failed run (see [`FAILED_RUNS`]).
+fn run_failed(msg: &str) {
+    eprintln!("{msg}");
+    FAILED_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Ends the run on a malformed argument: one line saying what was expected, exit status 2.
 fn usage_error(msg: &str) -> ! {
     eprintln!("echo: {msg}");
@@ -75,6 +115,15 @@ fn usage_error(msg: &str) -> ! {
 }
 
 fn main() {
+    run();
+    let failed = FAILED_RUNS.load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("echo: {failed} run(s) failed (see above)");
+        std::process::exit(1);
+    }
+}
+
+fn run() {
     let args: Vec<String> = std::env::args().collect();
     // The value after flag `name`, parsed; `None` without the flag; a usage error if the value
     // is missing or does not parse (a typo must not run the default silently).
@@ -111,10 +160,19 @@ fn main() {
     };
     let rounds = opt("--rounds", if quick { 1 } else { 5 }) as usize;
     let secs = opt("--secs", if quick { 1 } else { 3 });
+    if secs > MAX_SECS {
+        usage_error(&format!(
+            "--secs {secs}: at most {MAX_SECS} (an hour per run)"
+        ));
+    }
     let json = args.iter().any(|a| a == "--json");
     let list = |name: &str| -> Option<Vec<String>> {
         let i = args.iter().position(|a| a == name)?;
-        Some(args.get(i + 1)?.split(',').map(str::to_string).collect())
+        let v = args
+            .get(i + 1)
+            .filter(|v| !v.starts_with("--"))
+            .unwrap_or_else(|| usage_error(&format!("{name} takes a comma-separated list")));
+        Some(v.split(',').map(str::to_string).collect())
     };
     let configs: Vec<(usize, usize)> = match list("--configs") {
         // e.g. `--configs 1000x4096,100x64`
@@ -125,10 +183,14 @@ fn main() {
                     .split_once('x')
                     .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
                 match parsed {
-                    Some((conns, bytes)) if conns > 0 && bytes > 0 => (conns, bytes),
+                    Some((conns, bytes))
+                        if (1..=MAX_CONNS).contains(&conns) && (1..=MAX_BYTES).contains(&bytes) =>
+                    {
+                        (conns, bytes)
+                    }
                     _ => usage_error(&format!(
-                        "--configs {c:?}: each entry is CONNSxBYTES, both at least 1 \
-                         (e.g. 1000x4096,100x64)"
+                        "--configs {c:?}: each entry is CONNSxBYTES, 1 to {MAX_CONNS} \
+                         connections of 1 to {MAX_BYTES} bytes (e.g. 1000x4096,100x64)"
                     )),
                 }
             })
@@ -141,6 +203,11 @@ fn main() {
     let mut servers = available_servers();
     if let Some(only) = list("--servers") {
         for o in &only {
+            if !ALL_SERVERS.contains(&o.as_str()) {
+                usage_error(&format!(
+                    "--servers: no server {o:?}; one of {ALL_SERVERS:?}"
+                ));
+            }
             if !servers.iter().any(|s| s.name == o) {
                 println!("echo: no server {o:?} here: skipped");
             }
@@ -192,7 +259,10 @@ fn main() {
                 let port = next_port(&mut port, 1);
                 let r = run_one(s, port, conns, size, Duration::from_secs(secs));
                 if let Err(e) = &r {
-                    eprintln!("echo: {} at {conns} conns × {size} B: {e}", s.name);
+                    run_failed(&format!(
+                        "echo: {} at {conns} conns × {size} B: {e}",
+                        s.name
+                    ));
                 }
                 results[si].push(r.ok());
             }
@@ -238,10 +308,43 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+/// `program`, run by `taskset` on the servers' CPU ([`cpus`]).
+/// The server dies with this process ([`child::dies_with_parent`]).
+fn pinned(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("taskset");
-    c.arg("-c").arg(cpu).arg(program);
+    c.arg("-c").arg(cpus().0.to_string()).arg(program);
+    child::dies_with_parent(&mut c);
     c
+}
+
+/// The servers' CPU and the load's: the first two this process may run on (CPUs 0 and 1 on
+/// this machine). In a cpuset such as `2-3`, fixed CPUs 0 and 1 failed every run with no
+/// word on why. Fewer than two: a usage error, since the load would share the servers' CPU.
+fn cpus() -> (usize, usize) {
+    static CPUS: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        // SAFETY: a zeroed cpu_set_t filled in by sched_getaffinity for this process.
+        let set = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                usage_error(&format!(
+                    "cannot read the CPUs this process may run on: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            set
+        };
+        // SAFETY: CPU_ISSET reads a bit of an initialised set, below CPU_SETSIZE.
+        let mut allowed =
+            (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) });
+        match (allowed.next(), allowed.next()) {
+            (Some(a), Some(b)) => (a, b),
+            _ => usage_error(
+                "the benchmark needs two CPUs (servers on one, the load on the other); \
+                 this process may run on fewer",
+            ),
+        }
+    })
 }
 
 fn available_servers() -> Vec<Server> {
@@ -259,7 +362,7 @@ fn available_servers() -> Vec<Server> {
             out.push(Server {
                 name: "c-epoll",
                 cmd: std::rc::Rc::new(move |port| {
-                    let mut c = pinned("0", &c_bin);
+                    let mut c = pinned(&c_bin);
                     c.arg(port.to_string());
                     c
                 }),
@@ -267,7 +370,7 @@ fn available_servers() -> Vec<Server> {
             out.push(Server {
                 name: "c-et",
                 cmd: std::rc::Rc::new(move |port| {
-                    let mut c = pinned("0", &et_bin);
+                    let mut c = pinned(&et_bin);
                     c.args([&port.to_string(), "et"]);
                     c
                 }),
@@ -281,7 +384,7 @@ fn available_servers() -> Vec<Server> {
         Server {
             name,
             cmd: std::rc::Rc::new(move |port| {
-                let mut c = pinned("0", &me);
+                let mut c = pinned(&me);
                 c.args(["--server", name, "--port", &port.to_string()]);
                 c
             }),
@@ -291,17 +394,21 @@ fn available_servers() -> Vec<Server> {
         out.push(own(name));
     }
     let go_bin = target_dir().join("gorust-bench-go");
-    match Command::new("go")
+    let mut go_build = Command::new("go");
+    go_build
         .args(["build", "-o"])
         .arg(&go_bin)
         .arg(".")
-        .current_dir(repo_root().join("bench/go"))
-        .status()
-    {
+        .current_dir(repo_root().join("bench/go"));
+    if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
+        // Go keeps its build cache under $HOME; without one, `go build` refuses to run.
+        go_build.env("GOCACHE", target_dir().join("go-build-cache"));
+    }
+    match go_build.status() {
         Ok(s) if s.success() => out.push(Server {
             name: "go",
             cmd: std::rc::Rc::new(move |port| {
-                let mut c = pinned("0", &go_bin);
+                let mut c = pinned(&go_bin);
                 c.env("GOMAXPROCS", "1").args(["echo", &port.to_string()]);
                 c
             }),
@@ -386,7 +493,7 @@ fn run_one(
     let addr = format!("127.0.0.1:{port}");
     let out = std::thread::scope(|sc| {
         sc.spawn(|| {
-            pin_to(1)?;
+            pin_to(cpus().1)?;
             load(
                 &addr,
                 conns,
@@ -405,7 +512,7 @@ fn run_one(
 }
 
 /// Pins the calling thread to `cpu`; an error if it may not run there (the servers run on
-/// CPU 0, the load on CPU 1: an unpinned load would share the server's CPU unnoticed).
+/// one CPU, the load on another: an unpinned load would share the server's CPU unnoticed).
 fn pin_to(cpu: usize) -> Result<(), String> {
     // SAFETY: a zeroed cpu_set_t with one bit set, applied to the calling thread.
     let r = unsafe {
@@ -416,7 +523,7 @@ fn pin_to(cpu: usize) -> Result<(), String> {
     if r != 0 {
         let e = std::io::Error::last_os_error();
         return Err(format!(
-            "cannot pin the load to CPU {cpu}: {e} (the benchmark needs CPUs 0 and 1)"
+            "cannot pin the load to CPU {cpu}: {e} (the benchmark needs two CPUs)"
         ));
     }
     Ok(())

@@ -10,6 +10,7 @@
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use gorust::net::{TcpListener, TcpStream};
 
@@ -33,8 +34,15 @@ fn main() -> io::Result<()> {
     })
 }
 
-/// Serves requests on one connection until the client closes or asks to.
+/// How long a connection may stay silent (between requests, or inside one) before it is
+/// closed, as eventloop-http's idle timeout: a client that sends half a request and waits
+/// must not hold a goroutine and a descriptor for good.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// Serves requests on one connection until the client closes or asks to, or is silent for
+/// [`IDLE`].
 fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
+    conn.set_read_timeout(Some(IDLE))?;
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     let mut requests = http::Requests::default();

@@ -5,7 +5,13 @@ fn main() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let rt = gorust::Runtime::builder().workers(workers).build().unwrap();
+    let rt = gorust::Runtime::builder()
+        .workers(workers)
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("probe: {e}");
+            std::process::exit(2)
+        });
     rt.run(move || match what.as_str() {
         "pingpong" => {
             for _ in 0..3 {

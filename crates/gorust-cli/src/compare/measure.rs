@@ -41,9 +41,7 @@ pub(super) fn measure(
     };
     let (rss, threads) = sampler.stop();
     let (f, cpu_ns) = measured?;
-    if f.requests == 0 {
-        return Err(format!("no request answered ({} errors)", f.errors));
-    }
+    usable(&f)?;
     Ok(Run {
         round: round + 1,
         requests_per_sec: f.requests_per_sec,
@@ -55,6 +53,23 @@ pub(super) fn measure(
         server_rss_kib: rss,
         server_threads: threads,
     })
+}
+
+/// Whether a run's figures may be used: some request answered, and at most 1% errors. Replies
+/// that are not 2xx count as requests, so before, a server answering errors fast, or
+/// resetting connections, read as a fast server with a summed error column beside it
+/// (review, session 28).
+fn usable(f: &Figures) -> Result<(), String> {
+    if f.requests == 0 {
+        return Err(format!("no request answered ({} errors)", f.errors));
+    }
+    if f.errors.saturating_mul(100) > f.requests {
+        return Err(format!(
+            "{} errors in {} requests (more than 1%): not measured",
+            f.errors, f.requests
+        ));
+    }
+    Ok(())
 }
 
 /// What one load run measured.
@@ -200,6 +215,31 @@ mod tests {
         // No connection accepted or closed between warm-up and measurement, nor before the
         // last read.
         assert_eq!(marks, ((3, 3), (3, 3)), "(accepted, open)");
+    }
+
+    /// A server that answers every request with 500 is not measured.
+    #[test]
+    fn a_run_of_error_replies_is_not_measured() {
+        let serve = |mut c: std::net::TcpStream| {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            while matches!(c.read(&mut buf), Ok(1..)) {
+                let reply = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+                if c.write_all(reply).is_err() {
+                    return;
+                }
+            }
+        };
+        let (addr, counts) = crate::testing::counting_server(serve);
+        let (f, _) = builtin_load(addr, 2, 0.05, 0.1, None, || counts.get()).unwrap();
+        assert!(
+            f.requests > 0 && f.errors == f.requests,
+            "{} {}",
+            f.requests,
+            f.errors
+        );
+        let refused = usable(&f).unwrap_err();
+        assert!(refused.contains("more than 1%"), "{refused}");
     }
 
     #[test]

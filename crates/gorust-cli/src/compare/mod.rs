@@ -36,9 +36,10 @@
 //!    this machine's noise; single runs vary by ±30%.
 //!
 //! A server that cannot start (a failed bind, a missing program) ends the command with its
-//! own error message; a run whose load fails, whose server exits before the run ends, or whose
-//! server CPU time cannot be read is reported and left out of the medians. Every
-//! child is killed by its PID when its run ends, on every path (`child::Server`).
+//! own error message; a run whose load fails, whose server exits before the run ends, whose
+//! server CPU time cannot be read, or with more than 1% errors (non-2xx replies included) is
+//! reported and left out of the medians. Every child is killed by its PID when its run ends,
+//! on every path (`child::Server`).
 //!
 //! Files: `servers.rs` (which servers, how each starts), `measure.rs` (one run under load),
 //! `table.rs` (the table and the chart); here the command, its figures and their medians.

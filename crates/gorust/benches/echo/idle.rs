@@ -27,7 +27,7 @@ pub fn run(servers: &[Server], conns: usize, rounds: usize, json: bool) {
             let port = super::next_port(&mut port, 1);
             match one(s, port, conns) {
                 Ok(kib) => per[si].push(kib),
-                Err(e) => eprintln!("echo --idle: {}: {e}", s.name),
+                Err(e) => super::run_failed(&format!("echo --idle: {}: {e}", s.name)),
             }
         }
     }

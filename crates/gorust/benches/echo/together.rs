@@ -73,10 +73,10 @@ pub fn run(servers: &[Server], configs: &[(usize, usize)], rounds: usize, secs: 
                     measure,
                 ) {
                     Ok(p) => pairs[oi].push(p),
-                    Err(e) => eprintln!(
+                    Err(e) => super::run_failed(&format!(
                         "echo --together: {} with {} at {conns} × {size} B: {e}",
                         others[oi].name, reference.name
-                    ),
+                    )),
                 }
             }
         }
@@ -136,7 +136,7 @@ fn pair(
     );
     let connected = Barrier::new(2);
     let warmup = Duration::from_millis(500);
-    let serve_load = |addr: &str, pid| match pin_to(1) {
+    let serve_load = |addr: &str, pid| match pin_to(super::cpus().1) {
         Ok(()) => load(addr, conns, size, warmup, measure, pid, Some(&connected)),
         Err(e) => {
             connected.wait(); // the other load must not wait for this one for ever

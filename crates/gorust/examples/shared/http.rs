@@ -8,9 +8,13 @@ pub struct Request {
     pub consumed: usize,
     pub keep_alive: bool,
     pub http10: bool,
+    /// A `HEAD` request: answered with the response's head alone.
+    pub head: bool,
 }
 
-/// Appends the hello response for request number `n` to `out`.
+/// Appends the hello response for request number `n` to `out`: for a `HEAD` request, its head
+/// alone (the same `Content-Length`, no body; with one, a kept-alive client such as `ab -i -k`
+/// read the body as the start of the next response).
 pub fn respond(out: &mut impl Write, n: u64, req: &Request) -> io::Result<()> {
     let body = format!("Request #{n}\n");
     // HTTP/1.1 is persistent unless told otherwise; an HTTP/1.0 client (ab -k) keeps the
@@ -22,8 +26,9 @@ pub fn respond(out: &mut impl Write, n: u64, req: &Request) -> io::Result<()> {
     };
     write!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{body}",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{}",
         body.len(),
+        if req.head { "" } else { &body },
     )
 }
 
@@ -51,11 +56,11 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or("");
     let mut parts = request_line.split(' ');
-    let version = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+    let (method, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(method), Some(target), Some(version), None)
             if !method.is_empty() && !target.is_empty() =>
         {
-            version
+            (method, version)
         }
         _ => return Err(Malformed),
     };
@@ -96,6 +101,7 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
         consumed,
         keep_alive,
         http10,
+        head: method == "HEAD",
     }))
 }
 

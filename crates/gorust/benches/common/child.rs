@@ -1,0 +1,21 @@
+//! What the echo and compare benches share about their child processes.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Makes the child die with the thread that starts it (`PR_SET_PDEATHSIG`, SIGKILL; kept
+/// across `exec`, so through `taskset` too). Both benches start their children from their
+/// main thread: a bench killed or aborted (an allocation that failed) no longer leaves a
+/// server bound to its port or a measurement running.
+pub fn dies_with_parent(c: &mut Command) -> &mut Command {
+    // SAFETY: the closure runs in the child between fork and exec and makes one system call
+    // (prctl), which is async-signal-safe; it touches no memory of the parent's.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
