@@ -271,6 +271,36 @@ fn alternating_appends_keep_node_memory_near_the_bytes() {
         .all(|c| c[0] == 1 && c[1..].iter().all(|&b| b == 2)));
 }
 
+/// A buffer whose full nodes come first and mostly empty ones after (the codec pattern:
+/// `malloc` a frame, `malloc_ack` what it used) is copied, not linked, so once the full front
+/// is read the few bytes left do not hold the empty nodes. Before, the check over all its
+/// nodes at once passed (393,216 bytes of nodes for 196,611 bytes), and 3 bytes then held
+/// 192 KiB (review, session 28).
+#[test]
+fn appended_nodes_stay_well_filled_as_the_front_is_read() {
+    let largest = NODE_SIZES[NODE_SIZES.len() - 1];
+    let mut frames = LinkBuffer::new();
+    frames.write_bytes(&vec![1; 3 * largest]);
+    frames.flush();
+    for _ in 0..3 {
+        frames.malloc(largest)[0] = 2;
+        frames.malloc_ack(1).unwrap();
+        frames.flush();
+    }
+    let mut queue = LinkBuffer::new();
+    queue.append(frames);
+    queue.skip(3 * largest).unwrap();
+    queue.release();
+    assert_eq!(queue.len(), 3);
+    let cap = queue.capacity_bytes();
+    assert!(
+        cap <= 2 * queue.len() + 2 * largest,
+        "{cap} bytes of nodes for {} bytes",
+        queue.len()
+    );
+    assert_eq!(queue.next(3).unwrap(), [2, 2, 2]);
+}
+
 /// Appends of mid-sized buffers (600 bytes, each alone in a fresh 4 KiB node) keep node memory
 /// near the bytes held: they are copied into the tail while it has room. Before, every append
 /// over 512 bytes linked its node, 4 KiB per 600 bytes (review, session 20).

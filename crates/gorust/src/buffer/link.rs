@@ -11,6 +11,7 @@ use std::fmt;
 
 use super::error::{Error, Result};
 use super::node::Node;
+use super::pool::NODE_SIZES;
 
 /// A per-connection byte buffer made of pooled nodes, read without copying.
 ///
@@ -219,16 +220,23 @@ impl LinkBuffer {
         self.nodes.push_back(node);
     }
 
-    /// Moves `other`'s bytes to the end of this buffer: its nodes are appended to the chain,
-    /// without copying. Both buffers are flushed first (every byte written to either becomes
-    /// readable), since readable bytes may not follow unflushed ones.
+    /// Moves `other`'s bytes to the end of this buffer, linking its nodes into the chain
+    /// without copying when that wastes no memory, and copying them otherwise. Both buffers
+    /// are flushed first (every byte written to either becomes readable), since readable bytes
+    /// may not follow unflushed ones.
     ///
-    /// The bytes are copied instead (into the tail node's room, then into new nodes), and
-    /// `other`'s nodes go back to the pool, when linking would waste memory: when they fit in
-    /// the tail's room (linking would strand it), when they are few (at most 512), or when
-    /// `other`'s node memory plus the tail's room they would strand passes twice the bytes.
-    /// Into a buffer with no node, one node (or well-filled nodes) is linked as it is: nothing
-    /// is stranded. Node memory so stays within twice the bytes plus a node at each end.
+    /// Linked only if every node of `other` but its last holds at least half its block in
+    /// bytes (so none wastes more than it holds, however much is read off the front later),
+    /// and then:
+    /// - into a buffer with no node, if the last node is well filled too or no larger than
+    ///   the largest pooled node (64 KiB): it becomes the tail, whose room later writes use;
+    /// - into a buffer with nodes, if the bytes are more than 512, do not fit in the tail's
+    ///   room, and `other`'s node memory plus that room (which linking strands) is at most
+    ///   twice the bytes.
+    ///
+    /// Otherwise the bytes are copied (into the tail's room, then into new nodes) and
+    /// `other`'s nodes go back to the pool. Node memory so stays within about twice the bytes,
+    /// plus the node being read and the tail node.
     ///
     /// History: linked, each small append kept a node of its own, so a peer trickling one
     /// byte per segment cost the event loop 4 KiB per byte (review, session 8), and 513-byte
@@ -236,23 +244,28 @@ impl LinkBuffer {
     /// tail had room for was still linked, stranding that room, so alternating large and
     /// small appends to a slow peer's output held 3.4 times the bytes in nodes, and 17 times
     /// with mostly empty `malloc`ed nodes (review, session 28; test
-    /// `alternating_appends_keep_node_memory_near_the_bytes`). The input and output limits
+    /// `alternating_appends_keep_node_memory_near_the_bytes`); and the check over all of
+    /// `other`'s nodes at once let mostly empty ones sit behind full ones, holding their
+    /// memory for a few bytes once the full ones were read (test
+    /// `appended_nodes_stay_well_filled_as_the_front_is_read`). The input and output limits
     /// count bytes, so they bound node memory only as far as this does.
     pub fn append(&mut self, mut other: LinkBuffer) {
         self.flush();
         other.flush();
         other.release();
-        if other.nodes.is_empty() {
+        let Some(last) = other.nodes.back() else {
             return;
-        }
+        };
         let n = other.len();
         let room = self.tail_free();
-        let well_filled = other.capacity_bytes() + room <= 2 * n;
-        let link = if self.nodes.is_empty() {
-            well_filled || other.nodes.len() == 1
-        } else {
-            well_filled && room < n && n > COPY_APPEND_MAX
-        };
+        let filled = |node: &Node| 2 * (node.flushed() - node.start()) >= node.capacity();
+        let body_filled = other.nodes.iter().rev().skip(1).all(filled);
+        let link = body_filled
+            && if self.nodes.is_empty() {
+                filled(last) || last.capacity() <= NODE_SIZES[NODE_SIZES.len() - 1]
+            } else {
+                n > COPY_APPEND_MAX && room < n && other.capacity_bytes() + room <= 2 * n
+            };
         if !link {
             for run in other.runs(n) {
                 self.write_bytes(run);

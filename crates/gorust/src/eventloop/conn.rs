@@ -28,13 +28,14 @@
 //! lingers at that last drop (`linger`: read and drop what the peer still sends, up to
 //! `LINGER`), so that late input does not reset it and cut the answer short; not once the
 //! peer has finished (nothing more can come), nor with output left unwritten (the cut
-//! answer must not end in a FIN, as if whole: a TCP socket then resets, see `teardown`).
+//! answer must not end in a FIN, as if whole: a TCP connection is then reset at once, see
+//! `teardown`).
 //! A dialed connection's socket lingers once its `ClientConn` is dropped too.
 
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Wake, Waker};
 
@@ -60,11 +61,10 @@ pub(crate) struct Conn<S> {
     pub(crate) id: u64,
     /// Closed, or handed to [`linger`], when the connection is dropped (`Drop`).
     pub(crate) fd: ManuallyDrop<OwnedFd>,
-    /// Set by `teardown_gracefully`: the drop lingers instead of closing.
-    linger: AtomicBool,
-    /// Dialed (`EventLoop::dial`): a [`ClientConn`](super::ClientConn) may keep the
-    /// connection, and so its descriptor, for as long as its user likes.
-    dialed: bool,
+    /// [`LINGERS`] (set by `teardown_gracefully`: the drop lingers instead of closing) and
+    /// [`UNHELD`] (no `ClientConn` holds the connection); the loop counts the socket as
+    /// lingering from when both are set (`mark`).
+    linger: AtomicU8,
     /// Index of the worker whose poller holds the registration.
     pub(crate) worker: usize,
     poller: Arc<Poller>,
@@ -122,8 +122,8 @@ impl<S: Send + 'static> Conn<S> {
         Conn {
             id,
             fd: ManuallyDrop::new(fd),
-            linger: AtomicBool::new(false),
-            dialed,
+            // A dialed connection is held by its `ClientConn` until that is dropped.
+            linger: AtomicU8::new(if dialed { 0 } else { UNHELD }),
             worker,
             poller,
             token: AtomicU64::new(0),
@@ -367,27 +367,25 @@ impl<S: Send + 'static> Conn<S> {
     ///
     /// With output left unwritten (the write timeout, the input limit, a forced close at the
     /// loop's shutdown), the answer is cut short, and a FIN after what the kernel holds would
-    /// pass it to the peer as whole. A TCP socket is then shut down for reading only and set
-    /// to reset when its descriptor closes (`SO_LINGER` 0), which also drops what it has not
-    /// sent. Before, only a close with unread input reset the connection; a write timeout's
-    /// cut ended in a clean FIN (review, session 28). A Unix socket has no reset: shut down
-    /// both ways.
+    /// pass it to the peer as whole. A TCP connection is then reset at once
+    /// (`sys::socket::abort`), which also drops what the kernel has not sent; the descriptor
+    /// stays open until the last handle goes, as always. Before, only a close with unread
+    /// input reset the connection, and only when the descriptor closed; a write timeout's cut
+    /// ended in a clean FIN (review, session 28). A Unix socket has no reset: shut down both
+    /// ways.
     pub(crate) fn teardown(&self) {
-        let cut = self.out_len.load(Acquire) > 0 && self.reset_on_close();
+        let cut = self.out_len.load(Acquire) > 0 && self.is_tcp();
         self.teardown_with(if cut {
-            std::net::Shutdown::Read
+            End::Reset
         } else {
-            std::net::Shutdown::Both
+            End::Shutdown(std::net::Shutdown::Both)
         });
     }
 
-    /// Sets a TCP socket to reset the connection when it closes; `false` for any other socket.
-    fn reset_on_close(&self) -> bool {
-        let s = socket2::SockRef::from(&*self.fd);
-        let tcp = s
+    fn is_tcp(&self) -> bool {
+        socket2::SockRef::from(&*self.fd)
             .local_addr()
-            .is_ok_and(|a| matches!(a.domain(), socket2::Domain::IPV4 | socket2::Domain::IPV6));
-        tcp && s.set_linger(Some(std::time::Duration::ZERO)).is_ok()
+            .is_ok_and(|a| matches!(a.domain(), socket2::Domain::IPV4 | socket2::Domain::IPV6))
     }
 
     /// [`teardown`](Self::teardown) for a close after the output was written (the handler's
@@ -407,20 +405,13 @@ impl<S: Send + 'static> Conn<S> {
         if self.out_len.load(Acquire) > 0 {
             return self.teardown();
         }
-        self.teardown_with(std::net::Shutdown::Write);
+        self.teardown_with(End::Shutdown(std::net::Shutdown::Write));
         if !lock(&self.st).eof {
-            // Counted from here, not from the drop, so that `EventLoop::shutdown` cannot see
-            // the connection gone and nothing lingering in between; `Drop` takes it over.
-            // A dialed connection is counted from its drop: its `ClientConn` may outlive the
-            // shutdown, which waited out its whole grace for it (review, session 28).
-            if !self.dialed {
-                self.lp.lingering.fetch_add(1, AcqRel);
-            }
-            self.linger.store(true, Relaxed);
+            self.mark(LINGERS);
         }
     }
 
-    fn teardown_with(&self, how: std::net::Shutdown) {
+    fn teardown_with(&self, how: End) {
         self.torn.store(true, Release);
         // After `torn`, under the lock `timer::arm` stores under: an entry armed concurrently
         // is either taken here or cancelled by `arm` itself.
@@ -430,7 +421,10 @@ impl<S: Send + 'static> Conn<S> {
         self.ended.store(true, Release);
         self.poller
             .deregister(self.fd.as_raw_fd(), self.token.load(Acquire));
-        let _ = socket2::SockRef::from(&*self.fd).shutdown(how);
+        let _ = match how {
+            End::Shutdown(how) => socket2::SockRef::from(&*self.fd).shutdown(how),
+            End::Reset => crate::sys::socket::abort(self.fd.as_raw_fd()),
+        };
         self.data.wake_all();
         self.drain.wake_all();
         self.unclaimed.wake_all();
@@ -442,6 +436,19 @@ impl<S: Send + 'static> Conn<S> {
             .write_since
             .compare_exchange(0, self.lp.now_ns().max(1), Relaxed, Relaxed);
     }
+}
+
+/// `Conn::linger`: the socket lingers when the connection goes.
+const LINGERS: u8 = 1;
+/// `Conn::linger`: no `ClientConn` holds the connection (from the start for an accepted one).
+const UNHELD: u8 = 2;
+
+/// How a teardown ends the connection for the peer.
+enum End {
+    /// A FIN (the write side), or none for the read side alone.
+    Shutdown(std::net::Shutdown),
+    /// A reset, now (`sys::socket::abort`).
+    Reset,
 }
 
 /// How long a gracefully closed TCP socket goes on reading (and dropping) what its peer sends,
@@ -480,9 +487,8 @@ fn read_until_done(mut r: impl Read) {
     while matches!(r.read(&mut buf), Ok(1..)) {}
 }
 
-/// One lingering socket, counted in the loop's `lingering` by `teardown_gracefully` (a dialed
-/// one by `Conn`'s drop); the count goes down when this is dropped (the lingering goroutine
-/// ends, or is never started).
+/// One lingering socket, counted in the loop's `lingering` (`Conn::mark`); the count goes
+/// down when this is dropped (the lingering goroutine ends, or is never started).
 struct Lingering(Arc<AtomicUsize>);
 
 impl Drop for Lingering {
@@ -491,15 +497,34 @@ impl Drop for Lingering {
     }
 }
 
+impl<S> Conn<S> {
+    /// Sets `bit` of `linger`; the call that completes [`LINGERS`] | [`UNHELD`] counts the
+    /// socket in the loop's `lingering`, once. Counted from the graceful close, not from the
+    /// drop, so that `EventLoop::shutdown` cannot see the connection gone and nothing
+    /// lingering in between (`Drop` takes the count over); but a dialed connection only once
+    /// its `ClientConn` is gone too, since a held handle may outlive the shutdown, which
+    /// waited out its whole grace for it (review, session 28).
+    fn mark(&self, bit: u8) {
+        let prev = self.linger.fetch_or(bit, AcqRel);
+        if prev & bit == 0 && (prev | bit) & (LINGERS | UNHELD) == LINGERS | UNHELD {
+            self.lp.lingering.fetch_add(1, AcqRel);
+        }
+    }
+
+    /// The `ClientConn` holding this dialed connection is being dropped.
+    pub(crate) fn handle_dropped(&self) {
+        self.mark(UNHELD);
+    }
+}
+
 impl<S> Drop for Conn<S> {
     fn drop(&mut self) {
         // SAFETY: taken once, here, as the connection goes; nothing touches `fd` after.
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
-        if !*self.linger.get_mut() {
+        // No handle can hold it any more (counted now, if it lingers and was not yet).
+        self.mark(UNHELD);
+        if *self.linger.get_mut() & LINGERS == 0 {
             return drop(fd);
-        }
-        if self.dialed {
-            self.lp.lingering.fetch_add(1, AcqRel);
         }
         let lingering = Lingering(self.lp.lingering.clone());
         match self.lp.runtime_if_set() {

@@ -180,9 +180,10 @@ impl<S: Send + 'static> ClientConn<S> {
     /// # Errors
     ///
     /// `NotConnected` wrapping [`crate::net::ErrClosed`] on a closed connection; `f`'s error
-    /// or the final flush's. An error closes the connection, as a handler's does (a reply
-    /// that comes later would otherwise be read as the next call's). A panic in `f` closes
-    /// it too and is resumed here.
+    /// or the final flush's. An error closes the connection at once, dropping what `f` wrote
+    /// (a reply that comes later would otherwise be read as the next call's; a handler's
+    /// error, by contrast, first writes what its run wrote). A panic in `f` closes it too and
+    /// is resumed here.
     pub fn call<R>(
         &self,
         f: impl FnOnce(&mut Connection<'_>, &mut S) -> io::Result<R>,
@@ -284,9 +285,9 @@ impl<S: Send + 'static> ClientConn<S> {
         )
     }
 
-    /// Closes now: output the socket has not taken yet is dropped (as a handler's error
-    /// would), the socket is shut down, and `on_disconnect` follows once (after a handler or
-    /// `call` in flight returns). Dropping the handle does the same.
+    /// Closes now: output the socket has not taken yet is dropped, the socket is shut down
+    /// (a TCP connection with output dropped is reset), and `on_disconnect` follows once
+    /// (after a handler or `call` in flight returns). Dropping the handle does the same.
     pub fn close(&self) {
         self.conn.close_now();
     }
@@ -300,6 +301,7 @@ impl<S: Send + 'static> AsFd for ClientConn<S> {
 
 impl<S: Send + 'static> Drop for ClientConn<S> {
     fn drop(&mut self) {
+        self.conn.handle_dropped();
         self.conn.close_now();
     }
 }

@@ -7,8 +7,9 @@
 //! buffer and user state), until its run ends:
 //!
 //! 1. First run only: `on_connect` makes the user state.
-//! 2. Take the inbox into the input (`LinkBuffer::append`, no copy) and, if the input is not
-//!    empty, call `on_request`; release what it consumed; flush what it wrote.
+//! 2. Take the inbox into the input (`LinkBuffer::append`: linked, not copied, into an empty
+//!    input) and, if the input is not empty, call `on_request`; release what it consumed;
+//!    flush what it wrote.
 //! 3. Ask the state machine: rerun (new data arrived meanwhile, or input left after a run
 //!    that consumed some), idle (release the claim; the goroutine ends and its stack goes back to the pool),
 //!    or close.

@@ -143,6 +143,23 @@ pub(crate) fn shut_down_both(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Ends a TCP connection now with a reset (an abortive close) while the descriptor stays
+/// open: `connect` to an `AF_UNSPEC` address, which Linux turns into a disconnect that sends a
+/// reset from an established (or closing) connection and drops what is queued both ways; the
+/// socket is then unconnected, and calls on it fail. `SO_LINGER` 0 does the same only when
+/// the descriptor closes, which another handle can put off. A socket that is not connected
+/// has nothing to abort.
+pub(crate) fn abort(fd: RawFd) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr is valid, and AF_UNSPEC (0) is its family.
+    let unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: `unspec` is a live sockaddr of `len` bytes.
+    match syscall!(connect(fd, &unspec, len)) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `fd`'s reading side is shut down (`POLLRDHUP` now), for a datagram receive that
 /// said `EAGAIN`: a non-blocking `SOCK_DGRAM` receive says that even after `shutdown(SHUT_RD)`,
 /// where a blocking one returns 0.
