@@ -8,12 +8,17 @@ use std::process::Command;
 /// main thread: a bench killed or aborted (an allocation that failed) no longer leaves a
 /// server bound to its port or a measurement running.
 pub fn dies_with_parent(c: &mut Command) -> &mut Command {
-    // SAFETY: the closure runs in the child between fork and exec and makes one system call
-    // (prctl), which is async-signal-safe; it touches no memory of the parent's.
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and makes two system calls
+    // (prctl, getppid), both async-signal-safe; it reads only its own copy of `parent`.
     unsafe {
-        c.pre_exec(|| {
+        c.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl: no signal will come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the bench exited while starting this"));
             }
             Ok(())
         })
