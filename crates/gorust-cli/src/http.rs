@@ -30,6 +30,9 @@ pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
+/// The interim answer to `Expect: 100-continue` ([`Step::continue_now`]).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 pub const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -53,6 +56,9 @@ pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Res
                 }
             };
             at += step.drop;
+            if step.continue_now {
+                out.extend_from_slice(CONTINUE);
+            }
             let Some(req) = step.answer else {
                 if step.drop == 0 {
                     break;
@@ -116,6 +122,8 @@ pub struct Request {
     pub http10: bool,
     /// A `HEAD` request: answered with the response's head alone.
     pub head: bool,
+    /// An HTTP/1.1 request with a body that sent `Expect: 100-continue`.
+    pub expect_continue: bool,
 }
 
 /// Parses one request head if it has arrived: `Ok(None)` until it has, `Err` for a malformed
@@ -150,6 +158,7 @@ pub fn parse_request(data: &[u8]) -> Result<Option<Request>, &'static str> {
         keep_alive,
         http10,
         head: method == "HEAD",
+        expect_continue: head.expect_continue && !http10 && head.content_length.unwrap_or(0) > 0,
     }))
 }
 
@@ -172,6 +181,9 @@ pub struct Step {
     pub drop: usize,
     /// The request to answer, if one has now arrived whole.
     pub answer: Option<Request>,
+    /// Write [`CONTINUE`] now: a head with `Expect: 100-continue` has arrived, and its client
+    /// waits for that before it sends the body (curl waits a second, then sends anyway).
+    pub continue_now: bool,
 }
 
 impl Requests {
@@ -179,30 +191,38 @@ impl Requests {
     /// consuming `drop` bytes until it drops nothing and answers nothing, then wait for more
     /// bytes. `Err` for a malformed head.
     pub fn step(&mut self, data: &[u8]) -> Result<Step, &'static str> {
-        let (req, drop, left) = match self.body.take() {
+        let (req, drop, left, fresh) = match self.body.take() {
             Some((req, left)) => {
                 let drop = left.min(data.len());
-                (req, drop, left - drop)
+                (req, drop, left - drop, false)
             }
             None => {
                 let Some(req) = parse_request(data)? else {
                     return Ok(Step {
                         drop: 0,
                         answer: None,
+                        continue_now: false,
                     });
                 };
                 let drop = req.consumed.min(data.len());
                 let left = req.consumed - drop;
-                (req, drop, left)
+                (req, drop, left, true)
             }
         };
         if left > 0 {
+            // Once per request, when its head arrives without all of its body.
+            let continue_now = fresh && req.expect_continue;
             self.body = Some((req, left));
-            return Ok(Step { drop, answer: None });
+            return Ok(Step {
+                drop,
+                answer: None,
+                continue_now,
+            });
         }
         Ok(Step {
             drop,
             answer: Some(req),
+            continue_now: false,
         })
     }
 }
@@ -346,6 +366,8 @@ struct Head<'a> {
     connection: Connection,
     /// A `Transfer-Encoding` header was sent (chunked, in practice): no body is read here.
     transfer_encoding: bool,
+    /// `Expect: 100-continue`: the client waits for an interim answer before the body.
+    expect_continue: bool,
 }
 
 impl<'a> Head<'a> {
@@ -364,6 +386,7 @@ impl<'a> Head<'a> {
             content_length: None,
             connection: Connection::Default,
             transfer_encoding: false,
+            expect_continue: false,
         };
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
@@ -392,6 +415,8 @@ impl<'a> Head<'a> {
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 // Any transfer coding ends with chunked in a valid message; none is read here.
                 head.transfer_encoding = true;
+            } else if name.eq_ignore_ascii_case("expect") {
+                head.expect_continue = value.eq_ignore_ascii_case("100-continue");
             }
         }
         Ok(Some(head))
@@ -510,6 +535,31 @@ mod tests {
             String::from_utf8(s.output).unwrap(),
             format!("{head}\r\n{head}Connection: close\r\n\r\nRequest #2\n")
         );
+    }
+
+    /// `Expect: 100-continue` with the body still to come gets the interim answer before the
+    /// body is read (curl waited a second for it before); with the body already here, none.
+    #[test]
+    fn expect_100_continue_is_answered_before_the_body() {
+        let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n";
+        let mut s = Script {
+            input: vec![head.to_vec(), b"hello".to_vec()],
+            output: Vec::new(),
+        };
+        serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
+        let text = String::from_utf8(s.output).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("Request #1\n"), "{text}");
+        let mut s = Script {
+            input: vec![[&head[..], b"hello"].concat()],
+            output: Vec::new(),
+        };
+        serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
+        let text = String::from_utf8(s.output).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     }
 
     #[test]

@@ -75,6 +75,9 @@ fn http_hello(
             }
         };
         c.reader().skip(step.drop)?;
+        if step.continue_now {
+            c.writer().write_bytes(http::CONTINUE);
+        }
         let Some(req) = step.answer else {
             if step.drop > 0 {
                 continue;

@@ -60,6 +60,9 @@ fn serve(
             return Ok(());
         };
         c.reader().skip(used)?;
+        if requests.continue_due() {
+            c.writer().write_bytes(http::CONTINUE);
+        }
         let Some(req) = req else {
             if used > 0 {
                 continue;

@@ -58,6 +58,9 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
                 break;
             };
             at += used;
+            if requests.continue_due() {
+                out.extend_from_slice(http::CONTINUE);
+            }
             let Some(req) = req else {
                 if used == 0 {
                     break;

@@ -169,6 +169,20 @@ fn the_http_servers_answer_as_wrk_ab_and_hey_expect() {
             1,
             "{name}: one body: {got}"
         );
+        // curl's large POST: `Expect: 100-continue`, then the body once the interim answer
+        // has come (curl sends it anyway after a second; the read timeout is longer).
+        let mut s = ex.connect();
+        s.write_all(
+            b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut interim = [0u8; 25];
+        s.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n", "{name}");
+        s.write_all(b"hello").unwrap();
+        let mut rest = String::new();
+        s.read_to_string(&mut rest).unwrap();
+        assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{name}: {rest}");
         // hey -D: a body larger than the server's buffer, in pieces, then more requests.
         let body = "b".repeat(40 * 1024);
         let post = format!(

@@ -18,7 +18,9 @@ pub fn dies_with_parent(c: &mut Command) -> &mut Command {
             }
             // The parent died before the prctl: no signal will come.
             if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other("the bench exited while starting this"));
+                return Err(std::io::Error::other(
+                    "the bench exited while starting this",
+                ));
             }
             Ok(())
         })

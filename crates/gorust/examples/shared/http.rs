@@ -10,6 +10,8 @@ pub struct Request {
     pub http10: bool,
     /// A `HEAD` request: answered with the response's head alone.
     pub head: bool,
+    /// An HTTP/1.1 request with a body that sent `Expect: 100-continue`.
+    pub expect_continue: bool,
 }
 
 /// Appends the hello response for request number `n` to `out`: for a `HEAD` request, its head
@@ -35,6 +37,9 @@ pub fn respond(out: &mut impl Write, n: u64, req: &Request) -> io::Result<()> {
 /// The answer to a header block larger than the server accepts.
 pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The interim answer to `Expect: 100-continue`, written when [`Requests::continue_due`] says.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The answer to a head these servers cannot frame: not UTF-8, no `METHOD TARGET HTTP/1.x`
 /// line, a `Content-Length` that is not a number or given twice with different values, or a
@@ -71,6 +76,7 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
     };
     let mut keep_alive = !http10;
     let mut body: Option<usize> = None;
+    let mut expect_continue = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -94,6 +100,8 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
             body = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Malformed);
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = value.eq_ignore_ascii_case("100-continue");
         }
     }
     let consumed = (end + 4).checked_add(body.unwrap_or(0)).ok_or(Malformed)?;
@@ -102,6 +110,7 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
         keep_alive,
         http10,
         head: method == "HEAD",
+        expect_continue: expect_continue && !http10 && body.unwrap_or(0) > 0,
     }))
 }
 
@@ -112,28 +121,38 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
 pub struct Requests {
     /// The request whose body is arriving, and how many of its bytes are still to come.
     in_body: Option<(Request, usize)>,
+    /// A head with `Expect: 100-continue` arrived without all of its body: its client waits
+    /// for [`CONTINUE`] before sending the body (curl waits a second, then sends anyway).
+    continue_due: bool,
 }
 
 impl Requests {
     /// Given the connection's unconsumed bytes, returns how many of them to consume and the
     /// request to answer if one is now whole. Call again after consuming; nothing consumed and
-    /// nothing to answer means: read more.
+    /// nothing to answer means: read more (after writing [`CONTINUE`] if
+    /// [`continue_due`](Self::continue_due)).
     pub fn next(&mut self, data: &[u8]) -> Result<(usize, Option<Request>), Malformed> {
-        let (req, still_to_come) = match self.in_body.take() {
-            Some(pending) => pending,
+        let (req, still_to_come, fresh) = match self.in_body.take() {
+            Some((req, n)) => (req, n, false),
             None => match parse_head(data)? {
                 Some(req) => {
                     let n = req.consumed;
-                    (req, n)
+                    (req, n, true)
                 }
                 None => return Ok((0, None)),
             },
         };
         let here = still_to_come.min(data.len());
         if here < still_to_come {
+            self.continue_due |= fresh && req.expect_continue;
             self.in_body = Some((req, still_to_come - here));
             return Ok((here, None));
         }
         Ok((here, Some(req)))
+    }
+
+    /// Whether to write [`CONTINUE`] now (once per such request).
+    pub fn continue_due(&mut self) -> bool {
+        std::mem::take(&mut self.continue_due)
     }
 }
