@@ -162,3 +162,18 @@ fn a_panicking_result_destructor_does_not_use_up_the_pool() {
             })
     });
 }
+
+/// A blocking-pool thread, started from a worker, runs with the kernel's usual timer slack
+/// (50 µs), not the worker's 1 ns, which it inherited for life before (review, session 28).
+#[test]
+fn blocking_pool_threads_keep_the_usual_timer_slack() {
+    within(Duration::from_secs(60), || {
+        let slack = run_on(1, || {
+            gorust::blocking(|| {
+                // SAFETY: PR_GET_TIMERSLACK takes no argument and reads this thread's slack.
+                unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }
+            })
+        });
+        assert_eq!(slack, 50_000);
+    });
+}

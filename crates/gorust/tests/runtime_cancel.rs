@@ -234,3 +234,58 @@ fn catch_forever_child() {
     drop(rt);
     unreachable!("the shutdown must abort");
 }
+
+/// A goroutine that parks in a destructor its own panic's unwind is running, and is still
+/// parked there when the runtime is dropped, is leaked with a message, not unwound: a forced
+/// unwind out of that destructor made Rust abort the process ("panic in a destructor during
+/// cleanup"; review, session 28).
+#[test]
+fn a_goroutine_parked_while_unwinding_a_panic_does_not_abort_the_shutdown() {
+    if std::env::var("GORUST_PARKED_UNWINDING").is_ok() {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "parked_unwinding_child", "--nocapture"])
+        .env("GORUST_PARKED_UNWINDING", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}; {err}", out.status);
+    assert!(stdout.contains("the runtime dropped cleanly"), "{stdout}");
+    assert!(
+        err.contains("leaked: it parked while unwinding a panic"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parked_unwinding_child() {
+    if std::env::var("GORUST_PARKED_UNWINDING").is_err() {
+        return;
+    }
+    /// Says it is dropping, then waits for a message that never comes.
+    struct WaitsWhenDropped(
+        gorust::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    );
+    impl Drop for WaitsWhenDropped {
+        fn drop(&mut self) {
+            let _ = self.1.send(());
+            let _ = self.0.recv();
+        }
+    }
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    let (keep, rx) = gorust::sync::mpsc::channel::<()>();
+    let (dropping_tx, dropping_rx) = std::sync::mpsc::channel();
+    drop(rt.go(move || {
+        let _waits = WaitsWhenDropped(rx, dropping_tx);
+        panic!("this goroutine panics on purpose");
+    }));
+    dropping_rx.recv().unwrap();
+    // The destructor has parked (or is about to: the drop waits for it either way).
+    std::thread::sleep(Duration::from_millis(50));
+    drop(rt);
+    drop(keep);
+    println!("the runtime dropped cleanly");
+}

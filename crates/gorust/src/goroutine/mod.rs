@@ -107,6 +107,11 @@ pub(crate) struct Goroutine<F, T> {
     /// The address of the coroutine's yielder (on its stack), learnt when it first parks,
     /// or 0: the worker sets `CURRENT` with it before each later resume.
     yielder: usize,
+    /// It last parked while the thread was panicking: most likely in a destructor run by
+    /// its own panic's unwind (std counts panics per thread, so one left by another
+    /// goroutine parked so looks the same). Unwinding it again from there would abort the
+    /// process, so its drop leaks it instead.
+    parked_unwinding: bool,
 }
 
 /// Where a goroutine is in its life.
@@ -188,7 +193,11 @@ where
         // it no longer runs here. The first time, this is how the yielder becomes known.
         this.yielder = CURRENT.with(|c| c.replace(NOT_RUNNING)).yielder as usize;
         match res {
-            CoroutineResult::Yield(()) => Poll::Pending,
+            CoroutineResult::Yield(()) => {
+                // A global atomic load unless some thread is panicking.
+                this.parked_unwinding = std::thread::panicking();
+                Poll::Pending
+            }
             CoroutineResult::Return(Ok(v)) => Poll::Ready(v),
             // Re-raise on the worker's own stack, where the task harness catches it.
             CoroutineResult::Return(Err(p)) => resume_unwind(p),
@@ -278,6 +287,19 @@ impl<F, T> Drop for Goroutine<F, T> {
             // cancelling its goroutines, which shutdown does not do.
             eprintln!(
                 "gorust: goroutine {} leaked: still suspended after its worker exited",
+                self.guard.id
+            );
+            std::mem::forget(co);
+            return;
+        }
+        if suspended && self.parked_unwinding {
+            // Parked in a destructor its own panic's unwind was running: corosensei's forced
+            // unwind would start a second unwind out of that destructor, which Rust turns into
+            // an abort ("panic in a destructor during cleanup"). Leaked instead, as below
+            // (review, session 28; test
+            // `a_goroutine_parked_while_unwinding_a_panic_does_not_abort_the_shutdown`).
+            eprintln!(
+                "gorust: goroutine {} leaked: it parked while unwinding a panic",
                 self.guard.id
             );
             std::mem::forget(co);
@@ -399,6 +421,7 @@ where
         },
         thread: 0,
         yielder: 0,
+        parked_unwinding: false,
     };
     (id, g)
 }

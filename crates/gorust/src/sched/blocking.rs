@@ -92,6 +92,7 @@ impl Pool {
             let spawned = std::thread::Builder::new()
                 .name("gorust-blocking".into())
                 .spawn(move || {
+                    crate::sys::set_usual_timers();
                     let _enter = crate::context::enter(handle);
                     inner.thread_main();
                 });

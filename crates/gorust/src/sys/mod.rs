@@ -121,6 +121,18 @@ pub(crate) fn set_precise_timers() -> TimerSlack {
     TimerSlack(old)
 }
 
+/// Gives this thread the kernel's usual timer slack (50 µs). A thread inherits its creator's
+/// slack, as its current and its default value, so a thread started from a worker (a
+/// blocking-pool thread) kept the worker's 1 ns for life, and every sleep and timeout on it
+/// lost the kernel's coalescing (review, session 28).
+pub(crate) fn set_usual_timers() {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer argument and affects only this thread.
+    let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, USUAL_SLACK_NS, 0, 0, 0) };
+}
+
+/// The kernel's default timer slack for a thread started by `init`.
+const USUAL_SLACK_NS: libc::c_ulong = 50_000;
+
 /// The slack [`set_precise_timers`] replaced.
 pub(crate) struct TimerSlack(libc::c_int);
 
