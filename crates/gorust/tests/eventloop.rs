@@ -1214,6 +1214,9 @@ fn write_timeout_closes_a_peer_that_never_reads() {
 /// the write timeout acted only when that fired (review, session 19).
 #[test]
 fn write_timeout_acts_before_a_later_idle_timeout() {
+    // 32 MiB queued for the peer, and held while `on_disconnect` waits: the RSS test must
+    // not run meanwhile (it failed once beside this one; session 28).
+    let _big = big_memory();
     within(LIMIT, || {
         run_on(2, || {
             close_a_peer_that_never_reads(
