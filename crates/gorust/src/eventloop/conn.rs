@@ -29,8 +29,7 @@
 //! `LINGER`), so that late input does not reset it and cut the answer short; not once the
 //! peer has finished (nothing more can come), nor with output left unwritten (the cut
 //! answer must not end in a FIN, as if whole: a TCP connection is then reset at once, see
-//! `teardown`).
-//! A dialed connection's socket lingers once its `ClientConn` is dropped too.
+//! `teardown`). A dialed connection's socket lingers too, from the drop of its `ClientConn`.
 
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
