@@ -119,7 +119,7 @@ fn main() {
     };
     let go = go_binary();
     eprintln!(
-        "compare: {} rounds, programs interleaved {} per round{}",
+        "compare: {} rounds, programs interleaved ({} in round 1, each round starting one later){}",
         opts.rounds,
         PROGRAMS.join(" → "),
         if opts.quick {
