@@ -92,7 +92,8 @@ pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Res
     }
 }
 
-/// Appends the response to request number `n`: for a `HEAD` request, its head alone (the
+/// Appends the response to request number `n`, with a `Date` as hyper and Go send
+/// (`http_date`): for a `HEAD` request, its head alone (the
 /// same `Content-Length`, no body; with one, a kept-alive client read the body as the start
 /// of the next response; review, session 28).
 pub fn write_response(out: &mut Vec<u8>, n: u64, req: &Request) {
@@ -107,10 +108,14 @@ pub fn write_response(out: &mut Vec<u8>, n: u64, req: &Request) {
     // Writing to a Vec cannot fail.
     let _ = write!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}Date: ",
         body.len(),
-        if req.head { "" } else { &body },
     );
+    out.extend_from_slice(&crate::http_date::now());
+    out.extend_from_slice(b"\r\n\r\n");
+    if !req.head {
+        out.extend_from_slice(body.as_bytes());
+    }
 }
 
 /// A request whose head has arrived.
@@ -531,10 +536,31 @@ mod tests {
         };
         serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
         let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n";
+        // The Date lines aside (checked in `every_response_carries_a_date`).
+        let text = String::from_utf8(s.output).unwrap();
+        let without_dates: String = text
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("Date: "))
+            .collect();
         assert_eq!(
-            String::from_utf8(s.output).unwrap(),
+            without_dates,
             format!("{head}\r\n{head}Connection: close\r\n\r\nRequest #2\n")
         );
+    }
+
+    /// Every response carries a `Date` in IMF-fixdate form, as hyper's and Go's do.
+    #[test]
+    fn every_response_carries_a_date() {
+        let mut out = Vec::new();
+        let req = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        write_response(&mut out, 1, &req);
+        let text = String::from_utf8(out).unwrap();
+        let date = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Date: "))
+            .unwrap_or_else(|| panic!("no Date in {text:?}"));
+        assert_eq!(date.len(), crate::http_date::LEN, "{date:?}");
+        assert!(date.ends_with(" GMT"), "{date:?}");
     }
 
     /// `Expect: 100-continue` with the body still to come gets the interim answer before the

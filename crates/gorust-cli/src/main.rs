@@ -15,6 +15,7 @@ mod compare;
 mod demo;
 mod demo_net;
 mod http;
+mod http_date;
 mod load;
 mod load_loop;
 mod procfs;

@@ -8,7 +8,8 @@
 //!   loop, the closest existing design to gorust's.
 //!
 //! Both add a `Date` header (hyper's default, may_minihttp's fixed format), as Go's net/http
-//! does; gorust's handler sends none. The bodies and the status are the same.
+//! and gorust's handler (since session 28, `http_date`) do. The bodies and the status are
+//! the same.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
