@@ -49,8 +49,8 @@
 //! `--bench` argument that `cargo bench` passes (for example by `cargo test --benches`), it is
 //! a smoke test: counts / 1000, one round.
 
-#[path = "common/child.rs"]
-mod child;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "compare/proc.rs"]
 mod proc;
 #[path = "compare/report.rs"]
@@ -372,7 +372,7 @@ fn run_memory(workers: usize, n: u64, rounds: usize, go: Option<&Path>) -> Memor
 /// Notes that Go's programs are left out, and why; under `GORUST_NO_SKIP=1` (set by `.ci/run`,
 /// which installs Go) ends the run with status 1 instead.
 fn skip(why: &str) {
-    if std::env::var_os("GORUST_NO_SKIP").is_some_and(|v| v == "1") {
+    if peers::skipping_forbidden() {
         eprintln!("{why}; GORUST_NO_SKIP=1 forbids skipping Go");
         std::process::exit(1);
     }

@@ -21,10 +21,10 @@
 //! Method (issue 3's benchmark):
 //! - Every server runs in its own process pinned to CPU 0 (`taskset -c 0`; the first CPU
 //!   this process may run on); the load generator is a single thread of this process pinned
-//!   to CPU 1 (the second): one epoll loop over all
-//!   connections, each connection doing closed-loop round trips (write a message, read it all
-//!   back, repeat), `TCP_NODELAY` on. Every server sets `TCP_NODELAY` on its connections too,
-//!   as Go's net does by default (before session 26 only Go's did).
+//!   to CPU 1 (the second): one epoll loop over all connections, each connection doing
+//!   closed-loop round trips (write a message, read it all back, repeat), `TCP_NODELAY` on.
+//!   Every server sets `TCP_NODELAY` on its connections too, as Go's net does by default
+//!   (before session 26 only Go's did).
 //! - Configurations: 100 and 1,000 connections × 64 B and 4 KiB messages.
 //! - For each configuration, the servers run interleaved for R rounds (default 5), each round
 //!   starting one server later — C, gorust, tokio; gorust, tokio, C; … — so that no server
@@ -55,10 +55,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "common/child.rs"]
-mod child;
 #[path = "echo/idle.rs"]
 mod idle;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "echo/together.rs"]
 mod together;
 
@@ -90,7 +90,7 @@ const MAX_SECS: u64 = 3600;
 
 /// Notes a peer this machine cannot run; under `GORUST_NO_SKIP=1` ends the run with status 1.
 fn skip(what: &str) {
-    if std::env::var_os("GORUST_NO_SKIP").is_some_and(|v| v == "1") {
+    if peers::skipping_forbidden() {
         eprintln!("echo: {what} is missing, and GORUST_NO_SKIP=1 forbids skipping it");
         std::process::exit(1);
     }
@@ -308,12 +308,12 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `program`, run by `taskset` on the servers' CPU ([`cpus`]).
-/// The server dies with this process ([`child::dies_with_parent`]).
+/// `program`, run by `taskset` on the servers' CPU ([`cpus`]), dying with this process
+/// ([`peers::dies_with_parent`]).
 fn pinned(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("taskset");
     c.arg("-c").arg(cpus().0.to_string()).arg(program);
-    child::dies_with_parent(&mut c);
+    peers::dies_with_parent(&mut c);
     c
 }
 

@@ -14,7 +14,7 @@ pub fn measure(mut cmd: Command, limit: Duration) -> Result<Fields, String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    super::child::dies_with_parent(&mut cmd);
+    super::peers::dies_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     // Drain both pipes on threads, so a chatty child cannot block on a full pipe.
     let out = drain(child.stdout.take());

@@ -373,18 +373,12 @@ impl<S: Send + 'static> Conn<S> {
     /// ended in a clean FIN (review, session 28). A Unix socket has no reset: shut down both
     /// ways.
     pub(crate) fn teardown(&self) {
-        let cut = self.out_len.load(Acquire) > 0 && self.is_tcp();
+        let cut = self.out_len.load(Acquire) > 0 && !is_unix(&self.fd);
         self.teardown_with(if cut {
             End::Reset
         } else {
             End::Shutdown(std::net::Shutdown::Both)
         });
-    }
-
-    fn is_tcp(&self) -> bool {
-        socket2::SockRef::from(&*self.fd)
-            .local_addr()
-            .is_ok_and(|a| matches!(a.domain(), socket2::Domain::IPV4 | socket2::Domain::IPV6))
     }
 
     /// [`teardown`](Self::teardown) for a close after the output was written (the handler's
@@ -460,9 +454,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// here; then closes it. Where the runtime takes no goroutine any more (its shutdown), closes
 /// it now. `lingering` is counted until then.
 fn linger(rt: &crate::sched::Handle, fd: OwnedFd, lingering: Lingering) {
-    let unix = socket2::SockRef::from(&fd)
-        .local_addr()
-        .is_ok_and(|a| a.domain() == socket2::Domain::UNIX);
+    let unix = is_unix(&fd);
     crate::goroutine::go_on(rt, move || {
         let _lingering = lingering;
         let until = Some(crate::time::deadline_in(LINGER));
@@ -478,6 +470,14 @@ fn linger(rt: &crate::sched::Handle, fd: OwnedFd, lingering: Lingering) {
             }
         }
     });
+}
+
+/// Whether the connection's socket is a Unix one (otherwise TCP: the loop serves and dials
+/// nothing else).
+fn is_unix(fd: &OwnedFd) -> bool {
+    socket2::SockRef::from(fd)
+        .local_addr()
+        .is_ok_and(|a| a.domain() == socket2::Domain::UNIX)
 }
 
 /// Reads and drops until the end of input, an error or the read deadline.

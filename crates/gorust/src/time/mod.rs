@@ -18,7 +18,7 @@ pub(crate) mod heap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use entry::TimerEntry;
@@ -124,8 +124,13 @@ impl Sleep {
             waker.wake();
             return;
         }
+        self.arm(waker);
+    }
+
+    /// Arms a timer at the deadline that wakes `waker`.
+    fn arm(&mut self, waker: Waker) {
         let e = Arc::new(TimerEntry::new(waker));
-        register(deadline, e.clone());
+        register(self.deadline, e.clone());
         self.entry = Some(e);
     }
 }
@@ -151,11 +156,7 @@ impl Future for Sleep {
                     return Poll::Ready(()); // fired since the check above
                 }
             }
-            None => {
-                let e = Arc::new(TimerEntry::new(cx.waker().clone()));
-                register(self.deadline, e.clone());
-                self.entry = Some(e);
-            }
+            None => self.arm(cx.waker().clone()),
         }
         Poll::Pending
     }

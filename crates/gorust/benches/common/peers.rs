@@ -1,4 +1,5 @@
-//! What the echo and compare benches share about their child processes.
+//! What the echo and compare benches share about the peers they run: their child processes
+//! die with the bench, and whether a missing peer may be skipped.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -25,4 +26,10 @@ pub fn dies_with_parent(c: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// Whether skipping a peer this machine lacks is forbidden (`GORUST_NO_SKIP=1`, set by
+/// `.ci/run`, which installs them all): the bench then exits with status 1 instead.
+pub fn skipping_forbidden() -> bool {
+    std::env::var_os("GORUST_NO_SKIP").is_some_and(|v| v == "1")
 }
