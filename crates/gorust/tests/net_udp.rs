@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run_on, within};
+use common::{run_on, thread_cpu, within};
 use gorust::net::UdpSocket;
 
 #[test]
@@ -124,17 +124,6 @@ fn socket_options_read_back_what_was_set() {
     }
 }
 
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which `ts` is.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// A receive on a plain thread, from a socket whose error queue holds an entry no receive
 /// takes (`IP_RECVERR`, after a send to a closed port), waits out its timeout without
 /// spinning: poll(2) reports `POLLERR` for such a queue whatever was asked, and every retry
@@ -177,5 +166,67 @@ fn a_plain_thread_does_not_spin_on_an_error_queue() {
         let (cpu, wall) = (thread_cpu() - cpu, wall.elapsed());
         assert!(wall >= Duration::from_millis(290), "{wall:?}");
         assert!(cpu < wall / 3, "the wait spun: {cpu:?} of CPU in {wall:?}");
+    });
+}
+
+/// `shutdown(SHUT_RD)` on the descriptor, here by hand as another process or a `try_clone`'s
+/// owner might do it (std's `UdpSocket` has no `shutdown`), ends a receive: `Ok(0)` from
+/// `recv` and `peek`, `InvalidInput` from `recv_from` and `peek_from`, as std's blocking
+/// receives give then. A non-blocking receive says `EAGAIN` for ever after it, while the
+/// socket polls readable: a goroutine parked for good, and a plain thread spun (review,
+/// session 29).
+#[test]
+fn an_outside_shutdown_of_reading_ends_a_receive() {
+    use std::os::fd::AsRawFd;
+    fn shut_reading(s: &UdpSocket) {
+        // SAFETY: shutdown(2) on a descriptor `s` keeps open.
+        let r = unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_RD) };
+        // Linux shuts an unconnected socket down all the same, and says `ENOTCONN`.
+        let e = std::io::Error::last_os_error();
+        assert!(r == 0 || e.raw_os_error() == Some(libc::ENOTCONN), "{e}");
+    }
+    fn ended(s: &UdpSocket) {
+        let mut buf = [0u8; 16];
+        assert_eq!(s.recv(&mut buf).unwrap(), 0);
+        assert_eq!(s.peek(&mut buf).unwrap(), 0);
+        let e = s.recv_from(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        let e = s.peek_from(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    }
+    // A goroutine parked in `recv`, woken by the shutdown's edge.
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let s = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            let parked = {
+                let s = s.clone();
+                gorust::go(move || s.recv(&mut [0u8; 16]))
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            shut_reading(&s);
+            assert_eq!(parked.join().unwrap().unwrap(), 0);
+            ended(&s);
+        })
+    });
+    // A plain thread blocked in `recv`, without spinning while it waits or after.
+    within(Duration::from_secs(60), || {
+        let s = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let receiver = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let cpu = thread_cpu();
+                let n = s.recv(&mut [0u8; 16]);
+                (n.unwrap(), thread_cpu() - cpu)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        shut_reading(&s);
+        let (n, cpu) = receiver.join().unwrap();
+        assert_eq!(n, 0);
+        assert!(
+            cpu < Duration::from_millis(100),
+            "the wait spun: {cpu:?} of CPU"
+        );
+        ended(&s);
     });
 }

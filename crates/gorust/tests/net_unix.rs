@@ -385,3 +385,105 @@ fn abstract_names_and_addresses_through_the_addr_methods() {
         })
     });
 }
+
+/// A plain thread's `send_to` to a receiver whose queue is full waits without spinning. An
+/// unconnected sender's poll(2) judges only its own buffer, so it reported writable at once
+/// and every retry said `EAGAIN` again: the thread used a whole core until the receiver read
+/// (review, session 29). Now its retries are paced, and every datagram still arrives.
+#[test]
+fn a_plain_thread_sending_to_a_full_receiver_does_not_spin() {
+    within(Duration::from_secs(60), || {
+        let path = temp_path("full-receiver");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        let sender = UnixDatagram::unbound().unwrap();
+        // The kernel queues at most `net.unix.max_dgram_qlen` (10 by default) datagrams per
+        // receiver; more than that leaves the sender waiting until the receiver reads.
+        const N: u32 = 40;
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut buf = [0u8; 4];
+            for i in 0..N {
+                assert_eq!(receiver.recv(&mut buf).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(buf), i);
+            }
+        });
+        let cpu = common::thread_cpu();
+        for i in 0..N {
+            assert_eq!(sender.send_to(&i.to_le_bytes(), &path).unwrap(), 4);
+        }
+        let cpu = common::thread_cpu() - cpu;
+        reader.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            cpu < Duration::from_millis(100),
+            "the sender spun: {cpu:?} of CPU"
+        );
+    });
+}
+
+/// `accept` gives the client's own address as `getpeername` would: its path, its abstract
+/// name, or an unnamed address for a client that never bound (the address now comes from
+/// `accept4` itself, session 29). The accepted stream parks its reads (it is non-blocking
+/// without being set so again).
+#[test]
+fn accept_gives_the_clients_address_in_each_form() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let path = temp_path("accept-addr");
+            let listener = UnixListener::bind(&path).unwrap();
+            let client_path = temp_path("accept-addr-client");
+            let abstract_name = format!("gorust-accept-client-{}", std::process::id());
+            let clients = [
+                Some(SocketAddr::from_pathname(&client_path).unwrap()),
+                Some(SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap()),
+                None,
+            ];
+            for client in clients {
+                let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+                    .unwrap();
+                if let Some(a) = &client {
+                    let raw = match (a.as_pathname(), a.as_abstract_name()) {
+                        (Some(p), _) => socket2::SockAddr::unix(p).unwrap(),
+                        (None, Some(n)) => {
+                            let mut bytes = vec![0u8];
+                            bytes.extend_from_slice(n);
+                            // socket2 takes a leading NUL for an abstract name.
+                            let name =
+                                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                                    &bytes,
+                                );
+                            socket2::SockAddr::unix(name).unwrap()
+                        }
+                        _ => unreachable!(),
+                    };
+                    sock.bind(&raw).unwrap();
+                }
+                sock.connect(&socket2::SockAddr::unix(&path).unwrap())
+                    .unwrap();
+                let (mut accepted, from) = listener.accept().unwrap();
+                match &client {
+                    Some(a) => {
+                        assert_eq!(from.as_pathname(), a.as_pathname(), "{from:?}");
+                        assert_eq!(from.as_abstract_name(), a.as_abstract_name(), "{from:?}");
+                    }
+                    None => assert!(from.is_unnamed(), "{from:?}"),
+                }
+                let mut peer =
+                    std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(sock));
+                let writer = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    peer.write_all(b"late").unwrap();
+                    peer
+                });
+                let mut buf = [0u8; 4];
+                accepted.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"late");
+                drop(writer.join().unwrap());
+            }
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&client_path);
+        })
+    });
+}

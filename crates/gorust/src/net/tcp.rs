@@ -75,9 +75,9 @@ impl TcpListener {
     /// descriptors (`EMFILE`/`ENFILE`) is returned as an error at once, never retried in a loop.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let fd = self.sock.as_raw_fd();
-        let (sock, addr) = self
-            .reg
-            .io(Direction::Read, None, || accept_retrying_aborted(fd))?;
+        let (sock, addr) = self.reg.io(Direction::Read, None, || {
+            self.reg.call_result(accept_retrying_aborted(fd))
+        })?;
         Ok((TcpStream::from_owned(sock), to_inet(addr)?))
     }
 
@@ -85,7 +85,9 @@ impl TcpListener {
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let fd = self.sock.as_raw_fd();
         self.reg
-            .poll_io(cx, Direction::Read, || accept_retrying_aborted(fd))
+            .poll_io(cx, Direction::Read, || {
+                self.reg.call_result(accept_retrying_aborted(fd))
+            })
             .map(|r| {
                 let (sock, addr) = r?;
                 Ok((TcpStream::from_owned(sock), to_inet(addr)?))
@@ -199,6 +201,15 @@ impl IntoRawFd for TcpListener {
         let TcpListener { reg, sock } = self;
         drop(reg); // leave epoll before giving the descriptor away
         sock.into_raw_fd()
+    }
+}
+
+impl From<TcpListener> for OwnedFd {
+    /// The descriptor, out of the netpoller (as std's `From<TcpListener> for OwnedFd`).
+    fn from(l: TcpListener) -> OwnedFd {
+        let TcpListener { reg, sock } = l;
+        drop(reg); // leave epoll before giving the descriptor away
+        sock.into()
     }
 }
 
@@ -483,8 +494,13 @@ impl TcpStream {
         }
     }
 
+    /// Go's `ErrClosed` comes first: the `EPIPE` of a write under way when `close` ran (see
+    /// `Registration::read_result`).
     #[cold]
     fn kept_write_error(&self, epipe: io::Error) -> io::Error {
+        if self.reg.desc().flags() & crate::netpoll::desc::CLOSING != 0 {
+            return crate::netpoll::wait::closed_error();
+        }
         match self.write_error.swap(0, Relaxed) {
             0 => epipe,
             code => io::Error::from_raw_os_error(code),
@@ -506,7 +522,9 @@ impl TcpStream {
         }
         let fd = self.fd();
         self.reg
-            .attempt_bytes(Direction::Read, mode, buf.len(), || sys::recv(fd, buf))
+            .attempt_bytes(Direction::Read, mode, buf.len(), || {
+                self.reg.read_result(sys::recv(fd, buf))
+            })
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -515,7 +533,7 @@ impl TcpStream {
         }
         let fd = self.fd();
         self.reg.io(Direction::Read, self.read_timeout_value(), || {
-            sys::readv(fd, bufs)
+            self.reg.read_result(sys::readv(fd, bufs))
         })
     }
 
@@ -622,8 +640,9 @@ impl TcpStream {
             return Poll::Ready(self.reg.nothing_to_move());
         }
         let fd = self.fd();
-        self.reg
-            .poll_io_bytes(cx, Direction::Read, buf.len(), || sys::recv(fd, buf))
+        self.reg.poll_io_bytes(cx, Direction::Read, buf.len(), || {
+            self.reg.read_result(sys::recv(fd, buf))
+        })
     }
 
     /// The async face of `write`.

@@ -18,6 +18,15 @@ pub struct UdpSocket {
     timeouts: Timeouts,
 }
 
+/// What `recv_from` and `peek_from` give once reading is shut down: std's blocking receive
+/// finds no sender's address then, and fails with `InvalidInput`.
+fn no_sender() -> io::Result<(usize, SocketAddr)> {
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "gorust::net: no datagram to receive: reading is shut down on this socket",
+    ))
+}
+
 impl std::fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UdpSocket")
@@ -49,16 +58,21 @@ impl UdpSocket {
         each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
     }
 
-    /// Receives a datagram and its sender's address.
+    /// Receives a datagram and its sender's address. Once reading is shut down (a
+    /// `shutdown(SHUT_RD)` on the descriptor, by any handle or process) and the queued
+    /// datagrams are taken, fails with `InvalidInput`, as std's blocking receive does then
+    /// (it finds no sender's address).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.reg
-            .io(Direction::Read, self.rt(), || self.inner.recv_from(buf))
+        self.reg.io(Direction::Read, self.rt(), || {
+            self.reg.or_read_end(self.inner.recv_from(buf), no_sender)
+        })
     }
 
     /// As `recv_from`, leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.reg
-            .io(Direction::Read, self.rt(), || self.inner.peek_from(buf))
+        self.reg.io(Direction::Read, self.rt(), || {
+            self.reg.or_read_end(self.inner.peek_from(buf), no_sender)
+        })
     }
 
     /// Sends a datagram to `addr` (resolved on the blocking pool if it is a name).
@@ -82,16 +96,20 @@ impl UdpSocket {
             .io(Direction::Write, self.wt(), || self.inner.send(buf))
     }
 
-    /// Receives from the connected address.
+    /// Receives from the connected address. `Ok(0)` once reading is shut down and the queued
+    /// datagrams are taken, as std's blocking receive gives then (and as an empty datagram
+    /// does).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg
-            .io(Direction::Read, self.rt(), || self.inner.recv(buf))
+        self.reg.io(Direction::Read, self.rt(), || {
+            self.reg.or_read_end(self.inner.recv(buf), || Ok(0))
+        })
     }
 
     /// As `recv`, leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg
-            .io(Direction::Read, self.rt(), || self.inner.peek(buf))
+        self.reg.io(Direction::Read, self.rt(), || {
+            self.reg.or_read_end(self.inner.peek(buf), || Ok(0))
+        })
     }
 
     /// The async face of `recv_from`.
@@ -100,8 +118,9 @@ impl UdpSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.reg
-            .poll_io(cx, Direction::Read, || self.inner.recv_from(buf))
+        self.reg.poll_io(cx, Direction::Read, || {
+            self.reg.or_read_end(self.inner.recv_from(buf), no_sender)
+        })
     }
 
     /// The async face of `send_to`.
@@ -290,6 +309,15 @@ impl FromRawFd for UdpSocket {
     unsafe fn from_raw_fd(fd: RawFd) -> UdpSocket {
         // SAFETY: forwarded from the caller.
         UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl From<UdpSocket> for OwnedFd {
+    /// The descriptor, out of the netpoller (as std's `From<UdpSocket> for OwnedFd`).
+    fn from(s: UdpSocket) -> OwnedFd {
+        let UdpSocket { reg, inner, .. } = s;
+        drop(reg); // leave epoll before giving the descriptor away
+        inner.into()
     }
 }
 

@@ -202,20 +202,26 @@ impl UnixListener {
     /// listener's accept does then.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let fd = self.inner.as_raw_fd();
-        let (sock, _) = self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            match super::retry_aborted(|| crate::sys::socket::accept(fd)) {
-                // A shut-down Unix listener answers a non-blocking accept with `EAGAIN` for
-                // ever (a blocking one with `EINVAL`) while it polls readable: a clone's
-                // goroutine parked on it waited for an edge that never came, and a plain
-                // thread spun (review, session 23). A TCP listener says `EINVAL` itself.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && sys::read_shut_down(fd) => {
-                    Err(io::Error::from_raw_os_error(libc::EINVAL))
-                }
-                r => r,
-            }
+        let (sock, addr) = self.reg.io(Direction::Read, rt(&self.timeouts), || {
+            // A shut-down Unix listener answers a non-blocking accept with `EAGAIN` for ever
+            // (a blocking one with `EINVAL`) while it polls readable: a clone's goroutine
+            // parked on it waited for an edge that never came, and a plain thread spun
+            // (review, session 23). A TCP listener says `EINVAL` itself.
+            let r = self.reg.or_read_end(
+                super::retry_aborted(|| crate::sys::socket::accept(fd)),
+                || Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            );
+            self.reg.call_result(r)
         })?;
-        let stream = UnixStream::from(sock);
-        let addr = stream.inner.peer_addr()?;
+        // `accept4` made the socket non-blocking and gave the peer's address: neither is
+        // asked again (it was, with an `ioctl` and a `getpeername` per connection).
+        let addr = unix_addr(&addr)?;
+        let inner = std_unix::UnixStream::from(sock);
+        let stream = UnixStream {
+            reg: Registration::new(inner.as_raw_fd()),
+            inner,
+            timeouts: Timeouts::default(),
+        };
         Ok((stream, addr))
     }
 
@@ -325,8 +331,11 @@ impl UnixStream {
         }
         // Drained only on `WouldBlock`: a short read does not prove the queue empty on a
         // Unix socket (the kernel stops at a message carrying descriptors or credentials).
-        self.reg
-            .try_run(Direction::Read, || (&self.inner).read(buf), |_| false)
+        self.reg.try_run(
+            Direction::Read,
+            || self.reg.read_result((&self.inner).read(buf)),
+            |_| false,
+        )
     }
 
     /// One write that never parks; see [`super::TcpStream::try_write`].
@@ -335,8 +344,11 @@ impl UnixStream {
             return self.reg.nothing_to_move();
         }
         let fd = self.inner.as_raw_fd();
-        self.reg
-            .try_run(Direction::Write, || sys::write(fd, buf), |_| false)
+        self.reg.try_run(
+            Direction::Write,
+            || self.reg.call_result(sys::write(fd, buf)),
+            |_| false,
+        )
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -344,7 +356,7 @@ impl UnixStream {
             return self.reg.nothing_to_move();
         }
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            (&self.inner).read(buf)
+            self.reg.read_result((&self.inner).read(buf))
         })
     }
 
@@ -353,35 +365,44 @@ impl UnixStream {
             return self.reg.nothing_to_move();
         }
         let fd = self.inner.as_raw_fd();
-        self.reg
-            .io(Direction::Write, wt(&self.timeouts), || sys::write(fd, buf))
+        self.reg.io(Direction::Write, wt(&self.timeouts), || {
+            self.reg.call_result(sys::write(fd, buf))
+        })
     }
 
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            (&self.inner).read_vectored(bufs)
+            self.reg.read_result((&self.inner).read_vectored(bufs))
         })
     }
 
     fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let fd = self.inner.as_raw_fd();
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
-            sys::writev(fd, bufs)
+            self.reg.call_result(sys::writev(fd, bufs))
         })
     }
 
     /// The async face of `read`.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         // Drained only on `WouldBlock`, as `try_read` (a short read proves nothing here).
-        self.reg
-            .poll_run(cx, Direction::Read, || (&self.inner).read(buf), |_| false)
+        self.reg.poll_run(
+            cx,
+            Direction::Read,
+            || self.reg.read_result((&self.inner).read(buf)),
+            |_| false,
+        )
     }
 
     /// The async face of `write`.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let fd = self.inner.as_raw_fd();
-        self.reg
-            .poll_run(cx, Direction::Write, || sys::write(fd, buf), |_| false)
+        self.reg.poll_run(
+            cx,
+            Direction::Write,
+            || self.reg.call_result(sys::write(fd, buf)),
+            |_| false,
+        )
     }
 }
 
@@ -413,6 +434,43 @@ unix_stream_io!(UnixStream);
 unix_stream_io!(&UnixStream);
 
 /// A non-blocking connect to `addr` (`shown` in the error): see [`UnixStream::connect`].
+/// std's form of a Unix socket address that `accept4` filled in (std builds one from a path
+/// or an abstract name, not from a raw `sockaddr_un`). A client that never bound has an
+/// unnamed address, which an empty path gives.
+fn unix_addr(a: &socket2::SockAddr) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    match (a.as_pathname(), a.as_abstract_namespace()) {
+        (Some(path), _) => SocketAddr::from_pathname(path),
+        (None, Some(name)) => SocketAddr::from_abstract_name(name),
+        (None, None) => SocketAddr::from_pathname(""),
+    }
+}
+
+/// Paces a plain thread's retries of an unconnected datagram send to a receiver whose queue
+/// is full. The sender's `poll(2)` judges only the sender's own buffer then, so it reports
+/// writable at once, and each retry says `EAGAIN` again: the thread spun at full speed until
+/// the receiver read (review, session 29), where std's blocking send sleeps in the kernel.
+/// From the second refusal on, it sleeps 1, 2, 4, then 8 ms before each retry (a deadline may
+/// be passed by that much). A goroutine or a future waits for an edge instead.
+#[derive(Default)]
+struct FullReceiver {
+    refusals: u32,
+}
+
+impl FullReceiver {
+    fn pace(&mut self, r: io::Result<usize>) -> io::Result<usize> {
+        let refused = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        if refused && !crate::goroutine::in_goroutine() && !crate::sched::worker::is_serving() {
+            if self.refusals > 0 {
+                let ms = 1 << (self.refusals - 1).min(3);
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            self.refusals += 1;
+        }
+        r
+    }
+}
+
 fn connect_to(addr: &socket2::SockAddr, shown: &dyn std::fmt::Display) -> io::Result<UnixStream> {
     let sock = socket2::Socket::new(
         socket2::Domain::UNIX,
@@ -483,7 +541,7 @@ impl UnixDatagram {
     /// `Ok(0)` and an unnamed address, as std's blocking receive does.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            self.or_end(self.inner.recv_from(buf), || {
+            self.reg.or_read_end(self.inner.recv_from(buf), || {
                 SocketAddr::from_pathname("").map(|unnamed| (0, unnamed))
             })
         })
@@ -492,45 +550,33 @@ impl UnixDatagram {
     /// Receives from the connected peer; `Ok(0)` once reading is shut down, as `recv_from`.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            self.or_end(self.inner.recv(buf), || Ok(0))
+            self.reg.or_read_end(self.inner.recv(buf), || Ok(0))
         })
     }
 
-    /// A receive's result, with `end()` for a `WouldBlock` once reading is shut down. A
-    /// non-blocking datagram receive says `EAGAIN` for ever then, while the socket polls
-    /// readable (`POLLRDHUP`): a goroutine would wait for an edge that never comes, a plain
-    /// thread would spin. Only a receive that found nothing pays the extra `poll(2)`.
-    fn or_end<T>(&self, r: io::Result<T>, end: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-        match r {
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    && sys::read_shut_down(self.inner.as_raw_fd()) =>
-            {
-                end()
-            }
-            r => r,
-        }
-    }
-
-    /// Sends to the socket at `path`.
+    /// Sends to the socket at `path`, waiting while its receive queue is full (see
+    /// [`FullReceiver`] for how a plain thread waits, and ARCHITECTURE.md's known limits for
+    /// a goroutine).
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
+        let mut full = FullReceiver::default();
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
-            self.inner.send_to(buf, path)
+            full.pace(self.reg.call_result(self.inner.send_to(buf, path)))
         })
     }
 
-    /// Sends to `addr`: a path, or on Linux an abstract name.
+    /// Sends to `addr`: a path, or on Linux an abstract name. Waits as `send_to` does.
     pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        let mut full = FullReceiver::default();
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
-            self.inner.send_to_addr(buf, addr)
+            full.pace(self.reg.call_result(self.inner.send_to_addr(buf, addr)))
         })
     }
 
     /// Sends to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
-            self.inner.send(buf)
+            self.reg.call_result(self.inner.send(buf))
         })
     }
 

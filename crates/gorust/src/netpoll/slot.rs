@@ -262,6 +262,12 @@ impl WaitSlot {
         }
     }
 
+    /// Whether the last final edge is still flagged (not yet disproved by an `EAGAIN`).
+    #[inline]
+    pub(crate) fn final_seen(&self) -> bool {
+        self.edges.load(Acquire) & FINAL != 0
+    }
+
     /// Whether no edge arrived since the last short call (so a retry would only see EAGAIN),
     /// and no final edge ever did.
     #[inline]

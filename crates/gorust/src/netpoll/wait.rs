@@ -117,6 +117,49 @@ impl Registration {
         &self.desc
     }
 
+    /// Whether a receive that just said `EAGAIN` should ask the kernel if reading is shut
+    /// down (`sys::read_shut_down`, one `poll(2)`). A non-blocking datagram receive, and a
+    /// Unix listener's accept, say `EAGAIN` for ever after `shutdown(SHUT_RD)` (by any handle
+    /// or process) while the socket polls readable: a goroutine would wait for an edge that
+    /// never comes, a plain thread would spin. Where a live poller watches the descriptor,
+    /// the shutdown reaches the read slot as a final edge, which wakes the goroutines and
+    /// futures waiting there; so for them only an `EAGAIN` with that flag still set asks, and
+    /// a datagram server's receive that drained its socket asks nothing. A plain thread asks
+    /// at every `EAGAIN` (its `poll(2)` would report the shutdown before any poller has seen
+    /// it), as does any call on an unwatched descriptor (before registration, or once its
+    /// runtime is gone).
+    #[inline]
+    fn read_may_be_shut(&self) -> bool {
+        let watched = self.registered.get().is_some() && self.desc.flags() & ORPHANED == 0;
+        !watched
+            || self.desc.read.final_seen()
+            || !(crate::goroutine::in_goroutine() || crate::sched::worker::is_serving())
+    }
+
+    /// A receive's (or a Unix accept's) result, with `end()` in its place if it said
+    /// `WouldBlock` because reading is shut down (see `read_may_be_shut`), or Go's
+    /// `ErrClosed` if this handle's `close` shut it down while the call was under way.
+    #[inline]
+    pub(crate) fn or_read_end<T>(
+        &self,
+        r: io::Result<T>,
+        end: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        match r {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    && self.read_may_be_shut()
+                    && crate::sys::socket::read_shut_down(self.fd) =>
+            {
+                if self.desc.flags() & CLOSING != 0 {
+                    return Err(closed_error());
+                }
+                end()
+            }
+            r => r,
+        }
+    }
+
     /// Runs `op` until it does not report `WouldBlock`, waiting for `dir` readiness between
     /// attempts. `EINTR` is retried. `timeout` (std's per-call `set_read_timeout`) bounds the
     /// whole call, together with the descriptor's deadline.
@@ -262,6 +305,41 @@ impl Registration {
             return Err(closed_error());
         }
         Ok(0)
+    }
+
+    /// A stream read's result, with Go's `ErrClosed` in place of an end of stream that a
+    /// `close` from another thread caused. `close` marks the descriptor and then shuts the
+    /// socket down, so a read already past its check, inside `recv`, saw the shutdown as an
+    /// end of stream, which its caller could not tell from the peer's (review, session 29).
+    /// Go's descriptor stays open until its last call returns, so its reads there fail with
+    /// `ErrClosed`. Only an `Ok(0)` loads the flags.
+    #[inline(always)]
+    pub(crate) fn read_result(&self, r: io::Result<usize>) -> io::Result<usize> {
+        match r {
+            Ok(0) => self.nothing_to_move(),
+            r => r,
+        }
+    }
+
+    /// As [`read_result`](Self::read_result), for a write (the shutdown answers it with
+    /// `EPIPE`) or a listener's accept (`EINVAL`) already under way when `close` ran.
+    #[inline(always)]
+    pub(crate) fn call_result<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        match r {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::EINVAL)) => {
+                Err(self.closed_or(e))
+            }
+            r => r,
+        }
+    }
+
+    /// `closed_error` if the descriptor is closing, else `e`.
+    #[cold]
+    fn closed_or(&self, e: io::Error) -> io::Error {
+        if self.desc.flags() & CLOSING != 0 {
+            return closed_error();
+        }
+        e
     }
 
     /// Fails if the descriptor is closing or a deadline has passed. (Orphaned is not checked
@@ -1100,5 +1178,45 @@ mod tests {
         // Unregistered, no edges are counted: a drained mark could never clear, so none is set.
         assert!(!reg.desc.slot(Direction::Read).is_drained());
         assert_eq!(calls.get(), 1);
+    }
+
+    /// A read or write already inside its system call when `close` runs meets the shutdown
+    /// that `close` makes: the kernel answers an end of stream or `EPIPE`, which the caller
+    /// could not tell from the peer's doing. Those results become Go's `ErrClosed` once the
+    /// descriptor is closing, and pass unchanged otherwise.
+    #[test]
+    fn a_call_under_way_when_close_runs_fails_with_err_closed() {
+        let (ours, _peer, reg, _poller) = registered_pair();
+        let fd = ours.as_raw_fd();
+        // Not closing: an end of stream and `EPIPE` are the caller's to see.
+        assert_eq!(reg.read_result(Ok(0)).unwrap(), 0);
+        let epipe = reg.call_result::<usize>(Err(io::Error::from_raw_os_error(libc::EPIPE)));
+        assert_eq!(epipe.unwrap_err().raw_os_error(), Some(libc::EPIPE));
+        // `close` between the attempt's check and its system call, as another thread's would.
+        let close = |reg: &Registration, fd| {
+            reg.close();
+            crate::sys::socket::shut_down_both(fd).unwrap();
+        };
+        let mut buf = [0u8; 8];
+        let calls = Cell::new(0);
+        let read = reg.io(Direction::Read, None, || {
+            calls.set(calls.get() + 1);
+            close(&reg, fd);
+            let r = (&ours).read(&mut buf);
+            assert_eq!(r.as_ref().unwrap(), &0);
+            reg.read_result(r)
+        });
+        assert!(crate::net::is_closed(&read.unwrap_err()));
+        let (ours, _peer, reg, _poller) = registered_pair();
+        let fd = ours.as_raw_fd();
+        let write = reg.io(Direction::Write, None, || {
+            calls.set(calls.get() + 1);
+            close(&reg, fd);
+            let r = crate::sys::socket::write(fd, b"x");
+            assert_eq!(r.as_ref().unwrap_err().raw_os_error(), Some(libc::EPIPE));
+            reg.call_result(r)
+        });
+        assert!(crate::net::is_closed(&write.unwrap_err()));
+        assert_eq!(calls.get(), 2);
     }
 }

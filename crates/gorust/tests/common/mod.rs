@@ -35,6 +35,18 @@ pub fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// CPU time of the calling thread: for tests that check that one thread's wait does not spin
+/// while other threads of the process work.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Says that a test leaves out what this machine cannot do (`what`: the missing piece).
 /// Under `GORUST_NO_SKIP=1`, which `.ci/run` sets, it fails the test instead: CI's machine has
 /// all of it, so there a skip would hide a broken check.
