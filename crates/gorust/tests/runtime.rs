@@ -991,6 +991,63 @@ fn thread_limit_child() {
     });
 }
 
+/// A fallback timer thread that cannot be started (here a seccomp filter fails `clone` on
+/// the thread that drops the runtime) leaves the timers handed to it queued, and a later
+/// timer, armed where a thread can start, starts it and they fire. Before, the failed start
+/// panicked in the worker's shutdown step, out of the runtime's drop, and the rest of its
+/// pending timers were dropped unfired.
+#[test]
+fn a_fallback_timer_thread_that_cannot_start_is_started_by_a_later_timer() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    let stderr = child_says("fallback_limit_child", "fallback-limit", "slept ok");
+    assert!(
+        stderr.contains("cannot start the fallback timer thread"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fallback_limit_child() {
+    if std::env::var("GORUST_CHILD").as_deref() != Ok("fallback-limit") {
+        return;
+    }
+    use gorust::time::Sleep;
+    let (sleep_tx, sleep_rx) = std::sync::mpsc::channel::<Sleep>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    // Started before the filter, so that it may start threads.
+    let sleeper = std::thread::spawn(move || {
+        let sleep = sleep_rx.recv().unwrap();
+        go_rx.recv().unwrap();
+        gorust::block_on(Sleep::new(Duration::from_millis(1)));
+        gorust::block_on(sleep);
+    });
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    // `run` takes the runtime and drops it when the closure returns: the worker's shutdown
+    // step hands the timer to the fallback thread, which cannot start.
+    rt.run(move || {
+        // Armed in this worker's heap (its waker is replaced at the sleeper's poll).
+        let mut sleep = Sleep::new(Duration::from_millis(500));
+        assert!(common::poll_once(&mut sleep).is_pending());
+        sleep_tx.send(sleep).unwrap();
+        // On the thread that serves as the worker and shuts it down.
+        deny(&[libc::SYS_clone, libc::SYS_clone3], libc::EAGAIN);
+    });
+    go_tx.send(()).unwrap();
+    // Waited for by polling: this thread cannot start `within`'s.
+    let start = std::time::Instant::now();
+    while !sleeper.is_finished() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sleep never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sleeper.join().unwrap();
+    println!("slept ok");
+}
+
 #[test]
 fn seccomp_child() {
     if std::env::var("GORUST_CHILD").as_deref() != Ok("seccomp") {

@@ -1,8 +1,9 @@
 //! The fallback timer thread, for timers polled on threads that are not workers.
 //!
-//! Started on first use and kept for the life of the process; it sleeps on a condition variable
-//! until the earliest deadline and fires due timers. Workers use it only once they run no task
-//! any more (their shutdown step: `worker::is_serving`), when their own heaps fire nothing.
+//! Started on first use (tried again at each use until it starts) and kept for the life of
+//! the process; it sleeps on a condition variable until the earliest deadline and fires due
+//! timers. Workers use it only once they run no task any more (their shutdown step:
+//! `worker::is_serving`), when their own heaps fire nothing.
 
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
@@ -11,31 +12,59 @@ use super::entry::TimerEntry;
 use super::heap::TimerHeap;
 
 struct Fallback {
-    heap: Mutex<TimerHeap>,
+    state: Mutex<State>,
     cond: Condvar,
 }
 
+struct State {
+    heap: TimerHeap,
+    /// Whether the thread runs. Until it does, each `register` tries to start it.
+    running: bool,
+    /// Whether a failed start was reported on standard error (once).
+    told: bool,
+}
+
 fn get() -> &'static Fallback {
-    static F: OnceLock<&'static Fallback> = OnceLock::new();
-    F.get_or_init(|| {
-        let f: &'static Fallback = Box::leak(Box::new(Fallback {
-            heap: Mutex::new(TimerHeap::new()),
-            cond: Condvar::new(),
-        }));
-        std::thread::Builder::new()
-            .name("gorust-timer".into())
-            .spawn(move || f.run())
-            .expect("gorust: cannot start the fallback timer thread");
-        f
+    static F: OnceLock<Fallback> = OnceLock::new();
+    F.get_or_init(|| Fallback {
+        state: Mutex::new(State {
+            heap: TimerHeap::new(),
+            running: false,
+            told: false,
+        }),
+        cond: Condvar::new(),
     })
 }
 
+/// Hands a timer to the fallback thread, starting it on first use. A thread that cannot start
+/// (the system's thread limit) leaves the timer queued, and the next `register` tries again:
+/// a sleep polled off the runtime then waits until some later timer gets the thread started.
+/// Before (review, session 29), the failed start panicked, and a worker's shutdown step
+/// (which hands its pending timers over here) died with the rest of its timers unfired.
 pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
     let f = get();
-    let mut heap = f.heap.lock().unwrap_or_else(|e| e.into_inner());
-    let earlier = heap.next_deadline().is_none_or(|d| deadline < d);
-    heap.insert(deadline, entry);
-    drop(heap);
+    let mut st = f.state.lock().unwrap_or_else(|e| e.into_inner());
+    let earlier = st.heap.next_deadline().is_none_or(|d| deadline < d);
+    st.heap.insert(deadline, entry);
+    if !st.running {
+        // Under the lock: the thread's first step takes it, and sees this timer.
+        match std::thread::Builder::new()
+            .name("gorust-timer".into())
+            .spawn(move || f.run())
+        {
+            Ok(_) => st.running = true,
+            Err(e) if !st.told => {
+                st.told = true;
+                eprintln!(
+                    "gorust: cannot start the fallback timer thread ({e}); sleeps polled off \
+                     the runtime wait until a later timer starts it"
+                );
+            }
+            Err(_) => {}
+        }
+        return;
+    }
+    drop(st);
     if earlier {
         f.cond.notify_one();
     }
@@ -44,25 +73,25 @@ pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
 impl Fallback {
     fn run(&self) {
         let mut fired = Vec::new();
-        let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            heap.expire(Instant::now(), &mut fired);
+            st.heap.expire(Instant::now(), &mut fired);
             if !fired.is_empty() {
-                drop(heap);
+                drop(st);
                 // Past any waker that panics (a foreign executor's, or any custom one polled
                 // off the workers): one would otherwise end this thread, drop the other wakers
                 // in hand unwoken, and leave every later fallback timer of the process
                 // unfired, since `get` keeps handing out this `Fallback` (review, session 23).
                 crate::sched::wake::wake_all(fired.drain(..));
-                heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+                st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            heap = match heap.next_deadline() {
-                None => self.cond.wait(heap).unwrap_or_else(|e| e.into_inner()),
+            st = match st.heap.next_deadline() {
+                None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let wait = d.saturating_duration_since(Instant::now());
                     self.cond
-                        .wait_timeout(heap, wait)
+                        .wait_timeout(st, wait)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
