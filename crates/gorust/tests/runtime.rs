@@ -459,6 +459,69 @@ fn a_runtime_dropped_in_its_own_goroutine_lets_destructors_join_unstarted_ones()
     });
 }
 
+/// Parks `n` goroutines on `rt`, each holding a `JoinOnDrop` of a future spawned after it
+/// that never completes; returns each guard's record of its join's result.
+fn park_joining_pending_futures(rt: &gorust::Runtime, n: usize) -> Vec<Arc<Mutex<Option<bool>>>> {
+    (0..n)
+        .map(|_| {
+            let handle = Arc::new(Mutex::new(None));
+            let failed = Arc::new(Mutex::new(None));
+            park_holding(
+                rt,
+                JoinOnDrop {
+                    handle: handle.clone(),
+                    failed: failed.clone(),
+                },
+            );
+            // Spawned after the goroutine, so listed after it in most shards' order.
+            *handle.lock().unwrap() = Some(rt.spawn(std::future::pending::<()>()));
+            failed
+        })
+        .collect()
+}
+
+/// A destructor that a runtime's shutdown runs in a parked goroutine may join a future that
+/// never completes: the shutdown cancels the futures before it unwinds the parked goroutines,
+/// and the join returns the cancellation. Before, both were cancelled in one pass, in the
+/// owned list's order, and a goroutine listed ahead of its future hung `Runtime`'s drop in the
+/// join (review, session 29). Both ways of shutting down: dropped from outside, where the
+/// worker's own step cancels, and dropped inside one of its goroutines (`finish_shutdown`).
+#[test]
+fn a_destructor_at_shutdown_may_join_a_pending_future() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let joins = park_joining_pending_futures(&rt, 33);
+        drop(rt);
+        for failed in joins {
+            assert_eq!(
+                *failed.lock().unwrap(),
+                Some(true),
+                "the join saw it cancelled"
+            );
+        }
+    });
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let joins = park_joining_pending_futures(&rt, 33);
+        let slot = Arc::new(Mutex::new(Some(rt)));
+        let owner = slot.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dropper = slot.lock().unwrap().as_ref().unwrap().go(move || {
+            drop(owner.lock().unwrap().take());
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        for failed in joins {
+            assert_eq!(
+                *failed.lock().unwrap(),
+                Some(true),
+                "the join saw it cancelled"
+            );
+        }
+        drop(dropper);
+    });
+}
+
 /// Blocks the calling goroutine's thread (it does not park) until its runtime's shutdown has
 /// begun, which shows as a spawn cancelled at once: the closure is dropped inside `go`.
 fn block_until_spawns_are_refused() {

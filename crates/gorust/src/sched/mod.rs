@@ -466,6 +466,14 @@ impl Shared {
             // SAFETY: we pass the list's reference; the goroutine never started.
             unsafe { t.shutdown() };
         }
+        // Then the futures, before the parked goroutines, as in a worker's step.
+        let futures = self
+            .owned
+            .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
+        for t in futures {
+            // SAFETY: we pass the list's reference; a future may be dropped on any thread.
+            unsafe { t.shutdown() };
+        }
         for t in self.owned.drain_matching(|_| true) {
             // SAFETY: we pass the list's reference. A started goroutine whose worker is gone
             // is not unwound here: `Goroutine::drop` leaks its stack instead (it checks the

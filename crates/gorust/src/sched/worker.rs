@@ -539,14 +539,22 @@ impl WorkerCtx {
             // here kept any worker from starting it), so it may be cancelled on any thread.
             unsafe { t.shutdown() };
         }
-        // Then goroutines bound here, and futures (any thread may drop them).
-        let tasks = shared.owned.drain_matching(|h| {
-            let home = h.home.load(Relaxed);
-            home == me || (home == UNBOUND && h.kind == Kind::Future)
-        });
-        for t in tasks {
-            // SAFETY: we pass the list's reference; goroutines in this batch are bound to this
-            // thread, the rest are futures.
+        // Then the futures (any thread may drop them), before any goroutine is unwound: a
+        // destructor there may join one, which only its cancellation ends. Mixed in one pass,
+        // in the list's order, a goroutine listed ahead of the future it joined waited for
+        // good (review, session 29). A future's own destructor cannot wait on a goroutine
+        // here: it runs on a worker, where waits refuse (`block_on` panics).
+        let futures = shared
+            .owned
+            .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
+        for t in futures {
+            // SAFETY: we pass the list's reference; a future may be dropped on any thread.
+            unsafe { t.shutdown() };
+        }
+        // Then the goroutines bound here.
+        let goroutines = shared.owned.drain_matching(|h| h.home.load(Relaxed) == me);
+        for t in goroutines {
+            // SAFETY: we pass the list's reference; these goroutines are bound to this thread.
             unsafe { t.shutdown() };
         }
         let inbox = shared.close_inbox(self.index);
