@@ -141,6 +141,10 @@ pub(crate) struct Shared {
     pub(crate) goroutines_finished_elsewhere: std::sync::atomic::AtomicU64,
     pub(crate) blocking: blocking::Pool,
     pub(crate) started: Instant,
+    /// Unit tests only: `notify_parked` does nothing, as when it lost the race that the
+    /// monitor's rescue covers (`sysmon.rs`).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) mute_notify: AtomicBool,
 }
 
 /// The part of a worker that other threads may touch.
@@ -279,6 +283,8 @@ impl Shared {
             goroutines_started_elsewhere: std::sync::atomic::AtomicU64::new(0),
             goroutines_finished_elsewhere: std::sync::atomic::AtomicU64::new(0),
             started: Instant::now(),
+            #[cfg(all(test, not(loom)))]
+            mute_notify: AtomicBool::new(false),
         });
         Ok((shared, locals))
     }
@@ -420,6 +426,16 @@ impl Shared {
 
     /// Wakes a parked worker to look for work, unless one is already searching.
     pub(crate) fn notify_parked(&self) {
+        #[cfg(all(test, not(loom)))]
+        if self.mute_notify.load(Relaxed) {
+            return;
+        }
+        self.wake_a_parked_worker();
+    }
+
+    /// `notify_parked`'s wake, also for the monitor's rescue of work stranded behind a stuck
+    /// worker (`sysmon.rs`).
+    pub(crate) fn wake_a_parked_worker(&self) {
         if let Some(i) = self.idle.worker_to_notify() {
             self.remotes[i].parker.unpark();
         }
@@ -535,5 +551,42 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(armed.elapsed() >= Duration::from_millis(20));
+    }
+
+    /// A goroutine left in a stuck worker's ring while the other worker sleeps (here by a
+    /// muted `notify_parked`, as when a parking worker missed the push) is taken by that
+    /// worker once the monitor sees the stuck one's poller go stale, long before the stuck
+    /// goroutine ends. Before, it waited for the stuck goroutine (here its 20 s limit).
+    #[test]
+    fn the_monitor_wakes_a_parked_worker_for_work_behind_a_stuck_one() {
+        use std::sync::atomic::AtomicBool;
+        let rt = crate::Runtime::builder().workers(2).build().unwrap();
+        let shared = rt.handle.clone();
+        let ran = Arc::new(AtomicBool::new(false));
+        let waited = {
+            let ran = ran.clone();
+            rt.run(move || {
+                // Both workers idle and parked, then this goroutine's worker gets stuck.
+                let parked_by = Instant::now() + Duration::from_secs(5);
+                let me = crate::sched::worker::current_index_in(&shared).unwrap();
+                let other = &shared.remotes[1 - me];
+                while !other.poller.staleness().1 {
+                    assert!(Instant::now() < parked_by, "the other worker never parked");
+                    crate::yield_now();
+                }
+                shared.mute_notify.store(true, SeqCst);
+                let start = Instant::now();
+                let r = ran.clone();
+                drop(crate::go(move || r.store(true, SeqCst)));
+                // Stuck: no park, no yield, until the goroutine above ran elsewhere.
+                while !ran.load(SeqCst) && start.elapsed() < Duration::from_secs(20) {
+                    std::hint::spin_loop();
+                }
+                shared.mute_notify.store(false, SeqCst);
+                start.elapsed()
+            })
+        };
+        assert!(ran.load(SeqCst), "the goroutine never ran");
+        assert!(waited < Duration::from_secs(2), "it waited {waited:?}");
     }
 }

@@ -21,6 +21,20 @@
 //! now the server's involuntary context switches are ~560 per 4 s instead of ~870, with no
 //! change of its CPU per round trip that this machine's noise lets us see.
 //!
+//! **Stranded work.** A task pushed where other workers may steal it (a worker's ring or its
+//! stealable LIFO slot) wakes a parked worker unless one is searching (`idle.rs`, rule 2),
+//! and a searcher that parks last looks again (rule 4). One window is left, as in Go and
+//! tokio: a worker refused the search (enough searchers already) parks after the push's look
+//! at the idle state, and re-checks only the global queue and its own inbox. The search then
+//! ends elsewhere, and the task waits for the worker that holds it, for as long as that
+//! worker's current goroutine runs. Every re-check at each park, closing the window, cost the
+//! two-worker ping-pong about 4% and `spawn_all` 10% (session 28). Instead the monitor, which
+//! looks every 10 ms anyway, wakes a parked worker (if none searches) when a worker whose
+//! poller went stale (stuck in one goroutine) holds stealable work: such a task waits about
+//! 10–20 ms, not until the goroutine ends (session 29; test
+//! `the_monitor_wakes_a_parked_worker_for_work_behind_a_stuck_one`). Bound goroutines are not
+//! stealable and still wait for their worker, as the first limit in ARCHITECTURE says.
+//!
 //! It also runs the goroutine stack pool's scavenger (see `goroutine/stack.rs`) every
 //! `SCAVENGE_EVERY`.
 //!
@@ -101,15 +115,21 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
                 let stale_us = STALE.as_micros() as u64;
                 // Microseconds until the first poller could go stale.
                 let mut next_us = stale_us;
+                let mut stranded = false;
                 for r in s.remotes.iter() {
                     let (since_us, in_wait) = r.poller.staleness();
+                    if in_wait {
+                        continue;
+                    }
+                    let stuck = since_us >= stale_us;
+                    stranded |= stuck && (!r.steal.is_empty() || r.steal.has_lifo());
                     let io = r.poller.registered() > 0;
                     // Timers' wakers may write to any descriptor: not from a table of our own.
                     let timers = private.is_none() && r.metrics.timers() > 0;
-                    if in_wait || !(io || timers) {
+                    if !(io || timers) {
                         continue;
                     }
-                    if since_us >= stale_us {
+                    if stuck {
                         match (io, private.is_some()) {
                             (false, _) => {}
                             (true, true) => r.poller.poll_deferring(&mut events, &mut wakers),
@@ -125,6 +145,11 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
                     } else {
                         next_us = next_us.min(stale_us - since_us);
                     }
+                }
+                // Work that any worker could take waits behind a stuck one: wake a parked
+                // worker to steal it, if none is searching (see the module header).
+                if stranded && s.remotes.len() > 1 {
+                    s.wake_a_parked_worker();
                 }
                 sleep = Duration::from_micros(next_us).max(MIN_SLEEP);
             }
