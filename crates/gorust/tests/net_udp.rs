@@ -230,3 +230,39 @@ fn an_outside_shutdown_of_reading_ends_a_receive() {
         ended(&s);
     });
 }
+
+/// `poll_recv` and `poll_send` on a connected socket, from a future, each receive waiting
+/// for a datagram sent after it parked now and then.
+#[test]
+fn a_future_echoes_over_a_connected_socket_with_poll_recv_and_poll_send() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            server.connect(client.local_addr().unwrap()).unwrap();
+            client.connect(server.local_addr().unwrap()).unwrap();
+            let echo = gorust::spawn(async move {
+                let mut buf = [0u8; 64];
+                for _ in 0..20 {
+                    let n = std::future::poll_fn(|cx| server.poll_recv(cx, &mut buf))
+                        .await
+                        .unwrap();
+                    let sent = std::future::poll_fn(|cx| server.poll_send(cx, &buf[..n]))
+                        .await
+                        .unwrap();
+                    assert_eq!(sent, n);
+                }
+            });
+            for i in 0..20u32 {
+                if i % 5 == 0 {
+                    gorust::time::sleep(Duration::from_millis(10));
+                }
+                client.send(&i.to_le_bytes()).unwrap();
+                let mut b = [0u8; 4];
+                assert_eq!(client.recv(&mut b).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(b), i);
+            }
+            gorust::block_on(echo).unwrap();
+        })
+    });
+}

@@ -487,3 +487,70 @@ fn accept_gives_the_clients_address_in_each_form() {
         })
     });
 }
+
+/// The async face of `UnixListener` and `UnixDatagram`: a future accepts with `poll_accept`
+/// and echoes a stream, and echoes datagrams with `poll_recv_from`/`poll_send_to` (bound
+/// paths) and `poll_recv`/`poll_send` (a connected pair), each receive parked now and then
+/// before its datagram comes.
+#[test]
+fn a_future_serves_a_listener_and_datagrams_with_the_poll_methods() {
+    use std::future::poll_fn;
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let path = temp_path("poll-accept");
+            let listener = UnixListener::bind(&path).unwrap();
+            let server = gorust::spawn(async move {
+                let (stream, from) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+                assert!(from.is_unnamed(), "{from:?}");
+                let mut buf = [0u8; 5];
+                let n = poll_fn(|cx| stream.poll_read(cx, &mut buf)).await.unwrap();
+                poll_fn(|cx| stream.poll_write(cx, &buf[..n]))
+                    .await
+                    .unwrap()
+            });
+            gorust::time::sleep(Duration::from_millis(10));
+            let mut c = UnixStream::connect(&path).unwrap();
+            c.write_all(b"hello").unwrap();
+            let mut got = [0u8; 5];
+            c.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"hello");
+            assert_eq!(gorust::block_on(server).unwrap(), 5);
+            let _ = std::fs::remove_file(&path);
+
+            let at = temp_path("poll-dgram");
+            let sock = UnixDatagram::bind(&at).unwrap();
+            let (a, b) = UnixDatagram::pair().unwrap();
+            let echo = gorust::spawn(async move {
+                let mut buf = [0u8; 16];
+                for _ in 0..10 {
+                    let (n, from) = poll_fn(|cx| sock.poll_recv_from(cx, &mut buf))
+                        .await
+                        .unwrap();
+                    let to = from.as_pathname().unwrap().to_owned();
+                    poll_fn(|cx| sock.poll_send_to(cx, &buf[..n], &to))
+                        .await
+                        .unwrap();
+                    let n = poll_fn(|cx| a.poll_recv(cx, &mut buf)).await.unwrap();
+                    poll_fn(|cx| a.poll_send(cx, &buf[..n])).await.unwrap();
+                }
+            });
+            let me_at = temp_path("poll-dgram-client");
+            let me = UnixDatagram::bind(&me_at).unwrap();
+            for i in 0..10u32 {
+                if i % 3 == 0 {
+                    gorust::time::sleep(Duration::from_millis(10));
+                }
+                let mut buf = [0u8; 4];
+                me.send_to(&i.to_le_bytes(), &at).unwrap();
+                assert_eq!(me.recv(&mut buf).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(buf), i);
+                b.send(&i.to_le_bytes()).unwrap();
+                assert_eq!(b.recv(&mut buf).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(buf), i);
+            }
+            gorust::block_on(echo).unwrap();
+            let _ = std::fs::remove_file(&at);
+            let _ = std::fs::remove_file(&me_at);
+        })
+    });
+}

@@ -123,6 +123,19 @@ impl UdpSocket {
         })
     }
 
+    /// The async face of `recv`.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.reg.poll_io(cx, Direction::Read, || {
+            self.reg.or_read_end(self.inner.recv(buf), || Ok(0))
+        })
+    }
+
+    /// The async face of `send`.
+    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.reg
+            .poll_io(cx, Direction::Write, || self.inner.send(buf))
+    }
+
     /// The async face of `send_to`.
     pub fn poll_send_to(
         &self,

@@ -201,28 +201,30 @@ impl UnixListener {
     /// has closed the socket (shutting it down), with `InvalidInput` (`EINVAL`), as a TCP
     /// listener's accept does then.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (sock, addr) = self
+            .reg
+            .io(Direction::Read, rt(&self.timeouts), || self.accept_once())?;
+        accepted(sock, &addr)
+    }
+
+    /// The async face of [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        self.reg
+            .poll_io(cx, Direction::Read, || self.accept_once())
+            .map(|r| r.and_then(|(sock, addr)| accepted(sock, &addr)))
+    }
+
+    /// One non-blocking accept. A shut-down Unix listener answers it with `EAGAIN` for ever (a
+    /// blocking one with `EINVAL`) while it polls readable: a clone's goroutine parked on it
+    /// waited for an edge that never came, and a plain thread spun (review, session 23). A TCP
+    /// listener says `EINVAL` itself.
+    fn accept_once(&self) -> io::Result<(OwnedFd, socket2::SockAddr)> {
         let fd = self.inner.as_raw_fd();
-        let (sock, addr) = self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            // A shut-down Unix listener answers a non-blocking accept with `EAGAIN` for ever
-            // (a blocking one with `EINVAL`) while it polls readable: a clone's goroutine
-            // parked on it waited for an edge that never came, and a plain thread spun
-            // (review, session 23). A TCP listener says `EINVAL` itself.
-            let r = self.reg.or_read_end(
-                super::retry_aborted(|| crate::sys::socket::accept(fd)),
-                || Err(io::Error::from_raw_os_error(libc::EINVAL)),
-            );
-            self.reg.call_result(r)
-        })?;
-        // `accept4` made the socket non-blocking and gave the peer's address: neither is
-        // asked again (it was, with an `ioctl` and a `getpeername` per connection).
-        let addr = unix_addr(&addr)?;
-        let inner = std_unix::UnixStream::from(sock);
-        let stream = UnixStream {
-            reg: Registration::new(inner.as_raw_fd()),
-            inner,
-            timeouts: Timeouts::default(),
-        };
-        Ok((stream, addr))
+        let r = self.reg.or_read_end(
+            super::retry_aborted(|| crate::sys::socket::accept(fd)),
+            || Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        );
+        self.reg.call_result(r)
     }
 
     /// An iterator over accepted connections (never `None`).
@@ -434,6 +436,20 @@ unix_stream_io!(UnixStream);
 unix_stream_io!(&UnixStream);
 
 /// A non-blocking connect to `addr` (`shown` in the error): see [`UnixStream::connect`].
+/// The stream and address of an accepted connection. `accept4` made the socket non-blocking
+/// and gave the peer's address: neither is asked again (it was, with an `ioctl` and a
+/// `getpeername` per connection, before session 29).
+fn accepted(sock: OwnedFd, addr: &socket2::SockAddr) -> io::Result<(UnixStream, SocketAddr)> {
+    let addr = unix_addr(addr)?;
+    let inner = std_unix::UnixStream::from(sock);
+    let stream = UnixStream {
+        reg: Registration::new(inner.as_raw_fd()),
+        inner,
+        timeouts: Timeouts::default(),
+    };
+    Ok((stream, addr))
+}
+
 /// std's form of a Unix socket address that `accept4` filled in (std builds one from a path
 /// or an abstract name, not from a raw `sockaddr_un`). A client that never bound has an
 /// unnamed address, which an empty path gives.
@@ -580,6 +596,47 @@ impl UnixDatagram {
         })
     }
 
+    /// The async face of [`recv_from`](Self::recv_from).
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        self.reg.poll_io(cx, Direction::Read, || {
+            self.reg.or_read_end(self.inner.recv_from(buf), || {
+                SocketAddr::from_pathname("").map(|unnamed| (0, unnamed))
+            })
+        })
+    }
+
+    /// The async face of [`recv`](Self::recv).
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.reg.poll_io(cx, Direction::Read, || {
+            self.reg.or_read_end(self.inner.recv(buf), || Ok(0))
+        })
+    }
+
+    /// The async face of [`send_to`](Self::send_to). A future waits for an edge while the
+    /// receiver's queue is full, which an unconnected sender may not get before its deadline
+    /// (ARCHITECTURE.md, known limits).
+    pub fn poll_send_to<P: AsRef<Path>>(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        path: P,
+    ) -> Poll<io::Result<usize>> {
+        let path = path.as_ref();
+        self.reg.poll_io(cx, Direction::Write, || {
+            self.reg.call_result(self.inner.send_to(buf, path))
+        })
+    }
+
+    /// The async face of [`send`](Self::send).
+    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.reg.poll_io(cx, Direction::Write, || {
+            self.reg.call_result(self.inner.send(buf))
+        })
+    }
     /// Shuts down one or both halves.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)?;
