@@ -522,6 +522,52 @@ fn a_destructor_at_shutdown_may_join_a_pending_future() {
     });
 }
 
+/// A future's destructor that the shutdown runs may not wait: its wait is refused (it panics,
+/// and the panic, caught with the drop, cuts the destructor short), as a future's wait on a
+/// worker always is, and the shutdown goes on. Here it joins a goroutine parked on the same
+/// worker, which the shutdown unwinds only after the futures are dropped: waited for, that
+/// join hung `Runtime`'s drop (review, session 29, after futures were moved ahead of parked
+/// goroutines).
+#[test]
+fn a_future_s_destructor_at_shutdown_that_would_wait_is_cut_short() {
+    struct JoinOnDropReturns {
+        handle: Option<gorust::JoinHandle<()>>,
+        returned: Arc<AtomicBool>,
+    }
+    impl Drop for JoinOnDropReturns {
+        fn drop(&mut self) {
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+                self.returned.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let parked = rt.go(move || {
+            let (_keep, never) = gorust::sync::mpsc::channel::<()>();
+            started_tx.send(()).unwrap();
+            let _ = never.recv();
+        });
+        started_rx.recv().unwrap();
+        let returned = Arc::new(AtomicBool::new(false));
+        let guard = JoinOnDropReturns {
+            handle: Some(parked),
+            returned: returned.clone(),
+        };
+        drop(rt.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        }));
+        drop(rt);
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "the join was refused, not waited out"
+        );
+    });
+}
+
 /// Blocks the calling goroutine's thread (it does not park) until its runtime's shutdown has
 /// begun, which shows as a spawn cancelled at once: the closure is dropped inside `go`.
 fn block_until_spawns_are_refused() {

@@ -15,6 +15,11 @@
 //! wait; after [`REFUSALS_BEFORE_ABORT`] of them in one unwind the process aborts with a
 //! message that names the goroutine, rather than spin for ever.
 //!
+//! So is the destructor of a future that the shutdown drops (session 29): on a worker, a
+//! future's wait panics in any case (`block_on`), and the shutdown drops the futures before
+//! it unwinds the parked goroutines (one of those may join a future), so a future's
+//! destructor that waited for a goroutine would wait for good.
+//!
 //! The event loop's `on_disconnect` is refused waits the same way when the runtime's shutdown
 //! runs it in place of a handler goroutine it will not start ([`refusing_waits`]): an idle
 //! connection closed by the shutdown itself has no goroutine to run it on, and a wait there
@@ -50,6 +55,8 @@ pub(crate) enum Cancelled {
     Goroutine(u64),
     /// The event loop's `on_disconnect` of a connection, by its id.
     Disconnect(u64),
+    /// A future (a task of `spawn`), by its task id: its destructor, dropped by the shutdown.
+    Future(u64),
 }
 
 impl std::fmt::Display for Cancelled {
@@ -59,6 +66,7 @@ impl std::fmt::Display for Cancelled {
             Cancelled::Disconnect(id) => {
                 write!(f, "the event loop's on_disconnect of connection {id}")
             }
+            Cancelled::Future(id) => write!(f, "the destructor of future {id}"),
         }
     }
 }

@@ -620,4 +620,77 @@ mod tests {
             });
         assert_eq!(order, (0..2_000).collect::<Vec<_>>());
     }
+
+    /// A goroutine bound to its worker from its spawn (`go_here`, as event-loop handlers are)
+    /// that never started is cancelled at shutdown before the parked goroutines are unwound,
+    /// as an unbound one is: a destructor of theirs may wait for it (for a handler's
+    /// `on_disconnect`, say). Before, it was left to the pass of parked ones, and a parked one
+    /// listed ahead of it waited there for good (review, session 29). Here every parked one
+    /// waits for all the bound ones, so whatever shards their ids fall in, the first parked
+    /// one unwound waits for those listed after it.
+    #[test]
+    fn a_bound_goroutine_that_never_started_is_cancelled_before_parked_ones() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::time::Duration;
+        /// Waits, when dropped, until the group is done.
+        struct WaitOnDrop(crate::sync::WaitGroup);
+        impl Drop for WaitOnDrop {
+            fn drop(&mut self) {
+                self.0.wait();
+            }
+        }
+        /// Marks one of the group done when dropped.
+        struct DoneOnDrop(crate::sync::WaitGroup);
+        impl Drop for DoneOnDrop {
+            fn drop(&mut self) {
+                self.0.done();
+            }
+        }
+        const N: usize = 32;
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let bound = crate::sync::WaitGroup::new();
+        bound.add(N);
+        for _ in 0..N {
+            let wait = WaitOnDrop(bound.clone());
+            let (started_tx, started_rx) = std::sync::mpsc::channel();
+            drop(rt.go(move || {
+                let _wait = wait;
+                let (_keep, never) = crate::sync::mpsc::channel::<()>();
+                started_tx.send(()).unwrap();
+                let _ = never.recv(); // parks: the shutdown unwinds it here
+            }));
+            started_rx.recv().unwrap();
+        }
+        // Kept from starting: the spawning goroutine holds the one worker until the shutdown
+        // begins.
+        let shared = rt.handle.clone();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let ran_in = ran.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        drop(rt.go(move || {
+            let handle = crate::context::expect_handle("test");
+            for _ in 0..N {
+                let (done, ran) = (DoneOnDrop(bound.clone()), ran_in.clone());
+                drop(super::go_here(&handle, move || {
+                    ran.fetch_add(1, SeqCst);
+                    drop(done)
+                }));
+            }
+            drop(bound);
+            ready_tx.send(()).unwrap();
+            while !shared.shutdown.load(SeqCst) {
+                std::thread::yield_now();
+            }
+        }));
+        ready_rx.recv().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(rt);
+            done_tx.send(()).unwrap();
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the runtime's drop hung");
+        assert_eq!(ran.load(SeqCst), 0, "they never started");
+    }
 }

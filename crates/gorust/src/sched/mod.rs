@@ -475,9 +475,9 @@ impl Shared {
         // shutdown`): a destructor of the parked ones cancelled next may wait for them. No
         // worker can start one any more: the others are joined, and this thread's (a runtime
         // dropped inside one of its own goroutines) runs no task now.
-        let unstarted = self
-            .owned
-            .drain_matching(|h| h.kind == Kind::Goroutine && h.home.load(Relaxed) == UNBOUND);
+        let unstarted = self.owned.drain_matching(|h| {
+            h.kind == Kind::Goroutine && (h.home.load(Relaxed) == UNBOUND || !h.started())
+        });
         for t in unstarted {
             // SAFETY: we pass the list's reference; the goroutine never started.
             unsafe { t.shutdown() };
@@ -486,10 +486,7 @@ impl Shared {
         let futures = self
             .owned
             .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
-        for t in futures {
-            // SAFETY: we pass the list's reference; a future may be dropped on any thread.
-            unsafe { t.shutdown() };
-        }
+        drop_futures_refusing_waits(futures);
         for t in self.owned.drain_matching(|_| true) {
             // SAFETY: we pass the list's reference. A started goroutine whose worker is gone
             // is not unwound here: `Goroutine::drop` leaks its stack instead (it checks the
@@ -500,6 +497,23 @@ impl Shared {
             r.poller.orphan_all();
         }
         self.blocking.shutdown();
+    }
+}
+
+/// Cancels the futures a shutdown drained, each with the waits of its destructor refused
+/// (`goroutine/cancel.rs`): such a wait panics, and the panic, caught with the rest of the
+/// drop (`raw.rs`), cuts that destructor short. On a worker a future's wait panics anyway;
+/// here, where the parked goroutines are unwound only after the futures, one that waited for
+/// such a goroutine (joined it, or took a lock it holds) would wait for good (review,
+/// session 29). A wait that needs no waiting (a finished join, a free lock) still returns.
+fn drop_futures_refusing_waits(futures: Vec<TaskRef>) {
+    for t in futures {
+        let cancelled = crate::goroutine::Cancelled::Future(t.header().id);
+        crate::goroutine::refusing_waits(cancelled, move || {
+            // SAFETY: the caller passes the list's references; a future may be dropped on any
+            // thread.
+            unsafe { t.shutdown() }
+        });
     }
 }
 

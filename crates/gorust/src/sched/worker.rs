@@ -313,13 +313,16 @@ impl WorkerCtx {
             shared.notify_parked();
         }
         let h = task.header();
-        if h.kind == Kind::Goroutine && !h.may_poll_on(self.index as u32) {
-            // A goroutine's first poll binds it here for life, unless a worker's shutdown step
-            // claimed it first to cancel it (`shutdown`): that step owns it now, and this
-            // reference is only dropped. Readers of `home` (wakers) synchronise through the
-            // AcqRel state transition that publishes the first park.
-            drop(task);
-            return;
+        if h.kind == Kind::Goroutine {
+            if !h.may_poll_on(self.index as u32) {
+                // A goroutine's first poll binds it here for life, unless a worker's shutdown
+                // step claimed it first to cancel it (`shutdown`): that step owns it now, and
+                // this reference is only dropped. Readers of `home` (wakers) synchronise
+                // through the AcqRel state transition that publishes the first park.
+                drop(task);
+                return;
+            }
+            h.mark_started();
         }
         shared.remotes[self.index].metrics.inc_polls();
         crate::coop::reset();
@@ -531,26 +534,29 @@ impl WorkerCtx {
         // first has it (review, session 20: one cancelled here while another worker started
         // it was dropped on the wrong thread; session 25: cancelled only after the workers
         // were joined, such a wait hung `Runtime`'s drop).
-        let unstarted = shared
-            .owned
-            .drain_matching(|h| h.kind == Kind::Goroutine && h.try_bind(me));
+        // Bound here from their spawn (event-loop handlers, `go_here`), goroutines that never
+        // started are told by their header's flag (review, session 29: they were left to the
+        // pass of parked ones, and a destructor there waiting for a handler's
+        // `on_disconnect` hung).
+        let unstarted = shared.owned.drain_matching(|h| {
+            h.kind == Kind::Goroutine
+                && (h.try_bind(me) || (h.home.load(Relaxed) == me && !h.started()))
+        });
         for t in unstarted {
             // SAFETY: we pass the list's reference; the goroutine never started (binding it
-            // here kept any worker from starting it), so it may be cancelled on any thread.
+            // here kept any worker from starting it; one bound here from its spawn can start
+            // only on this thread, which runs no task any more), so it may be cancelled on any
+            // thread.
             unsafe { t.shutdown() };
         }
         // Then the futures (any thread may drop them), before any goroutine is unwound: a
         // destructor there may join one, which only its cancellation ends. Mixed in one pass,
         // in the list's order, a goroutine listed ahead of the future it joined waited for
-        // good (review, session 29). A future's own destructor cannot wait on a goroutine
-        // here: it runs on a worker, where waits refuse (`block_on` panics).
+        // good (review, session 29).
         let futures = shared
             .owned
             .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
-        for t in futures {
-            // SAFETY: we pass the list's reference; a future may be dropped on any thread.
-            unsafe { t.shutdown() };
-        }
+        super::drop_futures_refusing_waits(futures);
         // Then the goroutines bound here.
         let goroutines = shared.owned.drain_matching(|h| h.home.load(Relaxed) == me);
         for t in goroutines {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToNotified, ToRunning};
 use crate::loom::cell::UnsafeCell;
-use crate::loom::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// `Header::home` of a task that may run on any worker.
 pub(crate) const UNBOUND: u32 = u32::MAX;
@@ -48,6 +48,11 @@ pub(crate) struct Header {
     /// Worker index this task is bound to, or `UNBOUND`.
     pub(crate) home: AtomicU32,
     pub(crate) kind: Kind,
+    /// A goroutine's first poll has begun (`mark_started`, on its worker). Read by that
+    /// worker's shutdown step, which cancels goroutines that never started before it unwinds
+    /// parked ones: an unbound one tells by its `home`, but one bound from its spawn (an
+    /// event-loop handler, `go_here`) only by this. In the header's padding.
+    started: AtomicBool,
     pub(crate) id: u64,
 }
 
@@ -59,6 +64,21 @@ impl Header {
         self.home
             .compare_exchange(UNBOUND, worker, Relaxed, Relaxed)
             .is_ok()
+    }
+
+    /// Records a goroutine's first poll; its worker calls it before each poll (a load once
+    /// set).
+    #[inline]
+    pub(crate) fn mark_started(&self) {
+        if !self.started.load(Relaxed) {
+            self.started.store(true, Relaxed);
+        }
+    }
+
+    /// Whether a goroutine's first poll has begun. Exact only on its own worker's thread, or
+    /// once that worker is gone (the flag is written there, and nowhere else).
+    pub(crate) fn started(&self) -> bool {
+        self.started.load(Relaxed)
     }
 
     /// Whether `worker`, about to poll this goroutine, may: it is bound there already, or
@@ -205,6 +225,7 @@ where
             },
             home: AtomicU32::new(home),
             kind,
+            started: AtomicBool::new(false),
             id,
         },
         scheduler,
