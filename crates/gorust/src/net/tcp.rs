@@ -205,7 +205,8 @@ impl IntoRawFd for TcpListener {
 }
 
 impl From<TcpListener> for OwnedFd {
-    /// The descriptor, out of the netpoller (as std's `From<TcpListener> for OwnedFd`).
+    /// The descriptor, out of the netpoller (as std's `From<TcpListener> for OwnedFd`). It
+    /// stays in non-blocking mode.
     fn from(l: TcpListener) -> OwnedFd {
         let TcpListener { reg, sock } = l;
         drop(reg); // leave epoll before giving the descriptor away
@@ -312,7 +313,7 @@ impl TcpStream {
         }
         let fd = self.fd();
         self.reg.io(Direction::Read, self.read_timeout_value(), || {
-            sys::peek(fd, buf)
+            self.reg.read_result(sys::peek(fd, buf))
         })
     }
 
@@ -739,7 +740,8 @@ impl AsFd for TcpStream {
 }
 
 impl From<TcpStream> for OwnedFd {
-    /// The descriptor, out of the netpoller (as std's `From<TcpStream> for OwnedFd`).
+    /// The descriptor, out of the netpoller (as std's `From<TcpStream> for OwnedFd`). It
+    /// stays in non-blocking mode.
     fn from(s: TcpStream) -> OwnedFd {
         let TcpStream { reg, sock, .. } = s;
         drop(reg); // leave epoll before giving the descriptor away

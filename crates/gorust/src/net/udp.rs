@@ -326,7 +326,8 @@ impl FromRawFd for UdpSocket {
 }
 
 impl From<UdpSocket> for OwnedFd {
-    /// The descriptor, out of the netpoller (as std's `From<UdpSocket> for OwnedFd`).
+    /// The descriptor, out of the netpoller (as std's `From<UdpSocket> for OwnedFd`). It
+    /// stays in non-blocking mode.
     fn from(s: UdpSocket) -> OwnedFd {
         let UdpSocket { reg, inner, .. } = s;
         drop(reg); // leave epoll before giving the descriptor away

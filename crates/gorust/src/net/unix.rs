@@ -157,7 +157,7 @@ macro_rules! unix_common {
         }
 
         impl From<$ty> for OwnedFd {
-            /// The descriptor, out of the netpoller.
+            /// The descriptor, out of the netpoller. It stays in non-blocking mode.
             fn from(s: $ty) -> OwnedFd {
                 let $ty { reg, inner, .. } = s;
                 drop(reg); // leave epoll before giving the descriptor away
@@ -435,13 +435,15 @@ macro_rules! unix_stream_io {
 unix_stream_io!(UnixStream);
 unix_stream_io!(&UnixStream);
 
-/// A non-blocking connect to `addr` (`shown` in the error): see [`UnixStream::connect`].
 /// The stream and address of an accepted connection. `accept4` made the socket non-blocking
 /// and gave the peer's address: neither is asked again (it was, with an `ioctl` and a
 /// `getpeername` per connection, before session 29).
 fn accepted(sock: OwnedFd, addr: &socket2::SockAddr) -> io::Result<(UnixStream, SocketAddr)> {
-    let addr = unix_addr(addr)?;
     let inner = std_unix::UnixStream::from(sock);
+    // std refuses to build some addresses the kernel hands out (a path of the full 108
+    // bytes, which has no terminating NUL): it reads those back by `getpeername` (review,
+    // session 29: the accept failed, and ended an event loop's accept loop).
+    let addr = unix_addr(addr).or_else(|_| inner.peer_addr())?;
     let stream = UnixStream {
         reg: Registration::new(inner.as_raw_fd()),
         inner,
@@ -487,6 +489,7 @@ impl FullReceiver {
     }
 }
 
+/// A non-blocking connect to `addr` (`shown` in the error): see [`UnixStream::connect`].
 fn connect_to(addr: &socket2::SockAddr, shown: &dyn std::fmt::Display) -> io::Result<UnixStream> {
     let sock = socket2::Socket::new(
         socket2::Domain::UNIX,

@@ -70,8 +70,26 @@ pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
     }
 }
 
+/// Marks the thread as gone if it unwinds (a panic outside the wakers it calls, which are
+/// caught), so that the next `register` starts another instead of leaving every later timer
+/// unfired.
+struct Running(&'static Fallback);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .running = false;
+        }
+    }
+}
+
 impl Fallback {
-    fn run(&self) {
+    fn run(&'static self) {
+        let _running = Running(self);
         let mut fired = Vec::new();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
