@@ -498,8 +498,8 @@ fn accept_gives_the_clients_address_in_each_form() {
 }
 
 /// The async face of `UnixListener` and `UnixDatagram`: a future accepts with `poll_accept`
-/// and echoes a stream, and echoes datagrams with `poll_recv_from`/`poll_send_to` (bound
-/// paths) and `poll_recv`/`poll_send` (a connected pair), each receive parked now and then
+/// and echoes a stream, and echoes datagrams with `poll_recv_from` and `poll_send_to` or
+/// `poll_send_to_addr` in turn (bound paths), and `poll_recv`/`poll_send` (a connected pair), each receive parked now and then
 /// before its datagram comes.
 #[test]
 fn a_future_serves_a_listener_and_datagrams_with_the_poll_methods() {
@@ -531,14 +531,20 @@ fn a_future_serves_a_listener_and_datagrams_with_the_poll_methods() {
             let (a, b) = UnixDatagram::pair().unwrap();
             let echo = gorust::spawn(async move {
                 let mut buf = [0u8; 16];
-                for _ in 0..10 {
+                for i in 0..10 {
                     let (n, from) = poll_fn(|cx| sock.poll_recv_from(cx, &mut buf))
                         .await
                         .unwrap();
-                    let to = from.as_pathname().unwrap().to_owned();
-                    poll_fn(|cx| sock.poll_send_to(cx, &buf[..n], &to))
-                        .await
-                        .unwrap();
+                    if i % 2 == 0 {
+                        let to = from.as_pathname().unwrap().to_owned();
+                        poll_fn(|cx| sock.poll_send_to(cx, &buf[..n], &to))
+                            .await
+                            .unwrap();
+                    } else {
+                        poll_fn(|cx| sock.poll_send_to_addr(cx, &buf[..n], &from))
+                            .await
+                            .unwrap();
+                    }
                     let n = poll_fn(|cx| a.poll_recv(cx, &mut buf)).await.unwrap();
                     poll_fn(|cx| a.poll_send(cx, &buf[..n])).await.unwrap();
                 }

@@ -634,6 +634,19 @@ impl UnixDatagram {
         })
     }
 
+    /// The async face of [`send_to_addr`](Self::send_to_addr): a path, or on Linux an
+    /// abstract name. Waits as `poll_send_to` does.
+    pub fn poll_send_to_addr(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        addr: &SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        self.reg.poll_io(cx, Direction::Write, || {
+            self.reg.call_result(self.inner.send_to_addr(buf, addr))
+        })
+    }
+
     /// The async face of [`send`](Self::send).
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.reg.poll_io(cx, Direction::Write, || {
