@@ -722,6 +722,12 @@ fn http_get_one(server: &Server) -> String {
 fn compare_runs_may_and_go_when_installed() {
     let has_go = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("go").is_file()));
+    // `.ci/run` installs Go and sets GORUST_NO_SKIP: there a missing Go is a failure, not a
+    // peer quietly left out.
+    assert!(
+        has_go || std::env::var_os("GORUST_NO_SKIP").is_none(),
+        "no `go` on PATH under GORUST_NO_SKIP=1: the Go peer would be left out"
+    );
     let servers = if has_go { "may,go" } else { "may" };
     let (dir, chart) = temp_chart("compare-peers");
     let v = tiny_compare(servers, &chart);

@@ -139,25 +139,30 @@ fn blocking_from_a_future_panics_before_running_anything() {
 /// (review, session 19).
 #[test]
 fn a_panicking_result_destructor_does_not_use_up_the_pool() {
-    struct PanicOnDrop;
+    struct PanicOnDrop(Arc<AtomicUsize>);
     impl Drop for PanicOnDrop {
         fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
             panic!("a result's destructor panics (expected by this test)");
         }
     }
     within(Duration::from_secs(60), || {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
         gorust::Runtime::builder()
             .workers(1)
             .max_blocking_threads(1)
             .build()
             .unwrap()
-            .run(|| {
-                let unwanted = gorust::spawn_blocking(|| {
+            .run(move || {
+                let unwanted = gorust::spawn_blocking(move || {
                     std::thread::sleep(Duration::from_millis(20));
-                    PanicOnDrop
+                    PanicOnDrop(d)
                 });
                 drop(unwanted);
-                gorust::time::sleep(Duration::from_millis(100));
+                common::eventually("the result's destructor ran", || {
+                    dropped.load(Ordering::SeqCst) == 1
+                });
                 assert_eq!(gorust::blocking(|| 5), 5);
             })
     });

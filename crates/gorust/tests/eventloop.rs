@@ -35,6 +35,8 @@ fn rss_kib() -> usize {
 }
 
 fn echo_many(conns: usize, rounds: usize, balance: Balance) {
+    // A thousand goroutine clients and their stacks would inflate the RSS test's figure.
+    let _big = big_memory();
     within(LIMIT, move || {
         run_on(2, move || {
             let (el, addr, gone) = echo_loop(|b| b.balance(balance));
@@ -66,6 +68,7 @@ fn echo_over_a_thousand_connections_least_connections() {
 #[test]
 fn four_thousand_concurrent_connections() {
     const N: usize = 4000;
+    let _big = big_memory();
     within(LIMIT, || {
         run_on(2, || {
             let (el, addr, gone) = echo_loop(|b| b);
@@ -198,13 +201,16 @@ fn idle_timeout_closes_and_disconnects_once() {
             let (el, addr, gone) = echo_loop(|b| b.idle_timeout(Some(Duration::from_millis(100))));
             let mut s = TcpStream::connect(addr).unwrap();
             // Activity keeps it open past the timeout.
+            let mut idle_from = Instant::now();
             for _ in 0..4 {
                 gorust::time::sleep(Duration::from_millis(50));
+                // Before the write: the server's last activity (its read and its answer) comes
+                // after this, however late this goroutine wakes after the answer.
+                idle_from = Instant::now();
                 s.write_all(b"ping").unwrap();
                 let mut b = [0u8; 4];
                 s.read_exact(&mut b).unwrap();
             }
-            let idle_from = Instant::now();
             let mut rest = Vec::new();
             s.read_to_end(&mut rest).unwrap();
             let took = idle_from.elapsed();
@@ -222,13 +228,16 @@ fn idle_timeout_closes_and_disconnects_once() {
 fn graceful_shutdown_lets_in_flight_handlers_finish() {
     within(LIMIT, || {
         run_on(2, || {
+            let started = Arc::new(AtomicUsize::new(0));
+            let s2 = started.clone();
             let el = EventLoop::builder()
-                .on_request(|c, _| {
+                .on_request(move |c, _| {
                     let line = c.reader().until(b'\n')?;
                     let slow = &line[..] == b"slow\n";
                     let reply = line.to_vec();
                     drop(line);
-                    gorust::time::sleep(Duration::from_millis(if slow { 200 } else { 10_000 }));
+                    s2.fetch_add(1, SeqCst);
+                    gorust::time::sleep(Duration::from_millis(if slow { 500 } else { 10_000 }));
                     c.writer().write_bytes(&reply);
                     Ok(())
                 })
@@ -246,8 +255,9 @@ fn graceful_shutdown_lets_in_flight_handlers_finish() {
             let mut stuck = TcpStream::connect(addr).unwrap();
             stuck.write_all(b"stuck\n").unwrap();
             eventually("all accepted", || el.connections() == 9);
-            gorust::time::sleep(Duration::from_millis(50)); // handlers are in flight
-            let report = el.shutdown(Duration::from_secs(2));
+            // In flight (a fixed 50 ms sleep before session 29).
+            eventually("the six handlers started", || started.load(SeqCst) == 6);
+            let report = el.shutdown(Duration::from_secs(3));
             assert_eq!(report.closed_idle, 3, "{report:?}");
             assert_eq!(report.finished, 5, "{report:?}");
             assert_eq!(report.forced, 1, "{report:?}");
@@ -277,9 +287,12 @@ fn graceful_shutdown_lets_in_flight_handlers_finish() {
 fn graceful_shutdown_lets_a_handler_wait_for_the_rest_of_its_request() {
     within(LIMIT, || {
         run_on(2, || {
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let w2 = waiting.clone();
             let el = EventLoop::builder()
-                .on_request(|c, _| {
+                .on_request(move |c, _| {
                     drop(c.reader().until(b'\n')?);
+                    w2.fetch_add(1, SeqCst);
                     c.wait_input(4)?;
                     let body = c.reader().next(4)?.to_vec();
                     c.writer().write_bytes(&body);
@@ -291,10 +304,14 @@ fn graceful_shutdown_lets_a_handler_wait_for_the_rest_of_its_request() {
             let mut s = TcpStream::connect(addr).unwrap();
             s.write_all(b"head\n").unwrap();
             eventually("accepted", || el.connections() == 1);
-            gorust::time::sleep(Duration::from_millis(50)); // the handler waits for its body
+            eventually("the handler waits for its body", || {
+                waiting.load(SeqCst) == 1
+            });
             let el2 = el.clone();
             let shutting = gorust::go(move || el2.shutdown(Duration::from_secs(30)));
-            gorust::time::sleep(Duration::from_millis(50));
+            // The shutdown has begun once the listener refuses (a probe accepted before is
+            // an idle connection, which the report counts apart).
+            eventually("the shutdown began", || TcpStream::connect(addr).is_err());
             s.write_all(b"body").unwrap();
             let started = Instant::now();
             let report = shutting.join().unwrap();
@@ -516,11 +533,14 @@ fn on_disconnect_sees_what_arrived_before_a_reset() {
         run_on(1, || {
             let seen = Arc::new(AtomicUsize::new(usize::MAX));
             let s2 = seen.clone();
+            let started = Arc::new(AtomicUsize::new(0));
+            let st = started.clone();
             let el = EventLoop::builder()
-                .on_request(|c, _| {
+                .on_request(move |c, _| {
                     let n = c.reader().len();
                     c.reader().skip(n)?;
-                    gorust::time::sleep(Duration::from_millis(300));
+                    st.fetch_add(1, SeqCst);
+                    gorust::time::sleep(Duration::from_millis(1000));
                     Ok(())
                 })
                 .on_disconnect(move |c, _| s2.store(c.reader().len(), SeqCst))
@@ -532,9 +552,10 @@ fn on_disconnect_sees_what_arrived_before_a_reset() {
                 .set_linger(Some(Duration::ZERO))
                 .unwrap();
             (&r).write_all(b"x").unwrap();
-            gorust::time::sleep(Duration::from_millis(50)); // the handler sleeps
+            eventually("the handler sleeps", || started.load(SeqCst) == 1);
             (&r).write_all(b"abc").unwrap();
-            gorust::time::sleep(Duration::from_millis(50)); // read into the inbox
+            // Read into the inbox meanwhile (the handler sleeps for 1 s).
+            gorust::time::sleep(Duration::from_millis(200));
             drop(r); // reset
             eventually("disconnected", || seen.load(SeqCst) != usize::MAX);
             assert_eq!(seen.load(SeqCst), 3);
@@ -617,11 +638,14 @@ fn close_with_unread_input(unix: bool) {
 fn graceful_shutdown_waits_for_drained_sockets_to_stop_lingering() {
     within(LIMIT, || {
         run_on(1, || {
+            let started = Arc::new(AtomicUsize::new(0));
+            let st = started.clone();
             let el = EventLoop::builder()
-                .on_request(|c, _| {
+                .on_request(move |c, _| {
                     let n = c.reader().len();
                     c.reader().skip(n)?;
-                    gorust::time::sleep(Duration::from_millis(100)); // in flight at shutdown
+                    st.fetch_add(1, SeqCst);
+                    gorust::time::sleep(Duration::from_millis(300)); // in flight at shutdown
                     c.writer().write_bytes(b"answer");
                     Ok(())
                 })
@@ -630,7 +654,7 @@ fn graceful_shutdown_waits_for_drained_sockets_to_stop_lingering() {
             let (addr, _serving) = start(&el);
             let peer = std::net::TcpStream::connect(addr).unwrap();
             (&peer).write_all(b"x").unwrap();
-            gorust::time::sleep(Duration::from_millis(30));
+            eventually("the handler started", || started.load(SeqCst) == 1);
             let t = Instant::now();
             let report = el.shutdown(Duration::from_secs(20));
             let took = t.elapsed();

@@ -373,12 +373,14 @@ fn pool_reaper_closes_connections_idle_too_long() {
             let (server, addr, _, gone) = counting_server(None);
             let client = caller_loop();
             let pool = Pool::builder(&client, addr)
-                .idle_timeout(Some(Duration::from_millis(150)))
+                .idle_timeout(Some(Duration::from_millis(1500)))
                 .build();
             let a = pool.get().unwrap();
             let b = pool.get().unwrap();
             pool.put(a);
-            gorust::time::sleep(Duration::from_millis(100));
+            // Margins of 700-800 ms each way, for a loaded machine: `a` is not reaped yet
+            // when `b` comes back, and the 2 ms polls below see the count at 1 in between.
+            gorust::time::sleep(Duration::from_millis(700));
             pool.put(b);
             assert_eq!(pool.idle_len(), 2);
             // No `get` is made: the reaper alone closes them, the older one first.
@@ -461,8 +463,9 @@ fn a_pool_idle_timeout_of_duration_max_never_expires() {
 fn pool_never_hands_out_a_connection_the_peer_closed() {
     within(LIMIT, || {
         run_on(2, || {
-            // The server closes connections idle for 100 ms.
-            let (_server, addr, accepted, gone) = counting_server(Some(Duration::from_millis(100)));
+            // The server closes connections idle for 1 s: long enough that a call made at
+            // once ends before it, on a loaded machine too (100 ms before session 29).
+            let (_server, addr, accepted, gone) = counting_server(Some(Duration::from_secs(1)));
             let client = caller_loop();
             let pool = Pool::builder(&client, addr).build();
             let c = pool.get().unwrap();
@@ -530,16 +533,19 @@ fn call_timeout_bounds_the_wait_for_a_reply_and_for_a_busy_handler() {
                 .unwrap();
             let (addr, _) = common::start(&server);
             // The client's handler takes 500 ms over the greeting.
+            let running = Arc::new(AtomicUsize::new(0));
+            let r = running.clone();
             let client = EventLoop::builder()
-                .on_request(|c, _| {
+                .on_request(move |c, _| {
                     c.reader().skip(2)?;
+                    r.fetch_add(1, SeqCst);
                     gorust::time::sleep(Duration::from_millis(500));
                     Ok(())
                 })
                 .build()
                 .unwrap();
             let c = client.dial(addr, DIAL).unwrap();
-            gorust::time::sleep(Duration::from_millis(100)); // the handler is running
+            eventually("the handler is running", || running.load(SeqCst) == 1);
             let start = Instant::now();
             let e = c
                 .call_timeout(Duration::from_millis(100), |_, _| Ok(()))

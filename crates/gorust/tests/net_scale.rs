@@ -103,11 +103,24 @@ fn ten_thousand_connections_on_a_few_threads() {
             })
         };
         let out = gorust::blocking(move || {
-            Command::new(std::env::current_exe().unwrap())
+            let mut child = Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "scale_client", "--nocapture", "--test-threads=1"])
                 .env("GORUST_SCALE_CLIENT", addr.to_string())
-                .output()
-                .unwrap()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Bounded: a client that hangs is killed, and its failed status fails the test
+            // (it used to stall the whole run).
+            let end = std::time::Instant::now() + Duration::from_secs(180);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > end {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.wait_with_output().unwrap()
         });
         drop(sampler);
         (

@@ -154,6 +154,7 @@ fn connect_to_a_full_backlog_fails_at_once_and_accept_frees_it() {
                 l.accept().unwrap();
             }
             UnixStream::connect(&path).expect("room in the backlog again");
+            let _ = std::fs::remove_file(&path);
         })
     });
 }

@@ -532,11 +532,13 @@ fn a_destructor_at_shutdown_may_join_a_pending_future() {
 fn a_future_s_destructor_at_shutdown_that_would_wait_is_cut_short() {
     struct JoinOnDropReturns {
         handle: Option<gorust::JoinHandle<()>>,
+        entered: Arc<AtomicBool>,
         returned: Arc<AtomicBool>,
     }
     impl Drop for JoinOnDropReturns {
         fn drop(&mut self) {
             if let Some(h) = self.handle.take() {
+                self.entered.store(true, Ordering::SeqCst);
                 let _ = h.join();
                 self.returned.store(true, Ordering::SeqCst);
             }
@@ -551,16 +553,18 @@ fn a_future_s_destructor_at_shutdown_that_would_wait_is_cut_short() {
             let _ = never.recv();
         });
         started_rx.recv().unwrap();
-        let returned = Arc::new(AtomicBool::new(false));
+        let (entered, returned) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let guard = JoinOnDropReturns {
             handle: Some(parked),
-            returned: returned.clone(),
+            entered: entered.clone(),
+            returned: Arc::clone(&returned),
         };
         drop(rt.spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await
         }));
         drop(rt);
+        assert!(entered.load(Ordering::SeqCst), "the destructor ran");
         assert!(
             !returned.load(Ordering::SeqCst),
             "the join was refused, not waited out"

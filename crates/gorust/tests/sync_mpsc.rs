@@ -292,10 +292,15 @@ fn bounded_parked_senders_are_served_in_order() {
             let (tx, rx) = mpsc::sync_channel::<u32>(1);
             tx.send(0).unwrap();
             let mut hs = Vec::new();
+            let parked = Arc::new(AtomicUsize::new(0));
             for i in 1..=5 {
-                let tx = tx.clone();
-                hs.push(gorust::go(move || tx.send(i).unwrap()));
-                gorust::time::sleep(ms(5)); // let it park before the next one starts
+                let (tx, counted) = (tx.clone(), parked.clone());
+                hs.push(gorust::go(move || {
+                    let send = tx.send_async(i);
+                    gorust::block_on(common::counting_registration(send, &counted)).unwrap()
+                }));
+                // Parked before the next one starts (a fixed 5 ms before session 29).
+                common::eventually("the sender parked", || parked.load(SeqCst) == i as usize);
             }
             drop(tx);
             let got: Vec<u32> = rx.iter().collect();

@@ -55,13 +55,14 @@ fn wait_really_waits() {
             let wg = WaitGroup::new();
             wg.add(2);
             let w = wg.clone();
+            // Before the spawn: on two workers the goroutine may start its sleeps at once.
+            let t = Instant::now();
             gorust::go(move || {
                 gorust::time::sleep(Duration::from_millis(30));
                 w.done();
                 gorust::time::sleep(Duration::from_millis(10));
                 w.done();
             });
-            let t = Instant::now();
             wg.wait();
             assert!(t.elapsed() >= Duration::from_millis(40));
             assert_eq!(wg.count(), 0);
