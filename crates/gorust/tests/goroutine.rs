@@ -195,10 +195,18 @@ fn num_goroutines_counts_live_ones() {
         run_on(2, || {
             let base = gorust::num_goroutines();
             assert!(base >= 1, "the main goroutine counts");
+            // Held by a gate, not a sleep, so that none ends before the count however slow
+            // the machine.
+            let gate = gorust::sync::WaitGroup::new();
+            gate.add(1);
             let hs: Vec<_> = (0..100)
-                .map(|_| gorust::go(|| gorust::time::sleep(Duration::from_millis(200))))
+                .map(|_| {
+                    let gate = gate.clone();
+                    gorust::go(move || gate.wait())
+                })
                 .collect();
             assert_eq!(gorust::num_goroutines(), base + 100);
+            gate.done();
             for h in hs {
                 h.join().unwrap();
             }

@@ -37,14 +37,25 @@ fn a_stuck_workers_poller_is_polled_by_the_monitor() {
         );
         reader.set_read_deadline(None).unwrap();
         // A future waits on the same socket; it may run on either worker.
+        // It says when it waits (its first poll found nothing), so that the write below comes
+        // after: a write before would be read at that first poll, on whichever worker, and
+        // the monitor's path would go untested (test audit, session 29).
         gorust::spawn(async move {
             let mut b = [0u8; 1];
-            std::future::poll_fn(|cx| reader.poll_read(cx, &mut b))
-                .await
-                .unwrap();
+            let mut ready_tx = Some(ready_tx);
+            std::future::poll_fn(|cx| {
+                let p = reader.poll_read(cx, &mut b);
+                if p.is_pending() {
+                    if let Some(tx) = ready_tx.take() {
+                        tx.send(()).unwrap();
+                    }
+                }
+                p
+            })
+            .await
+            .unwrap();
             done_tx.send(Instant::now()).unwrap();
         });
-        ready_tx.send(()).unwrap();
         // Keep this worker busy without ever returning to its scheduler loop.
         let start = Instant::now();
         while start.elapsed() < spin_for {
@@ -52,8 +63,9 @@ fn a_stuck_workers_poller_is_polled_by_the_monitor() {
         }
         start + spin_for
     });
-    ready_rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the future never polled");
     writer.write_all(b"x").unwrap();
     let sent = Instant::now();
     let done = done_rx
