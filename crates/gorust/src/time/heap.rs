@@ -7,12 +7,12 @@
 //! cancels a deadline per request keeps the heap proportional to its live timers (amortised
 //! `O(1)` extra per insertion). Measured from the last compaction alone, a burst of live
 //! timers that then expired let twice the burst's size of cancelled ones pile up (review,
-//! session 19). Still so: a burst of live timers that are then cancelled, not fired, behind a
-//! live timer with an earlier deadline, stays in the heap until the heap doubles again (up to
-//! twice the burst's size) or their deadlines pass. A cancel does not touch the heap (it is
-//! a compare-exchange on the entry, from any thread), so the heap learns of it only when it
-//! looks; counting cancels would add a shared counter per heap to every cancel (review,
-//! session 29: left so, the memory is bounded by the peak).
+//! session 19). Left as it is: a burst of live timers that are then cancelled, not fired,
+//! behind a live timer with an earlier deadline, stays in the heap until the heap doubles
+//! again (up to twice the burst's size) or their deadlines pass. A cancel does not touch the
+//! heap (it is a compare-exchange on the entry, from any thread), so the heap learns of it
+//! only when it looks; counting cancels would put a shared counter per heap on every cancel
+//! (review, session 29; the memory is bounded by the peak).
 //!
 //! Rejected: a hierarchical timing wheel (tokio). It gives `O(1)` insertion but rounds to its
 //! slot width (1 ms); sub-millisecond sleeps are a goal here and Go's own timers are a heap.
