@@ -336,12 +336,12 @@ fn port_in_use() {
 
 #[test]
 fn connection_refused() {
-    // A port just freed: nothing listens there.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
+    // A port held by a socket bound without listening: a connect is refused, and no test
+    // running beside can take the port meanwhile (a port bound and freed could be).
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    held.bind(&any.into()).unwrap();
+    let addr = held.local_addr().unwrap().as_socket().unwrap().to_string();
     fails_with(&["load", &addr, "-d", "1s", "-c", "2"], "cannot connect");
 }
 

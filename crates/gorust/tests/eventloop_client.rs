@@ -213,10 +213,7 @@ fn calls_see_the_state_and_the_bytes_that_arrived_between_calls() {
 fn dial_to_a_closed_port_is_refused() {
     within(LIMIT, || {
         run_on(2, || {
-            let addr = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap()
-            };
+            let (_held, addr) = common::refused_addr();
             let client = caller_loop();
             let e = client.dial(addr, DIAL).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");

@@ -344,9 +344,7 @@ fn half_close_gives_eof_to_the_reader_while_writes_work() {
 fn connection_refused_is_an_error() {
     within(Duration::from_secs(60), || {
         run_on(1, || {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            drop(l);
+            let (_held, addr) = common::refused_addr();
             let e = TcpStream::connect(addr).unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
         })

@@ -47,6 +47,18 @@ pub fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// A loopback address where nothing listens, held so for as long as the returned socket
+/// lives: the socket is bound there without listening, so a connect is refused, and no other
+/// test can bind the port meanwhile (a port bound and freed could be taken by a listener of
+/// a test running beside).
+pub fn refused_addr() -> (socket2::Socket, std::net::SocketAddr) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&any.into()).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    (s, addr)
+}
+
 /// Says that a test leaves out what this machine cannot do (`what`: the missing piece).
 /// Under `GORUST_NO_SKIP=1`, which `.ci/run` sets, it fails the test instead: CI's machine has
 /// all of it, so there a skip would hide a broken check.
