@@ -499,7 +499,7 @@ impl TcpStream {
     /// `Registration::read_result`).
     #[cold]
     fn kept_write_error(&self, epipe: io::Error) -> io::Error {
-        if self.reg.desc().flags() & crate::netpoll::desc::CLOSING != 0 {
+        if self.reg.is_closing() {
             return crate::netpoll::wait::closed_error();
         }
         match self.write_error.swap(0, Relaxed) {

@@ -460,8 +460,19 @@ fn unix_addr(a: &socket2::SockAddr) -> io::Result<SocketAddr> {
     match (a.as_pathname(), a.as_abstract_namespace()) {
         (Some(path), _) => SocketAddr::from_pathname(path),
         (None, Some(name)) => SocketAddr::from_abstract_name(name),
-        (None, None) => SocketAddr::from_pathname(""),
+        (None, None) => unnamed(),
     }
+}
+
+/// An unnamed Unix socket address (std builds one from an empty path).
+fn unnamed() -> io::Result<SocketAddr> {
+    SocketAddr::from_pathname("")
+}
+
+/// What `recv_from` gives once reading is shut down: nothing, from an unnamed address, as
+/// std's blocking receive gives then.
+fn nothing_received() -> io::Result<(usize, SocketAddr)> {
+    unnamed().map(|a| (0, a))
 }
 
 /// Paces a plain thread's retries of an unconnected datagram send to a receiver whose queue
@@ -478,7 +489,7 @@ struct FullReceiver {
 impl FullReceiver {
     fn pace(&mut self, r: io::Result<usize>) -> io::Result<usize> {
         let refused = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        if refused && !crate::goroutine::in_goroutine() && !crate::sched::worker::is_serving() {
+        if refused && crate::sync::on_plain_thread() {
             if self.refusals > 0 {
                 let ms = 1 << (self.refusals - 1).min(3);
                 std::thread::sleep(Duration::from_millis(ms));
@@ -560,9 +571,8 @@ impl UnixDatagram {
     /// `Ok(0)` and an unnamed address, as std's blocking receive does.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.reg.io(Direction::Read, rt(&self.timeouts), || {
-            self.reg.or_read_end(self.inner.recv_from(buf), || {
-                SocketAddr::from_pathname("").map(|unnamed| (0, unnamed))
-            })
+            self.reg
+                .or_read_end(self.inner.recv_from(buf), nothing_received)
         })
     }
 
@@ -606,9 +616,8 @@ impl UnixDatagram {
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
         self.reg.poll_io(cx, Direction::Read, || {
-            self.reg.or_read_end(self.inner.recv_from(buf), || {
-                SocketAddr::from_pathname("").map(|unnamed| (0, unnamed))
-            })
+            self.reg
+                .or_read_end(self.inner.recv_from(buf), nothing_received)
         })
     }
 

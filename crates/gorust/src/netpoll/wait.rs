@@ -131,9 +131,7 @@ impl Registration {
     #[inline]
     fn read_may_be_shut(&self) -> bool {
         let watched = self.registered.get().is_some() && self.desc.flags() & ORPHANED == 0;
-        !watched
-            || self.desc.read.final_seen()
-            || !(crate::goroutine::in_goroutine() || crate::sched::worker::is_serving())
+        !watched || self.desc.read.final_seen() || crate::sync::on_plain_thread()
     }
 
     /// A receive's (or a Unix accept's) result, with `end()` in its place if it said
@@ -151,7 +149,7 @@ impl Registration {
                     && self.read_may_be_shut()
                     && crate::sys::socket::read_shut_down(self.fd) =>
             {
-                if self.desc.flags() & CLOSING != 0 {
+                if self.is_closing() {
                     return Err(closed_error());
                 }
                 end()
@@ -296,12 +294,18 @@ impl Registration {
         earlier(self.desc.deadline(dir), call_deadline)
     }
 
+    /// Whether `close` has marked the descriptor (calls then fail with [`closed_error`]).
+    #[inline(always)]
+    pub(crate) fn is_closing(&self) -> bool {
+        self.desc.flags() & CLOSING != 0
+    }
+
     /// The answer to a call with nothing to move (an empty buffer), which makes no system call:
     /// `Ok(0)` at once, or Go's `ErrClosed` once the descriptor is closed, as Go's `Read` and
     /// `Write` check that first too (review, session 27). Deadlines are not checked, as in Go.
     #[cold]
     pub(crate) fn nothing_to_move(&self) -> io::Result<usize> {
-        if self.desc.flags() & CLOSING != 0 {
+        if self.is_closing() {
             return Err(closed_error());
         }
         Ok(0)
@@ -336,7 +340,7 @@ impl Registration {
     /// `closed_error` if the descriptor is closing, else `e`.
     #[cold]
     fn closed_or(&self, e: io::Error) -> io::Error {
-        if self.desc.flags() & CLOSING != 0 {
+        if self.is_closing() {
             return closed_error();
         }
         e
@@ -348,7 +352,7 @@ impl Registration {
     /// its frame was one more line of the goroutine's stack per round trip (echo model).
     #[inline(always)]
     pub(crate) fn check(&self, dir: Direction, call_deadline: Option<Instant>) -> io::Result<()> {
-        if self.desc.flags() & CLOSING != 0 {
+        if self.is_closing() {
             return Err(closed_error());
         }
         if let Some(d) = self.effective(dir, call_deadline) {

@@ -444,11 +444,28 @@ impl Shared {
     /// Whether any queue another worker could take from holds work (for the last searcher),
     /// the stealable LIFO slots included.
     pub(crate) fn work_visible(&self) -> bool {
-        !self.inject.is_empty()
-            || self
-                .remotes
-                .iter()
-                .any(|r| !r.steal.is_empty() || r.steal.has_lifo())
+        !self.inject.is_empty() || self.remotes.iter().any(|r| r.steal.has_work())
+    }
+
+    /// Takes the futures off the owned list and cancels them, a shutdown's step between the
+    /// unstarted goroutines and the parked ones (a destructor of those may join a future).
+    /// Each future's destructor has its waits refused (`goroutine/cancel.rs`): such a wait
+    /// panics, and the panic, caught with the rest of the drop (`raw.rs`), cuts that
+    /// destructor short. On a worker a future's wait panics anyway; here, where the parked
+    /// goroutines are unwound only after the futures, one that waited for such a goroutine
+    /// (joined it, or took a lock it holds) would wait for good (review, session 29). A wait
+    /// that needs no waiting (a finished join, a free lock) still returns.
+    pub(crate) fn cancel_futures(&self) {
+        let futures = self
+            .owned
+            .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
+        for t in futures {
+            let cancelled = crate::goroutine::Cancelled::Future(t.header().id);
+            crate::goroutine::refusing_waits(cancelled, move || {
+                // SAFETY: we pass the list's reference; a future may be dropped on any thread.
+                unsafe { t.shutdown() }
+            });
+        }
     }
 
     /// Begins shutdown (steps 1–2 of the module header).
@@ -483,10 +500,7 @@ impl Shared {
             unsafe { t.shutdown() };
         }
         // Then the futures, before the parked goroutines, as in a worker's step.
-        let futures = self
-            .owned
-            .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
-        drop_futures_refusing_waits(futures);
+        self.cancel_futures();
         for t in self.owned.drain_matching(|_| true) {
             // SAFETY: we pass the list's reference. A started goroutine whose worker is gone
             // is not unwound here: `Goroutine::drop` leaks its stack instead (it checks the
@@ -497,23 +511,6 @@ impl Shared {
             r.poller.orphan_all();
         }
         self.blocking.shutdown();
-    }
-}
-
-/// Cancels the futures a shutdown drained, each with the waits of its destructor refused
-/// (`goroutine/cancel.rs`): such a wait panics, and the panic, caught with the rest of the
-/// drop (`raw.rs`), cuts that destructor short. On a worker a future's wait panics anyway;
-/// here, where the parked goroutines are unwound only after the futures, one that waited for
-/// such a goroutine (joined it, or took a lock it holds) would wait for good (review,
-/// session 29). A wait that needs no waiting (a finished join, a free lock) still returns.
-fn drop_futures_refusing_waits(futures: Vec<TaskRef>) {
-    for t in futures {
-        let cancelled = crate::goroutine::Cancelled::Future(t.header().id);
-        crate::goroutine::refusing_waits(cancelled, move || {
-            // SAFETY: the caller passes the list's references; a future may be dropped on any
-            // thread.
-            unsafe { t.shutdown() }
-        });
     }
 }
 

@@ -253,6 +253,11 @@ impl Steal {
         self.0.has_lifo()
     }
 
+    /// Whether a thief would find anything: a task in the ring or in the LIFO slot.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.is_empty() || self.has_lifo()
+    }
+
     /// Takes the task in the owner's LIFO slot, for a thief that found the ring empty.
     pub(crate) fn steal_lifo(&self) -> Option<Notified> {
         self.0.take_lifo()

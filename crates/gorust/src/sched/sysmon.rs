@@ -122,7 +122,7 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
                         continue;
                     }
                     let stuck = since_us >= stale_us;
-                    stranded |= stuck && (!r.steal.is_empty() || r.steal.has_lifo());
+                    stranded |= stuck && r.steal.has_work();
                     let io = r.poller.registered() > 0;
                     // Timers' wakers may write to any descriptor: not from a table of our own.
                     let timers = private.is_none() && r.metrics.timers() > 0;

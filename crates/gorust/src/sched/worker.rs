@@ -553,10 +553,7 @@ impl WorkerCtx {
         // destructor there may join one, which only its cancellation ends. Mixed in one pass,
         // in the list's order, a goroutine listed ahead of the future it joined waited for
         // good (review, session 29).
-        let futures = shared
-            .owned
-            .drain_matching(|h| h.kind == Kind::Future && h.home.load(Relaxed) == UNBOUND);
-        super::drop_futures_refusing_waits(futures);
+        shared.cancel_futures();
         // Then the goroutines bound here.
         let goroutines = shared.owned.drain_matching(|h| h.home.load(Relaxed) == me);
         for t in goroutines {
