@@ -12,6 +12,7 @@ use std::fmt;
 use super::error::{Error, Result};
 use super::node::Node;
 use super::pool::NODE_SIZES;
+use super::spare;
 
 /// A per-connection byte buffer made of pooled nodes, read without copying.
 ///
@@ -110,8 +111,9 @@ impl LinkBuffer {
         self.rd_node.set(0);
         self.rd_off.set(self.nodes.front().map_or(0, Node::start));
         if self.nodes.is_empty() {
-            // The ring's allocation too: an idle buffer holds no memory at all.
-            self.nodes = VecDeque::new();
+            // The ring's allocation too: an idle buffer holds no memory at all (the ring is
+            // kept for this thread's next buffer, `spare.rs`).
+            spare::give(std::mem::take(&mut self.nodes));
         }
     }
 
@@ -216,6 +218,9 @@ impl LinkBuffer {
         if self.nodes.is_empty() {
             self.rd_node.set(0);
             self.rd_off.set(node.start());
+            if self.nodes.capacity() == 0 {
+                self.nodes = spare::take();
+            }
         }
         self.nodes.push_back(node);
     }
@@ -274,9 +279,8 @@ impl LinkBuffer {
             return;
         }
         self.len.set(self.len() + other.len());
-        let nodes = std::mem::take(&mut other.nodes);
         other.len.set(0);
-        for node in nodes {
+        for node in other.nodes.drain(..) {
             self.push_node(node);
         }
     }
@@ -358,6 +362,17 @@ impl<'a> Iterator for Runs<'a> {
             return Some(run);
         }
         None
+    }
+}
+
+impl Drop for LinkBuffer {
+    /// The nodes go back to the pool as they drop; the ring is kept for this thread's next
+    /// buffer (`spare.rs`).
+    fn drop(&mut self) {
+        if self.nodes.capacity() != 0 {
+            self.nodes.clear();
+            spare::give(std::mem::take(&mut self.nodes));
+        }
     }
 }
 

@@ -150,6 +150,7 @@ mod node;
 mod pool;
 mod reader;
 mod slice;
+mod spare;
 mod std_io;
 mod writer;
 
