@@ -169,7 +169,7 @@ pub fn run(args: Args) -> Result<(), String> {
     check_fd_limit(conns, threads as u64)?;
 
     let wire = match proto {
-        Proto::Echo => Wire::Echo(vec![b'x'; args.size]),
+        Proto::Echo => Wire::echo(args.size),
         Proto::Http => http_get(&target.host, &target.path),
     };
     let addr = reachable(target.addr, &target.others, args.timeout);
@@ -213,7 +213,11 @@ fn reachable(first: SocketAddr, others: &[SocketAddr], timeout: Duration) -> Soc
 
 /// An HTTP/1.1 `GET` of `path` on `host`, as the load generator sends it.
 pub fn http_get(host: &str, path: &str) -> Wire {
-    Wire::Http(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes())
+    Wire::Http(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
+            .into_bytes()
+            .into(),
+    )
 }
 
 /// One run of the load generator, as `load`, `demo` and `compare` drive it.
@@ -470,13 +474,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  errors       {:>12}   (connect {}, read {}, write {}, timeout {}, non-2xx {})",
+            "  errors       {:>12}   (connect {}, read {}, write {}, timeout {}, non-2xx {}, bad echo {})",
             self.errors(),
             s.connect_errors,
             s.read_errors,
             s.write_errors,
             s.timeouts,
-            s.non_2xx
+            s.non_2xx,
+            s.bad_echoes
         );
         out
     }
@@ -490,7 +495,8 @@ impl Report {
                 "\"rate\":{},\"requests\":{},\"requests_per_sec\":{:.1},\"bytes\":{},",
                 "\"bytes_per_sec\":{:.1},\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},",
                 "\"p99_9\":{},\"max\":{},\"mean\":{:.1}}},\"errors\":{{\"total\":{},",
-                "\"connect\":{},\"read\":{},\"write\":{},\"timeout\":{},\"non_2xx\":{}}}}}"
+                "\"connect\":{},\"read\":{},\"write\":{},\"timeout\":{},\"non_2xx\":{},",
+                "\"bad_echo\":{}}}}}"
             ),
             format!("{:?}", self.proto).to_lowercase(),
             self.conns,
@@ -516,7 +522,8 @@ impl Report {
             s.read_errors,
             s.write_errors,
             s.timeouts,
-            s.non_2xx
+            s.non_2xx,
+            s.bad_echoes
         )
     }
 }
@@ -570,7 +577,7 @@ mod tests {
     #[test]
     fn the_marks_see_every_connection_open() {
         let (addr, counts) = crate::testing::counting_server(crate::testing::echo);
-        let wire = Wire::Echo(vec![b'x'; 16]);
+        let wire = Wire::echo(16);
         let drive = Drive {
             warmup: Duration::from_millis(50),
             ..Drive::new(addr, &wire, 4, Duration::from_millis(100))
@@ -600,7 +607,7 @@ mod tests {
             let _ = conn.write_all(reply);
         }
         let (addr, _) = crate::testing::counting_server(answer_once);
-        let wire = Wire::Http(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
+        let wire = Wire::Http(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".as_slice().into());
         let m = Drive::new(addr, &wire, 2, Duration::from_millis(300))
             .run()
             .unwrap();

@@ -36,13 +36,36 @@ use hdrhistogram::Histogram;
 
 use crate::http;
 
-/// What a connection sends, and how it knows the reply is complete.
+/// What a connection sends, and how it knows the reply is complete. Cloned per thread: the
+/// bytes are shared (a 64 MiB message times 1,000 threads was 64 GiB; review, session 30).
 #[derive(Clone)]
 pub enum Wire {
-    /// Send the message; the reply is the same number of bytes.
-    Echo(Vec<u8>),
+    /// Send a message of `size` bytes; the reply must be those bytes back. The message is a
+    /// window of `pattern` that moves with each request (`echo_window`), so a reply of other
+    /// bytes, of an earlier request or of another connection is caught ([`Stats::bad_echoes`]).
+    Echo { pattern: Arc<[u8]>, size: usize },
     /// Send the request; the reply is one HTTP response.
-    Http(Vec<u8>),
+    Http(Arc<[u8]>),
+}
+
+/// The period of an echo message's pattern: a prime, so that no message of a power-of-two
+/// length repeats its own start.
+const ECHO_PERIOD: usize = 251;
+
+impl Wire {
+    /// Echo messages of `size` bytes.
+    pub fn echo(size: usize) -> Wire {
+        let pattern = (0..size + ECHO_PERIOD)
+            .map(|k| (k % ECHO_PERIOD) as u8)
+            .collect();
+        Wire::Echo { pattern, size }
+    }
+}
+
+/// Where connection `global`'s `nth` request starts in the echo pattern: a step per request
+/// and a different start per connection.
+fn echo_window(global: usize, nth: u64) -> usize {
+    (global.wrapping_mul(7) + (nth % ECHO_PERIOD as u64) as usize * 13) % ECHO_PERIOD
 }
 
 /// One thread's share of the run.
@@ -78,6 +101,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Replies in the window whose status was not 2xx.
     pub non_2xx: u64,
+    /// Echo replies that were not the request's bytes (other bytes, or more than were sent),
+    /// over the whole run; the connection is then replaced.
+    pub bad_echoes: u64,
 }
 
 impl Stats {
@@ -92,6 +118,7 @@ impl Stats {
             write_errors: 0,
             timeouts: 0,
             non_2xx: 0,
+            bad_echoes: 0,
         }
     }
 
@@ -105,16 +132,28 @@ impl Stats {
         self.write_errors += o.write_errors;
         self.timeouts += o.timeouts;
         self.non_2xx += o.non_2xx;
+        self.bad_echoes += o.bad_echoes;
     }
 
-    /// Every error counted: connects, reads, writes, timeouts and non-2xx replies.
+    /// Every error counted: connects, reads, writes, timeouts, non-2xx replies and bad echoes.
     pub fn errors(&self) -> u64 {
-        self.connect_errors + self.read_errors + self.write_errors + self.timeouts + self.non_2xx
+        self.connect_errors
+            + self.read_errors
+            + self.write_errors
+            + self.timeouts
+            + self.non_2xx
+            + self.bad_echoes
     }
 }
 
 struct Conn {
     sock: Option<TcpStream>,
+    /// This connection's index among all connections (the echo pattern's start).
+    global: usize,
+    /// Requests sent on this connection (the echo pattern's step).
+    sent: u64,
+    /// Where the outstanding echo request starts in the pattern.
+    window: usize,
     /// Bytes of the request not yet written.
     out_off: usize,
     /// Reply bytes so far: counted for echo, kept for http.
@@ -156,6 +195,9 @@ pub fn run(plan: Plan) -> Result<(Stats, Vec<TcpStream>), String> {
         };
         st.conns.push(Conn {
             sock: Some(sock),
+            global,
+            sent: 0,
+            window: 0,
             out_off: 0,
             got: 0,
             reply: http::ResponseReader::default(),
@@ -212,9 +254,14 @@ struct State {
 }
 
 impl State {
-    fn request(&self) -> &[u8] {
+    /// Conn `i`'s outstanding request.
+    fn request(&self, i: usize) -> &[u8] {
         match &self.plan.wire {
-            Wire::Echo(m) | Wire::Http(m) => m,
+            Wire::Echo { pattern, size } => {
+                let w = self.conns[i].window;
+                &pattern[w..w + size]
+            }
+            Wire::Http(m) => m,
         }
     }
 
@@ -239,18 +286,20 @@ impl State {
         c.sent_at = now;
         c.out_off = 0;
         c.got = 0;
+        c.window = echo_window(c.global, c.sent);
+        c.sent += 1;
         self.flush(i);
     }
 
     /// Writes what is left of conn `i`'s request.
     fn flush(&mut self, i: usize) {
-        let len = self.request().len();
+        let len = self.request(i).len();
         loop {
             let c = &self.conns[i];
             let (Some(sock), true) = (&c.sock, c.origin.is_some() && c.out_off < len) else {
                 return;
             };
-            let res = (&*sock).write(&self.request()[c.out_off..]);
+            let res = (&*sock).write(&self.request(i)[c.out_off..]);
             match res {
                 Ok(n) => self.conns[i].out_off += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -271,6 +320,12 @@ impl State {
             return self.connected(i);
         }
         self.flush(i);
+        if self.conns[i].connecting.is_some() || self.conns[i].sock.is_none() {
+            // The write failed and the connection was replaced: the new one is not connected
+            // yet. Read, it counted a refused connect as a read error and reconnected at once,
+            // past the back-off (review, session 30).
+            return;
+        }
         // The server closed. What came before the close is read first: a server that closes
         // after each reply (HTTP/1.0, `Connection: close`, nginx's `keepalive_requests`) sends
         // its last reply and the close in one go, and that reply counts (review, session 24:
@@ -286,14 +341,25 @@ impl State {
                     break;
                 }
                 Ok(n) => {
-                    let c = &mut self.conns[i];
-                    c.got += n;
-                    if let Wire::Http(_) = self.plan.wire {
-                        if c.reply.push(&self.buf[..n]).is_err() {
-                            self.stats.read_errors += 1;
-                            return self.reconnect(i);
+                    let c = &self.conns[i];
+                    match &self.plan.wire {
+                        Wire::Http(_) => {
+                            if self.conns[i].reply.push(&self.buf[..n]).is_err() {
+                                self.stats.read_errors += 1;
+                                return self.reconnect(i);
+                            }
+                        }
+                        Wire::Echo { pattern, size } => {
+                            // Only the outstanding request's bytes may come back, in order.
+                            let from = c.window + c.got;
+                            let sent = if c.origin.is_some() { *size } else { 0 };
+                            if c.got + n > sent || self.buf[..n] != pattern[from..from + n] {
+                                self.stats.bad_echoes += 1;
+                                return self.reconnect(i);
+                            }
                         }
                     }
+                    self.conns[i].got += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -319,12 +385,12 @@ impl State {
         };
         // The reply's length, whether it was a success, whether the server closes after it.
         let (len, ok, close) = match &self.plan.wire {
-            Wire::Echo(m) => {
-                if c.got < m.len() {
+            Wire::Echo { size, .. } => {
+                if c.got < *size {
                     return self.incomplete(i, closed);
                 }
-                c.got -= m.len();
-                (m.len(), true, false)
+                c.got = 0;
+                (*size, true, false)
             }
             Wire::Http(_) => match c.reply.take_response() {
                 Ok(None) => return self.incomplete(i, closed),
@@ -554,7 +620,7 @@ mod tests {
         let now = Instant::now();
         Plan {
             addr,
-            wire: Wire::Echo(vec![b'x'; 16]),
+            wire: Wire::echo(16),
             total_conns: socks.len(),
             socks: socks.into_iter().enumerate().collect(),
             interval: None,
@@ -658,5 +724,55 @@ mod tests {
             now.elapsed()
         );
         assert!(stats.requests > 0);
+    }
+
+    /// Echo replies are checked, not only counted: a server that answers with other bytes of
+    /// the right length, or with its first message again, is counted as bad echoes, and at
+    /// most its first reply on each connection completes a request (before, every reply of
+    /// the right length counted as a round trip; review, session 30).
+    #[test]
+    fn echo_replies_of_other_bytes_are_bad_echoes() {
+        fn zeros(mut conn: TcpStream) {
+            let mut buf = [0u8; 64];
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                if conn.write_all(&vec![0; n]).is_err() {
+                    break;
+                }
+            }
+        }
+        /// Echoes the first 16-byte message, then answers every later one with it again.
+        fn replays(mut conn: TcpStream) {
+            let (mut first, mut seen) = ([0u8; 16], 0usize);
+            let mut buf = [0u8; 64];
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                let answer: Vec<u8> = (seen..seen + n)
+                    .zip(&buf[..n])
+                    .map(|(at, &b)| {
+                        if at < 16 {
+                            first[at] = b;
+                        }
+                        first[at % 16]
+                    })
+                    .collect();
+                seen += n;
+                if conn.write_all(&answer).is_err() {
+                    break;
+                }
+            }
+        }
+        for (what, serve) in [("zeros", zeros as fn(TcpStream)), ("replays", replays)] {
+            let (addr, _) = crate::testing::counting_server(serve);
+            let conn = TcpStream::connect(addr).unwrap();
+            conn.set_nonblocking(true).unwrap();
+            let plan = echo_plan(addr, vec![conn], Duration::from_millis(300));
+            let (stats, _) = run(plan).unwrap();
+            assert!(stats.bad_echoes > 0, "{what}: no bad echo counted");
+            assert!(
+                stats.requests <= stats.bad_echoes + 1,
+                "{what}: {} requests counted with {} bad echoes",
+                stats.requests,
+                stats.bad_echoes
+            );
+        }
     }
 }

@@ -97,6 +97,54 @@ fn skip(what: &str) {
     println!("echo: {what} is skipped");
 }
 
+/// Descriptors this process keeps besides its load's sockets (standard streams, pipes to the
+/// servers, the epoll instances).
+const FD_SLACK: usize = 64;
+
+/// Raises this process's soft descriptor limit to its hard one (the servers inherit it), and
+/// returns the soft limit now in force. A stock soft limit of 1,024 failed the README's
+/// `--together` runs at 1,000 connections, two loads at once, with "Too many open files"
+/// (review, session 30).
+fn raise_fd_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the call to fill in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return usize::MAX;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard one needs
+        // no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// A usage error unless `sockets` load connections, and a server's side of them, fit under
+/// the descriptor limit `limit` (the load's and each server's process have it alike).
+fn fits_fd_limit(sockets: usize, limit: usize) {
+    if sockets + FD_SLACK > limit {
+        usage_error(&format!(
+            "{sockets} connections at once need {} descriptors and this process may open \
+             {limit} (ulimit -n); ask for fewer connections{}",
+            sockets + FD_SLACK,
+            if sockets > MAX_CONNS {
+                " (--together runs two loads at once)"
+            } else {
+                ""
+            }
+        ));
+    }
+}
+
 /// Runs that failed (a server that would not start, a load error): reported as they happen,
 /// and the run then ends with status 1 after its report, so that a smoke run in CI fails
 /// when a peer fails, not only when it is missing.
@@ -200,6 +248,12 @@ fn run() {
     };
 
     let together = args.iter().any(|a| a == "--together");
+    // `--together` runs two loads in this process at once.
+    let loads = if together { 2 } else { 1 };
+    let limit = raise_fd_limit();
+    for &(conns, _) in &configs {
+        fits_fd_limit(loads * conns, limit);
+    }
     let mut servers = available_servers();
     if let Some(only) = list("--servers") {
         for o in &only {
@@ -235,6 +289,7 @@ fn run() {
             None if bench => 10_000,
             None => 200,
         };
+        fits_fd_limit(conns, limit);
         return idle::run(&servers, conns, rounds.min(3), json);
     }
     if together {
@@ -454,6 +509,9 @@ fn next_port(port: &mut u16, n: u16) -> u16 {
     first
 }
 
+/// How long one of the load's connects may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long a server may take to say `ready`.
 const START_LIMIT: Duration = Duration::from_secs(15);
 
@@ -462,11 +520,16 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 fn start(s: &Server, port: u16) -> Result<(Running, u32), String> {
     let mut cmd = (s.cmd)(port);
     cmd.stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .stdin(Stdio::null());
-    let mut child = Running(cmd.spawn().map_err(|e| format!("cannot start: {e}"))?);
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = Running(
+        cmd.spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?,
+    );
     let pid = child.0.id();
     let stdout = child.0.stdout.take().unwrap();
+    let stderr = StderrTail::follow(child.0.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -474,12 +537,65 @@ fn start(s: &Server, port: u16) -> Result<(Running, u32), String> {
     });
     let line = match rx.recv_timeout(START_LIMIT) {
         Ok(read) => read.map_err(|e| e.to_string())?,
-        Err(_) => return Err(format!("not ready after {} s", START_LIMIT.as_secs())),
+        Err(_) => {
+            return Err(format!(
+                "not ready after {} s{}",
+                START_LIMIT.as_secs(),
+                stderr.text(Duration::ZERO)
+            ))
+        }
     };
     if line.trim() != "ready" {
-        return Err(format!("server said {line:?}"));
+        // A server that failed (a port in use, a missing toolchain) said why on stderr: it
+        // was thrown away, and the run failed as `server said ""` (review, session 30).
+        return Err(format!(
+            "server said {line:?}{}",
+            stderr.text(Duration::from_secs(1))
+        ));
     }
     Ok((child, pid))
+}
+
+/// The last lines a server wrote to stderr, kept by a thread that drains the pipe for the
+/// server's whole life (so that a chatty server never blocks on a full pipe).
+struct StderrTail {
+    lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+impl StderrTail {
+    /// Lines kept.
+    const KEEP: usize = 8;
+
+    fn follow(stderr: std::process::ChildStderr) -> StderrTail {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let (tx, ended) = std::sync::mpsc::channel();
+        let keep = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut k = keep.lock().unwrap_or_else(|e| e.into_inner());
+                if k.len() == Self::KEEP {
+                    k.pop_front();
+                }
+                k.push_back(line);
+            }
+            let _ = tx.send(());
+        });
+        StderrTail { lines, ended }
+    }
+
+    /// What was kept, as the end of an error message; waits up to `grace` for the server to
+    /// finish writing it (the pipe's end).
+    fn text(&self, grace: Duration) -> String {
+        let _ = self.ended.recv_timeout(grace);
+        let k = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if k.is_empty() {
+            return String::new();
+        }
+        let lines: Vec<&str> = k.iter().map(String::as_str).collect();
+        format!("; its stderr ended with:\n    {}", lines.join("\n    "))
+    }
 }
 
 fn run_one(
@@ -531,19 +647,47 @@ fn pin_to(cpu: usize) -> Result<(), String> {
 
 /// Nanoseconds the process's threads have spent on a CPU; an error if `/proc` cannot say
 /// (the server exited, or the kernel has no `schedstat`), never a 0 that reads as a figure.
-fn cpu_ns(pid: u32) -> Result<u64, String> {
+fn cpu_ns(pid: u32) -> Result<Cpu, String> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| format!("reading /proc/{pid}/task: {e} (did the server exit?)"))?;
     // A thread that exits between the listing and its read is left out.
-    let times: Vec<u64> = dir
+    let times: Vec<(u64, u64)> = dir
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            Some((tid, stat.split_whitespace().next()?.parse::<u64>().ok()?))
+        })
         .collect();
     if times.is_empty() {
         return Err(format!("no readable /proc/{pid}/task/*/schedstat"));
     }
-    Ok(times.iter().sum())
+    Ok(Cpu {
+        ns: times.iter().map(|&(_, ns)| ns).sum(),
+        threads: times.into_iter().map(|(tid, _)| tid).collect(),
+    })
+}
+
+/// A server's CPU time summed over its live threads, and those threads.
+struct Cpu {
+    ns: u64,
+    threads: std::collections::BTreeSet<u64>,
+}
+
+impl Cpu {
+    /// The CPU time spent from `self` to `later`; an error if a thread counted in `self` has
+    /// exited since, taking its time out of the sum. Before, only a sum that shrank was
+    /// caught; a thread exiting while others ran made the window's figure silently small
+    /// (review, session 30).
+    fn since(&self, later: &Cpu) -> Result<u64, String> {
+        if !self.threads.is_subset(&later.threads) {
+            return Err("a server thread exited in the measured window".to_string());
+        }
+        later
+            .ns
+            .checked_sub(self.ns)
+            .ok_or_else(|| "the server's CPU time went backwards".to_string())
+    }
 }
 
 /// Clock ticks the process has spent in user space (`utime`); an error if unreadable.
@@ -588,7 +732,15 @@ fn load(
     let open = || -> Result<Vec<std::net::TcpStream>, String> {
         let mut socks = Vec::with_capacity(conns);
         for _ in 0..conns {
-            let s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+            // Bounded: a server that said `ready` and stopped accepting left a plain connect
+            // in the SYN retries for about two minutes per connection (review, session 30).
+            let s = addr
+                .parse()
+                .map_err(|e| format!("{addr}: {e}"))
+                .and_then(|a| {
+                    std::net::TcpStream::connect_timeout(&a, CONNECT_LIMIT)
+                        .map_err(|e| format!("connect: {e}"))
+                })?;
             s.set_nodelay(true).map_err(|e| e.to_string())?;
             s.set_nonblocking(true).map_err(|e| e.to_string())?;
             socks.push(s);
@@ -605,16 +757,19 @@ fn load(
     for (i, s) in socks.iter().enumerate() {
         ep.watch(libc::EPOLL_CTL_ADD, s, i, false)?;
     }
-    let msg = vec![0x5au8; size];
+    // Each message is a window of the pattern that moves per round trip and differs per
+    // connection, and every reply is compared with it: a server echoing other bytes, an
+    // earlier message or another connection's fails the run (before, any bytes of the right
+    // length counted as a round trip; review, session 30).
+    let pattern: Vec<u8> = (0..size + ECHO_PERIOD)
+        .map(|k| (k % ECHO_PERIOD) as u8)
+        .collect();
+    let mut out: Vec<Outgoing> = (0..conns).map(|i| Outgoing::first(i, size)).collect();
     let mut got = vec![0usize; conns];
-    // Bytes of each connection's current message not written yet, and whether the epoll
-    // watches it for output (only while some are).
-    let mut unsent = vec![size; conns];
-    let mut watching_out = vec![false; conns];
     let mut per_conn = vec![0u64; conns];
     let mut buf = vec![0u8; 64 * 1024];
     for (i, s) in socks.iter_mut().enumerate() {
-        write_rest(&ep, s, i, &msg, &mut unsent[i], &mut watching_out[i])?;
+        out[i].write_rest(&ep, s, i, &pattern)?;
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let start = Instant::now();
@@ -626,16 +781,14 @@ fn load(
             marks = Some((now, rt, cpu_ns(pid)?, user_ticks(pid)?));
             per_conn.fill(0);
         }
-        if let Some((t0, rt0, cpu0, user0)) = marks {
+        if let Some((t0, rt0, cpu0, user0)) = &marks {
+            let (t0, rt0, user0) = (*t0, *rt0, *user0);
             if now >= t0 + measure {
                 let secs = now.duration_since(t0).as_secs_f64();
                 let n = (rt - rt0) as f64;
-                // A thread that exited in the window takes its time with it: the sum may
-                // shrink, and the window is then refused rather than read as a small figure.
-                let cpu = cpu_ns(pid)?
-                    .checked_sub(cpu0)
-                    .ok_or("a server thread exited in the measured window")?
-                    as f64;
+                // A thread that exited in the window takes its time with it: the window is
+                // then refused rather than read as a small figure.
+                let cpu = cpu0.since(&cpu_ns(pid)?)? as f64;
                 let ticks = user_ticks(pid)?.saturating_sub(user0);
                 if n == 0.0 {
                     return Err("no round trips completed".to_string());
@@ -655,50 +808,105 @@ fn load(
         for ev in ep.wait(&mut events)? {
             let i = ev.u64 as usize;
             let s = &mut socks[i];
-            write_rest(&ep, s, i, &msg, &mut unsent[i], &mut watching_out[i])?;
+            out[i].write_rest(&ep, s, i, &pattern)?;
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => return Err("server closed a connection".into()),
-                    Ok(k) => got[i] += k,
+                    Ok(k) => {
+                        let expected = &out[i].message(&pattern)[got[i]..];
+                        if k > expected.len() || buf[..k] != expected[..k] {
+                            return Err(format!(
+                                "connection {i}: the server sent back bytes it was not sent"
+                            ));
+                        }
+                        got[i] += k;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => return Err(format!("read: {e}")),
                 }
             }
             // A whole echo means the whole message was written: the next one may start.
-            while got[i] >= size {
-                got[i] -= size;
+            if got[i] == size {
+                got[i] = 0;
                 rt += 1;
                 per_conn[i] += 1;
-                unsent[i] = size;
-                write_rest(&ep, s, i, &msg, &mut unsent[i], &mut watching_out[i])?;
+                out[i].next(i);
+                out[i].write_rest(&ep, s, i, &pattern)?;
             }
         }
     }
 }
 
-/// Writes the last `unsent` bytes of `msg` until the socket would block, and has the epoll
-/// watch the socket for output exactly while some are left.
-fn write_rest(
-    ep: &Epoll,
-    s: &mut std::net::TcpStream,
-    i: usize,
-    msg: &[u8],
-    unsent: &mut usize,
-    watching_out: &mut bool,
-) -> Result<(), String> {
-    while *unsent > 0 {
-        match s.write(&msg[msg.len() - *unsent..]) {
-            Ok(n) => *unsent -= n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(format!("write: {e}")),
+/// The period of the echo messages' pattern: a prime, so that no message of a power-of-two
+/// length repeats its own start.
+const ECHO_PERIOD: usize = 251;
+
+/// Where connection `i`'s `nth` message starts in the pattern: a step per message and a
+/// different start per connection.
+fn echo_window(i: usize, nth: u64) -> usize {
+    (i.wrapping_mul(7) + (nth % ECHO_PERIOD as u64) as usize * 13) % ECHO_PERIOD
+}
+
+/// A connection's message under way.
+struct Outgoing {
+    /// Where it starts in the pattern.
+    window: usize,
+    size: usize,
+    /// Messages begun on this connection, this one included.
+    count: u64,
+    /// Bytes not written yet.
+    unsent: usize,
+    /// Whether the epoll watches the socket for output (only while some bytes are unsent).
+    watching_out: bool,
+}
+
+impl Outgoing {
+    /// Connection `i`'s first message of `size` bytes.
+    fn first(i: usize, size: usize) -> Outgoing {
+        Outgoing {
+            window: echo_window(i, 0),
+            size,
+            count: 1,
+            unsent: size,
+            watching_out: false,
         }
     }
-    let want_out = *unsent > 0;
-    if want_out != *watching_out {
-        ep.watch(libc::EPOLL_CTL_MOD, s, i, want_out)?;
-        *watching_out = want_out;
+
+    /// Connection `i`'s next message, once the last one came back whole.
+    fn next(&mut self, i: usize) {
+        self.window = echo_window(i, self.count);
+        self.count += 1;
+        self.unsent = self.size;
     }
-    Ok(())
+
+    fn message<'p>(&self, pattern: &'p [u8]) -> &'p [u8] {
+        &pattern[self.window..self.window + self.size]
+    }
+
+    /// Writes the unsent rest of the message until the socket would block, and has the epoll
+    /// watch the socket for output exactly while some is left.
+    fn write_rest(
+        &mut self,
+        ep: &Epoll,
+        s: &mut std::net::TcpStream,
+        i: usize,
+        pattern: &[u8],
+    ) -> Result<(), String> {
+        let msg = self.message(pattern);
+        while self.unsent > 0 {
+            match s.write(&msg[msg.len() - self.unsent..]) {
+                Ok(n) => self.unsent -= n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+        let want_out = self.unsent > 0;
+        if want_out != self.watching_out {
+            ep.watch(libc::EPOLL_CTL_MOD, s, i, want_out)?;
+            self.watching_out = want_out;
+        }
+        Ok(())
+    }
 }
 
 /// The load's epoll instance, closed on every way out of the load.
