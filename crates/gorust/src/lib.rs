@@ -26,6 +26,18 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+/// Writes a line of the runtime's own diagnostics to stderr, and never panics. `eprintln!`
+/// panics when stderr is a pipe whose reader has gone (`EPIPE`: Rust ignores `SIGPIPE`), and
+/// these lines are written in destructors, on the way to an abort, and where a goroutine is
+/// leaked so that its destructors do not run: a panic there aborted the process or ran the
+/// destructors it was avoiding (review, session 30).
+macro_rules! diag {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod blocking;
 pub mod buffer;
 mod context;
@@ -295,7 +307,7 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
                 continue;
             }
             warned = true;
-            eprintln!(
+            diag!(
                 "gorust: a destructor run at runtime shutdown has waited {} s in block_on (a \
                  lock, a channel, a join, a timer) without a wake-up; it keeps waiting. If only \
                  a goroutine of the same runtime could end the wait (a lock it holds across a \

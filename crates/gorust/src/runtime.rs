@@ -149,9 +149,10 @@ impl Builder {
     /// Starts the workers.
     ///
     /// Errors: `InvalidInput` for a setting out of range (zero workers, more than 4,096
-    /// workers, no blocking thread, a zero interval or `schedtrace` period, a stack over 1
-    /// GiB, a thread name with a NUL byte); the OS error if a poller or a thread cannot be created (for example
-    /// `EMFILE` when descriptors run out).
+    /// workers, no blocking thread, a zero interval, `lifo_limit` or `schedtrace` period, a
+    /// stack over 1 GiB, a thread name with a NUL byte); the OS error if a poller or a thread
+    /// (a worker, the monitor) cannot be created (for example `EMFILE` when descriptors run
+    /// out, `EAGAIN` at the thread limit).
     pub fn build(&self) -> io::Result<Runtime> {
         let mut config = self.config.clone();
         let invalid = |msg: &str| io::Error::new(io::ErrorKind::InvalidInput, msg.to_string());
@@ -168,12 +169,19 @@ impl Builder {
                 "gorust: Builder::max_blocking_threads must be at least 1",
             ));
         }
-        if config.global_queue_interval == 0
-            || config.lifo_limit == 0
-            || config.timer_check_interval == 0
-            || config.event_interval == 0
-        {
-            return Err(invalid("gorust: scheduler intervals must be at least 1"));
+        // Named one by one: a shared message named neither the setting nor, for `lifo_limit`,
+        // what it is (review, session 30).
+        for (value, setting) in [
+            (config.global_queue_interval, "global_queue_interval"),
+            (config.lifo_limit, "lifo_limit"),
+            (config.timer_check_interval, "timer_check_interval"),
+            (config.event_interval, "event_interval"),
+        ] {
+            if value == 0 {
+                return Err(invalid(&format!(
+                    "gorust: Builder::{setting} must be at least 1"
+                )));
+            }
         }
         if config.stack_size > 1 << 30 {
             return Err(invalid("gorust: Builder::stack_size must be at most 1 GiB"));
@@ -228,7 +236,8 @@ impl Builder {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(t);
         }
-        rt.monitor = crate::sched::sysmon::start(&rt.handle);
+        // On an error `rt` drops, as above.
+        rt.monitor = Some(crate::sched::sysmon::start(&rt.handle)?);
         if let Some(every) = rt.handle.config.schedtrace {
             crate::sched::trace::start(&rt.handle, every);
         }

@@ -15,11 +15,19 @@ fn invalid_settings_are_errors_not_panics() {
     let e = gorust::Runtime::builder().workers(0).build().unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("workers"), "{e}");
-    let e = gorust::Runtime::builder()
-        .global_queue_interval(0)
-        .build()
-        .unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    // Each zero setting is named in its error (one message named none of them before).
+    type Set = fn(gorust::Builder) -> gorust::Builder;
+    let zeros: [(&str, Set); 4] = [
+        ("global_queue_interval", |b| b.global_queue_interval(0)),
+        ("lifo_limit", |b| b.lifo_limit(0)),
+        ("timer_check_interval", |b| b.timer_check_interval(0)),
+        ("event_interval", |b| b.event_interval(0)),
+    ];
+    for (name, set) in zeros {
+        let e = set(gorust::Runtime::builder()).build().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains(name), "{name}: {e}");
+    }
     let e = gorust::Runtime::builder()
         .stack_size(2 << 30)
         .build()

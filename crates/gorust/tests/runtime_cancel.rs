@@ -259,6 +259,29 @@ fn a_goroutine_parked_while_unwinding_a_panic_does_not_abort_the_shutdown() {
     );
 }
 
+/// The same shutdown with stderr a pipe nobody reads any more (a log collector that died):
+/// the leak's message fails with `EPIPE`. Written with `eprintln!`, that failure was a panic,
+/// which dropped the coroutine on the way out and so ran the very forced unwind the leak
+/// avoids: the process aborted (review, session 30).
+#[test]
+fn the_leak_s_message_to_a_closed_stderr_does_not_abort_the_shutdown() {
+    if std::env::var("GORUST_PARKED_UNWINDING").is_ok() {
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "parked_unwinding_child", "--nocapture"])
+        .env("GORUST_PARKED_UNWINDING", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}; {stdout}", out.status);
+    assert!(stdout.contains("the runtime dropped cleanly"), "{stdout}");
+}
+
 #[test]
 fn parked_unwinding_child() {
     if std::env::var("GORUST_PARKED_UNWINDING").is_err() {

@@ -159,7 +159,7 @@ impl Block {
         // keeps the block alive; no data is published by the increment.
         let old = self.header().refs.fetch_add(1, Relaxed);
         if old > isize::MAX as usize {
-            eprintln!("runtime: gorust::buffer block reference count overflow");
+            diag!("runtime: gorust::buffer block reference count overflow");
             std::process::abort();
         }
         Block {

@@ -127,11 +127,12 @@ fn refuse(mut state: State) -> ! {
     state.refusals += 1;
     UNWINDING.with(|u| u.set(Some(state)));
     if state.refusals >= REFUSALS_BEFORE_ABORT {
-        eprintln!(
+        diag!(
             "gorust: {} is being cancelled by its runtime's shutdown, and caught the \
              panic that cancels it {} times, waiting again each time; aborting. A catch_unwind \
              around a wait must let a panic it did not raise go on (std::panic::resume_unwind).",
-            state.cancelled, state.refusals
+            state.cancelled,
+            state.refusals
         );
         std::process::abort();
     }

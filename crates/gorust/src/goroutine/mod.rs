@@ -169,7 +169,7 @@ where
             if this.thread != 0 {
                 // The scheduler's routing guarantees this never happens; if it did, resuming
                 // would be unsound, so stop here.
-                eprintln!(
+                diag!(
                     "runtime: goroutine {} resumed off its home thread",
                     this.guard.id
                 );
@@ -285,7 +285,7 @@ impl<F, T> Drop for Goroutine<F, T> {
             // the current thread; off the home thread that is unsound, so leak it instead
             // (the stack is never reused). Only reachable when a worker exited without
             // cancelling its goroutines, which shutdown does not do.
-            eprintln!(
+            diag!(
                 "gorust: goroutine {} leaked: still suspended after its worker exited",
                 self.guard.id
             );
@@ -298,7 +298,7 @@ impl<F, T> Drop for Goroutine<F, T> {
             // an abort ("panic in a destructor during cleanup"). Leaked instead, as below
             // (review, session 28; test
             // `a_goroutine_parked_while_unwinding_a_panic_does_not_abort_the_shutdown`).
-            eprintln!(
+            diag!(
                 "gorust: goroutine {} leaked: it parked while unwinding a panic",
                 self.guard.id
             );

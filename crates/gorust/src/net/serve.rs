@@ -76,7 +76,7 @@ impl Backoff {
         } else {
             (self.0 * 2).min(BACKOFF_MAX)
         };
-        eprintln!("{who}: accept: {e}; retrying in {:?}", self.0);
+        diag!("{who}: accept: {e}; retrying in {:?}", self.0);
         crate::time::sleep(self.0);
         Ok(())
     }

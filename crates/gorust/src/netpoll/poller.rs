@@ -247,7 +247,7 @@ impl Poller {
         }
         if let Err(e) = self.epoll.wait(events, timeout) {
             // epoll_wait fails only on a programming error (EBADF, EFAULT, EINVAL).
-            eprintln!("runtime: epoll_wait failed: {e}");
+            diag!("runtime: epoll_wait failed: {e}");
             std::process::abort();
         }
         if blocking {

@@ -106,7 +106,7 @@ impl Pool {
                     // `RLIMIT_NPROC`, reached while the pool had idled down to no thread).
                     let stranded = std::mem::take(&mut st.queue);
                     drop(st);
-                    eprintln!(
+                    diag!(
                         "gorust: cannot start a blocking-pool thread ({e}); {} queued call(s) \
                          fail as cancelled",
                         stranded.len()

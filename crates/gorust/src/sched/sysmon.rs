@@ -83,9 +83,17 @@ const MIN_SLEEP: Duration = Duration::from_millis(1);
 /// How often it returns surplus pooled stacks' pages to the kernel.
 const SCAVENGE_EVERY: Duration = Duration::from_millis(250);
 
-/// Starts the monitor; `None` if its thread cannot start (the runtime runs without it).
-/// Shutdown: `unpark` the thread once `Shared::shutdown` is set, then join it.
-pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
+/// Starts the monitor; the OS error if its thread cannot start, which is `Builder::build`'s
+/// error. Shutdown: `unpark` the thread once `Shared::shutdown` is set, then join it.
+///
+/// Before, a monitor that could not start was left out and the runtime ran without it: a
+/// stuck worker's timers and descriptors were then never polled, work stranded behind it was
+/// never rescued, and pooled stacks never gave their pages back (review, session 30).
+pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    #[cfg(test)]
+    if REFUSE_START.with(std::cell::Cell::get) {
+        return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+    }
     let weak: Weak<Shared> = Arc::downgrade(shared);
     std::thread::Builder::new()
         .name("gorust-sysmon".into())
@@ -154,7 +162,12 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>>
                 sleep = Duration::from_micros(next_us).max(MIN_SLEEP);
             }
         })
-        .ok()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes `start` on this thread fail as a thread limit would (tests only).
+    pub(crate) static REFUSE_START: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Moves the monitor to a descriptor table of its own that keeps its pollers' descriptors (see
@@ -180,5 +193,24 @@ impl Drop for AbortOnUnwind {
         if std::thread::panicking() {
             std::process::abort();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::REFUSE_START;
+
+    #[test]
+    fn a_monitor_that_cannot_start_fails_the_build() {
+        REFUSE_START.with(|r| r.set(true));
+        let built = crate::Runtime::builder().workers(2).build();
+        REFUSE_START.with(|r| r.set(false));
+        let Err(err) = built else {
+            panic!("a runtime without its monitor was built");
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::EAGAIN), "{err}");
+        // The workers started before it were stopped: a new runtime builds and runs.
+        let rt = crate::Runtime::builder().workers(2).build().unwrap();
+        assert_eq!(rt.block_on(async { 7 }), 7);
     }
 }

@@ -30,9 +30,7 @@ fn parse_schedtrace(v: &str) -> Option<Duration> {
             Ok(0) => None,
             Ok(ms) => Some(Duration::from_millis(ms)),
             Err(_) => {
-                eprintln!(
-                    "gorust: ignoring GORUST_DEBUG schedtrace={val:?}: expected milliseconds"
-                );
+                diag!("gorust: ignoring GORUST_DEBUG schedtrace={val:?}: expected milliseconds");
                 None
             }
         }
@@ -41,7 +39,7 @@ fn parse_schedtrace(v: &str) -> Option<Duration> {
 
 pub(crate) fn start(shared: &Arc<Shared>, every: Duration) {
     let weak: Weak<Shared> = Arc::downgrade(shared);
-    let _ = std::thread::Builder::new()
+    let started = std::thread::Builder::new()
         .name("gorust-schedtrace".into())
         .spawn(move || loop {
             std::thread::sleep(every);
@@ -49,8 +47,11 @@ pub(crate) fn start(shared: &Arc<Shared>, every: Duration) {
             if s.shutdown.load(Acquire) {
                 return;
             }
-            eprintln!("{}", line(&s));
+            diag!("{}", line(&s));
         });
+    if let Err(e) = started {
+        diag!("gorust: GORUST_DEBUG schedtrace is off: its thread cannot start ({e})");
+    }
 }
 
 pub(crate) fn line(s: &Shared) -> String {

@@ -55,7 +55,7 @@ pub(crate) fn register(deadline: Instant, entry: Arc<TimerEntry>) {
             Ok(_) => st.running = true,
             Err(e) if !st.told => {
                 st.told = true;
-                eprintln!(
+                diag!(
                     "gorust: cannot start the fallback timer thread ({e}); sleeps polled off \
                      the runtime wait until a later timer starts it"
                 );

@@ -121,7 +121,7 @@ pub(crate) enum ToNotified {
 /// Aborts with a `runtime:` message: an impossible state means memory safety is already lost.
 #[cold]
 fn corrupt(what: &str, s: Snapshot) -> ! {
-    eprintln!("runtime: task state corrupt: {what}: {s:?}");
+    diag!("runtime: task state corrupt: {what}: {s:?}");
     std::process::abort()
 }
 
