@@ -149,6 +149,103 @@ fn slow_consumer_keeps_input_and_rss_bounded() {
     });
 }
 
+/// A connection with a long pipelined backlog, its handler answering one request per call,
+/// takes turns with the other tasks of its worker: before, the handler reran over everything
+/// one read had brought in before it let any other task run (review, session 30). Measured
+/// by a goroutine that yields in a loop on the same worker and notes how many requests were
+/// answered between two of its turns.
+#[test]
+fn a_pipelined_backlog_takes_turns_with_other_tasks() {
+    /// 8-byte requests sent at once: 64 KiB, several reads' worth.
+    const BURST: usize = 8192;
+    within(LIMIT, || {
+        run_on(1, || {
+            let answered = Arc::new(AtomicUsize::new(0));
+            let a = answered.clone();
+            let el = EventLoop::builder()
+                .on_request(move |c, _| {
+                    if c.reader().len() < 8 {
+                        return Ok(());
+                    }
+                    let req = c.reader().next(8)?;
+                    c.writer().write_bytes(&req);
+                    a.fetch_add(1, SeqCst);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (d, a) = (done.clone(), answered.clone());
+            let turns = gorust::go(move || {
+                let (mut last, mut widest) = (0, 0);
+                while !d.load(SeqCst) {
+                    let now = a.load(SeqCst);
+                    widest = widest.max(now - last);
+                    last = now;
+                    gorust::yield_now();
+                }
+                widest
+            });
+            // A plain thread: it blocks.
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let reader = s.try_clone().unwrap();
+                let drain = std::thread::spawn(move || {
+                    let mut all = vec![0u8; BURST * 8];
+                    (&reader).read_exact(&mut all).unwrap();
+                });
+                s.write_all(&b"rrrrrrrr".repeat(BURST)).unwrap();
+                drain.join().unwrap();
+            });
+            gorust::blocking(move || client.join().unwrap());
+            done.store(true, SeqCst);
+            let widest = turns.join().unwrap();
+            assert_eq!(answered.load(SeqCst), BURST);
+            assert!(
+                widest <= 2 * 128,
+                "{widest} requests were answered in one turn of the handler"
+            );
+        })
+    });
+}
+
+/// `close` in `on_connect` closes the connection without any `on_request`, also for a request
+/// that had already arrived: the first run still answered it, after the goodbye (review,
+/// session 30).
+#[test]
+fn close_in_on_connect_answers_no_request() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let requests = Arc::new(AtomicUsize::new(0));
+            let r = requests.clone();
+            let el = EventLoop::builder()
+                .on_connect(|c| {
+                    // The client's request arrives meanwhile.
+                    gorust::time::sleep(Duration::from_millis(50));
+                    c.writer().write_bytes(b"busy, bye\n");
+                    c.close();
+                })
+                .on_request(move |c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.writer().write_bytes(b"answered\n");
+                    r.fetch_add(1, SeqCst);
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            let s = TcpStream::connect(addr).unwrap();
+            (&s).write_all(b"hello\n").unwrap();
+            let mut got = Vec::new();
+            (&s).read_to_end(&mut got).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), "busy, bye\n");
+            assert_eq!(requests.load(SeqCst), 0);
+        })
+    });
+}
+
 #[test]
 fn a_panicking_handler_closes_only_its_connection() {
     within(LIMIT, || {

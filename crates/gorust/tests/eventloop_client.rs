@@ -394,6 +394,29 @@ fn pool_reaper_closes_connections_idle_too_long() {
     });
 }
 
+/// A connection dialed on another loop may be put into a pool whose own loop has never
+/// served or dialed: its reaper runs on the connection's runtime. Before, `put` panicked on
+/// the pool loop's unset runtime (review, session 30).
+#[test]
+fn a_pool_takes_a_connection_dialed_on_another_loop() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (server, addr, _, gone) = counting_server(None);
+            let unused = caller_loop();
+            let pool = Pool::builder(&unused, addr)
+                .idle_timeout(Some(Duration::from_millis(100)))
+                .build();
+            let other = caller_loop();
+            pool.put(other.dial(addr, DIAL).unwrap());
+            assert_eq!(pool.idle_len(), 1);
+            eventually("reaped", || pool.idle_len() == 0);
+            eventually("the server saw it close", || {
+                gone.load(SeqCst) == 1 && server.connections() == 0
+            });
+        })
+    });
+}
+
 /// A dialed connection closed gracefully while its `ClientConn` is still held does not hold
 /// up the loop's shutdown: its socket lingers only once the handle goes. Before, the shutdown
 /// counted it as lingering from the close and waited out its whole grace for a handle it

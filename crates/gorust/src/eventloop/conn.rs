@@ -104,6 +104,14 @@ pub(crate) struct Conn<S> {
 
 /// Locks, ignoring poisoning: a panicking handler is caught before it can leave these
 /// half-updated (the state machine is updated only by the runtime's code).
+/// What a close asks of its caller ([`Conn::close_locked`]): who disconnects, and whether the
+/// socket ends with a reset because output was left unwritten.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closing {
+    pub(crate) by: CloseBy,
+    pub(crate) cut: bool,
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -262,9 +270,9 @@ impl<S: Send + 'static> Conn<S> {
         // The peer finished and nobody is left to answer it: close once output is written
         // (`write_out` does it then, through `State::drained`).
         if eof && !fail && !st.running && self.out_len.load(Acquire) == 0 {
-            let by = st.close();
+            let closing = self.close_locked(&mut st);
             drop(st);
-            self.closed_by(by);
+            self.closed_by(closing);
             return;
         }
         drop(st);
@@ -339,24 +347,41 @@ impl<S: Send + 'static> Conn<S> {
     /// Closes a connection whose claim the caller holds: tears it down unless another thread
     /// closed it first (and tore it down then), and leaves the disconnect to the caller.
     pub(crate) fn close_holding_claim(&self) {
-        if lock(&self.st).close() == CloseBy::Handler {
-            self.teardown();
+        let closing = self.close_locked(&mut lock(&self.st));
+        if closing.by == CloseBy::Handler {
+            self.teardown(closing.cut);
         }
     }
 
     /// Closes now: deregisters, and disconnects here or leaves that to the running handler.
     pub(crate) fn close_now(self: &Arc<Self>) {
-        let by = lock(&self.st).close();
-        self.closed_by(by);
+        let closing = self.close_locked(&mut lock(&self.st));
+        self.closed_by(closing);
     }
 
-    /// The caller set `closed`; `by` says who disconnects.
-    pub(crate) fn closed_by(self: &Arc<Self>, by: CloseBy) {
-        match by {
+    /// Sets `closed` ([`State::close`]) under `st`, which the caller holds, and decides there
+    /// whether the close cuts the output short. Decided after the lock, a handler that saw
+    /// `closed` meanwhile could disconnect and empty its output first, and a cut answer ended
+    /// in a FIN, as whole (review, session 30).
+    pub(crate) fn close_locked(&self, st: &mut State) -> Closing {
+        Closing {
+            by: st.close(),
+            cut: self.cuts_output(),
+        }
+    }
+
+    /// Output is left unwritten, on a socket that can say so with a reset.
+    fn cuts_output(&self) -> bool {
+        self.out_len.load(Acquire) > 0 && !is_unix(&self.fd)
+    }
+
+    /// The caller set `closed`; `closing` says who disconnects and how the socket ends.
+    pub(crate) fn closed_by(self: &Arc<Self>, closing: Closing) {
+        match closing.by {
             CloseBy::Nobody => {}
-            CloseBy::Handler => self.teardown(),
+            CloseBy::Handler => self.teardown(closing.cut),
             CloseBy::Caller => {
-                self.teardown();
+                self.teardown(closing.cut);
                 super::handler::spawn(self.clone());
             }
         }
@@ -372,8 +397,11 @@ impl<S: Send + 'static> Conn<S> {
     /// input reset the connection, and only when the descriptor closed; a write timeout's cut
     /// ended in a clean FIN (review, session 28). A Unix socket has no reset: shut down both
     /// ways.
-    pub(crate) fn teardown(&self) {
-        let cut = self.out_len.load(Acquire) > 0 && !is_unix(&self.fd);
+    ///
+    /// `cut`: output was left unwritten when `closed` was set ([`close_locked`]).
+    ///
+    /// [`close_locked`]: Self::close_locked
+    pub(crate) fn teardown(&self, cut: bool) {
         self.teardown_with(if cut {
             End::Reset
         } else {
@@ -396,7 +424,7 @@ impl<S: Send + 'static> Conn<S> {
     /// arrive, and the goroutine would only wait out the peer.
     pub(crate) fn teardown_gracefully(&self) {
         if self.out_len.load(Acquire) > 0 {
-            return self.teardown();
+            return self.teardown(self.cuts_output());
         }
         self.teardown_with(End::Shutdown(std::net::Shutdown::Write));
         if !lock(&self.st).eof {

@@ -263,6 +263,11 @@ impl<S: Send + 'static> ClientConn<S> {
         self.conn.is_active()
     }
 
+    /// The runtime of the loop this connection was dialed on (set by that dial).
+    pub(crate) fn runtime(&self) -> &crate::sched::Handle {
+        self.conn.lp.runtime()
+    }
+
     /// Whether the connection can carry a new request: open, the peer has not finished, no
     /// input is buffered or waiting in the socket, and no output is pending (the
     /// [`Pool`](super::Pool)'s test before it keeps or hands out a connection).

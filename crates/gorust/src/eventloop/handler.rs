@@ -11,8 +11,9 @@
 //!    input) and, if the input is not empty, call `on_request`; release what it consumed;
 //!    flush what it wrote.
 //! 3. Ask the state machine: rerun (new data arrived meanwhile, or input left after a run
-//!    that consumed some), idle (release the claim; the goroutine ends and its stack goes back to the pool),
-//!    or close.
+//!    that consumed some; each rerun spends a unit of the cooperative budget, so a long
+//!    backlog yields to the worker's other tasks), idle (release the claim; the goroutine
+//!    ends and its stack goes back to the pool), or close.
 //! 4. Close: `on_disconnect` with the user state, then every buffer is dropped (nodes back to
 //!    the pool) and the connection leaves the loop's registry.
 //!
@@ -274,7 +275,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
         // claim is released, so a handler started next never waits for it.
         let mut guard = lock(&conn.work);
         let work: &mut Work<S> = &mut guard;
-        let inbox = {
+        let (inbox, draining) = {
             let mut st = lock(&conn.st);
             if st.closed {
                 break;
@@ -282,12 +283,16 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             let inbox = st.take_inbox();
             // Still counted against the limit, now as input.
             st.input_len = work.input.len() + inbox.len();
-            inbox
+            (inbox, st.draining)
         };
         work.input.append(inbox);
         let before = work.input.len();
         let mut pulled = 0;
-        if before > 0 {
+        // Draining (`close` from `on_connect`, or a graceful shutdown since this run began)
+        // calls no more `on_request`, as `finish` allows no rerun while draining: `close` in
+        // `on_connect` still let the first `on_request` answer a request that had arrived
+        // (review, session 30).
+        if before > 0 && !draining {
             let Some(user) = work.user.as_mut() else {
                 break;
             };
@@ -322,7 +327,14 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             next
         };
         match next {
-            Next::Rerun => continue,
+            Next::Rerun => {
+                // Each rerun spends a unit of the cooperative budget, and a spent budget yields:
+                // a connection with a long pipelined backlog (one request per call) kept its
+                // worker until the backlog was done, while connections queued behind it on
+                // the same worker waited (review, session 30).
+                crate::coop::spend_or_yield();
+                continue;
+            }
             Next::Idle => {
                 conn.released();
                 return;
@@ -538,12 +550,12 @@ impl<S: Send + 'static> Conn<S> {
     /// starts the disconnect.
     fn fail_now(&self) {
         // Off the lock: a refused handler goroutine disconnects where it is dropped (`Claim`).
-        let by = lock(&self.st).close();
-        match by {
+        let closing = self.close_locked(&mut lock(&self.st));
+        match closing.by {
             CloseBy::Nobody => {}
-            CloseBy::Handler => self.teardown(),
+            CloseBy::Handler => self.teardown(closing.cut),
             CloseBy::Caller => {
-                self.teardown();
+                self.teardown(closing.cut);
                 // The registry holds the connection until its disconnect, which is ours.
                 if let Some(c) = self.lp.find(self.id) {
                     spawn(c);

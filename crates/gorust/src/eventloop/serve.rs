@@ -300,9 +300,9 @@ impl<S: Send + 'static> EventLoop<S> {
             } else {
                 // Closed under the same lock as the check: a request arriving in between
                 // would start a handler that the close then cut off (review, session 28).
-                let by = st.close();
+                let closing = c.close_locked(&mut st);
                 drop(st);
-                c.closed_by(by);
+                c.closed_by(closing);
                 idle.push(c.id);
                 report.closed_idle += 1;
             }

@@ -134,9 +134,9 @@ fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
         if now >= due && !running {
             // Closed under the lock the check read: bytes arriving in between would start a
             // handler that the close then cut off (review, session 28).
-            let by = st.close();
+            let closing = conn.close_locked(&mut st);
             drop(st);
-            conn.closed_by(by);
+            conn.closed_by(closing);
             return;
         }
         drop(st);
