@@ -28,14 +28,29 @@ else
     cmd=("$exe" --server "$server" --port "$port")
 fi
 
+# Kernel samples of another process need perf_event_paranoid of 1 or less, or root; without
+# them perf quietly kept user samples only, and the kernel column read 0 as if measured
+# (review, session 30).
+if [ "$(id -u)" != 0 ] && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 1 ]; then
+    echo "needs root or kernel.perf_event_paranoid <= 1 to sample kernel time" \
+        "(sysctl kernel.perf_event_paranoid=1)" >&2
+    exit 1
+fi
+
 taskset -c 0 "${cmd[@]}" >"$out/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 50); do grep -q ready "$out/server.log" 2>/dev/null && break; sleep 0.1; done
+ok=
+for _ in $(seq 50); do grep -q ready "$out/server.log" 2>/dev/null && ok=1 && break; sleep 0.1; done
+[ -n "$ok" ] || { echo "the server did not start:" >&2; cat "$out/server.log" >&2; exit 1; }
 taskset -c 1 target/release/gorust load "127.0.0.1:$port" -c "$conns" --size "$size" \
     -d 6s --json >"$out/load.json" &
 load=$!
 sleep 1
-perf record -q -F 1000 -p "$pid" -o "$out/perf.data" -- sleep 4 >/dev/null 2>&1
+if ! perf record -q -F 1000 -p "$pid" -o "$out/perf.data" -- sleep 4 >"$out/perf.log" 2>&1; then
+    echo "perf record failed:" >&2
+    cat "$out/perf.log" >&2
+    exit 1
+fi
 wait "$load"
 load=
 kill "$pid" 2>/dev/null || true
