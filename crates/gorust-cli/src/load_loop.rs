@@ -42,14 +42,15 @@ use crate::http;
 pub enum Wire {
     /// Send a message of `size` bytes; the reply must be those bytes back. The message is a
     /// window of `pattern` that moves with each request (`echo_window`), so a reply of other
-    /// bytes, of an earlier request or of another connection is caught ([`Stats::bad_echoes`]).
+    /// bytes or of the previous request is caught ([`Stats::bad_echoes`]), and one of another
+    /// connection mostly (connections whose numbers are 251 apart send the same messages).
     Echo { pattern: Arc<[u8]>, size: usize },
     /// Send the request; the reply is one HTTP response.
     Http(Arc<[u8]>),
 }
 
-/// The period of an echo message's pattern: a prime, so that no message of a power-of-two
-/// length repeats its own start.
+/// The period of an echo message's pattern, a prime: a window moved by 13 bytes (one request)
+/// is a different message whatever its length, since 13 is not a multiple of the period.
 const ECHO_PERIOD: usize = 251;
 
 impl Wire {

@@ -758,9 +758,9 @@ fn load(
         ep.watch(libc::EPOLL_CTL_ADD, s, i, false)?;
     }
     // Each message is a window of the pattern that moves per round trip and differs per
-    // connection, and every reply is compared with it: a server echoing other bytes, an
-    // earlier message or another connection's fails the run (before, any bytes of the right
-    // length counted as a round trip; review, session 30).
+    // connection, and every reply is compared with it: a server echoing other bytes or the
+    // previous message (or, mostly, another connection's) fails the run (before, any bytes
+    // of the right length counted as a round trip; review, session 30).
     let pattern: Vec<u8> = (0..size + ECHO_PERIOD)
         .map(|k| (k % ECHO_PERIOD) as u8)
         .collect();
@@ -837,8 +837,8 @@ fn load(
     }
 }
 
-/// The period of the echo messages' pattern: a prime, so that no message of a power-of-two
-/// length repeats its own start.
+/// The period of the echo messages' pattern, a prime: a window moved by 13 bytes (one message)
+/// is a different message whatever its length, since 13 is not a multiple of the period.
 const ECHO_PERIOD: usize = 251;
 
 /// Where connection `i`'s `nth` message starts in the pattern: a step per message and a

@@ -210,6 +210,62 @@ fn a_pipelined_backlog_takes_turns_with_other_tasks() {
     });
 }
 
+/// A runtime shut down while a handler has yielded in the middle of a pipelined backlog still
+/// ends that connection with `on_disconnect`: the shutdown unwinds the yielded goroutine, and
+/// an unguarded yield let that unwind leave the handler with the claim taken, so the
+/// connection was never disconnected (review of session 30's yield).
+#[test]
+fn a_handler_yielded_mid_backlog_is_disconnected_at_shutdown() {
+    const BURST: usize = 8192;
+    let disconnected = Arc::new(AtomicUsize::new(0));
+    let d = disconnected.clone();
+    within(LIMIT, move || {
+        run_on(1, move || {
+            let answered = Arc::new(AtomicUsize::new(0));
+            let a = answered.clone();
+            let el = EventLoop::builder()
+                .on_request(move |c, _| {
+                    if c.reader().len() < 8 {
+                        return Ok(());
+                    }
+                    let req = c.reader().next(8)?;
+                    c.writer().write_bytes(&req);
+                    a.fetch_add(1, SeqCst);
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    d.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let (addr, _) = start(&el);
+            // A plain thread: it blocks. It sends the backlog at once and reads what comes.
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let reader = s.try_clone().unwrap();
+                std::thread::spawn(move || std::io::copy(&mut &reader, &mut std::io::sink()));
+                let _ = s.write_all(&b"rrrrrrrr".repeat(BURST));
+                std::thread::sleep(Duration::from_secs(30));
+            });
+            // On the one worker this runs only while the handler has yielded (or gone idle):
+            // once some requests were answered and the first read's worth was not, the handler
+            // is yielded mid-backlog, and returning shuts the runtime down there.
+            loop {
+                let n = answered.load(SeqCst);
+                if (2 * 128..1024).contains(&n) {
+                    return;
+                }
+                assert!(
+                    n < 1024,
+                    "the handler was never seen mid-backlog ({n} answered)"
+                );
+                gorust::yield_now();
+            }
+        })
+    });
+    assert_eq!(disconnected.load(SeqCst), 1, "on_disconnect did not run");
+}
+
 /// `close` in `on_connect` closes the connection without any `on_request`, also for a request
 /// that had already arrived: the first run still answered it, after the goodbye (review,
 /// session 30).

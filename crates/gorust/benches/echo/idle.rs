@@ -66,12 +66,16 @@ fn one(s: &Server, port: u16, conns: usize) -> Result<f64, String> {
     let mut back = vec![0u8; MESSAGE];
     let mut socks = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", port))
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut c = std::net::TcpStream::connect_timeout(&to, super::CONNECT_LIMIT)
             .map_err(|e| format!("connect: {e}"))?;
         c.set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;
         c.write_all(&msg).map_err(|e| format!("write: {e}"))?;
         c.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
+        if back != msg {
+            return Err("the server sent back bytes it was not sent".to_string());
+        }
         socks.push(c);
     }
     std::thread::sleep(Duration::from_secs(1));

@@ -102,8 +102,6 @@ pub(crate) struct Conn<S> {
     pub(crate) work: Mutex<Work<S>>,
 }
 
-/// Locks, ignoring poisoning: a panicking handler is caught before it can leave these
-/// half-updated (the state machine is updated only by the runtime's code).
 /// What a close asks of its caller ([`Conn::close_locked`]): who disconnects, and whether the
 /// socket ends with a reset because output was left unwritten.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +110,8 @@ pub(crate) struct Closing {
     pub(crate) cut: bool,
 }
 
+/// Locks, ignoring poisoning: a panicking handler is caught before it can leave these
+/// half-updated (the state machine is updated only by the runtime's code).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -73,6 +73,8 @@ pub struct Connection<'a> {
     io: &'a dyn ConnIo,
     input: &'a mut LinkBuffer,
     output: RefCell<LinkBuffer>,
+    /// Whether this callback called [`close`](Connection::close).
+    closed_here: std::cell::Cell<bool>,
     /// Bytes `wait_input` moved in from the inbox during this run.
     pub(crate) pulled: usize,
 }
@@ -92,6 +94,7 @@ impl<'a> Connection<'a> {
             io,
             input,
             output: RefCell::new(LinkBuffer::new()),
+            closed_here: std::cell::Cell::new(false),
             pulled: 0,
         }
     }
@@ -156,6 +159,7 @@ impl<'a> Connection<'a> {
     /// Closes the connection once this call has returned and its output is written
     /// (`Connection: close`). `on_disconnect` follows.
     pub fn close(&self) {
+        self.closed_here.set(true);
         self.io.close_soon();
     }
 
@@ -255,6 +259,10 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
     let cb = &conn.lp.callbacks;
     let limit = conn.lp.config.input_limit;
     let mut ok = true;
+    // `close` in `on_connect`: no `on_request` follows, not even for a request that had
+    // already arrived (it was answered after the goodbye; review, session 30). Only then: a
+    // graceful shutdown's draining still lets a handler already started answer what it found.
+    let mut closed_on_connect = false;
     {
         let mut guard = lock(&conn.work);
         let work: &mut Work<S> = &mut guard;
@@ -262,6 +270,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             let mut c = Connection::new(&*conn, &mut work.input);
             match guarded(|| (cb.connect)(&mut c)) {
                 Some(s) => {
+                    closed_on_connect = c.closed_here.get();
                     ok = flushed(&mut c);
                     drop(c);
                     work.user = Some(s);
@@ -275,7 +284,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
         // claim is released, so a handler started next never waits for it.
         let mut guard = lock(&conn.work);
         let work: &mut Work<S> = &mut guard;
-        let (inbox, draining) = {
+        let inbox = {
             let mut st = lock(&conn.st);
             if st.closed {
                 break;
@@ -283,16 +292,12 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
             let inbox = st.take_inbox();
             // Still counted against the limit, now as input.
             st.input_len = work.input.len() + inbox.len();
-            (inbox, st.draining)
+            inbox
         };
         work.input.append(inbox);
         let before = work.input.len();
         let mut pulled = 0;
-        // Draining (`close` from `on_connect`, or a graceful shutdown since this run began)
-        // calls no more `on_request`, as `finish` allows no rerun while draining: `close` in
-        // `on_connect` still let the first `on_request` answer a request that had arrived
-        // (review, session 30).
-        if before > 0 && !draining {
+        if before > 0 && !closed_on_connect {
             let Some(user) = work.user.as_mut() else {
                 break;
             };
@@ -332,7 +337,10 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
                 // a connection with a long pipelined backlog (one request per call) kept its
                 // worker until the backlog was done, while connections queued behind it on
                 // the same worker waited (review, session 30).
-                crate::coop::spend_or_yield();
+                // Guarded as the flush is: a shutdown's unwind of the yielded goroutine must
+                // still end in the disconnect (unguarded, it left with the claim taken, and the
+                // connection and its loop were never freed; review of this change).
+                ok = guarded(crate::coop::spend_or_yield).is_some();
                 continue;
             }
             Next::Idle => {

@@ -203,14 +203,25 @@ mod tests {
     #[test]
     fn a_monitor_that_cannot_start_fails_the_build() {
         REFUSE_START.with(|r| r.set(true));
-        let built = crate::Runtime::builder().workers(2).build();
+        let built = crate::Runtime::builder()
+            .workers(2)
+            .thread_name("nomonitor")
+            .build();
         REFUSE_START.with(|r| r.set(false));
         let Err(err) = built else {
             panic!("a runtime without its monitor was built");
         };
         assert_eq!(err.raw_os_error(), Some(libc::EAGAIN), "{err}");
-        // The workers started before it were stopped: a new runtime builds and runs.
-        let rt = crate::Runtime::builder().workers(2).build().unwrap();
-        assert_eq!(rt.block_on(async { 7 }), 7);
+        // The workers started before it were stopped and joined before `build` returned.
+        let left: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("nomonitor"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "threads of the failed build remain: {left:?}"
+        );
     }
 }
