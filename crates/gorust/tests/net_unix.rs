@@ -37,6 +37,46 @@ fn stream_echo_over_a_path() {
     });
 }
 
+/// Code written for std ports by its import: `for stream in &listener`, and std's address and
+/// shutdown types and `to_socket_addrs()?.next()` from `gorust::net` (review of std parity,
+/// session 30: the first two did not compile, and the last returned a `Vec`).
+#[test]
+fn std_shaped_code_compiles_against_gorust_net() {
+    use gorust::net::{Shutdown, SocketAddr, ToSocketAddrs};
+    let path = temp_path("for-in-listener");
+    within(Duration::from_secs(60), move || {
+        run_on(2, move || {
+            let l = UnixListener::bind(&path).unwrap();
+            let server = gorust::go(move || {
+                // Two clients, served in turn by the loop.
+                for (n, s) in (0..2).zip(&l) {
+                    let mut s = s.unwrap();
+                    s.write_all(if n == 0 { b"hi" } else { b"yo" }).unwrap();
+                    s.shutdown(Shutdown::Write).unwrap();
+                }
+                let mut served = 0;
+                for s in &l {
+                    drop(s.unwrap());
+                    served += 1;
+                    if served == 1 {
+                        break;
+                    }
+                }
+            });
+            for want in ["hi", "yo", ""] {
+                let mut c = UnixStream::connect(&path).unwrap();
+                let mut got = String::new();
+                c.read_to_string(&mut got).unwrap();
+                assert_eq!(got, want);
+            }
+            server.join().unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let a: Option<SocketAddr> = ("127.0.0.1", 80).to_socket_addrs().unwrap().next();
+            assert_eq!(a, Some("127.0.0.1:80".parse().unwrap()));
+        })
+    });
+}
+
 #[test]
 fn pair_half_close_and_close_wakeup() {
     within(Duration::from_secs(60), || {

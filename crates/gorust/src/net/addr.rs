@@ -1,79 +1,111 @@
 //! Address resolution that never blocks a worker.
 //!
 //! `std::net::ToSocketAddrs` resolves host names with a blocking `getaddrinfo` on the calling
-//! thread. This trait has the same name and the same implementations; literal addresses are
-//! parsed in place, and names are resolved on the blocking pool while the goroutine parks.
+//! thread. This trait has the same name, the same shape (an iterator of addresses, as
+//! `type Iter`) and the same implementations; literal addresses are parsed in place, and names
+//! are resolved on the blocking pool while the goroutine parks.
+//!
+//! It is a trait of its own, not std's: a bound on std's trait would take any implementation,
+//! and std's resolves on the calling thread, which here is a worker. So generic code bounded
+//! on `std::net::ToSocketAddrs` cannot hand its argument on; code that calls the method
+//! (`addr.to_socket_addrs()?.next()`) ports unchanged (before session 30 it returned a `Vec`,
+//! which is not an iterator).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Converts to socket addresses, resolving host names on the blocking pool.
 pub trait ToSocketAddrs {
+    /// The iterator of addresses returned.
+    type Iter: Iterator<Item = SocketAddr>;
+
     /// The addresses, in the resolver's order.
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>>;
+    fn to_socket_addrs(&self) -> io::Result<Self::Iter>;
 }
 
-fn resolve(host_port: String) -> io::Result<Vec<SocketAddr>> {
+/// The iterator of every implementation here but `&T`'s.
+type Addrs = std::vec::IntoIter<SocketAddr>;
+
+fn resolve(host_port: String) -> io::Result<Addrs> {
     crate::blocking::blocking_io(move || {
-        std::net::ToSocketAddrs::to_socket_addrs(&host_port).map(|i| i.collect())
+        std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+            .map(|i| i.collect::<Vec<_>>().into_iter())
     })
 }
 
 impl ToSocketAddrs for SocketAddr {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![*self])
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(vec![*self].into_iter())
     }
 }
 
 impl ToSocketAddrs for SocketAddrV4 {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![SocketAddr::V4(*self)])
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(vec![SocketAddr::V4(*self)].into_iter())
     }
 }
 
 impl ToSocketAddrs for SocketAddrV6 {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![SocketAddr::V6(*self)])
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(vec![SocketAddr::V6(*self)].into_iter())
     }
 }
 
 impl ToSocketAddrs for (IpAddr, u16) {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![SocketAddr::new(self.0, self.1)])
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(vec![SocketAddr::new(self.0, self.1)].into_iter())
     }
 }
 
 impl ToSocketAddrs for (Ipv4Addr, u16) {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![SocketAddr::new(IpAddr::V4(self.0), self.1)])
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(vec![SocketAddr::new(IpAddr::V4(self.0), self.1)].into_iter())
     }
 }
 
 impl ToSocketAddrs for (Ipv6Addr, u16) {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![SocketAddr::new(IpAddr::V6(self.0), self.1)])
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(vec![SocketAddr::new(IpAddr::V6(self.0), self.1)].into_iter())
     }
 }
 
 impl ToSocketAddrs for (&str, u16) {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
         if let Ok(ip) = self.0.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, self.1)]);
+            return Ok(vec![SocketAddr::new(ip, self.1)].into_iter());
         }
         resolve(format!("{}:{}", self.0, self.1))
     }
 }
 
 impl ToSocketAddrs for (String, u16) {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
         (self.0.as_str(), self.1).to_socket_addrs()
     }
 }
 
 impl ToSocketAddrs for str {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
         if let Ok(a) = self.parse::<SocketAddr>() {
-            return Ok(vec![a]);
+            return Ok(vec![a].into_iter());
         }
         // Split and checked here, as std does before it resolves: a string with no port or a
         // bad one is `InvalidInput` at once, with std's message, without a trip to the pool
@@ -89,19 +121,25 @@ impl ToSocketAddrs for str {
 }
 
 impl ToSocketAddrs for String {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
         self.as_str().to_socket_addrs()
     }
 }
 
 impl ToSocketAddrs for [SocketAddr] {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(self.to_vec())
+    type Iter = Addrs;
+
+    fn to_socket_addrs(&self) -> io::Result<Addrs> {
+        Ok(Vec::from(self).into_iter())
     }
 }
 
 impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
-    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+    type Iter = T::Iter;
+
+    fn to_socket_addrs(&self) -> io::Result<T::Iter> {
         (**self).to_socket_addrs()
     }
 }
@@ -111,9 +149,8 @@ pub(crate) fn each_addr<T>(
     addr: impl ToSocketAddrs,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
-    let addrs = addr.to_socket_addrs()?;
     let mut last = None;
-    for a in &addrs {
+    for a in &addr.to_socket_addrs()?.collect::<Vec<_>>() {
         match f(a) {
             Ok(v) => return Ok(v),
             Err(e) => last = Some(e),

@@ -42,6 +42,11 @@ mod unix;
 pub use addr::ToSocketAddrs;
 pub(crate) use serve::Backoff;
 pub use serve::{is_resource_exhausted, serve};
+/// std's address and shutdown types, so that `use gorust::net::{TcpStream, Shutdown,
+/// SocketAddr}` ports std code by its import alone.
+pub use std::net::{
+    AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
+};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

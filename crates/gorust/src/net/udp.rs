@@ -77,8 +77,7 @@ impl UdpSocket {
 
     /// Sends a datagram to `addr` (resolved on the blocking pool if it is a name).
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let addrs = addr.to_socket_addrs()?;
-        let a = addrs.first().ok_or_else(|| {
+        let a = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
         self.reg

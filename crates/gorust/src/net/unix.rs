@@ -246,6 +246,16 @@ impl Iterator for UnixIncoming<'_> {
     }
 }
 
+/// `for stream in &listener`, as std's `UnixListener` has.
+impl<'a> IntoIterator for &'a UnixListener {
+    type Item = io::Result<UnixStream>;
+    type IntoIter = UnixIncoming<'a>;
+
+    fn into_iter(self) -> UnixIncoming<'a> {
+        self.incoming()
+    }
+}
+
 /// A Unix-domain stream connection.
 pub struct UnixStream {
     reg: Registration,
