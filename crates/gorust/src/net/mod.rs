@@ -30,6 +30,19 @@
 //!   non-blocking face;
 //! - `close` has no std counterpart (std closes on drop); it acts on the socket, for every
 //!   handle, except `UdpSocket::close`, which acts on its handle.
+//! - timeouts belong to each handle, not to the socket: std keeps them in the socket
+//!   (`SO_RCVTIMEO`), shared by its `try_clone`s; here a clone starts with a copy, and a socket
+//!   adopted from std (`From`, `from_raw_fd`) starts with none;
+//! - adopting a descriptor sets `O_NONBLOCK` on its open file description, which every
+//!   duplicate of it shares (another process's too), and a descriptor handed back
+//!   (`into_raw_fd`, `OwnedFd::from`) stays non-blocking;
+//! - `TcpStream::write` writes the whole buffer before it returns (as Go's `Write`), parking as
+//!   often as it must, where std's returns after one partial send; an error after some bytes
+//!   went out is returned by the next call, with the count written first;
+//! - `ToSocketAddrs` is this module's own trait of std's shape: generic code bounded on std's
+//!   trait cannot hand its argument to these types (std's would resolve on the worker);
+//! - `UnixStream::connect` to a listener whose backlog is full fails with `WouldBlock` at once,
+//!   as Go's does, where std's blocking connect waits for room.
 
 mod addr;
 mod async_io;
