@@ -89,7 +89,7 @@ use super::state::Next;
 use crate::buffer::LinkBuffer;
 use crate::netpoll::wait::closed_error;
 
-/// A dialed event-loop connection (see the [module documentation](self)). Dropping it closes
+/// A dialed event-loop connection (see [`crate::eventloop`]). Dropping it closes
 /// the connection (`on_disconnect` follows, once).
 pub struct ClientConn<S: Send + 'static = ()> {
     conn: Arc<Conn<S>>,

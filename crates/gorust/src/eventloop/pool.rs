@@ -65,8 +65,8 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`PoolBuilder::dial_timeout`]: 5 s.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections to one address, dialed on an [`EventLoop`] (see the
-/// [module documentation](self)). Cloning gives another handle to the same pool.
+/// Connections to one address, dialed on an [`EventLoop`] (see [`crate::eventloop`]).
+/// Cloning gives another handle to the same pool.
 pub struct Pool<S: Send + 'static = ()> {
     shared: Arc<PoolShared<S>>,
 }

@@ -593,9 +593,9 @@ impl UnixDatagram {
         })
     }
 
-    /// Sends to the socket at `path`, waiting while its receive queue is full (see
-    /// [`FullReceiver`] for how a plain thread waits, and ARCHITECTURE.md's known limits for
-    /// a goroutine).
+    /// Sends to the socket at `path`, waiting while its receive queue is full (a plain thread
+    /// retries after 1, 2, 4, then every 8 ms; see ARCHITECTURE.md's known limits for a
+    /// goroutine).
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
         let mut full = FullReceiver::default();
