@@ -339,7 +339,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
                 // the same worker waited (review, session 30).
                 // Guarded as the flush is: a shutdown's unwind of the yielded goroutine must
                 // still end in the disconnect (unguarded, it left with the claim taken, and the
-                // connection and its loop were never freed; review of this change).
+                // connection and its loop were never freed; review, session 30).
                 ok = guarded(crate::coop::spend_or_yield).is_some();
                 continue;
             }
