@@ -128,15 +128,17 @@ fn raise_fd_limit() -> usize {
     usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
 }
 
-/// A usage error unless `sockets` load connections, and a server's side of them, fit under
-/// the descriptor limit `limit` (the load's and each server's process have it alike).
-fn fits_fd_limit(sockets: usize, limit: usize) {
-    if sockets + FD_SLACK > limit {
+/// A usage error unless `loads` loads of `conns` connections at once, and a server's side of
+/// them, fit under the descriptor limit `limit` (the load's and each server's process have it
+/// alike).
+fn fits_fd_limit(conns: usize, loads: usize, limit: usize) {
+    let need = loads * conns + FD_SLACK;
+    if need > limit {
         usage_error(&format!(
-            "{sockets} connections at once need {} descriptors and this process may open \
-             {limit} (ulimit -n); ask for fewer connections{}",
-            sockets + FD_SLACK,
-            if sockets > MAX_CONNS {
+            "{} connections at once need {need} descriptors and this process may open {limit} \
+             (ulimit -n); ask for fewer connections{}",
+            loads * conns,
+            if loads > 1 {
                 " (--together runs two loads at once)"
             } else {
                 ""
@@ -252,7 +254,7 @@ fn run() {
     let loads = if together { 2 } else { 1 };
     let limit = raise_fd_limit();
     for &(conns, _) in &configs {
-        fits_fd_limit(loads * conns, limit);
+        fits_fd_limit(conns, loads, limit);
     }
     let mut servers = available_servers();
     if let Some(only) = list("--servers") {
@@ -289,7 +291,7 @@ fn run() {
             None if bench => 10_000,
             None => 200,
         };
-        fits_fd_limit(conns, limit);
+        fits_fd_limit(conns, 1, limit);
         return idle::run(&servers, conns, rounds.min(3), json);
     }
     if together {

@@ -149,6 +149,20 @@ fn slow_consumer_keeps_input_and_rss_bounded() {
     });
 }
 
+/// A loop whose handler answers one 8-byte request per call, echoing it, and counts the
+/// requests answered in `answered`: a pipelined backlog reruns it once per request.
+fn eight_byte_echo(answered: Arc<AtomicUsize>) -> gorust::eventloop::Builder<()> {
+    EventLoop::builder().on_request(move |c, _| {
+        if c.reader().len() < 8 {
+            return Ok(());
+        }
+        let req = c.reader().next(8)?;
+        c.writer().write_bytes(&req);
+        answered.fetch_add(1, SeqCst);
+        Ok(())
+    })
+}
+
 /// A connection with a long pipelined backlog, its handler answering one request per call,
 /// takes turns with the other tasks of its worker: before, the handler reran over everything
 /// one read had brought in before it let any other task run (review, session 30). Measured
@@ -162,18 +176,7 @@ fn a_pipelined_backlog_takes_turns_with_other_tasks() {
         run_on(1, || {
             let answered = Arc::new(AtomicUsize::new(0));
             let a = answered.clone();
-            let el = EventLoop::builder()
-                .on_request(move |c, _| {
-                    if c.reader().len() < 8 {
-                        return Ok(());
-                    }
-                    let req = c.reader().next(8)?;
-                    c.writer().write_bytes(&req);
-                    a.fetch_add(1, SeqCst);
-                    Ok(())
-                })
-                .build()
-                .unwrap();
+            let el = eight_byte_echo(a).build().unwrap();
             let (addr, _) = start(&el);
             let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let (d, a) = (done.clone(), answered.clone());
@@ -223,16 +226,7 @@ fn a_handler_yielded_mid_backlog_is_disconnected_at_shutdown() {
         run_on(1, move || {
             let answered = Arc::new(AtomicUsize::new(0));
             let a = answered.clone();
-            let el = EventLoop::builder()
-                .on_request(move |c, _| {
-                    if c.reader().len() < 8 {
-                        return Ok(());
-                    }
-                    let req = c.reader().next(8)?;
-                    c.writer().write_bytes(&req);
-                    a.fetch_add(1, SeqCst);
-                    Ok(())
-                })
+            let el = eight_byte_echo(a)
                 .on_disconnect(move |_, _| {
                     d.fetch_add(1, SeqCst);
                 })

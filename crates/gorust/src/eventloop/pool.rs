@@ -196,12 +196,12 @@ impl<S: Send + 'static> Pool<S> {
         // The reaper runs on the pool's loop's runtime, or, if that loop has never served or
         // dialed, on the connection's: a connection dialed on another loop, put into a pool
         // whose loop had none, hit the unset runtime's `unreachable!` (review, session 30).
-        let rt = sh
+        let conn_rt = sh
             .el
             .shared
             .runtime_if_set()
-            .unwrap_or_else(|| conn.runtime())
-            .clone();
+            .is_none()
+            .then(|| conn.runtime().clone());
         let mut idle = lock(&sh.idle);
         idle.list.push_back((conn, Instant::now()));
         let evicted = if idle.list.len() > sh.max_idle {
@@ -215,7 +215,8 @@ impl<S: Send + 'static> Pool<S> {
         drop(evicted);
         if start {
             let weak = Arc::downgrade(&self.shared);
-            crate::goroutine::go_on(&rt, move || reap(weak));
+            let rt = conn_rt.as_ref().unwrap_or_else(|| sh.el.shared.runtime());
+            crate::goroutine::go_on(rt, move || reap(weak));
         }
     }
 
