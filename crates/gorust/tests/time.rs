@@ -265,3 +265,69 @@ fn sleep_from_a_future_panics() {
         "a plain thread sleeps"
     );
 }
+
+/// A guard whose destructor waits for the `Sleep` it holds (a "flush when due").
+struct WaitsOnDrop(Option<gorust::time::Sleep>);
+
+impl Drop for WaitsOnDrop {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            gorust::block_on(s);
+        }
+    }
+}
+
+/// A goroutine that polled a `Sleep` (its timer now in its worker's heap) and parks, holding
+/// a guard that waits for it on drop.
+fn park_with_an_armed_sleep(rx: gorust::sync::mpsc::Receiver<()>) {
+    let mut s = gorust::time::Sleep::new(Duration::from_millis(200));
+    assert!(common::poll_once(&mut s).is_pending());
+    let _guard = WaitsOnDrop(Some(s));
+    let _ = rx.recv();
+}
+
+/// The shutdown unwinds the parked goroutine, and its destructor waits for a timer armed in
+/// the worker's heap before the shutdown: the fallback thread fires it. The heap was handed
+/// over only after the unwinds, and the wait hung the drop for good (review, session 31).
+#[test]
+fn a_destructor_at_shutdown_may_wait_for_a_sleep_armed_before_it() {
+    within(Duration::from_secs(30), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = gorust::sync::mpsc::channel::<()>();
+        let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+        rt.go(move || {
+            armed_tx.send(()).unwrap();
+            park_with_an_armed_sleep(rx);
+        });
+        armed_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let t = Instant::now();
+        drop(rt);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        drop(tx);
+    });
+}
+
+/// The same, with the runtime dropped inside one of its own goroutines: the dropping worker's
+/// heap is handed over before the rest is unwound there.
+#[test]
+fn a_destructor_at_shutdown_from_inside_may_wait_for_a_sleep_armed_before_it() {
+    within(Duration::from_secs(30), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = gorust::sync::mpsc::channel::<()>();
+        rt.go(move || park_with_an_armed_sleep(rx));
+        let slot = Arc::new(std::sync::Mutex::new(Some(rt)));
+        let owner = slot.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dropper = slot.lock().unwrap().as_ref().unwrap().go(move || {
+            gorust::time::sleep(Duration::from_millis(20));
+            let t = Instant::now();
+            drop(owner.lock().unwrap().take());
+            done_tx.send(t.elapsed()).unwrap();
+        });
+        let spent = done_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert!(spent < Duration::from_secs(5), "{spent:?}");
+        drop(dropper);
+        drop(tx);
+    });
+}

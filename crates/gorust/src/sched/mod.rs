@@ -216,6 +216,20 @@ pub(crate) fn current_poller() -> Option<Arc<crate::netpoll::Poller>> {
 }
 
 impl Shared {
+    /// Moves worker `index`'s pending timers to the fallback timer thread: at shutdown, where
+    /// that worker's loop will fire none of them any more. `Sleep`s that outlive their task
+    /// (moved to a plain thread, say) still fire (review, session 19), and so do those a
+    /// destructor at shutdown waits for (session 31). Entries cancelled later are dropped by
+    /// the fallback's heap in its turn.
+    pub(crate) fn hand_timers_to_fallback(&self, index: usize) {
+        let remote = &self.remotes[index];
+        let timers = std::mem::take(&mut *crate::loom::lock(&remote.timers));
+        remote.metrics.set_timers(0);
+        for (deadline, entry) in timers.into_pending() {
+            crate::time::fallback::register(deadline, entry);
+        }
+    }
+
     /// Inserts a timer in worker `index`'s heap from any thread, and wakes that worker if it
     /// may be asleep past the new deadline. For a timer that belongs with one worker's
     /// registrations but is armed elsewhere: an event-loop connection's timer re-armed by its
@@ -482,6 +496,12 @@ impl Shared {
     /// Cancels every task still listed (those bound to no live worker), after the workers
     /// exited.
     pub(crate) fn finish_shutdown(&self) {
+        // The timers of a worker whose shutdown step has not run (a runtime dropped inside one
+        // of its own goroutines: that worker still runs the dropping one), before the
+        // destructors below may wait for them; the other workers' heaps are empty by now.
+        for i in 0..self.remotes.len() {
+            self.hand_timers_to_fallback(i);
+        }
         for t in self.inject.close() {
             drop(t);
         }

@@ -527,6 +527,13 @@ impl WorkerCtx {
         self.shutting_down.set(true);
         let shared = self.shared();
         let me = self.index as u32;
+        // Before anything is cancelled: a destructor unwound below may wait for a `Sleep` its
+        // goroutine armed here before the shutdown, and with this worker's loop stopped and
+        // the monitor gone only the fallback thread can fire it. Handed over after the
+        // unwinds, such a wait hung `Runtime`'s drop for good (review, session 31). Nothing
+        // lands in this heap afterwards: this worker no longer serves (its timers go to the
+        // fallback), and `add_timer_to` refuses once `shutdown` is set.
+        shared.hand_timers_to_fallback(self.index);
         // First the goroutines nobody started: a destructor unwound below may wait for one
         // (join it, or wait on a channel its closure holds), and only their cancellation ends
         // that wait. Each is claimed by binding it here (`Header::try_bind`): another worker
@@ -575,15 +582,6 @@ impl WorkerCtx {
         };
         drop(runnext);
         drop(pinned);
-        let remote = &shared.remotes[self.index];
-        let timers = std::mem::take(&mut *crate::loom::lock(&remote.timers));
-        remote.metrics.set_timers(0);
-        // Timers of `Sleep`s that outlive their task (moved to a plain thread, say) would
-        // never fire once this heap is gone: the fallback thread takes them (review, session
-        // 19). The tasks dropped above cancelled their own.
-        for (deadline, entry) in timers.into_pending() {
-            crate::time::fallback::register(deadline, entry);
-        }
         let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
         if was_searching {
             shared.idle.transition_worker_from_searching();

@@ -185,7 +185,9 @@ impl Epoll {
         let ptr = events.buf.as_mut_ptr();
         let n = if !NO_PWAIT2.load(Ordering::Relaxed) {
             let ts = timeout.map(|d| libc::timespec {
-                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                // `time_t`'s own bound: where it is 32 bits, a deadline decades away wrapped
+                // negative, and the kernel's `EINVAL` aborts the poller (review, session 31).
+                tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
                 tv_nsec: d.subsec_nanos() as libc::c_long,
             });
             let ts_ptr = ts

@@ -5,7 +5,8 @@
 //! nanosecond resolution (Go still rounds poller sleeps to a millisecond on Linux,
 //! golang/go#44343). A `Sleep` polled on a thread that is not a worker (a plain thread's
 //! `block_on`, a blocking-pool thread), or on a worker in its shutdown step, uses one shared
-//! fallback timer thread instead.
+//! fallback timer thread instead; a worker's shutdown step hands its heap to that thread
+//! before it unwinds anything, so a destructor may wait for a timer armed before it.
 //!
 //! Guarantees: a sleep never ends before its deadline; it ends as soon after as the worker can
 //! run it (typically within tens of microseconds on an idle machine, measured by the `sleep`
