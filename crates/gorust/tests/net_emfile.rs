@@ -18,11 +18,22 @@ fn emfile_is_an_error_and_serve_backs_off_then_recovers() {
     if std::env::var("GORUST_EMFILE_CHILD").is_ok() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "emfile_child", "--nocapture", "--test-threads=1"])
         .env("GORUST_EMFILE_CHILD", "1")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Bounded: a child stuck in a wait that never ends (the back-off not recovering, say) is
+    // killed, and its failed status fails the test; it hung the run instead (review, session
+    // 31).
+    let end = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");

@@ -91,6 +91,7 @@ fn read_deadline_times_out_and_keeps_failing_until_moved() {
             assert!(t.elapsed() >= Duration::from_millis(20));
             // Still failing, even with data available, until the deadline moves.
             server_side.write_all(b"hi").unwrap();
+            queued_to(&c);
             assert_eq!(
                 c.read(&mut buf).unwrap_err().kind(),
                 std::io::ErrorKind::TimedOut
@@ -219,10 +220,9 @@ fn deadline_in_the_past_wakes_a_parked_read_at_once() {
                 .unwrap();
             let (kind, waited) = reader.join().unwrap();
             assert_eq!(kind, std::io::ErrorKind::TimedOut);
-            assert!(
-                waited < Duration::from_secs(4),
-                "woke at once, not at the peer's close"
-            );
+            // At once: well under a second even on a loaded machine (the peer closes at 5 s,
+            // a plain thread's wait slice is 100 ms).
+            assert!(waited < Duration::from_secs(1), "woke after {waited:?}");
         })
     });
 }
@@ -682,7 +682,9 @@ fn a_large_write_completes_in_one_call_or_reports_the_count() {
     });
 }
 
-/// A plain thread blocked in a read keeps reading through signals (EINTR is retried).
+/// A plain thread blocked in an accept, then in a read, keeps waiting through signals (EINTR
+/// is retried). One `read`, not `read_exact`, which retries `Interrupted` itself and so passed
+/// with the retry gone; and signals during the accept too (review, session 31).
 #[test]
 fn eintr_is_retried() {
     extern "C" fn on_usr1(_: libc::c_int) {}
@@ -700,19 +702,24 @@ fn eintr_is_retried() {
         let reader = std::thread::spawn(move || {
             // SAFETY: pthread_self has no preconditions.
             tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
-            let (mut s, _) = l.accept().unwrap();
+            let (mut s, _) = l.accept()?;
             let mut b = [0u8; 3];
-            s.read_exact(&mut b).map(|_| b)
+            let n = s.read(&mut b)?;
+            Ok::<_, std::io::Error>(b[..n].to_vec())
         });
         let tid = tid_rx.recv().unwrap();
+        let interrupt = || {
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(5));
+                // SAFETY: the thread is alive until it has read the bytes not sent yet.
+                unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+            }
+        };
+        interrupt();
         let mut c = std::net::TcpStream::connect(addr).unwrap();
-        for _ in 0..20 {
-            std::thread::sleep(Duration::from_millis(5));
-            // SAFETY: the thread is alive until it has read the bytes we have not sent yet.
-            unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
-        }
+        interrupt();
         c.write_all(b"abc").unwrap();
-        assert_eq!(&reader.join().unwrap().unwrap(), b"abc");
+        assert_eq!(reader.join().unwrap().unwrap(), b"abc");
     });
 }
 
@@ -1747,4 +1754,152 @@ fn serve_outside_a_runtime_is_an_error_and_accepts_nothing() {
     let mut got = [0u8; 2];
     conn.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"hi");
+}
+
+/// Waits until bytes are queued to be read on `s` (a peek that neither waits nor consumes),
+/// so that a check that a call still fails is made with data there.
+fn queued_to(s: &impl std::os::fd::AsRawFd) {
+    let t = Instant::now();
+    loop {
+        let mut b = [0u8; 1];
+        // SAFETY: `b` is a live one-byte buffer; MSG_PEEK leaves the byte queued.
+        let n = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no data arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A deadline moved into the past wakes a parked write and a parked accept at once, as it
+/// does a read: the write returns what it wrote, and the next call fails.
+#[test]
+fn deadline_in_the_past_wakes_a_parked_write_and_accept() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (c, _server_side) = pair();
+            let c = Arc::new(c);
+            let writer = {
+                let c = c.clone();
+                gorust::go(move || {
+                    let data = vec![1u8; 64 << 20];
+                    let t = Instant::now();
+                    ((&*c).write(&data), t.elapsed())
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(50));
+            c.set_write_deadline(Some(Instant::now() - Duration::from_secs(1)))
+                .unwrap();
+            let (r, waited) = writer.join().unwrap();
+            let n = r.unwrap();
+            assert!(n > 0 && n < 64 << 20, "{n}");
+            assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
+            assert_eq!(
+                (&*c).write(b"x").unwrap_err().kind(),
+                std::io::ErrorKind::TimedOut
+            );
+
+            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let acceptor = {
+                let l = l.clone();
+                gorust::go(move || {
+                    let t = Instant::now();
+                    (l.accept().map(|_| ()), t.elapsed())
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(30));
+            l.set_deadline(Some(Instant::now() - Duration::from_secs(1)))
+                .unwrap();
+            let (r, waited) = acceptor.join().unwrap();
+            assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+            assert!(waited < Duration::from_secs(1), "woke after {waited:?}");
+        })
+    });
+}
+
+/// A plain thread (no runtime) blocked in a read is woken by a deadline moved into the past
+/// and by `close` from another thread, well within a second.
+#[test]
+fn a_plain_threads_blocked_read_wakes_for_a_past_deadline_and_for_close() {
+    within(Duration::from_secs(60), || {
+        let (c, _server_side) = plain_pair();
+        let c = Arc::new(c);
+        for close in [false, true] {
+            let reader = {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let t = Instant::now();
+                    ((&*c).read(&mut [0u8; 8]), t.elapsed())
+                })
+            };
+            std::thread::sleep(Duration::from_millis(50));
+            if close {
+                c.close().unwrap();
+            } else {
+                c.set_read_deadline(Some(Instant::now() - Duration::from_secs(1)))
+                    .unwrap();
+            }
+            let (r, waited) = reader.join().unwrap();
+            let e = r.unwrap_err();
+            if close {
+                assert!(gorust::net::is_closed(&e), "{e:?}");
+            } else {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+                c.set_read_deadline(None).unwrap();
+            }
+            assert!(waited < Duration::from_secs(1), "woke after {waited:?}");
+        }
+    });
+}
+
+/// A connected pair made on plain threads (no runtime).
+fn plain_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    (c, l.accept().unwrap().0)
+}
+
+/// `connect_timeout` to a listener whose accept queue is full (the kernel drops the SYN, and
+/// would resend it after a second) fails with `TimedOut` after the timeout.
+#[test]
+fn connect_timeout_times_out_on_a_full_accept_queue() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+            sock.listen(0).unwrap();
+            let addr = sock.local_addr().unwrap().as_socket().unwrap();
+            let limit = Duration::from_millis(200);
+            let mut held = Vec::new();
+            // The queue takes one or two connections; the next one's SYN is dropped.
+            for _ in 0..8 {
+                let t = Instant::now();
+                match TcpStream::connect_timeout(&addr, limit) {
+                    Ok(c) => held.push(c),
+                    Err(e) => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e:?}");
+                        let took = t.elapsed();
+                        assert!(took >= limit && took < Duration::from_secs(5), "{took:?}");
+                        return;
+                    }
+                }
+            }
+            panic!("{} connects completed to a full accept queue", held.len());
+        })
+    });
 }

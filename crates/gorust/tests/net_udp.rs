@@ -266,3 +266,30 @@ fn a_future_echoes_over_a_connected_socket_with_poll_recv_and_poll_send() {
         })
     });
 }
+
+/// A read deadline keeps failing receives, also with a datagram waiting, until it is moved;
+/// then the datagram is there.
+#[test]
+fn a_recv_deadline_keeps_failing_until_moved() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            let timed_out = |r: std::io::Result<usize>| {
+                assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+            };
+            timed_out(s.recv(&mut buf));
+            peer.send_to(b"late", s.local_addr().unwrap()).unwrap();
+            // Queued (loopback delivers within the send), and still refused.
+            timed_out(s.recv(&mut buf));
+            timed_out(s.recv_from(&mut buf).map(|(n, _)| n));
+            timed_out(s.peek(&mut buf));
+            s.set_read_deadline(None).unwrap();
+            assert_eq!(s.recv(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..4], b"late");
+        })
+    });
+}

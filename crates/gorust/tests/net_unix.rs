@@ -662,3 +662,150 @@ fn accept_takes_a_client_bound_to_a_full_length_path() {
         })
     });
 }
+
+/// An empty read of a Unix stream returns `Ok(0)` at once, through every face: the kernel
+/// would wait for a byte (`EAGAIN` on an empty queue), and `poll_read`, `AsyncRead` (which
+/// tokio calls with an empty slice when its buffer is full) and `read_vectored` stayed
+/// pending until the peer wrote (review, session 31).
+#[test]
+fn empty_reads_of_a_unix_stream_return_at_once() {
+    use std::io::IoSliceMut;
+    use std::task::Poll;
+    within(Duration::from_secs(30), || {
+        let (a, _b) = UnixStream::pair().unwrap();
+        run_on(1, move || {
+            let mut empty = [0u8; 0];
+            let mut read = std::future::poll_fn(|cx| a.poll_read(cx, &mut empty));
+            assert!(matches!(common::poll_once(&mut read), Poll::Ready(Ok(0))));
+            let mut write = std::future::poll_fn(|cx| a.poll_write(cx, &[]));
+            assert!(matches!(common::poll_once(&mut write), Poll::Ready(Ok(0))));
+            let mut none = [IoSliceMut::new(&mut [])];
+            assert_eq!((&a).read_vectored(&mut none).unwrap(), 0);
+            a.close().unwrap();
+            let mut read = std::future::poll_fn(|cx| a.poll_read(cx, &mut empty));
+            let Poll::Ready(Err(e)) = common::poll_once(&mut read) else {
+                panic!("an empty read of a closed stream is ErrClosed");
+            };
+            assert!(gorust::net::is_closed(&e), "{e:?}");
+        })
+    });
+}
+
+/// `UnixStream::write` writes the whole buffer, parking while the peer is slow, as Go's
+/// `Write` and gorust's `TcpStream::write` do; cut short by its timeout after some bytes went
+/// out, it returns their count and the next call fails. It returned after one partial send
+/// (review, session 31).
+#[test]
+fn a_unix_stream_write_goes_out_whole_or_reports_its_count() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            const N: usize = 8 << 20;
+            let data: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+            let reader = gorust::go(move || {
+                let mut b = b;
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    // A slow reader: the writer parks many times.
+                    gorust::time::sleep(Duration::from_micros(200));
+                    match b.read(&mut buf).unwrap() {
+                        0 => return got,
+                        n => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+            assert_eq!(a.write(&data).unwrap(), N);
+            drop(a);
+            assert!(reader.join().unwrap() == data, "every byte, in order");
+
+            // Nobody reads: the first bytes go out, then the timeout ends the call.
+            let (mut a, _b) = UnixStream::pair().unwrap();
+            a.set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let n = a.write(&data).unwrap();
+            assert!(n > 0 && n < N, "{n}");
+            let e = a.write(&data[n..]).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        })
+    });
+}
+
+/// Deadlines on all three Unix types: `TimedOut`, again until the deadline moves (also with
+/// data waiting), and a deadline moved into the past wakes a parked call at once.
+#[test]
+fn unix_deadlines_fail_calls_until_moved_and_wake_parked_ones() {
+    use std::time::Instant;
+    fn timed_out<T: std::fmt::Debug>(r: std::io::Result<T>) {
+        assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    }
+    let path = temp_path("deadlines");
+    within(Duration::from_secs(60), move || {
+        run_on(2, move || {
+            let soon = || Some(Instant::now() + Duration::from_millis(20));
+            let mut buf = [0u8; 8];
+
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_read_deadline(soon()).unwrap();
+            timed_out((&a).read(&mut buf));
+            (&b).write_all(b"ping").unwrap();
+            timed_out((&a).read(&mut buf));
+            a.set_read_deadline(None).unwrap();
+            assert_eq!((&a).read(&mut buf).unwrap(), 4);
+
+            let l = UnixListener::bind(&path).unwrap();
+            l.set_read_deadline(soon()).unwrap();
+            timed_out(l.accept());
+            let _c = UnixStream::connect(&path).unwrap();
+            timed_out(l.accept());
+            l.set_read_deadline(None).unwrap();
+            l.accept().unwrap();
+
+            let (d, e) = UnixDatagram::pair().unwrap();
+            d.set_read_deadline(soon()).unwrap();
+            timed_out(d.recv(&mut buf));
+            e.send(b"dgram").unwrap();
+            timed_out(d.recv(&mut buf));
+            d.set_read_deadline(None).unwrap();
+            assert_eq!(d.recv(&mut buf).unwrap(), 5);
+
+            // Moved into the past while a read is parked: it wakes at once.
+            let a = std::sync::Arc::new(a);
+            let reader = {
+                let a = a.clone();
+                gorust::go(move || {
+                    let t = Instant::now();
+                    ((&*a).read(&mut [0u8; 8]), t.elapsed())
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(30));
+            a.set_read_deadline(Some(Instant::now() - Duration::from_secs(1)))
+                .unwrap();
+            let (r, waited) = reader.join().unwrap();
+            timed_out(r);
+            assert!(waited < Duration::from_secs(2), "{waited:?}");
+            drop(b);
+            std::fs::remove_file(&path).unwrap();
+        })
+    });
+}
+
+/// `close` from another goroutine wakes a datagram socket's parked receive, which fails with
+/// `ErrClosed`.
+#[test]
+fn close_wakes_a_parked_datagram_receive() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (d, _e) = UnixDatagram::pair().unwrap();
+            let d = std::sync::Arc::new(d);
+            let receiver = {
+                let d = d.clone();
+                gorust::go(move || d.recv(&mut [0u8; 8]))
+            };
+            gorust::time::sleep(Duration::from_millis(30));
+            d.close().unwrap();
+            let e = receiver.join().unwrap().unwrap_err();
+            assert!(gorust::net::is_closed(&e), "{e:?}");
+        })
+    });
+}

@@ -36,9 +36,14 @@
 //! - adopting a descriptor sets `O_NONBLOCK` on its open file description, which every
 //!   duplicate of it shares (another process's too), and a descriptor handed back
 //!   (`into_raw_fd`, `OwnedFd::from`) stays non-blocking;
-//! - `TcpStream::write` writes the whole buffer before it returns (as Go's `Write`), parking as
-//!   often as it must, where std's returns after one partial send; an error after some bytes
-//!   went out is returned by the next call, with the count written first;
+//! - `TcpStream::write` and `UnixStream::write` write the whole buffer before they return (as
+//!   Go's `Write`), parking as often as they must, where std's return after one partial send;
+//!   an error after some bytes went out is returned by the next call, with the count written
+//!   first;
+//! - the `poll_*` methods and the async traits obey the deadlines (`set_read_deadline`) but
+//!   not std's `set_read_timeout`/`set_write_timeout`, which bound one blocking-looking call
+//!   and have no call to bound in a future's polls: time a future out with its runtime's
+//!   timer instead (`tokio::time::timeout`, a deadline);
 //! - `ToSocketAddrs` is this module's own trait of std's shape: generic code bounded on std's
 //!   trait cannot hand its argument to these types (std's would resolve on the worker);
 //! - `UnixStream::connect` to a listener whose backlog is full fails with `WouldBlock` at once,

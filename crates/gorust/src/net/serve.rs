@@ -71,13 +71,44 @@ impl Backoff {
         if !is_resource_exhausted(&e) {
             return Err(e);
         }
+        let pause = self.next_pause();
+        diag!("{who}: accept: {e}; retrying in {pause:?}");
+        crate::time::sleep(pause);
+        Ok(())
+    }
+
+    /// The next pause: 5 ms after a success, then twice the last, at most 1 s.
+    fn next_pause(&mut self) -> Duration {
         self.0 = if self.0.is_zero() {
             BACKOFF_START
         } else {
             (self.0 * 2).min(BACKOFF_MAX)
         };
-        diag!("{who}: accept: {e}; retrying in {:?}", self.0);
-        crate::time::sleep(self.0);
-        Ok(())
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_back_off_doubles_from_5ms_to_1s_and_restarts_after_a_success() {
+        let mut b = Backoff::default();
+        let ms: Vec<u128> = (0..10).map(|_| b.next_pause().as_millis()).collect();
+        assert_eq!(ms, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_pause(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn only_a_lack_of_resources_is_waited_out() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(is_resource_exhausted(&io::Error::from_raw_os_error(errno)));
+        }
+        let mut b = Backoff::default();
+        let e = b.pause("test", io::Error::from_raw_os_error(libc::EINVAL));
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(b.0, Duration::ZERO, "no pause taken");
     }
 }
