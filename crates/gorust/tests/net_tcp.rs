@@ -549,16 +549,20 @@ fn a_stream_whose_runtime_shut_down_fails_waits_instead_of_hanging() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let first = gorust::Runtime::builder().workers(1).build().unwrap();
-        let s = first.run(move || {
+        let (s, mut peer) = first.run(move || {
             let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-            let mut b = [0u8; 1];
+            let mut b = [0u8; 8];
             let e = (&s).read(&mut b).unwrap_err(); // waited: registered with this runtime
             assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
             s.set_read_timeout(None).unwrap();
-            s
+            // A short read last: the read direction is marked drained, and the mark must
+            // not outlive the runtime (review, session 31: the call below was skipped).
+            let (mut peer, _) = l.accept().unwrap();
+            peer.write_all(b"a").unwrap();
+            assert_eq!((&s).read(&mut b).unwrap(), 1);
+            (s, peer)
         });
-        let (mut peer, _) = l.accept().unwrap();
         peer.write_all(b"x").unwrap();
         let s = Arc::new(s);
         let s2 = s.clone();
@@ -1901,5 +1905,55 @@ fn connect_timeout_times_out_on_a_full_accept_queue() {
             }
             panic!("{} connects completed to a full accept queue", held.len());
         })
+    });
+}
+
+/// A destructor run by the shutdown (its goroutine unwound on its worker) may wait for a
+/// socket through the async face, `block_on` of a `poll_read` (a client library's "read the
+/// goodbye"): the worker's thread waits in `poll(2)`, as a blocking read there does. Its waker
+/// was left in the slot of an epoll nobody polls any more, and `Runtime`'s drop hung for good
+/// (review, session 31).
+#[test]
+fn a_destructor_at_shutdown_may_read_a_socket_through_a_future() {
+    struct ReadsGoodbye(Option<TcpStream>, Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Drop for ReadsGoodbye {
+        fn drop(&mut self) {
+            let s = self.0.take().unwrap();
+            let mut b = [0u8; 8];
+            let n = gorust::block_on(std::future::poll_fn(|cx| s.poll_read(cx, &mut b)));
+            self.1.lock().unwrap().extend_from_slice(&b[..n.unwrap()]);
+        }
+    }
+    within(Duration::from_secs(30), || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = gorust::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let g = got.clone();
+        rt.go(move || {
+            let s = TcpStream::connect(addr).unwrap();
+            // Registered with this worker's poller by a wait.
+            s.set_read_deadline(Some(Instant::now() + Duration::from_millis(10)))
+                .unwrap();
+            assert!((&s).read(&mut [0u8; 8]).is_err());
+            s.set_read_deadline(None).unwrap();
+            let _guard = ReadsGoodbye(Some(s), g);
+            ready_tx.send(()).unwrap();
+            let _ = rx.recv();
+        });
+        let (mut peer, _) = l.accept().unwrap();
+        ready_rx.recv().unwrap();
+        let goodbye = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            peer.write_all(b"bye").unwrap();
+            peer
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rt);
+        drop(tx);
+        assert_eq!(&*got.lock().unwrap(), b"bye");
+        drop(goodbye.join().unwrap());
     });
 }

@@ -49,6 +49,8 @@ struct Slab {
     entries: Vec<Entry>,
     free: Vec<u32>,
     live: usize,
+    /// Set by `orphan_all`: this poller's runtime has shut down, and nobody polls it.
+    orphaned: bool,
 }
 
 struct Entry {
@@ -112,10 +114,17 @@ impl Poller {
 
     /// Registers `fd` (edge-triggered, read+write+rdhup). Returns the token.
     pub(crate) fn register(&self, fd: RawFd, desc: Arc<PollDesc>) -> io::Result<u64> {
-        let tok = self.insert(Source::Edge(desc));
+        let (tok, orphaned) = self.insert(Source::Edge(desc.clone()));
         if let Err(e) = self.epoll.add(fd, Interest::EDGE_ALL, tok) {
             self.remove(tok);
             return Err(e);
+        }
+        // Registered after `orphan_all` (a blocking-pool job still running after its runtime
+        // was dropped): nobody polls this epoll any more, and a wait on it waited for ever
+        // (review, session 31). Orphaned like the rest, its waits fail with the error that
+        // says so.
+        if orphaned {
+            desc.orphan();
         }
         Ok(tok)
     }
@@ -124,7 +133,7 @@ impl Poller {
     /// stores the token, then calls [`add_level`](Self::add_level) (so that the source knows
     /// its token before its first event).
     pub(crate) fn insert_level(&self, source: Arc<dyn LevelSource>, waker: Waker) -> u64 {
-        self.insert(Source::Level { source, waker })
+        self.insert(Source::Level { source, waker }).0
     }
 
     /// Adds `fd` to epoll, level-triggered with `interest`, for the entry `tok` of
@@ -142,7 +151,9 @@ impl Poller {
         self.epoll.modify(fd, interest, tok)
     }
 
-    fn insert(&self, source: Source) -> u64 {
+    /// Takes a slab entry for `source`; also returns whether `orphan_all` has run (read
+    /// under the lock it sets that under, so an entry is either in its pass or told here).
+    fn insert(&self, source: Source) -> (u64, bool) {
         {
             let mut slab = self.slab();
             let index = match slab.free.pop() {
@@ -158,7 +169,10 @@ impl Poller {
             let e = &mut slab.entries[index as usize];
             e.source = Some(source);
             slab.live += 1;
-            token(index, slab.entries[index as usize].generation)
+            (
+                token(index, slab.entries[index as usize].generation),
+                slab.orphaned,
+            )
         }
     }
 
@@ -206,11 +220,15 @@ impl Poller {
     pub(crate) fn orphan_all(&self) {
         let mut descs = Vec::new();
         let mut levels = Vec::new();
-        for e in self.slab().entries.iter() {
-            match &e.source {
-                Some(Source::Edge(d)) => descs.push(d.clone()),
-                Some(Source::Level { source, .. }) => levels.push(source.clone()),
-                None => {}
+        {
+            let mut slab = self.slab();
+            slab.orphaned = true;
+            for e in slab.entries.iter() {
+                match &e.source {
+                    Some(Source::Edge(d)) => descs.push(d.clone()),
+                    Some(Source::Level { source, .. }) => levels.push(source.clone()),
+                    None => {}
+                }
             }
         }
         // Off the slab lock: waking runs wakers, and a level source deregisters.

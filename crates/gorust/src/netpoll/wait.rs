@@ -698,6 +698,9 @@ impl Registration {
         self.ensure_registered()?;
         let desc = &*self.desc;
         orphaned(desc)?;
+        if crate::sched::worker::serving() == Some(false) {
+            return self.poll_on_thread(cx, dir);
+        }
         desc.watch(dir);
         let (waited, added) = desc
             .slot(dir)
@@ -724,6 +727,26 @@ impl Registration {
             }
         }
         waited.map(Ok)
+    }
+
+    /// `poll_slot` on a worker in its shutdown step (a destructor's `block_on` of a socket
+    /// future while the runtime unwinds its goroutines): no thread polls an epoll any more, and
+    /// the waker left in the slot was never woken, so `Runtime`'s drop hung (review, session
+    /// 31). The thread waits in `poll(2)` instead, as a blocking call there does, a slice at a
+    /// time: ready, the call is tried again; not yet, the future asks to be polled again, so
+    /// that what it is combined with (a timeout) gets its turn.
+    #[cold]
+    fn poll_on_thread(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
+        if self.poll_thread(dir, None)? {
+            // Recorded as the poller would record the edge: a drained mark goes stale, and the
+            // retry makes its call (kept, the mark skipped it, and this spun).
+            let mut wake = Vec::new();
+            self.desc.slot(dir).set_ready(&mut wake);
+            crate::sched::wake::wake_all(wake);
+            return Poll::Ready(Ok(()));
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// `poll_run` for a call that moves at most `len` bytes: fewer is a short call.
@@ -778,7 +801,9 @@ fn park_on(desc: &PollDesc, dir: Direction, seen: u64, since: Option<EdgeMark>) 
     let stop = || wait_ends(desc, dir, seen);
     while let Some(waker) = crate::goroutine::resume_waker() {
         // SAFETY: the resume's waker is valid until this goroutine suspends; the context made
-        // from it is dropped before `park`.
+        // from it is not used after `park` (each turn of the loop makes its own from the next
+        // resume's waker). Not scoped to end before `park`: lifetime markers may move this
+        // frame's stack slots, which the echo model counts in cache lines.
         let mut cx = Context::from_waker(unsafe { waker.as_ref() });
         if slot.poll_ready(&mut cx, since, stop).is_ready() {
             return;
@@ -975,6 +1000,58 @@ mod tests {
             });
         assert!(matches!(polled, Poll::Ready(Ok(4))), "{polled:?}");
         assert_eq!(&buf[..4], b"5678");
+    }
+
+    /// A descriptor whose runtime shut down after a short read (a drained mark) still reads
+    /// what arrives later without waiting: the orphaning moves the edge counts. Before, the
+    /// mark skipped the call, and the wait failed with data queued (review, session 31).
+    #[test]
+    fn an_orphaned_descriptor_tries_a_call_its_drained_mark_would_skip() {
+        let (ours, mut peer, reg, poller) = registered_pair();
+        let (_, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 8];
+        let mut read = |cx: &mut Context<'_>| {
+            reg.poll_io_bytes(cx, Direction::Read, 8, || (&ours).read(&mut buf))
+        };
+        peer.write_all(b"a").unwrap();
+        poll_events(&poller);
+        assert!(
+            matches!(read(&mut cx), Poll::Ready(Ok(1))),
+            "short: drained"
+        );
+        reg.desc.orphan();
+        peer.write_all(b"b").unwrap();
+        let r = read(&mut cx);
+        assert!(matches!(r, Poll::Ready(Ok(1))), "{r:?}");
+        // Nothing queued: the wait fails, saying why.
+        let r = read(&mut cx);
+        assert!(
+            matches!(&r, Poll::Ready(Err(e)) if e.to_string().contains("shut down")),
+            "{r:?}"
+        );
+    }
+
+    /// A descriptor registered with a poller after `orphan_all` (by a blocking-pool job still
+    /// running after its runtime was dropped) is orphaned at once: nobody polls that epoll,
+    /// and its wait waited for ever (review, session 31).
+    #[test]
+    fn a_registration_after_orphan_all_is_orphaned() {
+        let poller = Arc::new(Poller::new().unwrap());
+        poller.orphan_all();
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let reg = Registration::new(ours.as_raw_fd());
+        let tok = poller.register(ours.as_raw_fd(), reg.desc.clone()).unwrap();
+        assert!(reg.registered.set((poller.clone(), tok)).is_ok());
+        let (_, waker) = counting_waker();
+        let r = reg.poll_io_bytes(&mut Context::from_waker(&waker), Direction::Read, 8, || {
+            (&ours).read(&mut [0u8; 8])
+        });
+        assert!(
+            matches!(&r, Poll::Ready(Err(e)) if e.to_string().contains("shut down")),
+            "{r:?}"
+        );
     }
 
     /// Goroutines that each time out reading a silent socket leave no waker behind in its
