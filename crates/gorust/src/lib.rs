@@ -136,7 +136,7 @@ where
 /// worker's destructor or a plain thread holds is waited for, as a timer is. A wait that only
 /// a goroutine of the same runtime could end (a lock it holds across a park, or one handed to
 /// it while it waited) never ends and `Runtime`'s drop hangs, as with std's locks; a wait of
-/// 5 s without a wake-up prints a warning that says so.
+/// 5 s prints a warning that says so.
 ///
 /// # Panics
 ///
@@ -280,7 +280,10 @@ fn block_on_shutting_down<F: Future>(fut: F) -> F::Output {
 /// Polls `fut` on this thread, parking the thread between polls until its waker is called,
 /// with no cooperative budget (no task is starved by a thread that blocks, and a spent budget
 /// would make every gorust primitive report `Pending` for ever). `warn_after`: a shutdown
-/// step's wait, which prints a warning once if it goes that long without a wake-up.
+/// step's wait, which prints a warning once if it lasts that long. Timed from its first
+/// `Pending`, not from the last wake-up: a future that wakes itself to be polled again (a
+/// socket's wait there is a `poll(2)` slice at a time) restarted the count at every slice,
+/// and a wait that never ended never said so (review, session 31).
 fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output {
     let tw = Arc::new(ThreadWaker {
         thread: std::thread::current(),
@@ -290,12 +293,13 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     let mut warned = false;
+    let mut started = None;
     coop::unconstrained(|| loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
         goroutine::refuse_wait_if_cancelled();
-        let started = Instant::now();
+        let started = *started.get_or_insert_with(Instant::now);
         while !tw.notified.swap(false, Ordering::Acquire) {
             let Some(after) = warn_after.filter(|_| !warned) else {
                 std::thread::park();
@@ -309,7 +313,7 @@ fn wait_on_thread<F: Future>(fut: F, warn_after: Option<Duration>) -> F::Output 
             warned = true;
             diag!(
                 "gorust: a destructor run at runtime shutdown has waited {} s in block_on (a \
-                 lock, a channel, a join, a timer) without a wake-up; it keeps waiting. If only \
+                 lock, a channel, a join, a timer, a socket) and is still waiting. If only \
                  a goroutine of the same runtime could end the wait (a lock it holds across a \
                  park, or one handed to it while it waited; the end of a goroutine that this \
                  worker has yet to unwind), it never ends: release such things, or join such \

@@ -18,7 +18,7 @@ fn emfile_is_an_error_and_serve_backs_off_then_recovers() {
     if std::env::var("GORUST_EMFILE_CHILD").is_ok() {
         return;
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "emfile_child", "--nocapture", "--test-threads=1"])
         .env("GORUST_EMFILE_CHILD", "1")
         .stdout(std::process::Stdio::piped())
@@ -27,13 +27,17 @@ fn emfile_is_an_error_and_serve_backs_off_then_recovers() {
         .unwrap();
     // Bounded: a child stuck in a wait that never ends (the back-off not recovering, say) is
     // killed, and its failed status fails the test; it hung the run instead (review, session
-    // 31).
-    let end = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    // 31). Its output is read meanwhile, so that a long one cannot block it on a full pipe.
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| {
+            // SAFETY: our own child, not yet reaped (its waiter has not returned).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            rx.recv().unwrap()
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");

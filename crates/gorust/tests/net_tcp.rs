@@ -220,8 +220,7 @@ fn deadline_in_the_past_wakes_a_parked_read_at_once() {
                 .unwrap();
             let (kind, waited) = reader.join().unwrap();
             assert_eq!(kind, std::io::ErrorKind::TimedOut);
-            // At once: well under a second even on a loaded machine (the peer closes at 5 s,
-            // a plain thread's wait slice is 100 ms).
+            // At once: well under a second even on a loaded machine (the peer closes at 5 s).
             assert!(waited < Duration::from_secs(1), "woke after {waited:?}");
         })
     });
@@ -1789,16 +1788,20 @@ fn queued_to(s: &impl std::os::fd::AsRawFd) {
 fn deadline_in_the_past_wakes_a_parked_write_and_accept() {
     within(Duration::from_secs(60), || {
         run_on(2, || {
-            let (c, _server_side) = pair();
+            let (c, server_side) = pair();
             let c = Arc::new(c);
+            // Made before the goroutine: 64 MiB of page faults could outlast the pause below,
+            // and a deadline set before the first attempt fails it with nothing written.
+            let data = vec![1u8; 64 << 20];
             let writer = {
                 let c = c.clone();
                 gorust::go(move || {
-                    let data = vec![1u8; 64 << 20];
                     let t = Instant::now();
                     ((&*c).write(&data), t.elapsed())
                 })
             };
+            // Bytes have gone out, and the buffers fill long before 64 MiB: parked.
+            queued_to(&server_side);
             gorust::time::sleep(Duration::from_millis(50));
             c.set_write_deadline(Some(Instant::now() - Duration::from_secs(1)))
                 .unwrap();

@@ -212,19 +212,8 @@ impl PollDesc {
 
     /// Its poller's runtime shut down: wakes every waiter, and a goroutine's or future's later
     /// wait fails instead of waiting for edges nobody will report.
-    ///
-    /// Both slots also get an edge, so that a drained mark goes stale: in another runtime, a
-    /// call that need not wait is tried and completes. Kept, the mark of a short read made
-    /// before the shutdown skipped the call and sent it to the wait, which failed with data
-    /// queued (review, session 31).
     pub(crate) fn orphan(&self) {
-        self.flags.fetch_or(ORPHANED, Release);
-        let mut wake = Vec::new();
-        self.read.set_ready(&mut wake);
-        self.write.set_ready(&mut wake);
-        crate::sched::wake::wake_all(wake);
-        self.read.wake_all();
-        self.write.wake_all();
+        self.set_flag(ORPHANED);
     }
 
     fn set_flag(&self, flag: u8) {

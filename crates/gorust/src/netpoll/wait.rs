@@ -66,11 +66,12 @@ fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// Fails a wait on the slot of a descriptor whose poller's runtime has shut down: nobody
 /// would report its edges. (A plain thread waits in `poll(2)` and is not affected.)
 #[inline(always)]
-fn orphaned(desc: &PollDesc) -> io::Result<()> {
-    if desc.flags() & ORPHANED != 0 {
-        return Err(orphaned_error());
+/// What `poll(2)` asks for a direction.
+fn poll_events(dir: Direction) -> libc::c_short {
+    match dir {
+        Direction::Read => libc::POLLIN | libc::POLLRDHUP,
+        Direction::Write => libc::POLLOUT,
     }
-    Ok(())
 }
 
 #[cold]
@@ -381,7 +382,9 @@ impl Registration {
                 self.ensure_registered()?;
             }
             let desc = &*self.desc;
-            orphaned(desc)?;
+            if desc.flags() & ORPHANED != 0 {
+                return self.wait_orphaned(dir);
+            }
             desc.watch(dir);
             // The deadline from the word `park_on` compares, read once (see `deadline_of`).
             let seen = desc.deadline_word(dir);
@@ -393,6 +396,26 @@ impl Registration {
         } else {
             self.wait_off_goroutine(dir, call_deadline)
         }
+    }
+
+    /// `wait` (or a future's) on a descriptor whose runtime shut down: no poller reports its
+    /// edges any more, so the kernel is asked, briefly. Ready, the edge is recorded as the
+    /// poller would (a drained mark goes stale, and the caller's retry makes its call); not
+    /// ready, the wait fails with the error that says why. Before, every wait failed, and the
+    /// drained mark of a short read skipped calls with data queued, in the dead runtime's
+    /// last call and then in each one after a short read (review, session 31). One
+    /// millisecond, not zero: `poll_one` paces an error-queue-only report by its timeout, and
+    /// at zero a retry that says `EAGAIN` would come straight back here.
+    #[cold]
+    #[inline(never)]
+    fn wait_orphaned(&self, dir: Direction) -> io::Result<()> {
+        if !crate::sys::socket::poll_one(self.fd, poll_events(dir), Duration::from_millis(1))? {
+            return Err(orphaned_error());
+        }
+        let mut wake = Vec::new();
+        self.desc.slot(dir).set_ready(&mut wake);
+        crate::sched::wake::wake_all(wake);
+        Ok(())
     }
 
     /// `wait` on a worker outside a goroutine (an error) or on a plain thread (or a worker in
@@ -562,11 +585,7 @@ impl Registration {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
             None => SLICE,
         };
-        let events = match dir {
-            Direction::Read => libc::POLLIN | libc::POLLRDHUP,
-            Direction::Write => libc::POLLOUT,
-        };
-        crate::sys::socket::poll_one(self.fd, events, timeout)
+        crate::sys::socket::poll_one(self.fd, poll_events(dir), timeout)
     }
 
     /// Registers with the current worker's poller (or, off a worker, one of the current
@@ -697,7 +716,9 @@ impl Registration {
     ) -> Poll<io::Result<()>> {
         self.ensure_registered()?;
         let desc = &*self.desc;
-        orphaned(desc)?;
+        if desc.flags() & ORPHANED != 0 {
+            return Poll::Ready(self.wait_orphaned(dir));
+        }
         if crate::sched::worker::serving() == Some(false) {
             return self.poll_on_thread(cx, dir);
         }
@@ -1003,8 +1024,8 @@ mod tests {
     }
 
     /// A descriptor whose runtime shut down after a short read (a drained mark) still reads
-    /// what arrives later without waiting: the orphaning moves the edge counts. Before, the
-    /// mark skipped the call, and the wait failed with data queued (review, session 31).
+    /// what arrives later, after every short read: its wait asks the kernel. Before, the mark
+    /// skipped the call, and the wait failed with data queued (review, session 31).
     #[test]
     fn an_orphaned_descriptor_tries_a_call_its_drained_mark_would_skip() {
         let (ours, mut peer, reg, poller) = registered_pair();
@@ -1024,6 +1045,10 @@ mod tests {
         peer.write_all(b"b").unwrap();
         let r = read(&mut cx);
         assert!(matches!(r, Poll::Ready(Ok(1))), "{r:?}");
+        // Short again, so drained again, and no poller will ever report the next edge.
+        peer.write_all(b"yz").unwrap();
+        let r = read(&mut cx);
+        assert!(matches!(r, Poll::Ready(Ok(2))), "{r:?}");
         // Nothing queued: the wait fails, saying why.
         let r = read(&mut cx);
         assert!(

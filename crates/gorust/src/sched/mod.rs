@@ -66,7 +66,7 @@
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
 //! worker of a runtime dropped inside one of its own goroutines once that drop unwinds the
 //! rest (the dropping goroutine itself goes on): a destructor that `block_on`s there blocks
-//! the thread as on a plain thread (a warning after 5 s without a wake-up), and its timers go
+//! the thread as on a plain thread (a warning once it has waited 5 s), and its timers go
 //! to the fallback thread.
 
 pub(crate) mod blocking;
@@ -221,13 +221,20 @@ impl Shared {
     /// (moved to a plain thread, say) still fire (review, session 19), and so do those a
     /// destructor at shutdown waits for (session 31). Entries cancelled later are dropped by
     /// the fallback's heap in its turn.
-    pub(crate) fn hand_timers_to_fallback(&self, index: usize) {
+    ///
+    /// Returns whether any were handed over: the caller then drops, once it has cancelled its
+    /// tasks, the entries their cancellation left in the fallback's heap
+    /// (`time::fallback::drop_cancelled`).
+    pub(crate) fn hand_timers_to_fallback(&self, index: usize) -> bool {
         let remote = &self.remotes[index];
         let timers = std::mem::take(&mut *crate::loom::lock(&remote.timers));
         remote.metrics.set_timers(0);
+        let mut handed = false;
         for (deadline, entry) in timers.into_pending() {
             crate::time::fallback::register(deadline, entry);
+            handed = true;
         }
+        handed
     }
 
     /// Inserts a timer in worker `index`'s heap from any thread, and wakes that worker if it
@@ -499,8 +506,9 @@ impl Shared {
         // The timers of a worker whose shutdown step has not run (a runtime dropped inside one
         // of its own goroutines: that worker still runs the dropping one), before the
         // destructors below may wait for them; the other workers' heaps are empty by now.
+        let mut handed = false;
         for i in 0..self.remotes.len() {
-            self.hand_timers_to_fallback(i);
+            handed |= self.hand_timers_to_fallback(i);
         }
         for t in self.inject.close() {
             drop(t);
@@ -529,6 +537,9 @@ impl Shared {
         }
         for r in self.remotes.iter() {
             r.poller.orphan_all();
+        }
+        if handed {
+            crate::time::fallback::drop_cancelled();
         }
         self.blocking.shutdown();
     }

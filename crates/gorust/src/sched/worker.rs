@@ -533,7 +533,7 @@ impl WorkerCtx {
         // unwinds, such a wait hung `Runtime`'s drop for good (review, session 31). Nothing
         // lands in this heap afterwards: this worker no longer serves (its timers go to the
         // fallback), and `add_timer_to` refuses once `shutdown` is set.
-        shared.hand_timers_to_fallback(self.index);
+        let handed = shared.hand_timers_to_fallback(self.index);
         // First the goroutines nobody started: a destructor unwound below may wait for one
         // (join it, or wait on a channel its closure holds), and only their cancellation ends
         // that wait. Each is claimed by binding it here (`Header::try_bind`): another worker
@@ -582,6 +582,9 @@ impl WorkerCtx {
         };
         drop(runnext);
         drop(pinned);
+        if handed {
+            crate::time::fallback::drop_cancelled();
+        }
         let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
         if was_searching {
             shared.idle.transition_worker_from_searching();

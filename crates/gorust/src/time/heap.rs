@@ -84,6 +84,13 @@ impl TimerHeap {
         }
     }
 
+    /// Drops the cancelled entries now (the compaction `insert` makes when the heap has
+    /// doubled): for a heap that was handed many timers whose tasks were then cancelled.
+    pub(crate) fn drop_cancelled(&mut self) {
+        self.heap.retain(|s| !s.entry.is_cancelled());
+        self.shrunk();
+    }
+
     /// After entries left the heap: a lower length lowers the next compaction's threshold.
     #[inline]
     fn shrunk(&mut self) {
@@ -203,6 +210,24 @@ mod tests {
         let pending: Vec<_> = h.into_pending().collect();
         assert_eq!(pending.len(), 1);
         assert!(Arc::ptr_eq(&pending[0].1, &live));
+    }
+
+    /// Cancelled entries below the compaction threshold go at once when asked.
+    #[test]
+    fn dropping_cancelled_entries_keeps_the_live_ones() {
+        let mut h = TimerHeap::new();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let live = Arc::new(TimerEntry::new(noop()));
+        h.insert(far, live.clone());
+        for _ in 0..1000 {
+            let e = Arc::new(TimerEntry::new(noop()));
+            h.insert(far, e.clone());
+            e.cancel();
+        }
+        assert_eq!(h.len(), 1001, "below the threshold, nothing compacted yet");
+        h.drop_cancelled();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.next_deadline(), Some(far));
     }
 
     #[test]
