@@ -18,3 +18,14 @@ pub(crate) fn counting_waker() -> (Arc<Count>, Waker) {
     let c = Arc::new(Count(AtomicUsize::new(0)));
     (c.clone(), Waker::from(c))
 }
+
+/// A waker that panics when woken, as a foreign executor's buggy one might.
+pub(crate) fn panicking_waker() -> Waker {
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker panics on purpose (a test)");
+        }
+    }
+    Waker::from(Arc::new(Panics))
+}

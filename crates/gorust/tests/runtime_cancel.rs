@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;
@@ -311,4 +312,54 @@ fn parked_unwinding_child() {
     drop(rt);
     drop(keep);
     println!("the runtime dropped cleanly");
+}
+
+/// A rendezvous send in a goroutine that caught its cancellation is refused before it offers
+/// its value: offered first, a receiver took it in the moment before the refusal, and a
+/// delivered send was reported as refused (a retry would send it twice; review, session 31).
+#[test]
+fn a_refused_rendezvous_send_delivers_nothing() {
+    /// A receive whose waker takes the message at once, from inside the sender's wake.
+    struct TakesOnWake {
+        rx: Arc<gorust::sync::mpsc::Receiver<u32>>,
+        got: std::sync::Mutex<Option<u32>>,
+    }
+    impl std::task::Wake for TakesOnWake {
+        fn wake(self: Arc<Self>) {
+            if let Ok(v) = self.rx.try_recv() {
+                *self.got.lock().unwrap() = Some(v);
+            }
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let seen = Arc::new(Seen::default());
+        let started = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = gorust::sync::mpsc::sync_channel::<u32>(0);
+        let taker = Arc::new(TakesOnWake {
+            rx: Arc::new(rx),
+            got: std::sync::Mutex::new(None),
+        });
+        let waker = std::task::Waker::from(taker.clone());
+        let rx = taker.rx.clone();
+        let mut receive = std::pin::pin!(rx.recv_async());
+        let polled = receive
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending(), "a receive waits");
+        catching_goroutine(&rt, &seen, &started, move || {
+            let _ = tx.send(7);
+        });
+        while started.load(Ordering::SeqCst) < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        drop(rt);
+        assert_eq!(
+            seen.refusals_with_message.load(Ordering::SeqCst),
+            1,
+            "the send is refused"
+        );
+        assert_eq!(*taker.got.lock().unwrap(), None, "and delivered nothing");
+    });
 }

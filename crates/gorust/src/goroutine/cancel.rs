@@ -121,6 +121,13 @@ pub(crate) fn refuse_wait_if_cancelled() {
     }
 }
 
+/// Whether a wait that blocks the thread would be refused here ([`refuse_wait_if_cancelled`]
+/// would panic): for a call that must decide before it starts (a rendezvous send, which once
+/// offered may be received at once).
+pub(crate) fn waits_refused() -> bool {
+    UNWINDING.with(|u| u.get()).is_some() && !std::thread::panicking()
+}
+
 #[cold]
 #[inline(never)]
 fn refuse(mut state: State) -> ! {

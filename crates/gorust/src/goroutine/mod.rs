@@ -511,7 +511,7 @@ pub(crate) fn yield_now() {
     park();
 }
 
-pub(crate) use cancel::{refuse_wait_if_cancelled, refusing_waits, Cancelled};
+pub(crate) use cancel::{refuse_wait_if_cancelled, refusing_waits, waits_refused, Cancelled};
 pub(crate) use overflow::install as install_overflow_handler;
 
 #[cfg(all(test, not(loom)))]

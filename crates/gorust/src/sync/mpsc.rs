@@ -153,8 +153,7 @@ impl<T> Chan<T> {
             Some(v) => {
                 let (a, b) = st.after_pop(self);
                 drop(st);
-                wake(a);
-                wake(b);
+                wake_both(a, b);
                 Ok(v)
             }
             None if st.senders == 0 => Err(TryRecvError::Disconnected),
@@ -231,10 +230,18 @@ impl<T> State<T> {
     }
 }
 
+/// Wakes `w`, past a waker that panics (a foreign executor's): as everywhere in the runtime
+/// (`sched::wake::wake_all`), it must not unwind out of a channel operation.
 fn wake(w: Option<Waker>) {
-    if let Some(w) = w {
-        w.wake();
-    }
+    crate::sched::wake::wake_all(w);
+}
+
+/// The two wakes after a receive ([`State::after_pop`]), past a waker that panics. Woken one by
+/// one, a panicking acknowledgement dropped the received value with the unwind (the sender
+/// was told it had been taken) and the parked sender's waker unwoken, with a slot reserved
+/// for it: a rendezvous channel stayed full for good (review, session 31).
+fn wake_both(a: Option<Waker>, b: Option<Waker>) {
+    crate::sched::wake::wake_all(a.into_iter().chain(b));
 }
 
 /// A future that spends one unit of the cooperative budget (for operations that never wait).
@@ -306,7 +313,8 @@ impl<T> SyncSender<T> {
     /// If it must wait while called from a future on a worker thread (it would block the
     /// worker); use [`send_async`](Self::send_async) there. On a rendezvous channel (capacity
     /// 0) it always must, so it panics there before sending anything, unless the receiver is
-    /// gone.
+    /// gone. The same before sending anything, on a rendezvous channel, in a goroutine that
+    /// caught its cancellation by the runtime's shutdown (its waits are refused).
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         // Fast path: room now (one lock, no future). Spends a unit of the cooperative budget
         // as the future would; when none is left, the future's poll yields.
@@ -322,9 +330,16 @@ impl<T> SyncSender<T> {
         // A rendezvous send always waits for the receiver to take `t`, so from a future on a
         // worker `block_on` would panic: refused before `t` is pushed. (Before, it panicked
         // after, with `t` often received already; review, session 25.)
-        if self.chan.cap == 0 && crate::blocking::in_a_future_on_a_worker() {
+        // The same for a goroutine being cancelled by the shutdown, whose wait is refused
+        // (`goroutine/cancel.rs`): refused after the push, a receiver could take `t` in
+        // between, and a delivered send was reported as refused (review, session 31).
+        let refused = crate::goroutine::waits_refused();
+        if self.chan.cap == 0 && (refused || crate::blocking::in_a_future_on_a_worker()) {
             if !self.chan.lock().receiver_alive {
                 return Err(SendError(t));
+            }
+            if refused {
+                crate::goroutine::refuse_wait_if_cancelled();
             }
             panic!(
                 "gorust::sync::SyncSender::send on a rendezvous channel from a future on a \
@@ -349,7 +364,10 @@ impl<T> SyncSender<T> {
 
     /// The async face of [`send`](Self::send). Cancellation-safe: dropping the future before it
     /// completes drops `t` unsent (a rendezvous message not yet taken is withdrawn) and gives
-    /// its turn to the next sender.
+    /// its turn to the next sender. On a rendezvous channel, though, the receiver may have
+    /// taken `t` after the future's last poll: dropped then (a `select` or a timeout that
+    /// picked another branch), the send happened without the future saying so. Go's `select`
+    /// decides atomically; a select over these futures cannot.
     pub fn send_async(&self, t: T) -> SendFuture<'_, T> {
         SendFuture {
             chan: &self.chan,
@@ -511,7 +529,8 @@ impl<T> Drop for SendFuture<'_, T> {
 // Receiver
 
 /// The receiving half of a channel. Only one exists per channel; it may be moved to another
-/// goroutine or thread.
+/// goroutine or thread. Unlike std's it is `Sync`: receives through a shared `&Receiver`
+/// from several goroutines are safe, each message going to one of them.
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
@@ -653,8 +672,7 @@ impl<T> Future for RecvFuture<'_, T> {
             st.recv_waiters.remove(&mut this.key);
             let (a, b) = st.after_pop(chan);
             drop(st);
-            wake(a);
-            wake(b);
+            wake_both(a, b);
             return Poll::Ready(Ok(v));
         }
         if st.senders == 0 {
@@ -771,6 +789,34 @@ mod tests {
         drop(a);
         assert_eq!(cb.0.load(Ordering::SeqCst), 1, "b inherits a's wake-up");
         assert_eq!(poll(&mut b, &wb), Poll::Ready(Ok(7)));
+    }
+
+    /// A rendezvous sender's waker that panics when the receive acknowledges it (a foreign
+    /// executor's) neither loses the received message nor strands the sender queued behind
+    /// it, which holds the slot the receive reserved for it (review, session 31).
+    #[test]
+    fn a_panicking_acknowledgement_loses_no_message_and_strands_no_sender() {
+        let (tx, rx) = sync_channel::<u32>(0);
+        let bad = crate::test_util::panicking_waker();
+        let (cb, wb) = cx_waker();
+        let mut a = tx.send_async(1);
+        assert!(
+            poll(&mut a, &bad).is_pending(),
+            "offered, waiting for its taker"
+        );
+        let mut b = tx.send_async(2);
+        assert!(poll(&mut b, &wb).is_pending(), "queued behind it");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rx.try_recv()));
+        assert_eq!(
+            r.ok(),
+            Some(Ok(1)),
+            "the message survives the waker's panic"
+        );
+        assert_eq!(cb.0.load(Ordering::SeqCst), 1, "the queued sender is woken");
+        assert_eq!(poll(&mut a, &bad), Poll::Ready(Ok(())));
+        assert!(poll(&mut b, &wb).is_pending(), "offered now");
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(poll(&mut b, &wb), Poll::Ready(Ok(())));
     }
 
     /// After a burst, an unbounded channel's queue shrinks as it drains, in order; a bounded

@@ -190,9 +190,9 @@ impl<T: ?Sized> Mutex<T> {
         let mut list = crate::loom::lock(&self.waiters);
         let next = self.hand_off(&mut list);
         drop(list);
-        if let Some(w) = next {
-            w.wake();
-        }
+        // Past a waker that panics: out of a guard's drop during another unwind, its panic
+        // aborted the process (review, session 31).
+        crate::sched::wake::wake_all(next);
     }
 
     /// Called by the holder with the list locked: gives the lock to the first queued locker,
@@ -313,9 +313,9 @@ impl<T: ?Sized> Drop for Lock<'_, T> {
             None
         };
         drop(list);
-        if let Some(w) = next {
-            w.wake();
-        }
+        // Past a waker that panics: out of a guard's drop during another unwind, its panic
+        // aborted the process (review, session 31).
+        crate::sched::wake::wake_all(next);
     }
 }
 
