@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -442,9 +443,10 @@ fn a_held_client_conn_closed_gracefully_does_not_hold_up_shutdown() {
     });
 }
 
-/// `Duration::MAX` as a pool's idle timeout means "never": the reaper sleeps (on a timer
-/// of the one worker) and the connection stays. Before, the reaper's deadline overflowed and
-/// it panicked, leaving `reaping` set for good (review, session 28).
+/// `Duration::MAX` as a pool's idle timeout means "never": the connection stays, and no
+/// reaper runs. Before, the reaper's deadline overflowed and it panicked, leaving `reaping`
+/// set for good (review, session 28); then it slept for good on a timer, a parked goroutine
+/// left behind by every such pool (review, session 31).
 #[test]
 fn a_pool_idle_timeout_of_duration_max_never_expires() {
     within(LIMIT, || {
@@ -463,9 +465,6 @@ fn a_pool_idle_timeout_of_duration_max_never_expires() {
             })
             .join()
             .unwrap();
-        eventually("the reaper sleeps on a timer", || {
-            rt.metrics().workers[0].timers == 1
-        });
         let pool = rt
             .go(move || {
                 gorust::time::sleep(Duration::from_millis(100));
@@ -475,6 +474,11 @@ fn a_pool_idle_timeout_of_duration_max_never_expires() {
             })
             .join()
             .unwrap();
+        assert_eq!(
+            rt.metrics().workers[0].timers,
+            0,
+            "no reaper asleep on a timer"
+        );
         drop((pool, client, server));
     });
 }
@@ -647,5 +651,140 @@ fn concurrent_sends_past_the_output_limit_all_return() {
             drop(c);
             assert_eq!(peer.join().unwrap(), ROUNDS * 2 * CHUNK);
         })
+    });
+}
+
+/// `call_timeout` bounds a `flush` that waits for room too: with no write timeout (the
+/// default) and a peer that never reads, the call ended only with the connection (review,
+/// session 31: the deadline bounded reads alone).
+#[test]
+fn call_timeout_bounds_a_flush_waiting_for_room() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // Accepts and never reads.
+            let silent = std::thread::spawn(move || l.accept().map(|(s, _)| s));
+            let client = EventLoop::builder()
+                .output_limit(64 << 10)
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            let _peer = gorust::blocking(move || silent.join().unwrap().unwrap());
+            let big = vec![5u8; 64 << 20];
+            let t = std::time::Instant::now();
+            let r = c.call_timeout(Duration::from_secs(1), |c, _| {
+                c.writer().write_bytes(&big);
+                c.flush()
+            });
+            let took = t.elapsed();
+            assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+            assert!(took < Duration::from_secs(10), "{took:?}");
+        })
+    });
+}
+
+/// A pool keeps only connections to its own address: another peer's, put back by mistake,
+/// would have been handed out by `get` as one to this pool's (review, session 31).
+#[test]
+fn a_pool_closes_a_connection_to_another_address() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (_a, addr_a, _, _) = counting_server(None);
+            let (_b, addr_b, _, _) = counting_server(None);
+            let client = caller_loop();
+            let pool = Pool::builder(&client, addr_a).build();
+            pool.put(client.dial(addr_b, DIAL).unwrap());
+            assert_eq!(pool.idle_len(), 0);
+            pool.put(client.dial(addr_a, DIAL).unwrap());
+            assert_eq!(pool.idle_len(), 1);
+        })
+    });
+}
+
+/// A dial after the loop's runtime shut down (from a blocking-pool job that outlived it)
+/// fails with an error; it connected, and returned a connection already torn down (review,
+/// session 31).
+#[test]
+fn a_dial_after_the_runtime_shut_down_fails() {
+    within(LIMIT, || {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let job = rt
+            .go(move || {
+                let client = caller_loop();
+                // Binds the loop to this runtime.
+                drop(client.dial(addr, DIAL).unwrap());
+                gorust::spawn_blocking(move || {
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    client.dial(addr, DIAL).map(|c| c.is_active())
+                })
+            })
+            .join()
+            .unwrap();
+        // Running, so that the runtime's drop does not cancel it unstarted.
+        started_rx.recv().unwrap();
+        drop(rt);
+        go_tx.send(()).unwrap();
+        let r = gorust::block_on(job).expect("the job ran");
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("shut down"), "{e}");
+        drop(server);
+    });
+}
+
+/// A reply the peer sent whole before resetting the connection reaches the call: the kernel
+/// keeps it readable after the reset. Before, the first event with the error closed the
+/// connection after one read (at most the read plan, 4 KiB at first), and the call failed
+/// with `ErrClosed` (review, session 31).
+#[test]
+fn a_reply_sent_before_a_reset_reaches_the_call() {
+    const REPLY: usize = 1 << 20;
+    within(LIMIT, || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 4];
+            s.read_exact(&mut req).unwrap();
+            s.write_all(&vec![9u8; REPLY]).unwrap();
+            // Everything sent and acknowledged (so queued at the client), then a reset.
+            loop {
+                let mut queued: libc::c_int = 0;
+                // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+                unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+                if queued == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        });
+        // One worker, kept busy while the reply and the reset arrive: nobody reads meanwhile
+        // (the monitor leaves a stuck worker's wakers to it).
+        common::run_on(1, move || {
+            let client = EventLoop::builder()
+                .on_prepare(|p| socket2::SockRef::from(&p.as_fd()).set_recv_buffer_size(4 << 20))
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            let got = c.call(|c, _| {
+                c.writer().write_bytes(b"req!");
+                c.flush()?;
+                std::thread::sleep(Duration::from_millis(500));
+                c.wait_input(REPLY)?;
+                Ok(c.reader().next(REPLY)?.len())
+            });
+            assert_eq!(got.unwrap(), REPLY);
+        });
+        server.join().unwrap();
     });
 }

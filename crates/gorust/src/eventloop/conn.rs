@@ -12,9 +12,10 @@
 //!   bytes into the inbox (`State::read_size`); start a handler if none is in flight; at the
 //!   limit, remove read interest; at the peer's FIN (read returns 0), remove it too
 //!   (level-triggered, it would fire forever);
-//! - an error (`EPOLLERR`, or a read error): close. A hang-up without an error is read on
-//!   like any readable socket, so the data the peer sent before it closed reaches the handler
-//!   (`read_in`).
+//! - an error: a read error closes, and so does `EPOLLERR` where no read is wanted (at the
+//!   input limit). A hang-up, or an error while reading is wanted, is read on like any
+//!   readable socket, so the data the peer sent before it closed or reset reaches the
+//!   handler (`read_in`).
 //!
 //! Both pollers may run `on_wake` for one connection at the same time (the worker and the
 //! monitor); every step is under the connection's locks, so the second finds nothing to do.
@@ -233,11 +234,12 @@ impl<S: Send + 'static> Conn<S> {
         }
     }
 
-    /// Reads what arrived. A hang-up without an error is read on like any readable socket:
-    /// the data the peer sent before it closed reaches the handler, and the read that
-    /// returns 0 ends the input (`eof`); only an error (`EPOLLERR`) closes at once. (Before,
-    /// a Unix-socket peer that wrote and closed, reported as one `EPOLLIN|EPOLLHUP`, was
-    /// closed with its last data unread by any handler; session 20.)
+    /// Reads what arrived. A hang-up is read on like any readable socket: the data the peer
+    /// sent before it closed reaches the handler, and the read that returns 0 ends the input
+    /// (`eof`). So is an error (`EPOLLERR`) while reading is wanted: the read that returns the
+    /// error closes. (Before, a Unix-socket peer that wrote and closed, reported as one
+    /// `EPOLLIN|EPOLLHUP`, was closed with its last data unread by any handler; session 20.
+    /// A reset peer's last data, session 31.)
     fn read_in(self: &Arc<Self>, hangup: bool, error: bool) {
         let limit = self.lp.config.input_limit;
         let mut st = lock(&self.st);
@@ -246,7 +248,13 @@ impl<S: Send + 'static> Conn<S> {
         }
         st.hup |= hangup;
         let mut start = false;
-        let mut fail = error;
+        // An error closes at once only where nothing is read: where a read is wanted, the
+        // read decides. A peer's reset leaves what it sent before it queued and readable (the
+        // kernel reports the reset only once that is read), and a reply longer than one read
+        // lost its rest when the first `EPOLLERR` closed the connection (review, session 31;
+        // as a hang-up since session 20). Level-triggered, the error is reported again until
+        // a read returns it.
+        let mut fail = error && !st.wants_read(limit);
         let mut got = false;
         if st.wants_read(limit) {
             let max = st.read_size(limit);

@@ -119,6 +119,10 @@ impl<S: Send + 'static> EventLoop<S> {
     /// shutting down.
     pub fn dial(&self, addr: SocketAddr, timeout: Option<Duration>) -> io::Result<ClientConn<S>> {
         let rt = self.bind_runtime("dial")?;
+        // Before connecting: past either shutdown the connection would be torn down as soon
+        // as registered (its `on_connect` refused), and `dial` returned it as if alive, the
+        // peer seeing a connect and a FIN (review, session 31).
+        self.refuse_after_shutdown(rt)?;
         let stream = match timeout {
             Some(t) => crate::net::TcpStream::connect_timeout(&addr, t)?,
             None => crate::net::TcpStream::connect(addr)?,

@@ -430,7 +430,7 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
         if self.out_len.load(Acquire) <= limit {
             return Ok(());
         }
-        let deadline = self.lp.config.write_timeout.map(crate::time::deadline_in);
+        let deadline = self.write_deadline();
         let below = || self.out_len.load(Acquire) <= limit;
         while !below() {
             if self.torn() {
@@ -582,7 +582,20 @@ impl<S: Send + 'static> Conn<S> {
     /// When a `wait_input` started now gives up: the read timeout, or the deadline of a
     /// client's `call_timeout` if that is earlier.
     pub(crate) fn read_deadline(&self) -> Option<Instant> {
-        let by_timeout = self.lp.config.read_timeout.map(crate::time::deadline_in);
+        self.or_call_deadline(self.lp.config.read_timeout)
+    }
+
+    /// When a `flush` waiting for room started now gives up: the write timeout, or the
+    /// deadline of a client's `call_timeout` if that is earlier. With the write timeout alone
+    /// (none by default), a call whose peer stopped reading outlived its time limit for good,
+    /// which promises to bound the whole exchange (review, session 31).
+    fn write_deadline(&self) -> Option<Instant> {
+        self.or_call_deadline(self.lp.config.write_timeout)
+    }
+
+    /// `timeout` from now, or the running `call_timeout`'s deadline if earlier.
+    fn or_call_deadline(&self, timeout: Option<std::time::Duration>) -> Option<Instant> {
+        let by_timeout = timeout.map(crate::time::deadline_in);
         match self.call_deadline.load(Relaxed) {
             0 => by_timeout,
             ns => {

@@ -187,10 +187,15 @@ impl<S: Send + 'static> Pool<S> {
     }
 
     /// Gives a connection back. It is kept if it is still reusable (otherwise closed), as the
-    /// newest idle one; past [`max_idle`](PoolBuilder::max_idle) the oldest is closed.
+    /// newest idle one; past [`max_idle`](PoolBuilder::max_idle) the oldest is closed. A
+    /// connection to another address than the pool's is closed too: kept, `get` handed it
+    /// out as one to this pool's peer (review, session 31).
     pub fn put(&self, conn: ClientConn<S>) {
         let sh = &self.shared;
         if sh.max_idle == 0 || !conn.is_reusable() {
+            return;
+        }
+        if conn.peer_addr().ok() != Some(sh.addr) {
             return;
         }
         // The reaper runs on the pool's loop's runtime, or, if that loop has never served or
@@ -209,7 +214,13 @@ impl<S: Send + 'static> Pool<S> {
         } else {
             None
         };
-        let start = sh.idle_timeout.is_some() && !idle.reaping;
+        // No reaper for a timeout past the clock's range (`Duration::MAX`: never): it slept
+        // for good, a parked goroutine left behind by every such pool dropped (review,
+        // session 31).
+        let expires = sh
+            .idle_timeout
+            .is_some_and(|t| Instant::now().checked_add(t).is_some());
+        let start = expires && !idle.reaping;
         idle.reaping |= start;
         drop(idle);
         drop(evicted);

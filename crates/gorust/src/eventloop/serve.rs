@@ -204,6 +204,19 @@ impl<S: Send + 'static> EventLoop<S> {
         Ok(rt)
     }
 
+    /// `ErrClosed` once this loop shuts down; an error that says so once its runtime does.
+    pub(crate) fn refuse_after_shutdown(&self, rt: &Rt) -> io::Result<()> {
+        if self.shared.shutting_down.load(Acquire) {
+            return Err(crate::netpoll::wait::closed_error());
+        }
+        if rt.handle.shutdown.load(Acquire) {
+            return Err(io::Error::other(
+                "gorust::eventloop: the loop's runtime has shut down",
+            ));
+        }
+        Ok(())
+    }
+
     /// Registers a connection (accepted, or `dialed` by `dial.rs`) and starts its `on_connect`.
     ///
     /// # Errors
