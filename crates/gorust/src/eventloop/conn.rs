@@ -268,7 +268,9 @@ impl<S: Send + 'static> Conn<S> {
                     got = true;
                     start = st.arrived();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // An error reported with nothing to read (an error-queue entry, which no read
+                // takes): close, as before, rather than be told again at every poll.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => fail = error,
                 Err(_) => fail = true,
             }
         }

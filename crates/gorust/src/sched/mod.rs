@@ -219,8 +219,7 @@ impl Shared {
     /// Moves worker `index`'s pending timers to the fallback timer thread: at shutdown, where
     /// that worker's loop will fire none of them any more. `Sleep`s that outlive their task
     /// (moved to a plain thread, say) still fire (review, session 19), and so do those a
-    /// destructor at shutdown waits for (session 31). Entries cancelled later are dropped by
-    /// the fallback's heap in its turn.
+    /// destructor at shutdown waits for (session 31).
     ///
     /// Returns whether any were handed over: the caller then drops, once it has cancelled its
     /// tasks, the entries their cancellation left in the fallback's heap
