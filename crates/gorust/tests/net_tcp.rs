@@ -897,7 +897,8 @@ fn exact_buffer_reads_lose_nothing_and_never_wait_for_queued_data() {
     });
 }
 
-/// A connected pair inside the runtime: (client, server side).
+/// A connected pair: (client, server side). Inside the runtime, or on a plain thread (the
+/// calls block it).
 fn pair() -> (TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -1837,7 +1838,7 @@ fn deadline_in_the_past_wakes_a_parked_write_and_accept() {
 #[test]
 fn a_plain_threads_blocked_read_wakes_for_a_past_deadline_and_for_close() {
     within(Duration::from_secs(60), || {
-        let (c, _server_side) = plain_pair();
+        let (c, _server_side) = pair();
         let c = Arc::new(c);
         for close in [false, true] {
             let reader = {
@@ -1865,13 +1866,6 @@ fn a_plain_threads_blocked_read_wakes_for_a_past_deadline_and_for_close() {
             assert!(waited < Duration::from_secs(1), "woke after {waited:?}");
         }
     });
-}
-
-/// A connected pair made on plain threads (no runtime).
-fn plain_pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    (c, l.accept().unwrap().0)
 }
 
 /// `connect_timeout` to a listener whose accept queue is full (the kernel drops the SYN, and

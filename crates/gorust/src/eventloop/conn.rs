@@ -13,9 +13,9 @@
 //!   limit, remove read interest; at the peer's FIN (read returns 0), remove it too
 //!   (level-triggered, it would fire forever);
 //! - an error: a read error closes, and so does `EPOLLERR` where no read is wanted (at the
-//!   input limit). A hang-up, or an error while reading is wanted, is read on like any
-//!   readable socket, so the data the peer sent before it closed or reset reaches the
-//!   handler (`read_in`).
+//!   input limit) or the read finds nothing (an error-queue entry). A hang-up, or an error
+//!   with data still queued, is read on like any readable socket, so the data the peer sent
+//!   before it closed or reset reaches the handler (`read_in`).
 //!
 //! Both pollers may run `on_wake` for one connection at the same time (the worker and the
 //! monitor); every step is under the connection's locks, so the second finds nothing to do.
@@ -254,9 +254,10 @@ impl<S: Send + 'static> Conn<S> {
         // lost its rest when the first `EPOLLERR` closed the connection (review, session 31;
         // as a hang-up since session 20). Level-triggered, the error is reported again until
         // a read returns it.
-        let mut fail = error && !st.wants_read(limit);
+        let read = st.wants_read(limit);
+        let mut fail = error && !read;
         let mut got = false;
-        if st.wants_read(limit) {
+        if read {
             let max = st.read_size(limit);
             match st.inbox.read_from_fd(self.fd.as_fd(), max) {
                 Ok(0) => {

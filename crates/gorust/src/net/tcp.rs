@@ -593,32 +593,21 @@ impl TcpStream {
         Ok(())
     }
 
-    /// `write_inner` from `done` bytes on, parking while the send buffer is full.
-    ///
-    /// std's write timeout bounds the whole call, as `SO_SNDTIMEO` bounds one blocking `send`:
-    /// each wait gets the time left, not the full timeout again (review, session 24: a peer
-    /// that read a little at a time kept one `write` going for minutes).
+    /// `write_inner` from `done` bytes on, parking while the send buffer is full
+    /// (`Registration::write_rest`; its timeout bounds the whole call). An OS error that cuts
+    /// the write short is kept for the next call.
     #[inline(never)]
-    fn write_parking(&self, buf: &[u8], mut done: usize) -> io::Result<usize> {
+    fn write_parking(&self, buf: &[u8], done: usize) -> io::Result<usize> {
         let fd = self.fd();
-        let deadline = self.write_timeout_value().map(crate::time::deadline_in);
         // The first attempt found the buffer full; unwatched, it marked nothing.
         self.reg.watch_writes();
-        while done < buf.len() {
-            let rest = &buf[done..];
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match self.reg.io_bytes(Direction::Write, left, rest.len(), || {
-                self.sent(sys::write(fd, rest))
-            }) {
-                Ok(n) => done += n,
-                Err(e) if done == 0 => return Err(e),
-                Err(e) => {
-                    if let Some(code) = e.raw_os_error() {
-                        self.write_error.store(code, Relaxed);
-                    }
-                    break;
-                }
-            }
+        let (done, cut) =
+            self.reg
+                .write_rest(buf, done, self.write_timeout_value(), true, |rest| {
+                    self.sent(sys::write(fd, rest))
+                })?;
+        if let Some(code) = cut.and_then(|e| e.raw_os_error()) {
+            self.write_error.store(code, Relaxed);
         }
         Ok(done)
     }

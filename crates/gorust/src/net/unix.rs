@@ -372,29 +372,22 @@ impl UnixStream {
         })
     }
 
-    /// Go's `Write`, as `TcpStream`'s: loops until the whole buffer is written, parking while
-    /// the send buffer is full. An error after some bytes went out (a deadline, the write
-    /// timeout, which bounds the whole call, a peer gone) returns the count written, and the
-    /// next call meets the error. Before, one `send` was made and a partial count returned,
-    /// std's way, while the porting notes promised Go's for TCP only (review, session 31).
+    /// Go's `Write`, as `TcpStream`'s (`Registration::write_rest`): loops until the whole
+    /// buffer is written, parking while the send buffer is full. An error after some bytes
+    /// went out (a deadline, the write timeout, a peer gone) returns the count written, and
+    /// the next call meets the error again. Before, one `send` was made and a partial count
+    /// returned, std's way, while the porting notes promised Go's for TCP only (review,
+    /// session 31). Drained only on `EAGAIN`, as the other Unix calls.
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return self.reg.nothing_to_move();
         }
         let fd = self.inner.as_raw_fd();
-        let deadline = wt(&self.timeouts).map(crate::time::deadline_in);
-        let mut done = 0;
-        while done < buf.len() {
-            let rest = &buf[done..];
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match self.reg.io(Direction::Write, left, || {
+        let (done, _) = self
+            .reg
+            .write_rest(buf, 0, wt(&self.timeouts), false, |rest| {
                 self.reg.call_result(sys::write(fd, rest))
-            }) {
-                Ok(n) => done += n,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
+            })?;
         Ok(done)
     }
 

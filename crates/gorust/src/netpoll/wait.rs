@@ -185,6 +185,39 @@ impl Registration {
         self.run(dir, timeout, op, came_up_short(len))
     }
 
+    /// Go's `Write` loop, behind `TcpStream::write` and `UnixStream::write`: writes `buf` from
+    /// `done` bytes on until all of it is written, parking while the send buffer is full.
+    /// `timeout` (std's write timeout) bounds the whole call, as `SO_SNDTIMEO` bounds one
+    /// blocking `send`: each wait gets the time left, not the full timeout again (review,
+    /// session 24). An error before any byte of this loop's went out is returned; after, the
+    /// loop ends with the count and that error, which the caller may keep for its next call.
+    /// `short_drains`: a short write proves the send buffer full (TCP), or only `EAGAIN` does.
+    pub(crate) fn write_rest(
+        &self,
+        buf: &[u8],
+        mut done: usize,
+        timeout: Option<Duration>,
+        short_drains: bool,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<(usize, Option<io::Error>)> {
+        let deadline = timeout.map(crate::time::deadline_in);
+        while done < buf.len() {
+            let rest = &buf[done..];
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let wrote = if short_drains {
+                self.io_bytes(Direction::Write, left, rest.len(), || write(rest))
+            } else {
+                self.io(Direction::Write, left, || write(rest))
+            };
+            match wrote {
+                Ok(n) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                Err(e) => return Ok((done, Some(e))),
+            }
+        }
+        Ok((done, None))
+    }
+
     /// The first attempt of [`io_bytes`](Self::io_bytes), for a caller that keeps the
     /// waiting loop out of line: [`try_io_bytes`](Self::try_io_bytes) unless the direction is
     /// known drained, and `None` where that would say `WouldBlock` (it marked the direction
@@ -412,10 +445,18 @@ impl Registration {
         if !crate::sys::socket::poll_one(self.fd, poll_events(dir), Duration::from_millis(1))? {
             return Err(orphaned_error());
         }
+        self.record_edge(dir);
+        Ok(())
+    }
+
+    /// `poll(2)` found `dir` ready where no poller reports its edges: records the edge as
+    /// the poller would (a drained mark goes stale, and the caller's retry makes its call;
+    /// kept, the mark skipped it and the caller came straight back).
+    #[cold]
+    fn record_edge(&self, dir: Direction) {
         let mut wake = Vec::new();
         self.desc.slot(dir).set_ready(&mut wake);
         crate::sched::wake::wake_all(wake);
-        Ok(())
     }
 
     /// `wait` on a worker outside a goroutine (an error) or on a plain thread (or a worker in
@@ -759,11 +800,7 @@ impl Registration {
     #[cold]
     fn poll_on_thread(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
         if self.poll_thread(dir, None)? {
-            // Recorded as the poller would record the edge: a drained mark goes stale, and the
-            // retry makes its call (kept, the mark skipped it, and this spun).
-            let mut wake = Vec::new();
-            self.desc.slot(dir).set_ready(&mut wake);
-            crate::sched::wake::wake_all(wake);
+            self.record_edge(dir);
             return Poll::Ready(Ok(()));
         }
         cx.waker().wake_by_ref();

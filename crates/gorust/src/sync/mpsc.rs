@@ -333,7 +333,7 @@ impl<T> SyncSender<T> {
         // The same for a goroutine being cancelled by the shutdown, whose wait is refused
         // (`goroutine/cancel.rs`): refused after the push, a receiver could take `t` in
         // between, and a delivered send was reported as refused (review, session 31).
-        let refused = crate::goroutine::waits_refused();
+        let refused = self.chan.cap == 0 && crate::goroutine::waits_refused();
         if self.chan.cap == 0 && (refused || crate::blocking::in_a_future_on_a_worker()) {
             if !self.chan.lock().receiver_alive {
                 return Err(SendError(t));
