@@ -463,6 +463,19 @@ impl Drop for Runtime {
             m.thread().unpark();
             join_unless_current(m);
         }
+        // Dropped inside one of its own goroutines: this worker stops serving, and unwinds
+        // its share now, while the others unwind theirs, as their own steps would. A
+        // destructor unwound on another worker may join a goroutine parked here; left to
+        // `finish_shutdown` after the joins below, that join and this thread's join of its
+        // worker waited for each other for good (review, session 27). This worker runs no
+        // task any more, so destructors may block it (`gorust::block_on`), and none of them
+        // (a task dropped unstarted, a future's state) runs as the dropping goroutine.
+        if let Some(me) = crate::sched::worker::stop_serving_in(&self.handle) {
+            let handed = crate::goroutine::outside_goroutine(|| self.handle.unwind_share(me));
+            if handed {
+                crate::time::fallback::drop_cancelled();
+            }
+        }
         let first = self.first.get_mut().unwrap_or_else(|e| e.into_inner());
         if let FirstWorker::Serving(t) = std::mem::replace(first, FirstWorker::Done) {
             join_unless_current(t);
@@ -471,10 +484,8 @@ impl Drop for Runtime {
         std::mem::take(threads)
             .into_iter()
             .for_each(join_unless_current);
-        // Dropped inside one of its own goroutines: this worker unwinds what is left here and
-        // runs no task any more, so destructors may block it (`gorust::block_on`), and none
-        // of them (a task dropped unstarted, a future's state) runs as that goroutine.
-        crate::sched::worker::stop_serving_in(&self.handle);
+        // What is left: tasks bound to no live worker (and, dropped inside one of its own
+        // goroutines, this worker's own shutdown step has not run), on this thread.
         crate::goroutine::outside_goroutine(|| self.handle.finish_shutdown());
     }
 }

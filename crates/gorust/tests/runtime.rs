@@ -472,6 +472,83 @@ fn a_runtime_dropped_in_its_own_goroutine_lets_destructors_join_unstarted_ones()
     });
 }
 
+/// A runtime dropped inside one of its own goroutines, on worker A, while a goroutine parked
+/// on worker B holds a destructor that joins a goroutine parked on A: A unwinds its own share
+/// before it joins B, as its own step would, so that join ends with the cancellation. Before,
+/// A's parked goroutines were unwound only after the other workers were joined
+/// (`finish_shutdown`), and B's join and A's join of B waited for each other for good (review,
+/// session 27).
+#[test]
+fn a_runtime_dropped_in_its_own_goroutine_lets_other_workers_join_its_parked_ones() {
+    within(Duration::from_secs(60), || {
+        let rt = gorust::Runtime::builder().workers(2).build().unwrap();
+        // Parked goroutines, each on the thread it reports, holding a `JoinOnDrop` whose slot
+        // stays empty unless it is chosen as the joiner below.
+        type Parked = (
+            std::thread::ThreadId,
+            gorust::JoinHandle<()>,
+            Arc<Mutex<Option<gorust::JoinHandle<()>>>>,
+            Arc<Mutex<Option<bool>>>,
+        );
+        let mut parked: Vec<Parked> = Vec::new();
+        let (where_tx, where_rx) = std::sync::mpsc::channel();
+        // Until both workers hold some (a spawn from outside may land on either).
+        while parked.len() < 4 || parked.iter().all(|p: &Parked| p.0 == parked[0].0) {
+            assert!(parked.len() < 256, "every goroutine started on one worker");
+            let handle = Arc::new(Mutex::new(None));
+            let failed = Arc::new(Mutex::new(None));
+            let guard = JoinOnDrop {
+                handle: handle.clone(),
+                failed: failed.clone(),
+            };
+            let (keep, rx) = gorust::sync::mpsc::channel::<()>();
+            let where_tx = where_tx.clone();
+            let join = rt.go(move || {
+                let _guard = guard;
+                let _keep = keep;
+                where_tx.send(std::thread::current().id()).unwrap();
+                let _ = rx.recv();
+            });
+            let thread = where_rx.recv().unwrap();
+            parked.push((thread, join, handle, failed));
+        }
+        // The dropper, waiting for its signal on whichever worker it started.
+        let slot = Arc::new(Mutex::new(Some(rt)));
+        let owner = slot.clone();
+        let (go_tx, go_rx) = gorust::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dropper = slot.lock().unwrap().as_ref().unwrap().go(move || {
+            where_tx.send(std::thread::current().id()).unwrap();
+            let _ = go_rx.recv();
+            drop(owner.lock().unwrap().take());
+            done_tx.send(()).unwrap();
+        });
+        let a = where_rx.recv().unwrap();
+        let Some(target) = parked.iter().position(|p| p.0 == a) else {
+            panic!("no goroutine parked on the dropper's worker");
+        };
+        let Some(joiner) = parked.iter().position(|p| p.0 != a) else {
+            panic!("no goroutine parked on the other worker");
+        };
+        let (_, target_join, _, _) = parked.swap_remove(target);
+        let joiner = if joiner == parked.len() {
+            target
+        } else {
+            joiner
+        };
+        *parked[joiner].2.lock().unwrap() = Some(target_join);
+        let failed = parked[joiner].3.clone();
+        go_tx.send(()).unwrap();
+        done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            *failed.lock().unwrap(),
+            Some(true),
+            "the join saw it cancelled"
+        );
+        drop(dropper);
+    });
+}
+
 /// Parks `n` goroutines on `rt`, each holding a `JoinOnDrop` of a future spawned after it
 /// that never completes; returns each guard's record of its join's result.
 fn park_joining_pending_futures(rt: &gorust::Runtime, n: usize) -> Vec<Arc<Mutex<Option<bool>>>> {

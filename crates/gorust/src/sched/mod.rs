@@ -59,8 +59,9 @@
 //! nobody started (claimed by binding them to itself, which no start can then do), then, on
 //! its own thread, the goroutines bound to it and any future, then closes its inbox and drops
 //! what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
-//! cancels what is left (a runtime dropped inside one of its own goroutines leaves that
-//! worker's, nobody started first) and stops the blocking pool. A task running when shutdown
+//! cancels what is left (nobody started first) and stops the blocking pool. A runtime dropped
+//! inside one of its own goroutines runs the cancelling part of step 3 for that worker
+//! (`Shared::unwind_share`) on its thread before step 4's joins, while the others run theirs. A task running when shutdown
 //! begins is cancelled when its poll returns; a goroutine that never parks or returns keeps its
 //! worker (and so `Runtime::drop`) waiting.
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
@@ -497,6 +498,57 @@ impl Shared {
         for r in self.remotes.iter() {
             r.parker.unpark();
         }
+    }
+
+    /// The part of worker `index`'s shutdown step (step 3 of the module header) that cancels
+    /// tasks: hands its timers to the fallback thread, then cancels the goroutines nobody
+    /// started, the futures, and the goroutines bound to it, on the calling thread, which must
+    /// be that worker's. Returns whether timers were handed over (the caller then drops the
+    /// cancelled ones, `time::fallback::drop_cancelled`). Run by the worker's own step, and by
+    /// a runtime dropped inside one of its own goroutines before it joins the other workers.
+    pub(crate) fn unwind_share(&self, index: usize) -> bool {
+        let me = index as u32;
+        // Before anything is cancelled: a destructor unwound below may wait for a `Sleep` its
+        // goroutine armed here before the shutdown, and with this worker's loop stopped and
+        // the monitor gone only the fallback thread can fire it. Handed over after the
+        // unwinds, such a wait hung `Runtime`'s drop for good (review, session 31). Nothing
+        // lands in this heap afterwards: this worker no longer serves (its timers go to the
+        // fallback), and `add_timer_to` refuses once `shutdown` is set.
+        let handed = self.hand_timers_to_fallback(index);
+        // First the goroutines nobody started: a destructor unwound below may wait for one
+        // (join it, or wait on a channel its closure holds), and only their cancellation ends
+        // that wait. Each is claimed by binding it here (`Header::try_bind`): another worker
+        // may have taken it before shutdown and be about to start it, and whichever binds it
+        // first has it (review, session 20: one cancelled here while another worker started
+        // it was dropped on the wrong thread; session 25: cancelled only after the workers
+        // were joined, such a wait hung `Runtime`'s drop).
+        // Bound here from their spawn (event-loop handlers, `go_here`), goroutines that never
+        // started are told by their header's flag (review, session 29: they were left to the
+        // pass of parked ones, and a destructor there waiting for a handler's
+        // `on_disconnect` hung).
+        let unstarted = self.owned.drain_matching(|h| {
+            h.kind == Kind::Goroutine
+                && (h.try_bind(me) || (h.home.load(Relaxed) == me && !h.started()))
+        });
+        for t in unstarted {
+            // SAFETY: we pass the list's reference; the goroutine never started (binding it
+            // here kept any worker from starting it; one bound here from its spawn can start
+            // only on this thread, which runs no task any more), so it may be cancelled on any
+            // thread.
+            unsafe { t.shutdown() };
+        }
+        // Then the futures (any thread may drop them), before any goroutine is unwound: a
+        // destructor there may join one, which only its cancellation ends. Mixed in one pass,
+        // in the list's order, a goroutine listed ahead of the future it joined waited for
+        // good (review, session 29).
+        self.cancel_futures();
+        // Then the goroutines bound here.
+        let goroutines = self.owned.drain_matching(|h| h.home.load(Relaxed) == me);
+        for t in goroutines {
+            // SAFETY: we pass the list's reference; these goroutines are bound to this thread.
+            unsafe { t.shutdown() };
+        }
+        handed
     }
 
     /// Cancels every task still listed (those bound to no live worker), after the workers

@@ -95,15 +95,16 @@ pub(crate) fn serving() -> Option<bool> {
     with_current(|w| w.map(WorkerCtx::is_serving))
 }
 
-/// Marks this thread's worker, if it is one of `shared`'s, as serving no more: for a runtime
-/// dropped inside one of its own goroutines, whose worker unwinds what is left on its thread
-/// (`Shared::finish_shutdown`) before its own shutdown step.
-pub(crate) fn stop_serving_in(shared: &super::Shared) {
+/// Marks this thread's worker, if it is one of `shared`'s, as serving no more, and returns its
+/// index: for a runtime dropped inside one of its own goroutines, whose worker unwinds its
+/// share (`Shared::unwind_share`) and then what is left (`Shared::finish_shutdown`) on its
+/// thread before its own shutdown step.
+pub(crate) fn stop_serving_in(shared: &super::Shared) -> Option<usize> {
     with_current(|w| {
-        if let Some(w) = w.filter(|w| std::ptr::eq(&*w.handle, shared)) {
-            w.shutting_down.set(true);
-        }
-    });
+        let w = w.filter(|w| std::ptr::eq(&*w.handle, shared))?;
+        w.shutting_down.set(true);
+        Some(w.index)
+    })
 }
 
 pub(crate) fn run_worker(handle: Handle, index: usize, local: queue::Local) {
@@ -526,47 +527,7 @@ impl WorkerCtx {
     fn shutdown(&self) {
         self.shutting_down.set(true);
         let shared = self.shared();
-        let me = self.index as u32;
-        // Before anything is cancelled: a destructor unwound below may wait for a `Sleep` its
-        // goroutine armed here before the shutdown, and with this worker's loop stopped and
-        // the monitor gone only the fallback thread can fire it. Handed over after the
-        // unwinds, such a wait hung `Runtime`'s drop for good (review, session 31). Nothing
-        // lands in this heap afterwards: this worker no longer serves (its timers go to the
-        // fallback), and `add_timer_to` refuses once `shutdown` is set.
-        let handed = shared.hand_timers_to_fallback(self.index);
-        // First the goroutines nobody started: a destructor unwound below may wait for one
-        // (join it, or wait on a channel its closure holds), and only their cancellation ends
-        // that wait. Each is claimed by binding it here (`Header::try_bind`): another worker
-        // may have taken it before shutdown and be about to start it, and whichever binds it
-        // first has it (review, session 20: one cancelled here while another worker started
-        // it was dropped on the wrong thread; session 25: cancelled only after the workers
-        // were joined, such a wait hung `Runtime`'s drop).
-        // Bound here from their spawn (event-loop handlers, `go_here`), goroutines that never
-        // started are told by their header's flag (review, session 29: they were left to the
-        // pass of parked ones, and a destructor there waiting for a handler's
-        // `on_disconnect` hung).
-        let unstarted = shared.owned.drain_matching(|h| {
-            h.kind == Kind::Goroutine
-                && (h.try_bind(me) || (h.home.load(Relaxed) == me && !h.started()))
-        });
-        for t in unstarted {
-            // SAFETY: we pass the list's reference; the goroutine never started (binding it
-            // here kept any worker from starting it; one bound here from its spawn can start
-            // only on this thread, which runs no task any more), so it may be cancelled on any
-            // thread.
-            unsafe { t.shutdown() };
-        }
-        // Then the futures (any thread may drop them), before any goroutine is unwound: a
-        // destructor there may join one, which only its cancellation ends. Mixed in one pass,
-        // in the list's order, a goroutine listed ahead of the future it joined waited for
-        // good (review, session 29).
-        shared.cancel_futures();
-        // Then the goroutines bound here.
-        let goroutines = shared.owned.drain_matching(|h| h.home.load(Relaxed) == me);
-        for t in goroutines {
-            // SAFETY: we pass the list's reference; these goroutines are bound to this thread.
-            unsafe { t.shutdown() };
-        }
+        let handed = shared.unwind_share(self.index);
         let inbox = shared.close_inbox(self.index);
         drop(inbox);
         let (runnext, pinned) = {
