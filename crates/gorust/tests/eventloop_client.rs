@@ -483,6 +483,49 @@ fn a_pool_idle_timeout_of_duration_max_never_expires() {
     });
 }
 
+/// Dropping a pool ends its reaper at once. Before, the reaper slept until the oldest idle
+/// connection would have expired (an hour here; 30 s by default), a parked goroutine and a
+/// timer left behind by every dropped pool.
+#[test]
+fn a_dropped_pool_ends_its_reaper_at_once() {
+    within(LIMIT, || {
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (server, addr, client) = rt
+            .go(|| {
+                let (server, addr, _, _) = counting_server(None);
+                (server, addr, caller_loop())
+            })
+            .join()
+            .unwrap();
+        // The loops' own goroutines (the server's listener).
+        let before = rt.num_goroutines();
+        let c2 = client.clone();
+        rt.go(move || {
+            let pool = Pool::builder(&c2, addr)
+                .idle_timeout(Some(Duration::from_secs(3600)))
+                .build();
+            let c = pool.get().unwrap();
+            pool.put(c);
+            gorust::time::sleep(Duration::from_millis(50));
+            let m = gorust::metrics().unwrap();
+            assert_eq!(m.workers[0].timers, 1, "the reaper sleeps");
+        })
+        .join()
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while rt.metrics().workers[0].timers != 0 || rt.num_goroutines() != before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reaper still sleeps: {} goroutines, {} timers",
+                rt.num_goroutines(),
+                rt.metrics().workers[0].timers
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop((client, server));
+    });
+}
+
 #[test]
 fn pool_never_hands_out_a_connection_the_peer_closed() {
     within(LIMIT, || {

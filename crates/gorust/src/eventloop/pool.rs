@@ -37,7 +37,10 @@
 //! | the configuration, the loop, the address | everyone | immutable |
 //!
 //! The reaper holds a `Weak` reference: dropping the last `Pool` handle closes the idle
-//! connections at once, and the reaper ends when it wakes.
+//! connections at once, and the reaper ends at once too: it sleeps in a receive on a channel
+//! whose only sender the pool holds, so the drop ends that wait. With a plain sleep it stayed,
+//! a parked goroutine and a timer, until the oldest connection would have expired (30 s by
+//! default) (session 32).
 //!
 //! # Rejected
 //!
@@ -105,6 +108,10 @@ struct PoolShared<S: Send + 'static> {
     idle_timeout: Option<Duration>,
     dial_timeout: Option<Duration>,
     idle: Mutex<Idle<S>>,
+    /// Never sent on: dropped with the pool, it ends the reaper's wait.
+    _stop: crate::sync::mpsc::Sender<()>,
+    /// The reaper's end of `_stop`.
+    stopped: Arc<crate::sync::mpsc::Receiver<()>>,
 }
 
 struct Idle<S: Send + 'static> {
@@ -137,6 +144,7 @@ impl<S: Send + 'static> PoolBuilder<S> {
 
     /// Builds the pool (no connection is dialed yet).
     pub fn build(self) -> Pool<S> {
+        let (stop, stopped) = crate::sync::mpsc::channel();
         Pool {
             shared: Arc::new(PoolShared {
                 el: self.el,
@@ -148,6 +156,8 @@ impl<S: Send + 'static> PoolBuilder<S> {
                     list: VecDeque::new(),
                     reaping: false,
                 }),
+                _stop: stop,
+                stopped: Arc::new(stopped),
             }),
         }
     }
@@ -226,8 +236,9 @@ impl<S: Send + 'static> Pool<S> {
         drop(evicted);
         if start {
             let weak = Arc::downgrade(&self.shared);
+            let stopped = sh.stopped.clone();
             let rt = conn_rt.as_ref().unwrap_or_else(|| sh.el.shared.runtime());
-            crate::goroutine::go_on(rt, move || reap(weak));
+            crate::goroutine::go_on(rt, move || reap(weak, &stopped));
         }
     }
 
@@ -238,7 +249,7 @@ impl<S: Send + 'static> Pool<S> {
 }
 
 /// The reaper goroutine; see the module header.
-fn reap<S: Send + 'static>(pool: Weak<PoolShared<S>>) {
+fn reap<S: Send + 'static>(pool: Weak<PoolShared<S>>, stopped: &crate::sync::mpsc::Receiver<()>) {
     loop {
         let Some(sh) = pool.upgrade() else {
             return;
@@ -271,9 +282,12 @@ fn reap<S: Send + 'static>(pool: Weak<PoolShared<S>>) {
         };
         drop(expired);
         drop(sh);
-        match next {
-            Some(at) => crate::time::sleep_until(at),
-            None => return,
+        let Some(at) = next else {
+            return;
+        };
+        // Wakes at `at`, or at once when the pool is dropped (its sender goes with it).
+        if let Err(crate::sync::mpsc::RecvTimeoutError::Disconnected) = stopped.recv_deadline(at) {
+            return;
         }
     }
 }
