@@ -301,6 +301,29 @@ fn appended_nodes_stay_well_filled_as_the_front_is_read() {
     assert_eq!(queue.next(3).unwrap(), [2, 2, 2]);
 }
 
+/// A slice holding a byte of a large node, appended to an empty buffer, is copied: the split
+/// node has no room for later writes, and linked it kept its 64 KiB block (shared with the
+/// source until that is dropped, then this buffer's alone) for one byte (review, session 32).
+#[test]
+fn a_small_slice_of_a_large_node_appended_to_an_empty_buffer_is_copied() {
+    let largest = NODE_SIZES[NODE_SIZES.len() - 1];
+    let mut src = LinkBuffer::new();
+    src.malloc(largest).fill(9);
+    src.flush();
+    let s = src.slice(1).unwrap();
+    drop(src);
+    let mut d = LinkBuffer::new();
+    d.append(s);
+    d.write_bytes(b"x");
+    d.flush();
+    assert!(
+        d.capacity_bytes() <= NODE_SIZES[0],
+        "{} bytes of nodes for 2 bytes",
+        d.capacity_bytes()
+    );
+    assert_eq!(d.next(2).unwrap(), [9, b'x']);
+}
+
 /// Appends of mid-sized buffers (600 bytes, each alone in a fresh 4 KiB node) keep node memory
 /// near the bytes held: they are copied into the tail while it has room. Before, every append
 /// over 512 bytes linked its node, 4 KiB per 600 bytes (review, session 20).

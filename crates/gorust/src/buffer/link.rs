@@ -233,8 +233,11 @@ impl LinkBuffer {
     /// Linked only if every node of `other` but its last holds at least half its block in
     /// bytes (so none wastes more than it holds, however much is read off the front later),
     /// and then:
-    /// - into a buffer with no node, if the last node is well filled too or no larger than
-    ///   the largest pooled node (64 KiB): it becomes the tail, whose room later writes use;
+    /// - into a buffer with no node, if the last node is well filled too, or is no larger
+    ///   than the largest pooled node (64 KiB) and its bytes and free room together fill half
+    ///   of it: it becomes the tail, whose room later writes use (a node split off by
+    ///   [`slice`](LinkBuffer::slice) has no room; holding 1 byte of a 64 KiB block, it was
+    ///   linked, and kept the block for that byte: review, session 32);
     /// - into a buffer with nodes, if the bytes are more than 512, do not fit in the tail's
     ///   room, and `other`'s node memory plus that room (which linking strands) is at most
     ///   twice the bytes.
@@ -267,7 +270,9 @@ impl LinkBuffer {
         let body_filled = other.nodes.iter().rev().skip(1).all(filled);
         let link = body_filled
             && if self.nodes.is_empty() {
-                filled(last) || last.capacity() <= NODE_SIZES[NODE_SIZES.len() - 1]
+                filled(last)
+                    || (last.capacity() <= NODE_SIZES[NODE_SIZES.len() - 1]
+                        && 2 * (last.flushed() - last.start() + last.free_len()) >= last.capacity())
             } else {
                 n > COPY_APPEND_MAX && room < n && other.capacity_bytes() + room <= 2 * n
             };

@@ -84,7 +84,7 @@
 //! | field | moved by | synchronisation |
 //! |---|---|---|
 //! | `LinkBuffer::nodes` (the chain) | writers, `release`, `slice`, the `&mut` readers (`Read`, `Buf`, `write_to_fd`) | `&mut self` |
-//! | `rd_node`, `rd_off`, `len` (the cursor) | `next`, `peek`, `skip`, `until`, `read_byte` | `Cell`: `&self`, one thread (the buffer is `!Sync`) |
+//! | `rd_node`, `rd_off`, `len` (the cursor) | `next`, `skip`, `until`, `read_byte` (`peek` reads it only) | `Cell`: `&self`, one thread (the buffer is `!Sync`) |
 //! | node `start` | `release`, `slice` | `&mut self` |
 //! | node `flushed` | `flush` (and `read_from_fd`, `append`, which flush) | `&mut self` |
 //! | node `written`, `limit`, free bytes | writers | `&mut self` |

@@ -11,7 +11,7 @@
 //! the same thread that needs one takes it.
 //!
 //! Bounds: at most [`SPARE_MAX`] rings per thread, each of at most [`CAPACITY_MAX`] nodes, so a
-//! thread keeps at most a few KiB; a ring that grew larger (a buffer that once held many nodes)
+//! thread keeps at most about 20 KiB (64 × 8 × 40 bytes); a ring that grew larger (a buffer that once held many nodes)
 //! is freed as before. Idle buffers still hold nothing: only empty rings are kept, and only
 //! here. Only the thread-local list is touched, with no lock and no atomic.
 //!

@@ -20,12 +20,16 @@ impl LinkBuffer {
     ///
     /// If the tail node has fewer than `n` free bytes, a new node of the smallest class that
     /// holds `n` is taken (its free space is what remains for the next writes); above the
-    /// largest class, a block of `n` bytes rounded up to 4 KiB is allocated for this write
-    /// alone and freed, not pooled, once read.
+    /// largest class, a block of `n` bytes rounded up to 4 KiB is allocated, its rounding
+    /// slack left as room for the next writes, and freed, not pooled, once read.
     ///
     /// # Panics
     ///
-    /// If `n` rounded up to 4 KiB overflows `isize` (as `Vec` does for capacity).
+    /// If `n` rounded up to 4 KiB overflows `isize` (as `Vec` does for capacity). If the
+    /// allocator cannot provide the block, the process aborts, as for `Vec`
+    /// ([`std::alloc::handle_alloc_error`]): a codec that takes a length from the wire must
+    /// bound it before it calls `malloc` (the event loop's input limit bounds what it reads,
+    /// not what a handler asks for).
     pub fn malloc(&mut self, n: usize) -> &mut [u8] {
         if n == 0 {
             return &mut [];
