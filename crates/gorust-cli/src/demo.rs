@@ -29,6 +29,10 @@ use crate::{child, load, procfs, progress};
 /// parked goroutine holds about 4 KiB.
 const MAX_GOROUTINES: usize = 10_000_000;
 
+/// The most `--threads` takes: the comparison spawns them one at a time, about 40 µs each
+/// as OS threads, so this many take about 40 s.
+const MAX_THREADS: usize = 1_000_000;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Goroutines to spawn and park at once (at most 10,000,000).
@@ -37,7 +41,8 @@ pub struct Args {
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// OS threads (and goroutines) to spawn one at a time for the comparison; at least 1.
+    /// OS threads (and goroutines) to spawn one at a time for the comparison; at least 1, at
+    /// most 1,000,000.
     #[arg(long, default_value_t = 2_000)]
     pub threads: usize,
     /// Connection counts for the network step (comma-separated; empty, or 0, skips it).
@@ -116,8 +121,10 @@ pub fn run(args: Args) -> Result<(), String> {
             "--goroutines must be at least 1 and at most {MAX_GOROUTINES}"
         ));
     }
-    if args.threads == 0 {
-        return Err("--threads must be at least 1".into());
+    if !(1..=MAX_THREADS).contains(&args.threads) {
+        return Err(format!(
+            "--threads must be at least 1 and at most {MAX_THREADS}"
+        ));
     }
     if args.workers == Some(0) {
         // Before the runtime's own check, whose message names its API.

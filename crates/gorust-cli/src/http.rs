@@ -356,6 +356,7 @@ impl ResponseReader {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Connection {
     Default,
     Close,
@@ -376,8 +377,9 @@ struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
-    /// `Ok(None)` until the whole head has arrived; `Err` for a whole head that is not UTF-8
-    /// or has a `Content-Length` that is not a number, or two that differ.
+    /// `Ok(None)` until the whole head has arrived; `Err` for a whole head that is not UTF-8,
+    /// has a header line with no colon or white space before it, or a `Content-Length` that
+    /// is not a number, or two that differ.
     fn parse(data: &'a [u8]) -> Result<Option<Head<'a>>, &'static str> {
         let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
             return Ok(None);
@@ -394,15 +396,25 @@ impl<'a> Head<'a> {
             expect_continue: false,
         };
         for line in lines {
+            // RFC 9112 §5.1: a `Content-Length : 5` taken as some other header would leave the
+            // body to be read as the next request.
             let Some((name, value)) = line.split_once(':') else {
-                continue;
+                return Err("a header line with no colon");
             };
+            if name.is_empty() || name.contains([' ', '\t']) {
+                return Err("a header name that is empty or has white space before its colon");
+            }
             let value = value.trim();
             if name.eq_ignore_ascii_case("connection") {
-                if value.eq_ignore_ascii_case("close") {
-                    head.connection = Connection::Close;
-                } else if value.eq_ignore_ascii_case("keep-alive") {
-                    head.connection = Connection::KeepAlive;
+                // A list of options (`TE, close`); `close` anywhere wins.
+                for option in value.split(',').map(str::trim) {
+                    if option.eq_ignore_ascii_case("close") {
+                        head.connection = Connection::Close;
+                    } else if option.eq_ignore_ascii_case("keep-alive")
+                        && head.connection != Connection::Close
+                    {
+                        head.connection = Connection::KeepAlive;
+                    }
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
                 // Digits only (`parse` would take a `+`), and one value however often sent:
@@ -590,11 +602,18 @@ mod tests {
 
     #[test]
     fn connection_close_ends_the_connection() {
-        let close = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
         let after = b"GET / HTTP/1.1\r\n\r\n";
-        let (rs, _) = run(&[&[&close[..], &after[..]].concat()]);
-        assert_eq!(rs.len(), 1);
-        assert!(rs[0].close);
+        // Alone, and in a list of options (Perl's LWP sends `TE, close`; before, that kept
+        // the connection open), where it wins over a `keep-alive` in the same head.
+        for close in [
+            &b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\nConnection: TE, close\r\n\r\n"[..],
+            &b"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n"[..],
+        ] {
+            let (rs, _) = run(&[&[close, &after[..]].concat()]);
+            assert_eq!(rs.len(), 1, "{:?}", String::from_utf8_lossy(close));
+            assert!(rs[0].close);
+        }
     }
 
     #[test]
@@ -671,6 +690,10 @@ mod tests {
             &b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello"[..],
             &b"5\r\nhello\r\n0\r\n\r\n"[..],
             &b"GET / HTTP/2.0\r\n\r\n"[..],
+            // White space before the colon, and a line with none (RFC 9112 §5.1): taken as
+            // other headers, the body was answered as a second request (review, session 32).
+            &b"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello"[..],
+            &b"POST / HTTP/1.1\r\nContent-Length 5\r\n\r\nhello"[..],
         ] {
             let (rs, _) = run(&[bad]);
             let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();

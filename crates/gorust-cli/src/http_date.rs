@@ -98,7 +98,8 @@ mod tests {
     /// first of the next month once the month's last day (by the Gregorian rules) is past.
     #[test]
     fn days_follow_each_other() {
-        let leap = |y: u64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let leap =
+            |y: u64| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         let month_len = |y: u64, m: u64| match m {
             2 if leap(y) => 29,
             2 => 28,

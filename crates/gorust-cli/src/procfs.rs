@@ -77,33 +77,65 @@ pub fn mappings() -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time of a process's threads at one moment ([`cpu_ns_of`]), with the threads it
+/// summed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuReading {
+    ns: u64,
+    threads: std::collections::BTreeSet<u64>,
+}
+
 /// Nanoseconds the threads of process `pid` have spent on a CPU (`/proc/PID/task/*/schedstat`,
 /// summed over the threads alive now); an error when `/proc` cannot say (the process
 /// exited), never a 0 that would read as a measured figure.
-pub fn cpu_ns_of(pid: &str) -> Result<u64, String> {
+pub fn cpu_ns_of(pid: &str) -> Result<CpuReading, String> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| format!("cannot read /proc/{pid}/task ({e}): did the server exit?"))?;
     // A thread that exits between the listing and its read is left out.
-    let times: Vec<u64> = dir
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .collect();
-    if times.is_empty() {
+    let mut reading = CpuReading {
+        ns: 0,
+        threads: Default::default(),
+    };
+    for t in dir.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        let Some(ns) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        reading.ns += ns;
+        reading.threads.insert(tid);
+    }
+    if reading.threads.is_empty() {
         return Err(format!("no readable /proc/{pid}/task/*/schedstat"));
     }
-    Ok(times.iter().sum())
+    Ok(reading)
 }
 
 /// The CPU time of process `pid` between two readings of [`cpu_ns_of`]; an error if either
-/// failed, or if the sum shrank (a thread exited in between and took its time with it).
+/// failed, or if a thread counted in the first has exited since, taking its time out of the
+/// sum. Before, only a sum that shrank was caught, and a thread exiting while others ran made
+/// the window's figure silently small (review, session 32; the echo benchmark's `Cpu::since`
+/// had this check since session 30).
 pub fn cpu_ns_between(
-    before: Result<u64, String>,
-    after: Result<u64, String>,
+    before: Result<CpuReading, String>,
+    after: Result<CpuReading, String>,
 ) -> Result<u64, String> {
-    after?
-        .checked_sub(before?)
-        .ok_or_else(|| "a server thread exited in the measured window".to_string())
+    let (before, after) = (before?, after?);
+    if !before.threads.is_subset(&after.threads) {
+        return Err("a server thread exited in the measured window".to_string());
+    }
+    after
+        .ns
+        .checked_sub(before.ns)
+        .ok_or_else(|| "the server's CPU time went backwards".to_string())
 }
 
 /// The machine, for reports: the CPU model, the CPUs online, the kernel release.
@@ -162,7 +194,7 @@ mod tests {
     fn the_check_passes_where_the_figures_are_readable() {
         assert_eq!(check("demo"), Ok(()));
         assert!(rss_kib() > 0 && threads() > 0 && mappings() > 0);
-        assert!(cpu_ns_of("self").unwrap() > 0);
+        assert!(cpu_ns_of("self").unwrap().ns > 0);
     }
 
     /// A process that is gone, or a window a thread left, is an error, not a figure of 0.
@@ -170,8 +202,29 @@ mod tests {
     fn cpu_time_that_cannot_be_read_is_an_error() {
         let gone = cpu_ns_of(&u32::MAX.to_string()).unwrap_err();
         assert!(gone.contains("did the server exit?"), "{gone}");
-        assert_eq!(cpu_ns_between(Ok(5), Ok(8)), Ok(3));
-        assert!(cpu_ns_between(Ok(8), Ok(5)).is_err());
-        assert!(cpu_ns_between(Err("gone".into()), Ok(5)).is_err());
+        let at = |ns, threads: &[u64]| {
+            Ok(CpuReading {
+                ns,
+                threads: threads.iter().copied().collect(),
+            })
+        };
+        assert_eq!(cpu_ns_between(at(5, &[1, 2]), at(8, &[1, 2, 3])), Ok(3));
+        assert!(cpu_ns_between(at(8, &[1]), at(5, &[1])).is_err());
+        assert!(cpu_ns_between(Err("gone".into()), at(5, &[1])).is_err());
+        // Thread 2 exited, and its time left the sum, though the sum still grew.
+        let left = cpu_ns_between(at(5, &[1, 2]), at(9, &[1])).unwrap_err();
+        assert!(left.contains("exited"), "{left}");
+    }
+
+    /// A real thread that exits between two readings of this process is caught.
+    #[test]
+    fn a_thread_that_exits_in_the_window_is_caught() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        let before = cpu_ns_of("self");
+        drop(tx);
+        t.join().unwrap().unwrap_err();
+        let after = cpu_ns_of("self");
+        assert!(cpu_ns_between(before, after).is_err());
     }
 }

@@ -202,8 +202,11 @@ fn announce(local: io::Result<SocketAddr>, args: &Args) -> Result<(), String> {
     let local = local.map_err(|e| format!("local address: {e}"))?;
     let model = args.model.name();
     let proto = format!("{:?}", args.proto).to_lowercase();
-    println!("listening on http://{local}/ ({model}, {proto})");
-    io::stdout().flush().map_err(|e| format!("stdout: {e}"))
+    // Not `println!`, which panics when stdout is a closed pipe (`serve | true`).
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on http://{local}/ ({model}, {proto})")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))
 }
 
 /// A connection handler usable by both models: `S` is `gorust::net::TcpStream` or

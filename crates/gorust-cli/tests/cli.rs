@@ -276,6 +276,37 @@ fn load_to_a_closed_stdout_ends_with_one_line() {
     }
 }
 
+/// `gorust serve | true`: the announcement fails, and the server ends with one line instead of
+/// a panic (`println!` panicked on the closed pipe before).
+#[test]
+fn serve_to_a_closed_stdout_ends_with_one_line() {
+    let mut child = Command::cargo_bin("gorust")
+        .unwrap()
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // The child is ours: killed by its PID.
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("serve kept running with its stdout closed");
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("gorust: stdout:"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
 #[test]
 fn load_http_against_serve() {
     let server = Server::start(&["--proto", "http", "--model", "threads"]);
@@ -574,6 +605,12 @@ fn demo_rejects_bad_settings() {
     fails_with_code(
         &["demo", "--threads", "0"],
         "--threads must be at least 1",
+        1,
+    );
+    // Any count was taken before: about 40 µs each, one at a time.
+    fails_with_code(
+        &["demo", "--threads", "18446744073709551615", "--levels", ""],
+        "at most 1000000",
         1,
     );
 }

@@ -158,6 +158,15 @@ fn the_http_servers_answer_as_wrk_ab_and_hey_expect() {
             1,
             "{name}: {got}"
         );
+        // A list of options with `close` in it (Perl's LWP sends `TE, close`) closes too;
+        // before, the connection stayed open until the idle timeout.
+        let listed = "GET / HTTP/1.1\r\nConnection: TE, close\r\n\r\n";
+        let got = ex.exchange(format!("{listed}{get}").as_bytes(), 1 << 20);
+        assert_eq!(
+            got.matches("HTTP/1.1 200 OK\r\n").count(),
+            1,
+            "{name}: {got}"
+        );
         let keep = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
         let got = ex.exchange(format!("{keep}{close}").as_bytes(), 1 << 20);
         assert!(got.contains("Connection: keep-alive\r\n"), "{name}: {got}");
@@ -224,6 +233,10 @@ fn the_http_servers_answer_as_wrk_ab_and_hey_expect() {
             &b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"[..],
             &b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello"[..],
             &b"hello\r\n\r\n"[..],
+            // White space before the colon, and a line with none (RFC 9112 §5.1): taken as
+            // other headers, the body was answered as a second request.
+            &b"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello"[..],
+            &b"POST / HTTP/1.1\r\nContent-Length 5\r\n\r\nhello"[..],
         ] {
             let got = ex.exchange(bad, 1 << 20);
             assert!(got.starts_with("HTTP/1.1 400 "), "{name}: {got}");

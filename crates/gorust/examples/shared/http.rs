@@ -42,8 +42,10 @@ pub const TOO_LARGE: &[u8] =
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The answer to a head these servers cannot frame: not UTF-8, no `METHOD TARGET HTTP/1.x`
-/// line, a `Content-Length` that is not a number or given twice with different values, or a
-/// chunked body (they read `Content-Length` bodies only; reading on after one would take its
+/// line, a header line with no colon or with white space before it (RFC 9112 §5.1: a
+/// `Content-Length : 5` taken as some other header would leave the body to be read as the
+/// next request), a `Content-Length` that is not a number or given twice with different
+/// values, or a chunked body (they read `Content-Length` bodies only; reading on after one would take its
 /// chunks for the next requests).
 pub const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -74,19 +76,22 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
         "HTTP/1.0" => true,
         _ => return Err(Malformed),
     };
-    let mut keep_alive = !http10;
+    let (mut close, mut keep) = (false, false);
     let mut body: Option<usize> = None;
     let mut expect_continue = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
-            continue;
+            return Err(Malformed);
         };
+        if name.is_empty() || name.contains([' ', '\t']) {
+            return Err(Malformed);
+        }
         let value = value.trim();
         if name.eq_ignore_ascii_case("connection") {
-            if value.eq_ignore_ascii_case("close") {
-                keep_alive = false;
-            } else if value.eq_ignore_ascii_case("keep-alive") {
-                keep_alive = true;
+            // A list of options (`TE, close`); `close` anywhere wins.
+            for option in value.split(',').map(str::trim) {
+                close |= option.eq_ignore_ascii_case("close");
+                keep |= option.eq_ignore_ascii_case("keep-alive");
             }
         } else if name.eq_ignore_ascii_case("content-length") {
             // Digits only (`parse` would take a `+`), and one value however often it is sent.
@@ -107,7 +112,7 @@ fn parse_head(data: &[u8]) -> Result<Option<Request>, Malformed> {
     let consumed = (end + 4).checked_add(body.unwrap_or(0)).ok_or(Malformed)?;
     Ok(Some(Request {
         consumed,
-        keep_alive,
+        keep_alive: !close && (keep || !http10),
         http10,
         head: method == "HEAD",
         expect_continue: expect_continue && !http10 && body.unwrap_or(0) > 0,

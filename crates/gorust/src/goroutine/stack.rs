@@ -144,11 +144,11 @@ impl Layout {
     }
 
     fn new(page: usize, size: usize) -> Layout {
-        debug_assert!(page.is_power_of_two() && size % page == 0);
+        debug_assert!(page.is_power_of_two() && size.is_multiple_of(page));
         // Guard and stack, plus one untouched page when that is an even number of pages (see
         // "Colouring" above).
         let slot = Layout::guard(page) + size;
-        let slot = if (slot / page) % 2 == 0 {
+        let slot = if (slot / page).is_multiple_of(2) {
             slot + page
         } else {
             slot
@@ -413,7 +413,7 @@ mod tests {
         for page in [4 << 10, 16 << 10, 64 << 10] {
             let guard = Layout::guard(page);
             assert!(
-                guard >= GUARD && guard % page == 0,
+                guard >= GUARD && guard.is_multiple_of(page),
                 "page {page}: guard {guard}"
             );
             for size in [16 << 10, 64 << 10, 256 << 10, 8 << 20, 1 << 30] {
