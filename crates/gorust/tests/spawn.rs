@@ -251,3 +251,97 @@ fn futures_woken_by_io_under_overload_take_turns() {
         &counts[..10]
     );
 }
+
+/// Records its address at its first poll, and in its drop whether it is still there: a future
+/// is pinned from its first poll until its destructor has run (Pin's drop guarantee). Pending
+/// until `panic_at` polls, then panics.
+struct PinnedProbe {
+    polled_at: Option<usize>,
+    polls: u32,
+    panic_at: Option<u32>,
+    moved: Arc<std::sync::Mutex<Option<bool>>>,
+    _pinned: std::marker::PhantomPinned,
+}
+
+impl PinnedProbe {
+    fn new(panic_at: Option<u32>) -> (PinnedProbe, Arc<std::sync::Mutex<Option<bool>>>) {
+        let moved = Arc::new(std::sync::Mutex::new(None));
+        let probe = PinnedProbe {
+            polled_at: None,
+            polls: 0,
+            panic_at,
+            moved: moved.clone(),
+            _pinned: std::marker::PhantomPinned,
+        };
+        (probe, moved)
+    }
+}
+
+impl Future for PinnedProbe {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: nothing is moved out; the fields are plain data.
+        let this = unsafe { self.get_unchecked_mut() };
+        let here = this as *const PinnedProbe as usize;
+        this.polled_at.get_or_insert(here);
+        this.polls += 1;
+        if Some(this.polls) == this.panic_at {
+            panic!("the probe panics at poll {}", this.polls);
+        }
+        if this.panic_at.is_some() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PinnedProbe {
+    fn drop(&mut self) {
+        if let Some(at) = self.polled_at {
+            *self.moved.lock().unwrap() = Some(at != self as *const PinnedProbe as usize);
+        }
+    }
+}
+
+/// A future is dropped at the address it was polled at: when the runtime's shutdown cancels
+/// it, and when it panics. Before, the task cell moved it out and then dropped it, so a
+/// future that unlinks a node inside itself from a list in its drop (tokio's
+/// `Notify::notified`) missed its node, which the list kept pointing into the freed cell
+/// (review, session 32).
+#[test]
+fn a_pinned_future_is_dropped_where_it_was_polled() {
+    within(Duration::from_secs(60), || {
+        // Cancelled by the shutdown.
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (probe, moved) = PinnedProbe::new(None);
+        let (polled_tx, polled_rx) = std::sync::mpsc::channel();
+        let h = rt.spawn(async move {
+            let mut probe = std::pin::pin!(probe);
+            // Polled once here, then left pending in the task for the shutdown to cancel.
+            let _ = std::future::poll_fn(|cx| Poll::Ready(probe.as_mut().poll(cx))).await;
+            let _ = polled_tx.send(());
+            probe.await
+        });
+        polled_rx.recv().unwrap();
+        drop(rt);
+        assert_eq!(
+            *moved.lock().unwrap(),
+            Some(false),
+            "dropped where it was polled"
+        );
+        drop(h);
+        // Ended by its own panic.
+        let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+        let (probe, moved) = PinnedProbe::new(Some(3));
+        let panic = rt.block_on(rt.spawn(probe)).unwrap_err();
+        assert_eq!(
+            panic.downcast_ref::<String>().map(String::as_str),
+            Some("the probe panics at poll 3")
+        );
+        assert_eq!(
+            *moved.lock().unwrap(),
+            Some(false),
+            "dropped where it was polled"
+        );
+    });
+}

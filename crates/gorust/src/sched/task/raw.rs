@@ -325,14 +325,28 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         })
     }
 
-    /// Replaces the stage. Caller holds RUNNING (or has observed COMPLETE as the only reader).
+    /// Replaces the stage, dropping the old one where it lies. Caller holds RUNNING (or has
+    /// observed COMPLETE as the only reader).
+    ///
+    /// In place, not moved out first: a future is pinned from its first poll, and Pin's
+    /// guarantee runs until its destructor has run at the same address. A future that links a
+    /// node inside itself into a list elsewhere (tokio's `Notify::notified`, a semaphore's
+    /// acquire) unlinks `&self` in its drop; moved first, it missed its own node, which the
+    /// list kept pointing into the freed cell (review, session 32; test
+    /// `a_pinned_future_is_dropped_where_it_was_polled`).
     fn set_stage(&self, new: Stage<F>) {
-        let old = self.cell().stage.with_mut(|stage| {
-            // SAFETY: exclusive access per the caller's contract.
-            unsafe { std::mem::replace(&mut *stage, new) }
+        self.cell().stage.with_mut(|stage| {
+            // Dropping the future or an unread output may run user code that panics: contain
+            // it. A drop that panics still drops the rest of the stage's fields while it
+            // unwinds, so the memory holds nothing live afterwards either way.
+            // SAFETY: exclusive access per the caller's contract; the stage holds a live value,
+            // dropped once here and overwritten below without a second drop.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                std::ptr::drop_in_place(stage)
+            }));
+            // SAFETY: as above; the old value was dropped just now.
+            unsafe { std::ptr::write(stage, new) };
         });
-        // Dropping the future or an unread output may run user code that panics: contain it.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
     }
 
     fn poll(self) {
