@@ -1407,3 +1407,146 @@ fn write_timeout_acts_before_a_later_idle_timeout() {
         })
     });
 }
+
+/// An idle connection closed by the loop's shutdown, whose last answer still sits in the
+/// server's send buffer for a slow reader, delivers that answer whole even when the peer
+/// sends more meanwhile. Closed both ways, as before, the socket answered the peer's next
+/// bytes with a reset, which threw the answer's tail away (review, session 32).
+#[test]
+fn an_idle_connection_closed_at_shutdown_delivers_its_last_answer_whole() {
+    const ANSWER: usize = 1 << 20;
+    let _big = big_memory();
+    within(LIMIT, || {
+        run_on(1, || {
+            let el = EventLoop::builder()
+                .on_prepare(|s| {
+                    // Holds the whole answer, so the handler's flush empties the output.
+                    socket2::SockRef::from(s).set_send_buffer_size(4 << 20)?;
+                    Ok(())
+                })
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.writer().write_bytes(&vec![7u8; ANSWER]);
+                    c.flush()
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let peer =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            peer.set_recv_buffer_size(8 << 10).unwrap();
+            peer.connect(&addr.into()).unwrap();
+            let mut peer = std::net::TcpStream::from(peer);
+            peer.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            peer.write_all(b"go").unwrap();
+            gorust::time::sleep(Duration::from_millis(200));
+            // The peer's next bytes arrive while the shutdown runs: within the closed socket's
+            // linger (500 ms), which reads and drops them.
+            let mut writer = peer.try_clone().unwrap();
+            let next = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                writer.write_all(b"next")
+            });
+            let report = el.shutdown(Duration::from_secs(10));
+            assert_eq!(report.closed_idle, 1, "{report:?}");
+            gorust::blocking(move || next.join().unwrap()).unwrap();
+            let mut got = Vec::new();
+            let r = gorust::blocking(move || peer.read_to_end(&mut got).map(|_| got.len()));
+            assert_eq!(r.map_err(|e| e.kind()), Ok(ANSWER));
+        })
+    });
+}
+
+/// A handler still running when the shutdown's grace runs out has its answer cut short, and
+/// the peer is told so with a reset, even when what it wrote so far went straight to the
+/// socket (nothing left in its output). Before, only buffered output counted as cut, and
+/// the peer read the first part and then a clean end, as if whole (review, session 32).
+#[test]
+fn a_handler_forced_closed_at_shutdown_resets_even_with_nothing_buffered() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let el = EventLoop::builder()
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.writer().write_bytes(b"part1");
+                    c.flush()?;
+                    gorust::time::sleep(Duration::from_secs(5));
+                    c.writer().write_bytes(b"part2");
+                    c.flush()
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let mut peer = TcpStream::connect(addr).unwrap();
+            peer.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            peer.write_all(b"go").unwrap();
+            let mut part = [0u8; 5];
+            peer.read_exact(&mut part).unwrap();
+            let report = el.shutdown(Duration::from_millis(100));
+            assert_eq!(report.forced, 1, "{report:?}");
+            let r = peer.read_to_end(&mut Vec::new()).map(drop);
+            assert_eq!(
+                r.map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::ConnectionReset)
+            );
+        })
+    });
+}
+
+/// The write timeout bounds a stall, not a long answer: a peer that keeps reading, slowly,
+/// gets all of an answer that takes several times the timeout. Before, the timeout counted
+/// from the first pending byte, and the connection was reset mid-download (review, session
+/// 32).
+#[test]
+fn write_timeout_spares_a_peer_that_keeps_reading() {
+    const ANSWER: usize = 4 << 20;
+    let _big = big_memory();
+    within(LIMIT, || {
+        run_on(2, || {
+            let el = EventLoop::builder()
+                .output_limit(64 << 20)
+                .write_timeout(Some(Duration::from_millis(300)))
+                .on_prepare(|s| {
+                    // The kernel holds little of the answer, so the poller's writes make
+                    // progress every few tens of ms, not once it has drained megabytes.
+                    socket2::SockRef::from(s).set_send_buffer_size(64 << 10)?;
+                    Ok(())
+                })
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.writer().write_bytes(&vec![7u8; ANSWER]);
+                    c.flush()
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let r = gorust::blocking(move || {
+                let peer =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+                peer.set_recv_buffer_size(64 << 10)?;
+                peer.connect(&addr.into())?;
+                let mut peer = std::net::TcpStream::from(peer);
+                peer.set_read_timeout(Some(Duration::from_secs(30)))?;
+                peer.write_all(b"go")?;
+                // About 1.5 s for the whole answer: 64 KiB every 25 ms.
+                let mut got = 0;
+                let mut buf = vec![0u8; 64 << 10];
+                while got < ANSWER {
+                    let n = peer.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                std::io::Result::Ok(got)
+            });
+            assert_eq!(r.map_err(|e| e.kind()), Ok(ANSWER));
+        })
+    });
+}

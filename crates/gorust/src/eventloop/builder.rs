@@ -186,8 +186,9 @@ impl<S: Send + 'static> Builder<S> {
         self
     }
 
-    /// Closes a connection whose output has been pending this long, and bounds a `flush`
-    /// waiting for room (default: none).
+    /// Closes a connection whose pending output has made no progress for this long (no byte
+    /// taken by the socket, as nginx's `send_timeout`), and bounds a `flush` waiting for room
+    /// (default: none). A long answer to a peer that keeps reading is not cut off.
     pub fn write_timeout(mut self, d: Option<Duration>) -> Self {
         self.config.write_timeout = d;
         self

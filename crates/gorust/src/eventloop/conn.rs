@@ -337,6 +337,12 @@ impl<S: Send + 'static> Conn<S> {
             self.write_since.store(0, Relaxed);
             self.set_interest(&mut st, false);
             close = st.drained();
+        } else if wrote && self.lp.config.write_timeout.is_some() {
+            // The write timeout counts from the last byte the socket took, as nginx's
+            // `send_timeout`: a peer reading steadily is not cut off because its answer is
+            // long. Counted from the first pending byte, a 100 MB download at 10 MB/s was
+            // reset after the timeout (review, session 32).
+            self.write_since.store(self.lp.now_ns().max(1), Relaxed);
         }
         drop(st);
         drop(out);
@@ -365,8 +371,16 @@ impl<S: Send + 'static> Conn<S> {
     }
 
     /// Closes now: deregisters, and disconnects here or leaves that to the running handler.
+    /// A handler still running has its answer cut short, whatever it has written so far: a
+    /// TCP connection is reset. Before, only output left in the buffer counted, and a handler
+    /// that had flushed part of its answer straight to the socket, then been forced closed at
+    /// the loop's shutdown, ended it with a FIN, as whole (review, session 32).
     pub(crate) fn close_now(self: &Arc<Self>) {
-        let closing = self.close_locked(&mut lock(&self.st));
+        let mut st = lock(&self.st);
+        let running = st.running;
+        let mut closing = self.close_locked(&mut st);
+        drop(st);
+        closing.cut |= running && !is_unix(&self.fd);
         self.closed_by(closing);
     }
 
@@ -388,11 +402,25 @@ impl<S: Send + 'static> Conn<S> {
 
     /// The caller set `closed`; `closing` says who disconnects and how the socket ends.
     pub(crate) fn closed_by(self: &Arc<Self>, closing: Closing) {
+        self.ended_by(closing, || self.teardown(closing.cut));
+    }
+
+    /// [`closed_by`](Self::closed_by) for an idle connection (no handler running, no output
+    /// pending, both read under `st` with the close): the graceful teardown, as after a
+    /// drain. Its last answer may still sit in the kernel's send buffer for a slow reader; shut
+    /// down both ways, the socket answered the peer's next bytes (a pipelined request, a
+    /// keep-alive probe) with a reset, which threw that answer's tail away (review, session
+    /// 32). For the loop's shutdown and the idle timeout.
+    pub(crate) fn closed_idle_by(self: &Arc<Self>, closing: Closing) {
+        self.ended_by(closing, || self.teardown_gracefully());
+    }
+
+    fn ended_by(self: &Arc<Self>, closing: Closing, teardown: impl FnOnce()) {
         match closing.by {
             CloseBy::Nobody => {}
-            CloseBy::Handler => self.teardown(closing.cut),
+            CloseBy::Handler => teardown(),
             CloseBy::Caller => {
-                self.teardown(closing.cut);
+                teardown();
                 super::handler::spawn(self.clone());
             }
         }

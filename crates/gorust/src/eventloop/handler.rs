@@ -163,7 +163,9 @@ impl<'a> Connection<'a> {
         self.io.close_soon();
     }
 
-    /// Whether the connection is still open (not closed by either side, not timed out).
+    /// Whether the connection is still open: not closed here, not timed out, not reset or
+    /// failed. A peer that has only finished sending (its FIN read) leaves it active, as a
+    /// half-closed TCP connection still takes writes; reads then end.
     pub fn is_active(&self) -> bool {
         self.io.is_active()
     }

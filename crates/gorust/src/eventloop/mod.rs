@@ -19,7 +19,8 @@
 //! ```
 //!
 //! A connection costs no task and no stack while it is idle, and no buffer node either (a
-//! [`LinkBuffer`](crate::buffer::LinkBuffer) holds none while empty). Its descriptor is
+//! [`LinkBuffer`](crate::buffer::LinkBuffer) holds none while empty), unless a handler left
+//! part of a request unconsumed for the next run. Its descriptor is
 //! registered *level-triggered* on one worker's poller (the same epoll the worker parks in,
 //! chosen round-robin or by least connections, [`Balance`]). When it is readable, the poller
 //! reads it into the connection's buffer and starts a handler; the handler parses the bytes in

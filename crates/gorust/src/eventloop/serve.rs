@@ -3,14 +3,17 @@
 //!
 //! Shutdown, in order: (1) `shutting_down` is set and every listener closed, so each `serve`
 //! returns `Ok(())`; (2) each connection with no handler in flight and no output queued is
-//! closed at once; each one with a handler in flight or output queued is marked draining (no
-//! more reads, no more runs; it closes when the handler returns and its output is written);
+//! closed at once, gracefully (the write side shut, the socket lingering as after a drain, so
+//! that a slow reader still gets its last answer whole); each one with a handler in flight or
+//! output queued is marked draining (reads go on only while a handler runs, for the rest of
+//! its request; no new runs; it closes when the handler returns and its output is written);
 //! (3) the caller waits, up to the grace period, for all of them to leave the registry, the
 //! idle ones too (their `on_disconnect` runs on a goroutine of its own: before, `shutdown`
 //! returned before it had, and a `main` returning then dropped it unrun; review, session
 //! 25); (4) what is still busy is closed by force: the socket is shut down, so a handler
 //! parked on it wakes with an error, and `on_disconnect` runs when it returns (a handler stuck
-//! in user code cannot be preempted).
+//! in user code cannot be preempted). The peer of such a handler gets a reset, whatever it was
+//! sent so far: its answer is cut short.
 //!
 //! A runtime that ends without `shutdown` closes the loop's connections too: its pollers
 //! orphan them, and each is disconnected where its refused handler goroutine is dropped
@@ -315,7 +318,7 @@ impl<S: Send + 'static> EventLoop<S> {
                 // would start a handler that the close then cut off (review, session 28).
                 let closing = c.close_locked(&mut st);
                 drop(st);
-                c.closed_by(closing);
+                c.closed_idle_by(closing);
                 idle.push(c.id);
                 report.closed_idle += 1;
             }

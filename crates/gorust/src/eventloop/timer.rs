@@ -5,7 +5,8 @@
 //! `last_active` (a relaxed store), and the timer, when it fires, compares. If the connection
 //! was active since, the timer is re-armed for `last_active + idle`; if not, and no handler
 //! is running, the connection is closed (`on_disconnect` follows). The write timeout is
-//! checked the same way against `write_since` (when output became pending).
+//! checked the same way against `write_since` (when output became pending, and again at each
+//! write that makes progress: the timeout bounds a stall, not a long answer).
 //!
 //! A deadline earlier than the armed one replaces it (output became pending while only the
 //! idle timer, far off, was armed): the armed entry is cancelled and a new one registered.
@@ -136,7 +137,7 @@ fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
             // handler that the close then cut off (review, session 28).
             let closing = conn.close_locked(&mut st);
             drop(st);
-            conn.closed_by(closing);
+            conn.closed_idle_by(closing);
             return;
         }
         drop(st);
