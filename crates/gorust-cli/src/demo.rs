@@ -147,6 +147,15 @@ pub fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let workers = rt.metrics().workers.len();
+    let (n, fewer) = goroutines_that_fit(
+        args.goroutines,
+        &procfs::machine().2,
+        procfs::max_map_count(),
+        procfs::mappings(),
+    );
+    if let Some(note) = fewer {
+        eprintln!("gorust demo: {note}");
+    }
     let runs = (levels.len() * demo_net::MODELS.len()) as u64;
     let pb = progress::bar(3 + runs);
     let out = |line: String| {
@@ -155,12 +164,10 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     };
     out(format!(
-        "gorust demo: {} goroutines on {workers} worker threads\n{}",
-        args.goroutines,
+        "gorust demo: {n} goroutines on {workers} worker threads\n{}",
         child::build_note()
     ));
 
-    let n = args.goroutines;
     let k = args.threads;
     pb.set_message(format!("1-2. parking and waking {n} goroutines"));
     let report = rt.run(move || park_and_wake(n, k))?;
@@ -292,6 +299,46 @@ struct Report {
     switches: u64,
     polls: u64,
     steals: u64,
+}
+
+/// How many of the `asked` goroutines can be alive at once here, and, when fewer, why. On a
+/// kernel without guard markers (`MADV_GUARD_INSTALL`, Linux 6.13) each goroutine stack's
+/// guard is an `mprotect`, two memory mappings per stack, and `vm.max_map_count` (65,530 by
+/// default) bounds them: about 32,000 goroutines. Past it, each further goroutine failed to
+/// start, and the demo ended with a misleading message after tens of thousands of panics
+/// (review, session 32).
+fn goroutines_that_fit(
+    asked: usize,
+    kernel: &str,
+    max_maps: u64,
+    maps_now: u64,
+) -> (usize, Option<String>) {
+    if has_guard_markers(kernel) {
+        return (asked, None);
+    }
+    // Room for the mappings the rest of the demo makes (threads, heap, the network step).
+    let room = max_maps.saturating_sub(maps_now + 4096) / 2;
+    if asked as u64 <= room {
+        return (asked, None);
+    }
+    let fit = room.max(1) as usize;
+    let note = format!(
+        "parking {fit} goroutines, not {asked}: this kernel ({kernel}) predates Linux 6.13's \
+         guard markers, so each goroutine stack's guard page costs two memory mappings, and \
+         vm.max_map_count is {max_maps} (sudo sysctl -w vm.max_map_count=262144 makes room \
+         for about 130,000)"
+    );
+    (fit, Some(note))
+}
+
+/// Whether kernel release `kernel` ("6.12.48-amd64") is Linux 6.13 or later.
+fn has_guard_markers(kernel: &str) -> bool {
+    let mut numbers = kernel
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    (major, minor) >= (6, 13)
 }
 
 fn park_and_wake(n: usize, k: usize) -> Result<Report, String> {
@@ -429,4 +476,39 @@ fn spawn_threads(n: usize) -> Result<Duration, String> {
             .map_err(|_| "a thread panicked".to_string())?;
     }
     Ok(t.elapsed().div_f64(n as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guard markers (6.13 and later) bound nothing; before them, two mappings per stack
+    /// bound the goroutines alive at once, and the demo parks what fits and says why.
+    #[test]
+    fn goroutines_fit_the_mapping_limit_of_kernels_without_guard_markers() {
+        assert!(has_guard_markers("6.18.5"));
+        assert!(has_guard_markers("6.13.0-rc1"));
+        assert!(has_guard_markers("7.0.0"));
+        assert!(!has_guard_markers("6.12.48-amd64"));
+        assert!(!has_guard_markers("5.15.0-105-generic"));
+        assert!(!has_guard_markers("unknown"));
+        assert_eq!(
+            goroutines_that_fit(100_000, "6.18.5", 65_530, 100),
+            (100_000, None)
+        );
+        let (fit, note) = goroutines_that_fit(100_000, "6.12.48-amd64", 65_530, 100);
+        assert_eq!(fit, (65_530 - 100 - 4096) / 2);
+        let note = note.unwrap();
+        assert!(note.contains("vm.max_map_count is 65530"), "{note}");
+        assert!(note.contains("sysctl"), "{note}");
+        // Fewer asked than fit, or the limit raised: all of them.
+        assert_eq!(
+            goroutines_that_fit(1_000, "6.1.0", 65_530, 100),
+            (1_000, None)
+        );
+        assert_eq!(
+            goroutines_that_fit(100_000, "6.1.0", 262_144, 100),
+            (100_000, None)
+        );
+    }
 }

@@ -70,6 +70,15 @@ pub fn context_switches_of(pid: &str) -> u64 {
         .sum()
 }
 
+/// The most memory mappings a process may have (`vm.max_map_count`; the kernel's default if
+/// unreadable).
+pub fn max_map_count() -> u64 {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65_530)
+}
+
 /// Memory mappings of this process (bounded by `vm.max_map_count`).
 pub fn mappings() -> u64 {
     std::fs::read_to_string("/proc/self/maps")

@@ -271,7 +271,9 @@ enum FirstWorker {
 ///
 /// Dropping it shuts it down: tasks still running are cancelled when they next park (a
 /// goroutine's stack is unwound on its own thread, running its destructors; leaked instead,
-/// destructors not run, in a build with `panic = "abort"`) and the workers are joined. A
+/// destructors not run, in a build with `panic = "abort"`, for a goroutine parked while a
+/// panic of its worker's thread was unwinding, and for one whose worker thread died without
+/// its shutdown step) and the workers are joined. A
 /// blocking-pool thread busy in a job is not waited for: it finishes the job and exits, and
 /// holds the runtime's shared state (its pollers' descriptors too) until then.
 /// Goroutines that neither park nor return keep it waiting. The unwind is a panic: a

@@ -1145,6 +1145,11 @@ fn deny(syscalls: &[libc::c_long], errno: i32) {
         0,
         libc::SECCOMP_RET_ERRNO | errno as u32,
     ));
+    install_filter(&mut prog);
+}
+
+/// Installs `prog` as a seccomp filter for this thread and the threads it creates from now on.
+fn install_filter(prog: &mut [libc::sock_filter]) {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
@@ -1160,6 +1165,105 @@ fn deny(syscalls: &[libc::c_long], errno: i32) {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// On a kernel without guard markers (before Linux 6.13; here a seccomp filter fails
+/// `madvise(MADV_GUARD_INSTALL)` with `EINVAL`), each stack's guard is an `mprotect`, two
+/// memory mappings per stack; past `vm.max_map_count` a goroutine fails to start with an error
+/// that says so and what to do, and the runtime goes on. Before, the error was a bare
+/// "Cannot allocate memory".
+#[test]
+fn without_guard_markers_the_mapping_limit_is_a_clear_error() {
+    if std::env::var("GORUST_CHILD").is_ok() {
+        return;
+    }
+    if max_map_count() > 262_144 {
+        common::skip("vm.max_map_count is above 262,144: too many goroutines to reach it");
+        return;
+    }
+    child_says("guard_markers_child", "no-guard-markers", "clear error ok");
+}
+
+fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65_530)
+}
+
+#[test]
+fn guard_markers_child() {
+    if std::env::var("GORUST_CHILD").as_deref() != Ok("no-guard-markers") {
+        return;
+    }
+    deny_guard_markers();
+    // Thousands of goroutines fail to start: their panics are expected, their messages noise.
+    std::panic::set_hook(Box::new(|_| {}));
+    let n = max_map_count() / 2 + 10_000;
+    let rt = gorust::Runtime::builder().workers(1).build().unwrap();
+    let messages = rt.run(move || {
+        let (tx, rx) = gorust::sync::mpsc::channel::<()>();
+        let rx = Arc::new(rx);
+        let started = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let (rx, started) = (rx.clone(), started.clone());
+                gorust::go(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = rx.recv();
+                })
+            })
+            .collect();
+        // All alive at once: each has started and parked, or failed to start.
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        while started.load(Ordering::SeqCst) + hs.iter().filter(|h| h.is_finished()).count() < n {
+            assert!(
+                std::time::Instant::now() < end,
+                "the goroutines did not all start"
+            );
+            gorust::time::sleep(Duration::from_millis(10));
+        }
+        drop(tx);
+        hs.into_iter()
+            .filter_map(|h| h.join().err())
+            .map(|p| p.downcast_ref::<String>().cloned().unwrap_or_default())
+            .collect::<Vec<_>>()
+    });
+    let _ = std::panic::take_hook();
+    assert!(!messages.is_empty(), "every one of {n} goroutines started");
+    assert!(
+        messages[0].contains("vm.max_map_count") && messages[0].contains("sysctl"),
+        "{}",
+        messages[0]
+    );
+    println!("clear error ok: {} of {n} failed", messages.len());
+}
+
+/// Fails `madvise(_, _, MADV_GUARD_INSTALL)` with `EINVAL`, as a kernel before 6.13 does, for
+/// this thread and the threads it creates from now on; other `madvise` calls go through.
+fn deny_guard_markers() {
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JEQ_K: u16 = 0x15;
+    const BPF_RET_K: u16 = 0x06;
+    const MADV_GUARD_INSTALL: u32 = 102;
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    // `struct seccomp_data`: the syscall number at 0, then the architecture, the instruction
+    // pointer, and the arguments from offset 16, 8 bytes each (the advice is the third; its
+    // low word first on this little-endian machine).
+    let mut prog = vec![
+        insn(BPF_LD_W_ABS, 0, 0, 0),
+        insn(BPF_JEQ_K, 0, 3, libc::SYS_madvise as u32),
+        insn(BPF_LD_W_ABS, 0, 0, 32),
+        insn(BPF_JEQ_K, 0, 1, MADV_GUARD_INSTALL),
+        insn(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32,
+        ),
+        insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    install_filter(&mut prog);
 }
 
 /// A blocking-pool thread that cannot be started (the system's thread limit; here a seccomp

@@ -101,8 +101,29 @@ pub(crate) unsafe fn guard(addr: NonNull<u8>, len: usize) -> io::Result<GuardKin
         }
         GUARD_KIND.store(2, Ordering::Relaxed);
     }
-    syscall!(mprotect(addr.as_ptr().cast(), len, libc::PROT_NONE))?;
+    syscall!(mprotect(addr.as_ptr().cast(), len, libc::PROT_NONE)).map_err(map_count_reached)?;
     Ok(GuardKind::Protect)
+}
+
+/// The error of an `mprotect` guard that failed with `ENOMEM`, which here means the process's
+/// memory mappings reached `vm.max_map_count`: said in words, with what to do. Each guard
+/// splits the stack mapping, two entries per stack, so the default limit (65,530) holds about
+/// 32,000 goroutines at once on a kernel without guard markers (before Linux 6.13).
+fn map_count_reached(e: io::Error) -> io::Error {
+    if e.raw_os_error() != Some(libc::ENOMEM) {
+        return e;
+    }
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map_or_else(|_| "its limit".to_string(), |s| s.trim().to_string());
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "{e}: this kernel (before Linux 6.13: no MADV_GUARD_INSTALL) guards each goroutine \
+             stack with mprotect, two memory mappings per stack, and the process has reached \
+             vm.max_map_count ({limit}); raise it (sysctl -w vm.max_map_count=262144 holds \
+             about 130,000 goroutines) or keep fewer goroutines alive at once"
+        ),
+    )
 }
 
 /// Gives the physical pages of `[addr, addr+len)` back to the kernel; the range stays mapped and
