@@ -119,8 +119,8 @@ fn map_count_reached(e: io::Error) -> io::Error {
         io::ErrorKind::OutOfMemory,
         format!(
             "{e}: this kernel (before Linux 6.13: no MADV_GUARD_INSTALL) guards each goroutine \
-             stack with mprotect, two memory mappings per stack, and the process has reached \
-             vm.max_map_count ({limit}); raise it (sysctl -w vm.max_map_count=262144 holds \
+             stack with mprotect, two memory mappings per stack, and the process has most likely \
+             reached vm.max_map_count ({limit}); raise it (sysctl -w vm.max_map_count=262144 holds \
              about 130,000 goroutines) or keep fewer goroutines alive at once"
         ),
     )
