@@ -473,10 +473,7 @@ impl Drop for Runtime {
         // task any more, so destructors may block it (`gorust::block_on`), and none of them
         // (a task dropped unstarted, a future's state) runs as the dropping goroutine.
         if let Some(me) = crate::sched::worker::stop_serving_in(&self.handle) {
-            let handed = crate::goroutine::outside_goroutine(|| self.handle.unwind_share(me));
-            if handed {
-                crate::time::fallback::drop_cancelled();
-            }
+            crate::goroutine::outside_goroutine(|| self.handle.unwind_share(me));
         }
         let first = self.first.get_mut().unwrap_or_else(|e| e.into_inner());
         if let FirstWorker::Serving(t) = std::mem::replace(first, FirstWorker::Done) {

@@ -1418,28 +1418,10 @@ fn an_idle_connection_closed_at_shutdown_delivers_its_last_answer_whole() {
     let _big = big_memory();
     within(LIMIT, || {
         run_on(1, || {
-            let el = EventLoop::builder()
-                .on_prepare(|s| {
-                    // Holds the whole answer, so the handler's flush empties the output.
-                    socket2::SockRef::from(s).set_send_buffer_size(4 << 20)?;
-                    Ok(())
-                })
-                .on_request(|c, _| {
-                    let n = c.reader().len();
-                    c.reader().skip(n)?;
-                    c.writer().write_bytes(&vec![7u8; ANSWER]);
-                    c.flush()
-                })
-                .build()
-                .unwrap();
+            // The send buffer holds the whole answer, so the handler's flush empties the output.
+            let el = one_answer_loop(ANSWER, 4 << 20, EventLoop::builder());
             let (addr, _serving) = start(&el);
-            let peer =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            peer.set_recv_buffer_size(8 << 10).unwrap();
-            peer.connect(&addr.into()).unwrap();
-            let mut peer = std::net::TcpStream::from(peer);
-            peer.set_read_timeout(Some(Duration::from_secs(30)))
-                .unwrap();
+            let mut peer = small_window_peer(addr, 8 << 10).unwrap();
             peer.write_all(b"go").unwrap();
             gorust::time::sleep(Duration::from_millis(200));
             // The peer's next bytes arrive while the shutdown runs: within the closed socket's
@@ -1507,31 +1489,18 @@ fn write_timeout_spares_a_peer_that_keeps_reading() {
     let _big = big_memory();
     within(LIMIT, || {
         run_on(2, || {
-            let el = EventLoop::builder()
-                .output_limit(64 << 20)
-                .write_timeout(Some(Duration::from_millis(300)))
-                .on_prepare(|s| {
-                    // The kernel holds little of the answer, so the poller's writes make
-                    // progress every few tens of ms, not once it has drained megabytes.
-                    socket2::SockRef::from(s).set_send_buffer_size(64 << 10)?;
-                    Ok(())
-                })
-                .on_request(|c, _| {
-                    let n = c.reader().len();
-                    c.reader().skip(n)?;
-                    c.writer().write_bytes(&vec![7u8; ANSWER]);
-                    c.flush()
-                })
-                .build()
-                .unwrap();
+            // The kernel holds little of the answer, so the poller's writes make progress
+            // every few tens of ms, not once it has drained megabytes.
+            let el = one_answer_loop(
+                ANSWER,
+                64 << 10,
+                EventLoop::builder()
+                    .output_limit(64 << 20)
+                    .write_timeout(Some(Duration::from_millis(300))),
+            );
             let (addr, _serving) = start(&el);
             let r = gorust::blocking(move || {
-                let peer =
-                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-                peer.set_recv_buffer_size(64 << 10)?;
-                peer.connect(&addr.into())?;
-                let mut peer = std::net::TcpStream::from(peer);
-                peer.set_read_timeout(Some(Duration::from_secs(30)))?;
+                let mut peer = small_window_peer(addr, 64 << 10)?;
                 peer.write_all(b"go")?;
                 // About 1.5 s for the whole answer: 64 KiB every 25 ms.
                 let mut got = 0;
@@ -1549,4 +1518,35 @@ fn write_timeout_spares_a_peer_that_keeps_reading() {
             assert_eq!(r.map_err(|e| e.kind()), Ok(ANSWER));
         })
     });
+}
+
+/// A loop whose handler skips each request and answers with `answer` bytes, its sockets'
+/// send buffers set to `send_buffer` bytes; `b` adds the rest of the settings.
+fn one_answer_loop(answer: usize, send_buffer: usize, b: gorust::eventloop::Builder) -> EventLoop {
+    b.on_prepare(move |s| {
+        socket2::SockRef::from(s).set_send_buffer_size(send_buffer)?;
+        Ok(())
+    })
+    .on_request(move |c, _| {
+        let n = c.reader().len();
+        c.reader().skip(n)?;
+        c.writer().write_bytes(&vec![7u8; answer]);
+        c.flush()
+    })
+    .build()
+    .unwrap()
+}
+
+/// A plain-thread peer of `addr` whose receive buffer is `recv_buffer` bytes (a slow reader's
+/// small window), with a 30 s read timeout.
+fn small_window_peer(
+    addr: std::net::SocketAddr,
+    recv_buffer: usize,
+) -> std::io::Result<std::net::TcpStream> {
+    let peer = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    peer.set_recv_buffer_size(recv_buffer)?;
+    peer.connect(&addr.into())?;
+    let peer = std::net::TcpStream::from(peer);
+    peer.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(peer)
 }

@@ -61,9 +61,9 @@
 //! what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
 //! cancels what is left (nobody started first) and stops the blocking pool. A runtime dropped
 //! inside one of its own goroutines runs the cancelling part of step 3 for that worker
-//! (`Shared::unwind_share`) on its thread before step 4's joins, while the others run theirs. A task running when shutdown
-//! begins is cancelled when its poll returns; a goroutine that never parks or returns keeps its
-//! worker (and so `Runtime::drop`) waiting.
+//! (`Shared::unwind_share`) on its thread before step 4's joins, while the others run theirs.
+//! A task running when shutdown begins is cancelled when its poll returns; a goroutine that
+//! never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
 //! worker of a runtime dropped inside one of its own goroutines once that drop unwinds the
 //! rest (the dropping goroutine itself goes on): a destructor that `block_on`s there blocks
@@ -503,10 +503,10 @@ impl Shared {
     /// The part of worker `index`'s shutdown step (step 3 of the module header) that cancels
     /// tasks: hands its timers to the fallback thread, then cancels the goroutines nobody
     /// started, the futures, and the goroutines bound to it, on the calling thread, which must
-    /// be that worker's. Returns whether timers were handed over (the caller then drops the
-    /// cancelled ones, `time::fallback::drop_cancelled`). Run by the worker's own step, and by
-    /// a runtime dropped inside one of its own goroutines before it joins the other workers.
-    pub(crate) fn unwind_share(&self, index: usize) -> bool {
+    /// be that worker's; then drops from the fallback heap the timers those cancellations
+    /// left behind, if any were handed over. Run by the worker's own step, and by a runtime
+    /// dropped inside one of its own goroutines before it joins the other workers.
+    pub(crate) fn unwind_share(&self, index: usize) {
         let me = index as u32;
         // Before anything is cancelled: a destructor unwound below may wait for a `Sleep` its
         // goroutine armed here before the shutdown, and with this worker's loop stopped and
@@ -548,7 +548,9 @@ impl Shared {
             // SAFETY: we pass the list's reference; these goroutines are bound to this thread.
             unsafe { t.shutdown() };
         }
-        handed
+        if handed {
+            crate::time::fallback::drop_cancelled();
+        }
     }
 
     /// Cancels every task still listed (those bound to no live worker), after the workers

@@ -527,7 +527,7 @@ impl WorkerCtx {
     fn shutdown(&self) {
         self.shutting_down.set(true);
         let shared = self.shared();
-        let handed = shared.unwind_share(self.index);
+        shared.unwind_share(self.index);
         let inbox = shared.close_inbox(self.index);
         drop(inbox);
         let (runnext, pinned) = {
@@ -543,9 +543,6 @@ impl WorkerCtx {
         };
         drop(runnext);
         drop(pinned);
-        if handed {
-            crate::time::fallback::drop_cancelled();
-        }
         let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
         if was_searching {
             shared.idle.transition_worker_from_searching();
