@@ -1722,15 +1722,18 @@ fn a_reset_that_ends_a_write_part_way_is_the_next_writes_error() {
         run_on(2, || {
             let (c, s) = pair();
             small_buffers(&c, &s);
+            // Made before the resetter starts: filling 64 MiB could outlast its wait, and a
+            // reset before the first byte fails the write with nothing written.
+            let big = vec![1u8; 64 << 20];
             let resetter = gorust::go(move || {
-                gorust::time::sleep(Duration::from_millis(100));
                 // Unread data in its receive buffer: closing sends a reset.
+                queued_to(&s);
+                gorust::time::sleep(Duration::from_millis(100));
                 socket2::SockRef::from(&s)
                     .set_linger(Some(Duration::ZERO))
                     .unwrap();
                 drop(s);
             });
-            let big = vec![1u8; 64 << 20];
             let n = (&c).write(&big).unwrap();
             assert!(n > 0 && n < big.len(), "{n}");
             resetter.join().unwrap();
@@ -1952,5 +1955,69 @@ fn a_destructor_at_shutdown_may_read_a_socket_through_a_future() {
         drop(tx);
         assert_eq!(&*got.lock().unwrap(), b"bye");
         drop(goodbye.join().unwrap());
+    });
+}
+
+/// Two goroutines writing to one stream at once: each `write` goes out whole, never
+/// interleaved with the other's, as Go's `Write` holds the descriptor's write lock for its
+/// whole loop. Before, a write that parked part way let the other's bytes in between.
+#[test]
+fn concurrent_writes_on_one_stream_do_not_interleave() {
+    within(Duration::from_secs(120), || {
+        run_on(2, || {
+            let (c, s) = pair();
+            small_buffers(&c, &s);
+            let c = Arc::new(c);
+            const N: usize = 4 << 20;
+            let writers: Vec<_> = [b'a', b'b', b'c']
+                .into_iter()
+                .map(|byte| {
+                    let c = c.clone();
+                    gorust::go(move || (&*c).write_all(&vec![byte; N]).unwrap())
+                })
+                .collect();
+            let mut got = vec![0u8; 3 * N];
+            (&s).read_exact(&mut got).unwrap();
+            writers.into_iter().for_each(|w| w.join().unwrap());
+            common::assert_each_write_whole(&got, N, b"abc");
+        })
+    });
+}
+
+/// A write waiting for another write's lock ends when the stream is closed: the holder, parked
+/// on a full send buffer, is woken with `ErrClosed`, and the waiter, once it has the lock,
+/// fails the same way. In goroutines and on plain threads outside the runtime (where the wait
+/// for the lock blocks the thread).
+#[test]
+fn close_ends_a_write_waiting_for_another_writes_lock() {
+    fn two_writers_then_close(spawn: impl Fn(Box<dyn FnOnce() + Send>)) {
+        let (c, s) = pair();
+        small_buffers(&c, &s);
+        let c = Arc::new(c);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (c, tx) = (c.clone(), tx.clone());
+            spawn(Box::new(move || {
+                tx.send((&*c).write_all(&vec![1u8; 8 << 20])).unwrap();
+            }));
+        }
+        // Both have started (the first fills the buffers and parks, the second waits for the
+        // lock), or a close before either would fail them at once: the same result.
+        queued_to(&s);
+        std::thread::sleep(Duration::from_millis(100));
+        c.close().unwrap();
+        for _ in 0..2 {
+            let e = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{e}");
+        }
+    }
+    within(Duration::from_secs(60), || {
+        two_writers_then_close(|f| drop(std::thread::spawn(f)));
+        run_on(2, || {
+            two_writers_then_close(|f| drop(gorust::go(f)));
+        });
     });
 }

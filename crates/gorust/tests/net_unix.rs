@@ -809,3 +809,28 @@ fn close_wakes_a_parked_datagram_receive() {
         })
     });
 }
+
+/// Two goroutines writing to one Unix stream at once: each `write` goes out whole, never
+/// interleaved with the other's (Go's write lock, as on TCP). Before, a write that parked part
+/// way let the other's bytes in between.
+#[test]
+fn concurrent_writes_on_one_unix_stream_do_not_interleave() {
+    within(Duration::from_secs(120), || {
+        run_on(2, || {
+            let (a, b) = UnixStream::pair().unwrap();
+            let a = std::sync::Arc::new(a);
+            const N: usize = 4 << 20;
+            let writers: Vec<_> = [b'a', b'b', b'c']
+                .into_iter()
+                .map(|byte| {
+                    let a = a.clone();
+                    gorust::go(move || (&*a).write_all(&vec![byte; N]).unwrap())
+                })
+                .collect();
+            let mut got = vec![0u8; 3 * N];
+            (&b).read_exact(&mut got).unwrap();
+            writers.into_iter().for_each(|w| w.join().unwrap());
+            common::assert_each_write_whole(&got, N, b"abc");
+        })
+    });
+}

@@ -12,8 +12,13 @@
 //! - `close` from another goroutine wakes a parked call, which fails with
 //!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`); `shutdown`
 //!   wakes one too, which then sees end of stream (a read) or `BrokenPipe` (a write);
-//! - a zero-length read or write returns `Ok(0)` at once (`ErrClosed` once closed); the
-//!   peer's FIN gives `Ok(0)`;
+//! - a zero-length read or write of a stream returns `Ok(0)` at once (`ErrClosed` once
+//!   closed); the peer's FIN gives `Ok(0)` (a zero-length datagram receive waits for a
+//!   datagram and consumes it, as std's does);
+//! - two goroutines writing to one stream at once do not interleave: each `write` (and
+//!   `write_all`, `write_vectored`) holds the stream's write lock for its whole loop, as Go's
+//!   `Write` holds the descriptor's (`netpoll/write_lock.rs`); the `poll_write` and
+//!   `try_write` faces, one system call each, do not take it;
 //! - `EINTR` is retried; `accept4` makes sockets non-blocking and close-on-exec in one call;
 //!   `ECONNABORTED` from accept is retried silently;
 //! - running out of descriptors (`EMFILE`) is returned by `accept` as an error at once, and

@@ -387,8 +387,9 @@ impl TcpStream {
         Ok(())
     }
 
-    /// Closes the connection for every goroutine using it: parked and later reads and writes
-    /// fail with [`super::ErrClosed`], and the peer sees FIN. The descriptor itself is released
+    /// Closes the connection for every goroutine using this handle: parked and later reads and
+    /// writes fail with [`super::ErrClosed`] (a `try_clone`'s see the shutdown instead: end of
+    /// stream, `BrokenPipe`), and the peer sees FIN. The descriptor itself is released
     /// when the stream is dropped.
     pub fn close(&self) -> io::Result<()> {
         self.reg.close();
@@ -554,6 +555,9 @@ impl TcpStream {
         if buf.is_empty() {
             return self.reg.nothing_to_move();
         }
+        // One write at a time, for the whole loop: another goroutine's bytes never land in
+        // the middle of this buffer (Go's write lock).
+        let _one_writer = self.reg.lock_writes();
         let fd = self.fd();
         let done = match self
             .reg
@@ -616,6 +620,8 @@ impl TcpStream {
         if bufs.iter().all(|b| b.is_empty()) {
             return self.reg.nothing_to_move();
         }
+        // Not into the middle of another goroutine's `write` (see `write_inner`).
+        let _one_writer = self.reg.lock_writes();
         let fd = self.fd();
         self.reg
             .io(Direction::Write, self.write_timeout_value(), || {
@@ -652,6 +658,11 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // As `poll_write`: nothing to move, nothing to wait for (after a `shutdown(Write)`
+        // this said `BrokenPipe`; review, session 33).
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(self.reg.nothing_to_move());
+        }
         let fd = self.fd();
         // Only the slices one call passes count: past `MAX_IOV` the call's full count is less
         // than the sum of all, and that would have marked a direction with room drained, and

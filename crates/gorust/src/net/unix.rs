@@ -382,6 +382,8 @@ impl UnixStream {
         if buf.is_empty() {
             return self.reg.nothing_to_move();
         }
+        // One write at a time, for the whole loop (Go's write lock; `netpoll/write_lock.rs`).
+        let _one_writer = self.reg.lock_writes();
         let fd = self.inner.as_raw_fd();
         let (done, _) = self
             .reg
@@ -403,6 +405,13 @@ impl UnixStream {
     }
 
     fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // An all-empty call moves nothing and waits for nothing, as `write_inner`'s (after a
+        // `shutdown(Write)`, it said `BrokenPipe`; review, session 33).
+        if bufs.iter().all(|b| b.is_empty()) {
+            return self.reg.nothing_to_move();
+        }
+        // Not into the middle of another goroutine's `write`.
+        let _one_writer = self.reg.lock_writes();
         let fd = self.inner.as_raw_fd();
         self.reg.io(Direction::Write, wt(&self.timeouts), || {
             self.reg.call_result(sys::writev(fd, bufs))

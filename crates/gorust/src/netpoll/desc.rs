@@ -44,9 +44,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::slot::WaitSlot;
+use super::write_lock::WriteWaiters;
 use crate::loom::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
 
-/// `PollDesc::flags`: closed by `close` (or `shutdown` of both halves).
+/// `PollDesc::flags`: closed by `close` (a `shutdown` gives the slots a final edge instead).
 pub(crate) const CLOSING: u8 = 1;
 /// `PollDesc::flags`: registered with a poller whose runtime has shut down.
 pub(crate) const ORPHANED: u8 = 2;
@@ -56,6 +57,10 @@ pub(crate) const STOPS: u8 = CLOSING | ORPHANED;
 const WRITE_WATCHED: u8 = 4;
 /// `PollDesc::flags`: a write deadline was set at some point; read `write_deadline`.
 const WRITE_DEADLINE: u8 = 8;
+/// `PollDesc::flags`: a blocking-looking write holds the write lock (`write_lock.rs`).
+const WRITING: u8 = 16;
+/// `PollDesc::flags`: writers may be queued for the write lock (`write_lock.rs`).
+const WRITERS_WAIT: u8 = 32;
 
 /// Which way an operation waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +88,8 @@ pub(crate) struct PollDesc {
     flags: AtomicU8,
     pub(crate) write: WaitSlot,
     write_deadline: AtomicU64,
+    /// Writers waiting for the write lock (`write_lock.rs`); touched only when one must wait.
+    writers: WriteWaiters,
 }
 
 /// The instant deadlines are measured from.
@@ -133,6 +140,7 @@ impl PollDesc {
             flags: AtomicU8::new(0),
             write: WaitSlot::new(),
             write_deadline: AtomicU64::new(0),
+            writers: WriteWaiters::new(),
         }
     }
 
@@ -220,6 +228,77 @@ impl PollDesc {
         self.flags.fetch_or(flag, Release);
         self.read.wake_all();
         self.write.wake_all();
+    }
+
+    /// Takes the write lock if it is free (`write_lock.rs`): one `fetch_or` on `flags`.
+    #[inline(always)]
+    pub(crate) fn try_lock_writes(&self) -> bool {
+        self.flags.fetch_or(WRITING, Acquire) & WRITING == 0
+    }
+
+    /// Releases the write lock, and wakes the writers queued for it, if any. A subtraction,
+    /// as the holder's `WRITING` bit is set: one `lock xadd` where a `fetch_and` whose result
+    /// is read compiles to a compare-exchange loop. `AcqRel`: a release that sees
+    /// `WRITERS_WAIT` must also see the list its setter allocated (with `Release` alone, loom
+    /// found it reading no list and waking nobody).
+    #[inline(always)]
+    pub(crate) fn unlock_writes(&self) {
+        if self.flags.fetch_sub(WRITING, AcqRel) & WRITERS_WAIT != 0 {
+            self.wake_writers();
+        }
+    }
+
+    /// Clears `WRITERS_WAIT` and wakes every queued writer. A waiter whose bit this clears has
+    /// queued already (it sets the bit and queues under the list's lock, taken here after the
+    /// clear), so it is woken here; one that sets it after the clear leaves it for the next
+    /// release.
+    #[cold]
+    #[inline(never)]
+    fn wake_writers(&self) {
+        self.flags.fetch_and(!WRITERS_WAIT, AcqRel);
+        let mut wake = Vec::new();
+        if let Some(list) = self.writers.get() {
+            crate::loom::lock(list).notify_all(&mut wake);
+        }
+        crate::sched::wake::wake_all(wake);
+    }
+
+    /// A writer's wait for the write lock: `Ready` once it holds it (its slot freed),
+    /// `Pending` with its waker queued under `key` (see `write_lock.rs` for why no release
+    /// can be missed). Call [`leave_lock_wait`](Self::leave_lock_wait) if the wait is
+    /// abandoned.
+    pub(crate) fn poll_lock_writes(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        key: &mut Option<crate::sync::waitlist::WaitKey>,
+    ) -> std::task::Poll<()> {
+        let list = self.writers.get_or_alloc();
+        let mut queue = crate::loom::lock(list);
+        let mut held = self.flags.fetch_or(WRITING, Acquire) & WRITING != 0;
+        if held {
+            // Announce the wait, then try again: a release from before the bit woke nobody,
+            // and one after it wakes the queue, which it can only do once this has queued
+            // (it takes the list's lock, held here).
+            self.flags.fetch_or(WRITERS_WAIT, AcqRel);
+            held = self.flags.fetch_or(WRITING, Acquire) & WRITING != 0;
+        }
+        if !held {
+            // Woken (or never queued): the notification asked only for this try.
+            queue.remove(key);
+            return std::task::Poll::Ready(());
+        }
+        queue.register(key, cx.waker());
+        std::task::Poll::Pending
+    }
+
+    /// Takes an abandoned wait's slot off the queue. A notification it held is not passed on:
+    /// a release wakes every queued writer, so nobody waits on this one.
+    pub(crate) fn leave_lock_wait(&self, key: &mut Option<crate::sync::waitlist::WaitKey>) {
+        if key.is_some() {
+            if let Some(list) = self.writers.get() {
+                crate::loom::lock(list).remove(key);
+            }
+        }
     }
 
     /// A write without a deadline ever set reads `flags` only, not the write line.

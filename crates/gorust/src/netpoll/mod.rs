@@ -2,7 +2,8 @@
 //!
 //! Every worker has one [`Poller`]: an epoll instance (the same one it parks in), an eventfd to
 //! wake it, and a slab of the poll descriptors registered with it. A descriptor is registered
-//! once, edge-triggered for `EPOLLIN|EPOLLOUT|EPOLLRDHUP`, with the poller of the worker that
+//! once, edge-triggered for `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLPRI` (urgent data gets the read
+//! slot a final edge, `slot.rs`), with the poller of the worker that
 //! first has to wait on it (for a goroutine, its home), so readiness wakes tasks on their own
 //! worker without cross-thread traffic. There is no `epoll_ctl` per wait.
 //!
@@ -27,5 +28,6 @@ pub(crate) mod desc;
 pub(crate) mod poller;
 pub(crate) mod slot;
 pub(crate) mod wait;
+pub(crate) mod write_lock;
 
 pub(crate) use poller::Poller;

@@ -47,7 +47,7 @@ pub(crate) struct Registration {
     deadline_timers: DeadlineTimers,
 }
 
-/// The error of an operation on a descriptor closed (or shut down) by another goroutine:
+/// The error of an operation on a descriptor closed by another goroutine (`close`):
 /// `ErrorKind::NotConnected` wrapping [`crate::net::ErrClosed`] (Go's `net.ErrClosed`).
 #[cold]
 pub(crate) fn closed_error() -> io::Error {
@@ -63,10 +63,8 @@ fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Fails a wait on the slot of a descriptor whose poller's runtime has shut down: nobody
-/// would report its edges. (A plain thread waits in `poll(2)` and is not affected.)
-#[inline(always)]
 /// What `poll(2)` asks for a direction.
+#[inline(always)]
 fn poll_events(dir: Direction) -> libc::c_short {
     match dir {
         Direction::Read => libc::POLLIN | libc::POLLRDHUP,
@@ -335,8 +333,30 @@ impl Registration {
     }
 
     /// The answer to a call with nothing to move (an empty buffer), which makes no system call:
+    /// Takes the descriptor's write lock for a blocking-looking write (`write_lock.rs`),
+    /// waiting while another write of this handle holds it: parking the goroutine, or blocking
+    /// a plain thread. Released when the guard drops.
+    #[inline(always)]
+    pub(crate) fn lock_writes(&self) -> WriteGuard<'_> {
+        if !self.desc.try_lock_writes() {
+            self.lock_writes_contended();
+        }
+        WriteGuard(&self.desc)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_writes_contended(&self) {
+        crate::block_on(LockWrites {
+            desc: &self.desc,
+            key: None,
+        });
+    }
+
     /// `Ok(0)` at once, or Go's `ErrClosed` once the descriptor is closed, as Go's `Read` and
-    /// `Write` check that first too (review, session 27). Deadlines are not checked, as in Go.
+    /// `Write` check that first too (review, session 27). Deadlines are not checked: Go's `Read`
+    /// does not either, but its `Write` does, so an empty write after the write deadline is
+    /// `Ok(0)` here and a timeout in Go.
     #[cold]
     pub(crate) fn nothing_to_move(&self) -> io::Result<usize> {
         if self.is_closing() {
@@ -1361,5 +1381,37 @@ mod tests {
         });
         assert!(crate::net::is_closed(&write.unwrap_err()));
         assert_eq!(calls.get(), 2);
+    }
+}
+
+/// The descriptor's write lock, held for one blocking-looking write (`write_lock.rs`).
+pub(crate) struct WriteGuard<'a>(&'a PollDesc);
+
+impl Drop for WriteGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.unlock_writes();
+    }
+}
+
+/// A writer's wait for the write lock; leaves the queue when dropped (a goroutine unwound at
+/// shutdown while it waits).
+struct LockWrites<'a> {
+    desc: &'a PollDesc,
+    key: Option<crate::sync::waitlist::WaitKey>,
+}
+
+impl Future for LockWrites<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.desc.poll_lock_writes(cx, &mut this.key)
+    }
+}
+
+impl Drop for LockWrites<'_> {
+    fn drop(&mut self) {
+        self.desc.leave_lock_wait(&mut self.key);
     }
 }

@@ -50,7 +50,7 @@
 pub mod mpsc;
 mod mutex;
 mod waitgroup;
-mod waitlist;
+pub(crate) mod waitlist;
 
 /// Loom models of the wake-up protocols above (`loom_sync_*`).
 #[cfg(all(test, loom))]

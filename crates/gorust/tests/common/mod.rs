@@ -361,3 +361,50 @@ pub fn park_holding<T: Send + 'static>(rt: &gorust::Runtime, value: T) {
     }));
     started_rx.recv().unwrap();
 }
+
+/// Runs `cmd` to its end with its output captured, as `Command::output` does, but for at most
+/// `limit`: past it the child is killed (by its PID) and the test fails with what it printed,
+/// instead of hanging the test run.
+pub fn output_within(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("the child's output"),
+        Err(_) => {
+            // SAFETY: our own child, not yet reaped (its waiter has not returned).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = rx.recv().unwrap().expect("the child's output");
+            panic!(
+                "the child ran past {limit:?} and was killed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// What two or more goroutines' concurrent `write_all`s of `n` bytes each (all one byte value
+/// per writer, one value from `values` each) delivered to the reader: each write in one piece,
+/// and each exactly once.
+pub fn assert_each_write_whole(got: &[u8], n: usize, values: &[u8]) {
+    assert_eq!(got.len(), n * values.len());
+    for (i, chunk) in got.chunks(n).enumerate() {
+        let other = chunk.iter().position(|&b| b != chunk[0]);
+        assert_eq!(
+            other, None,
+            "write {i} ({}) was interleaved",
+            chunk[0] as char
+        );
+    }
+    let mut firsts: Vec<u8> = got.chunks(n).map(|c| c[0]).collect();
+    firsts.sort();
+    let mut want = values.to_vec();
+    want.sort();
+    assert_eq!(firsts, want, "each write once");
+}
