@@ -834,3 +834,19 @@ fn concurrent_writes_on_one_unix_stream_do_not_interleave() {
         })
     });
 }
+
+/// An all-empty `write_vectored` moves nothing and waits for nothing, as an empty `write`:
+/// `Ok(0)`, also after this side shut writing down. Before, it made the call and said
+/// `BrokenPipe` there (review, session 33).
+#[test]
+fn an_empty_vectored_write_returns_at_once() {
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let (a, _b) = UnixStream::pair().unwrap();
+            a.shutdown(std::net::Shutdown::Write).unwrap();
+            let empty = [std::io::IoSlice::new(&[]), std::io::IoSlice::new(&[])];
+            assert_eq!((&a).write_vectored(&empty).unwrap(), 0);
+            assert_eq!((&a).write(&[]).unwrap(), 0);
+        })
+    });
+}
