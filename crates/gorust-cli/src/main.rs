@@ -4,7 +4,7 @@
 //! - `gorust serve`: an echo or HTTP/1.1 server: goroutine or thread per connection, or the event loop (`serve.rs`);
 //! - `gorust load`: a wrk-like load generator for both protocols (`load.rs`);
 //! - `gorust compare`: the HTTP hello against hyper on tokio, may_minihttp and Go's net/http,
-//!   one core each, interleaved rounds (`compare.rs`).
+//!   one core each, interleaved rounds (`compare/`).
 //!
 //! Bad input (an unknown flag, a malformed value, a port in use, a refused connection) ends
 //! the command with one line on stderr and a non-zero exit code.

@@ -17,6 +17,32 @@
 //! The budget counts operations, not time: a task that loops on pure computation without
 //! touching any runtime primitive must call `gorust::yield_now()` itself, as in Go before
 //! asynchronous preemption.
+//!
+//! Who touches what: the budget is one thread-local counter (`LEFT`, a `Cell`). It needs no
+//! synchronisation, because a task's poll runs on its worker's thread, and so does a
+//! goroutine's code inside that poll, on the goroutine's own stack. The worker sets the counter
+//! to `BUDGET` right before each task's poll (`reset`, in `WorkerCtx::run_task`) and back to
+//! unlimited right after (`unconstrain`), so its own loop between polls is never refused. The
+//! primitives that run on that thread during the poll spend units (`poll_proceed`,
+//! `try_spend`, `spend_or_yield`) and give them back (`refund`). `unconstrained` runs a wait
+//! with no budget and puts the old value back afterwards, also on a panic. The waits that
+//! cannot starve another task use it: `wait_on_thread` (a plain thread's `block_on`, or a
+//! worker's in its shutdown step, both blocking the thread), and the single poll that
+//! `block_on` makes for a future on a worker.
+//!
+//! Rejected:
+//! - Preemption by signal, as Go has done since 1.14 (ARCHITECTURE.md lists the missing
+//!   preemption as a known limit). A future's poll is a plain call on the worker's stack, with
+//!   nowhere to be suspended to. A goroutine stopped at an arbitrary instruction could hold a
+//!   lock, or be in the middle of the allocator, when the next goroutine on that thread needs
+//!   the same. Go stops a goroutine only where its compiler and runtime know it is safe to, and
+//!   Rust's compiler records no such points. Even a voluntary yield must avoid one state here:
+//!   a goroutine does not yield while its thread is unwinding a panic (`yield_spent`), since
+//!   std counts panics per thread. A preempting signal would have to know every such state.
+//! - A budget of time instead of operations. Each operation would read a clock, on a path where
+//!   even an out-of-line call to `try_spend` showed in the echo server's profile. A loop that
+//!   touches no primitive would still be unbounded, because nothing there would look at the
+//!   clock either.
 
 use std::cell::Cell;
 use std::task::{Context, Poll};

@@ -266,8 +266,8 @@ fn block_on_thread<F: Future>(fut: F) -> F::Output {
     wait_on_thread(fut, None)
 }
 
-/// How long a destructor that a worker's shutdown step runs may wait in `block_on` without a
-/// wake-up before a warning says what may be wrong.
+/// How long a destructor that a worker's shutdown step runs may wait in `block_on`, counted
+/// from its first `Pending`, before a warning says what may be wrong.
 const SHUTDOWN_WARN_AFTER: Duration = Duration::from_secs(5);
 
 /// `block_on` in a worker's shutdown step: the thread blocks, with a warning on stderr if one

@@ -3,7 +3,8 @@
 //! Every atomic, lock and shared cell used by the scheduler's state machines (run queues, task
 //! state word, idle protocol, parker) is imported from here rather than from `std`. Under
 //! `RUSTFLAGS="--cfg loom"` the same code is compiled against [loom]'s model-checked types and the
-//! models in `crate::sched::loom_tests` explore every interleaving.
+//! models (`loom_*` tests: `sched/loom_tests.rs`, `buffer/loom_tests.rs`, and beside the code in
+//! `netpoll`, `time`, `sync` and `eventloop`) explore every interleaving.
 //!
 //! The cell type follows loom's API (`with` / `with_mut` taking a closure over a raw pointer) so
 //! that loom can check every access; in normal builds it is a zero-cost wrapper over

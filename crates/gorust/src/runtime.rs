@@ -1,4 +1,83 @@
 //! `Runtime` and its `Builder`: starting and stopping the workers.
+//!
+//! `Builder::build`, in order:
+//! 1. Checks the configuration: a setting out of range is an `InvalidInput` error that names it.
+//!    The stack size is rounded up to whole pages.
+//! 2. Grows the process's descriptor table to `reserve_descriptors` slots
+//!    (`sys::fdtable::reserve`) before any thread of the runtime starts, while the growth may
+//!    still cost no RCU grace period. A failure is ignored: the table then grows on demand.
+//! 3. Installs the `SIGSEGV`/`SIGBUS` handler that reports a goroutine's stack overflow
+//!    (`goroutine/overflow.rs`).
+//! 4. Makes the shared state, with one poller per worker (`Shared::new`).
+//! 5. Starts the threads: worker 0's on standby (below), then workers 1 and up, then the monitor
+//!    (`sched/sysmon.rs`). With `schedtrace` set it also starts the trace thread. That thread
+//!    holds only a weak reference, ends at its first tick after shutdown and is never joined.
+//!    If it cannot start, stderr says so and `build` still succeeds.
+//!
+//! A worker or the monitor that cannot start is `build`'s error. The runtime built so far is
+//! then dropped, which stops and joins the threads that did start.
+//!
+//! States of worker 0 (`FirstWorker`). `Runtime::run` serves worker 0 on its caller's thread
+//! when it can, so that thread does not just wait:
+//! - `Standby { go, thread }`: set by `build` once the thread has started. The thread waits on
+//!   a one-slot channel for its orders.
+//! - `Standby` → `Serving(thread)`: `go`, `spawn`, `block_on` and the drop send `true`
+//!   (`serve_first_worker`) before they may queue work for worker 0. From then on worker 0
+//!   runs on its own thread for the life of the runtime.
+//! - `Standby` → `Done`: `run`, on a thread that belongs to no runtime, sends `false`
+//!   (`take_first_worker`). A worker's thread, a blocking-pool thread and a thread inside
+//!   `Runtime::block_on` already have a role and do not qualify. Worker 0's thread hands back
+//!   its queue and exits, and `run` joins it. Then `run` sets `first_served_inline`, which lets
+//!   a one-worker runtime's monitor leave the descriptor table (`sched/sysmon.rs`), and runs
+//!   `run_worker` for worker 0 on the caller's thread. The main goroutine begins the shutdown
+//!   when it ends, whether it returned or unwound (`ShutdownOnDrop`), and that ends worker 0's
+//!   loop. If `run` finds `Serving`, or runs on a thread that has a role, worker 0 keeps its
+//!   own thread and `run` waits for `f` with `block_on`.
+//! - `Serving` → `Done`: the drop, which then joins the thread. A runtime whose `build` failed
+//!   before worker 0's thread started is `Done` from the start.
+//!
+//! Who touches what: `first` is behind a `Mutex`, because `go`, `spawn` and `block_on` take
+//! `&self` and may race on several threads. Those three, `run` and the drop's first step lock
+//! it; the drop's joins reach it through `get_mut`. A poisoned lock is taken all the same:
+//! every holder swaps the whole state out first (`mem::replace`), so a panic leaves a whole
+//! state behind. `threads` (workers 1 and up) and `monitor` are written only by `build` and
+//! emptied only by the drop, both with exclusive access, so that `Mutex` is never locked.
+//! `handle` is the scheduler's `Arc<Shared>`, cloned into every worker; the monitor and the
+//! trace thread hold it weakly.
+//!
+//! Shutdown (`Drop`), in order:
+//! 1. `serve_first_worker`: a worker 0 still on standby serves, so that it runs its own
+//!    shutdown step like the other workers.
+//! 2. `Shared::begin_shutdown`: sets the shutdown flag, closes the owned-task list and unparks
+//!    every worker (steps 1–2 of `sched/mod.rs`).
+//! 3. The monitor is woken and joined before this drop lets go of the handle. That way the
+//!    monitor never drops the last reference, and never runs destructors in a descriptor
+//!    table of its own.
+//! 4. If the drop runs inside one of this runtime's own goroutines (`stop_serving_in` finds
+//!    that this thread is one of its workers), that worker stops serving. It unwinds its share
+//!    at once, outside any goroutine, while the other workers unwind theirs
+//!    (`Shared::unwind_share`). This cannot wait until after the joins (review, session 27):
+//!    a destructor on another worker may join a goroutine parked here, and that join and this
+//!    thread's join of that worker then waited for each other for good.
+//! 5. Joins worker 0's thread if it is `Serving`, then workers 1 and up. Here and in step 3 it
+//!    skips the calling thread, which cannot join itself: the drop may run inside one of its
+//!    own workers, or in a waker the monitor called (`join_unless_current`).
+//! 6. `Shared::finish_shutdown`, on this thread and outside any goroutine: cancels what no live
+//!    worker holds any more, orphans the pollers' descriptors and stops the blocking pool.
+//!
+//! Rejected (ARCHITECTURE.md, "Threads and the descriptor table"):
+//! - Worker 0 always on a thread of its own, with `run`'s caller only waiting, as before
+//!   session 18. A one-worker runtime then had three threads in the descriptor table: the
+//!   waiting caller, worker 0 and the monitor. While more than one thread shares the table,
+//!   Linux counts a file reference on every socket call (`fdget`/`fput`). tokio's
+//!   current-thread runtime and a one-thread C loop skip that count.
+//! - Starting worker 0's thread only when something needs it. A thread that cannot start
+//!   would then fail a later `go` or `spawn`, which return no `Result`. So `build` starts it
+//!   on standby.
+//! - Giving the workers or `run`'s caller a descriptor table of their own
+//!   (`unshare(CLONE_FILES)`): the descriptors they open must be the process's. Only the
+//!   monitor leaves the table, and `sched/sysmon.rs` says why it keeps only its pollers'
+//!   descriptors there.
 
 use std::future::Future;
 use std::io;
@@ -12,7 +91,9 @@ use crate::sched::queue::Local;
 use crate::sched::task::{JoinHandle, Kind};
 use crate::sched::{Config, Handle, Shared};
 
-/// Configures a [`Runtime`]. Every tunable of the scheduler is here, with its default.
+/// Configures a [`Runtime`]: the scheduler's intervals, sizes and limits, each with its
+/// default. (The cooperative budget, the monitor's 10 ms period and the stack caches' sizes
+/// are constants.)
 #[derive(Clone, Debug)]
 pub struct Builder {
     config: Config,

@@ -22,11 +22,12 @@ fn ten_thousand_event_loop_connections() {
         common::run_on(2, || {
             let (el, addr, gone) = common::echo_loop(|b| b);
             let out = gorust::blocking(move || {
-                Command::new(std::env::current_exe().unwrap())
-                    .args(["--exact", "el_scale_client", "--nocapture"])
-                    .env("GORUST_EL_SCALE_CLIENT", addr.to_string())
-                    .output()
-                    .unwrap()
+                common::output_within(
+                    Command::new(std::env::current_exe().unwrap())
+                        .args(["--exact", "el_scale_client", "--nocapture"])
+                        .env("GORUST_EL_SCALE_CLIENT", addr.to_string()),
+                    Duration::from_secs(240),
+                )
             });
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(

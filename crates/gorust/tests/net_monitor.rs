@@ -122,16 +122,17 @@ fn monitor_table() -> Vec<String> {
 /// In a child process, where no other runtime's monitor runs.
 #[test]
 fn a_one_worker_monitor_keeps_only_its_pollers_descriptors() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "monitor_table_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GORUST_CHILD", "monitor-table")
-        .output()
-        .unwrap();
+    let out = common::output_within(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "monitor_table_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GORUST_CHILD", "monitor-table"),
+        Duration::from_secs(120),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     if stdout.contains("monitor-table: skipped") {
         common::skip("close_range(CLOSE_RANGE_UNSHARE) on a thread");

@@ -975,11 +975,12 @@ fn metrics_report_workers_and_goroutines() {
 
 /// Re-runs this test binary with one test selected and an environment variable set.
 fn child(test: &str, env: (&str, &str)) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1)
-        .output()
-        .unwrap()
+    common::output_within(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env.0, env.1),
+        Duration::from_secs(120),
+    )
 }
 
 #[test]

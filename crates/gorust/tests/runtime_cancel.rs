@@ -245,11 +245,12 @@ fn a_goroutine_parked_while_unwinding_a_panic_does_not_abort_the_shutdown() {
     if std::env::var("GORUST_PARKED_UNWINDING").is_ok() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "parked_unwinding_child", "--nocapture"])
-        .env("GORUST_PARKED_UNWINDING", "1")
-        .output()
-        .unwrap();
+    let out = common::output_within(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "parked_unwinding_child", "--nocapture"])
+            .env("GORUST_PARKED_UNWINDING", "1"),
+        std::time::Duration::from_secs(120),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{:?}; {err}", out.status);

@@ -77,7 +77,7 @@
 //! | [`output_limit`](Builder::output_limit) | 4 MiB | output handed to the poller; a `flush` past it parks the handler (never a poller) until the socket drains below it |
 //! | [`idle_timeout`](Builder::idle_timeout) | none | a real timer: no read or write for this long closes the connection |
 //! | [`read_timeout`](Builder::read_timeout) | none | bounds [`Connection::wait_input`] |
-//! | [`write_timeout`](Builder::write_timeout) | none | output pending this long closes the connection; bounds a `flush` waiting for room |
+//! | [`write_timeout`](Builder::write_timeout) | none | pending output that makes no progress for this long closes the connection (nginx's `send_timeout`); bounds a `flush` waiting for room |
 //!
 //! One read takes at most 64 KiB (`READ_MAX` in `conn.rs`), and never more than the room left
 //! under the input limit, so the input never exceeds it.

@@ -33,7 +33,8 @@
 //!   a goroutine touches (typically one or two), so the default 256 KiB is address space.
 //! - Guards are `MADV_GUARD_INSTALL` markers (Linux 6.13+): they do not split the mapping, so a
 //!   million stacks use a few thousand entries of `vm.max_map_count` (65,530 by default), not
-//!   two million. Older kernels fall back to `mprotect(PROT_NONE)`, one mapping per guard.
+//!   two million. Older kernels fall back to `mprotect(PROT_NONE)`, which splits the
+//!   mapping: two entries per stack, about 32,000 goroutines at the default limit.
 //! - A touch of a guard raises `SIGSEGV`; `overflow.rs` reports which goroutine overflowed and
 //!   aborts (the guard is larger than any frame Rust allocates without stack probes).
 //! - Freed stacks go to the freeing thread's cache (up to `LOCAL_CACHE`), then to a global warm

@@ -1,4 +1,73 @@
-//! `UdpSocket`.
+//! `UdpSocket`: `std::net::UdpSocket`'s API, waiting on the netpoller.
+//!
+//! A handle wraps std's socket, switched to non-blocking mode, and owns a `Registration`
+//! (`netpoll/wait.rs`) with a poll descriptor of its own. That descriptor holds a read and a
+//! write wait slot, a read and a write deadline, and the closing flag. Nothing is registered
+//! with a poller until a goroutine or a future first has to wait. The socket is then added
+//! once, edge-triggered, to the current worker's poller (off a worker, to one of the current
+//! runtime's).
+//!
+//! How a call waits. Receives (`recv_from`, `recv`, `peek_from`, `peek`) wait on the read slot
+//! and sends (`send_to`, `send`) on the write slot. The poller keeps the write slot up to date
+//! only once a send has had to wait (`desc.rs`, "Watched writes"). Each call is tried first
+//! and waits only after `EAGAIN`:
+//! - A goroutine parks on the slot (`Registration::io`). It tries again once the slot reports
+//!   an edge newer than the count taken before its call, or once a close or a deadline change
+//!   wakes it.
+//! - A future (`poll_recv_from`, `poll_recv`, `poll_send`, `poll_send_to`) returns `Pending`
+//!   with its waker in the slot (`Registration::poll_io`).
+//! - A plain thread outside the runtime blocks in `poll(2)` on the descriptor, 100 ms at a
+//!   time, so that it sees a close or a deadline change.
+//!
+//! The calls go through `io`, not `io_bytes`. A datagram's length says nothing about what is
+//! still queued, so a result never marks a direction drained; only `EAGAIN` leads to a wait.
+//! `EINTR` is retried. Each send or receive spends one unit of the cooperative budget
+//! (`coop`).
+//!
+//! Connected and unconnected. `connect` sets the default destination, and the kernel then drops
+//! datagrams from other senders. It never waits on the socket, since a UDP connect only records the
+//! peer. `send` and `poll_send` need a connected socket and fail with the kernel's error without
+//! one. `recv`, `peek` and `poll_recv` take the next datagram (only the peer's, once connected),
+//! without its sender's address. `send_to`, `recv_from` and `peek_from` work either way. `send_to`
+//! resolves a host name on the blocking pool and sends to its first address. On a connected socket,
+//! an ICMP error caused by an earlier send (`ConnectionRefused` from a closed port) comes back as
+//! the error of a later call, and is returned, not retried.
+//!
+//! Zero-length buffers. The stream types answer a zero-length read with `Ok(0)` at once. A
+//! receive here instead makes its call with the empty buffer, as std's does: it waits for a
+//! datagram and consumes all of it, returning 0 (`peek` and `peek_from` leave it queued). A
+//! zero-length send sends an empty datagram. So `Ok(0)` from `recv` means one of three things:
+//! an empty datagram, a datagram received into an empty buffer, or reading shut down (below).
+//!
+//! Deadlines. Go's `set_read_deadline` and `set_write_deadline` live in this handle's poll
+//! descriptor. Setting one wakes that slot's waiters, which check it again. A deadline that has
+//! passed fails every call in its direction with `TimedOut` until it is moved. std's
+//! `set_read_timeout` and `set_write_timeout` are also kept per handle (`timeouts.rs`). Each
+//! bounds one blocking call as a whole, together with the deadline. The `poll_*` methods obey
+//! the deadlines, through a timer that wakes the future when one passes, but not the
+//! timeouts, which have no single call to bound. A `try_clone` gets its own poll descriptor,
+//! so its own deadlines and `close`, and starts with a copy of this handle's timeouts.
+//!
+//! `close` marks this handle's poll descriptor closing and wakes its waiters. They, and every later
+//! send or receive on this handle, fail with `ErrClosed` (an `ErrorKind::NotConnected` error that
+//! wraps it). `close` does not shut the socket down (see Rejected). It does not reach other handles
+//! either: a `try_clone` goes on receiving. Nor does it release the descriptor. The drop does that,
+//! after it has deregistered the socket from its poller (if it was registered), so that no other
+//! goroutine can see the number reused in the meantime. A plain thread blocked in this handle's
+//! receive sees the close when its current 100 ms slice of `poll(2)` ends.
+//!
+//! Reading shut down from outside: a `shutdown(SHUT_RD)` on the socket, by any handle or
+//! process, through its descriptor. It ends a receive the way std's blocking receive ends:
+//! `Ok(0)` from `recv` and `peek`, and `InvalidInput` from `recv_from` and `peek_from`, which
+//! have no sender's address to give. The kernel keeps answering `EAGAIN` in that state, so
+//! `Registration::or_read_end` asks `poll(2)` whether reading is shut down. It asks only where
+//! the shutdown may have gone unseen, so a server's receive that drains its socket makes no
+//! extra call.
+//!
+//! Rejected: `close` calling `shutdown(2)`, as the stream types' `close` does (ARCHITECTURE.md,
+//! "How a socket waits", item 5). std's `UdpSocket` has no `shutdown`. A datagram socket that
+//! has been shut down polls readable for ever while its non-blocking receive says `EAGAIN`, so
+//! a plain thread waiting on another handle would spin.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -1,7 +1,9 @@
 //! Counters that describe what the scheduler is doing.
 //!
 //! Each worker's counters are written only by that worker (`Relaxed` increments on its own
-//! cache line) and read by anyone taking a snapshot, so reading them never slows a worker.
+//! cache line), except the `timers` gauge, which whoever inserts into or fires the worker's
+//! heap publishes under the heap's lock (the monitor, `Shared::add_timer_to`); anyone taking a
+//! snapshot reads them, so reading them never slows a worker.
 
 use crate::loom::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

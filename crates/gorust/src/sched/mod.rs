@@ -55,10 +55,10 @@
 //! in its epoll until woken or until its next timer.
 //!
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
-//! cancelled at once; (2) every worker is unparked; (3) each worker cancels the goroutines
-//! nobody started (claimed by binding them to itself, which no start can then do), then, on
-//! its own thread, the goroutines bound to it and any future, then closes its inbox and drops
-//! what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
+//! cancelled at once; (2) every worker is unparked; (3) each worker hands its pending timers to
+//! the fallback thread, cancels the goroutines nobody started (claimed by binding them to
+//! itself, which no start can then do), then every future, then, on its own thread, the
+//! goroutines bound to it, then closes its inbox and drops what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
 //! cancels what is left (nobody started first) and stops the blocking pool. A runtime dropped
 //! inside one of its own goroutines runs the cancelling part of step 3 for that worker
 //! (`Shared::unwind_share`) on its thread before step 4's joins, while the others run theirs.

@@ -4,7 +4,9 @@
 //! context, borrowed only between task polls; a waker firing on this thread during a poll takes
 //! the borrow briefly to push into the LIFO slot or a local queue). Other threads reach the
 //! worker only through its [`Remote`](super::Remote): the stealable end of the ring, the inbox
-//! and the parker.
+//! (locked), the parker, the poller (whose readiness the monitor collects for a stuck worker),
+//! the timer heap (locked: the monitor fires it, `Shared::add_timer_to` inserts) and the
+//! metrics (atomics).
 //!
 //! States of a worker: *running* a task; *searching* (no local work, stealing; counted in
 //! `Idle`, at most half the workers); *parked* in its epoll (listed in `Idle`).

@@ -1,4 +1,67 @@
 //! epoll(7): a readiness queue per worker.
+//!
+//! Each worker's `Poller` (`netpoll/poller.rs`) owns one `Epoll`. The worker parks in it, and
+//! the netpoller and the event loop register descriptors on it. This file holds the system
+//! calls and decodes their flags. The `u64` token in each event is the caller's choice: a slab
+//! index and a generation (`netpoll/poller.rs`), never a pointer.
+//!
+//! Registrations, by kind and by user:
+//! - Edge-triggered, `EDGE_ALL` (`EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLPRI|EPOLLET`): the
+//!   netpoller's descriptors, which are `gorust::net`'s sockets used by goroutines and futures.
+//!   `Poller::register` adds each one once, when a wait first needs it, and it is never
+//!   modified. An I/O call tries its system call first and waits only after `EAGAIN`, so there
+//!   is no `epoll_ctl` per wait.
+//! - Level-triggered, `READABLE`: the poller's own wake-up eventfd (`Poller::new`). Only the
+//!   owning worker drains it. When the monitor sees its event and leaves it undrained, it stays
+//!   readable, and the worker's next wait returns at once instead of sleeping through it.
+//! - Level-triggered, `READABLE`/`WRITABLE`/`NONE`, switched with `modify`: event-loop
+//!   connections (`eventloop/conn.rs`). Read interest is turned off under back-pressure, and
+//!   write interest is on only while output is pending. `eventloop/mod.rs` explains why these
+//!   are not edge-triggered.
+//!
+//! Waiting (`Epoll::wait`): `None` blocks until an event arrives, and `Some(ZERO)` only polls. Any
+//! other timeout bounds the wait to the nanosecond through `epoll_pwait2` (Linux 5.11), so a worker
+//! parked until its next timer is not woken up to a millisecond late by rounding. The seconds
+//! saturate at `time_t`'s bound. Where `time_t` is 32 bits, a deadline decades away used to wrap
+//! negative, and the kernel's `EINVAL` aborted the poller (review, session 31).
+//!
+//! Callers of `wait`:
+//! - the worker's parker, which blocks, bounded by the worker's earliest timer if it has one;
+//! - the worker's non-blocking polls, made every `event_interval` ticks while it is busy and
+//!   when it runs out of local work;
+//! - the monitor's non-blocking poll of a stuck worker's epoll.
+//!
+//! The monitor's poll may run while that worker is about to block in the same epoll. `Epoll`
+//! holds only the descriptor and each caller passes its own `Events` buffer, so `wait` takes
+//! `&self`.
+//!
+//! States of the process-wide `NO_PWAIT2` flag. It is clear at start. The first `wait` whose
+//! `epoll_pwait2` fails with `ENOSYS` or `EPERM` sets it, for good and for every epoll in the
+//! process, and retries at once on the fallback:
+//! - `ENOSYS` comes from a kernel before 5.11.
+//! - `EPERM` comes from a seccomp filter written before the call existed. Such a filter may
+//!   refuse it with `EPERM` rather than `ENOSYS`, and some container runtimes still install one.
+//!
+//! The fallback is `epoll_wait`, which counts in whole milliseconds. It rounds a timeout *up*
+//! (at most `i32::MAX` ms), so that a timer never fires early. Rounded down, a wait under a
+//! millisecond would become a zero-timeout poll, and the worker would spin until its timer is
+//! due (test `a_seccomp_filter_that_denies_epoll_pwait2_falls_back_to_epoll_wait`). The flag's
+//! load and store are `Relaxed` because it guards no other data: a thread that has not seen it
+//! yet makes one more failing call and sets it itself.
+//!
+//! Errors: `EINTR` (a signal handler ran on this thread) is not an error. The wait returns with
+//! no events and is not restarted with the time left. Every caller already allows an early
+//! return (the parker may return spuriously, `sched/park.rs`): the worker's loop looks at its
+//! timers and queues and parks again. Any other error of `wait` means a programming error
+//! (`EBADF`, `EFAULT`, `EINVAL`), and `Poller::wait` aborts on it.
+//!
+//! Rejected:
+//! - Millisecond timeouts (`epoll_wait`) as the main path, which is how Go's netpoller waits on
+//!   Linux. Rounding every timed park up to a millisecond defeats sub-millisecond sleeps
+//!   (DESIGN.md 6, golang/go#44343). Millisecond timeouts remain only as the fallback above.
+//! - Pointers in the event data. An event in flight for a descriptor that was closed would
+//!   point at freed memory. The token carries a generation instead, and a stale one is dropped
+//!   (Go's `fdseq`; DESIGN.md 4).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -11,7 +11,7 @@
 //! | `EventFd::new()` / `notify()` / `drain()` | a counter that makes the queue readable; `notify` is safe from any thread |
 //! | `fdtable::reserve(slots)` | grow the process's descriptor table up front (capped at the soft `RLIMIT_NOFILE`), opening no descriptor that outlives the call |
 //! | `memory::*` | reserve, guard (`MADV_GUARD_INSTALL`, else `mprotect`), release and unreserve stack memory; map chunks for task cells |
-//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recv`, `send`/`sendmsg` with `MSG_NOSIGNAL` (`recv`, `send` and `sendmsg` made directly, with no glibc wrapper: `raw_syscall`, the `syscall` instruction inline on x86-64), `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
+//! | `socket::*` | the hot-path socket calls: `read`, `readv`, `peek`, `recv`, `write`/`writev` (`sendto`/`sendmsg` with `MSG_NOSIGNAL`; `recv`, `write` and `writev` made directly, with no glibc wrapper: `raw_syscall`, the `syscall` instruction inline on x86-64), `accept4` non-blocking and close-on-exec, `poll(2)` on one descriptor for plain threads |
 //! | `signal::*` | the `SIGSEGV`/`SIGBUS` handler chain and per-thread alternate stacks |
 //! | `set_precise_timers()` | 1 ns timer slack for the calling thread, until the guard drops |
 //! | `uio::readv` / `uio::writev` | one vectored read or write on any descriptor; `EINTR` retried, no `SIGPIPE` on sockets |

@@ -1,6 +1,7 @@
 //! One timer: a deadline and the waker to call when it passes.
 //!
-//! States: `PENDING` → `FIRED` (by the heap's owner when the deadline passes) or
+//! States: `PENDING` → `FIRED` (by whoever fires the heap when the deadline passes: its worker,
+//! the monitor for a stuck worker, or the fallback thread) or
 //! `PENDING` → `CANCELLED` (by the `Sleep` being dropped or reset, on any thread). Whichever
 //! CAS wins decides; the heap drops cancelled entries lazily and compacts when they pile up.
 //! The waker sits behind a small mutex because a `Sleep` future may be polled on one worker

@@ -3,7 +3,8 @@
 //! ```text
 //!  Cell<F, S> (repr(C), one allocation per task)
 //!  +---------------------------+
-//!  | Header                    |  state word, vtable, owned-list links, home worker, id, kind
+//!  | Header                    |  state word, vtable, owned-list links, home worker, kind,
+//!  |                           |  started (goroutine's first poll begun), id
 //!  +---------------------------+
 //!  | scheduler: S              |  where wakers send the task
 //!  | stage: Running(F)         |  exclusive to whoever holds RUNNING;
@@ -22,7 +23,10 @@
 //! owned-list shard lock; `home` is set at creation for a goroutine spawned bound to its
 //! worker (`go_here`), and otherwise bound once, by a compare-exchange from `UNBOUND`: by the
 //! first runner of a goroutine before its first park (wakers read it after the `AcqRel`
-//! transition that publishes the park), or by a shutdown step that cancels it unstarted.
+//! transition that publishes the park), or by a shutdown step that cancels it unstarted;
+//! `started` is a relaxed atomic that only a goroutine's own worker sets, at its first poll; the
+//! shutdown steps read it to cancel the goroutines that never started before they unwind the
+//! parked ones (exact on that worker's thread, or once that worker is gone).
 //!
 //! Memory: cells come from size-class slabs (`slab.rs`): a free list per thread and class, a
 //! depot that moves freed cells between threads in batches, and chunks of up to 2 MiB for

@@ -1,4 +1,61 @@
 //! The typed half of the task cell: allocation, poll harness, waker vtable.
+//!
+//! `task/mod.rs` draws the cell and `state.rs` the state word. This file holds the parts that
+//! know the future's type `F` and the scheduler's type `S`:
+//! - `new_task` writes a `Cell<F, S>` into a block from the size-class slabs (`slab::alloc`,
+//!   `slab.rs`). The cell starts with three references: its first `Notified`, the owned
+//!   list's (handed back as a raw `TaskRef`, which the caller must list or cancel) and the
+//!   `JoinHandle`'s. `dealloc` drops the cell in place and returns the block (`slab::dealloc`)
+//!   on whichever thread released the last reference.
+//! - A `Vtable` per `(F, S)`, which the untyped `Header` points to. Its entries poll, schedule,
+//!   shut down, read the output, drop the join handle and deallocate.
+//! - The poll harness (`Harness::poll`). It takes RUNNING and polls the future under
+//!   `catch_unwind`, with a waker that borrows the runner's reference. On `Ready`, or on a
+//!   panic, it stores the output or the panic and completes the task. On `Pending` it goes
+//!   idle, and queues the task again as a yield if it was woken meanwhile. A task found
+//!   cancelled, before the poll or when it returns `Pending`, has its future dropped and
+//!   completes. `set_stage` drops the old stage where it lies, then writes the new one, and
+//!   catches a panic from that drop.
+//! - The waker: one static `RawWakerVTable` for every task type, whose data pointer is the
+//!   header. A clone is a reference increment. `wake` turns the waker's own reference into
+//!   the `Notified` that is queued; `wake_by_ref` takes a new reference for it.
+//! - The `started` flag, which sits in the header's padding. A goroutine's worker sets it
+//!   before each poll (`mark_started`: only a load once set). The shutdown steps read it
+//!   (`Shared::unwind_share`, `finish_shutdown`). A goroutine bound from its spawn
+//!   (`go_here`, an event-loop handler) has a `home` before it ever runs, and only this flag
+//!   says whether it has started.
+//!
+//! Who touches what:
+//! - `state` is atomic (`state.rs`).
+//! - `vtable`, `kind`, `id` and `scheduler` are written once, by `new_task`.
+//! - `home` is atomic: set at creation, or bound once by `try_bind`'s compare-exchange
+//!   (`task/mod.rs`).
+//! - `started` is a relaxed atomic written only on the goroutine's own worker. A read is
+//!   exact on that thread, or once that worker is gone.
+//! - The `owned` links are touched only under the owned list's shard lock.
+//! - `stage` belongs to whoever holds RUNNING; after COMPLETE, to the completer or the
+//!   `JoinHandle`.
+//! - `join_waker` belongs to whichever side the JOIN_WAKER bit names.
+//!
+//! Invariant: the last reference is released only after the task has completed. The owned list
+//! holds one reference until completion. `complete` takes the task off the list
+//! (`Schedule::release`) and releases that reference together with the runner's. A shutdown step
+//! that drains the list instead hands the same reference to `TaskRef::shutdown`. That call
+//! completes an idle task itself, finds a complete one, or leaves completion to the runner, which
+//! holds a reference of its own. `transition_to_idle` aborts rather than let an idle task give up
+//! its last reference. So a `Waker`, `Notified` or `JoinHandle` dropped on some other thread never
+//! deallocates a cell whose stage is still `Running`. The future is dropped only by `set_stage`, on
+//! the thread that holds RUNNING. For a started goroutine that future holds a coroutine that must
+//! not leave its thread, and that thread is its home worker: wakes are routed by `home`, and
+//! `TaskRef::shutdown` requires it. The one exception is `finish_shutdown` cancelling a goroutine
+//! whose worker exited without its shutdown step. `Goroutine::drop` covers that case: a suspended
+//! coroutine found off its thread is leaked, not unwound. By the time `dealloc` runs, the stage
+//! holds an output or nothing.
+//!
+//! Rejected: moving the future out of the cell and dropping the copy. Pin's guarantee lasts
+//! until the destructor has run at the same address. A future that unlinks a node inside
+//! itself in its drop (tokio's `Notify::notified`) then missed its node, and the list kept
+//! pointing into the freed cell (review, session 32; see `set_stage`).
 
 use std::future::Future;
 use std::marker::PhantomData;
