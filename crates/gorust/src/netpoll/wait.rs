@@ -332,7 +332,6 @@ impl Registration {
         self.desc.flags() & CLOSING != 0
     }
 
-    /// The answer to a call with nothing to move (an empty buffer), which makes no system call:
     /// Takes the descriptor's write lock for a blocking-looking write (`write_lock.rs`),
     /// waiting while another write of this handle holds it: parking the goroutine, or blocking
     /// a plain thread. Released when the guard drops.
@@ -353,6 +352,7 @@ impl Registration {
         });
     }
 
+    /// The answer to a call with nothing to move (an empty buffer), which makes no system call:
     /// `Ok(0)` at once, or Go's `ErrClosed` once the descriptor is closed, as Go's `Read` and
     /// `Write` check that first too (review, session 27). Deadlines are not checked: Go's `Read`
     /// does not either, but its `Write` does, so an empty write after the write deadline is
@@ -954,6 +954,38 @@ impl Future for Wait<'_> {
     }
 }
 
+/// The descriptor's write lock, held for one blocking-looking write (`write_lock.rs`).
+pub(crate) struct WriteGuard<'a>(&'a PollDesc);
+
+impl Drop for WriteGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.unlock_writes();
+    }
+}
+
+/// A writer's wait for the write lock; leaves the queue when dropped (a goroutine unwound at
+/// shutdown while it waits).
+struct LockWrites<'a> {
+    desc: &'a PollDesc,
+    key: Option<crate::sync::waitlist::WaitKey>,
+}
+
+impl Future for LockWrites<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.desc.poll_lock_writes(cx, &mut this.key)
+    }
+}
+
+impl Drop for LockWrites<'_> {
+    fn drop(&mut self) {
+        self.desc.leave_lock_wait(&mut self.key);
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::cell::Cell;
@@ -1381,37 +1413,5 @@ mod tests {
         });
         assert!(crate::net::is_closed(&write.unwrap_err()));
         assert_eq!(calls.get(), 2);
-    }
-}
-
-/// The descriptor's write lock, held for one blocking-looking write (`write_lock.rs`).
-pub(crate) struct WriteGuard<'a>(&'a PollDesc);
-
-impl Drop for WriteGuard<'_> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        self.0.unlock_writes();
-    }
-}
-
-/// A writer's wait for the write lock; leaves the queue when dropped (a goroutine unwound at
-/// shutdown while it waits).
-struct LockWrites<'a> {
-    desc: &'a PollDesc,
-    key: Option<crate::sync::waitlist::WaitKey>,
-}
-
-impl Future for LockWrites<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        this.desc.poll_lock_writes(cx, &mut this.key)
-    }
-}
-
-impl Drop for LockWrites<'_> {
-    fn drop(&mut self) {
-        self.desc.leave_lock_wait(&mut self.key);
     }
 }
