@@ -636,6 +636,92 @@ fn futures_io_traits() {
     });
 }
 
+/// The `futures_io` traits on `&TcpStream`: a read and a write run at once through two shared
+/// references (the read parks first, and the echo of the write wakes it), and a vectored
+/// write sends every slice in one call, where the trait's default sent the first alone.
+#[test]
+fn futures_io_traits_on_shared_streams_read_while_writing_vectored() {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::io::IoSlice;
+    use std::pin::Pin;
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (addr, _server) = echo_server();
+            let c = Arc::new(TcpStream::connect(addr).unwrap());
+            let reader = {
+                let c = c.clone();
+                gorust::spawn(async move {
+                    let mut r = &*c;
+                    let mut buf = [0u8; 6];
+                    let mut got = 0;
+                    while got < buf.len() {
+                        let n = std::future::poll_fn(|cx| {
+                            Pin::new(&mut r).poll_read(cx, &mut buf[got..])
+                        })
+                        .await
+                        .unwrap();
+                        assert!(n > 0, "end of stream after {got} bytes");
+                        got += n;
+                    }
+                    buf
+                })
+            };
+            let slices = [
+                IoSlice::new(b"a"),
+                IoSlice::new(b"bc"),
+                IoSlice::new(b"def"),
+            ];
+            let mut w = &*c;
+            let n = gorust::block_on(std::future::poll_fn(|cx| {
+                Pin::new(&mut w).poll_write_vectored(cx, &slices)
+            }))
+            .unwrap();
+            assert_eq!(n, 6, "every slice in one call");
+            assert_eq!(&reader.join().unwrap(), b"abcdef");
+        })
+    });
+}
+
+/// tokio's traits (feature `tokio-io`, run by `.ci/run`): reads through a `ReadBuf`, and
+/// vectored writes forwarded whole.
+#[cfg(feature = "tokio-io")]
+#[test]
+fn tokio_io_traits_read_and_write_vectored() {
+    use std::io::IoSlice;
+    use std::pin::Pin;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (addr, _server) = echo_server();
+            let mut c = TcpStream::connect(addr).unwrap();
+            assert!(AsyncWrite::is_write_vectored(&c));
+            let out = gorust::block_on(gorust::spawn(async move {
+                let slices = [IoSlice::new(b"tok"), IoSlice::new(b"io")];
+                let n =
+                    std::future::poll_fn(|cx| Pin::new(&mut c).poll_write_vectored(cx, &slices))
+                        .await
+                        .unwrap();
+                assert_eq!(n, 5, "every slice in one call");
+                let mut buf = [0u8; 5];
+                let mut rb = ReadBuf::new(&mut buf);
+                while rb.filled().len() < 5 {
+                    let before = rb.filled().len();
+                    std::future::poll_fn(|cx| Pin::new(&mut &c).poll_read(cx, &mut rb))
+                        .await
+                        .unwrap();
+                    assert!(rb.filled().len() > before, "end of stream");
+                }
+                std::future::poll_fn(|cx| Pin::new(&mut c).poll_shutdown(cx))
+                    .await
+                    .unwrap();
+                buf
+            }))
+            .unwrap();
+            assert_eq!(&out, b"tokio");
+        })
+    });
+}
+
 #[test]
 fn a_large_write_completes_in_one_call_or_reports_the_count() {
     within(Duration::from_secs(60), || {

@@ -54,6 +54,27 @@ fn recv_deadline_and_close() {
     });
 }
 
+/// Go's `SetDeadline`: once it has passed, a receive fails with `TimedOut` although a
+/// datagram is queued, and so does a send although there is room; cleared, both work.
+#[test]
+fn set_deadline_bounds_receives_and_sends() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(s.local_addr().unwrap()).unwrap();
+            s.send(b"to self").unwrap();
+            s.set_deadline(Some(Instant::now() - Duration::from_millis(1)))
+                .unwrap();
+            let timed_out = |e: std::io::Error| assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            timed_out(s.recv(&mut [0u8; 16]).unwrap_err());
+            timed_out(s.send(b"again").unwrap_err());
+            s.set_deadline(None).unwrap();
+            assert_eq!(s.recv(&mut [0u8; 16]).unwrap(), 7);
+            assert_eq!(s.send(b"again").unwrap(), 5);
+        })
+    });
+}
+
 /// `poll_recv_from` and `poll_send_to` from a future: an echo of datagrams where each one is
 /// sent only after the last came back, so every receive but the first finds the socket
 /// drained and waits for a new edge.

@@ -754,11 +754,11 @@ fn unix_deadlines_fail_calls_until_moved_and_wake_parked_ones() {
             assert_eq!((&a).read(&mut buf).unwrap(), 4);
 
             let l = UnixListener::bind(&path).unwrap();
-            l.set_read_deadline(soon()).unwrap();
+            l.set_deadline(soon()).unwrap();
             timed_out(l.accept());
             let _c = UnixStream::connect(&path).unwrap();
             timed_out(l.accept());
-            l.set_read_deadline(None).unwrap();
+            l.set_deadline(None).unwrap();
             l.accept().unwrap();
 
             let (d, e) = UnixDatagram::pair().unwrap();
@@ -786,6 +786,74 @@ fn unix_deadlines_fail_calls_until_moved_and_wake_parked_ones() {
             assert!(waited < Duration::from_secs(2), "{waited:?}");
             drop(b);
             std::fs::remove_file(&path).unwrap();
+        })
+    });
+}
+
+/// The `futures_io` traits on `&UnixStream`: a vectored write sends every slice in one call
+/// (the trait's default sent the first alone), and the bytes read back whole.
+#[test]
+fn futures_io_vectored_write_on_a_shared_unix_stream_sends_every_slice() {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::io::IoSlice;
+    use std::pin::Pin;
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (a, b) = UnixStream::pair().unwrap();
+            let out = gorust::block_on(gorust::spawn(async move {
+                let slices = [IoSlice::new(b"uni"), IoSlice::new(b""), IoSlice::new(b"x")];
+                let n =
+                    std::future::poll_fn(|cx| Pin::new(&mut &a).poll_write_vectored(cx, &slices))
+                        .await
+                        .unwrap();
+                assert_eq!(n, 4, "every slice in one call");
+                let mut buf = [0u8; 4];
+                let mut got = 0;
+                while got < 4 {
+                    got +=
+                        std::future::poll_fn(|cx| Pin::new(&mut &b).poll_read(cx, &mut buf[got..]))
+                            .await
+                            .unwrap();
+                }
+                buf
+            }))
+            .unwrap();
+            assert_eq!(&out, b"unix");
+        })
+    });
+}
+
+/// Go's `SetDeadline` on the two types that read and write: both directions fail with
+/// `TimedOut` once it has passed, even with data queued and room to write, and work again once
+/// it is cleared.
+#[test]
+fn set_deadline_bounds_both_directions_of_streams_and_datagrams() {
+    use std::time::Instant;
+    fn timed_out<T: std::fmt::Debug>(r: std::io::Result<T>) {
+        assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    }
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let past = Some(Instant::now() - Duration::from_millis(1));
+            let mut buf = [0u8; 8];
+
+            let (a, b) = UnixStream::pair().unwrap();
+            (&b).write_all(b"ping").unwrap();
+            a.set_deadline(past).unwrap();
+            timed_out((&a).read(&mut buf));
+            timed_out((&a).write(b"pong"));
+            a.set_deadline(None).unwrap();
+            assert_eq!((&a).read(&mut buf).unwrap(), 4);
+            assert_eq!((&a).write(b"pong").unwrap(), 4);
+
+            let (d, e) = UnixDatagram::pair().unwrap();
+            e.send(b"dgram").unwrap();
+            d.set_deadline(past).unwrap();
+            timed_out(d.recv(&mut buf));
+            timed_out(d.send(b"back"));
+            d.set_deadline(None).unwrap();
+            assert_eq!(d.recv(&mut buf).unwrap(), 5);
+            assert_eq!(d.send(b"back").unwrap(), 4);
         })
     });
 }

@@ -1,8 +1,11 @@
 //! The async face of the stream types: `futures_io::{AsyncRead, AsyncWrite}`, and tokio's
-//! traits behind the `tokio-io` feature. All are thin adapters over the `poll_*` methods, so a
-//! future polled on any worker waits on the same netpoller as a goroutine.
+//! traits behind the `tokio-io` feature, for the streams and for shared references to them (a
+//! read and a write may run at once through two `&TcpStream`s, as with std's `Read for
+//! &TcpStream`). All are thin adapters over the `poll_*` methods, so a future polled on any
+//! worker waits on the same netpoller as a goroutine. Vectored writes are forwarded: one
+//! `writev` per poll, where the traits' default would write the first non-empty slice alone.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -27,6 +30,14 @@ macro_rules! async_io {
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
                 (*self).poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                (*self).poll_write_vectored(cx, bufs)
             }
 
             fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -65,6 +76,18 @@ macro_rules! async_io {
                 (*self).poll_write(cx, buf)
             }
 
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                (*self).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
             fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
                 Poll::Ready(Ok(()))
             }
@@ -86,3 +109,5 @@ fn shutdown_unix(s: &UnixStream) -> io::Result<()> {
 
 async_io!(TcpStream, shutdown_tcp);
 async_io!(UnixStream, shutdown_unix);
+async_io!(&TcpStream, shutdown_tcp);
+async_io!(&UnixStream, shutdown_unix);

@@ -8,7 +8,9 @@
 //! Go's behaviours, each with a test in `tests/net_*.rs`:
 //! - a deadline (`set_read_deadline`, or std's `set_read_timeout`) fails a call with
 //!   `ErrorKind::TimedOut`, and keeps failing until it is moved; one set in the past wakes a
-//!   parked call at once;
+//!   parked call at once. The setters follow Go's interfaces: the stream and datagram types
+//!   (Go's `Conn` and `PacketConn`) have `set_read_deadline`, `set_write_deadline` and
+//!   `set_deadline` for both, the listeners `set_deadline` alone, for `accept`;
 //! - `close` from another goroutine wakes a parked call, which fails with
 //!   `ErrorKind::NotConnected` wrapping [`ErrClosed`] (Go's `net.ErrClosed`); `shutdown`
 //!   wakes one too, which then sees end of stream (a read) or `BrokenPipe` (a write);
@@ -99,6 +101,18 @@ pub(crate) fn retry_aborted<T>(
             r => return r,
         }
     }
+}
+
+/// Takes the result of switching an adopted descriptor (`From<OwnedFd>`, `from_raw_fd`) to
+/// non-blocking mode, which those infallible conversions cannot return. It does not fail:
+/// std asks with `ioctl(FIONBIO)`, which the kernel answers for every open file, and an
+/// `OwnedFd` is open. Were it ever to, the socket would stay blocking, and a call on it would
+/// hold its worker's thread as a std call does, no worse.
+pub(crate) fn adopted(switched: std::io::Result<()>) {
+    debug_assert!(
+        switched.is_ok(),
+        "O_NONBLOCK refused on an adopted socket: {switched:?}"
+    );
 }
 
 /// `true` if `e` is the error of an operation on a socket closed by another goroutine.

@@ -181,7 +181,7 @@ impl From<OwnedFd> for TcpListener {
     /// Takes a listening socket; it is switched to non-blocking mode.
     fn from(fd: OwnedFd) -> TcpListener {
         let sock = Socket::from(fd);
-        let _ = sock.set_nonblocking(true);
+        super::adopted(sock.set_nonblocking(true));
         TcpListener::from_socket(sock)
     }
 }
@@ -427,46 +427,7 @@ impl TcpStream {
         Ok(s)
     }
 
-    /// std's per-call read timeout: each read fails with `TimedOut` after waiting this long.
-    /// `Some(Duration::ZERO)` is an error, as in std. Kept in nanoseconds: a timeout beyond
-    /// ~584 years reads back (`read_timeout`) as that.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set_read(t)
-    }
-
-    /// std's per-call write timeout.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set_write(t)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout_value())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout_value())
-    }
-
-    /// Go's `SetReadDeadline`: reads fail with `TimedOut` once `deadline` passes, until it is
-    /// moved; a deadline in the past wakes a parked read at once. `None` clears it.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.reg.desc().set_deadline(Direction::Read, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetWriteDeadline`.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.reg.desc().set_deadline(Direction::Write, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetDeadline`: both directions.
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.set_read_deadline(deadline)?;
-        self.set_write_deadline(deadline)
-    }
+    super::timeouts::timeouts_and_deadlines!();
 
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -753,7 +714,7 @@ impl From<OwnedFd> for TcpStream {
     /// Takes a connected socket; it is switched to non-blocking mode.
     fn from(fd: OwnedFd) -> TcpStream {
         let sock = Socket::from(fd);
-        let _ = sock.set_nonblocking(true);
+        super::adopted(sock.set_nonblocking(true));
         TcpStream::from_socket(sock)
     }
 }

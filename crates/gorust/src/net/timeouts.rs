@@ -67,6 +67,69 @@ pub(super) fn check(t: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
+/// The seven timeout and deadline methods of the types that read and write (`TcpStream`,
+/// `UdpSocket`, `UnixStream`, `UnixDatagram`), written once: std's per-call timeouts and Go's
+/// deadlines (`net.Conn`'s and `net.PacketConn`'s three setters). Expands inside an `impl`
+/// of a type with `timeouts: Timeouts` and `reg: Registration` fields. A listener has Go's
+/// `SetDeadline` alone, for `accept`.
+macro_rules! timeouts_and_deadlines {
+    () => {
+        /// std's per-call read timeout: each read (or receive) fails with `TimedOut` after
+        /// waiting this long. `Some(Duration::ZERO)` is an error, as in std. Kept in
+        /// nanoseconds: a timeout beyond ~584 years reads back (`read_timeout`) as that.
+        pub fn set_read_timeout(&self, t: Option<::std::time::Duration>) -> ::std::io::Result<()> {
+            self.timeouts.set_read(t)
+        }
+
+        /// std's per-call write (or send) timeout.
+        pub fn set_write_timeout(&self, t: Option<::std::time::Duration>) -> ::std::io::Result<()> {
+            self.timeouts.set_write(t)
+        }
+
+        /// The read timeout.
+        pub fn read_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+            Ok(self.timeouts.read())
+        }
+
+        /// The write timeout.
+        pub fn write_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+            Ok(self.timeouts.write())
+        }
+
+        /// Go's `SetReadDeadline`: reads fail with `TimedOut` once `deadline` passes, until it
+        /// is moved; a deadline in the past wakes a parked read at once. `None` clears it.
+        pub fn set_read_deadline(
+            &self,
+            deadline: Option<::std::time::Instant>,
+        ) -> ::std::io::Result<()> {
+            use $crate::netpoll::desc::Direction;
+            self.reg.desc().set_deadline(Direction::Read, deadline);
+            Ok(())
+        }
+
+        /// Go's `SetWriteDeadline`, as [`set_read_deadline`](Self::set_read_deadline) for
+        /// writes.
+        pub fn set_write_deadline(
+            &self,
+            deadline: Option<::std::time::Instant>,
+        ) -> ::std::io::Result<()> {
+            use $crate::netpoll::desc::Direction;
+            self.reg.desc().set_deadline(Direction::Write, deadline);
+            Ok(())
+        }
+
+        /// Go's `SetDeadline`: both directions.
+        pub fn set_deadline(
+            &self,
+            deadline: Option<::std::time::Instant>,
+        ) -> ::std::io::Result<()> {
+            self.set_read_deadline(deadline)?;
+            self.set_write_deadline(deadline)
+        }
+    };
+}
+pub(super) use timeouts_and_deadlines;
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::timeouts::Timeouts;
@@ -235,37 +235,7 @@ impl UdpSocket {
         Ok(s)
     }
 
-    /// std's per-call receive timeout (`TimedOut` after waiting this long).
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set_read(t)
-    }
-
-    /// std's per-call send timeout.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set_write(t)
-    }
-
-    /// The receive timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.rt())
-    }
-
-    /// The send timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.wt())
-    }
-
-    /// Go's `SetReadDeadline`.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.reg.desc().set_deadline(Direction::Read, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetWriteDeadline`.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.reg.desc().set_deadline(Direction::Write, deadline);
-        Ok(())
-    }
+    super::timeouts::timeouts_and_deadlines!();
 
     /// Wakes parked receives and sends of this handle, which fail with [`super::ErrClosed`];
     /// the descriptor is released on drop. Unlike the stream types' `close`, the socket is not
@@ -368,7 +338,7 @@ impl From<OwnedFd> for UdpSocket {
     /// Takes a UDP socket; it is switched to non-blocking mode.
     fn from(fd: OwnedFd) -> UdpSocket {
         let inner = std::net::UdpSocket::from(fd);
-        let _ = inner.set_nonblocking(true);
+        super::adopted(inner.set_nonblocking(true));
         UdpSocket {
             reg: Registration::new(inner.as_raw_fd()),
             inner,

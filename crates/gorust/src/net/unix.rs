@@ -27,50 +27,14 @@ fn wt(t: &Timeouts) -> Option<Duration> {
     t.write()
 }
 
-/// Implements the descriptor traits and the deadline/timeout/close methods shared by the
-/// three types.
+/// Implements the descriptor traits and the close and address methods shared by the three
+/// types. Each type builds itself from its std socket with its own `wrap`.
 macro_rules! unix_common {
     ($ty:ident, $std:ty) => {
         impl $ty {
             fn from_std(inner: $std) -> io::Result<$ty> {
                 inner.set_nonblocking(true)?;
-                Ok($ty {
-                    reg: Registration::new(inner.as_raw_fd()),
-                    inner,
-                    timeouts: Timeouts::default(),
-                })
-            }
-
-            /// std's per-call read timeout (`TimedOut` after waiting this long).
-            pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-                self.timeouts.set_read(t)
-            }
-
-            /// std's per-call write timeout.
-            pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-                self.timeouts.set_write(t)
-            }
-
-            /// The read timeout.
-            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-                Ok(rt(&self.timeouts))
-            }
-
-            /// The write timeout.
-            pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-                Ok(wt(&self.timeouts))
-            }
-
-            /// Go's `SetReadDeadline`.
-            pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-                self.reg.desc().set_deadline(Direction::Read, deadline);
-                Ok(())
-            }
-
-            /// Go's `SetWriteDeadline`.
-            pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-                self.reg.desc().set_deadline(Direction::Write, deadline);
-                Ok(())
+                Ok($ty::wrap(inner))
             }
 
             /// Closes the socket for every goroutine using it, as `TcpStream::close` and
@@ -94,17 +58,6 @@ macro_rules! unix_common {
             pub fn local_addr(&self) -> io::Result<SocketAddr> {
                 self.inner.local_addr()
             }
-
-            /// Another handle to the same socket, with its own poll descriptor: its
-            /// deadlines are its own (`close` and `shutdown` act on the socket, for every
-            /// handle), and it starts with a copy of this handle's timeouts, which it then
-            /// keeps apart (std's timeouts are socket options that every handle shares; see
-            /// ARCHITECTURE.md, known limits).
-            pub fn try_clone(&self) -> io::Result<$ty> {
-                let mut s = $ty::from_std(self.inner.try_clone()?)?;
-                s.timeouts = self.timeouts.duplicate();
-                Ok(s)
-            }
         }
 
         impl AsRawFd for $ty {
@@ -123,12 +76,8 @@ macro_rules! unix_common {
             /// Takes the socket; it is switched to non-blocking mode.
             fn from(fd: OwnedFd) -> $ty {
                 let inner = <$std>::from(fd);
-                let _ = inner.set_nonblocking(true);
-                $ty {
-                    reg: Registration::new(inner.as_raw_fd()),
-                    inner,
-                    timeouts: Timeouts::default(),
-                }
+                super::adopted(inner.set_nonblocking(true));
+                $ty::wrap(inner)
             }
         }
 
@@ -175,16 +124,64 @@ macro_rules! unix_common {
     };
 }
 
+/// std's timeouts, Go's three deadline setters and `try_clone`, for the two types that read
+/// and write (a listener has `set_deadline` alone).
+macro_rules! unix_deadlines {
+    ($ty:ident, $std:ty) => {
+        impl $ty {
+            fn wrap(inner: $std) -> $ty {
+                $ty {
+                    reg: Registration::new(inner.as_raw_fd()),
+                    inner,
+                    timeouts: Timeouts::default(),
+                }
+            }
+
+            super::timeouts::timeouts_and_deadlines!();
+
+            /// Another handle to the same socket, with its own poll descriptor: its
+            /// deadlines are its own (`close` and `shutdown` act on the socket, for every
+            /// handle), and it starts with a copy of this handle's timeouts, which it then
+            /// keeps apart (std's timeouts are socket options that every handle shares; see
+            /// ARCHITECTURE.md, known limits).
+            pub fn try_clone(&self) -> io::Result<$ty> {
+                let mut s = $ty::from_std(self.inner.try_clone()?)?;
+                s.timeouts = self.timeouts.duplicate();
+                Ok(s)
+            }
+        }
+    };
+}
+
 /// A Unix-domain stream listener.
 pub struct UnixListener {
     reg: Registration,
     inner: std_unix::UnixListener,
-    timeouts: Timeouts,
 }
 
 unix_common!(UnixListener, std_unix::UnixListener);
 
 impl UnixListener {
+    fn wrap(inner: std_unix::UnixListener) -> UnixListener {
+        UnixListener {
+            reg: Registration::new(inner.as_raw_fd()),
+            inner,
+        }
+    }
+
+    /// Go's `SetDeadline` for `accept`, as [`super::TcpListener::set_deadline`]: a parked
+    /// `accept` fails with `TimedOut` once it passes, until it is moved; `None` clears it.
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.desc().set_deadline(Direction::Read, deadline);
+        Ok(())
+    }
+
+    /// Another handle to the same listening socket, with its own poll descriptor (and so its
+    /// own deadline); `close` acts on the socket, for every handle.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        UnixListener::from_std(self.inner.try_clone()?)
+    }
+
     /// Binds to a filesystem path and listens.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         UnixListener::from_std(std_unix::UnixListener::bind(path)?)
@@ -201,9 +198,7 @@ impl UnixListener {
     /// has closed the socket (shutting it down), with `InvalidInput` (`EINVAL`), as a TCP
     /// listener's accept does then.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (sock, addr) = self
-            .reg
-            .io(Direction::Read, rt(&self.timeouts), || self.accept_once())?;
+        let (sock, addr) = self.reg.io(Direction::Read, None, || self.accept_once())?;
         accepted(sock, &addr)
     }
 
@@ -264,6 +259,7 @@ pub struct UnixStream {
 }
 
 unix_common!(UnixStream, std_unix::UnixStream);
+unix_deadlines!(UnixStream, std_unix::UnixStream);
 
 impl UnixStream {
     /// Connects to the socket at `path`.
@@ -447,6 +443,24 @@ impl UnixStream {
             |_| false,
         )
     }
+
+    /// The async face of `write_vectored`: one `writev`, as `poll_write` makes one `write`.
+    pub fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(self.reg.nothing_to_move());
+        }
+        let fd = self.inner.as_raw_fd();
+        self.reg.poll_run(
+            cx,
+            Direction::Write,
+            || self.reg.call_result(sys::writev(fd, bufs)),
+            |_| false,
+        )
+    }
 }
 
 macro_rules! unix_stream_io {
@@ -485,12 +499,7 @@ fn accepted(sock: OwnedFd, addr: &socket2::SockAddr) -> io::Result<(UnixStream, 
     // bytes, which has no terminating NUL): it reads those back by `getpeername` (review,
     // session 29: the accept failed, and ended an event loop's accept loop).
     let addr = unix_addr(addr).or_else(|_| inner.peer_addr())?;
-    let stream = UnixStream {
-        reg: Registration::new(inner.as_raw_fd()),
-        inner,
-        timeouts: Timeouts::default(),
-    };
-    Ok((stream, addr))
+    Ok((UnixStream::wrap(inner), addr))
 }
 
 /// std's form of a Unix socket address that `accept4` filled in (std builds one from a path
@@ -558,7 +567,10 @@ fn connect_to(addr: &socket2::SockAddr, shown: &dyn std::fmt::Display) -> io::Re
         }
         Err(e) => return Err(e),
     }
-    UnixStream::from_std(std_unix::UnixStream::from(OwnedFd::from(sock)))
+    // Created non-blocking: not switched again (it was, with one more system call).
+    Ok(UnixStream::wrap(std_unix::UnixStream::from(OwnedFd::from(
+        sock,
+    ))))
 }
 
 /// A Unix-domain datagram socket.
@@ -569,6 +581,7 @@ pub struct UnixDatagram {
 }
 
 unix_common!(UnixDatagram, std_unix::UnixDatagram);
+unix_deadlines!(UnixDatagram, std_unix::UnixDatagram);
 
 impl UnixDatagram {
     /// Binds to a filesystem path.
