@@ -613,6 +613,21 @@ mod tests {
             .unwrap();
         assert!(m.stats.requests > 0, "no reply counted");
         assert_eq!(m.stats.read_errors, 0, "{} replies", m.stats.requests);
+
+        // With a rate, a close after each reply keeps the schedule: 20 a second for half a
+        // second is about 10 requests. The next request's time was not moved on before the
+        // reconnect, so it went out as soon as the connection was up: a closed loop, paced by
+        // connects alone (hundreds here; review, session 34).
+        let paced = Drive {
+            rate: Some(20.0),
+            ..Drive::new(addr, &wire, 1, Duration::from_millis(500))
+        };
+        let m = paced.run().unwrap();
+        assert!(
+            (1..=14).contains(&m.stats.requests),
+            "{} requests at 20/s in 0.5 s",
+            m.stats.requests
+        );
     }
 
     /// A name's addresses are tried in order until one accepts: a refused first address (as

@@ -36,6 +36,9 @@ use hdrhistogram::Histogram;
 
 use crate::http;
 
+/// Set once `epoll_pwait2` was refused (`ENOSYS`, `EPERM`): every wait is `epoll_wait` then.
+static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
 /// What a connection sends, and how it knows the reply is complete. Cloned per thread: the
 /// bytes are shared (a 64 MiB message times 1,000 threads was 64 GiB; review, session 30).
 #[derive(Clone)]
@@ -413,6 +416,13 @@ impl State {
             self.stats.hist.saturating_record(us.max(1));
         }
         if close || closed {
+            // The next request keeps its turn in the schedule (`connected` sends it then, or
+            // at once if the reconnect took longer): left at this request's time, it went out
+            // as soon as the new connection was up, and a server that closes after each reply
+            // was driven as fast as it accepted, whatever `-R` said (review, session 34).
+            if let Some(iv) = self.plan.interval {
+                self.conns[i].next += iv;
+            }
             return self.reconnect(i);
         }
         self.schedule(i, now);
@@ -590,11 +600,21 @@ impl Epoll {
             tv_nsec: timeout.subsec_nanos() as _,
         };
         let (ep, len) = (self.fd.as_raw_fd(), events.len() as i32);
-        // SAFETY: `events` is valid for writes of its length of epoll_events, `ts` is a valid
-        // timespec, and a null signal mask means the mask is left alone.
-        let mut n =
-            unsafe { libc::epoll_pwait2(ep, events.as_mut_ptr(), len, &ts, std::ptr::null()) };
-        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        let mut n = -1;
+        if !NO_PWAIT2.load(Ordering::Relaxed) {
+            // SAFETY: `events` is valid for writes of its length of epoll_events, `ts` is a
+            // valid timespec, and a null signal mask means the mask is left alone.
+            n = unsafe { libc::epoll_pwait2(ep, events.as_mut_ptr(), len, &ts, std::ptr::null()) };
+            // `ENOSYS` before Linux 5.11; `EPERM` from a seccomp filter older than the call
+            // (container runtimes' default profiles were), as the runtime's `sys/epoll.rs`
+            // reads it. Remembered: before, `EPERM` failed the whole run, and `ENOSYS` cost a
+            // refused call per wait (review, session 34).
+            let errno = io::Error::last_os_error().raw_os_error();
+            if n < 0 && matches!(errno, Some(libc::ENOSYS | libc::EPERM)) {
+                NO_PWAIT2.store(true, Ordering::Relaxed);
+            }
+        }
+        if n < 0 && NO_PWAIT2.load(Ordering::Relaxed) {
             let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
             // SAFETY: as above.
             n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), len, ms) };
@@ -631,6 +651,47 @@ mod tests {
             timeout: Duration::from_secs(10),
             stop: Arc::default(),
         }
+    }
+
+    /// A seccomp filter that refuses `epoll_pwait2` with `EPERM` (as container runtimes'
+    /// profiles older than the call did) leaves the load on `epoll_wait`; before, the run
+    /// failed with "Operation not permitted" where the runtime itself works. The filter binds
+    /// this test's thread and the threads it starts, not the rest of the test process (which
+    /// may then also wait with `epoll_wait`: the flag is process-wide).
+    #[test]
+    fn a_refused_epoll_pwait2_falls_back_to_epoll_wait() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let conn = TcpStream::connect(addr).unwrap();
+        let (served, _) = l.accept().unwrap();
+        std::thread::spawn(move || crate::testing::echo(served));
+        conn.set_nonblocking(true).unwrap();
+        // Load the syscall number (the first word of `seccomp_data`); if it is epoll_pwait2,
+        // fail it with EPERM, else allow it.
+        let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        let mut prog = [
+            insn(0x20, 0, 0, 0),
+            insn(0x15, 0, 1, libc::SYS_epoll_pwait2 as u32),
+            insn(0x06, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+            insn(0x06, 0, 0, libc::SECCOMP_RET_ALLOW),
+        ];
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: prctl on this thread only (no TSYNC); `fprog` points at a live program,
+        // which the kernel copies.
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            assert_eq!(
+                libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog),
+                0,
+                "seccomp: {}",
+                io::Error::last_os_error()
+            );
+        }
+        let (stats, _) = run(echo_plan(addr, vec![conn], Duration::from_millis(200))).unwrap();
+        assert!(stats.requests > 0, "no request answered");
     }
 
     /// A reconnect to a server that has stopped answering SYNs does not stall the thread's

@@ -556,6 +556,8 @@ fn handles_are_send_and_sync() {
         send::<mpsc::SyncSender<u8>>();
         sync::<mpsc::SyncSender<u8>>();
         send::<mpsc::Receiver<u8>>();
+        // Unlike std's: receives through a shared `&Receiver` are documented.
+        sync::<mpsc::Receiver<u8>>();
         send::<mpsc::RecvFuture<'static, u8>>();
         send::<mpsc::SendFuture<'static, u8>>();
     });

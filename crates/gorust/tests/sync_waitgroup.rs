@@ -151,6 +151,28 @@ fn done_below_zero_panics_on_a_thread() {
     WaitGroup::new().done();
 }
 
+/// The counter holds up to `u32::MAX`, as Go's 32-bit one: one more panics, and the counter
+/// is left as it was (the round kept in the same word is not touched).
+#[test]
+fn add_past_the_counters_width_panics_and_changes_nothing() {
+    let wg = WaitGroup::new();
+    wg.add(u32::MAX as usize - 1);
+    wg.add(1);
+    assert_eq!(wg.count(), u32::MAX as usize);
+    for n in [1, usize::MAX] {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wg.add(n)));
+        assert!(r.is_err(), "add({n}) past the limit");
+        assert_eq!(wg.count(), u32::MAX as usize);
+    }
+    let fresh = WaitGroup::new();
+    let r = std::panic::catch_unwind(|| fresh.add(u32::MAX as usize + 1));
+    assert!(r.is_err());
+    assert_eq!(fresh.count(), 0);
+    fresh.add(1);
+    fresh.done();
+    fresh.wait();
+}
+
 /// A `wait_async` cancelled (by a timeout) while queued leaves the list; another waiter,
 /// queued after it, is still released by the last `done`.
 #[test]
@@ -208,19 +230,23 @@ fn reuse_after_zero() {
     common::within(Duration::from_secs(60), || {
         rt().run(|| {
             let wg = WaitGroup::new();
-            for round in 0..20 {
+            let finished = std::sync::Arc::new(AtomicUsize::new(0));
+            for round in 0..200 {
                 for _ in 0..10 {
                     wg.add(1);
-                    let wg = wg.clone();
+                    let (wg, finished) = (wg.clone(), finished.clone());
                     gorust::go(move || {
                         if round % 2 == 0 {
                             gorust::yield_now();
                         }
+                        finished.fetch_add(1, SeqCst);
                         wg.done();
                     });
                 }
                 wg.wait();
                 assert_eq!(wg.count(), 0);
+                // Every goroutine of this round: not released by the last round's zero.
+                assert_eq!(finished.load(SeqCst), 10 * (round + 1));
             }
         });
     });

@@ -1,6 +1,6 @@
 //! Loom models of `sync`'s wake-up protocols: the mutex's fast unlock against a queuing
 //! locker, the hand-off a cancelled lock future must pass on, the wait group's re-check under
-//! its lock, and a channel's send against a parking receive (plus a cancelled bounded send
+//! its lock (and its rounds), and a channel's send against a parking receive (plus a cancelled bounded send
 //! holding a reserved slot).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p gorust --lib --release loom_sync`
@@ -183,6 +183,36 @@ fn loom_sync_waitgroup_done_races_wait_registration() {
             assert!(poll(&mut wait, &w).is_ready(), "woken, but still waiting");
         }
         assert_eq!(wg.count(), 0);
+    });
+}
+
+/// A group used for a second round (Go allows a new `add` once the last `wait` returned)
+/// while the previous round's zeroing `done` has not yet woken anybody: the second round's
+/// waiter, queued with the counter at one, must not be released by that old zero. It was,
+/// before session 34 (the zero and the wake-up were two steps, and the wake-up woke whoever
+/// was queued by then; review).
+#[test]
+fn loom_sync_waitgroup_an_old_zero_does_not_release_the_next_round() {
+    loom::model(|| {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let wg2 = wg.clone();
+        let worker = thread::spawn(move || wg2.done());
+        // Round one's wait, on its fast path.
+        while wg.count() != 0 {
+            thread::yield_now();
+        }
+        wg.add(1);
+        let (_c, w) = counting_waker();
+        let mut second = wg.wait_async();
+        assert!(poll(&mut second, &w).is_pending(), "the counter is one");
+        worker.join().unwrap();
+        assert!(
+            poll(&mut second, &w).is_pending(),
+            "released by the previous round's zero with the counter at one"
+        );
+        wg.done();
+        assert!(poll(&mut second, &w).is_ready(), "its own zero releases it");
     });
 }
 

@@ -24,15 +24,25 @@
 //! Design. A counter and a list of waiters, shared through an `Arc` (so `Clone` shares the
 //! group, as Go code shares a `*sync.WaitGroup`).
 //!
-//! - `count` is atomic: `add` and `done` touch only it, except for the `done` that brings it to
-//!   zero, which takes the `waiters` lock and notifies every waiter (woken after the lock is
-//!   released). `done` is an `AcqRel` read-modify-write and a waiter reads `count` with
-//!   `Acquire`, so everything a goroutine did before its `done` is visible after `wait`
-//!   returns (Go's guarantee).
+//! - `state` is one atomic word: the counter in its low 32 bits (Go's is 32 bits too) and, in
+//!   its high 32, the round: how many times the counter has come down to zero. `add` and
+//!   `done` touch only it, except for the `done` that brings the counter to zero, which moves
+//!   the round on in the same read-modify-write, then takes the `waiters` lock and notifies
+//!   every waiter (woken after the lock is released). `done` is an `AcqRel` read-modify-write
+//!   and a waiter reads `state` with `Acquire`, so everything a goroutine did before its
+//!   `done` is visible after `wait` returns (Go's guarantee).
 //! - `waiters` (a `WaitList` under a `crate::loom` mutex) is touched only by `wait` futures
-//!   and by the zero transition. No lost wake-up: a waiter checks `count` again *under* the
+//!   and by the zero transition. No lost wake-up: a waiter checks `state` again *under* the
 //!   lock before queuing; the zeroing `done` decrements before taking the lock, so either the
 //!   waiter's check sees zero or the waiter is queued before the `done` looks.
+//! - Rounds. A waiter queues with the round it saw, and a notification releases it only if
+//!   the round has moved on since. Between the zeroing `done`'s decrement and its lock, the
+//!   group may be reused (Go allows a new `add` once the last `wait` returned): a waiter of
+//!   that next round queues with the counter at one, and the old zero's notification must not
+//!   release it; it queues again. Before session 34 the counter had no round, and such a
+//!   waiter returned with its goroutines still running (review; loom model
+//!   `loom_sync_waitgroup_an_old_zero_does_not_release_the_next_round`). A waiter asleep for
+//!   2^32 rounds exactly would miss its own; Go's word has the same width.
 //! - A waiter that was notified returns even if the counter has meanwhile been raised again by
 //!   a new `add` (Go's behaviour: the wait was for that zero).
 //! - `done` below zero panics with Go's message; the counter is left at zero.
@@ -47,7 +57,7 @@ use std::task::{ready, Context, Poll};
 
 use super::on_plain_thread;
 use super::waitlist::{WaitKey, WaitList};
-use crate::loom::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::loom::sync::atomic::{AtomicU64, Ordering::*};
 use crate::loom::sync::{Arc, Mutex};
 
 /// Waits for a collection of goroutines (or tasks, or threads) to finish. See the module
@@ -61,8 +71,22 @@ pub struct WaitGroup {
 }
 
 struct Inner {
-    count: AtomicUsize,
+    /// The counter (low 32 bits) and the round (high 32 bits); see the module header.
+    state: AtomicU64,
     waiters: Mutex<WaitList>,
+}
+
+/// The counter's bits in `Inner::state`.
+const COUNT: u64 = u32::MAX as u64;
+/// One round, in `Inner::state`.
+const ROUND: u64 = 1 << 32;
+
+fn count_of(state: u64) -> usize {
+    (state & COUNT) as usize
+}
+
+fn round_of(state: u64) -> u32 {
+    (state >> 32) as u32
 }
 
 impl Default for WaitGroup {
@@ -84,7 +108,7 @@ impl WaitGroup {
     pub fn new() -> WaitGroup {
         WaitGroup {
             inner: Arc::new(Inner {
-                count: AtomicUsize::new(0),
+                state: AtomicU64::new(0),
                 waiters: Mutex::new(WaitList::new()),
             }),
         }
@@ -94,13 +118,13 @@ impl WaitGroup {
     ///
     /// # Panics
     ///
-    /// If the counter would overflow `usize`.
+    /// If the counter would pass `u32::MAX` (Go's counter is 32 bits too).
     pub fn add(&self, n: usize) {
         // Relaxed: an increment publishes nothing; `done` and `wait` carry the ordering.
-        let r = self
-            .inner
-            .count
-            .fetch_update(Relaxed, Relaxed, |c| c.checked_add(n));
+        let r = self.inner.state.fetch_update(Relaxed, Relaxed, |s| {
+            let n = u64::try_from(n).ok().filter(|&n| n <= COUNT)?;
+            ((s & COUNT) + n <= COUNT).then_some(s + n)
+        });
         if r.is_err() {
             panic!("sync: WaitGroup counter overflow");
         }
@@ -115,11 +139,16 @@ impl WaitGroup {
     pub fn done(&self) {
         // AcqRel: Release publishes this goroutine's work to the waiter; Acquire makes the
         // zeroing `done` see every other `done`'s work before it wakes anybody.
+        // The zeroing one moves the round on in the same step (see "Rounds").
         let prev = self
             .inner
-            .count
-            .fetch_update(AcqRel, Acquire, |c| c.checked_sub(1));
-        match prev {
+            .state
+            .fetch_update(AcqRel, Acquire, |s| match s & COUNT {
+                0 => None,
+                1 => Some((s - 1).wrapping_add(ROUND)),
+                _ => Some(s - 1),
+            });
+        match prev.map(count_of) {
             Err(_) => panic!("sync: negative WaitGroup counter"),
             Ok(1) => self.inner.wake_all(),
             Ok(_) => {}
@@ -128,7 +157,7 @@ impl WaitGroup {
 
     /// The counter now (a snapshot, for diagnostics).
     pub fn count(&self) -> usize {
-        self.inner.count.load(Acquire)
+        count_of(self.inner.state.load(Acquire))
     }
 
     /// Parks until the counter is zero; returns at once if it is.
@@ -149,6 +178,7 @@ impl WaitGroup {
         Wait {
             inner: &self.inner,
             key: None,
+            round: 0,
         }
     }
 
@@ -197,6 +227,8 @@ pub struct Wait<'a> {
     inner: &'a Inner,
     /// Our slot in `waiters` while parked or notified.
     key: Option<WaitKey>,
+    /// The round seen when queuing: a notification releases the wait once it has moved on.
+    round: u32,
 }
 
 impl fmt::Debug for Wait<'_> {
@@ -213,18 +245,21 @@ impl Future for Wait<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         ready!(crate::coop::poll_proceed(cx));
-        if this.key.is_none() && this.inner.count.load(Acquire) == 0 {
+        if this.key.is_none() && count_of(this.inner.state.load(Acquire)) == 0 {
             return Poll::Ready(());
         }
         let mut list = crate::loom::lock(&this.inner.waiters);
-        if list.take_notified(&mut this.key) {
+        // Read under the lock: see "No lost wake-up" and "Rounds" in the module header.
+        let state = this.inner.state.load(Acquire);
+        if list.take_notified(&mut this.key) && round_of(state) != this.round {
             return Poll::Ready(());
         }
-        // Checked under the lock: see "No lost wake-up" in the module header.
-        if this.inner.count.load(Acquire) == 0 {
+        if count_of(state) == 0 {
             list.remove(&mut this.key);
             return Poll::Ready(());
         }
+        // Queued anew, or again after a previous round's notification.
+        this.round = round_of(state);
         list.register(&mut this.key, cx.waker());
         // No progress: the unit goes back (see `coop::refund`).
         crate::coop::refund();
