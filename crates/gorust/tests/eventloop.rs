@@ -372,6 +372,54 @@ fn idle_timeout_closes_and_disconnects_once() {
     });
 }
 
+/// A connection is not idle while its handler runs, and its idle time starts when the run
+/// ends, even if the run wrote nothing. The timer used to compare against the last read or
+/// write, so after a 5 s run that wrote nothing (idle timeout 2 s), the connection closed 1 s
+/// after the run ended, when the timer next fired (review, session 34).
+#[test]
+fn idle_time_starts_when_a_long_handler_run_ends() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let ended = Arc::new(AtomicUsize::new(0));
+            let gone = Arc::new(AtomicUsize::new(0));
+            let (e, g) = (ended.clone(), gone.clone());
+            let el = EventLoop::builder()
+                .idle_timeout(Some(Duration::from_secs(2)))
+                .on_request(move |c, _| {
+                    let n = c.reader().len();
+                    let data = c.reader().next(n)?;
+                    if &data[..] == b"slow" {
+                        gorust::time::sleep(Duration::from_secs(5));
+                        e.store(1, SeqCst);
+                    } else {
+                        c.writer().write_bytes(&data);
+                    }
+                    Ok(())
+                })
+                .on_disconnect(move |_, _| {
+                    g.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let addr = common::serve_loopback(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"slow").unwrap();
+            eventually("the long run ends", || ended.load(SeqCst) == 1);
+            let end = Instant::now();
+            gorust::time::sleep(Duration::from_millis(1300));
+            s.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            let r = s.read_exact(&mut b);
+            assert!(
+                r.is_ok() && gone.load(SeqCst) == 0,
+                "closed {:?} after the run ended, with a 2 s idle timeout: {r:?}",
+                end.elapsed()
+            );
+            assert_eq!(&b, b"ping");
+        })
+    });
+}
+
 #[test]
 fn graceful_shutdown_lets_in_flight_handlers_finish() {
     within(LIMIT, || {
@@ -921,6 +969,45 @@ fn half_close_gets_its_answer_and_reset_disconnects() {
             drop(r);
             eventually("reset one disconnected", || gone.load(SeqCst) == 2);
             assert_eq!(el.connections(), 0);
+        })
+    });
+}
+
+/// A message that ends at the peer's FIN can be answered although the handler was idle when
+/// the FIN came: a run that left input unconsumed gets one more run at the end of the stream
+/// (`wait_input` then says `UnexpectedEof` at once), and its answer is written before the
+/// close. Before, the connection closed at the FIN unanswered; only a handler already parked
+/// in `wait_input` could answer (review, session 34).
+#[test]
+fn input_left_by_an_idle_handler_gets_a_run_at_the_peers_fin() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let r = runs.clone();
+            let el = EventLoop::builder()
+                .on_request(move |c, _| {
+                    if r.fetch_add(1, SeqCst) == 0 {
+                        return Ok(()); // not the whole message yet, as far as it knows
+                    }
+                    let n = c.reader().len();
+                    let e = c.wait_input(n + 1).unwrap_err();
+                    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+                    let answer = format!("{n} bytes");
+                    c.writer().write_bytes(answer.as_bytes());
+                    Ok(())
+                })
+                .build()
+                .unwrap();
+            let addr = common::serve_loopback(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"abc").unwrap();
+            eventually("the first run ended", || runs.load(SeqCst) == 1);
+            gorust::time::sleep(Duration::from_millis(20));
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            assert_eq!(all, b"3 bytes");
+            eventually("closed", || el.connections() == 0);
         })
     });
 }

@@ -586,6 +586,90 @@ fn a_call_that_fails_closes_its_connection_and_later_calls_say_closed() {
     });
 }
 
+/// A call that flushed part of a request and then failed resets the connection: the peer
+/// must not read the part, then a FIN, as a whole request. The close is "at once, dropping
+/// what `f` wrote"; before, only output still queued made it a reset (review, session 34).
+#[test]
+fn a_failed_call_that_flushed_part_of_a_request_resets_the_connection() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let server = gorust::go(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut got = Vec::new();
+                let r = s.read_to_end(&mut got);
+                (r.map_err(|e| e.kind()), got)
+            });
+            let client = caller_loop();
+            let c = client.dial(addr, DIAL).unwrap();
+            let e = c
+                .call(|c, _| {
+                    c.writer().write_bytes(b"PUT 10\r\nhalf");
+                    c.flush()?;
+                    Err::<(), _>(std::io::Error::other("the rest cannot be made"))
+                })
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+            let (r, got) = server.join().unwrap();
+            assert_eq!(r, Err(ErrorKind::ConnectionReset), "read {got:?}");
+        })
+    });
+}
+
+/// A `send` from another goroutine while a `call_timeout` runs waits for room by the loop's
+/// write timeout (none here), not by the call's deadline, which bounds the call alone. It
+/// failed with `TimedOut` at the call's deadline (review, session 34).
+#[test]
+fn a_send_past_the_output_limit_is_not_bounded_by_anothers_call_timeout() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let client = EventLoop::builder()
+                .output_limit(1)
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let c = Arc::new(client.dial(addr, DIAL).unwrap());
+            let (mut peer, _) = l.accept().unwrap();
+            let call = {
+                let c = c.clone();
+                gorust::go(move || {
+                    // Holds the claim past its 100 ms deadline without waiting on the
+                    // connection, then returns normally.
+                    c.call_timeout(Duration::from_millis(100), |_, _| {
+                        gorust::time::sleep(Duration::from_millis(400));
+                        Ok(())
+                    })
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(20));
+            // More than the socket buffers take, with nobody reading: it waits for room.
+            const N: usize = 32 << 20;
+            let sender = {
+                let c = c.clone();
+                gorust::go(move || c.send(&vec![7u8; N]))
+            };
+            gorust::time::sleep(Duration::from_millis(600));
+            let reader = std::thread::spawn(move || {
+                let mut got = 0;
+                let mut buf = vec![0u8; 1 << 16];
+                while got < N {
+                    match peer.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                }
+                got
+            });
+            call.join().unwrap().unwrap();
+            sender.join().unwrap().unwrap();
+            assert_eq!(reader.join().unwrap(), N);
+        })
+    });
+}
+
 #[test]
 fn call_timeout_bounds_the_wait_for_a_reply_and_for_a_busy_handler() {
     within(LIMIT, || {

@@ -278,13 +278,22 @@ impl<S: Send + 'static> Conn<S> {
         let write = st.write_on;
         self.set_interest(&mut st, write);
         let eof = st.eof;
-        // The peer finished and nobody is left to answer it: close once output is written
-        // (`write_out` does it then, through `State::drained`).
-        if eof && !fail && !st.running && self.out_len.load(Acquire) == 0 {
-            let closing = self.close_locked(&mut st);
-            drop(st);
-            self.closed_by(closing);
-            return;
+        // The peer finished and no handler is in flight. Input a run left unconsumed (a
+        // message that may end at the FIN) gets one more run, which finds the end of the
+        // stream (`wait_input` says so) and may still answer; the close follows it. Before,
+        // the connection closed here, unanswered, unless the FIN happened to come while the
+        // handler was parked in `wait_input` (review, session 34). With nothing left to
+        // answer: close once output is written (`write_out` does it then, through
+        // `State::drained`).
+        if eof && !fail && !st.running {
+            if st.input_len > 0 && st.start() {
+                start = true;
+            } else if self.out_len.load(Acquire) == 0 {
+                let closing = self.close_locked(&mut st);
+                drop(st);
+                self.closed_by(closing);
+                return;
+            }
         }
         drop(st);
         if got {
@@ -301,7 +310,7 @@ impl<S: Send + 'static> Conn<S> {
                 // The data took the claim for a handler that will not run now: the claim is
                 // ours, so the disconnect is too. (`close_now` would have left it to that
                 // handler, and nobody would have run it; review, session 8.)
-                self.close_holding_claim();
+                self.close_holding_claim(false);
                 super::handler::spawn(self.clone());
             } else {
                 self.close_now();
@@ -363,8 +372,12 @@ impl<S: Send + 'static> Conn<S> {
 
     /// Closes a connection whose claim the caller holds: tears it down unless another thread
     /// closed it first (and tore it down then), and leaves the disconnect to the caller.
-    pub(crate) fn close_holding_claim(&self) {
-        let closing = self.close_locked(&mut lock(&self.st));
+    /// `abandon`: what the caller wrote is dropped, whatever of it reached the socket, so a
+    /// TCP connection is reset (a failed `ClientConn::call`); else output left unwritten
+    /// alone decides.
+    pub(crate) fn close_holding_claim(&self, abandon: bool) {
+        let mut closing = self.close_locked(&mut lock(&self.st));
+        closing.cut |= abandon && !is_unix(&self.fd);
         if closing.by == CloseBy::Handler {
             self.teardown(closing.cut);
         }

@@ -63,7 +63,7 @@
 //! | `ClientConn::conn` | the handle's owner; the loop's registry and handlers hold other `Arc`s | immutable |
 //! | the connection's `work` | the claim's holder: a handler, or a `call` | as in `conn.rs` |
 //! | the connection's `out` | `send`, a `call`'s or a handler's `flush`, the poller | mutex (`conn.rs`) |
-//! | the connection's `call_deadline` | the `call_timeout` holding the claim (set, clear); its `wait_input` (read) | relaxed atomic: one thread at a time, the claim orders them |
+//! | the connection's `call_deadline` | the `call_timeout` holding the claim (set, clear); its `wait_input` and `flush` (read; a `send` from another goroutine does not) | relaxed atomic: one thread at a time, the claim orders them |
 //!
 //! # Rejected
 //!
@@ -169,7 +169,7 @@ impl<S: Send + 'static> ClientConn<S> {
     pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
         let mut b = LinkBuffer::new();
         b.write_bytes(bytes);
-        self.conn.flush_out(&mut b)
+        self.conn.queue_out(&mut b, false)
     }
 
     /// Runs `f` on the calling goroutine as if it were a handler run: it sees the
@@ -179,15 +179,16 @@ impl<S: Send + 'static> ClientConn<S> {
     ///
     /// Afterwards, as after a handler run: bytes that arrived after `f` last read start
     /// `on_request`; input `f` left unconsumed stays for the next call or handler run; a
-    /// peer's FIN closes the connection.
+    /// peer's FIN closes the connection (after one more `on_request` run if input is left).
     ///
     /// # Errors
     ///
     /// `NotConnected` wrapping [`crate::net::ErrClosed`] on a closed connection; `f`'s error
     /// or the final flush's. An error closes the connection at once, dropping what `f` wrote
-    /// (a reply that comes later would otherwise be read as the next call's; a handler's
-    /// error, by contrast, first writes what its run wrote). A panic in `f` closes it too and
-    /// is resumed here.
+    /// (a TCP connection is reset, even if part of it was flushed: the peer must not take a
+    /// part for a whole request; and a reply that comes later would otherwise be read as the
+    /// next call's; a handler's error, by contrast, first writes what its run wrote). A panic
+    /// in `f` closes it too and is resumed here.
     pub fn call<R>(
         &self,
         f: impl FnOnce(&mut Connection<'_>, &mut S) -> io::Result<R>,
@@ -342,7 +343,9 @@ fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>, deadline: Option<Instant>) ->
 /// Ends a `call` holding the claim: the handler's end-of-run step (`handler::run`).
 fn release<S: Send + 'static>(conn: &Arc<Conn<S>>, ok: bool, left: usize, consumed: usize) {
     if !ok {
-        conn.close_holding_claim();
+        // Reset, on TCP: a request `f` flushed part of, then failed, must not end in a FIN,
+        // which a peer reads as the end of a whole request (review, session 34).
+        conn.close_holding_claim(true);
         // Still ours: the handler goroutine disconnects.
         handler::spawn(conn.clone());
         return;

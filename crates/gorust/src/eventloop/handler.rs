@@ -236,7 +236,7 @@ impl<S: Send + 'static> Drop for Claim<S> {
         let Some(conn) = self.0.take() else {
             return;
         };
-        conn.close_holding_claim();
+        conn.close_holding_claim(false);
         let cancelled = crate::goroutine::Cancelled::Disconnect(conn.id);
         crate::goroutine::refusing_waits(cancelled, || disconnect(&conn, &mut lock(&conn.work)));
     }
@@ -321,6 +321,11 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
         }
         let after = work.input.len();
         drop(guard);
+        // The run's end is activity: idle time starts from it, not from the last read or
+        // write before a long run (stored before the claim is released, so the timer sees
+        // either the run or this). After a 5 s run that wrote nothing, a 2 s idle timeout
+        // closed the connection 1 s later (review, session 34).
+        conn.touch();
         let consumed = (before + pulled).saturating_sub(after);
         let next = {
             let mut st = lock(&conn.st);
@@ -359,7 +364,7 @@ fn run<S: Send + 'static>(conn: Arc<Conn<S>>) {
     }
     if !ok {
         // Our error: we hold the claim, so `close` leaves the disconnect to us.
-        conn.close_holding_claim();
+        conn.close_holding_claim(false);
     }
     disconnect(&conn, &mut lock(&conn.work));
 }
@@ -392,62 +397,7 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
     }
 
     fn flush_out(&self, w: &mut LinkBuffer) -> io::Result<()> {
-        w.flush();
-        if w.is_empty() {
-            return Ok(());
-        }
-        if self.torn() {
-            *w = LinkBuffer::new();
-            return Err(closed_error());
-        }
-        {
-            let mut out = lock(&self.out);
-            if out.is_empty() {
-                while !w.is_empty() {
-                    match w.write_to_fd(self.fd.as_fd()) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            drop(out);
-                            *w = LinkBuffer::new();
-                            self.fail_now();
-                            return Err(e);
-                        }
-                    }
-                }
-                self.touch();
-                if w.is_empty() {
-                    return Ok(());
-                }
-            }
-            out.append(std::mem::take(w));
-            self.out_len.store(out.len(), Release);
-            self.output_pending_since();
-            self.want_write();
-        }
-        if let Some(wt) = self.lp.config.write_timeout {
-            super::timer::arm_for(self, crate::time::deadline_in(wt));
-        }
-        let limit = self.lp.config.output_limit;
-        if self.out_len.load(Acquire) <= limit {
-            return Ok(());
-        }
-        let deadline = self.write_deadline();
-        let below = || self.out_len.load(Acquire) <= limit;
-        while !below() {
-            if self.torn() {
-                // The connection's write timer (counting from the first pending byte) may
-                // close it before this flush's own deadline: the same timeout (before, this
-                // said `ErrClosed`; review, session 25).
-                return Err(if self.write_timed_out.load(Acquire) {
-                    timed_out()
-                } else {
-                    closed_error()
-                });
-            }
-            park_once(&self.drain, &self.torn, deadline, below)?;
-        }
-        Ok(())
+        self.queue_out(w, true)
     }
 
     fn pull(&self, input: &mut LinkBuffer, n: usize) -> io::Result<usize> {
@@ -547,10 +497,38 @@ impl<D: Fn() -> bool + Unpin> Future for SlotWait<'_, D> {
         if this.slot.poll_ready(cx, None, ended).is_ready() || ended() {
             return Poll::Ready(());
         }
-        match this.sleep.as_mut() {
-            Some(s) => Pin::new(s).poll(cx),
-            None => Poll::Pending,
+        let timed_out = (this.sleep.as_mut()).is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+        if !timed_out {
+            return Poll::Pending;
         }
+        // Over at the deadline, registered: the waker leaves the slot, as a netpoll wait's
+        // does (`WaitSlot::forget`). Left there until the next signal, it kept its task, and
+        // each timed-out `call_timeout` of a claim held long added one (review, session 34). A
+        // stop comes with a wake-up of every waiter (teardown), and `done` with the signal
+        // that changed it, which empty the list themselves.
+        this.slot.forget(cx.waker());
+        Poll::Ready(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use super::park_once;
+    use crate::netpoll::slot::WaitSlot;
+
+    /// A wait that ends at its deadline leaves no waker in the slot.
+    #[test]
+    fn a_timed_out_wait_leaves_no_waker_behind() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        rt.run(|| {
+            let (slot, stop) = (WaitSlot::new(), AtomicBool::new(false));
+            let deadline = Instant::now() + Duration::from_millis(10);
+            while park_once(&slot, &stop, Some(deadline), || false).is_ok() {}
+            assert_eq!(slot.waiter_count(), 0, "the waker stayed in the slot");
+        });
     }
 }
 
@@ -572,6 +550,76 @@ impl<S: Send + 'static> Conn<S> {
                 }
             }
         }
+    }
+
+    /// Writes `w` out, or queues what the socket does not take for the poller, then waits
+    /// while the output is past the limit. `claimed`: the caller holds the claim (a handler's
+    /// or a call's `flush`), whose wait a running `call_timeout` bounds too; else a
+    /// `ClientConn::send` from any goroutine.
+    pub(crate) fn queue_out(&self, w: &mut LinkBuffer, claimed: bool) -> io::Result<()> {
+        w.flush();
+        if w.is_empty() {
+            return Ok(());
+        }
+        if self.torn() {
+            *w = LinkBuffer::new();
+            return Err(closed_error());
+        }
+        {
+            let mut out = lock(&self.out);
+            if out.is_empty() {
+                while !w.is_empty() {
+                    match w.write_to_fd(self.fd.as_fd()) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            drop(out);
+                            *w = LinkBuffer::new();
+                            self.fail_now();
+                            return Err(e);
+                        }
+                    }
+                }
+                self.touch();
+                if w.is_empty() {
+                    return Ok(());
+                }
+            }
+            out.append(std::mem::take(w));
+            self.out_len.store(out.len(), Release);
+            self.output_pending_since();
+            self.want_write();
+        }
+        if let Some(wt) = self.lp.config.write_timeout {
+            super::timer::arm_for(self, crate::time::deadline_in(wt));
+        }
+        let limit = self.lp.config.output_limit;
+        if self.out_len.load(Acquire) <= limit {
+            return Ok(());
+        }
+        // The running `call_timeout`'s deadline is its claim holder's; another goroutine's
+        // `send` has the write timeout alone (it timed out at the call's deadline; review,
+        // session 34).
+        let deadline = if claimed {
+            self.write_deadline()
+        } else {
+            self.lp.config.write_timeout.map(crate::time::deadline_in)
+        };
+        let below = || self.out_len.load(Acquire) <= limit;
+        while !below() {
+            if self.torn() {
+                // The connection's write timer (counting from the first pending byte) may
+                // close it before this flush's own deadline: the same timeout (before, this
+                // said `ErrClosed`; review, session 25).
+                return Err(if self.write_timed_out.load(Acquire) {
+                    timed_out()
+                } else {
+                    closed_error()
+                });
+            }
+            park_once(&self.drain, &self.torn, deadline, below)?;
+        }
+        Ok(())
     }
 
     /// The claim was released: wake a client's `call` waiting for it (`dial.rs`).

@@ -33,7 +33,7 @@
 //! or if input is left and the run consumed some of it (a handler that answers one request per
 //! call, with pipelined requests behind it: each rerun consumes at least a byte, so the reruns
 //! are bounded by the input). Input a run left untouched (a partial request) waits for more
-//! data; an input at the limit that a run did not consume at all cannot change any more
+//! data, or for the peer's FIN, which starts one more run (`Conn::read_in`); an input at the limit that a run did not consume at all cannot change any more
 //! (reading is off), so the connection is closed instead of stalling.
 //!
 //! Rejected: an atomic word for the whole state (running / new-data / closed bits). The inbox

@@ -2,9 +2,10 @@
 //!
 //! At most one live timer per connection is in a worker's heap (`Conn::timer`: the entry
 //! and its deadline). It is not moved on every read or write: reads and writes only store
-//! `last_active` (a relaxed store), and the timer, when it fires, compares. If the connection
-//! was active since, the timer is re-armed for `last_active + idle`; if not, and no handler
-//! is running, the connection is closed (`on_disconnect` follows). The write timeout is
+//! `last_active` (a relaxed store), as does the end of each handler run, and the timer, when
+//! it fires, compares. If the connection was active since, the timer is re-armed for
+//! `last_active + idle`; if not, and no handler is running, the connection is closed
+//! (`on_disconnect` follows). The write timeout is
 //! checked the same way against `write_since` (when output became pending, and again at each
 //! write that makes progress: the timeout bounds a stall, not a long answer).
 //!
@@ -129,8 +130,10 @@ fn on_timer<S: Send + 'static>(conn: &Arc<Conn<S>>, generation: u64) {
     let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
     let mut next: Option<u64> = None;
     if let Some(idle) = cfg.idle_timeout {
-        let due = conn.last_active.load(Relaxed).saturating_add(ns(idle));
         let mut st = lock(&conn.st);
+        // Read under `st`: a run's end stores `last_active` before it releases the claim
+        // under this lock, so a claim seen released comes with that run's end.
+        let due = conn.last_active.load(Relaxed).saturating_add(ns(idle));
         let running = st.running;
         if now >= due && !running {
             // Closed under the lock the check read: bytes arriving in between would start a

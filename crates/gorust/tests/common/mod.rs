@@ -307,6 +307,15 @@ pub fn echo_loop(
     )
 }
 
+/// Serves `el` on a fresh loopback TCP listener, from a goroutine; its address.
+pub fn serve_loopback(el: &gorust::eventloop::EventLoop) -> std::net::SocketAddr {
+    let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = el.clone();
+    gorust::go(move || server.serve(l));
+    addr
+}
+
 /// [`echo_loop`] on a listener the caller made (to set its socket options first).
 pub fn echo_loop_on(
     l: gorust::net::TcpListener,
