@@ -764,6 +764,51 @@ fn on_disconnect_sees_what_arrived_before_a_reset() {
     });
 }
 
+/// As above, with the bytes and the reset arriving together while output is pending: the
+/// event is writable, readable and in error at once. The write used to go first, meet the
+/// reset, and close, and the bytes the peer sent before it never reached `on_disconnect`
+/// (review, session 34): a reset or hang-up is now read before it is written to.
+#[test]
+fn on_disconnect_sees_what_arrived_with_a_reset_while_output_is_pending() {
+    within(LIMIT, || {
+        run_on(1, || {
+            let seen = Arc::new(AtomicUsize::new(usize::MAX));
+            let s2 = seen.clone();
+            let answered = Arc::new(AtomicUsize::new(0));
+            let a = answered.clone();
+            let el = EventLoop::builder()
+                .output_limit(64 << 20)
+                .on_request(move |c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    if a.fetch_add(1, SeqCst) == 0 {
+                        // Far more than the client, which reads nothing, lets the socket take.
+                        c.writer().write_bytes(&vec![0u8; 16 << 20]);
+                    }
+                    Ok(())
+                })
+                .on_disconnect(move |c, _| s2.store(c.reader().len(), SeqCst))
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let r =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            r.set_recv_buffer_size(64 << 10).unwrap();
+            r.set_linger(Some(Duration::ZERO)).unwrap();
+            r.connect(&addr.into()).unwrap();
+            let r: std::net::TcpStream = r.into();
+            (&r).write_all(b"x").unwrap();
+            eventually("the answer is pending", || answered.load(SeqCst) == 1);
+            gorust::time::sleep(Duration::from_millis(100));
+            // No yield between the two: on one worker, the poller sees both in one event.
+            (&r).write_all(b"abc").unwrap();
+            drop(r); // reset
+            eventually("disconnected", || seen.load(SeqCst) != usize::MAX);
+            assert_eq!(seen.load(SeqCst), 3, "the bytes sent before the reset");
+        })
+    });
+}
+
 /// A handler that answers with more than the socket buffers hold and closes, while the peer
 /// has sent bytes nobody will read: the peer still gets the whole answer and then the end of
 /// the stream, over TCP and Unix sockets. Before, the close with unread input sent a reset,

@@ -226,11 +226,18 @@ impl<S: Send + 'static> Conn<S> {
     /// The poller side; see the module header.
     fn on_wake(self: &Arc<Self>) {
         let r = self.pending.take();
+        // A reset or a hang-up is read before it is written to: what the peer sent before it
+        // is still queued, and a write first met the error, closed, and dropped those bytes
+        // unread (review, session 34). Otherwise writing first frees output for the handler.
+        let read_first = r.is_error() || r.is_hangup();
+        if read_first && r.is_readable() {
+            self.read_in(r.is_hangup(), r.is_error());
+        }
         if r.is_writable() {
             self.write_out();
         }
-        if r.is_readable() {
-            self.read_in(r.is_hangup(), r.is_error());
+        if !read_first && r.is_readable() {
+            self.read_in(false, false);
         }
     }
 
