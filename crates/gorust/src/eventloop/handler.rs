@@ -497,7 +497,10 @@ impl<D: Fn() -> bool + Unpin> Future for SlotWait<'_, D> {
         if this.slot.poll_ready(cx, None, ended).is_ready() || ended() {
             return Poll::Ready(());
         }
-        let timed_out = (this.sleep.as_mut()).is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+        let timed_out = this
+            .sleep
+            .as_mut()
+            .is_some_and(|s| Pin::new(s).poll(cx).is_ready());
         if !timed_out {
             return Poll::Pending;
         }
@@ -508,27 +511,6 @@ impl<D: Fn() -> bool + Unpin> Future for SlotWait<'_, D> {
         // that changed it, which empty the list themselves.
         this.slot.forget(cx.waker());
         Poll::Ready(())
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::time::{Duration, Instant};
-
-    use super::park_once;
-    use crate::netpoll::slot::WaitSlot;
-
-    /// A wait that ends at its deadline leaves no waker in the slot.
-    #[test]
-    fn a_timed_out_wait_leaves_no_waker_behind() {
-        let rt = crate::Runtime::builder().workers(1).build().unwrap();
-        rt.run(|| {
-            let (slot, stop) = (WaitSlot::new(), AtomicBool::new(false));
-            let deadline = Instant::now() + Duration::from_millis(10);
-            while park_once(&slot, &stop, Some(deadline), || false).is_ok() {}
-            assert_eq!(slot.waiter_count(), 0, "the waker stayed in the slot");
-        });
     }
 }
 
@@ -657,5 +639,26 @@ impl<S: Send + 'static> Conn<S> {
 
     fn torn(&self) -> bool {
         self.torn.load(Acquire)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use super::park_once;
+    use crate::netpoll::slot::WaitSlot;
+
+    /// A wait that ends at its deadline leaves no waker in the slot.
+    #[test]
+    fn a_timed_out_wait_leaves_no_waker_behind() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        rt.run(|| {
+            let (slot, stop) = (WaitSlot::new(), AtomicBool::new(false));
+            let deadline = Instant::now() + Duration::from_millis(10);
+            while park_once(&slot, &stop, Some(deadline), || false).is_ok() {}
+            assert_eq!(slot.waiter_count(), 0, "the waker stayed in the slot");
+        });
     }
 }
