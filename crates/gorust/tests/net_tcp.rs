@@ -846,6 +846,42 @@ fn close_wakes_a_parked_write() {
     });
 }
 
+/// A reader and a writer parked on one stream at once (nothing to read; the peer reads
+/// nothing, so the send buffer is full): one `close` wakes both, each with `ErrClosed`. The
+/// two directions' wait slots are woken by the same close.
+#[test]
+fn close_wakes_a_parked_reader_and_a_parked_writer_together() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (c, _peer) = pair();
+            let c = Arc::new(c);
+            let reader = {
+                let c = c.clone();
+                gorust::go(move || (&*c).read(&mut [0u8; 64]).unwrap_err())
+            };
+            let writer = {
+                let c = c.clone();
+                gorust::go(move || {
+                    let chunk = vec![0u8; 1 << 20];
+                    loop {
+                        if let Err(e) = (&*c).write(&chunk) {
+                            return e;
+                        }
+                    }
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(200));
+            c.close().unwrap();
+            for (who, e) in [
+                ("reader", reader.join().unwrap()),
+                ("writer", writer.join().unwrap()),
+            ] {
+                assert!(gorust::net::is_closed(&e), "{who}: {e:?}");
+            }
+        })
+    });
+}
+
 #[test]
 fn accepted_sockets_are_non_blocking_and_close_on_exec() {
     use std::os::fd::AsRawFd;

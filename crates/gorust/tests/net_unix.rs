@@ -858,6 +858,70 @@ fn set_deadline_bounds_both_directions_of_streams_and_datagrams() {
     });
 }
 
+/// A Unix stream read by one goroutine while another writes to it: each direction moves its
+/// bytes whole and in order (a read and a write may run at the same time on one stream),
+/// and then one `close` wakes both a parked reader and a parked writer with `ErrClosed`.
+#[test]
+fn a_read_and_a_write_run_at_once_and_close_wakes_both() {
+    within(Duration::from_secs(60), || {
+        run_on(2, || {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+            const N: usize = 4 << 20;
+            let data: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+            // `a` writes to `b` while `a` reads what `b` writes: four goroutines, two streams.
+            let echo = {
+                let b = b.clone();
+                gorust::go(move || {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut moved = 0;
+                    while moved < N {
+                        let n = (&*b).read(&mut buf).unwrap();
+                        (&*b).write_all(&buf[..n]).unwrap();
+                        moved += n;
+                    }
+                })
+            };
+            let reader = {
+                let a = a.clone();
+                gorust::go(move || {
+                    let mut got = vec![0u8; N];
+                    (&*a).read_exact(&mut got).unwrap();
+                    got
+                })
+            };
+            (&*a).write_all(&data).unwrap();
+            echo.join().unwrap();
+            assert!(reader.join().unwrap() == data, "every byte, in order");
+
+            // Now nothing comes back and `b` reads nothing: a reader and a writer park on `a`.
+            let reader = {
+                let a = a.clone();
+                gorust::go(move || (&*a).read(&mut [0u8; 64]).unwrap_err())
+            };
+            let writer = {
+                let a = a.clone();
+                gorust::go(move || {
+                    let chunk = vec![0u8; 1 << 20];
+                    loop {
+                        if let Err(e) = (&*a).write(&chunk) {
+                            return e;
+                        }
+                    }
+                })
+            };
+            gorust::time::sleep(Duration::from_millis(200));
+            a.close().unwrap();
+            for (who, e) in [
+                ("reader", reader.join().unwrap()),
+                ("writer", writer.join().unwrap()),
+            ] {
+                assert!(gorust::net::is_closed(&e), "{who}: {e:?}");
+            }
+        })
+    });
+}
+
 /// `close` from another goroutine wakes a datagram socket's parked receive, which fails with
 /// `ErrClosed`.
 #[test]

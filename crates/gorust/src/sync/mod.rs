@@ -11,7 +11,7 @@
 //! | caller | waiting method (`recv`, `SyncSender::send`, `lock`, `wait`) | async method (`recv_async`, …) |
 //! |---|---|---|
 //! | a goroutine ([`crate::go`]) | parks the goroutine | `.await` it, or pass it to [`crate::block_on`] |
-//! | a task ([`crate::spawn`]) | panics: it would block the worker; use the async face | `.await` |
+//! | a task ([`crate::spawn`]) | panics if it would have to wait (it would block the worker; a free lock or a queued message is taken at once); use the async face | `.await` |
 //! | a plain thread | blocks the thread | pass it to [`crate::block_on`] |
 //!
 //! Methods that never wait (`Sender::send` on an unbounded channel, `try_recv`, `try_send`,

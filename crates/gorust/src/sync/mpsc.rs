@@ -25,7 +25,7 @@
 //! | field | written by | meaning |
 //! |---|---|---|
 //! | `queue` | senders push, the receiver pops | messages in flight (a `VecDeque`, reused: no allocation per message once it has grown; unbounded, it halves as it drains below a quarter, down to `SHRINK_FLOOR` slots) |
-//! | `recv_waiters` | receive futures | parked receives (usually one; several if one thread polls several `recv_async`) |
+//! | `recv_waiters` | receive futures | parked receives (usually one; several if one thread polls several `recv_async`, or goroutines share a `&Receiver`) |
 //! | `send_waiters` | bounded send futures | senders parked because the buffer is full, FIFO |
 //! | `reserved` | `notify_sender` (+1), the notified sender (−1) | slots promised to notified senders that have not pushed yet, so a newcomer cannot take a slot from a sender that waited for it |
 //! | `received` | the receiver | messages taken, ever; a rendezvous sender waits until it passes its ticket |

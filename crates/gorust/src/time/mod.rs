@@ -1,6 +1,7 @@
 //! Time: sleeping goroutines, `Sleep` futures and timeouts, on per-worker timers.
 //!
-//! A timer lives in the heap of the worker that first polled it (`heap.rs`); that worker fires
+//! A timer lives in the heap of the worker that armed it: the one that first polled it, or
+//! for a `Sleep::reset` of an armed one, the one that reset it (`heap.rs`); that worker fires
 //! it from its scheduling loop and bounds its `epoll_pwait2` by the earliest deadline, with
 //! nanosecond resolution (Go still rounds poller sleeps to a millisecond on Linux,
 //! golang/go#44343). A `Sleep` polled on a thread that is not a worker (a plain thread's
