@@ -826,17 +826,7 @@ fn close_wakes_a_parked_write() {
                 drop(s);
             });
             let c = Arc::new(TcpStream::connect(addr).unwrap());
-            let writer = {
-                let c = c.clone();
-                gorust::go(move || {
-                    let chunk = vec![0u8; 1 << 20];
-                    loop {
-                        if let Err(e) = (&*c).write(&chunk) {
-                            return e;
-                        }
-                    }
-                })
-            };
+            let writer = common::write_until_error(c.clone());
             gorust::time::sleep(Duration::from_millis(100));
             c.close().unwrap();
             let e = writer.join().unwrap();
@@ -859,17 +849,7 @@ fn close_wakes_a_parked_reader_and_a_parked_writer_together() {
                 let c = c.clone();
                 gorust::go(move || (&*c).read(&mut [0u8; 64]).unwrap_err())
             };
-            let writer = {
-                let c = c.clone();
-                gorust::go(move || {
-                    let chunk = vec![0u8; 1 << 20];
-                    loop {
-                        if let Err(e) = (&*c).write(&chunk) {
-                            return e;
-                        }
-                    }
-                })
-            };
+            let writer = common::write_until_error(c.clone());
             gorust::time::sleep(Duration::from_millis(200));
             c.close().unwrap();
             for (who, e) in [

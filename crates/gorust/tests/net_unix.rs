@@ -899,17 +899,7 @@ fn a_read_and_a_write_run_at_once_and_close_wakes_both() {
                 let a = a.clone();
                 gorust::go(move || (&*a).read(&mut [0u8; 64]).unwrap_err())
             };
-            let writer = {
-                let a = a.clone();
-                gorust::go(move || {
-                    let chunk = vec![0u8; 1 << 20];
-                    loop {
-                        if let Err(e) = (&*a).write(&chunk) {
-                            return e;
-                        }
-                    }
-                })
-            };
+            let writer = common::write_until_error(a.clone());
             gorust::time::sleep(Duration::from_millis(200));
             a.close().unwrap();
             for (who, e) in [

@@ -307,6 +307,23 @@ pub fn echo_loop(
     )
 }
 
+/// A goroutine writing 1 MiB chunks to `s` until a write fails (a close, a reset): its error.
+/// To park a writer on a full send buffer.
+pub fn write_until_error<S>(s: std::sync::Arc<S>) -> gorust::JoinHandle<std::io::Error>
+where
+    S: Send + Sync + 'static,
+    for<'a> &'a S: std::io::Write,
+{
+    gorust::go(move || {
+        let chunk = vec![0u8; 1 << 20];
+        loop {
+            if let Err(e) = std::io::Write::write(&mut &*s, &chunk) {
+                return e;
+            }
+        }
+    })
+}
+
 /// Serves `el` on a fresh loopback TCP listener, from a goroutine; its address.
 pub fn serve_loopback(el: &gorust::eventloop::EventLoop) -> std::net::SocketAddr {
     let l = gorust::net::TcpListener::bind("127.0.0.1:0").unwrap();
