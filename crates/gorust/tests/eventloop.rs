@@ -764,6 +764,43 @@ fn on_disconnect_sees_what_arrived_before_a_reset() {
     });
 }
 
+/// `on_disconnect` sees a closed connection: a write fails with `ErrClosed` and reaches
+/// nobody, and `is_active` says false, whoever closed it and however soon after the close it
+/// runs.
+#[test]
+fn on_disconnect_cannot_write() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let outcome = Arc::new(std::sync::Mutex::new(None));
+            let o = outcome.clone();
+            let el = EventLoop::builder()
+                .on_request(|c, _| {
+                    let n = c.reader().len();
+                    c.reader().skip(n)?;
+                    c.close();
+                    Ok(())
+                })
+                .on_disconnect(move |c, _| {
+                    c.writer().write_bytes(b"late");
+                    *o.lock().unwrap() = Some((
+                        c.flush().map_err(|e| gorust::net::is_closed(&e)),
+                        c.is_active(),
+                    ));
+                })
+                .build()
+                .unwrap();
+            let addr = common::serve_loopback(&el);
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"bye").unwrap();
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            assert!(rest.is_empty(), "read {rest:?}");
+            eventually("disconnected", || outcome.lock().unwrap().is_some());
+            assert_eq!(*outcome.lock().unwrap(), Some((Err(true), false)));
+        })
+    });
+}
+
 /// As above, with the bytes and the reset arriving together while output is pending: the
 /// event is writable, readable and in error at once. The write used to go first, meet the
 /// reset, and close, and the bytes the peer sent before it never reached `on_disconnect`

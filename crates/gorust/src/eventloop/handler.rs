@@ -377,7 +377,8 @@ fn disconnect<S: Send + 'static>(conn: &Arc<Conn<S>>, work: &mut Work<S>) {
     let inbox = lock(&conn.st).take_inbox();
     work.input.append(inbox);
     if let (Some(user), Some(d)) = (work.user.take(), &conn.lp.callbacks.disconnect) {
-        let mut c = Connection::new(&**conn, &mut work.input);
+        let gone = Disconnected(&**conn);
+        let mut c = Connection::new(&gone, &mut work.input);
         let _ = guarded(|| d(&mut c, user));
     }
     work.input = LinkBuffer::new();
@@ -385,6 +386,42 @@ fn disconnect<S: Send + 'static>(conn: &Arc<Conn<S>>, work: &mut Work<S>) {
     *lock(&conn.out) = LinkBuffer::new();
     conn.out_len.store(0, Release);
     conn.lp.remove(conn.id, conn.worker);
+}
+
+/// The connection as `on_disconnect` sees it: closed, whoever closed it. Its input is still
+/// readable; its writes fail. Through the connection itself, a write in the moment between
+/// another thread's close and its teardown (a timer, a forced close) reached the socket, and
+/// one after a drain's close could be reset away having reported success (review, session
+/// 34).
+struct Disconnected<'a, S: Send + 'static>(&'a Conn<S>);
+
+impl<S: Send + 'static> ConnIo for Disconnected<'_, S> {
+    fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.0.fd.as_fd()
+    }
+
+    fn flush_out(&self, w: &mut LinkBuffer) -> io::Result<()> {
+        w.flush();
+        if w.is_empty() {
+            return Ok(()); // nothing to write, as the connection's own
+        }
+        *w = LinkBuffer::new();
+        Err(closed_error())
+    }
+
+    fn pull(&self, input: &mut LinkBuffer, n: usize) -> io::Result<usize> {
+        self.0.pull(input, n)
+    }
+
+    fn close_soon(&self) {}
+
+    fn is_active(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Send + 'static> ConnIo for Conn<S> {
