@@ -586,6 +586,16 @@ impl<S: Send + 'static> Conn<S> {
         }
         {
             let mut out = lock(&self.out);
+            // A sender without the claim checks the close under `out`, which the poller's
+            // drain holds while it decides to close (`write_out`, `State::drained`): after
+            // that decision, its bytes would be written or queued, reported sent, and then
+            // reset away by the teardown (review, session 34). The claim's holder need not: a
+            // drain waits for it, and any other close cuts its answer anyway.
+            if !claimed && lock(&self.st).closed {
+                drop(out);
+                *w = LinkBuffer::new();
+                return Err(closed_error());
+            }
             if out.is_empty() {
                 while !w.is_empty() {
                     match w.write_to_fd(self.fd.as_fd()) {

@@ -88,7 +88,7 @@
 //! | field (`conn.rs`) | who | how |
 //! |---|---|---|
 //! | `pending` (readiness) | dispatch (set), the waker (take) | atomic word (`state.rs`) |
-//! | `st` (inbox, claim, interest, eof/closed) | the waker, the handler at the start and end of a run, closers | mutex |
+//! | `st` (inbox, claim, interest, eof/closed) | the waker, the handler at the start and end of a run, closers, a `ClientConn::send` (reads `closed` under `out`) | mutex |
 //! | `work` (input, user state) | only the holder of the claim | mutex, uncontended by construction |
 //! | `out` (output pending for the poller) | `flush`, `ClientConn::send`, the waker on writable | mutex; taken before `st`, never after |
 //! | `unclaimed` (wait slot) | a handler or `call` releasing the claim (set), teardown (wake), a `call` waiting for the claim (wait) | the slot's protocol (`netpoll/slot.rs`) |
