@@ -628,6 +628,24 @@ mod tests {
             "{} requests at 20/s in 0.5 s",
             m.stats.requests
         );
+
+        // Nor does one that closes before replying: each lost request uses its turn.
+        fn close_unanswered(mut conn: std::net::TcpStream) {
+            use std::io::Read;
+            let _ = conn.read(&mut [0u8; 512]);
+        }
+        let (addr, _) = crate::testing::counting_server(close_unanswered);
+        let paced = Drive {
+            rate: Some(20.0),
+            ..Drive::new(addr, &wire, 1, Duration::from_millis(500))
+        };
+        let m = paced.run().unwrap();
+        assert_eq!(m.stats.requests, 0);
+        assert!(
+            (1..=14).contains(&m.stats.read_errors),
+            "{} requests lost at 20/s in 0.5 s",
+            m.stats.read_errors
+        );
     }
 
     /// A name's addresses are tried in order until one accepts: a refused first address (as

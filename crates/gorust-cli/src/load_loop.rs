@@ -480,6 +480,14 @@ impl State {
     /// *connecting* until `connected` or `connect_failed`.
     fn reconnect(&mut self, i: usize) {
         let c = &mut self.conns[i];
+        // A request lost in flight (a close before its whole reply, an error, a timeout)
+        // used its turn: with `-R` the next one keeps the schedule, as after a reply
+        // (`complete`). Left at the lost one's time, it went out as soon as the new
+        // connection was up, and a server closing every connection unanswered was driven as
+        // fast as it accepted (review, session 34).
+        if let (Some(iv), Some(_)) = (self.plan.interval, c.origin) {
+            c.next += iv;
+        }
         c.sock = None;
         c.origin = None;
         c.reply.clear();

@@ -201,7 +201,8 @@ impl Builder {
     }
 
     /// Most threads the blocking pool may run at once. Default: 512 (tokio's value). At least
-    /// one: 0 is taken as 1 (name resolution and `gorust::fs` need a thread to run on).
+    /// one: [`build`](Self::build) refuses 0 (name resolution and `gorust::fs` need a thread
+    /// to run on).
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
         self.config.max_blocking_threads = n;
         self

@@ -804,13 +804,16 @@ fn on_disconnect_cannot_write() {
 /// As above, with the bytes and the reset arriving together while output is pending: the
 /// event is writable, readable and in error at once. The write used to go first, meet the
 /// reset, and close, and the bytes the peer sent before it never reached `on_disconnect`
-/// (review, session 34): a reset or hang-up is now read before it is written to.
+/// (review, session 34): a reset or hang-up is now read, all of it, before it is written to,
+/// and every byte reaches `on_request` or `on_disconnect`.
 #[test]
 fn on_disconnect_sees_what_arrived_with_a_reset_while_output_is_pending() {
     within(LIMIT, || {
         run_on(1, || {
-            let seen = Arc::new(AtomicUsize::new(usize::MAX));
-            let s2 = seen.clone();
+            // Bytes the handler and then `on_disconnect` were given.
+            let seen = Arc::new(AtomicUsize::new(0));
+            let gone = Arc::new(AtomicUsize::new(0));
+            let (s1, s2, g) = (seen.clone(), seen.clone(), gone.clone());
             let answered = Arc::new(AtomicUsize::new(0));
             let a = answered.clone();
             let el = EventLoop::builder()
@@ -818,13 +821,17 @@ fn on_disconnect_sees_what_arrived_with_a_reset_while_output_is_pending() {
                 .on_request(move |c, _| {
                     let n = c.reader().len();
                     c.reader().skip(n)?;
+                    s1.fetch_add(n, SeqCst);
                     if a.fetch_add(1, SeqCst) == 0 {
                         // Far more than the client, which reads nothing, lets the socket take.
                         c.writer().write_bytes(&vec![0u8; 16 << 20]);
                     }
                     Ok(())
                 })
-                .on_disconnect(move |c, _| s2.store(c.reader().len(), SeqCst))
+                .on_disconnect(move |c, _| {
+                    s2.fetch_add(c.reader().len(), SeqCst);
+                    g.store(1, SeqCst);
+                })
                 .build()
                 .unwrap();
             let (addr, _serving) = start(&el);
@@ -838,10 +845,16 @@ fn on_disconnect_sees_what_arrived_with_a_reset_while_output_is_pending() {
             eventually("the answer is pending", || answered.load(SeqCst) == 1);
             gorust::time::sleep(Duration::from_millis(100));
             // No yield between the two: on one worker, the poller sees both in one event.
-            (&r).write_all(b"abc").unwrap();
+            // More than one read takes (4 KiB at first): a write after the first read met
+            // the reset and closed with the rest unread.
+            (&r).write_all(&[b'y'; 20_000]).unwrap();
             drop(r); // reset
-            eventually("disconnected", || seen.load(SeqCst) != usize::MAX);
-            assert_eq!(seen.load(SeqCst), 3, "the bytes sent before the reset");
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            assert_eq!(
+                seen.load(SeqCst),
+                1 + 20_000,
+                "the bytes sent before the reset"
+            );
         })
     });
 }
@@ -1055,43 +1068,52 @@ fn half_close_gets_its_answer_and_reset_disconnects() {
     });
 }
 
-/// A message that ends at the peer's FIN can be answered although the handler was idle when
-/// the FIN came: a run that left input unconsumed gets one more run at the end of the stream
-/// (`wait_input` then says `UnexpectedEof` at once), and its answer is written before the
-/// close. Before, the connection closed at the FIN unanswered; only a handler already parked
-/// in `wait_input` could answer (review, session 34).
+/// A message that ends at the peer's FIN can be answered: input a run left unconsumed gets
+/// one run that can see the end of the stream (`wait_input` then says `UnexpectedEof` at
+/// once), and its answer is written before the close, whether the FIN came while the handler
+/// was idle or while a run was going (not parked in `wait_input`). Before, the connection
+/// closed at the FIN unanswered; only a handler parked in `wait_input` could answer (review,
+/// session 34).
 #[test]
-fn input_left_by_an_idle_handler_gets_a_run_at_the_peers_fin() {
-    within(LIMIT, || {
-        run_on(2, || {
-            let runs = Arc::new(AtomicUsize::new(0));
-            let r = runs.clone();
-            let el = EventLoop::builder()
-                .on_request(move |c, _| {
-                    if r.fetch_add(1, SeqCst) == 0 {
-                        return Ok(()); // not the whole message yet, as far as it knows
-                    }
-                    let n = c.reader().len();
-                    let e = c.wait_input(n + 1).unwrap_err();
-                    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
-                    let answer = format!("{n} bytes");
-                    c.writer().write_bytes(answer.as_bytes());
-                    Ok(())
-                })
-                .build()
-                .unwrap();
-            let addr = common::serve_loopback(&el);
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"abc").unwrap();
-            eventually("the first run ended", || runs.load(SeqCst) == 1);
-            gorust::time::sleep(Duration::from_millis(20));
-            s.shutdown(Shutdown::Write).unwrap();
-            let mut all = Vec::new();
-            s.read_to_end(&mut all).unwrap();
-            assert_eq!(all, b"3 bytes");
-            eventually("closed", || el.connections() == 0);
-        })
-    });
+fn input_left_by_a_run_gets_a_run_at_the_peers_fin() {
+    for fin_during_the_run in [false, true] {
+        within(LIMIT, move || {
+            run_on(2, move || {
+                let runs = Arc::new(AtomicUsize::new(0));
+                let r = runs.clone();
+                let el = EventLoop::builder()
+                    .on_request(move |c, _| {
+                        if r.fetch_add(1, SeqCst) == 0 {
+                            if fin_during_the_run {
+                                gorust::time::sleep(Duration::from_millis(300));
+                            }
+                            return Ok(()); // not the whole message, as far as it knows
+                        }
+                        let n = c.reader().len();
+                        let e = c.wait_input(n + 1).unwrap_err();
+                        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+                        let answer = format!("{n} bytes");
+                        c.writer().write_bytes(answer.as_bytes());
+                        Ok(())
+                    })
+                    .build()
+                    .unwrap();
+                let addr = common::serve_loopback(&el);
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"abc").unwrap();
+                if !fin_during_the_run {
+                    eventually("the first run started", || runs.load(SeqCst) == 1);
+                    gorust::time::sleep(Duration::from_millis(20)); // and ended
+                }
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap();
+                assert_eq!(all, b"3 bytes", "FIN during the run: {fin_during_the_run}");
+                assert_eq!(runs.load(SeqCst), 2, "one run more, not two");
+                eventually("closed", || el.connections() == 0);
+            })
+        });
+    }
 }
 
 #[test]

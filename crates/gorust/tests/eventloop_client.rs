@@ -633,18 +633,20 @@ fn a_send_past_the_output_limit_is_not_bounded_by_anothers_call_timeout() {
                 .unwrap();
             let c = Arc::new(client.dial(addr, DIAL).unwrap());
             let (mut peer, _) = l.accept().unwrap();
+            let in_call = Arc::new(AtomicUsize::new(0));
             let call = {
-                let c = c.clone();
+                let (c, in_call) = (c.clone(), in_call.clone());
                 gorust::go(move || {
                     // Holds the claim past its 100 ms deadline without waiting on the
                     // connection, then returns normally.
                     c.call_timeout(Duration::from_millis(100), |_, _| {
+                        in_call.store(1, SeqCst);
                         gorust::time::sleep(Duration::from_millis(400));
                         Ok(())
                     })
                 })
             };
-            gorust::time::sleep(Duration::from_millis(20));
+            eventually("the call runs", || in_call.load(SeqCst) == 1);
             // More than the socket buffers take, with nobody reading: it waits for room.
             const N: usize = 32 << 20;
             let sender = {
@@ -666,6 +668,37 @@ fn a_send_past_the_output_limit_is_not_bounded_by_anothers_call_timeout() {
             call.join().unwrap().unwrap();
             sender.join().unwrap().unwrap();
             assert_eq!(reader.join().unwrap(), N);
+        })
+    });
+}
+
+/// A call is a handler run to the idle timer: the connection is not idle during it, and its
+/// idle time starts when the call returns, even if the call moved no bytes (review, session
+/// 34: counted from the last read or write, a 5 s call closed the connection 1 s after it).
+#[test]
+fn idle_time_starts_when_a_long_call_returns() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let (_server, addr, _gone) = echo_loop(|b| b);
+            let client = EventLoop::builder()
+                .idle_timeout(Some(Duration::from_secs(2)))
+                .on_request(|_, _| Ok(()))
+                .build()
+                .unwrap();
+            let c = client.dial(addr, DIAL).unwrap();
+            c.call(|_, _| {
+                gorust::time::sleep(Duration::from_secs(5));
+                Ok(())
+            })
+            .unwrap();
+            let end = Instant::now();
+            gorust::time::sleep(Duration::from_millis(1300));
+            assert!(
+                c.is_active(),
+                "closed {:?} after the call returned, with a 2 s idle timeout",
+                end.elapsed()
+            );
+            assert_eq!(echo_call(&c, b"still here").unwrap(), b"still here");
         })
     });
 }

@@ -172,6 +172,7 @@ impl<S: Send + 'static> Conn<S> {
             .add_level(self.fd.as_raw_fd(), Interest::READABLE, tok)
     }
 
+    #[inline]
     pub(crate) fn touch(&self) {
         // Only the idle timer reads it: without one, skip the clock (a read of it was ~2% of
         // the echo server's CPU at 1,000 connections, three per request).
@@ -230,8 +231,12 @@ impl<S: Send + 'static> Conn<S> {
         // is still queued, and a write first met the error, closed, and dropped those bytes
         // unread (review, session 34). Otherwise writing first frees output for the handler.
         let read_first = r.is_error() || r.is_hangup();
-        if read_first && r.is_readable() {
-            self.read_in(r.is_hangup(), r.is_error());
+        // And while that read brings bytes, nothing is written: one read takes 4–64 KiB, and
+        // a write after it would meet the error and close with the rest unread. The descriptor
+        // is level-triggered, so the next poll reports the error again, until a read returns
+        // it (or 0) and the write may go.
+        if read_first && r.is_readable() && self.read_in(r.is_hangup(), r.is_error()) {
+            return;
         }
         if r.is_writable() {
             self.write_out();
@@ -246,12 +251,13 @@ impl<S: Send + 'static> Conn<S> {
     /// (`eof`). So is an error (`EPOLLERR`) while reading is wanted: the read that returns the
     /// error closes. (Before, a Unix-socket peer that wrote and closed, reported as one
     /// `EPOLLIN|EPOLLHUP`, was closed with its last data unread by any handler; session 20.
-    /// A reset peer's last data, session 31.)
-    fn read_in(self: &Arc<Self>, hangup: bool, error: bool) {
+    /// A reset peer's last data, session 31.) `true`: bytes were read, and the connection
+    /// is open.
+    fn read_in(self: &Arc<Self>, hangup: bool, error: bool) -> bool {
         let limit = self.lp.config.input_limit;
         let mut st = lock(&self.st);
         if st.closed {
-            return;
+            return false;
         }
         st.hup |= hangup;
         let mut start = false;
@@ -264,6 +270,7 @@ impl<S: Send + 'static> Conn<S> {
         let read = st.wants_read(limit);
         let mut fail = error && !read;
         let mut got = false;
+        let mut bytes = false;
         if read {
             let max = st.read_size(limit);
             match st.inbox.read_from_fd(self.fd.as_fd(), max) {
@@ -274,6 +281,7 @@ impl<S: Send + 'static> Conn<S> {
                 Ok(n) => {
                     st.learn_read(max, n);
                     got = true;
+                    bytes = true;
                     start = st.arrived();
                 }
                 // An error reported with nothing to read (an error-queue entry, which no read
@@ -293,13 +301,13 @@ impl<S: Send + 'static> Conn<S> {
         // answer: close once output is written (`write_out` does it then, through
         // `State::drained`).
         if eof && !fail && !st.running {
-            if st.input_len > 0 && st.start() {
+            if st.end_needs_a_run() && st.start() {
                 start = true;
             } else if self.out_len.load(Acquire) == 0 {
                 let closing = self.close_locked(&mut st);
                 drop(st);
                 self.closed_by(closing);
-                return;
+                return false;
             }
         }
         drop(st);
@@ -325,6 +333,7 @@ impl<S: Send + 'static> Conn<S> {
         } else if start {
             super::handler::spawn(self.clone());
         }
+        bytes && !fail
     }
 
     /// Writes pending output (the poller side of `flush`).

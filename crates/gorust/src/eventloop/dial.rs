@@ -342,6 +342,8 @@ fn acquire<S: Send + 'static>(conn: &Arc<Conn<S>>, deadline: Option<Instant>) ->
 
 /// Ends a `call` holding the claim: the handler's end-of-run step (`handler::run`).
 fn release<S: Send + 'static>(conn: &Arc<Conn<S>>, ok: bool, left: usize, consumed: usize) {
+    // Idle time starts at the call's end, as at a handler run's (`handler::run`).
+    conn.touch();
     if !ok {
         // Reset, on TCP: a request `f` flushed part of, then failed, must not end in a FIN,
         // which a peer reads as the end of a whole request (review, session 34).

@@ -33,7 +33,8 @@
 //! or if input is left and the run consumed some of it (a handler that answers one request per
 //! call, with pipelined requests behind it: each rerun consumes at least a byte, so the reruns
 //! are bounded by the input). Input a run left untouched (a partial request) waits for more
-//! data, or for the peer's FIN, which starts one more run (`Conn::read_in`); an input at the limit that a run did not consume at all cannot change any more
+//! data, or for the peer's FIN, which earns it one more run if no run has been offered the end
+//! of the stream yet (`end_needs_a_run`: once, so no spin either); an input at the limit that a run did not consume at all cannot change any more
 //! (reading is off), so the connection is closed instead of stalling.
 //!
 //! Rejected: an atomic word for the whole state (running / new-data / closed bits). The inbox
@@ -103,6 +104,10 @@ pub(crate) struct State {
     pub(crate) new_data: bool,
     /// The peer sent FIN (read returned 0).
     pub(crate) eof: bool,
+    /// A run has taken the inbox since `eof` was set, so it could see the end of the stream
+    /// (`wait_input` says `UnexpectedEof` at once then). Until one has, input a run left
+    /// unconsumed earns one more run (`end_needs_a_run`).
+    pub(crate) end_offered: bool,
     /// Close once no handler runs and the output is written (user `close`, shutdown).
     pub(crate) draining: bool,
     /// Closed: no more handler runs, events or reads.
@@ -179,7 +184,16 @@ impl State {
     /// The handler takes the inbox (at the start of a run, or while it waits for input).
     pub(crate) fn take_inbox(&mut self) -> LinkBuffer {
         self.new_data = false;
+        self.end_offered |= self.eof;
         std::mem::take(&mut self.inbox)
+    }
+
+    /// The peer has finished, input a run left is still there, and no run has been offered
+    /// the end yet: a message that ends at the FIN may still be answered, once. Whether the
+    /// FIN was read while a run was going (not parked in `wait_input`) or while none was,
+    /// before session 34 the connection closed with that input unanswered (review).
+    pub(crate) fn end_needs_a_run(&self) -> bool {
+        self.eof && !self.end_offered && self.input_len > 0
     }
 
     /// The handler's run ended with `input_len` bytes left unconsumed, having consumed
@@ -197,9 +211,10 @@ impl State {
             return Next::Close { deregister: false };
         }
         if !self.draining {
-            // New bytes to look at, or input left after a run that made progress (one
-            // request per call, pipelined requests behind it).
-            if self.new_data || (input_len > 0 && consumed > 0) {
+            // New bytes to look at, input left after a run that made progress (one request
+            // per call, pipelined requests behind it), or the end of the stream not yet
+            // offered to a run.
+            if self.new_data || (input_len > 0 && consumed > 0) || self.end_needs_a_run() {
                 return Next::Rerun;
             }
             if self.buffered() >= limit {
@@ -280,6 +295,51 @@ mod tests {
         s.learn_read(10, 10);
         s.input_len = 0;
         assert_eq!(s.read_size(BIG), 4 * min);
+    }
+
+    /// Input left unconsumed when the peer's FIN arrives earns one run that can see the end,
+    /// whether the FIN came during a run or between runs, and only one.
+    #[test]
+    fn the_end_of_the_stream_is_offered_to_one_run() {
+        // During a run: its finish reruns once, and that rerun's finish closes.
+        let mut s = State::default();
+        s.inbox.write_bytes(b"abc");
+        s.inbox.flush();
+        assert!(s.arrived());
+        let _ = s.take_inbox();
+        s.eof = true; // the FIN, read while the run goes on
+        assert_eq!(
+            s.finish(3, 0, false, LIMIT),
+            Next::Rerun,
+            "the end is offered"
+        );
+        let _ = s.take_inbox(); // the rerun starts
+        assert!(!s.end_needs_a_run());
+        assert_eq!(
+            s.finish(3, 0, false, LIMIT),
+            Next::Close { deregister: true },
+            "offered once"
+        );
+        // Between runs: the reader starts one (`Conn::read_in`), once.
+        let mut s = State {
+            input_len: 3,
+            eof: true,
+            ..State::default()
+        };
+        assert!(s.end_needs_a_run() && s.start());
+        let _ = s.take_inbox();
+        assert!(!s.end_needs_a_run());
+        // A run that began after the FIN could see it already: no extra run.
+        let mut s = State {
+            eof: true,
+            running: true,
+            ..State::default()
+        };
+        let _ = s.take_inbox();
+        assert_eq!(
+            s.finish(3, 0, false, LIMIT),
+            Next::Close { deregister: true }
+        );
     }
 
     #[test]

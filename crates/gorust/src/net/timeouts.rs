@@ -86,18 +86,19 @@ macro_rules! timeouts_and_deadlines {
             self.timeouts.set_write(t)
         }
 
-        /// The read timeout.
+        /// The read (receive) timeout.
         pub fn read_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
             Ok(self.timeouts.read())
         }
 
-        /// The write timeout.
+        /// The write (send) timeout.
         pub fn write_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
             Ok(self.timeouts.write())
         }
 
-        /// Go's `SetReadDeadline`: reads fail with `TimedOut` once `deadline` passes, until it
-        /// is moved; a deadline in the past wakes a parked read at once. `None` clears it.
+        /// Go's `SetReadDeadline`: reads (receives) fail with `TimedOut` once `deadline`
+        /// passes, until it is moved; a deadline in the past wakes a parked one at once. `None`
+        /// clears it.
         pub fn set_read_deadline(
             &self,
             deadline: Option<::std::time::Instant>,
@@ -108,7 +109,7 @@ macro_rules! timeouts_and_deadlines {
         }
 
         /// Go's `SetWriteDeadline`, as [`set_read_deadline`](Self::set_read_deadline) for
-        /// writes.
+        /// writes (sends).
         pub fn set_write_deadline(
             &self,
             deadline: Option<::std::time::Instant>,

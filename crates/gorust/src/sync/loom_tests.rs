@@ -216,6 +216,35 @@ fn loom_sync_waitgroup_an_old_zero_does_not_release_the_next_round() {
     });
 }
 
+/// A waiter queued in one round and polled again after that round's zero, with the counter
+/// raised again by the next round's `add` (a `select`-style spurious poll, perhaps before the
+/// zero's wake-up reached it): it returns, its zero having come. A first version of the rounds
+/// took the new round for its own at that poll and waited for the next zero (review, session
+/// 34).
+#[test]
+fn loom_sync_waitgroup_a_waiter_polled_after_its_zero_returns() {
+    loom::model(|| {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let (_c, w) = counting_waker();
+        let mut first = wg.wait_async();
+        assert!(poll(&mut first, &w).is_pending(), "the counter is one");
+        let wg2 = wg.clone();
+        let worker = thread::spawn(move || wg2.done());
+        while wg.count() != 0 {
+            thread::yield_now();
+        }
+        wg.add(1);
+        let early = poll(&mut first, &w).is_ready();
+        worker.join().unwrap();
+        assert!(
+            early || poll(&mut first, &w).is_ready(),
+            "its round's zero came, and it still waits"
+        );
+        wg.done();
+    });
+}
+
 /// A send races a receive's registration on an empty unbounded channel: the receive gets the
 /// message at once, or parks and is woken, and then gets it. (The sender is kept alive until
 /// the end: its drop would wake the receive by disconnection and hide a lost wake-up.)

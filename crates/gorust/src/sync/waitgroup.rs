@@ -35,14 +35,17 @@
 //!   and by the zero transition. No lost wake-up: a waiter checks `state` again *under* the
 //!   lock before queuing; the zeroing `done` decrements before taking the lock, so either the
 //!   waiter's check sees zero or the waiter is queued before the `done` looks.
-//! - Rounds. A waiter queues with the round it saw, and a notification releases it only if
-//!   the round has moved on since. Between the zeroing `done`'s decrement and its lock, the
-//!   group may be reused (Go allows a new `add` once the last `wait` returned): a waiter of
-//!   that next round queues with the counter at one, and the old zero's notification must not
-//!   release it; it queues again. Before session 34 the counter had no round, and such a
-//!   waiter returned with its goroutines still running (review; loom model
-//!   `loom_sync_waitgroup_an_old_zero_does_not_release_the_next_round`). A waiter asleep for
-//!   2^32 rounds exactly would miss its own; Go's word has the same width.
+//! - Rounds. A waiter queues with the round it saw, and returns once the round has moved on
+//!   since, notified or not yet; a notification in the same round releases nobody. Between
+//!   the zeroing `done`'s decrement and its lock, the group may be reused (Go allows a new
+//!   `add` once the last `wait` returned): a waiter of that next round queues with the
+//!   counter at one, and the old zero's notification must not release it; it queues again.
+//!   Before session 34 the counter had no round, and such a waiter returned with its
+//!   goroutines still running (review; loom models
+//!   `loom_sync_waitgroup_an_old_zero_does_not_release_the_next_round` and, for a waiter
+//!   polled between its zero and its notification,
+//!   `loom_sync_waitgroup_a_waiter_polled_after_its_zero_returns`). A waiter asleep for 2^32
+//!   rounds exactly would miss its own; Go's word has the same width.
 //! - A waiter that was notified returns even if the counter has meanwhile been raised again by
 //!   a new `add` (Go's behaviour: the wait was for that zero).
 //! - `done` below zero panics with Go's message; the counter is left at zero.
@@ -251,15 +254,24 @@ impl Future for Wait<'_> {
         let mut list = crate::loom::lock(&this.inner.waiters);
         // Read under the lock: see "No lost wake-up" and "Rounds" in the module header.
         let state = this.inner.state.load(Acquire);
-        if list.take_notified(&mut this.key) && round_of(state) != this.round {
+        let notified = list.take_notified(&mut this.key);
+        // Queued before this poll (notified, or still waiting for the notification), and the
+        // round it queued in has ended: its zero came. A still-queued waiter polled between
+        // that zero and its notification returns too, rather than take the new round for its
+        // own and wait for the next zero.
+        if (notified || this.key.is_some()) && round_of(state) != this.round {
+            list.remove(&mut this.key);
             return Poll::Ready(());
         }
         if count_of(state) == 0 {
             list.remove(&mut this.key);
             return Poll::Ready(());
         }
-        // Queued anew, or again after a previous round's notification.
-        this.round = round_of(state);
+        // Queued anew (first poll, or after an earlier round's notification): this round is
+        // the one it waits for.
+        if this.key.is_none() {
+            this.round = round_of(state);
+        }
         list.register(&mut this.key, cx.waker());
         // No progress: the unit goes back (see `coop::refund`).
         crate::coop::refund();
