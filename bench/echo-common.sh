@@ -30,6 +30,6 @@ stop_jobs() {
         kill "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
-    cp "$out"/cg* /tmp/cg_$(basename $(pwd))_$server 2>/dev/null || true; rm -rf "$out"
+    rm -rf "$out"
 }
 trap stop_jobs EXIT

@@ -575,7 +575,6 @@ impl<S: Send + 'static> Conn<S> {
     /// while the output is past the limit. `claimed`: the caller holds the claim (a handler's
     /// or a call's `flush`), whose wait a running `call_timeout` bounds too; else a
     /// `ClientConn::send` from any goroutine.
-    #[inline]
     pub(crate) fn queue_out(&self, w: &mut LinkBuffer, claimed: bool) -> io::Result<()> {
         w.flush();
         if w.is_empty() {
