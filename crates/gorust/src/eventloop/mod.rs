@@ -44,8 +44,8 @@
 //!    is handed to the poller, with write interest armed only while output is pending.
 //! 5. End: the peer's FIN or hang-up (after the handler has seen the data sent before it and
 //!    its last reply is written: input a run left unconsumed gets one more run at the FIN,
-//!    where `wait_input` reports the end of the stream), a reset, an error, a handler error or panic, the idle or
-//!    write timer, or shutdown. The descriptor is deregistered,
+//!    where `wait_input` reports the end of the stream), a reset, an error, a handler error
+//!    or panic, the idle or write timer, or shutdown. The descriptor is deregistered,
 //!    [`on_disconnect`](Builder::on_disconnect) runs exactly once, the buffers go back to the
 //!    pool, and the descriptor is closed when the last reference goes.
 //!
@@ -92,7 +92,7 @@
 //! | `work` (input, user state) | only the holder of the claim | mutex, uncontended by construction |
 //! | `out` (output pending for the poller) | `flush`, `ClientConn::send`, the waker on writable | mutex; taken before `st`, never after |
 //! | `unclaimed` (wait slot) | a handler or `call` releasing the claim (set), teardown (wake), a `call` waiting for the claim (wait) | the slot's protocol (`netpoll/slot.rs`) |
-//! | `last_active`, `write_since` | reads, writes, the end of a handler run (`last_active`) / the timer | relaxed atomics (a timer a few µs late is fine) |
+//! | `last_active`, `write_since` | reads, writes, the end of a handler run or a call (`last_active`) / the timer | relaxed atomics (a timer a few µs late is fine) |
 //!
 //! # Rejected alternatives
 //!

@@ -34,8 +34,9 @@
 //! call, with pipelined requests behind it: each rerun consumes at least a byte, so the reruns
 //! are bounded by the input). Input a run left untouched (a partial request) waits for more
 //! data, or for the peer's FIN, which earns it one more run if no run has been offered the end
-//! of the stream yet (`end_needs_a_run`: once, so no spin either); an input at the limit that a run did not consume at all cannot change any more
-//! (reading is off), so the connection is closed instead of stalling.
+//! of the stream yet (`end_needs_a_run`: once, so no spin either); an input at the limit that
+//! a run did not consume at all cannot change any more (reading is off), so the connection is
+//! closed instead of stalling.
 //!
 //! Rejected: an atomic word for the whole state (running / new-data / closed bits). The inbox
 //! must be appended to under a lock anyway (a `LinkBuffer` is one-writer), and the handler's
