@@ -420,6 +420,41 @@ fn idle_time_starts_when_a_long_handler_run_ends() {
     });
 }
 
+/// `shutdown` waits for a connection that was already closing when it started (its peer
+/// finished, its `on_disconnect` still running) as for the ones it closes itself. It skipped
+/// those, and returned with their `on_disconnect` still running (review, session 34).
+#[test]
+fn shutdown_waits_for_a_disconnect_already_under_way() {
+    within(LIMIT, || {
+        run_on(2, || {
+            let done = Arc::new(AtomicUsize::new(0));
+            let d = done.clone();
+            // An echo loop whose `on_disconnect` (in place of the counting one) takes 300 ms.
+            let (el, addr, _) = echo_loop(|b| {
+                b.on_disconnect(move |_, _| {
+                    gorust::time::sleep(Duration::from_millis(300));
+                    d.store(1, SeqCst);
+                })
+            });
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"hi").unwrap();
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            // The server closes at the FIN; its `on_disconnect` then sleeps 300 ms.
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            el.shutdown(Duration::from_secs(10));
+            assert_eq!(
+                done.load(SeqCst),
+                1,
+                "shutdown returned before the disconnect ended"
+            );
+            assert_eq!(el.connections(), 0);
+        })
+    });
+}
+
 #[test]
 fn graceful_shutdown_lets_in_flight_handlers_finish() {
     within(LIMIT, || {

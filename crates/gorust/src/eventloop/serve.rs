@@ -10,7 +10,7 @@
 //! (3) the caller waits, up to the grace period, for all of them to leave the registry, the
 //! idle ones too (their `on_disconnect` runs on a goroutine of its own: before, `shutdown`
 //! returned before it had, and a `main` returning then dropped it unrun; review, session
-//! 25); (4) what is still busy is closed by force: the socket is shut down, so a handler
+//! 25), and with them those already closing and those admitted meanwhile (session 34); (4) what is still busy is closed by force: the socket is shut down, so a handler
 //! parked on it wakes with an error, and `on_disconnect` runs when it returns (a handler stuck
 //! in user code cannot be preempted). The peer of such a handler gets a reset, whatever it was
 //! sent so far: its answer is cut short.
@@ -296,6 +296,12 @@ impl<S: Send + 'static> EventLoop<S> {
             let _ = l.close();
         }
         let conns: Vec<Arc<Conn<S>>> = lock(&sh.conns).values().cloned().collect();
+        // Connections admitted from now on are closed by `admit` (it sees `shutting_down`),
+        // and some in the snapshot already are (by `admit` too, or by their peer): all are
+        // waited for as the idle ones are. Left out, `shutdown` could return before the
+        // disconnect of one admitted while this snapshot was taken (review, session 34).
+        let known: HashSet<u64> = conns.iter().map(|c| c.id).collect();
+        let mut closing = Vec::new();
         let mut report = ShutdownReport::default();
         let mut busy = HashSet::new();
         // Closed here; waited for until their disconnect has run.
@@ -303,6 +309,7 @@ impl<S: Send + 'static> EventLoop<S> {
         for c in conns {
             let mut st = lock(&c.st);
             if st.closed {
+                closing.push(c.id);
                 continue;
             }
             // Output still queued for a slow reader is in flight too: draining, the poller
@@ -325,8 +332,11 @@ impl<S: Send + 'static> EventLoop<S> {
         }
         let left = || {
             let conns = lock(&sh.conns);
-            busy.iter()
+            let late = conns.keys().filter(|id| !known.contains(id)).count();
+            late + busy
+                .iter()
                 .chain(&idle)
+                .chain(&closing)
                 .filter(|id| conns.contains_key(id))
                 .count()
         };
