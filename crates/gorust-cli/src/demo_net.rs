@@ -8,7 +8,7 @@
 //! server's OS threads and resident memory are sampled from `/proc/PID/status`; its context
 //! switches are summed over `/proc/PID/task/*/status` at the start and the end of the measured
 //! window, after a warm-up and before the load closes its connections (a thread that exits
-//! takes its counts out of `/proc`). RSS per connection is (peak − the
+//! takes its counts out of `/proc`: the step then fails rather than show a count too low). RSS per connection is (peak − the
 //! server's RSS before any connection) / connections. Live goroutines are the peak of the
 //! server's own `stats live=N` lines (`serve --stats-ms`); a thread-per-connection server's
 //! live count is its threads less the accepting one; the event loop's counts its handlers in
@@ -111,7 +111,10 @@ pub fn measure(
             "the {model} server answered no request ({errors} errors)"
         ));
     }
-    let switches = switches_after.saturating_sub(switches_before);
+    // Not clamped at 0: a connection thread that exited in the window took its switches out
+    // of `/proc`, and the figure would have read too low, or 0 (review, session 34).
+    let switches = procfs::between(switches_before, switches_after)
+        .map_err(|e| format!("the {model} server's context switches: {e}"))?;
     let requests = stats.requests;
     Ok(Row {
         model,

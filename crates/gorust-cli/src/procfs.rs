@@ -49,25 +49,22 @@ pub fn threads() -> u64 {
     status_field("Threads").unwrap_or(0)
 }
 
-/// Voluntary plus involuntary context switches of the whole process so far.
+/// Voluntary plus involuntary context switches of this process's live threads so far (0 if
+/// unreadable; for the demo's wake step, whose threads all live through it).
 pub fn context_switches() -> u64 {
-    context_switches_of("self")
+    context_switches_of("self").map_or(0, |r| r.total)
 }
 
-/// Context switches of every thread of process `pid` so far (`pid` may be `"self"`).
-pub fn context_switches_of(pid: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .map(|s| {
-            s.lines()
-                .filter(|l| l.contains("ctxt_switches"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>()
-        })
-        .sum()
+/// Context switches of every live thread of process `pid` so far (`pid` may be `"self"`),
+/// summed over `/proc/PID/task/*/status`; compare two with [`between`].
+pub fn context_switches_of(pid: &str) -> Result<TaskSum, String> {
+    sum_over_tasks(pid, "status", |status| {
+        let switches = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
+        Some(switches.sum())
+    })
 }
 
 /// The most memory mappings a process may have (`vm.max_map_count`; the kernel's default if
@@ -86,65 +83,72 @@ pub fn mappings() -> u64 {
         .unwrap_or(0)
 }
 
-/// The CPU time of a process's threads at one moment ([`cpu_ns_of`]), with the threads it
-/// summed.
+/// A figure summed over a process's threads at one moment ([`cpu_ns_of`],
+/// [`context_switches_of`]), with the threads it summed: a thread that exits takes its share
+/// out of `/proc`, so two readings are compared only if no thread left between them
+/// ([`between`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CpuReading {
-    ns: u64,
+pub struct TaskSum {
+    total: u64,
     threads: std::collections::BTreeSet<u64>,
 }
 
-/// Nanoseconds the threads of process `pid` have spent on a CPU (`/proc/PID/task/*/schedstat`,
-/// summed over the threads alive now); an error when `/proc` cannot say (the process
-/// exited), never a 0 that would read as a measured figure.
-pub fn cpu_ns_of(pid: &str) -> Result<CpuReading, String> {
+/// Sums `value` of each thread's `/proc/PID/task/TID/file`; an error when `/proc` cannot say
+/// (the process exited), never a 0 that would read as a measured figure. A thread that exits
+/// between the listing and its read is left out.
+fn sum_over_tasks(
+    pid: &str,
+    file: &str,
+    value: impl Fn(&str) -> Option<u64>,
+) -> Result<TaskSum, String> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| format!("cannot read /proc/{pid}/task ({e}): did the server exit?"))?;
-    // A thread that exits between the listing and its read is left out.
-    let mut reading = CpuReading {
-        ns: 0,
+    let mut sum = TaskSum {
+        total: 0,
         threads: Default::default(),
     };
     for t in dir.flatten() {
         let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(t.path().join("schedstat")) else {
-            continue;
-        };
-        let Some(ns) = stat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
+        let Some(v) = std::fs::read_to_string(t.path().join(file))
+            .ok()
+            .and_then(|text| value(&text))
         else {
             continue;
         };
-        reading.ns += ns;
-        reading.threads.insert(tid);
+        sum.total += v;
+        sum.threads.insert(tid);
     }
-    if reading.threads.is_empty() {
-        return Err(format!("no readable /proc/{pid}/task/*/schedstat"));
+    if sum.threads.is_empty() {
+        return Err(format!("no readable /proc/{pid}/task/*/{file}"));
     }
-    Ok(reading)
+    Ok(sum)
 }
 
-/// The CPU time of process `pid` between two readings of [`cpu_ns_of`]; an error if either
-/// failed, or if a thread counted in the first has exited since, taking its time out of the
-/// sum. Before, only a sum that shrank was caught, and a thread exiting while others ran made
-/// the window's figure silently small (review, session 32; the echo benchmark's `Cpu::since`
-/// had this check since session 30).
-pub fn cpu_ns_between(
-    before: Result<CpuReading, String>,
-    after: Result<CpuReading, String>,
+/// Nanoseconds the threads of process `pid` have spent on a CPU (`/proc/PID/task/*/schedstat`,
+/// summed over the threads alive now).
+pub fn cpu_ns_of(pid: &str) -> Result<TaskSum, String> {
+    sum_over_tasks(pid, "schedstat", |stat| {
+        stat.split_whitespace().next()?.parse::<u64>().ok()
+    })
+}
+
+/// How much a per-thread sum grew from `before` to `after`: an error if either is, if a
+/// thread summed before is gone after (its share left the sum: a CPU time or a switch count
+/// too small), or if the sum went backwards.
+pub fn between(
+    before: Result<TaskSum, String>,
+    after: Result<TaskSum, String>,
 ) -> Result<u64, String> {
     let (before, after) = (before?, after?);
     if !before.threads.is_subset(&after.threads) {
         return Err("a server thread exited in the measured window".to_string());
     }
     after
-        .ns
-        .checked_sub(before.ns)
-        .ok_or_else(|| "the server's CPU time went backwards".to_string())
+        .total
+        .checked_sub(before.total)
+        .ok_or_else(|| "the server's figure went backwards".to_string())
 }
 
 /// The machine, for reports: the CPU model, the CPUs online, the kernel release.
@@ -203,7 +207,8 @@ mod tests {
     fn the_check_passes_where_the_figures_are_readable() {
         assert_eq!(check("demo"), Ok(()));
         assert!(rss_kib() > 0 && threads() > 0 && mappings() > 0);
-        assert!(cpu_ns_of("self").unwrap().ns > 0);
+        assert!(cpu_ns_of("self").unwrap().total > 0);
+        assert!(context_switches_of("self").unwrap().total > 0);
     }
 
     /// A process that is gone, or a window a thread left, is an error, not a figure of 0.
@@ -212,16 +217,16 @@ mod tests {
         let gone = cpu_ns_of(&u32::MAX.to_string()).unwrap_err();
         assert!(gone.contains("did the server exit?"), "{gone}");
         let at = |ns, threads: &[u64]| {
-            Ok(CpuReading {
-                ns,
+            Ok(TaskSum {
+                total: ns,
                 threads: threads.iter().copied().collect(),
             })
         };
-        assert_eq!(cpu_ns_between(at(5, &[1, 2]), at(8, &[1, 2, 3])), Ok(3));
-        assert!(cpu_ns_between(at(8, &[1]), at(5, &[1])).is_err());
-        assert!(cpu_ns_between(Err("gone".into()), at(5, &[1])).is_err());
+        assert_eq!(between(at(5, &[1, 2]), at(8, &[1, 2, 3])), Ok(3));
+        assert!(between(at(8, &[1]), at(5, &[1])).is_err());
+        assert!(between(Err("gone".into()), at(5, &[1])).is_err());
         // Thread 2 exited, and its time left the sum, though the sum still grew.
-        let left = cpu_ns_between(at(5, &[1, 2]), at(9, &[1])).unwrap_err();
+        let left = between(at(5, &[1, 2]), at(9, &[1])).unwrap_err();
         assert!(left.contains("exited"), "{left}");
     }
 
@@ -230,10 +235,11 @@ mod tests {
     fn a_thread_that_exits_in_the_window_is_caught() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || rx.recv());
-        let before = cpu_ns_of("self");
+        let before = (cpu_ns_of("self"), context_switches_of("self"));
         drop(tx);
         t.join().unwrap().unwrap_err();
-        let after = cpu_ns_of("self");
-        assert!(cpu_ns_between(before, after).is_err());
+        let after = (cpu_ns_of("self"), context_switches_of("self"));
+        assert!(between(before.0, after.0).is_err());
+        assert!(between(before.1, after.1).is_err(), "the switch count too");
     }
 }

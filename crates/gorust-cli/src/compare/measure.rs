@@ -29,15 +29,12 @@ pub(super) fn measure(
         builtin_load(addr, conns, 0.0, warm, load_cpu, || ()).and_then(|_| {
             let cpu_before = procfs::cpu_ns_of(&pid);
             let f = wrk_load(addr, conns, secs, load_cpu)?;
-            Ok((
-                f,
-                procfs::cpu_ns_between(cpu_before, procfs::cpu_ns_of(&pid))?,
-            ))
+            Ok((f, procfs::between(cpu_before, procfs::cpu_ns_of(&pid))?))
         })
     } else {
         let cpu = || procfs::cpu_ns_of(&pid);
         builtin_load(addr, conns, warm, secs, load_cpu, cpu)
-            .and_then(|(f, (before, after))| Ok((f, procfs::cpu_ns_between(before, after)?)))
+            .and_then(|(f, (before, after))| Ok((f, procfs::between(before, after)?)))
     };
     let (rss, threads) = sampler.stop();
     let (f, cpu_ns) = measured?;
