@@ -32,9 +32,10 @@
 //! read the old word is woken by the change (model: `loom_write_deadline_reaches_a_waiter`).
 //!
 //! Fields: the slots follow `slot.rs`'s protocol; `flags` is set by `close`, `orphan`,
-//! `watch` and `set_deadline`, from any thread, and loses a bit only in `unwatch_writes`, which
-//! a connect calls before anyone else holds the socket; the deadlines are written by their
-//! setters and read by every attempt.
+//! `watch` and `set_deadline`, from any thread, and loses one of those bits only in
+//! `unwatch_writes`, which a connect calls before anyone else holds the socket; its two write
+//! lock bits (`WRITING`, `WRITERS_WAIT`) are set and cleared by every locked write
+//! (`write_lock.rs`); the deadlines are written by their setters and read by every attempt.
 //!
 //! Rejected: a count of writers that may wait, entered and left around every wait. It would let
 //! the slot go unwatched again, but every exit path (errors, timeouts, a dropped future) must
@@ -83,7 +84,8 @@ pub(crate) struct PollDesc {
     read_deadline: AtomicU64,
     /// `CLOSING`, set once by `close` from any thread (waiters then fail); `ORPHANED`, set
     /// when the runtime whose poller this descriptor is registered with shuts down (nobody will
-    /// report its edges again); `WRITE_WATCHED` and `WRITE_DEADLINE` (see the module header).
+    /// report its edges again); `WRITE_WATCHED` and `WRITE_DEADLINE` (see the module header);
+    /// `WRITING` and `WRITERS_WAIT`, the write lock (`write_lock.rs`).
     /// One byte, so that the check every attempt makes is one load.
     flags: AtomicU8,
     pub(crate) write: WaitSlot,

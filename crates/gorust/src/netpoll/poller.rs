@@ -112,7 +112,8 @@ impl Poller {
         self.slab.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers `fd` (edge-triggered, read+write+rdhup). Returns the token.
+    /// Registers `fd` (edge-triggered, read+write+rdhup+pri: `Interest::EDGE_ALL`). Returns
+    /// the token.
     pub(crate) fn register(&self, fd: RawFd, desc: Arc<PollDesc>) -> io::Result<u64> {
         let (tok, orphaned) = self.insert(Source::Edge(desc.clone()));
         if let Err(e) = self.epoll.add(fd, Interest::EDGE_ALL, tok) {
@@ -268,10 +269,13 @@ impl Poller {
             diag!("runtime: epoll_wait failed: {e}");
             std::process::abort();
         }
+        // Marked polled before it stops counting as waiting: in between, after a long wait,
+        // the monitor read it as a worker neither waiting nor polled for seconds, polled its
+        // epoll beside it and fired its timers (review, session 34).
+        self.mark_polled();
         if blocking {
             self.in_wait.store(false, Release);
         }
-        self.mark_polled();
     }
 
     /// Records a poll now, for `staleness`; the owner also calls it when it skips a poll of an
@@ -402,10 +406,10 @@ impl Poller {
 
     /// Microseconds since this poller was last polled, and whether its worker is blocked in it.
     pub(crate) fn staleness(&self) -> (u64, bool) {
+        // `in_wait` first: a wait seen ended (Acquire, against `poll`'s Release) comes with
+        // the poll time stored before it ended.
+        let in_wait = self.in_wait.load(Acquire);
         let now = self.started.elapsed().as_micros() as u64;
-        (
-            now.saturating_sub(self.last_poll_us.load(Relaxed)),
-            self.in_wait.load(Acquire),
-        )
+        (now.saturating_sub(self.last_poll_us.load(Relaxed)), in_wait)
     }
 }
