@@ -33,8 +33,8 @@
 //! or if input is left and the run consumed some of it (a handler that answers one request per
 //! call, with pipelined requests behind it: each rerun consumes at least a byte, so the reruns
 //! are bounded by the input). Input a run left untouched (a partial request) waits for more
-//! data, or for the peer's FIN, which earns it one more run if no run has been offered the end
-//! of the stream yet (`end_needs_a_run`: once, so no spin either); an input at the limit that
+//! data, or for the peer's FIN, which earns it one more run if the handler has not been told
+//! of the end yet (`end_needs_a_run`: once, so no spin either); an input at the limit that
 //! a run did not consume at all cannot change any more (reading is off), so the connection is
 //! closed instead of stalling.
 //!
@@ -105,9 +105,10 @@ pub(crate) struct State {
     pub(crate) new_data: bool,
     /// The peer sent FIN (read returned 0).
     pub(crate) eof: bool,
-    /// A run has taken the inbox since `eof` was set, so it could see the end of the stream
-    /// (`wait_input` says `UnexpectedEof` at once then). Until one has, input a run left
-    /// unconsumed earns one more run (`end_needs_a_run`).
+    /// The handler has been told of the end of the stream: a `wait_input` of its returned
+    /// `UnexpectedEof`, or a run was granted for it (`end_needs_a_run`). Until then, input a
+    /// run left unconsumed earns one more run; after, none, so a handler that never looks
+    /// gets one and no spin.
     pub(crate) end_offered: bool,
     /// Close once no handler runs and the output is written (user `close`, shutdown).
     pub(crate) draining: bool,
@@ -185,16 +186,20 @@ impl State {
     /// The handler takes the inbox (at the start of a run, or while it waits for input).
     pub(crate) fn take_inbox(&mut self) -> LinkBuffer {
         self.new_data = false;
-        self.end_offered |= self.eof;
         std::mem::take(&mut self.inbox)
     }
 
-    /// The peer has finished, input a run left is still there, and no run has been offered
-    /// the end yet: a message that ends at the FIN may still be answered, once. Whether the
-    /// FIN was read while a run was going (not parked in `wait_input`) or while none was,
-    /// before session 34 the connection closed with that input unanswered (review).
-    pub(crate) fn end_needs_a_run(&self) -> bool {
-        self.eof && !self.end_offered && self.input_len > 0
+    /// The peer has finished, input a run left is still there, and the handler has not been
+    /// told of the end: a message that ends at the FIN may still be answered. `true` grants
+    /// that run (once). Whether the FIN was read while a run was going (not parked in
+    /// `wait_input`), before one started, or between runs, before session 34 the connection
+    /// closed with that input unanswered (review). Counted as told when a run merely took the
+    /// inbox after the FIN, a handler that does not look for the end on every run missed it
+    /// when the FIN came before its run started.
+    pub(crate) fn end_needs_a_run(&mut self) -> bool {
+        let needs = self.eof && !self.end_offered && self.input_len > 0;
+        self.end_offered |= needs;
+        needs
     }
 
     /// The handler's run ended with `input_len` bytes left unconsumed, having consumed
@@ -298,24 +303,25 @@ mod tests {
         assert_eq!(s.read_size(BIG), 4 * min);
     }
 
-    /// Input left unconsumed when the peer's FIN arrives earns one run that can see the end,
-    /// whether the FIN came during a run or between runs, and only one.
+    /// Input left unconsumed when the peer's FIN arrives earns one run, whether the FIN came
+    /// during a run, before it or between runs, unless the handler was told of the end by
+    /// `wait_input`; and only one.
     #[test]
     fn the_end_of_the_stream_is_offered_to_one_run() {
-        // During a run: its finish reruns once, and that rerun's finish closes.
+        // During a run (or before it took the inbox): its finish reruns once, and that
+        // rerun's finish closes.
         let mut s = State::default();
         s.inbox.write_bytes(b"abc");
         s.inbox.flush();
         assert!(s.arrived());
+        s.eof = true; // the FIN, read before or during the run
         let _ = s.take_inbox();
-        s.eof = true; // the FIN, read while the run goes on
         assert_eq!(
             s.finish(3, 0, false, LIMIT),
             Next::Rerun,
             "the end is offered"
         );
-        let _ = s.take_inbox(); // the rerun starts
-        assert!(!s.end_needs_a_run());
+        let _ = s.take_inbox(); // the rerun, which does not look either
         assert_eq!(
             s.finish(3, 0, false, LIMIT),
             Next::Close { deregister: true },
@@ -328,15 +334,14 @@ mod tests {
             ..State::default()
         };
         assert!(s.end_needs_a_run() && s.start());
-        let _ = s.take_inbox();
         assert!(!s.end_needs_a_run());
-        // A run that began after the FIN could see it already: no extra run.
+        // A handler told by `wait_input` (`ConnIo::pull` sets it): no extra run.
         let mut s = State {
             eof: true,
             running: true,
+            end_offered: true,
             ..State::default()
         };
-        let _ = s.take_inbox();
         assert_eq!(
             s.finish(3, 0, false, LIMIT),
             Next::Close { deregister: true }
