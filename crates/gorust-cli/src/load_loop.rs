@@ -406,7 +406,6 @@ impl State {
             },
         };
         let now = Instant::now();
-        c.origin = None;
         // Replies of the warm-up, and the last ones after the end, are not the window's.
         if (self.plan.start..self.plan.end).contains(&now) {
             self.stats.requests += 1;
@@ -416,15 +415,11 @@ impl State {
             self.stats.hist.saturating_record(us.max(1));
         }
         if close || closed {
-            // The next request keeps its turn in the schedule (`connected` sends it then, or
-            // at once if the reconnect took longer): left at this request's time, it went out
-            // as soon as the new connection was up, and a server that closes after each reply
-            // was driven as fast as it accepted, whatever `-R` said (review, session 34).
-            if let Some(iv) = self.plan.interval {
-                self.conns[i].next += iv;
-            }
+            // With the request still in flight, so that the next one keeps its turn in the
+            // schedule (`reconnect`).
             return self.reconnect(i);
         }
+        self.conns[i].origin = None;
         self.schedule(i, now);
     }
 
@@ -480,11 +475,12 @@ impl State {
     /// *connecting* until `connected` or `connect_failed`.
     fn reconnect(&mut self, i: usize) {
         let c = &mut self.conns[i];
-        // A request lost in flight (a close before its whole reply, an error, a timeout)
-        // used its turn: with `-R` the next one keeps the schedule, as after a reply
-        // (`complete`). Left at the lost one's time, it went out as soon as the new
-        // connection was up, and a server closing every connection unanswered was driven as
-        // fast as it accepted (review, session 34).
+        // A request in flight (answered and then closed, or lost: a close before its whole
+        // reply, an error, a timeout) used its turn: with `-R` the next one keeps the
+        // schedule (`connected` sends it then, or at once if the reconnect took longer). Left
+        // at this request's time, it went out as soon as the new connection was up, and a
+        // server closing every connection was driven as fast as it accepted, whatever `-R`
+        // said (review, session 34).
         if let (Some(iv), Some(_)) = (self.plan.interval, c.origin) {
             c.next += iv;
         }

@@ -300,7 +300,7 @@ impl<S: Send + 'static> Conn<S> {
         // answer: close once output is written (`write_out` does it then, through
         // `State::drained`).
         if eof && !fail && !st.running {
-            if st.end_needs_a_run() && st.start() {
+            if st.grant_end_run() && st.start() {
                 start = true;
             } else if self.out_len.load(Acquire) == 0 {
                 let closing = self.close_locked(&mut st);

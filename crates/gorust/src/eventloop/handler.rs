@@ -462,7 +462,7 @@ impl<S: Send + 'static> ConnIo for Conn<S> {
                     return Err(closed_error());
                 }
                 if st.eof {
-                    // The handler has seen the end: no extra run for it (`end_needs_a_run`).
+                    // The handler has seen the end: no extra run for it (`grant_end_run`).
                     st.end_offered = true;
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }

@@ -10,10 +10,11 @@
 //! (3) the caller waits, up to the grace period, for all of them to leave the registry, the
 //! idle ones too (their `on_disconnect` runs on a goroutine of its own: before, `shutdown`
 //! returned before it had, and a `main` returning then dropped it unrun; review, session
-//! 25), and with them those already closing and those admitted meanwhile (session 34); (4) what is still busy is closed by force: the socket is shut down, so a handler
-//! parked on it wakes with an error, and `on_disconnect` runs when it returns (a handler stuck
-//! in user code cannot be preempted). The peer of such a handler gets a reset, whatever it was
-//! sent so far: its answer is cut short.
+//! 25), and with them those already closing and those admitted meanwhile (session 34): so
+//! for the registry to empty; (4) what is still busy is closed by force: the socket is shut
+//! down, so a handler parked on it wakes with an error, and `on_disconnect` runs when it
+//! returns (a handler stuck in user code cannot be preempted). The peer of such a handler gets
+//! a reset, whatever it was sent so far: its answer is cut short.
 //!
 //! A runtime that ends without `shutdown` closes the loop's connections too: its pollers
 //! orphan them, and each is disconnected where its refused handler goroutine is dropped
@@ -268,10 +269,11 @@ impl<S: Send + 'static> EventLoop<S> {
 
     /// Graceful shutdown (steps in the module header): stops accepting, closes idle
     /// connections, lets in-flight handlers finish for up to `grace`, closes the rest, and
-    /// reports the counts. Within `grace`, it returns once every connection it closed has
-    /// disconnected (`on_disconnect` has returned), idle ones too, and the sockets closed
-    /// after their output was written have stopped lingering (a runtime dropped at once
-    /// after would close those with a reset, cutting short the answers the drain was for).
+    /// reports the counts. Within `grace`, it returns once every connection has disconnected
+    /// (`on_disconnect` has returned): those it closed, idle ones too, those already closing
+    /// and those admitted meanwhile; and once the sockets closed after their output was
+    /// written have stopped lingering (a runtime dropped at once after would close those with
+    /// a reset, cutting short the answers the drain was for).
     /// A dialed connection's socket lingers only once its `ClientConn` is dropped, and is
     /// waited for only if that happened.
     /// Parks the calling goroutine (sleeps a plain thread) meanwhile.
@@ -296,21 +298,12 @@ impl<S: Send + 'static> EventLoop<S> {
             let _ = l.close();
         }
         let conns: Vec<Arc<Conn<S>>> = lock(&sh.conns).values().cloned().collect();
-        // Connections admitted from now on are closed by `admit` (it sees `shutting_down`),
-        // and some in the snapshot already are (by `admit` too, or by their peer): all are
-        // waited for as the idle ones are. Left out, `shutdown` could return before the
-        // disconnect of one admitted while this snapshot was taken (review, session 34).
-        let known: HashSet<u64> = conns.iter().map(|c| c.id).collect();
-        let mut closing = Vec::new();
         let mut report = ShutdownReport::default();
         let mut busy = HashSet::new();
-        // Closed here; waited for until their disconnect has run.
-        let mut idle = Vec::new();
         for c in conns {
             let mut st = lock(&c.st);
             if st.closed {
-                closing.push(c.id);
-                continue;
+                continue; // closing already (by its peer, a timer, `admit`): waited for below
             }
             // Output still queued for a slow reader is in flight too: draining, the poller
             // closes the connection once it is written (`State::drained`). Closed at once, as
@@ -326,20 +319,15 @@ impl<S: Send + 'static> EventLoop<S> {
                 let closing = c.close_locked(&mut st);
                 drop(st);
                 c.closed_idle_by(closing);
-                idle.push(c.id);
                 report.closed_idle += 1;
             }
         }
-        let left = || {
-            let conns = lock(&sh.conns);
-            let late = conns.keys().filter(|id| !known.contains(id)).count();
-            late + busy
-                .iter()
-                .chain(&idle)
-                .chain(&closing)
-                .filter(|id| conns.contains_key(id))
-                .count()
-        };
+        // Every connection in the registry is now draining or closing, and one admitted from
+        // now on is closed by `admit` (it sees `shutting_down`): each leaves the registry once
+        // its disconnect has run, and all are waited for. Counting only those this call
+        // closed or drained, `shutdown` returned before the disconnect of one already closing
+        // or admitted meanwhile (review, session 34).
+        let left = || lock(&sh.conns).len();
         while left() > 0 && Instant::now() < deadline {
             crate::time::sleep(Duration::from_millis(1));
         }

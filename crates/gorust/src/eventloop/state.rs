@@ -34,7 +34,7 @@
 //! call, with pipelined requests behind it: each rerun consumes at least a byte, so the reruns
 //! are bounded by the input). Input a run left untouched (a partial request) waits for more
 //! data, or for the peer's FIN, which earns it one more run if the handler has not been told
-//! of the end yet (`end_needs_a_run`: once, so no spin either); an input at the limit that
+//! of the end yet (`grant_end_run`: once, so no spin either); an input at the limit that
 //! a run did not consume at all cannot change any more (reading is off), so the connection is
 //! closed instead of stalling.
 //!
@@ -106,7 +106,7 @@ pub(crate) struct State {
     /// The peer sent FIN (read returned 0).
     pub(crate) eof: bool,
     /// The handler has been told of the end of the stream: a `wait_input` of its returned
-    /// `UnexpectedEof`, or a run was granted for it (`end_needs_a_run`). Until then, input a
+    /// `UnexpectedEof`, or a run was granted for it (`grant_end_run`). Until then, input a
     /// run left unconsumed earns one more run; after, none, so a handler that never looks
     /// gets one and no spin.
     pub(crate) end_offered: bool,
@@ -189,14 +189,15 @@ impl State {
         std::mem::take(&mut self.inbox)
     }
 
-    /// The peer has finished, input a run left is still there, and the handler has not been
-    /// told of the end: a message that ends at the FIN may still be answered. `true` grants
-    /// that run (once). Whether the FIN was read while a run was going (not parked in
+    /// Grants one run for the end of the stream, and says whether it did: the peer has
+    /// finished, input a run left is still there, and the handler has not been told of the
+    /// end, so a message that ends at the FIN may still be answered (once: the grant counts as
+    /// telling). Whether the FIN was read while a run was going (not parked in
     /// `wait_input`), before one started, or between runs, before session 34 the connection
     /// closed with that input unanswered (review). Counted as told when a run merely took the
     /// inbox after the FIN, a handler that does not look for the end on every run missed it
     /// when the FIN came before its run started.
-    pub(crate) fn end_needs_a_run(&mut self) -> bool {
+    pub(crate) fn grant_end_run(&mut self) -> bool {
         let needs = self.eof && !self.end_offered && self.input_len > 0;
         self.end_offered |= needs;
         needs
@@ -220,7 +221,7 @@ impl State {
             // New bytes to look at, input left after a run that made progress (one request
             // per call, pipelined requests behind it), or the end of the stream not yet
             // offered to a run.
-            if self.new_data || (input_len > 0 && consumed > 0) || self.end_needs_a_run() {
+            if self.new_data || (input_len > 0 && consumed > 0) || self.grant_end_run() {
                 return Next::Rerun;
             }
             if self.buffered() >= limit {
@@ -333,8 +334,8 @@ mod tests {
             eof: true,
             ..State::default()
         };
-        assert!(s.end_needs_a_run() && s.start());
-        assert!(!s.end_needs_a_run());
+        assert!(s.grant_end_run() && s.start());
+        assert!(!s.grant_end_run());
         // A handler told by `wait_input` (`ConnIo::pull` sets it): no extra run.
         let mut s = State {
             eof: true,

@@ -2,12 +2,12 @@
 //!
 //! At most one live timer per connection is in a worker's heap (`Conn::timer`: the entry
 //! and its deadline). It is not moved on every read or write: reads and writes only store
-//! `last_active` (a relaxed store), as does the end of each handler run, and the timer, when
-//! it fires, compares. If the connection was active since, the timer is re-armed for
-//! `last_active + idle`; if not, and no handler is running, the connection is closed
-//! (`on_disconnect` follows). The write timeout is
-//! checked the same way against `write_since` (when output became pending, and again at each
-//! write that makes progress: the timeout bounds a stall, not a long answer).
+//! `last_active` (a relaxed store), as does the end of each handler run or call, and the
+//! timer, when it fires, compares. If the connection was active since, the timer is re-armed
+//! for `last_active + idle`; if not, and no handler is running, the connection is closed
+//! (`on_disconnect` follows). The write timeout is checked the same way against
+//! `write_since` (when output became pending, and again at each write that makes progress:
+//! the timeout bounds a stall, not a long answer).
 //!
 //! A deadline earlier than the armed one replaces it (output became pending while only the
 //! idle timer, far off, was armed): the armed entry is cancelled and a new one registered.
