@@ -182,8 +182,11 @@ impl<S: Send + 'static> Conn<S> {
 
     /// Brings epoll's interest in line with `st` (read on while below the limit, write on
     /// while output is pending). A descriptor whose peer hung up reports `EPOLLHUP` at every
-    /// poll whatever its interest: while it wants nothing, it leaves epoll (`muted`), and it
-    /// comes back when it wants something again (the handler consumed input at the limit).
+    /// poll whatever its interest: while it wants nothing, it is hushed (`muted`: one-shot
+    /// with no interest, `Interest::HUSHED`), and it is re-armed when it wants something
+    /// again (the handler consumed input at the limit). It used to leave epoll and come back
+    /// with `EPOLL_CTL_ADD`, which can fail for lack of memory, and a connection that failed
+    /// it stayed out of epoll, never read or closed (review, session 34).
     fn set_interest(&self, st: &mut State, write: bool) {
         let read = st.wants_read(self.lp.config.input_limit);
         let mute = st.hup && !read && !write;
@@ -199,15 +202,13 @@ impl<S: Send + 'static> Conn<S> {
         if write {
             i = i.and(Interest::WRITABLE);
         }
+        if mute {
+            i = Interest::HUSHED;
+        }
         let (fd, tok) = (self.fd.as_raw_fd(), self.token.load(Acquire));
-        // These fail only if the descriptor is gone, which closing handles.
-        let _ = if mute {
-            self.poller.mute(fd)
-        } else if st.muted {
-            self.poller.unmute(fd, i, tok)
-        } else {
-            self.poller.modify(fd, i, tok)
-        };
+        // `EPOLL_CTL_MOD` allocates nothing: it fails only for a descriptor that is not
+        // registered, and this one is until `closed` is set, under `st`, as here.
+        let _ = self.poller.modify(fd, i, tok);
         st.muted = mute;
     }
 

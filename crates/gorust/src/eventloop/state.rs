@@ -120,7 +120,7 @@ pub(crate) struct State {
     pub(crate) write_on: bool,
     /// The peer hung up (`EPOLLHUP`, which epoll reports whatever the interest).
     pub(crate) hup: bool,
-    /// Out of epoll while hung up with no interest (`Conn::set_interest`).
+    /// Hushed while hung up with no interest (`Conn::set_interest`, `Interest::HUSHED`).
     pub(crate) muted: bool,
     /// What the next read asks for at most, learned from the last ones (`read_size`,
     /// `learn_read`); 0 until the first read.

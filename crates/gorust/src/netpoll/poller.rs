@@ -177,17 +177,6 @@ impl Poller {
         }
     }
 
-    /// Takes a level-triggered `fd` out of epoll, keeping its entry: for a hung-up descriptor
-    /// that wants no event (epoll reports a hang-up whatever the interest).
-    pub(crate) fn mute(&self, fd: RawFd) -> io::Result<()> {
-        self.epoll.delete(fd)
-    }
-
-    /// Puts a [`mute`](Self::mute)d `fd` back in epoll with `interest`.
-    pub(crate) fn unmute(&self, fd: RawFd, interest: Interest, tok: u64) -> io::Result<()> {
-        self.epoll.add(fd, interest, tok)
-    }
-
     /// Removes `fd` from epoll and its descriptor from the slab.
     pub(crate) fn deregister(&self, fd: RawFd, tok: u64) {
         // ENOENT/EBADF here mean the kernel already dropped it: nothing to undo.

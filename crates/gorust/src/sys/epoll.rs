@@ -14,10 +14,11 @@
 //! - Level-triggered, `READABLE`: the poller's own wake-up eventfd (`Poller::new`). Only the
 //!   owning worker drains it. When the monitor sees its event and leaves it undrained, it stays
 //!   readable, and the worker's next wait returns at once instead of sleeping through it.
-//! - Level-triggered, `READABLE`/`WRITABLE`/`NONE`, switched with `modify`: event-loop
+//! - Level-triggered, `READABLE`/`WRITABLE`/`NONE`/`HUSHED`, switched with `modify`: event-loop
 //!   connections (`eventloop/conn.rs`). Read interest is turned off under back-pressure, and
-//!   write interest is on only while output is pending. `eventloop/mod.rs` explains why these
-//!   are not edge-triggered.
+//!   write interest is on only while output is pending; a hung-up connection that wants
+//!   nothing is `HUSHED`. Each is added once and changed only with `modify`, which cannot
+//!   fail for lack of memory. `eventloop/mod.rs` explains why these are not edge-triggered.
 //!
 //! Waiting (`Epoll::wait`): `None` blocks until an event arrives, and `Some(ZERO)` only polls. Any
 //! other timeout bounds the wait to the nanosecond through `epoll_pwait2` (Linux 5.11), so a worker
@@ -82,6 +83,14 @@ impl Interest {
     /// No readiness at all: a level-triggered registration with interest removed (the event
     /// loop's back-pressure), still reporting errors and hang-ups, which epoll always does.
     pub(crate) const NONE: Interest = Interest(0);
+    /// No readiness, and errors and hang-ups reported once more at most: one-shot with an
+    /// empty interest. For a hung-up event-loop connection that wants nothing, whose
+    /// level-triggered `EPOLLHUP` would otherwise be reported at every wait. The next
+    /// `modify` re-arms it. (Taken out with `EPOLL_CTL_DEL` instead, as before, it had to
+    /// come back with `EPOLL_CTL_ADD`, which allocates and can fail with `ENOMEM` or
+    /// `ENOSPC`, at `max_user_watches`: the connection then stayed out of epoll for good, its
+    /// input never read and its handler never run. `EPOLL_CTL_MOD` allocates nothing.)
+    pub(crate) const HUSHED: Interest = Interest(libc::EPOLLONESHOT as u32);
 
     /// Both interests.
     pub(crate) const fn and(self, other: Interest) -> Interest {
@@ -257,13 +266,14 @@ impl Epoll {
                 .as_ref()
                 .map_or(std::ptr::null(), |t| t as *const libc::timespec);
             // SAFETY: `ptr` points at `cap` writable epoll_events, `ts_ptr` is null or a live
-            // timespec, and a null sigmask leaves the mask unchanged.
+            // timespec, and a null sigmask leaves the mask unchanged. The integers go as
+            // `c_long`: `syscall` is variadic and reads full registers.
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_epoll_pwait2,
-                    self.fd.as_raw_fd(),
+                    self.fd.as_raw_fd() as libc::c_long,
                     ptr,
-                    cap,
+                    cap as libc::c_long,
                     ts_ptr,
                     std::ptr::null::<libc::sigset_t>(),
                     0usize,
@@ -334,6 +344,35 @@ mod tests {
         assert_eq!(tokens(&ep), vec![(8, true, true)]);
         ep.delete(fd).unwrap();
         assert!(tokens(&ep).is_empty());
+    }
+
+    #[test]
+    fn a_hushed_hang_up_is_reported_once_until_modified() {
+        let ep = Epoll::new().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let fd = b.as_raw_fd();
+        ep.add(fd, Interest::NONE, 7).unwrap();
+        drop(a);
+        let hangups = |ep: &Epoll| {
+            let mut ev = Events::with_capacity(8);
+            ep.wait(&mut ev, Some(Duration::ZERO)).unwrap();
+            ev.iter().filter(|(_, r)| r.is_hangup()).count()
+        };
+        // Level-triggered with no interest, a hang-up is reported at every wait.
+        assert_eq!(hangups(&ep), 1);
+        assert_eq!(hangups(&ep), 1);
+        // Hushed: once more (it was pending at the change), then never.
+        ep.modify(fd, Interest::HUSHED, 7).unwrap();
+        assert!(hangups(&ep) <= 1);
+        assert_eq!(hangups(&ep), 0);
+        assert_eq!(hangups(&ep), 0);
+        // Modified back, it is reported again: still registered, and no `EPOLL_CTL_ADD`.
+        ep.modify(fd, Interest::READABLE, 8).unwrap();
+        let mut ev = Events::with_capacity(8);
+        ep.wait(&mut ev, Some(Duration::ZERO)).unwrap();
+        let got: Vec<_> = ev.iter().map(|(t, r)| (t, r.is_hangup())).collect();
+        assert_eq!(got, vec![(8, true)]);
+        assert_eq!(hangups(&ep), 1);
     }
 
     #[test]

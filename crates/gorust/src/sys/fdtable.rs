@@ -138,6 +138,13 @@ pub(crate) fn leave_shared_table(keep: &[RawFd]) -> io::Result<()> {
 /// object owns: the process's objects use the shared table. In the shared table this would
 /// close descriptors that others own.
 unsafe fn close_range(first: u32, last: u32, flags: libc::c_uint) -> io::Result<()> {
+    // Passed as `c_long`: `syscall` is variadic and reads each argument as a full register,
+    // whose upper half a narrower value leaves unspecified.
+    let (first, last, flags) = (
+        first as libc::c_long,
+        last as libc::c_long,
+        flags as libc::c_long,
+    );
     // SAFETY: `close_range` touches no memory; the caller vouches for the table.
     syscall!(syscall(libc::SYS_close_range, first, last, flags)).map(drop)
 }
