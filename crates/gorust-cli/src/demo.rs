@@ -6,9 +6,10 @@
 //! 2. Wake: the instant passes; every goroutine wakes, finishes and is joined.
 //! 3. Threads: spawn-and-join one at a time, OS threads against goroutines (stacks pooled).
 //!
-//! 4. Network: the same HTTP hello handler served by each of `demo_net::MODELS` — a thread per
-//!    connection, a goroutine per connection — at 100, 1,000 and 10,000 connections (`demo_net.rs`), with an SVG chart
-//!    of requests/s and memory per connection against connections (`--chart`).
+//! 4. Network: the same HTTP hello served by each of `demo_net::MODELS` (a thread per
+//!    connection, a goroutine per connection, the event loop) at 100, 1,000 and 10,000
+//!    connections (`demo_net.rs`), with an SVG chart of requests/s and memory per connection
+//!    against connections (`--chart`).
 //!
 //! The report goes to stdout (or, with `--json`, one JSON document with every figure of every
 //! step); a progress bar goes to stderr when it is a terminal.

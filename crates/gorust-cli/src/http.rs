@@ -36,8 +36,21 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
+/// How [`serve_conn`] ended.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Ended {
+    /// The client closed, or asked to close and its answer is written.
+    Done,
+    /// A request was refused (400, 431), with what the client sent after it left unread:
+    /// closed now, the socket would reset, and a reset can reach the client before it has
+    /// read the refusal, or fail its write of the rest, which then reports a reset instead
+    /// of the answer. The caller closes lingering ([`crate::serve::Stream::linger`]).
+    Refused,
+}
+
 /// Serves requests on one connection until the client closes it or asks to.
-pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Result<()> {
+pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Result<Ended> {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut len = 0;
     let mut reqs = Requests::default();
@@ -78,15 +91,19 @@ pub fn serve_conn<S: Read + Write>(conn: &mut S, counter: &AtomicU64) -> io::Res
             conn.write_all(&out)?;
             out.clear();
         }
-        if !keep_alive || malformed {
-            return Ok(());
+        if malformed {
+            return Ok(Ended::Refused);
+        }
+        if !keep_alive {
+            return Ok(Ended::Done);
         }
         if len == buf.len() {
-            return conn.write_all(TOO_LARGE);
+            conn.write_all(TOO_LARGE)?;
+            return Ok(Ended::Refused);
         }
         let n = conn.read(&mut buf[len..])?;
         if n == 0 {
-            return Ok(());
+            return Ok(Ended::Done);
         }
         len += n;
     }
@@ -489,7 +506,7 @@ mod tests {
             output: Vec::new(),
         };
         let counter = AtomicU64::new(0);
-        serve_conn(&mut s, &counter).unwrap();
+        let ended = serve_conn(&mut s, &counter).unwrap();
         let mut rest = &s.output[..];
         let mut out = Vec::new();
         while let Some(r) = parse_response(rest).unwrap() {
@@ -497,6 +514,9 @@ mod tests {
             out.push(r);
         }
         assert!(rest.is_empty(), "trailing bytes: {rest:?}");
+        // Refused exactly when the last answer is a refusal: the caller then closes lingering.
+        let refused = out.last().is_some_and(|r| matches!(r.status, 400 | 431));
+        assert_eq!(ended == Ended::Refused, refused, "{ended:?}");
         (out, String::from_utf8(s.output).unwrap())
     }
 
@@ -546,7 +566,7 @@ mod tests {
             ],
             output: Vec::new(),
         };
-        serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
+        assert_eq!(serve_conn(&mut s, &AtomicU64::new(0)).unwrap(), Ended::Done);
         let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n";
         // The Date lines aside (checked in `every_response_carries_a_date`).
         let text = String::from_utf8(s.output).unwrap();
@@ -584,7 +604,7 @@ mod tests {
             input: vec![head.to_vec(), b"hello".to_vec()],
             output: Vec::new(),
         };
-        serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
+        assert_eq!(serve_conn(&mut s, &AtomicU64::new(0)).unwrap(), Ended::Done);
         let text = String::from_utf8(s.output).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
@@ -595,7 +615,7 @@ mod tests {
             input: vec![[&head[..], b"hello"].concat()],
             output: Vec::new(),
         };
-        serve_conn(&mut s, &AtomicU64::new(0)).unwrap();
+        assert_eq!(serve_conn(&mut s, &AtomicU64::new(0)).unwrap(), Ended::Done);
         let text = String::from_utf8(s.output).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     }

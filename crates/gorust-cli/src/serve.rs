@@ -218,11 +218,66 @@ pub enum Handler {
 }
 
 impl Handler {
-    fn call<S: Read + Write>(&self, conn: &mut S) -> io::Result<()> {
+    fn call<S: Stream>(&self, conn: &mut S) -> io::Result<()> {
         match self {
             Handler::Echo => echo(conn),
-            Handler::Http(counter) => http::serve_conn(conn, counter),
+            Handler::Http(counter) => {
+                if http::serve_conn(conn, counter)? == http::Ended::Refused {
+                    conn.linger();
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+/// How long a refused connection is read on before it is closed ([`Stream::linger`]), as
+/// the event loop's lingering close and Go's `net/http` wait.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// The streams of both models (`gorust::net::TcpStream`, `std::net::TcpStream`).
+pub trait Stream: Read + Write {
+    fn shutdown_write(&self) -> io::Result<()>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Ends a connection whose last request was refused with input left unread: shuts the
+    /// write side down, so the client reads the refusal and then the end, and reads and
+    /// drops what it still sends until it closes, for [`LINGER`] at most, before the drop
+    /// closes the socket. Closed at once, with those bytes unread, the socket reset, and the
+    /// client could see the reset instead of the answer (review, session 35).
+    fn linger(&mut self) {
+        if self.shutdown_write().is_err() {
+            return;
+        }
+        let end = std::time::Instant::now() + LINGER;
+        let mut sink = [0u8; 4096];
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            if !matches!(self.read(&mut sink), Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+}
+
+impl Stream for gorust::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        gorust::net::TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Stream for std::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, timeout)
     }
 }
 

@@ -197,6 +197,39 @@ fn serve_http_skips_large_bodies_and_refuses_malformed_heads_in_every_model() {
     }
 }
 
+/// In every model: a complete head larger than the server's buffer gets 431, whether it came
+/// at once or in two writes, and then the end of the stream. The event-loop model answered
+/// both with 200: it checked the size only of a head whose end had not come (review, session
+/// 35).
+#[test]
+fn serve_http_refuses_a_complete_head_past_the_buffer_in_every_model() {
+    let start = "GET / HTTP/1.1\r\nX-Big: ";
+    let rest = format!("{}\r\n\r\n", "a".repeat(9000));
+    for model in ["goroutine", "eventloop", "threads"] {
+        let server = Server::start(&["--model", model, "--proto", "http", "--workers", "1"]);
+        for split in [false, true] {
+            let mut s = server.connect();
+            if split {
+                s.write_all(start.as_bytes()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let _ = s.write_all(rest.as_bytes());
+            } else {
+                let _ = s.write_all(format!("{start}{rest}").as_bytes());
+            }
+            let mut got = Vec::new();
+            let end = s.read_to_end(&mut got);
+            let got = String::from_utf8_lossy(&got);
+            assert!(
+                got.starts_with("HTTP/1.1 431 "),
+                "{model}, split {split}: {got}"
+            );
+            // The refusal ends in a FIN, not a reset: the goroutine and thread models closed
+            // with the rest of the head unread, and the socket reset (review, session 35).
+            assert!(end.is_ok(), "{model}, split {split}: {end:?}");
+        }
+    }
+}
+
 /// The soft and hard "Max open files" of process `pid`.
 fn fd_limits(pid: u32) -> (String, String) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();

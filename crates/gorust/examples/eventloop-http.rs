@@ -18,6 +18,8 @@ mod http;
 
 /// Header blocks larger than this are refused (431), as `http-hello` does with its buffer.
 const MAX_HEAD: usize = 8192;
+/// The first look for a head: most requests are shorter.
+const FIRST_LOOK: usize = 512;
 
 fn main() -> io::Result<()> {
     let addr = std::env::args()
@@ -49,11 +51,19 @@ fn serve(
     counter: &AtomicU64,
 ) -> io::Result<()> {
     loop {
-        let next = {
-            // Contiguous only if the request spans nodes: `peek` copies then.
-            let data = c.reader().peek(c.reader().len())?;
-            requests.next(&data)
-        };
+        // The head is looked for in the input's first `FIRST_LOOK` bytes, then in its first
+        // `MAX_HEAD`, never further: `peek` copies where its window spans the buffer's nodes,
+        // and with the whole input as the window each request of a long pipelined burst
+        // copied all that was left of it; and a head that ended past `MAX_HEAD` was answered,
+        // not refused, when it arrived whole (review, session 35).
+        let mut next = Ok((0, None));
+        for look in [FIRST_LOOK, MAX_HEAD] {
+            let data = c.reader().peek(c.reader().len().min(look))?;
+            next = requests.next(&data);
+            if !matches!(next, Ok((0, None))) || data.len() < look {
+                break;
+            }
+        }
         let Ok((used, req)) = next else {
             c.writer().write_bytes(http::BAD_REQUEST);
             c.close();

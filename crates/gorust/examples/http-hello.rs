@@ -8,9 +8,10 @@
 //! changes the body's length, as it does with the Go original.)
 
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gorust::net::{TcpListener, TcpStream};
 
@@ -54,8 +55,9 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
         while keep_alive {
             let Ok((used, req)) = requests.next(&buf[at..len]) else {
                 out.extend_from_slice(http::BAD_REQUEST);
-                keep_alive = false;
-                break;
+                conn.write_all(&out)?;
+                linger(&conn);
+                return Ok(());
             };
             at += used;
             if requests.continue_due() {
@@ -83,6 +85,7 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
         if len == buf.len() {
             // A header block larger than the buffer: refuse it.
             conn.write_all(http::TOO_LARGE)?;
+            linger(&conn);
             return Ok(());
         }
         let n = conn.read(&mut buf[len..])?;
@@ -91,4 +94,22 @@ fn handle(mut conn: TcpStream, counter: &AtomicU64) -> io::Result<()> {
         }
         len += n;
     }
+}
+
+/// How long a refused connection is read on before it is closed, as the event loop's
+/// lingering close and Go's `net/http` wait.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Ends a connection whose last request was refused (400, 431) with input left unread: the
+/// write side is shut down, so the client reads the refusal and then the end, and what it
+/// still sends is read and dropped until it closes, for [`LINGER`] at most. Closed at once,
+/// with those bytes unread, the socket reset, and a client could see the reset instead of the
+/// answer (review, session 35).
+fn linger(conn: &TcpStream) {
+    if conn.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let _ = conn.set_read_deadline(Some(Instant::now() + LINGER));
+    let mut sink = [0u8; 4096];
+    while matches!((&*conn).read(&mut sink), Ok(n) if n > 0) {}
 }
