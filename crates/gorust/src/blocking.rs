@@ -8,9 +8,12 @@ use std::task::{Context, Poll, Waker};
 /// Runs `f` on a blocking-pool thread and parks the calling goroutine until it returns.
 ///
 /// Use it for anything that blocks a thread: file I/O, a C library call, CPU-heavy work.
-/// A panic in `f` is re-raised in the caller. Outside a runtime, on a blocking-pool thread
-/// already, or in a destructor that a runtime's shutdown runs on a worker (which runs no task
-/// any more), `f` simply runs on the current thread.
+/// A panic in `f` is re-raised in the caller. Outside a runtime (a plain thread in
+/// `Runtime::block_on` included), on a blocking-pool thread already, in a destructor that a runtime's shutdown runs on a worker (which runs no task
+/// any more), or in one that a panic's unwind runs (a goroutine must not park mid-unwind, see
+/// the source), `f` simply runs on the current thread. Called from a goroutine once its
+/// runtime has begun to shut down, it parks until the shutdown unwinds the goroutine, and
+/// `f` does not run.
 ///
 /// # Panics
 ///
@@ -34,14 +37,30 @@ where
 {
     // A worker in its shutdown step runs no task any more: `f` may block it.
     let on_worker = crate::sched::worker::is_serving();
-    if !on_worker || crate::context::handle().is_none() {
+    let handle = crate::context::handle();
+    // In a panic's unwind (a cleanup guard's destructor), too: parked there, the goroutine
+    // would leave its thread's panic count raised while other goroutines ran on it, and a lock
+    // guard one of them dropped meanwhile would poison its mutex, as if it had panicked
+    // (review, session 35). `coop` keeps such a goroutine from yielding for the same reason.
+    let Some(handle) = handle.filter(|_| on_worker && !std::thread::panicking()) else {
         return Ok(f());
-    }
+    };
     if in_a_future_on_a_worker() {
         // Before queueing `f`: `block_on` would panic after it, with `f` still to run.
         panic!("{}", FROM_A_FUTURE);
     }
-    crate::block_on(spawn_blocking(f))
+    let r = crate::block_on(spawn_blocking(f));
+    if matches!(&r, Err(p) if p.downcast_ref::<&str>() == Some(&NOT_RUN))
+        && handle.shutdown.load(std::sync::atomic::Ordering::Acquire)
+    {
+        // The pool stopped with the runtime's shutdown (which sets the flag first), and `f`
+        // did not run. The goroutine, still running when the shutdown began, parks here as
+        // at any other wait, and its worker's shutdown step unwinds it, rather than panic.
+        loop {
+            crate::block_on(std::future::pending::<()>());
+        }
+    }
+    r
 }
 
 /// Whether this thread is a worker that still runs tasks, outside any goroutine: a future's

@@ -2,8 +2,11 @@
 //! goroutine parks, so a slow disk never stalls a worker (Go's runtime hands the P off during
 //! file system calls for the same reason).
 //!
-//! The functions have `std::fs`'s names, arguments and errors. Outside a runtime (or on a
-//! blocking-pool thread) they call `std::fs` directly. From a future on a worker thread they
+//! The functions have `std::fs`'s names, arguments and errors. Where [`crate::blocking`] runs
+//! its closure on the calling thread (outside a runtime, on a blocking-pool thread, on a plain
+//! thread in `Runtime::block_on`, in a destructor run by a shutdown or by a panic's unwind)
+//! they call `std::fs` directly; called from a goroutine once its runtime has begun to shut
+//! down, they park until it is unwound, as `blocking` does. From a future on a worker thread they
 //! fail with an error that says to call them from a goroutine (or to use `spawn_blocking`),
 //! and touch nothing. `read_dir` reads the whole directory on the pool and returns its
 //! entries as an iterator, rather than a lazy `ReadDir` that would block on each step. The

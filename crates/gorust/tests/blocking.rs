@@ -182,3 +182,148 @@ fn blocking_pool_threads_keep_the_usual_timer_slack() {
         assert_eq!(slack, 50_000);
     });
 }
+
+/// A destructor unwound at shutdown that waits for a pool call queued behind a busy one does
+/// not wait for the busy one, and the queued call never runs: the pool stops (its queue
+/// dropped) before anything is unwound. Before, it stopped after the workers' joins: the drop
+/// waited the busy call out (for good, had it never ended), and then the queued call ran,
+/// with its caller unwound (review, session 35).
+#[test]
+fn shutdown_drops_a_queued_call_before_unwinding_its_waiter() {
+    use std::sync::atomic::AtomicBool;
+    struct WaitOnDrop(Option<gorust::BlockingHandle<()>>);
+    impl Drop for WaitOnDrop {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take() {
+                let _ = gorust::block_on(h);
+            }
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let busy_done = Arc::new(AtomicBool::new(false));
+        let queued_ran = Arc::new(AtomicBool::new(false));
+        let rt = gorust::Runtime::builder()
+            .workers(1)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let (done, ran) = (busy_done.clone(), queued_ran.clone());
+        rt.run(move || {
+            let (started_tx, started_rx) = gorust::sync::mpsc::channel();
+            // The pool's one thread, busy for 2 s.
+            gorust::go(move || {
+                gorust::blocking(move || {
+                    started_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_secs(2));
+                    done.store(true, Ordering::SeqCst);
+                })
+            });
+            started_rx.recv().unwrap();
+            // A call queued behind it, waited for by a destructor of a goroutine that parks.
+            let (queued_tx, queued_rx) = gorust::sync::mpsc::channel();
+            gorust::go(move || {
+                let _wait = WaitOnDrop(Some(gorust::spawn_blocking(move || {
+                    ran.store(true, Ordering::SeqCst)
+                })));
+                queued_tx.send(()).unwrap();
+                gorust::time::sleep(Duration::from_secs(3600));
+            });
+            queued_rx.recv().unwrap();
+        });
+        // `run` has shut the runtime down.
+        assert!(
+            !busy_done.load(Ordering::SeqCst),
+            "the shutdown waited for the busy call"
+        );
+        common::eventually("the busy call ended", || busy_done.load(Ordering::SeqCst));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!queued_ran.load(Ordering::SeqCst), "the queued call ran");
+    });
+}
+
+/// A cleanup guard that calls the pool while its goroutine panics runs the call on its own
+/// thread instead of parking mid-unwind. Parked there, the thread's panic count stayed
+/// raised while another goroutine ran on it, and that one's lock guard, dropped meanwhile,
+/// poisoned its mutex as if it had panicked (review, session 35).
+#[test]
+fn a_pool_call_during_a_panics_unwind_does_not_let_others_run_as_panicking() {
+    struct CleanUp;
+    impl Drop for CleanUp {
+        fn drop(&mut self) {
+            gorust::blocking(|| std::thread::sleep(Duration::from_millis(300)));
+        }
+    }
+    within(Duration::from_secs(60), || {
+        run_on(1, || {
+            let m = Arc::new(std::sync::Mutex::new(()));
+            let holder = {
+                let m = m.clone();
+                gorust::go(move || {
+                    let g = m.lock().unwrap();
+                    gorust::time::sleep(Duration::from_millis(50));
+                    drop(g);
+                })
+            };
+            // After `holder` has taken the lock and parked (one worker, FIFO).
+            gorust::time::sleep(Duration::from_millis(10));
+            let panicker = gorust::go(|| {
+                let _c = CleanUp;
+                panic!("a goroutine panics with a cleanup guard (expected by this test)");
+            });
+            assert!(panicker.join().is_err());
+            holder.join().unwrap();
+            assert!(
+                !m.is_poisoned(),
+                "a guard dropped during another's unwind poisoned"
+            );
+        })
+    });
+}
+
+/// A goroutine still running when its runtime begins to shut down, and calling the pool then
+/// (here `gorust::fs::write`), parks as at any other wait and is unwound: its call never runs,
+/// and it does not go on with an error. Before, the call was queued and ran once the
+/// goroutine had been unwound, its effect seen by nobody; refused with an error instead, a
+/// goroutine that retries would spin and keep the shutdown waiting (review, session 35).
+#[test]
+fn a_pool_call_after_shutdown_began_parks_and_never_runs() {
+    use std::sync::atomic::AtomicBool;
+    struct Unwound(Arc<AtomicBool>);
+    impl Drop for Unwound {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    within(Duration::from_secs(60), || {
+        let path = std::env::temp_dir().join(format!("gorust-late-write-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let returned = Arc::new(AtomicBool::new(false));
+        let unwound = Arc::new(AtomicBool::new(false));
+        let (r, u, p) = (returned.clone(), unwound.clone(), path.clone());
+        gorust::Runtime::builder()
+            .workers(2)
+            .build()
+            .unwrap()
+            .run(move || {
+                let (tx, rx) = gorust::sync::mpsc::channel();
+                gorust::go(move || {
+                    let _u = Unwound(u);
+                    tx.send(()).unwrap();
+                    // Still running (not parked) while `main` returns and the shutdown begins.
+                    std::thread::sleep(Duration::from_millis(500));
+                    let _ = gorust::fs::write(&p, b"late");
+                    r.store(true, Ordering::SeqCst);
+                });
+                rx.recv().unwrap();
+            });
+        assert!(
+            unwound.load(Ordering::SeqCst),
+            "the goroutine was not unwound"
+        );
+        assert!(!returned.load(Ordering::SeqCst), "the call returned");
+        std::thread::sleep(Duration::from_millis(200));
+        let written = path.exists();
+        let _ = std::fs::remove_file(&path);
+        assert!(!written, "the call ran after the shutdown");
+    });
+}

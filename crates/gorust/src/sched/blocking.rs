@@ -8,8 +8,9 @@
 //! counted in `idle`) → busy again or, after `keep_alive`, *exited*. A new job wakes an idle
 //! thread if there is one, else starts a thread if under the limit, else waits in the queue.
 //!
-//! Shutdown: queued jobs that have not started are dropped (their callers see a cancelled
-//! result), idle threads exit, busy threads finish their job and exit; nobody waits for them,
+//! Shutdown (at the start of the runtime's, before anything is unwound): queued jobs that have
+//! not started are dropped (their callers see a cancelled result), new ones are refused, idle
+//! threads exit, busy threads finish their job and exit; nobody waits for them,
 //! so a busy thread outlives `Runtime`'s drop (and holds the runtime's shared state, its
 //! pollers' descriptors included) until its job returns.
 //!

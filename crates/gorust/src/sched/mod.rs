@@ -55,11 +55,12 @@
 //! in its epoll until woken or until its next timer.
 //!
 //! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
-//! cancelled at once; (2) every worker is unparked; (3) each worker hands its pending timers to
+//! cancelled at once, and the blocking pool stops (its queue dropped, new calls refused);
+//! (2) every worker is unparked; (3) each worker hands its pending timers to
 //! the fallback thread, cancels the goroutines nobody started (claimed by binding them to
 //! itself, which no start can then do), then every future, then, on its own thread, the
 //! goroutines bound to it, then closes its inbox and drops what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
-//! cancels what is left (nobody started first) and stops the blocking pool. A runtime dropped
+//! and cancels what is left (nobody started first). A runtime dropped
 //! inside one of its own goroutines runs the cancelling part of step 3 for that worker
 //! (`Shared::unwind_share`) on its thread before step 4's joins, while the others run theirs.
 //! A task running when shutdown begins is cancelled when its poll returns; a goroutine that
@@ -495,6 +496,12 @@ impl Shared {
             return;
         }
         self.owned.close();
+        // The blocking pool refuses new calls and drops its queue now, before anything is
+        // unwound: a destructor unwound below may wait for a queued call (a `spawn_blocking`
+        // handle), which a busy pool thread kept queued. Stopped after the workers' joins,
+        // as before, the drop waited for that busy call to end, for good if it never did,
+        // and the queued calls ran afterwards with their callers unwound (review, session 35).
+        self.blocking.shutdown();
         for r in self.remotes.iter() {
             r.parker.unpark();
         }
@@ -594,7 +601,6 @@ impl Shared {
         if handed {
             crate::time::fallback::drop_cancelled();
         }
-        self.blocking.shutdown();
     }
 }
 
