@@ -9,11 +9,12 @@ use std::task::{Context, Poll, Waker};
 ///
 /// Use it for anything that blocks a thread: file I/O, a C library call, CPU-heavy work.
 /// A panic in `f` is re-raised in the caller. Outside a runtime (a plain thread in
-/// `Runtime::block_on` included), on a blocking-pool thread already, in a destructor that a runtime's shutdown runs on a worker (which runs no task
-/// any more), or in one that a panic's unwind runs (a goroutine must not park mid-unwind, see
-/// the source), `f` simply runs on the current thread. Called from a goroutine once its
-/// runtime has begun to shut down, it parks until the shutdown unwinds the goroutine, and
-/// `f` does not run.
+/// `Runtime::block_on` included), on a blocking-pool thread already, in a destructor that a
+/// runtime's shutdown runs on a worker (which runs no task any more), or in one that a panic's
+/// unwind runs (a goroutine must not park mid-unwind, see the source), `f` simply runs on the
+/// current thread. Called from a goroutine still running
+/// on a serving worker once its runtime has begun to shut down, it parks until the shutdown
+/// unwinds the goroutine, as any wait begun then does, and `f` does not run.
 ///
 /// # Panics
 ///

@@ -48,8 +48,8 @@
 //! Shutdown (`Drop`), in order:
 //! 1. `serve_first_worker`: a worker 0 still on standby serves, so that it runs its own
 //!    shutdown step like the other workers.
-//! 2. `Shared::begin_shutdown`: sets the shutdown flag, closes the owned-task list, stops the
-//!    blocking pool and unparks every worker (steps 1–2 of `sched/mod.rs`).
+//! 2. `Shared::begin_shutdown`: sets the shutdown flag, closes the owned-task list, unparks
+//!    every worker and stops the blocking pool (steps 1–2 of `sched/mod.rs`).
 //! 3. The monitor is woken and joined before this drop lets go of the handle. That way the
 //!    monitor never drops the last reference, and never runs destructors in a descriptor
 //!    table of its own.
@@ -64,7 +64,7 @@
 //!    own workers, or in a waker the monitor called (`join_unless_current`).
 //! 6. `Shared::finish_shutdown`, on this thread and outside any goroutine: cancels what no live
 //!    worker holds any more and orphans the pollers' descriptors. (The blocking pool stopped
-//!    in step 1's `begin_shutdown`, before any unwind.)
+//!    in step 2, before any unwind.)
 //!
 //! Rejected (ARCHITECTURE.md, "Threads and the descriptor table"):
 //! - Worker 0 always on a thread of its own, with `run`'s caller only waiting, as before

@@ -305,16 +305,23 @@ fn a_pool_call_after_shutdown_began_parks_and_never_runs() {
             .build()
             .unwrap()
             .run(move || {
-                let (tx, rx) = gorust::sync::mpsc::channel();
+                let started = Arc::new(AtomicBool::new(false));
+                let s = started.clone();
                 gorust::go(move || {
                     let _u = Unwound(u);
-                    tx.send(()).unwrap();
+                    s.store(true, Ordering::SeqCst);
                     // Still running (not parked) while `main` returns and the shutdown begins.
                     std::thread::sleep(Duration::from_millis(500));
                     let _ = gorust::fs::write(&p, b"late");
                     r.store(true, Ordering::SeqCst);
                 });
-                rx.recv().unwrap();
+                // Spun, not parked: `main` keeps its worker, so the other one takes the
+                // goroutine. Parked in a receive, `main` could be woken on its own worker by
+                // the goroutine, which then held that worker in its sleep, and the shutdown
+                // began only after the write (review, session 35).
+                while !started.load(Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
             });
         assert!(
             unwound.load(Ordering::SeqCst),

@@ -1527,6 +1527,57 @@ fn a_hangup_past_the_input_limit_loses_nothing() {
     });
 }
 
+/// A TCP peer that sends more than the input limit and resets at once, to a handler that
+/// consumes slowly: the read that brings the reset fills the limit, reading stops with the
+/// connection hushed, and every byte the peer sent before the reset still reaches the handler.
+/// (Hushed with `EPOLL_CTL_MOD`, the registration reports the pending reset once more; taken
+/// for a new error at the limit, it closed the connection with the rest unread: a first
+/// version of session 35's change.)
+#[test]
+fn a_reset_that_fills_the_input_limit_loses_nothing() {
+    const TOTAL: usize = 32 << 10;
+    within(LIMIT, || {
+        run_on(1, || {
+            let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let gone = Arc::new(AtomicUsize::new(0));
+            let (r, r2, g) = (got.clone(), got.clone(), gone.clone());
+            let el = EventLoop::builder()
+                .input_limit(8 << 10)
+                .on_request(move |c, _| {
+                    let n = c.reader().len().min(2 << 10);
+                    let data = c.reader().next(n)?;
+                    r.lock().unwrap().extend_from_slice(&data);
+                    gorust::time::sleep(Duration::from_millis(2));
+                    Ok(())
+                })
+                .on_disconnect(move |c, _| {
+                    let n = c.reader().len();
+                    if let Ok(data) = c.reader().next(n) {
+                        r2.lock().unwrap().extend_from_slice(&data);
+                    }
+                    g.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            let (addr, _serving) = start(&el);
+            let sent: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+            let c =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            c.set_linger(Some(Duration::ZERO)).unwrap();
+            c.connect(&addr.into()).unwrap();
+            let c: std::net::TcpStream = c.into();
+            // No yield between the write and the reset: on one worker, the poller sees the
+            // data and the reset in one event.
+            (&c).write_all(&sent).unwrap();
+            drop(c);
+            eventually("disconnected", || gone.load(SeqCst) == 1);
+            let got = got.lock().unwrap();
+            assert_eq!(got.len(), TOTAL, "the bytes sent before the reset");
+            assert!(*got == sent, "the bytes arrived out of order");
+        })
+    });
+}
+
 /// Any listener: the same loop serves a Unix-domain socket.
 #[test]
 fn serves_a_unix_listener() {

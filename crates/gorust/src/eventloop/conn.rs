@@ -184,9 +184,10 @@ impl<S: Send + 'static> Conn<S> {
     /// while output is pending). A descriptor whose peer hung up reports `EPOLLHUP` at every
     /// poll whatever its interest: while it wants nothing, it is hushed (`muted`: one-shot
     /// with no interest, `Interest::HUSHED`), and it is re-armed when it wants something
-    /// again (the handler consumed input at the limit). It used to leave epoll and come back
-    /// with `EPOLL_CTL_ADD`, which can fail for lack of memory, and a connection that failed
-    /// it stayed out of epoll, never read or closed (review, session 34).
+    /// again (the handler consumed input at the limit); `read_in` ignores the one report a
+    /// hushed registration may still give. It used to leave epoll and come back with
+    /// `EPOLL_CTL_ADD`, which can fail for lack of memory, and a connection that failed it
+    /// stayed out of epoll, never read or closed (session 35).
     fn set_interest(&self, st: &mut State, write: bool) {
         let read = st.wants_read(self.lp.config.input_limit);
         let mute = st.hup && !read && !write;
@@ -256,7 +257,11 @@ impl<S: Send + 'static> Conn<S> {
     fn read_in(self: &Arc<Self>, hangup: bool, error: bool) -> bool {
         let limit = self.lp.config.input_limit;
         let mut st = lock(&self.st);
-        if st.closed {
+        // Hushed, the connection wants nothing, and the one report a hushed registration may
+        // still give is the hang-up or reset that was pending when it was hushed, not news.
+        // Taken for a new error at the input limit, it closed the connection with what the
+        // peer sent before a reset still unread (review of a first version, session 35).
+        if st.closed || st.muted {
             return false;
         }
         st.hup |= hangup;

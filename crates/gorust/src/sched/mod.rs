@@ -54,15 +54,15 @@
 //! looks at the inject queue once more, and takes a victim's stealable LIFO slot; then it parks
 //! in its epoll until woken or until its next timer.
 //!
-//! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are
-//! cancelled at once, and the blocking pool stops (its queue dropped, new calls refused);
-//! (2) every worker is unparked; (3) each worker hands its pending timers to
-//! the fallback thread, cancels the goroutines nobody started (claimed by binding them to
-//! itself, which no start can then do), then every future, then, on its own thread, the
-//! goroutines bound to it, then closes its inbox and drops what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue,
-//! and cancels what is left (nobody started first). A runtime dropped
-//! inside one of its own goroutines runs the cancelling part of step 3 for that worker
-//! (`Shared::unwind_share`) on its thread before step 4's joins, while the others run theirs.
+//! Shutdown, in order: (1) `shutdown` is set and the owned list closed, so new tasks are cancelled
+//! at once; (2) every worker is unparked, and the blocking pool stops (its queue dropped, new calls
+//! refused); (3) each worker hands its pending timers to the fallback thread, cancels the
+//! goroutines nobody started (claimed by binding them to itself, which no start can then do), then
+//! every future, then, on its own thread, the goroutines bound to it, then closes its inbox and
+//! drops what its queues still hold; (4) `Runtime` joins the workers, closes the inject queue, and
+//! cancels what is left (nobody started first). A runtime dropped inside one of its own goroutines
+//! runs the cancelling part of step 3 for that worker (`Shared::unwind_share`) on its thread before
+//! step 4's joins, while the others run theirs.
 //! A task running when shutdown begins is cancelled when its poll returns; a goroutine that
 //! never parks or returns keeps its worker (and so `Runtime::drop`) waiting.
 //! From step 3 on a worker runs no task (`worker::is_serving` is false), and neither does the
@@ -496,15 +496,19 @@ impl Shared {
             return;
         }
         self.owned.close();
-        // The blocking pool refuses new calls and drops its queue now, before anything is
-        // unwound: a destructor unwound below may wait for a queued call (a `spawn_blocking`
-        // handle), which a busy pool thread kept queued. Stopped after the workers' joins,
-        // as before, the drop waited for that busy call to end, for good if it never did,
-        // and the queued calls ran afterwards with their callers unwound (review, session 35).
-        self.blocking.shutdown();
         for r in self.remotes.iter() {
             r.parker.unpark();
         }
+        // The blocking pool refuses new calls and drops its queue now, before anything is
+        // unwound: a destructor unwound in the shutdown steps may wait for a queued call (a
+        // `spawn_blocking` handle), which a busy pool thread kept queued. Stopped after the
+        // workers' joins, as before, the drop waited for that busy call to end, for good if it
+        // never did, and the queued calls ran afterwards with their callers unwound (review,
+        // session 35). This may run inside a goroutine (`run`'s main, or a runtime dropped in
+        // one of its own): the dropped calls' destructors run outside it, so that none of
+        // them parks it here (on a worker, a wait there panics instead of blocking it, and
+        // `drop_jobs` catches the panic).
+        crate::goroutine::outside_goroutine(|| self.blocking.shutdown());
     }
 
     /// The part of worker `index`'s shutdown step (step 3 of the module header) that cancels
