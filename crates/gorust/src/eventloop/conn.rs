@@ -12,10 +12,12 @@
 //!   bytes into the inbox (`State::read_size`); start a handler if none is in flight; at the
 //!   limit, remove read interest; at the peer's FIN (read returns 0), remove it too
 //!   (level-triggered, it would fire forever);
-//! - an error: a read error closes, and so does `EPOLLERR` where no read is wanted (at the
-//!   input limit) or the read finds nothing (an error-queue entry). A hang-up, or an error
-//!   with data still queued, is read on like any readable socket, so the data the peer sent
-//!   before it closed or reset reaches the handler (`read_in`).
+//! - an error: a read error closes, and so does `EPOLLERR` where the read finds nothing (an
+//!   error-queue entry) or, with output pending, no read is wanted (at the input limit: the
+//!   write meets the error). A hang-up, or an error with data still queued, is read on like
+//!   any readable socket, so the data the peer sent before it closed or reset reaches the
+//!   handler (`read_in`); at the input limit with nothing to write, the connection is hushed
+//!   until the handler consumes, and then read on.
 //!
 //! Both pollers may run `on_wake` for one connection at the same time (the worker and the
 //! monitor); every step is under the connection's locks, so the second finds nothing to do.
@@ -271,9 +273,13 @@ impl<S: Send + 'static> Conn<S> {
         // kernel reports the reset only once that is read), and a reply longer than one read
         // lost its rest when the first `EPOLLERR` closed the connection (review, session 31;
         // as a hang-up since session 20). Level-triggered, the error is reported again until
-        // a read returns it.
+        // a read returns it. Where no read is wanted (at the input limit) and no output is
+        // pending, the connection is hushed (`set_interest`: the error counts as a hang-up)
+        // until the handler consumes, and the read then decides too; closed at once, as
+        // until session 35, it lost what the peer sent before a reset that came while the
+        // handler was behind. With output pending, the write meets the error and closes.
         let read = st.wants_read(limit);
-        let mut fail = error && !read;
+        let mut fail = error && !read && st.write_on;
         let mut got = false;
         let mut bytes = false;
         if read {
