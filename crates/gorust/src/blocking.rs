@@ -51,7 +51,7 @@ where
         panic!("{}", FROM_A_FUTURE);
     }
     let r = crate::block_on(spawn_blocking(f));
-    if matches!(&r, Err(p) if p.downcast_ref::<&str>() == Some(&NOT_RUN))
+    if matches!(&r, Err(p) if not_run(&**p))
         && handle.shutdown.load(std::sync::atomic::Ordering::Acquire)
     {
         // The pool stopped with the runtime's shutdown (which sets the flag first), and `f`
@@ -87,7 +87,7 @@ where
     }
     match run_blocking(f) {
         Ok(r) => r,
-        Err(p) if p.downcast_ref::<&str>() == Some(&NOT_RUN) => Err(std::io::Error::other(NOT_RUN)),
+        Err(p) if not_run(&*p) => Err(std::io::Error::other(NOT_RUN)),
         Err(p) => std::panic::resume_unwind(p),
     }
 }
@@ -99,6 +99,12 @@ where
 pub(crate) const NOT_RUN: &str = "gorust: the blocking pool dropped this call without running \
     it: its runtime is shutting down, or no pool thread could be started (the reason is on \
     stderr)";
+
+/// Whether a call's payload is the pool's [`NOT_RUN`], not `f`'s own panic. Takes the payload
+/// itself: a `&Box<dyn Any>` coerced here would be the box, and never match.
+fn not_run(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.downcast_ref::<&str>() == Some(&NOT_RUN)
+}
 
 /// Runs `f` on a blocking-pool thread; the returned future resolves to its result (or its
 /// panic's payload, or a payload that says it was not run: the runtime shut down first, or
@@ -189,5 +195,21 @@ impl<T> Future for BlockingHandle<T> {
             _ => s.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_run_tells_the_pools_payload_from_a_panic() {
+        let dropped: Box<dyn std::any::Any + Send> = Box::new(NOT_RUN);
+        let panicked: Box<dyn std::any::Any + Send> = Box::new("f panicked");
+        assert!(not_run(&*dropped));
+        assert!(!not_run(&*panicked));
+        // Through a reference to the box, as `run_blocking` holds it.
+        let r: std::thread::Result<()> = Err(dropped);
+        assert!(matches!(&r, Err(p) if not_run(&**p)));
     }
 }

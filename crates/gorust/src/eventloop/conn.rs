@@ -198,16 +198,13 @@ impl<S: Send + 'static> Conn<S> {
         }
         st.read_on = read;
         st.write_on = write;
-        let mut i = Interest::NONE;
-        if read {
-            i = i.and(Interest::READABLE);
-        }
-        if write {
-            i = i.and(Interest::WRITABLE);
-        }
-        if mute {
-            i = Interest::HUSHED;
-        }
+        let i = match (mute, read, write) {
+            (true, _, _) => Interest::HUSHED,
+            (false, true, true) => Interest::READABLE.and(Interest::WRITABLE),
+            (false, true, false) => Interest::READABLE,
+            (false, false, true) => Interest::WRITABLE,
+            (false, false, false) => Interest::NONE,
+        };
         let (fd, tok) = (self.fd.as_raw_fd(), self.token.load(Acquire));
         // `EPOLL_CTL_MOD` allocates nothing: it fails only for a descriptor that is not
         // registered, and this one is until `closed` is set, under `st`, as here.
@@ -260,9 +257,9 @@ impl<S: Send + 'static> Conn<S> {
         let limit = self.lp.config.input_limit;
         let mut st = lock(&self.st);
         // Hushed, the connection wants nothing, and the one report a hushed registration may
-        // still give is the hang-up or reset that was pending when it was hushed, not news.
-        // Taken for a new error at the input limit, it closed the connection with what the
-        // peer sent before a reset still unread (review of a first version, session 35).
+        // still give is the hang-up or reset that was pending when it was hushed, not news:
+        // the state stays as the hush left it. (A first version took it for a new error at
+        // the input limit and closed with the peer's last bytes unread; review, session 35.)
         if st.closed || st.muted {
             return false;
         }
