@@ -11,6 +11,7 @@
 //	spawn_all N    start N goroutines, then wait for all (one WaitGroup)  -> ns_per_op
 //	spawn_batch N  start and wait for N goroutines in batches of 1,000    -> ns_per_op
 //	pingpong N     N round trips between two goroutines over two channels -> ns_per_op
+//	select N       the same through selects on unbuffered channels        -> ns_per_op
 //	yield N        N calls of runtime.Gosched in one goroutine            -> ns_per_op
 //	mem N          N goroutines parked on a channel receive at once       -> rss_kib_per_goroutine
 //	echo PORT      an echo server on 127.0.0.1:PORT, a goroutine per connection; prints
@@ -48,6 +49,8 @@ func main() {
 		report(n, spawnBatch(n))
 	case "pingpong":
 		report(n, pingPong(n))
+	case "select":
+		report(n, selectPingPong(n))
 	case "yield":
 		report(n, yield(n))
 	case "mem":
@@ -62,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gorust-bench-go spawn_all|spawn_batch|pingpong|yield|mem N | echo PORT | http PORT")
+	fmt.Fprintln(os.Stderr, "usage: gorust-bench-go spawn_all|spawn_batch|pingpong|select|yield|mem N | echo PORT | http PORT")
 	os.Exit(2)
 }
 
@@ -118,6 +121,46 @@ func pingPong(n int) time.Duration {
 	d := time.Since(start)
 	close(ping)
 	<-pong
+	return d
+}
+
+// selectPingPong is pingPong through selects on unbuffered channels: the
+// sender selects between ping and a channel that never fires, the receiver
+// between pong and that channel, the echo between ping and quit.
+func selectPingPong(n int) time.Duration {
+	ping, pong := make(chan int), make(chan int)
+	quit, never := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case v := <-ping:
+				pong <- v
+			case <-quit:
+				return
+			}
+		}
+	}()
+	sink := 0
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		select {
+		case ping <- i:
+		case <-never:
+			panic("never fired")
+		}
+		select {
+		case v := <-pong:
+			sink += v
+		case <-never:
+			panic("never fired")
+		}
+	}
+	d := time.Since(start)
+	close(quit)
+	<-done
+	_ = sink
 	return d
 }
 

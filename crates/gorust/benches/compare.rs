@@ -26,11 +26,14 @@
 //! | spawn_all   | spawn a trivial goroutine; all N spawned, then joined  | 1,000,000 |
 //! | spawn_batch | the same, 1,000 at a time (Go: a WaitGroup per batch)  | 1,000,000 |
 //! | pingpong    | round trip to an echo goroutine, two channels of cap 1 |   100,000 |
+//! | select      | the same through selects, on unbuffered channels       |   100,000 |
 //! | yield       | `yield_now` / `task::yield_now` / `runtime.Gosched`    | 1,000,000 |
 //! | mem         | 1,000,000 goroutines parked at once: KiB of RSS each   |           |
 //!
 //! Ping-pong channels: gorust `sync::mpsc::sync_channel(1)`, tokio `mpsc::channel(1)`, Go
-//! `make(chan int, 1)`.
+//! `make(chan int, 1)`. Select ping-pong (three selects per round trip: the sender's, the
+//! receiver's, the echo's): gorust `sync::Select` over `sync_channel(0)`s, Go `select` over
+//! `make(chan int)`s, tokio `select!` over `mpsc::channel(1)`s (it has no unbuffered one).
 //!
 //! Memory, measured honestly: in the child, `VmRSS` (from /proc/self/status) is read in the
 //! main goroutine after the runtime started, then N goroutines are started that each park on
@@ -65,10 +68,11 @@ use std::time::{Duration, Instant};
 use report::{Memory, Timed, PROGRAMS};
 
 /// Timed scenarios and their operation counts in a default run.
-const TIMED: [(&str, u64); 4] = [
+const TIMED: [(&str, u64); 5] = [
     ("spawn_all", 1_000_000),
     ("spawn_batch", 1_000_000),
     ("pingpong", 100_000),
+    ("select", 100_000),
     ("yield", 1_000_000),
 ];
 /// Goroutines parked at once in the memory scenario (default run).

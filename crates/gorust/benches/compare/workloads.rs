@@ -71,6 +71,7 @@ mod gorust_side {
             "spawn_batch" => Ok(ns_per_op(rt.run(move || spawn_batch(n)), n)),
             "yield" => Ok(ns_per_op(rt.run(move || yield_now(n)), n)),
             "pingpong" => Ok(ns_per_op(rt.run(move || pingpong(n)), n)),
+            "select" => Ok(ns_per_op(rt.run(move || select_pingpong(n)), n)),
             "mem" => Ok(rt.run(move || mem(n))),
             _ => Err(format!("gorust: unknown scenario {scenario:?}")),
         }
@@ -128,6 +129,45 @@ mod gorust_side {
         }
         let d = t.elapsed();
         drop(ping_tx);
+        echo.join().expect("echo panicked");
+        d
+    }
+
+    /// Ping-pong through selects on rendezvous channels (Go: unbuffered): the main goroutine
+    /// sends on `ping` in a select with a channel that never fires, then receives from
+    /// `pong` in another; the echo goroutine selects between `ping` and `quit`, and sends
+    /// back with a plain send. Three selects and four hand-offs per round trip.
+    fn select_pingpong(n: u64) -> Duration {
+        use gorust::sync::mpsc::sync_channel;
+        use gorust::sync::Select;
+        let (ping_tx, ping_rx) = sync_channel::<u64>(0);
+        let (pong_tx, pong_rx) = sync_channel::<u64>(0);
+        let (quit_tx, quit_rx) = sync_channel::<()>(0);
+        let (_never_tx, never) = sync_channel::<()>(0);
+        let echo = gorust::go(move || loop {
+            let mut sel = Select::new();
+            let ping = sel.recv(&ping_rx);
+            sel.recv(&quit_rx);
+            match sel.wait().recv(ping) {
+                Some(Ok(v)) if pong_tx.send(v).is_ok() => {}
+                _ => return,
+            }
+        });
+        let t = Instant::now();
+        for i in 0..n {
+            let mut sel = Select::new();
+            let ping = sel.send(&ping_tx, i);
+            sel.recv(&never);
+            let sent = sel.wait().send(ping);
+            sent.expect("`never` fired").expect("echo gone");
+            let mut sel = Select::new();
+            let pong = sel.recv(&pong_rx);
+            sel.recv(&never);
+            let got = sel.wait().recv(pong);
+            black_box(got.expect("`never` fired").expect("echo gone"));
+        }
+        let d = t.elapsed();
+        drop(quit_tx);
         echo.join().expect("echo panicked");
         d
     }
@@ -199,6 +239,9 @@ mod tokio_side {
             "pingpong" => Ok(on_rt(Box::pin(
                 async move { ns_per_op(pingpong(n).await, n) },
             ))),
+            "select" => Ok(on_rt(Box::pin(async move {
+                ns_per_op(select_pingpong(n).await, n)
+            }))),
             "mem" => Ok(on_rt(Box::pin(mem(n)))),
             _ => Err(format!("tokio: unknown scenario {scenario:?}")),
         }
@@ -236,6 +279,42 @@ mod tokio_side {
             tokio::task::yield_now().await;
         }
         t.elapsed()
+    }
+
+    /// As gorust's `select_pingpong`, with `tokio::select!` over `mpsc::channel(1)`s (tokio
+    /// has no rendezvous channel, and its `select!` polls futures: not atomic, but its idiom).
+    async fn select_pingpong(n: u64) -> Duration {
+        use tokio::sync::mpsc::channel;
+        let (ping_tx, mut ping_rx) = channel::<u64>(1);
+        let (pong_tx, mut pong_rx) = channel::<u64>(1);
+        let (quit_tx, mut quit_rx) = channel::<()>(1);
+        let (_never_tx, mut never) = channel::<()>(1);
+        let echo = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    v = ping_rx.recv() => match v {
+                        Some(v) if pong_tx.send(v).await.is_ok() => {}
+                        _ => return,
+                    },
+                    _ = quit_rx.recv() => return,
+                }
+            }
+        });
+        let t = Instant::now();
+        for i in 0..n {
+            tokio::select! {
+                r = ping_tx.send(i) => r.expect("echo gone"),
+                _ = never.recv() => panic!("`never` fired"),
+            }
+            tokio::select! {
+                v = pong_rx.recv() => { black_box(v.expect("echo gone")); }
+                _ = never.recv() => panic!("`never` fired"),
+            }
+        }
+        let d = t.elapsed();
+        drop(quit_tx);
+        echo.await.expect("echo panicked");
+        d
     }
 
     /// As gorust's `pingpong`, with `mpsc::channel(1)` both ways and an echo task.

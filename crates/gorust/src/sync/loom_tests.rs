@@ -1,7 +1,9 @@
 //! Loom models of `sync`'s wake-up protocols: the mutex's fast unlock against a queuing
 //! locker, the hand-off a cancelled lock future must pass on, the wait group's re-check under
-//! its lock (and its rounds), and a channel's send against a parking receive (plus a cancelled bounded send
-//! holding a reserved slot).
+//! its lock (and its rounds), a channel's send against a parking receive (plus a cancelled
+//! bounded send holding a reserved slot), and a `Select`'s claim: a rendezvous `try_send`
+//! claiming a parked select against another of its cases, and a select parked to send
+//! meeting one parked to receive.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p gorust --lib --release loom_sync`
 //! (`loom_` runs them with every other model). Each model has two threads and drives the
@@ -18,7 +20,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::mpsc::{self, TryRecvError};
-use super::{Mutex, MutexGuard, WaitGroup};
+use super::{Mutex, MutexGuard, Select, WaitGroup};
 use crate::test_util::{counting_waker, Count};
 
 /// What the mutex models guard: a holder count, to see two holders at once, and a counter
@@ -309,5 +311,93 @@ fn loom_sync_mpsc_cancelled_send_passes_its_reservation_on() {
         // Nothing reserved any more: the one slot is free for a newcomer.
         tx.try_send(4).expect("the slot leaked to a reservation");
         assert_eq!(rx.try_recv(), Ok(4));
+    });
+}
+
+/// A select parked on two receives (a rendezvous channel and an unbounded one); a thread's
+/// `try_send` on the rendezvous channel races a message on the other and the select's next
+/// poll. The `try_send` succeeds exactly when the select ends up taking its value (it
+/// claimed the select before its pass), and the other message then stays queued: never both
+/// cases, never a value reported sent that nobody took.
+#[test]
+fn loom_sync_select_claim_races_another_case() {
+    loom::model(|| {
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let (other_tx, other) = mpsc::channel::<u32>();
+        let (_c, w) = counting_waker();
+        // The other case first: a pass (which, in loom builds, tries the cases in order) that
+        // ignored the claim would pick it.
+        let mut sel = Select::new();
+        let o = sel.recv(&other);
+        let r = sel.recv(&rx);
+        let mut fut = sel.wait_async();
+        assert!(poll(&mut fut, &w).is_pending());
+        let claimer = thread::spawn(move || {
+            let sent = tx.try_send(5).is_ok();
+            (sent, tx)
+        });
+        other_tx.send(9).unwrap();
+        let Poll::Ready(mut done) = poll(&mut fut, &w) else {
+            panic!("a message is queued: the select goes ahead");
+        };
+        let (sent, tx) = claimer.join().unwrap();
+        if sent {
+            assert_eq!(
+                done.recv(r),
+                Some(Ok(5)),
+                "claimed, yet another case picked"
+            );
+            drop(done);
+            assert_eq!(other.try_recv(), Ok(9));
+        } else {
+            assert_eq!(done.recv(o), Some(Ok(9)));
+            drop(done);
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        }
+        drop(tx);
+    });
+}
+
+/// Polls `fut` until it completes, waiting (spinning with loom's yield) for its waker between
+/// polls: a poll left `Pending` that nobody wakes spins until loom gives up on the model.
+fn poll_until_ready<F: Future + Unpin>(fut: &mut F) -> F::Output {
+    let (c, w) = counting_waker();
+    let mut seen = 0;
+    loop {
+        if let Poll::Ready(v) = poll(fut, &w) {
+            return v;
+        }
+        while c.0.load(SeqCst) == seen {
+            thread::yield_now();
+        }
+        seen = c.0.load(SeqCst);
+    }
+}
+
+/// A select that sends on a rendezvous channel and one that receives from it (and from a
+/// second channel) start at once on two threads: in every order, one's registration wakes
+/// the other or one claims the other, and the value goes through once.
+#[test]
+fn loom_sync_select_send_meets_select_receive() {
+    loom::model(|| {
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let (other_tx, other) = mpsc::channel::<u32>();
+        let sender = thread::spawn(move || {
+            let mut sel = Select::new();
+            let s = sel.send(&tx, 5);
+            let mut fut = sel.wait_async();
+            let sent = poll_until_ready(&mut fut).send(s);
+            assert_eq!(sent, Some(Ok(())));
+            drop(fut);
+            tx
+        });
+        let mut sel = Select::new();
+        let r = sel.recv(&rx);
+        sel.recv(&other);
+        let mut fut = sel.wait_async();
+        assert_eq!(poll_until_ready(&mut fut).recv(r), Some(Ok(5)));
+        drop(fut);
+        let tx = sender.join().unwrap();
+        drop((tx, other_tx));
     });
 }

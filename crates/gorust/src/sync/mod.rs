@@ -1,4 +1,5 @@
-//! Goroutine-aware synchronisation: channels ([`mpsc`]), [`WaitGroup`] and [`Mutex`].
+//! Goroutine-aware synchronisation: channels ([`mpsc`]), Go's `select` over them
+//! ([`Select`]), [`WaitGroup`] and [`Mutex`].
 //!
 //! Waiting parks the *goroutine*, not the worker thread, so the worker runs other goroutines
 //! meanwhile (Go's `chan`, `sync.WaitGroup` and `sync.Mutex`). The channels have
@@ -8,7 +9,7 @@
 //! also drops the `.unwrap()` after them. [`WaitGroup`] is Go's. Every type works from three
 //! places:
 //!
-//! | caller | waiting method (`recv`, `SyncSender::send`, `lock`, `wait`) | async method (`recv_async`, …) |
+//! | caller | waiting method (`recv`, `SyncSender::send`, `lock`, `wait`, `Select::wait`) | async method (`recv_async`, …) |
 //! |---|---|---|
 //! | a goroutine ([`crate::go`]) | parks the goroutine | `.await` it, or pass it to [`crate::block_on`] |
 //! | a task ([`crate::spawn`]) | panics if it would have to wait (it would block the worker; a free lock or a queued message is taken at once); use the async face | `.await` |
@@ -41,14 +42,17 @@
 //! [`Mutex`] from this module for any lock held across a park; a `std` lock is fine for short
 //! critical sections that never park.
 //!
-//! Design, shared by the three files: each primitive keeps its waiters in a `WaitList`
+//! Design, shared by the channel, mutex and wait group: each keeps its waiters in a `WaitList`
 //! (`waitlist.rs`) behind one short internal lock (`crate::loom::sync::Mutex`, so that loom can
 //! model it); a wait is a future that registers its task's waker in the list and removes it
 //! when dropped, so every async face is cancellation-safe. Wakers are always woken after the
-//! internal lock is released, and nobody is woken when nobody waits.
+//! internal lock is released, and nobody is woken when nobody waits. A [`Select`] parks
+//! differently, as an entry in each of its channels' lists of selects, taken under all their
+//! locks at once (`select.rs`).
 
 pub mod mpsc;
 mod mutex;
+mod select;
 mod waitgroup;
 pub(crate) mod waitlist;
 
@@ -57,6 +61,7 @@ pub(crate) mod waitlist;
 mod loom_tests;
 
 pub use mutex::{Lock, Mutex, MutexGuard};
+pub use select::{RecvCase, Select, SelectFuture, Selected, SendCase};
 pub use waitgroup::{Wait, WaitGroup};
 
 /// `true` when the current thread is neither running a goroutine nor a worker that still runs
