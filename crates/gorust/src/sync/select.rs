@@ -161,7 +161,7 @@ pub(crate) trait Case {
 /// ```
 ///
 /// Semantics, as Go's: the cases that can go ahead now are found, one is picked at random
-/// (so no case starves another), and only it takes effect: a receive takes its message, a
+/// (each with the same chance, so no case starves another), and only it takes effect: a receive takes its message, a
 /// send hands its value over, and no other case's channel is touched. If none can, the select
 /// parks until one can ([`wait`](Select::wait)), or until a deadline
 /// ([`wait_timeout`](Select::wait_timeout)), or gives up at once ([`try_wait`](Select::try_wait),
@@ -215,6 +215,12 @@ impl<'a> Select<'a> {
     /// It can go ahead when the channel has room; on a rendezvous channel
     /// (`sync_channel(0)`), when a receive is waiting, as in Go. Its outcome, if picked, is
     /// [`Selected::send`]'s; if not picked, `value` is dropped with the [`Selected`].
+    ///
+    /// On a rendezvous channel, `Ok` means what it means for
+    /// [`try_send`](mpsc::SyncSender::try_send): the value went to a waiting receive, which
+    /// takes it unless it is cancelled first (a `recv_async` dropped by a timeout, or a
+    /// parked select dropped); the value then stays in the channel for the next receive,
+    /// and is dropped with the receiver if none comes.
     ///
     /// # Panics
     ///
@@ -309,6 +315,7 @@ impl<'a> Select<'a> {
                 engine: Engine::new(self.cases),
                 deadline: None,
             },
+            done: false,
         }
     }
 }
@@ -409,6 +416,8 @@ impl Selected<'_> {
 #[must_use = "futures do nothing unless polled"]
 pub struct SelectFuture<'a> {
     waiting: Waiting<'a>,
+    /// Completed: polled again, it panics (its cases are gone).
+    done: bool,
 }
 
 impl fmt::Debug for SelectFuture<'_> {
@@ -425,8 +434,10 @@ impl<'a> Future for SelectFuture<'a> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Selected<'a>> {
         let this = self.get_mut();
+        assert!(!this.done, "SelectFuture polled after completion");
         match ready!(this.waiting.poll(cx)) {
             Some(index) => {
+                this.done = true;
                 let cases = std::mem::take(&mut this.waiting.engine.cases);
                 Poll::Ready(Selected { cases, index })
             }
@@ -466,10 +477,46 @@ struct Engine<'a> {
     cases: Vec<Box<dyn Case + Send + 'a>>,
     /// Case indices in lock order (by channel address); built at the first pass.
     lock_order: Vec<usize>,
+    /// Case indices in the order the pass tries them, shuffled at each pass.
+    poll_order: Vec<usize>,
     /// Made at the first registration.
     token: Option<Arc<Token>>,
     /// Waiters of this select may be in the channels.
     registered: bool,
+}
+
+/// Every case's lock, held: taken in address order, released in reverse by `Drop`, which
+/// then wakes what the pass gathered. Released by `Drop` on an unwind too (a foreign waker's
+/// `clone` or `drop` that panics under the locks), so a case never keeps its guard past the
+/// call that took it (which the `Send` impl of `mpsc/select_case.rs`'s `ChanLock` relies on).
+struct Locks<'g, 'a> {
+    cases: &'g mut [Box<dyn Case + Send + 'a>],
+    order: &'g [usize],
+    wakes: Vec<Waker>,
+}
+
+impl<'g, 'a> Locks<'g, 'a> {
+    fn take(cases: &'g mut [Box<dyn Case + Send + 'a>], order: &'g [usize]) -> Self {
+        let locks = Locks {
+            cases,
+            order,
+            wakes: Vec::new(),
+        };
+        for k in 0..locks.order.len() {
+            let i = locks.order[k];
+            locks.cases[i].lock();
+        }
+        locks
+    }
+}
+
+impl Drop for Locks<'_, '_> {
+    fn drop(&mut self) {
+        for &i in self.order.iter().rev() {
+            self.cases[i].unlock();
+        }
+        crate::sched::wake::wake_all(std::mem::take(&mut self.wakes));
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -477,6 +524,7 @@ impl<'a> Engine<'a> {
         Engine {
             cases,
             lock_order: Vec::new(),
+            poll_order: Vec::new(),
             token: None,
             registered: false,
         }
@@ -485,62 +533,48 @@ impl<'a> Engine<'a> {
     /// One pass (module header): the index of the case that went ahead, or `None`, having
     /// left a waiter in every channel if `waker` is given.
     fn pass(&mut self, waker: Option<&Waker>) -> Option<usize> {
-        if self.lock_order.len() != self.cases.len() {
-            self.lock_order = (0..self.cases.len()).collect();
+        let n = self.cases.len();
+        if self.lock_order.len() != n {
+            self.lock_order = (0..n).collect();
             let cases = &self.cases;
             self.lock_order
                 .sort_unstable_by_key(|&i| cases[i].chan_id());
+            self.poll_order = (0..n).collect();
         }
-        let mut wakes = Vec::new();
-        for &i in &self.lock_order {
-            self.cases[i].lock();
-        }
-        let picked = self.pass_locked(waker, &mut wakes);
-        for &i in self.lock_order.iter().rev() {
-            self.cases[i].unlock();
-        }
-        crate::sched::wake::wake_all(wakes);
-        picked
-    }
-
-    fn pass_locked(&mut self, waker: Option<&Waker>, wakes: &mut Vec<Waker>) -> Option<usize> {
-        if let Some(claimed) = self.withdraw() {
+        shuffle(&mut self.poll_order);
+        let Engine {
+            cases,
+            lock_order,
+            poll_order,
+            token,
+            registered,
+        } = self;
+        let mut locks = Locks::take(cases, lock_order);
+        let locks = &mut locks;
+        if let Some(claimed) = withdraw(locks, token, registered) {
             // A rendezvous sender handed us its message: that case first. Another receive
             // through a shared `&Receiver` may have taken it since; then it is a wake-up
             // like any other.
-            if self.cases[claimed].try_complete(wakes) {
+            if locks.cases[claimed].try_complete(&mut locks.wakes) {
                 return Some(claimed);
             }
         }
-        let n = self.cases.len();
-        let start = poll_start(n);
-        for k in 0..n {
-            let i = (start + k) % n;
-            if self.cases[i].try_complete(wakes) {
+        for &i in poll_order.iter() {
+            if locks.cases[i].try_complete(&mut locks.wakes) {
                 return Some(i);
             }
         }
+        // Without a waker (`try_wait`, a deadline passed): no registration.
         let waker = waker?;
-        let token = self.token.get_or_insert_with(|| Arc::new(Token::new()));
-        for (i, case) in self.cases.iter_mut().enumerate() {
-            case.register(token, i, waker, wakes);
+        let token = token.get_or_insert_with(|| Arc::new(Token::new()));
+        // Set first: a registration clones the waker, and a foreign executor's `clone` may
+        // panic; the locks are then released by `Locks`' drop, and the select's drop
+        // withdraws the waiters already left.
+        *registered = true;
+        for (i, case) in locks.cases.iter_mut().enumerate() {
+            case.register(token, i, waker, &mut locks.wakes);
         }
-        self.registered = true;
         None
-    }
-
-    /// Under every lock: takes this select's waiters back out of the channels, and returns
-    /// the case a sender claimed meanwhile, if any.
-    fn withdraw(&mut self) -> Option<usize> {
-        if !self.registered {
-            return None;
-        }
-        self.registered = false;
-        let token = self.token.as_ref()?;
-        for case in &mut self.cases {
-            case.withdraw(token);
-        }
-        token.take_claim()
     }
 
     fn into_selected(mut self, index: usize) -> Selected<'a> {
@@ -556,31 +590,44 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// Under every lock: takes the select's waiters back out of the channels, and returns the
+/// case a sender claimed meanwhile, if any.
+fn withdraw(
+    locks: &mut Locks<'_, '_>,
+    token: &Option<Arc<Token>>,
+    registered: &mut bool,
+) -> Option<usize> {
+    if !*registered {
+        return None;
+    }
+    *registered = false;
+    let token = token.as_ref()?;
+    for case in locks.cases.iter_mut() {
+        case.withdraw(token);
+    }
+    token.take_claim()
+}
+
 impl Drop for Engine<'_> {
     fn drop(&mut self) {
         if !self.registered {
             return;
         }
-        for &i in &self.lock_order {
-            self.cases[i].lock();
+        let mut locks = Locks::take(&mut self.cases, &self.lock_order);
+        if let Some(claimed) = withdraw(&mut locks, &self.token, &mut self.registered) {
+            let locks = &mut locks;
+            locks.cases[claimed].pass_on(&mut locks.wakes);
         }
-        let mut wakes = Vec::new();
-        if let Some(claimed) = self.withdraw() {
-            self.cases[claimed].pass_on(&mut wakes);
-        }
-        for &i in self.lock_order.iter().rev() {
-            self.cases[i].unlock();
-        }
-        crate::sched::wake::wake_all(wakes);
     }
 }
 
-/// Where a pass starts trying the cases, picked at random (then in order, wrapping round):
-/// a case that is always ready does not starve the others, as Go's shuffled poll order
-/// ensures. Loom builds start at 0: a model must run the same way at each replay.
-fn poll_start(n: usize) -> usize {
-    if n < 2 || cfg!(loom) {
-        return 0;
+/// Shuffles the order in which a pass tries the cases (Fisher–Yates), so that each of the
+/// cases ready at once is picked with the same chance, as Go's shuffled poll order does; a
+/// case that is always ready starves none. Loom builds keep the order: a model must run
+/// the same way at each replay.
+fn shuffle(order: &mut [usize]) {
+    if order.len() < 2 || cfg!(loom) {
+        return;
     }
     std::thread_local! {
         static RNG: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -591,12 +638,15 @@ fn poll_start(n: usize) -> usize {
             // Seeded per thread from the address of its own slot: distinct, never zero.
             x = (std::ptr::from_ref(rng).addr() as u32) | 1;
         }
-        // xorshift32
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
+        for i in (1..order.len()).rev() {
+            // xorshift32
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let j = ((u64::from(x) * (i as u64 + 1)) >> 32) as usize;
+            order.swap(i, j);
+        }
         rng.set(x);
-        ((u64::from(x) * n as u64) >> 32) as usize
     })
 }
 
@@ -652,21 +702,75 @@ mod tests {
         );
     }
 
-    /// Two cases always ready: each is picked often (Go shuffles its poll order).
+    /// Two cases always ready, then one never ready: the two are picked alike (Go shuffles
+    /// its poll order). A random starting case would pick the first 2/3 of the time.
     #[test]
-    fn no_ready_case_starves_another() {
+    fn the_ready_cases_are_picked_alike() {
         let (ta, ra) = channel::<()>();
         let (tb, rb) = channel::<()>();
-        let mut picks = [0u32; 2];
-        for _ in 0..1_000 {
+        let (_tc, rc) = channel::<()>();
+        let mut picks = [0u32; 3];
+        for _ in 0..2_000 {
             ta.send(()).unwrap();
             tb.send(()).unwrap();
             let mut sel = Select::new();
             sel.recv(&ra);
             sel.recv(&rb);
+            sel.recv(&rc);
             picks[sel.try_wait().unwrap().index()] += 1;
+            while ra.try_recv().is_ok() || rb.try_recv().is_ok() {}
         }
-        assert!(picks.iter().all(|&p| p > 250), "picks {picks:?}");
+        assert_eq!(picks[2], 0);
+        assert!(
+            (850..=1150).contains(&picks[0]),
+            "picks {picks:?}: not one half each"
+        );
+    }
+
+    /// A waker whose `clone` panics (a foreign executor's) does not leave a channel locked
+    /// or a waiter behind: the locks are released on the unwind, and the dropped select
+    /// withdraws what it had left.
+    #[test]
+    fn a_waker_clone_that_panics_leaves_no_lock_held() {
+        use std::task::{RawWaker, RawWakerVTable};
+        fn clone(_: *const ()) -> RawWaker {
+            panic!("a foreign waker's clone");
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        // SAFETY: the vtable's functions ignore the data pointer (null), as a no-op waker's.
+        let bad = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        let (tx, rx) = sync_channel::<u32>(0);
+        let (_other_tx, other) = channel::<u32>();
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        sel.recv(&other);
+        let mut fut = sel.wait_async();
+        // Cloned first: a clone takes the channel's lock.
+        let tx2 = tx.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poll(&mut fut, &bad)));
+        assert!(r.is_err(), "the clone panicked");
+        // On another thread, which a lock left held would block for good (not joined).
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done_tx.send(tx2.try_send(1).is_err()).unwrap());
+        let refused = done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the channel's lock was left held");
+        assert!(refused, "no select waits any more");
+        drop(fut);
+    }
+
+    #[test]
+    #[should_panic(expected = "polled after completion")]
+    fn a_select_future_polled_after_completion_panics() {
+        let (tx, rx) = channel::<u32>();
+        tx.send(1).unwrap();
+        let (_c, w) = counting_waker();
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let mut fut = sel.wait_async();
+        assert!(poll(&mut fut, &w).is_ready());
+        let _ = poll(&mut fut, &w);
     }
 
     #[test]
@@ -713,7 +817,7 @@ mod tests {
 
     /// A `try_send` that claimed a parked select decides its next pass, even if another case
     /// became ready meanwhile; that one's message stays. (Repeated: the pass tries the cases
-    /// from a random one, and a pass that ignored the claim would pick the other half the
+    /// in a random order, and a pass that ignored the claim would pick the other half the
     /// time.)
     #[test]
     fn a_claim_beats_a_case_that_became_ready_after_it() {

@@ -22,10 +22,11 @@ pub(super) struct ChanLock<'a, T> {
 }
 
 // SAFETY: a `MutexGuard` is `!Send` because a lock must be released by the thread that took
-// it. `guard` is `Some` only between `lock` and `unlock`, which `Engine::pass` and
-// `Engine::drop` (`select.rs`) call within one synchronous call, on one thread, with no
-// suspension point between them; a case that moves between threads (a select future sent
-// with its task) always holds `None` there. `&Chan<T>` is `Send` when `T` is, since
+// it. `guard` is `Some` only between `lock` and `unlock`, which `select.rs`'s `Locks` calls
+// when it is made and when it is dropped, within one synchronous call (`Engine::pass` or
+// `Engine::drop`), on one thread, with no suspension point between them, and on an unwind
+// too (its `Drop`); so a case that moves between threads (a select future sent with its
+// task) always holds `None` there. `&Chan<T>` is `Send` when `T` is, since
 // `Chan<T>` is then `Sync` (its state is behind a mutex).
 unsafe impl<T: Send> Send for ChanLock<'_, T> {}
 
