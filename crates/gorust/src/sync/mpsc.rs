@@ -163,13 +163,9 @@ impl<T> Chan<T> {
 
     fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut st = self.lock();
-        match self.try_recv_locked(&mut st) {
-            Ok((v, a, b)) => {
-                unlock_and_wake(st, a, b);
-                Ok(v)
-            }
-            Err(e) => Err(e),
-        }
+        let (v, a, b) = self.try_recv_locked(&mut st)?;
+        unlock_and_wake(st, a, b);
+        Ok(v)
     }
 
     /// `try_recv` under the lock (also a `Select`'s receive case), with the two wakers of
@@ -191,13 +187,9 @@ impl<T> Chan<T> {
 
     fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
         let mut st = self.lock();
-        match self.try_send_locked(&mut st, t) {
-            Ok(w) => {
-                unlock_and_wake(st, w, None);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let w = self.try_send_locked(&mut st, t)?;
+        unlock_and_wake(st, w, None);
+        Ok(())
     }
 
     /// `try_send` under the lock (also a `Select`'s send case), with the receive to wake once
@@ -343,7 +335,10 @@ impl<T> State<T> {
 fn unlock_and_wake<T>(mut st: MutexGuard<'_, State<T>>, a: Option<Waker>, b: Option<Waker>) {
     if st.select_wakes.is_empty() {
         drop(st);
-        crate::sched::wake::wake_all(a.into_iter().chain(b));
+        // A park (`RecvFuture` registering) wakes nobody: no call at all then.
+        if a.is_some() || b.is_some() {
+            crate::sched::wake::wake_all(a.into_iter().chain(b));
+        }
     } else {
         let selects = std::mem::take(&mut st.select_wakes);
         drop(st);
@@ -474,7 +469,7 @@ impl<T> SyncSender<T> {
     /// its turn to the next sender. On a rendezvous channel, though, the receiver may have
     /// taken `t` after the future's last poll: dropped then (a `select` or a timeout that
     /// picked another branch), the send happened without the future saying so. Go's `select`
-    /// decides atomically; a select over these futures cannot.
+    /// decides atomically; a select over these futures cannot, [`Select`](super::Select) does.
     pub fn send_async(&self, t: T) -> SendFuture<'_, T> {
         SendFuture {
             chan: &self.chan,
